@@ -1,0 +1,1 @@
+"""Real/fake face datasets: discovery and decoding, `data prepare`, the built-in demo, the uint8 cache."""

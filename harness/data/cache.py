@@ -1,0 +1,143 @@
+"""The uint8 image cache: every image decoded, converted to RGB and resized once, per split.
+
+A cache folder holds, per split, `<split>.npy` (N x H x W x 3 uint8, memory-mappable),
+`<split>.csv` (path, label, generator of each row) and `header.json`. It is keyed by the
+manifest's hash and the resize settings, so architectures that share an input size share it and a
+second sweep reuses it. It is built in a temporary folder and renamed into place: a reader sees a
+whole cache or none.
+"""
+import fcntl
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from harness.atomic import read_json, write_json_atomic
+from harness.data.images import UndecodableImage, decode
+from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
+
+CACHE_SCHEMA = 1
+CHUNK = 64
+PIL_INTERPOLATION = {
+    "nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+}
+ResizeKey = tuple[int, str, float]  # (image size, interpolation, crop fraction)
+ProgressCallback = Callable[[int, int, float], None]  # (done, total, images per second)
+
+
+def resize_center_crop(image: Image.Image, resize: ResizeKey) -> np.ndarray:
+    """timm's eval transform: shorter side to size / crop_pct, then a centred size x size crop."""
+    size, interpolation, crop_pct = resize
+    scale = size / crop_pct / min(image.size)
+    width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+    image = image.resize((width, height), PIL_INTERPOLATION[interpolation])
+    left, top = (width - size) // 2, (height - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def cache_key(digest: str, resize: ResizeKey) -> str:
+    size, interpolation, crop_pct = resize
+    return f"{digest[:16]}-{size}px-{interpolation}-crop{crop_pct:g}"
+
+
+def _decode_chunk(args: tuple[list[str], ResizeKey]) -> list[np.ndarray | str]:
+    paths, resize = args
+    out: list[np.ndarray | str] = []
+    for path in paths:
+        try:
+            out.append(resize_center_crop(decode(Path(path))[0], resize))
+        except (UndecodableImage, OSError) as err:
+            out.append(str(err) or type(err).__name__)
+    return out
+
+
+@dataclass(frozen=True)
+class CachedSplit:
+    images: np.ndarray  # N x H x W x 3 uint8, memory-mapped
+    labels: np.ndarray  # N int64, 1 = fake
+    index: pd.DataFrame  # path, label, generator per row
+
+
+def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: ResizeKey, workers: int,
+                 report: Callable[[int], None]) -> list[dict[str, str]]:
+    size = resize[0]
+    images = np.lib.format.open_memmap(folder / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
+    paths = rows["path"].tolist()
+    chunks = [(paths[i:i + CHUNK], resize) for i in range(0, len(paths), CHUNK)]
+    kept, skipped, cursor = [], [], 0
+    with ProcessPoolExecutor(workers) as pool:
+        for chunk_start, decoded in zip(range(0, len(paths), CHUNK), pool.map(_decode_chunk, chunks)):
+            for offset, item in enumerate(decoded):
+                if isinstance(item, str):
+                    skipped.append({"path": paths[chunk_start + offset], "reason": item})
+                    continue
+                images[cursor] = item
+                kept.append(chunk_start + offset)
+                cursor += 1
+            report(len(decoded))
+    images.flush()
+    del images
+    if cursor < len(rows):  # some files did not decode: keep the decoded prefix only
+        full = np.load(folder / f"{split}.npy", mmap_mode="r")
+        np.save(folder / f"{split}.part.npy", np.asarray(full[:cursor]))
+        del full
+        os.replace(folder / f"{split}.part.npy", folder / f"{split}.npy")
+    rows.iloc[kept][["path", "label", "generator"]].to_csv(folder / f"{split}.csv", index=False)
+    return skipped
+
+
+def build_cache(dataset: Path, resize: ResizeKey, cache_root: Path, workers: int | None = None,
+                on_progress: ProgressCallback | None = None) -> Path:
+    """Build (or reuse) the cache of dataset at one resize setting; returns its folder."""
+    digest = manifest_digest(dataset)
+    folder = Path(cache_root) / cache_key(digest, resize)
+    if (folder / "header.json").exists():
+        return folder
+    Path(cache_root).mkdir(parents=True, exist_ok=True)
+    with open(Path(cache_root) / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then finds the cache built
+        if (folder / "header.json").exists():
+            return folder
+        frame = read_manifest(dataset)
+        workers = workers or max(1, len(os.sched_getaffinity(0)))
+        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        done, total, start = 0, len(frame), time.perf_counter()
+
+        def report(count: int) -> None:
+            nonlocal done
+            done += count
+            if on_progress:
+                on_progress(done, total, done / max(time.perf_counter() - start, 1e-9))
+
+        skipped = []
+        for split in SPLITS:
+            skipped += _write_split(tmp, split, frame[frame["split"] == split], resize, workers, report)
+        seconds = time.perf_counter() - start
+        write_json_atomic(tmp / "header.json", {
+            "schema": CACHE_SCHEMA, "manifest_sha256": digest, "image_size": resize[0], "interpolation": resize[1],
+            "crop_pct": resize[2], "images": total - len(skipped), "skipped": skipped,
+            "seconds": round(seconds, 3), "images_per_s": round(total / max(seconds, 1e-9), 1), "workers": workers,
+        })
+        os.replace(tmp, folder)
+    return folder
+
+
+def cache_header(folder: Path) -> dict:
+    return read_json(Path(folder) / "header.json")
+
+
+def load_split(folder: Path, split: str) -> CachedSplit:
+    index = pd.read_csv(Path(folder) / f"{split}.csv", dtype={"generator": str}, keep_default_na=False)
+    images = np.load(Path(folder) / f"{split}.npy", mmap_mode="r")
+    labels = index["label"].map(LABELS).to_numpy(dtype=np.int64)
+    return CachedSplit(images=images, labels=labels, index=index)

@@ -1,0 +1,66 @@
+"""How pixels become a network's input: timm's per-model config, or one of Keras' three modes.
+
+The resize part (input size, interpolation, crop) decides the uint8 cache an image lands in; the
+normalisation part (channel order, mean, std) runs on the device, batch by batch.
+"""
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Keras' imagenet_utils.preprocess_input modes, expressed on pixels scaled to [0, 1].
+KERAS_MODES: dict[str, dict[str, Any]] = {
+    # caffe: RGB -> BGR, subtract the BGR ImageNet mean on the 0-255 scale, no scaling.
+    "caffe": {"bgr": True, "mean": (103.939 / 255, 116.779 / 255, 123.68 / 255), "std": (1 / 255,) * 3},
+    "torch": {"bgr": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    "tf": {"bgr": False, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
+}
+PREPROCESSING_CHOICES = ("timm", *KERAS_MODES)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    image_size: int
+    interpolation: str
+    crop_pct: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    bgr: bool = False
+    mode: str = "timm"
+
+    @property
+    def resize_key(self) -> tuple[int, str, float]:
+        """What the uint8 cache depends on; normalisation is applied later, on the device."""
+        return (self.image_size, self.interpolation, self.crop_pct)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def normalise(self, batch_uint8_nhwc: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """uint8 NHWC on any device -> normalised float NCHW on the same device."""
+        x = batch_uint8_nhwc.permute(0, 3, 1, 2).to(dtype).div_(255.0)
+        if self.bgr:
+            x = x.flip(1)
+        mean = torch.tensor(self.mean, device=x.device, dtype=dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=dtype).view(1, 3, 1, 1)
+        return x.sub_(mean).div_(std)
+
+
+def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", image_size: int | None = None) -> Preprocessing:
+    """Preprocessing from a timm pretrained config, optionally with a Keras mode's normalisation."""
+    if mode not in PREPROCESSING_CHOICES:
+        raise ValueError(f"unknown preprocessing {mode!r}; choose one of {', '.join(PREPROCESSING_CHOICES)}")
+    size = image_size or int(pretrained_cfg["input_size"][-1])
+    norm = KERAS_MODES.get(mode, {"bgr": False, "mean": tuple(pretrained_cfg["mean"]), "std": tuple(pretrained_cfg["std"])})
+    return Preprocessing(
+        image_size=size,
+        interpolation=str(pretrained_cfg.get("interpolation", "bilinear")),
+        crop_pct=float(pretrained_cfg.get("crop_pct", 0.875)),
+        mean=tuple(norm["mean"]),
+        std=tuple(norm["std"]),
+        bgr=norm["bgr"],
+        mode=mode,
+    )
