@@ -1,0 +1,217 @@
+"""Honest measurements: steady-state throughput, data wait, memory, GPU use (pynvml), FLOPs, environment.
+
+A GPU figure that cannot be measured is None with a reason beside it, never zero.
+"""
+import os
+import platform
+import resource
+import statistics
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import timm
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from harness.errors import UserError
+
+WARMUP_STEPS = 3
+# Dense peak TFLOP/s by GPU family and precision (vendor data sheets; SXM parts where there are two).
+PEAK_TFLOPS = {
+    "P100": {"fp32": 10.6, "fp16": 21.2, "bf16": None},
+    "V100": {"fp32": 15.7, "fp16": 125.0, "bf16": None},
+    "A100": {"fp32": 19.5, "fp16": 312.0, "bf16": 312.0},
+    "H100": {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0},
+    "H200": {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0},
+}
+
+
+def check_gpu_arch(name: str, capability: tuple[int, int], arch_list: list[str]) -> None:
+    """Fail at once, in one line, when this torch build has no kernels for the GPU (e.g. a P100, sm_60)."""
+    major, minor = capability
+    cap = major * 10 + minor
+    sm = {int(a[3:]) for a in arch_list if a.startswith("sm_") and a[3:].isdigit()}
+    ptx = {int(a[8:]) for a in arch_list if a.startswith("compute_") and a[8:].isdigit()}
+    # A binary for sm_XY runs on the same major with minor >= Y; PTX for compute_XY JIT-compiles upward.
+    if any(s // 10 == major and s <= cap for s in sm) or any(p <= cap for p in ptx):
+        return
+    raise UserError(
+        f"this torch {torch.__version__} build has kernels for {', '.join(arch_list) or 'no GPU'} but the GPU "
+        f"{name} is sm_{cap} (compute capability {major}.{minor}); install a torch build that includes sm_{cap}"
+    )
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but no CUDA GPU is visible to torch")
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        check_gpu_arch(torch.cuda.get_device_name(index), torch.cuda.get_device_capability(index), torch.cuda.get_arch_list())
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "host": platform.node(),
+        "device": device.type,
+        "device_name": platform.processor() or platform.machine(),
+        "compute_capability": None,
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "cuda": torch.version.cuda,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
+        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "slurm_node": os.environ.get("SLURMD_NODENAME"),
+        "slurm_partition": os.environ.get("SLURM_JOB_PARTITION"),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(device_name=props.name, compute_capability=f"{props.major}.{props.minor}",
+                   gpu_memory_bytes=props.total_memory)
+    return env
+
+
+def peak_tflops(device_name: str, precision: str) -> float | None:
+    for family, peaks in PEAK_TFLOPS.items():
+        if family in device_name.upper():
+            return peaks.get(precision)
+    return None
+
+
+def flops_per_image(step: Callable[[], None], batch: int) -> int:
+    """FLOPs one call of step does, per image, as torch's own flop counter counts them."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops() // batch)
+
+
+@dataclass
+class StepMeter:
+    """Images/s over steady-state steps (the first WARMUP_STEPS excluded) and the share spent waiting for data."""
+
+    warmup: int = WARMUP_STEPS
+    seen: int = 0
+    images: int = 0
+    seconds: float = 0.0
+    data_seconds: float = 0.0
+
+    def record(self, batch: int, data_seconds: float, step_seconds: float) -> None:
+        self.seen += 1
+        if self.seen > self.warmup:
+            self.images += batch
+            self.seconds += step_seconds
+            self.data_seconds += data_seconds
+
+    @property
+    def steady(self) -> bool:
+        return self.seen > self.warmup
+
+    def images_per_s(self) -> float | None:
+        return self.images / self.seconds if self.seconds > 0 else None
+
+    def data_wait_fraction(self) -> float | None:
+        return self.data_seconds / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
+class GpuSampler:
+    """Samples utilisation, memory and power of the GPU in use with pynvml, in a background thread."""
+
+    device: torch.device
+    interval_s: float = 0.1
+    samples: list[tuple[float, float, float | None]] = field(default_factory=list)
+    reason: str | None = None
+    _handle: Any = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _open(self) -> None:
+        if self.device.type != "cuda":
+            self.reason = f"no NVIDIA GPU in use (device: {self.device.type})"
+            return
+        try:
+            import pynvml
+            pynvml.nvmlInit()
+            uuid = str(torch.cuda.get_device_properties(self.device).uuid)
+            self._handle = pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+        except Exception as err:  # NVML missing or the GPU not found: say so, do not invent numbers
+            self.reason = f"pynvml unavailable: {err}"
+
+    def _run(self) -> None:
+        import pynvml
+        while not self._stop.wait(self.interval_s):
+            try:
+                util = pynvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
+                memory = pynvml.nvmlDeviceGetMemoryInfo(self._handle).used
+                try:
+                    power = pynvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
+                except pynvml.NVMLError:
+                    power = None
+                self.samples.append((float(util), float(memory), power))
+            except Exception as err:
+                self.reason = f"pynvml sampling failed: {err}"
+                return
+
+    @contextmanager
+    def sampling(self) -> Iterator["GpuSampler"]:
+        self._open()
+        if self._handle is not None:
+            self._thread = threading.Thread(target=self._run, name="gpu-sampler", daemon=True)
+            self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            if self._thread:
+                self._thread.join()
+
+    def summary(self) -> dict[str, Any]:
+        if not self.samples:
+            reason = self.reason or "no samples were taken (the run was shorter than one sampling interval)"
+            return {"util_mean": None, "util_median": None, "memory_used_max_bytes": None, "power_mean_w": None,
+                    "samples": 0, "reason": reason}
+        util = [s[0] for s in self.samples]
+        power = [s[2] for s in self.samples if s[2] is not None]
+        return {
+            "util_mean": statistics.fmean(util) / 100.0,
+            "util_median": statistics.median(util) / 100.0,
+            "memory_used_max_bytes": int(max(s[1] for s in self.samples)),
+            "power_mean_w": statistics.fmean(power) if power else None,
+            "samples": len(self.samples),
+            "reason": None if power else "power readings not supported by this GPU",
+        }
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    if device.type == "cuda":
+        return {"peak_host_rss_bytes": rss, "peak_gpu_memory_bytes": int(torch.cuda.max_memory_allocated(device)),
+                "peak_gpu_memory_reason": None}
+    return {"peak_host_rss_bytes": rss, "peak_gpu_memory_bytes": None,
+            "peak_gpu_memory_reason": f"no GPU in use (device: {device.type})"}
+
+
+class Stopwatch:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.start = time.perf_counter()
+
+    def lap(self) -> float:
+        """Seconds since the last lap, with the device's queued work finished."""
+        synchronize(self.device)
+        now = time.perf_counter()
+        seconds, self.start = now - self.start, now
+        return seconds
