@@ -82,24 +82,36 @@ class Detector(nn.Module):
         return self.head(self.pool(self.backbone.forward_features(x)).flatten(1)).squeeze(1)
 
 
+def cached_imagenet_weights(spec: ModelSpec) -> Path:
+    """timm's ImageNet weights for spec from the local caches (Hugging Face, torch hub); never the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file")
+    if cfg.hf_hub_id:
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=os.environ.get("HF_HUB_CACHE"))
+            if isinstance(found, str):
+                return Path(found)
+    if cfg.url:
+        found = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        if found.is_file():
+            return found
+    tag = f"{spec.timm_name}.{cfg.tag}" if cfg.tag else spec.timm_name
+    raise UserError(
+        f"ImageNet weights for {spec.name} are not in the local cache; compute nodes run offline, so on a login node "
+        f"run: python -c \"import timm; timm.create_model('{tag}', pretrained=True)\""
+    )
+
+
 def _create_backbone(spec: ModelSpec, weights: str) -> nn.Module:
-    pretrained = weights == "imagenet"
-    try:
-        backbone = timm.create_model(spec.timm_name, pretrained=pretrained, num_classes=0, global_pool="")
-    except RuntimeError as err:
-        if "No pretrained weights" in str(err) or "pretrained" in str(err).lower():
-            raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file") from None
-        raise
-    except Exception as err:  # huggingface_hub raises its own errors when offline and not cached
-        if not pretrained:
-            raise
-        raise UserError(
-            f"ImageNet weights for {spec.name} are not in the local cache ({type(err).__name__}); on a login node with "
-            f"internet run: python -c \"import timm; timm.create_model('{spec.timm_name}', pretrained=True)\""
-        ) from None
+    backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, global_pool="")
     for module_name in spec.strip:
         setattr(backbone, module_name, nn.Identity())
-    if weights not in ("imagenet", "none"):
+    if weights == "imagenet":
+        load_backbone_weights(backbone, cached_imagenet_weights(spec), spec.name)
+    elif weights != "none":
         load_backbone_weights(backbone, Path(weights), spec.name)
     return backbone
 
@@ -118,7 +130,10 @@ def load_backbone_weights(backbone: nn.Module, path: Path, arch: str) -> None:
         raise UserError(f"weights file {path} cannot be read: {err}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    result = backbone.load_state_dict(state, strict=False)
+    try:
+        result = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensors of the wrong shape
+        raise UserError(f"weights file {path} does not fit {arch}: {str(err).splitlines()[1].strip()}") from None
     if result.missing_keys:
         raise UserError(
             f"weights file {path} does not fit {arch}: {len(result.missing_keys)} tensors missing "
@@ -129,9 +144,6 @@ def load_backbone_weights(backbone: nn.Module, path: Path, arch: str) -> None:
 def build_model(name: str, weights: str = "none") -> Detector:
     """The paper's detector for one architecture. weights: 'imagenet', 'none' or a path to a file."""
     spec = get_spec(name)
-    if weights == "imagenet":
-        # Compute nodes run offline: read timm's cache, never the hub.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     backbone = _create_backbone(spec, weights)
     return Detector(backbone, _feature_channels(backbone, spec.min_image_size))
 
