@@ -22,7 +22,6 @@ from jobs.preprocess import Preprocess
 from jobs.train import Train, run_in_turn
 
 JOBS_FILE = "jobs.json"
-SIGNAL_DELAY_S = 60  # submitit's checkpoint signal comes this long before the time limit
 MAX_TIMEOUTS = 10  # how many times a task may run into its time limit and requeue
 
 
@@ -51,7 +50,7 @@ def _slurm_executors(sweep: Path, profile: Profile, n_runs: int) -> tuple[submit
     train.update_parameters(name=f"{sweep.name}-train", slurm_partition=profile.gpu_partition, slurm_gres=gres,
                             cpus_per_task=profile.cpus_per_task, mem_gb=profile.mem_gb, timeout_min=profile.time_min,
                             slurm_array_parallelism=min(profile.array_parallelism, n_runs),
-                            slurm_signal_delay_s=SIGNAL_DELAY_S, **common)
+                            slurm_signal_delay_s=profile.signal_delay_s, **common)
     return pre, train
 
 

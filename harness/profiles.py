@@ -25,13 +25,16 @@ class Profile:
     mem_gb: float = 8
     time_min: int = 240
     array_parallelism: int = 8
+    # submitit's checkpoint signal comes this long before a training task's time limit
+    # (Slurm may send it up to a minute earlier still).
+    signal_delay_s: int = 120
     account: str | None = None
     qos: str | None = None
 
     def override(self, **values: Any) -> "Profile":
         """The profile with every option the user gave (not None) in place of its value."""
         chosen = {k: v for k, v in values.items() if v is not None}
-        for name in ("preprocess_cpus", "preprocess_time_min", "cpus_per_task", "time_min", "array_parallelism"):
+        for name in ("preprocess_cpus", "preprocess_time_min", "cpus_per_task", "time_min", "array_parallelism", "signal_delay_s"):
             if name in chosen and chosen[name] < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {chosen[name]}")
         for name in ("preprocess_mem_gb", "mem_gb"):

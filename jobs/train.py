@@ -1,11 +1,13 @@
 """A training task (GPU partition): one run of the sweep, checkpointable and resumable."""
 import logging
+import os
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import submitit
+import torch
 
 from harness.atomic import write_json_atomic
 from harness.errors import UserError
@@ -26,6 +28,8 @@ class Train(submitit.helpers.Checkpointable):
 
     def __call__(self, rid: str) -> str:
         configure_logging()
+        if os.environ.get("SLURM_CPUS_PER_TASK"):  # use the CPUs Slurm gave this task, not the whole node's
+            torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
         spec = read_sweep(self.sweep_dir)
         folder = run_dir(self.sweep_dir, rid)
         config = train_config(spec, rid)

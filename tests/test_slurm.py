@@ -1,0 +1,78 @@
+"""The harness on a real Slurm cluster (slurm/local-cluster): fan-out, accounting, requeue and resume."""
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from slurm_helpers import (latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission,
+                           wait_until)
+
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
+EIGHT = ["ResNet50", "VGG16", "VGG19", "DenseNet121", "MobileNetV2", "Xception", "NASNetMobile", "InceptionV3"]
+
+
+def test_sweep_of_all_eight_on_the_cluster(cli, results, tiny_demo):
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--epochs", "1", "--image-size", "76",
+                "--batch-size", "16", "--results", results, "--wait")
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    jobs = submission(folder)
+    pre = sacct_rows(jobs["preprocess_job"])[0]
+    assert pre["Partition"] == "compute" and pre["NodeList"].startswith("cpu") and pre["State"] == "COMPLETED"
+    array_id = {job.split("_")[0] for job in jobs["tasks"].values()}
+    assert len(array_id) == 1  # one job array for the eight runs: two sbatch calls in all
+    tasks = sacct_rows(*array_id)
+    assert len(tasks) == 8
+    for task in tasks:
+        assert task["Partition"] == "gpu" and task["NodeList"].startswith("gpu")
+        assert "gres/gpu=1" in task["AllocTRES"]
+        assert datetime.fromisoformat(task["Start"]) >= datetime.fromisoformat(pre["End"])
+    board = cli("leaderboard", "--format", "json", "--results", results).json()
+    assert sorted(row["model"] for row in board) == sorted(EIGHT)
+    status = cli("status", "--format", "json", "--results", results).json()
+    assert {run["partition"] for run in status["runs"]} == {"gpu"}
+    assert all(run["node"].startswith("gpu") and run["state"] == "COMPLETED" for run in status["runs"])
+    assert status["preprocess"]["state"] == "COMPLETED"
+
+
+def _history_is_whole(folder, rid: str, epochs: int) -> None:
+    history = pd.read_csv(folder / "runs" / rid / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, epochs + 1))
+
+
+def test_a_requeued_job_resumes_from_its_checkpoint(cli, results):
+    epochs = 12
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", epochs,
+                "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    job = submission(folder)["tasks"]["MobileNetV2-s0"]
+    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 3, 300, "three epochs")
+    sh("scontrol", "requeue", job)
+    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 400, "the requeued run to finish", tick=release_held_jobs)
+    record = result(folder, "MobileNetV2-s0")
+    assert record["status"] == "COMPLETED" and record["requeues"] >= 1
+    assert record["epochs_completed"] == epochs
+    _history_is_whole(folder, "MobileNetV2-s0", epochs)
+    logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.out"))
+    assert "resumed from state.pt after epoch" in logs
+    status = cli("status", "--format", "json", "--results", results).json()["runs"][0]
+    assert status["state"] == "COMPLETED" and status["requeues"] >= 1
+
+
+def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, results, tmp_path):
+    profile = tmp_path / "short.toml"
+    profile.write_text('cpu_partition = "compute"\ngpu_partition = "gpu"\ngpu_type = "p100"\ncpus_per_task = 1\n'
+                       'mem_gb = 3\ntime_min = 2\nsignal_delay_s = 45\n')
+    epochs = 40
+    sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", "demo", "--models", "MobileNetV2",
+                "--epochs", epochs, "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 900, "the run to finish", tick=release_held_jobs)
+    record = result(folder, "MobileNetV2-s0")
+    assert record["status"] == "COMPLETED", record.get("error")
+    assert record["requeues"] >= 1
+    _history_is_whole(folder, "MobileNetV2-s0", epochs)
+    logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.*"))
+    assert "timed-out" in logs and "resumed from state.pt after epoch" in logs
