@@ -128,7 +128,8 @@ class StepMeter:
 
 @dataclass
 class GpuSampler:
-    """Samples utilisation, memory and power of the GPU in use with pynvml, in a background thread."""
+    """Samples utilisation, memory and power of the GPU in use with pynvml, in a background thread,
+    while a measuring() block runs."""
 
     device: torch.device
     interval_s: float = 0.1
@@ -136,6 +137,7 @@ class GpuSampler:
     reason: str | None = None
     _handle: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _measuring: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def _open(self) -> None:
@@ -153,6 +155,8 @@ class GpuSampler:
     def _run(self) -> None:
         import pynvml
         while not self._stop.wait(self.interval_s):
+            if not self._measuring.is_set():
+                continue
             try:
                 util = pynvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
                 memory = pynvml.nvmlDeviceGetMemoryInfo(self._handle).used
@@ -177,6 +181,15 @@ class GpuSampler:
             self._stop.set()
             if self._thread:
                 self._thread.join()
+
+    @contextmanager
+    def measuring(self) -> Iterator[None]:
+        """Keep samples only inside this block (the training steps, not evaluation or checkpoints)."""
+        self._measuring.set()
+        try:
+            yield
+        finally:
+            self._measuring.clear()
 
     def summary(self) -> dict[str, Any]:
         if not self.samples:

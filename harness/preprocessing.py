@@ -39,14 +39,22 @@ class Preprocessing:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def normalise(self, batch_uint8_nhwc: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """uint8 NHWC on any device -> normalised float NCHW on the same device."""
-        x = batch_uint8_nhwc.permute(0, 3, 1, 2).to(dtype).div_(255.0)
+    def normalise(self, batch_uint8_nhwc: torch.Tensor, flip: torch.Tensor | None = None,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """uint8 NHWC on any device -> normalised float NCHW (channels_last strides) on the same device.
+
+        flip: a per-image mask of horizontal flips, applied to the uint8 batch, where it costs least.
+        """
+        if flip is not None:
+            batch_uint8_nhwc = torch.where(flip.view(-1, 1, 1, 1), batch_uint8_nhwc.flip(2), batch_uint8_nhwc)
+        x = batch_uint8_nhwc.permute(0, 3, 1, 2)  # a view: NCHW with channels_last strides
         if self.bgr:
             x = x.flip(1)
-        mean = torch.tensor(self.mean, device=x.device, dtype=dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=dtype).view(1, 3, 1, 1)
-        return x.sub_(mean).div_(std)
+        # one fused pass: (x / 255 - mean) / std == x * scale + shift
+        std = torch.tensor(self.std, dtype=dtype, device=x.device)
+        scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1)
+        shift = (-torch.tensor(self.mean, dtype=dtype, device=x.device) / std).view(1, 3, 1, 1)
+        return torch.addcmul(shift, x, scale)
 
 
 def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", image_size: int | None = None) -> Preprocessing:

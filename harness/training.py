@@ -82,7 +82,7 @@ class DeviceSplit:
     @classmethod
     def load(cls, split: CachedSplit, device: torch.device) -> "DeviceSplit":
         images = torch.from_numpy(np.array(split.images))  # one read of the memory-mapped cache
-        labels = torch.from_numpy(split.labels).float()
+        labels = torch.tensor(split.labels, dtype=torch.float32)
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             if images.numel() < free // 4:  # leave most of the memory to the model
@@ -134,13 +134,10 @@ class Run:
             self.model.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics, as Keras does
 
     def inputs(self, images_uint8: torch.Tensor, augment: bool) -> torch.Tensor:
-        x = self.pre.normalise(images_uint8)
-        if augment:
-            flip = torch.rand(x.shape[0], device=x.device) < 0.5
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-        if self.config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        """The network's input: normalised on the device, randomly flipped when training."""
+        flip = torch.rand(images_uint8.shape[0], device=images_uint8.device) < 0.5 if augment else None
+        x = self.pre.normalise(images_uint8, flip)
+        return x.contiguous(memory_format=torch.channels_last if self.config.channels_last else torch.contiguous_format)
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
@@ -269,7 +266,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
     run = Run(config, dataset, cache_root, folder)
     run.restore_state()
     splits = {name: DeviceSplit.load(load_split(run.cache, name), run.device) for name in ("train", "val", "test")}
-    train_flops, infer_flops = _flop_counts(run, splits["train"]) if run.start_epoch == 0 else (None, None)
+    train_flops, infer_flops = _flop_counts(run, splits["train"])
 
     meter = StepMeter()
     sampler = GpuSampler(run.device)
@@ -278,7 +275,8 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
         for epoch in range(run.start_epoch, config.epochs):
             _progress(folder, state="training", epoch=epoch + 1, epochs=config.epochs,
                       val_accuracy=run.history[-1]["val_accuracy"] if run.history else None)
-            stats = run.train_epoch(splits["train"], epoch, meter)
+            with sampler.measuring():
+                stats = run.train_epoch(splits["train"], epoch, meter)
             val_probs, val_labels = run.evaluate(splits["val"])
             val = detection_metrics(val_labels, val_probs)
             row = {"epoch": epoch + 1, **stats, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
@@ -333,9 +331,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
             "achieved_tflops": achieved,
             "mfu": achieved / peak if achieved and peak else None,
             "mfu_reason": None if achieved and peak else (
-                "no GPU in use" if run.device.type != "cuda" else
-                "FLOPs not counted in this attempt (resumed run)" if not train_flops else
-                f"peak of {env['device_name']} at {config.precision} unknown"),
+                "no GPU in use" if run.device.type != "cuda" else f"peak of {env['device_name']} at {config.precision} unknown"),
         },
         "memory": peak_memory(run.device),
         "gpu": sampler.summary(),

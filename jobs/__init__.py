@@ -3,7 +3,13 @@
 Each job reads its orders from the sweep's sweep.json; its pickle carries only the sweep folder.
 """
 import logging
+import os
 import sys
+
+
+def available_cpus() -> int:
+    """The CPUs Slurm gave this job (its cgroup may not say so), else the ones this process may use."""
+    return int(os.environ.get("SLURM_CPUS_PER_TASK") or len(os.sched_getaffinity(0)))
 
 
 def configure_logging() -> None:

@@ -1,13 +1,12 @@
 """The preprocessing job (CPU partition): decode and resize every image once into the sweep's caches."""
 import logging
-import os
 from pathlib import Path
 
 from harness.atomic import write_json_atomic
 from harness.data.cache import build_cache, cache_header
 from harness.results import read_sweep
 from harness.sweep import resize_keys
-from jobs import configure_logging
+from jobs import available_cpus, configure_logging
 
 log = logging.getLogger("jobs.preprocess")
 LOG_EVERY = 0.1  # log a line every 10% of the images
@@ -21,7 +20,7 @@ class Preprocess:
         configure_logging()
         spec = read_sweep(self.sweep_dir)
         progress_file = self.sweep_dir / "preprocess" / "progress.json"
-        workers = len(os.sched_getaffinity(0))
+        workers = available_cpus()
         keys = resize_keys(spec)
         built = []
         for number, key in enumerate(keys, 1):

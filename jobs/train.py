@@ -1,6 +1,5 @@
 """A training task (GPU partition): one run of the sweep, checkpointable and resumable."""
 import logging
-import os
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ from harness.errors import UserError
 from harness.results import RESULT_SCHEMA, read_sweep, run_dir
 from harness.sweep import train_config
 from harness.training import train_run
-from jobs import configure_logging
+from jobs import available_cpus, configure_logging
 
 log = logging.getLogger("jobs.train")
 
@@ -28,8 +27,7 @@ class Train(submitit.helpers.Checkpointable):
 
     def __call__(self, rid: str) -> str:
         configure_logging()
-        if os.environ.get("SLURM_CPUS_PER_TASK"):  # use the CPUs Slurm gave this task, not the whole node's
-            torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
+        torch.set_num_threads(available_cpus())  # the task's CPUs, not the whole node's
         spec = read_sweep(self.sweep_dir)
         folder = run_dir(self.sweep_dir, rid)
         config = train_config(spec, rid)
