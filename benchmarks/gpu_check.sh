@@ -7,11 +7,11 @@ out=${1:?usage: gpu_check.sh OUTDIR}
 export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, timm, submitit; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_arch_list())"
+python3 -m harness data demo --out /tmp/demo224 --per-class 1300 --size 224 >/dev/null
 (cd benchmarks && python3 overhead.py --model ResNet50 --image-size 64 --device cuda --steps 20) | tee -a "$out/benchmarks.jsonl"
 (cd benchmarks && python3 overhead.py --model ResNet50 --image-size 224 --batch-size 128 --precision bf16 --channels-last \
-  --device cuda --steps 20) | tee -a "$out/benchmarks.jsonl"
-(cd benchmarks && python3 input_pipeline.py --device cuda) | tee -a "$out/benchmarks.jsonl"
-python3 -m harness data demo --out /tmp/demo224 --per-class 2500 --size 224 >/dev/null
+  --device cuda --steps 12 --dataset /tmp/demo224) | tee -a "$out/benchmarks.jsonl"
+[ -n "${WITH_INPUT_PIPELINE:-}" ] && (cd benchmarks && python3 input_pipeline.py --device cuda) | tee -a "$out/benchmarks.jsonl"
 python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 8 --image-size 224 \
   --batch-size 128 --precision bf16 --channels-last --device cuda --results /tmp/gpu-results --name gpu --wait
 python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 2 --image-size 224 \

@@ -50,7 +50,7 @@ def cache_rate(dataset: Path, cache_root: Path, image_size: int, batch: int, epo
     data = DeviceSplit.load(load_split(folder, "train"), device)
     images, start = 0, time.perf_counter()
     for epoch in range(epochs):
-        order = torch.randperm(len(data))
+        order = torch.randperm(len(data)).to(data.images.device)
         for i in range(0, len(order), batch):
             x, _ = data.batch(order[i:i + batch], device)
             x = pre.normalise(x, flip=torch.rand(x.shape[0], device=x.device) < 0.5)

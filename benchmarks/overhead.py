@@ -50,16 +50,20 @@ def main() -> None:
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dataset", type=Path, help="a prepared dataset to read (default: a demo made for the run)")
     args = parser.parse_args()
     images = args.steps * args.batch_size
     config = TrainConfig(model=args.model, batch_size=args.batch_size, image_size=args.image_size, precision=args.precision,
                          channels_last=args.channels_last, device=args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        per_class = max(60, images)  # the demo's train split is 60% of it
-        make_demo(Path(tmp) / "demo", per_class=per_class, size=max(16, args.image_size + args.image_size % 2))
-        run = Run(config, Path(tmp) / "demo", Path(tmp) / "cache", Path(tmp) / "run")
-        split = load_split(run.cache, "train")
-        data = DeviceSplit.load(split, run.device)
+        dataset = args.dataset or Path(tmp) / "demo"
+        if args.dataset is None:
+            per_class = max(60, images)  # the demo's train split is 60% of it
+            make_demo(dataset, per_class=per_class, size=max(16, args.image_size + args.image_size % 2))
+        run = Run(config, dataset, Path(tmp) / "cache", Path(tmp) / "run")
+        data = DeviceSplit.load(load_split(run.cache, "train"), run.device)
+        if len(data) < images:
+            raise SystemExit(f"the dataset's train split has {len(data)} images; {images} are needed")
         data = DeviceSplit(data.images[:images], data.labels[:images])
         # the bare loop: the same network, its batches already normalised in memory
         bare = build_model(args.model).to(run.device)
@@ -70,7 +74,7 @@ def main() -> None:
         y = data.labels.to(run.device)
         harness, plain = [], []
         for round_ in range(args.rounds + 1):  # round 0 warms both up and is not counted
-            meter = StepMeter(warmup=0)
+            meter = StepMeter(run.device, warmup=0)
             synchronize(run.device)
             start = time.perf_counter()
             run.train_epoch(data, round_, meter)

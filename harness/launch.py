@@ -32,6 +32,16 @@ class Submission:
     tasks: dict[str, str]  # run id -> job id ("123_4" for an array task, the worker's pid locally)
 
 
+def gpu_count() -> int:
+    """GPUs on this machine, asked of NVML (cheap, and CUDA stays uninitialised in this process)."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        return int(pynvml.nvmlDeviceGetCount())
+    except Exception:  # no driver, no NVML: no GPU
+        return 0
+
+
 def default_local_parallelism() -> int:
     # A training run uses every core torch is given; more than one per 4 cores only thrashes.
     return max(1, len(os.sched_getaffinity(0)) // 4)
@@ -81,6 +91,8 @@ def submit_slurm(sweep: Path, profile: Profile, run_ids: list[str]) -> Submissio
 
 def submit_local(sweep: Path, run_ids: list[str], parallelism: int, timeout_min: int) -> Submission:
     executor = submitit.AutoExecutor(folder=sweep / "logs", cluster="local")
+    # submitit's local executor hides every GPU (CUDA_VISIBLE_DEVICES="") unless asked for some.
+    executor.update_parameters(gpus_per_node=gpu_count())
     workers = min(parallelism, len(run_ids))
     shares = [run_ids[i::workers] for i in range(workers)]
     tasks = {}

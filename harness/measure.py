@@ -100,24 +100,38 @@ def flops_per_image(step: Callable[[], None], batch: int) -> int:
 
 @dataclass
 class StepMeter:
-    """Images/s over steady-state steps (the first WARMUP_STEPS excluded) and the share spent waiting for data."""
+    """Images/s over steady-state steps (the first `warmup` excluded) and the share of that time the loop
+    spent obtaining its batches. The device is synchronised only where the steady state starts and at
+    the end of each timed pass, never inside a step, so the measurement does not slow what it measures."""
 
+    device: torch.device
     warmup: int = WARMUP_STEPS
     seen: int = 0
     images: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
+    _mark: float | None = None
 
-    def record(self, batch: int, data_seconds: float, step_seconds: float) -> None:
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """One timed pass (an epoch): time outside it (evaluation, checkpoints) is not counted."""
+        if self.seen >= self.warmup:
+            synchronize(self.device)
+            self._mark = time.perf_counter()
+        yield
+        if self._mark is not None:
+            synchronize(self.device)
+            self.seconds += time.perf_counter() - self._mark
+            self._mark = None
+
+    def step(self, batch: int, data_seconds: float) -> None:
         self.seen += 1
-        if self.seen > self.warmup:
+        if self._mark is not None:
             self.images += batch
-            self.seconds += step_seconds
             self.data_seconds += data_seconds
-
-    @property
-    def steady(self) -> bool:
-        return self.seen > self.warmup
+        elif self.seen == self.warmup:  # the steady state starts once the warm-up steps are done
+            synchronize(self.device)
+            self._mark = time.perf_counter()
 
     def images_per_s(self) -> float | None:
         return self.images / self.seconds if self.seconds > 0 else None
@@ -215,16 +229,3 @@ def peak_memory(device: torch.device) -> dict[str, Any]:
                 "peak_gpu_memory_reason": None}
     return {"peak_host_rss_bytes": rss, "peak_gpu_memory_bytes": None,
             "peak_gpu_memory_reason": f"no GPU in use (device: {device.type})"}
-
-
-class Stopwatch:
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.start = time.perf_counter()
-
-    def lap(self) -> float:
-        """Seconds since the last lap, with the device's queued work finished."""
-        synchronize(self.device)
-        now = time.perf_counter()
-        seconds, self.start = now - self.start, now
-        return seconds

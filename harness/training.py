@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from harness.atomic import read_json, write_atomic, write_json_atomic
 from harness.data.cache import CachedSplit, build_cache, load_split
 from harness.errors import UserError
-from harness.measure import (GpuSampler, StepMeter, Stopwatch, environment, flops_per_image, peak_memory,
-                             peak_tflops, resolve_device, synchronize)
+from harness.measure import (GpuSampler, StepMeter, environment, flops_per_image, peak_memory, peak_tflops,
+                             resolve_device)
 from harness.metrics import best_threshold, detection_metrics
 from harness.models import Detector, build_model, keras_param_count, preprocessing_for
 from harness.preprocessing import Preprocessing
@@ -94,7 +94,7 @@ class DeviceSplit:
         return len(self.labels)
 
     def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        index = index.to(self.images.device)
+        """The images and labels at index (a tensor on the images' device)."""
         return (self.images[index].to(device, non_blocking=True), self.labels[index].to(device, non_blocking=True))
 
 
@@ -165,32 +165,36 @@ class Run:
         """One pass over the training split; loss and accuracy as the steps saw them (as Keras reports)."""
         self.set_train_mode()
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.config.seed * 1000 + epoch))
+        order = order.to(data.images.device)  # one copy per epoch: a per-step copy of indices would wait on the GPU
         batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
         losses, correct = [], torch.zeros((), device=self.device)
-        with progress_bar() as bar:
+        with progress_bar() as bar, meter.timing():
             task = bar.add_task(f"{self.config.model} epoch {epoch + 1}/{self.config.epochs}", total=len(batches))
             for index in batches:
-                watch = Stopwatch(self.device)
+                start = time.perf_counter()
                 images, labels = data.batch(index, self.device)
-                data_seconds = watch.lap()
+                data_seconds = time.perf_counter() - start
                 loss, logits = self.train_step(images, labels)
-                meter.record(len(index), data_seconds, data_seconds + watch.lap())
+                meter.step(len(index), data_seconds)
                 losses.append(loss * len(index))
                 correct += ((logits >= 0) == (labels >= 0.5)).sum()
                 bar.advance(task)
         return {"train_loss": float(torch.stack(losses).sum()) / len(data), "train_accuracy": float(correct) / len(data)}
 
     def evaluate(self, data: DeviceSplit, meter: StepMeter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and labels of a split; meter, if given, times the pass (inference throughput)."""
         self.model.eval()
+        meter = meter or StepMeter(self.device, warmup=len(data))  # a meter that never starts counting
         probs = []
-        for start in range(0, len(data), EVAL_BATCH):
-            watch = Stopwatch(self.device)
-            images, _ = data.batch(torch.arange(start, min(start + EVAL_BATCH, len(data))), self.device)
-            data_seconds = watch.lap()
-            probs.append(self.predict(images))
-            if meter is not None:
-                meter.record(len(images), data_seconds, data_seconds + watch.lap())
-        return torch.cat(probs).cpu().numpy(), data.labels.cpu().numpy()
+        with meter.timing():
+            for start in range(0, len(data), EVAL_BATCH):
+                fetch = time.perf_counter()
+                index = torch.arange(start, min(start + EVAL_BATCH, len(data)), device=data.images.device)
+                images, _ = data.batch(index, self.device)
+                data_seconds = time.perf_counter() - fetch
+                probs.append(self.predict(images))
+                meter.step(len(images), data_seconds)
+        return torch.cat(probs).float().cpu().numpy(), data.labels.cpu().numpy()
 
     # --- checkpoints ---
     def save_state(self, epoch: int) -> None:
@@ -246,7 +250,7 @@ def _progress(folder: Path, **fields: Any) -> None:
 
 
 def _flop_counts(run: Run, train: DeviceSplit) -> tuple[int | None, int | None]:
-    sample, labels = train.batch(torch.arange(min(2, len(train))), run.device)
+    sample, labels = train.batch(torch.arange(min(2, len(train)), device=train.images.device), run.device)
     weights = {k: v.clone() for k, v in run.model.state_dict().items()}
     optimizer_state = run.optimizer.state_dict()
     try:
@@ -268,7 +272,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
     splits = {name: DeviceSplit.load(load_split(run.cache, name), run.device) for name in ("train", "val", "test")}
     train_flops, infer_flops = _flop_counts(run, splits["train"])
 
-    meter = StepMeter()
+    meter = StepMeter(run.device)
     sampler = GpuSampler(run.device)
     watch_train = time.perf_counter()
     with sampler.sampling():
@@ -296,7 +300,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
     run.model.load_state_dict(torch.load(folder / "best.pt", map_location=run.device, weights_only=True))
     val_probs, val_labels = run.evaluate(splits["val"])
     threshold = best_threshold(val_labels, val_probs)
-    infer_meter = StepMeter(warmup=1)
+    infer_meter = StepMeter(run.device, warmup=1)
     test_probs, test_labels = run.evaluate(splits["test"], infer_meter)
     np.save(folder / "test_scores.npy", np.stack([test_labels, test_probs]))
 
