@@ -149,6 +149,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not run_ids:
             out.print(f"sweep {spec['sweep_id']}: every run has a result; nothing to resubmit")
             return 0
+        launch.preflight(cluster, profile, folder.parent)
     else:
         results = Path(args.results)
         image_size = args.image_size or (DEMO["size"] if args.dataset == "demo" else None)
@@ -166,6 +167,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             for script in launch.dry_run_scripts(folder, profile, run_ids):
                 print(script)
             return 0
+        launch.preflight(cluster, profile, results)
         spec["dataset"] = str(resolve_dataset(args.dataset, results))
         write_spec(folder, spec)
     if cluster == "slurm":
@@ -276,6 +278,13 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (what is wrong and where), not a usage block."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {self.prog.removeprefix('python -m ')}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from harness.launch import default_local_parallelism
     from harness.models import WEIGHTS_HELP
@@ -283,14 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.training import MODES, OPTIMIZERS, PRECISIONS, TrainConfig
 
     defaults = TrainConfig(model="ResNet50")
-    parser = argparse.ArgumentParser(prog="python -m harness", description="Benchmark deep-fake face detectors on Slurm.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="python -m harness", description="Benchmark deep-fake face detectors on Slurm.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     models = sub.add_parser("models", help="the paper's eight architectures, their parameter counts and preprocessing")
     models.add_argument("--format", choices=["table", "json"], default="table")
     models.set_defaults(func=cmd_models)
 
-    data = sub.add_parser("data", help="datasets: prepare your own, or build the demo").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="datasets: prepare your own, or build the demo").add_subparsers(
+        dest="data_command", required=True, parser_class=Parser)
     prepare = data.add_parser("prepare", help="check, deduplicate and split a real and a fake folder into manifest.csv")
     prepare.add_argument("--real", type=Path, required=True, help="folder of real images (any depth)")
     prepare.add_argument("--fake", type=Path, required=True, help="folder of fake images (any depth)")
@@ -360,7 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad argument already explained in one line
+        return int(stop.code or 0)
     try:
         return args.func(args)
     except UserError as error:

@@ -16,6 +16,7 @@ import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
 from harness.atomic import read_json, write_json_atomic
+from harness.errors import UserError
 from harness.profiles import Profile
 from harness.slurm import check_partition, require_slurm
 from jobs.preprocess import Preprocess
@@ -78,10 +79,22 @@ def dry_run_scripts(sweep: Path, profile: Profile, run_ids: list[str]) -> list[s
     return scripts
 
 
+def preflight(cluster: str, profile: Profile, results: Path) -> None:
+    """Everything that can be checked before a sweep writes its first file."""
+    try:
+        Path(results).mkdir(parents=True, exist_ok=True)
+        probe = Path(results) / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write the results folder {results}: {err.strerror}") from None
+    if cluster == "slurm":
+        require_slurm()
+        check_partition(profile.cpu_partition)
+        check_partition(profile.gpu_partition, profile.gpu_type, needs_gpu=True)
+
+
 def submit_slurm(sweep: Path, profile: Profile, run_ids: list[str]) -> Submission:
-    require_slurm()
-    check_partition(profile.cpu_partition)
-    check_partition(profile.gpu_partition, profile.gpu_type, needs_gpu=True)
     pre, train = _slurm_executors(sweep, profile, len(run_ids))
     pre_job = pre.submit(Preprocess(sweep))
     train.update_parameters(slurm_additional_parameters={"dependency": f"afterok:{pre_job.job_id}"})

@@ -3,6 +3,7 @@
 `--profile NAME` reads slurm/profiles/NAME.toml; `--profile PATH` reads that file. Command-line
 options override the profile's values.
 """
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from harness.errors import UserError
 
+SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 
 
@@ -34,6 +36,10 @@ class Profile:
     def override(self, **values: Any) -> "Profile":
         """The profile with every option the user gave (not None) in place of its value."""
         chosen = {k: v for k, v in values.items() if v is not None}
+        for name in ("cpu_partition", "gpu_partition", "gpu_type", "account", "qos"):
+            # these land in #SBATCH lines of a bash script: nothing there may start a new line or a command
+            if name in chosen and not SLURM_NAME.match(str(chosen[name])):
+                raise UserError(f"--{name.replace('_', '-')} {chosen[name]!r} is not a Slurm name (letters, digits, '.', '_', '-')")
         for name in ("preprocess_cpus", "preprocess_time_min", "cpus_per_task", "time_min", "array_parallelism", "signal_delay_s"):
             if name in chosen and chosen[name] < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {chosen[name]}")

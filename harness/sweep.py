@@ -33,9 +33,8 @@ def resolve_dataset(dataset: str, results: Path) -> Path:
         if not (folder / "manifest.csv").exists():
             make_demo(folder, **DEMO)
         return folder.resolve()
-    folder = Path(dataset).resolve()
-    read_manifest(folder)  # fails in one line on a missing folder, manifest or class
-    return folder
+    read_manifest(Path(dataset))  # fails in one line on a missing folder, manifest or class
+    return Path(dataset).resolve()
 
 
 def make_spec(sweep_id: str, dataset: Path, results: Path, models: list[str], seeds: int,

@@ -1,0 +1,207 @@
+"""Bad input gets one clear line and writes nothing; faults on the cluster lose no result."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from slurm_helpers import (latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission,
+                           wait_until)
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.code == 2, (result.out, result.err)
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
+    for fragment in fragments:
+        assert fragment in result.err
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--models", "ResNet50,AlexNet"], ["unknown architecture 'AlexNet'", "ResNet50, VGG16"]),
+    (["--name", "../escape"], ["must be a plain folder name"]),
+    (["--name", "/tmp/absolute"], ["must be a plain folder name"]),
+    (["--epochs", "0"], ["--epochs", "at least 1"]),
+    (["--seeds", "-2"], ["--seeds"]),
+    (["--image-size", "0"], ["--image-size"]),
+    (["--batch-size", "-1"], ["--batch-size"]),
+    (["--lr", "-0.1"], ["--lr"]),
+    (["--dataset", "no/such/folder"], ["dataset folder no/such/folder does not exist"]),
+    (["--models", "InceptionV3", "--image-size", "64"], ["InceptionV3 needs --image-size of at least 75"]),
+    (["--results", "/proc/harness-results"], ["cannot write the results folder"]),
+    (["--account", "x\n#SBATCH --wrap=id"], ["is not a Slurm name"]),
+])
+def test_bad_sweep_input_is_one_line_and_writes_nothing(cli, tmp_path, monkeypatch, args, fragments):
+    monkeypatch.chdir(tmp_path)
+    result = cli("sweep", "--cluster", "local", "--results", tmp_path / "results", *args)
+    _one_line_error(result, *fragments)
+    assert not list((tmp_path / "results").glob("*/sweep.json"))
+    assert not (tmp_path / "escape").exists()
+
+
+def test_a_dataset_without_one_class_is_refused(cli, tmp_path, tiny_demo):
+    dataset = tmp_path / "half"
+    shutil.copytree(tiny_demo, dataset)
+    manifest = pd.read_csv(dataset / "manifest.csv", keep_default_na=False)
+    manifest[manifest["label"] == "real"].to_csv(dataset / "manifest.csv", index=False)
+    _one_line_error(cli("sweep", "--cluster", "local", "--dataset", dataset, "--results", tmp_path / "r"), "no fake images")
+
+
+def test_unknown_and_ambiguous_sweep_ids(cli, tmp_path, tiny_demo):
+    results = tmp_path / "results"
+    for name in ("run-a", "run-b"):
+        (results / name).mkdir(parents=True)
+        (results / name / "sweep.json").write_text(json.dumps({"sweep_id": name, "models": [], "runs": []}))
+    _one_line_error(cli("status", "nope", "--results", results), "no sweep 'nope'", "run-a")
+    _one_line_error(cli("leaderboard", "run", "--results", results), "ambiguous", "run-a, run-b")
+    _one_line_error(cli("status", "--results", tmp_path / "empty"), "no sweep under")
+
+
+def test_a_malformed_profile_is_one_line(cli, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("gpu_partition = [unclosed\n")
+    _one_line_error(cli("sweep", "--profile", bad, "--results", tmp_path / "r"), "not valid TOML")
+    bad.write_text('gpu_partitions = "gpu"\n')
+    _one_line_error(cli("sweep", "--profile", bad, "--results", tmp_path / "r"), "unknown keys gpu_partitions")
+    bad.write_text("time_min = 0\n")
+    _one_line_error(cli("sweep", "--profile", bad, "--results", tmp_path / "r"), "at least 1")
+
+
+def test_the_preprocessing_step_skips_and_lists_an_image_that_no_longer_decodes(cli, tmp_path, tiny_demo):
+    dataset = tmp_path / "damaged"
+    shutil.copytree(tiny_demo, dataset)
+    manifest = pd.read_csv(dataset / "manifest.csv", keep_default_na=False)
+    victim = dataset / manifest[manifest["split"] == "train"]["path"].iloc[0]
+    victim.write_bytes(victim.read_bytes()[:100])  # cut short after `data prepare` checked it
+    result = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1",
+                 "--image-size", "64", "--results", tmp_path / "results", "--wait")
+    assert result.code == 0, result.err
+    status = cli("status", "--format", "json", "--results", tmp_path / "results").json()
+    assert status["preprocess"]["skipped"] == 1 and status["runs"][0]["state"] == "COMPLETED"
+    logs = "".join(p.read_text() for p in (latest_sweep(tmp_path / "results") / "logs").glob("*_log.out"))
+    assert f"skipped {victim}" in logs
+
+
+def test_loading_a_checkpoint_never_runs_code(tmp_path):
+    """A pickle that would execute code on load is refused (torch.load with weights_only=True)."""
+    from harness.errors import UserError
+    from harness.models import build_model
+
+    class Exploit:
+        def __reduce__(self):
+            return (subprocess.call, (["touch", str(tmp_path / "pwned")],))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": Exploit()}, path)
+    with pytest.raises(UserError, match="cannot be read"):
+        build_model("MobileNetV2", weights=str(path))
+    assert not (tmp_path / "pwned").exists()
+
+
+# --- faults on the local Slurm cluster ---
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, results):
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2,ResNet50",
+                "--epochs", "30", "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    jobs = submission(folder)["tasks"]
+    wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 1, 300, "ResNet50 to start")
+    sh("scancel", jobs["ResNet50-s0"])
+    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "MobileNetV2 to finish")
+    wait_until(lambda: sacct_rows(jobs["ResNet50-s0"])[0]["State"].startswith("CANCELLED"), 60, "sacct to say CANCELLED")
+    status = {r["run_id"]: r for r in cli("status", "--format", "json", "--results", results).json()["runs"]}
+    assert status["ResNet50-s0"]["state"] == "CANCELLED" and status["MobileNetV2-s0"]["state"] == "COMPLETED"
+    board = {r["model"]: r for r in cli("leaderboard", "--format", "json", "--results", results).json()}
+    assert board["MobileNetV2"]["status"] == "COMPLETED" and board["MobileNetV2"]["accuracy"] is not None
+    assert board["ResNet50"]["status"] == "1 CANCELLED" and board["ResNet50"]["accuracy"] is None
+
+    resumed = cli("sweep", "--resume", folder.name, "--partition", "gpu", "--results", results)
+    assert resumed.code == 0, resumed.err
+    assert list(submission(folder)["tasks"]) == ["ResNet50-s0"]  # only the run without a result
+    wait_until(lambda: result(folder, "ResNet50-s0") is not None, 900, "the resumed run", tick=release_held_jobs)
+    assert result(folder, "ResNet50-s0")["status"] == "COMPLETED"
+    assert result(folder, "ResNet50-s0")["requeues"] >= 1  # it went on from its checkpoint
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_node_taken_down_requeues_the_job_which_resumes_on_another_node(cli, results):
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", "14",
+                "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    job = submission(folder)["tasks"]["MobileNetV2-s0"]
+    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 3, 300, "three epochs")
+    node = sacct_rows(job)[0]["NodeList"]
+    try:
+        sh("scontrol", "update", f"nodename={node}", "state=down", "reason=harness-test")
+        wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "the requeued run", tick=release_held_jobs)
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True)
+    record = result(folder, "MobileNetV2-s0")
+    assert record["status"] == "COMPLETED" and record["requeues"] >= 1
+    assert record["environment"]["slurm_node"] != node
+    assert pd.read_csv(folder / "runs" / "MobileNetV2-s0" / "history.csv")["epoch"].tolist() == list(range(1, 15))
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results):
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", "12",
+                "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    job = submission(folder)["tasks"]["MobileNetV2-s0"]
+    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 4, 300, "four epochs")
+    sh("scancel", "--signal=STOP", job)  # freeze the task so the checkpoint stays as we cut it
+    state = folder / "runs" / "MobileNetV2-s0" / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    sh("scontrol", "requeue", job)
+    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "the resumed run", tick=release_held_jobs)
+    assert result(folder, "MobileNetV2-s0")["status"] == "COMPLETED"
+    assert list((folder / "runs" / "MobileNetV2-s0").glob("state.pt.damaged-*"))
+    logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.out"))
+    assert "cannot be read" in logs and "resumed from state.prev.pt" in logs
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_two_sweeps_at_once_into_one_results_folder(results, tiny_demo):
+    command = [sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--dataset", str(tiny_demo),
+               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "64", "--results", str(results), "--wait"]
+    both = [subprocess.Popen(command + ["--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("first", "second")]
+    outcomes = [p.communicate(timeout=600) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outcomes
+    for name in ("first", "second"):
+        record = json.loads((results / name / "runs" / "MobileNetV2-s0" / "result.json").read_text())
+        assert record["status"] == "COMPLETED" and record["sweep_id"] == name
+    same_name = subprocess.run(command[:-1] + ["--name", "first"], capture_output=True, text=True)
+    assert same_name.returncode == 2 and "already exists" in same_name.stderr
+    assert json.loads((results / "first" / "runs" / "MobileNetV2-s0" / "result.json").read_text())["sweep_id"] == "first"
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_failed_preprocessing_job_stops_the_training_tasks_and_status_says_why(cli, results, tiny_demo, tmp_path):
+    dataset = tmp_path / "dataset"
+    shutil.copytree(tiny_demo, dataset)
+    sh("scontrol", "update", "partitionname=compute", "state=down")  # hold the preprocessing job in the queue
+    try:
+        sweep = cli("sweep", "--partition", "gpu", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1",
+                    "--image-size", "64", "--results", results)
+        assert sweep.code == 0, sweep.err
+        (dataset / "manifest.csv").write_text("not,a,manifest\n")  # the job will find its input broken
+    finally:
+        sh("scontrol", "update", "partitionname=compute", "state=up")
+    folder = latest_sweep(results)
+    pre = submission(folder)["preprocess_job"]
+    wait_until(lambda: sacct_rows(pre)[0]["State"] == "FAILED", 300, "the preprocessing job to fail")
+    time.sleep(2)
+    status = cli("status", "--format", "json", "--results", results).json()
+    run = status["runs"][0]
+    assert status["preprocess"]["state"] == "FAILED"
+    assert run["state"] in ("PENDING", "CANCELLED") and f"preprocessing job {pre} FAILED" in run["reason"]
+    assert not (folder / "runs" / "MobileNetV2-s0" / "progress.json").exists()
+    subprocess.run(["scancel", *{j.split("_")[0] for j in submission(folder)["tasks"].values()}])
