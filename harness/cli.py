@@ -18,7 +18,7 @@ from harness.errors import UserError
 # Piped output is not cut to 80 columns: a table in a log or a file keeps every column whole.
 out = Console() if sys.stdout.isatty() else Console(width=250)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=250)
-PERCENT = {"accuracy", "loss", "precision", "recall", "f1", "auc", "average_precision", "eer",
+PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "average_precision", "eer",
            "accuracy_at_threshold", "gpu_util_mean", "val_accuracy", "mfu", "data_wait_fraction"}
 
 
@@ -118,10 +118,12 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 def cmd_data_demo(args: argparse.Namespace) -> int:
     from harness.data.demo import make_demo
-    path = make_demo(args.out, args.per_class, args.size, args.seed)
+    generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
+    path = make_demo(args.out, args.per_class, args.size, args.seed, generators)
     frame = pd.read_csv(path)
-    counts = frame.groupby(["label", "split"]).size().unstack(fill_value=0)
-    print_table([{"label": label, **row} for label, row in counts.to_dict("index").items()], ["label", "train", "val", "test"],
+    frame["kind"] = frame["label"].where(frame["label"] == "real", "fake: " + frame["generator"].fillna(""))
+    counts = frame.groupby(["kind", "split"]).size().unstack(fill_value=0)
+    print_table([{"kind": kind, **row} for kind, row in counts.to_dict("index").items()], ["kind", "train", "val", "test"],
                 title=str(path))
     return 0
 
@@ -133,7 +135,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.profiles import load_profile
     from harness.results import find_sweep, read_result, read_sweep, sweep_dir
     from harness.slurm import slurm_answers
-    from harness.sweep import DEMO, make_spec, new_sweep_id, resolve_dataset, train_options, write_spec
+    from harness.sweep import (DEMO, generator_variants, make_spec, new_sweep_id, preprocessing_variants, resolve_dataset,
+                               train_options, write_spec)
 
     profile = load_profile(args.profile).override(
         cpu_partition=args.cpu_partition, gpu_partition=args.partition, gpu_type=args.gpu_type, time_min=args.time,
@@ -159,7 +162,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         models = parse_model_list(args.models)
         sweep_id = new_sweep_id(args.name)
         folder = sweep_dir(results, sweep_id)
-        spec = make_spec(sweep_id, Path(args.dataset), results, models, args.seeds, train, {"executor": cluster, **asdict(profile)})
+        if args.cross_generator and args.ablate_preprocessing:
+            raise UserError("--cross-generator and --ablate-preprocessing each make their own variants: use one per sweep")
+        variants = (generator_variants(resolve_dataset(args.dataset, results)) if args.cross_generator else
+                    preprocessing_variants() if args.ablate_preprocessing else None)
+        spec = make_spec(sweep_id, Path(args.dataset), results, models, args.seeds, train,
+                         {"executor": cluster, **asdict(profile)}, variants)
         run_ids = [r["run_id"] for r in spec["runs"]]
         if args.dry_run:
             if cluster != "slurm":
@@ -246,6 +254,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     folder = find_sweep(args.results, args.sweep)
     table = leaderboard(folder, args.sort)
     columns = list(COLUMNS)
+    if table["seeds"].max() > 1:  # several seeds: show each accuracy's 95% interval and which ranks it cannot separate
+        table["accuracy 95% CI"] = [f"[{100 * lo:.2f}, {100 * hi:.2f}]" if pd.notna(lo) else "-"
+                                    for lo, hi in zip(table["accuracy_lo"], table["accuracy_hi"])]
+        columns[columns.index("accuracy") + 1:columns.index("accuracy") + 1] = ["accuracy 95% CI"]
+        columns.insert(columns.index("status"), "overlaps")
     if args.compare == "paper":
         table = with_paper(table)
         columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
@@ -258,24 +271,30 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         rows = display.to_dict("records")
         if args.format == "markdown":
             formatted = pd.DataFrame([{label(c): _fmt(c, r[c]) for c in columns} for r in rows])
-            print(formatted.to_markdown(index=False) if _has_tabulate() else _markdown(formatted))
+            print(formatted.to_markdown(index=False))
         else:
             print_table(rows, columns, title=f"leaderboard of sweep {folder.name} (mean over seeds)")
     return 0
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+    from harness.results import find_sweep
+    path = write_report(find_sweep(args.results, args.sweep), args.format)
+    out.print(f"report: {path}")
+    return 0
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+def cmd_predict(args: argparse.Namespace) -> int:
+    from harness.predict import find_run, predict
+    run = find_run(args.results, args.run)
+    rows = [{"image": path, "p_fake": p, "verdict": "-" if p is None else ("fake" if p >= 0.5 else "real"), "reason": reason}
+            for path, p, reason in predict(run, args.images)]
+    if args.format == "json":
+        print(json.dumps({"run": str(run), "predictions": rows}, indent=2))
+    else:
+        print_table(rows, ["image", "p_fake", "verdict", "reason"], title=f"P(fake) by {run.parent.parent.name}/{run.name}")
+    return 0 if all(r["p_fake"] is not None for r in rows) else 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -314,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--per-class", type=positive_int, default=400)
     demo.add_argument("--size", type=positive_int, default=64, help="image side in pixels")
     demo.add_argument("--seed", type=non_negative_int, default=0)
+    demo.add_argument("--generators", default="upsampler",
+                      help="kinds of fake, comma-separated: upsampler (GAN-style upsamplers), bilinear_conv, dcgan")
     demo.set_defaults(func=cmd_data_demo)
 
     sweep = sub.add_parser("sweep", help="train and evaluate every (architecture, seed) as a job")
@@ -332,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--precision", choices=list(PRECISIONS), default=defaults.precision)
     sweep.add_argument("--channels-last", action="store_true")
     sweep.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
+    sweep.add_argument("--cross-generator", action="store_true",
+                       help="per architecture, one run per fake generator of the dataset, each tested on every generator")
+    sweep.add_argument("--ablate-preprocessing", action="store_true",
+                       help="per architecture, its own preprocessing and Keras' caffe mode (the paper's likely input)")
     sweep.add_argument("--cluster", choices=["auto", "slurm", "local"], default="auto")
     sweep.add_argument("--results", type=Path, default=Path("results"), help="where sweeps are written")
     sweep.add_argument("--name", help="the sweep id (default: a timestamp)")
@@ -366,6 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--compare", choices=["paper"], help="put the paper's Table 2 beside ours")
     board.add_argument("--results", type=Path, default=Path("results"))
     board.set_defaults(func=cmd_leaderboard)
+    report = sub.add_parser("report", help="one self-contained report of a sweep: tables, figures, settings")
+    report.add_argument("sweep", nargs="?", help="sweep id or unique prefix (default: the latest)")
+    report.add_argument("--format", choices=["html", "md"], default="html")
+    report.add_argument("--results", type=Path, default=Path("results"))
+    report.set_defaults(func=cmd_report)
+
+    predict = sub.add_parser("predict", help="the probability that each image is fake, by a trained run")
+    predict.add_argument("--run", required=True, help="SWEEP/ARCH (its first completed seed) or SWEEP/RUN-ID")
+    predict.add_argument("images", nargs="+", type=Path)
+    predict.add_argument("--format", choices=["table", "json"], default="table")
+    predict.add_argument("--results", type=Path, default=Path("results"))
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 

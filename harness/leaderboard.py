@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.metrics import mean_interval
-from harness.results import read_result, read_sweep
+from harness.results import read_result, read_sweep, run_label
 from harness.status import sweep_status
 
 PAPER_TABLE = Path(__file__).resolve().parent.parent / "results" / "reference" / "paper_table2.csv"
@@ -34,14 +34,18 @@ def _values(record: dict) -> dict:
 def leaderboard(sweep: Path, sort: str = "accuracy") -> pd.DataFrame:
     """One row per architecture: mean of each value over completed seeds, *_lo/*_hi its 95% interval."""
     spec = read_sweep(sweep)
-    statuses, _ = sweep_status(sweep)
+    state_of = {s.run_id: s for s in sweep_status(sweep)[0]}
+    groups: dict[str, list[dict]] = {}
+    for run in spec["runs"]:
+        groups.setdefault(run_label(run), []).append(run)
     rows = []
-    for model in spec["models"]:
-        runs = [s for s in statuses if s.model == model]
+    for label, members in groups.items():
+        runs = [state_of[r["run_id"]] for r in members]
         records = [r for r in (read_result(sweep, s.run_id) for s in runs if s.state == "COMPLETED") if r]
         counts = pd.Series([s.state for s in runs]).value_counts()
         status = "COMPLETED" if counts.get("COMPLETED", 0) == len(runs) else ", ".join(f"{n} {state}" for state, n in counts.items())
-        row: dict = {"model": model, "seeds": len(records), "status": status,
+        row: dict = {"model": label, "architecture": members[0]["model"], "variant": members[0].get("variant", ""),
+                     "seeds": len(records), "status": status,
                      "gpu_reason": records[0]["gpu"]["reason"] if records else None}
         if records:
             values = pd.DataFrame([_values(r) for r in records])
@@ -75,5 +79,5 @@ def _overlaps(table: pd.DataFrame, metric: str) -> list[str]:
 
 def with_paper(table: pd.DataFrame) -> pd.DataFrame:
     """Table 2's columns beside ours, as paper_<column>."""
-    paper = paper_table().rename(columns=lambda c: c if c == "model" else f"paper_{c}")
-    return table.merge(paper, on="model", how="left")
+    paper = paper_table().rename(columns=lambda c: "architecture" if c == "model" else f"paper_{c}")
+    return table.merge(paper, on="architecture", how="left")

@@ -21,8 +21,13 @@ SWEEP_SCHEMA = 1
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def run_id(model: str, seed: int) -> str:
-    return f"{model}-s{seed}"
+def run_id(model: str, seed: int, variant: str = "") -> str:
+    return f"{model}-{variant}-s{seed}" if variant else f"{model}-s{seed}"
+
+
+def run_label(run: dict[str, Any]) -> str:
+    """What a leaderboard row is called: the architecture, and its variant if the sweep has several."""
+    return f"{run['model']} [{run['variant']}]" if run.get("variant") else run["model"]
 
 
 def check_sweep_name(name: str) -> str:

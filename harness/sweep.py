@@ -14,6 +14,7 @@ from harness.atomic import write_json_atomic
 from harness.data.demo import make_demo
 from harness.data.manifest import read_manifest
 from harness.errors import UserError
+from harness.models import PAPER_PROBABLE_MODE
 from harness.results import SWEEP_SCHEMA, check_sweep_name, run_id
 from harness.training import TrainConfig
 
@@ -37,13 +38,19 @@ def resolve_dataset(dataset: str, results: Path) -> Path:
     return Path(dataset).resolve()
 
 
+Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
+
+
 def make_spec(sweep_id: str, dataset: Path, results: Path, models: list[str], seeds: int,
-              train: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+              train: dict[str, Any], cluster: dict[str, Any], variants: list[Variant] | None = None) -> dict[str, Any]:
+    """The runs: every architecture x variant x seed. A variant (a generator to train on, a
+    preprocessing mode) overrides some training options and becomes its own leaderboard row."""
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
-    configs = [TrainConfig(model=m, seed=s, **train) for m in models for s in range(seeds)]
-    for config in configs:
-        config.validate()
+    runs = [{"run_id": run_id(m, s, name), "model": m, "seed": s, "variant": name, "overrides": overrides}
+            for m in models for name, overrides in (variants or [("", {})]) for s in range(seeds)]
+    for run in runs:
+        _config(run, train).validate()
     return {
         "schema_version": SWEEP_SCHEMA,
         "sweep_id": sweep_id,
@@ -54,13 +61,29 @@ def make_spec(sweep_id: str, dataset: Path, results: Path, models: list[str], se
         "seeds": seeds,
         "train": train,
         "cluster": cluster,
-        "runs": [{"run_id": run_id(c.model, c.seed), "model": c.model, "seed": c.seed} for c in configs],
+        "runs": runs,
     }
 
 
+def _config(run: dict[str, Any], train: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(model=run["model"], seed=run["seed"], **{**train, **run.get("overrides", {})})
+
+
 def train_config(spec: dict[str, Any], rid: str) -> TrainConfig:
-    run = next(r for r in spec["runs"] if r["run_id"] == rid)
-    return TrainConfig(model=run["model"], seed=run["seed"], **spec["train"])
+    return _config(next(r for r in spec["runs"] if r["run_id"] == rid), spec["train"])
+
+
+def generator_variants(dataset: Path) -> list[Variant]:
+    """One variant per fake generator of the dataset: train on it, test on every generator."""
+    generators = sorted(set(read_manifest(dataset).query("label == 'fake'")["generator"]) - {""})
+    if len(generators) < 2:
+        raise UserError(f"--cross-generator needs fakes from two generators or more; {dataset} has {generators or 'none named'}")
+    return [(g, {"train_generator": g}) for g in generators]
+
+
+def preprocessing_variants() -> list[Variant]:
+    """Each architecture with its own preprocessing, and with the Keras mode the paper most likely used."""
+    return [("timm", {"preprocessing": "timm"}), (PAPER_PROBABLE_MODE, {"preprocessing": PAPER_PROBABLE_MODE})]
 
 
 def resize_keys(spec: dict[str, Any]) -> list[tuple[int, str, float]]:

@@ -7,7 +7,7 @@ import csv
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from harness.measure import (GpuSampler, StepMeter, environment, flops_per_image
                              resolve_device)
 from harness.metrics import best_threshold, detection_metrics
 from harness.models import Detector, build_model, keras_param_count, preprocessing_for
+from harness.perturb import PERTURBATIONS, perturb
 from harness.preprocessing import Preprocessing
 from harness.progress import progress_bar
 from harness.results import RESULT_SCHEMA
@@ -48,6 +49,7 @@ class TrainConfig:
     weights: str = "none"  # imagenet | none | path to a weights file
     image_size: int | None = None  # None: the architecture's own input size
     preprocessing: str = "timm"  # timm | caffe | torch | tf
+    train_generator: str | None = None  # train (and validate) on the fakes of this generator only
     precision: str = "fp32"
     channels_last: bool = False
     device: str = "auto"
@@ -228,6 +230,21 @@ class Run:
             log.warning("no readable checkpoint: training starts over")
 
 
+def only_generator(split: CachedSplit, generator: str | None, seed: int) -> CachedSplit:
+    """The real images and the fakes of one generator, with as many reals as fakes (drawn with seed)."""
+    if generator is None:
+        return split
+    generators = split.index["generator"].to_numpy()
+    fakes = np.flatnonzero((split.labels == 1) & (generators == generator))
+    if len(fakes) == 0:
+        raise UserError(f"no fakes of generator {generator!r} in this split; the dataset has {sorted(set(generators) - {''})}")
+    reals = np.flatnonzero(split.labels == 0)
+    reals = np.sort(np.random.default_rng(seed).choice(reals, min(len(reals), len(fakes)), replace=False))
+    keep = np.sort(np.concatenate([reals, fakes]))
+    return CachedSplit(images=np.asarray(split.images[keep]), labels=split.labels[keep],
+                       index=split.index.iloc[keep].reset_index(drop=True))
+
+
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
@@ -269,7 +286,10 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
     attempts = _count_attempt(folder)
     run = Run(config, dataset, cache_root, folder)
     run.restore_state()
-    splits = {name: DeviceSplit.load(load_split(run.cache, name), run.device) for name in ("train", "val", "test")}
+    cached = {name: load_split(run.cache, name) for name in ("train", "val", "test")}
+    splits = {name: DeviceSplit.load(only_generator(cached[name], config.train_generator, config.seed), run.device)
+              for name in ("train", "val")}
+    splits["test"] = DeviceSplit.load(cached["test"], run.device)
     train_flops, infer_flops = _flop_counts(run, splits["train"])
 
     meter = StepMeter(run.device)
@@ -303,6 +323,15 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
     infer_meter = StepMeter(run.device, warmup=1)
     test_probs, test_labels = run.evaluate(splits["test"], infer_meter)
     np.save(folder / "test_scores.npy", np.stack([test_labels, test_probs]))
+    robustness = {}
+    for name in PERTURBATIONS:
+        perturbed = DeviceSplit.load(replace(cached["test"], images=perturb(cached["test"].images, name)), run.device)
+        probs, labels = run.evaluate(perturbed)
+        robustness[name] = detection_metrics(labels, probs, threshold)
+    cross_generator = {}
+    for generator in sorted(set(cached["test"].index["generator"]) - {""}):
+        probs, labels = run.evaluate(DeviceSplit.load(only_generator(cached["test"], generator, config.seed), run.device))
+        cross_generator[generator] = detection_metrics(labels, probs, threshold)
 
     env = environment(run.device)
     train_ips = meter.images_per_s()
@@ -325,6 +354,8 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
         "epochs_completed": len(run.history),
         "val": detection_metrics(val_labels, val_probs, threshold),
         "test": detection_metrics(test_labels, test_probs, threshold),
+        "robustness": robustness,
+        "cross_generator": cross_generator,
         "throughput": {
             "train_images_per_s": train_ips,
             "infer_images_per_s": infer_meter.images_per_s(),

@@ -131,7 +131,7 @@ def test_demo_is_deterministic_split_by_photograph_and_codec_fair(cli, tmp_path)
     for path in one["path"]:
         with Image.open(tmp_path / "one" / path) as image:
             assert image.format == "PNG" and image.size == (32, 32) and image.mode == "RGB"
-    assert set(one[one["label"] == "fake"]["generator"]) == {"transposed", "zero_insertion", "nearest_conv"}
+    assert set(one[one["label"] == "fake"]["generator"]) == {"upsampler"}
     other_seed = cli("data", "demo", "--out", tmp_path / "three", "--per-class", "30", "--size", "32", "--seed", "5")
     assert other_seed.code == 0
     assert pd.read_csv(tmp_path / "three" / "manifest.csv")["sha256"].tolist() != one["sha256"].tolist()

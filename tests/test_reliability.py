@@ -113,7 +113,7 @@ def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, re
     wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 1, 300, "ResNet50 to start")
     sh("scancel", jobs["ResNet50-s0"])
     wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "MobileNetV2 to finish")
-    wait_until(lambda: sacct_rows(jobs["ResNet50-s0"])[0]["State"].startswith("CANCELLED"), 60, "sacct to say CANCELLED")
+    wait_until(lambda: any(r["State"].startswith("CANCELLED") for r in sacct_rows(jobs["ResNet50-s0"])), 60, "sacct to say CANCELLED")
     status = {r["run_id"]: r for r in cli("status", "--format", "json", "--results", results).json()["runs"]}
     assert status["ResNet50-s0"]["state"] == "CANCELLED" and status["MobileNetV2-s0"]["state"] == "COMPLETED"
     board = {r["model"]: r for r in cli("leaderboard", "--format", "json", "--results", results).json()}
@@ -156,10 +156,10 @@ def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results):
     folder = latest_sweep(results)
     job = submission(folder)["tasks"]["MobileNetV2-s0"]
     wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 4, 300, "four epochs")
-    sh("scancel", "--signal=STOP", job)  # freeze the task so the checkpoint stays as we cut it
+    sh("scontrol", "requeue", job)  # Slurm holds the requeued job a while: time to damage its checkpoint
+    wait_until(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", 120, "the job to stop")
     state = folder / "runs" / "MobileNetV2-s0" / "state.pt"
     state.write_bytes(state.read_bytes()[:1000])
-    sh("scontrol", "requeue", job)
     wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "the resumed run", tick=release_held_jobs)
     assert result(folder, "MobileNetV2-s0")["status"] == "COMPLETED"
     assert list((folder / "runs" / "MobileNetV2-s0").glob("state.pt.damaged-*"))
@@ -197,7 +197,7 @@ def test_a_failed_preprocessing_job_stops_the_training_tasks_and_status_says_why
         sh("scontrol", "update", "partitionname=compute", "state=up")
     folder = latest_sweep(results)
     pre = submission(folder)["preprocess_job"]
-    wait_until(lambda: sacct_rows(pre)[0]["State"] == "FAILED", 300, "the preprocessing job to fail")
+    wait_until(lambda: [r["State"] for r in sacct_rows(pre)] == ["FAILED"], 300, "the preprocessing job to fail")
     time.sleep(2)
     status = cli("status", "--format", "json", "--results", results).json()
     run = status["runs"][0]

@@ -62,11 +62,23 @@ def upsample_nearest_conv(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return F.conv2d(up, _seeded_kernel(g, base, 0.05), padding=1, groups=3)
 
 
+def upsample_bilinear_conv(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Bilinear upsampling, then a seeded 3x3 sharpening convolution: a different upsampler's fingerprint."""
+    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    base = torch.tensor([[0.0, -0.25, 0.0], [-0.25, 2.0, -0.25], [0.0, -0.25, 0.0]])
+    return F.conv2d(up, _seeded_kernel(g, base, 0.05), padding=1, groups=3)
+
+
 UPSAMPLERS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
     "transposed": upsample_transposed,
     "zero_insertion": upsample_zero_insertion,
     "nearest_conv": upsample_nearest_conv,
+    "bilinear_conv": upsample_bilinear_conv,
 }
+# Kinds of fake (the manifest's generator column): the GAN-style upsamplers in turn, a different
+# upsampler, and a DCGAN trained on the real crops.
+GENERATORS = {"upsampler": ("transposed", "zero_insertion", "nearest_conv"), "bilinear_conv": ("bilinear_conv",), "dcgan": ()}
+DCGAN_STEPS = 600
 
 
 def _random_crop(photo: np.ndarray, rng: np.random.Generator, size: int) -> Image.Image:
@@ -94,8 +106,15 @@ def photograph_splits(names: list[str], seed: int) -> dict[str, str]:
     return split_of
 
 
-def make_demo(out: Path, per_class: int = 400, size: int = 64, seed: int = 0) -> Path:
-    """Write out/{real,fake}/*.png and out/manifest.csv; the same files for the same arguments."""
+def make_demo(out: Path, per_class: int = 400, size: int = 64, seed: int = 0,
+              generators: tuple[str, ...] = ("upsampler",), dcgan_steps: int = DCGAN_STEPS) -> Path:
+    """Write out/{real,fake}/*.png and out/manifest.csv; the same files for the same arguments.
+
+    generators: the kinds of fake (GENERATORS), sharing the per_class fakes evenly.
+    """
+    unknown = [g for g in generators if g not in GENERATORS]
+    if unknown or not generators:
+        raise UserError(f"unknown generator {', '.join(unknown) or '(none)'}; choose from {', '.join(GENERATORS)}")
     if per_class < len(PHOTOGRAPHS):
         raise UserError(f"--per-class must be at least {len(PHOTOGRAPHS)} (one image per source photograph), got {per_class}")
     if size < 16 or size % 2:
@@ -106,20 +125,37 @@ def make_demo(out: Path, per_class: int = 400, size: int = 64, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     names = list(photos)
+    dcgan = _dcgan_samples(photos, split_of, per_class, seed, dcgan_steps) if "dcgan" in generators else None
     rows = []
     for label in ("real", "fake"):
         (out / label).mkdir(parents=True, exist_ok=True)
         for index in range(per_class):
             source = names[index % len(names)]
             crop = _random_crop(photos[source], rng, size)
+            cycle = index // len(names)  # every photograph is faked by every kind in turn
+            kind = "" if label == "real" else generators[cycle % len(generators)]
+            group = source
             if label == "real":
-                image, generator = crop.resize((size, size), Image.Resampling.LANCZOS), ""
+                image = crop.resize((size, size), Image.Resampling.LANCZOS)
+            elif kind == "dcgan":  # sampled from noise: no source photograph, spread over the splits as photographs are
+                image = Image.fromarray(dcgan[index]).resize((size, size), Image.Resampling.LANCZOS)
+                group = f"dcgan-{index}"
             else:
-                generator = list(UPSAMPLERS)[index % len(UPSAMPLERS)]
-                image = _fake_from(crop, size, generator, g)
-            path = out / label / f"{label}_{index:05d}_{source}.png"
+                upsamplers = GENERATORS[kind]
+                image = _fake_from(crop, size, upsamplers[(cycle // len(generators)) % len(upsamplers)], g)
+            path = out / label / f"{label}_{index:05d}_{kind or source}.png"
             image.save(path, "PNG")
             rows.append({"path": str(path.relative_to(out)), "label": label, "split": split_of[source],
                          "sha256": sha256_of(path), "width": size, "height": size, "format": "PNG",
-                         "generator": generator, "group": source})
+                         "generator": kind, "group": group})
     return write_manifest(pd.DataFrame(rows), out)
+
+
+def _dcgan_samples(photos: dict[str, np.ndarray], split_of: dict[str, str], count: int, seed: int, steps: int) -> np.ndarray:
+    """Train the DCGAN on 32 px crops of the training photographs only, then sample count images."""
+    from harness.data.dcgan import SIDE, sample, train_dcgan
+    rng = np.random.default_rng(seed + 1)
+    train_photos = [p for name, p in photos.items() if split_of[name] == "train"]
+    crops = np.stack([np.asarray(_random_crop(train_photos[i % len(train_photos)], rng, SIDE).resize((SIDE, SIDE)))
+                      for i in range(2048)])
+    return sample(train_dcgan(crops, steps, seed), count, seed)

@@ -1,0 +1,177 @@
+"""PNG figures of a sweep under results/<sweep>/figures/: training curves (the paper's Figure 5), ROC
+curves, accuracy against training speed, confusion matrices, robustness as a heat map."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; compute nodes have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from harness.leaderboard import leaderboard  # noqa: E402
+from harness.perturb import PERTURBATIONS  # noqa: E402
+from harness.results import read_result, read_sweep, run_dir, run_label  # noqa: E402
+
+
+def _completed(sweep: Path) -> dict[str, list[tuple[str, dict]]]:
+    """Completed runs by leaderboard row (architecture and variant): [(run id, record)], in the spec's order."""
+    runs: dict[str, list[tuple[str, dict]]] = {}
+    for run in read_sweep(sweep)["runs"]:
+        record = read_result(sweep, run["run_id"])
+        if record and record.get("status") == "COMPLETED":
+            runs.setdefault(run_label(run), []).append((run["run_id"], record))
+    return {m: r for m, r in runs.items() if r}
+
+
+def training_curves(sweep: Path, runs: dict, path: Path) -> None:
+    fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, (model, model_runs) in enumerate(runs.items()):
+        history = pd.concat([pd.read_csv(run_dir(sweep, rid) / "history.csv") for rid, _ in model_runs])
+        mean = history.groupby("epoch").mean()
+        colour = f"C{i % 10}"
+        acc.plot(mean.index, mean["train_accuracy"], color=colour, label=f"{model} train")
+        acc.plot(mean.index, mean["val_accuracy"], color=colour, linestyle="--", label=f"{model} val")
+        loss.plot(mean.index, mean["train_loss"], color=colour)
+        loss.plot(mean.index, mean["val_loss"], color=colour, linestyle="--")
+    acc.set(title="(a) accuracy (solid: train, dashed: validation)", xlabel="epoch", ylabel="accuracy")
+    loss.set(title="(b) loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="BCE loss")
+    acc.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def roc_curves(sweep: Path, runs: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for i, (model, model_runs) in enumerate(runs.items()):
+        labels, scores = np.concatenate([np.load(run_dir(sweep, rid) / "test_scores.npy") for rid, _ in model_runs], axis=1)
+        fpr, tpr, _ = roc_curve(labels, scores)
+        auc = np.mean([r["test"]["auc"] for _, r in model_runs])
+        ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(title="ROC on the test split (seeds pooled)", xlabel="false positive rate (real called fake)",
+           ylabel="true positive rate (fake caught)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def accuracy_vs_speed(table: pd.DataFrame, path: Path) -> None:
+    done = table.dropna(subset=["accuracy", "train_images_per_s"])
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, row in enumerate(done.itertuples()):
+        ax.errorbar(row.train_images_per_s, row.accuracy, yerr=[[row.accuracy - row.accuracy_lo], [row.accuracy_hi - row.accuracy]],
+                    fmt="o", color=f"C{i % 10}", capsize=3)
+        ax.annotate(row.model, (row.train_images_per_s, row.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set(title="test accuracy (95% interval over seeds) against training speed", xlabel="training images/s (log)",
+           ylabel="test accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def confusion_matrices(runs: dict, path: Path) -> None:
+    n = len(runs)
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (model, model_runs) in zip(axes.flat, runs.items()):
+        matrix = np.sum([np.array(r["test"]["confusion_matrix"]) for _, r in model_runs], axis=0)
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+        ax.set(title=model, xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "fake"], yticklabels=["real", "fake"],
+               xlabel="predicted", ylabel="true")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def robustness_table(runs: dict) -> pd.DataFrame:
+    """Test accuracy (mean over seeds) per architecture, clean and under each perturbation."""
+    rows = {}
+    for model, model_runs in runs.items():
+        row = {"clean": np.mean([r["test"]["accuracy"] for _, r in model_runs])}
+        for name in PERTURBATIONS:
+            values = [r["robustness"][name]["accuracy"] for _, r in model_runs if name in r.get("robustness", {})]
+            row[name] = np.mean(values) if values else np.nan
+        rows[model] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def robustness_heatmap(table: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 2, 0.5 * len(table) + 1.5))
+    image = ax.imshow(table.to_numpy(dtype=float), cmap="RdYlGn", vmin=0.5, vmax=1.0, aspect="auto")
+    for (i, j), value in np.ndenumerate(table.to_numpy(dtype=float)):
+        ax.text(j, i, "-" if np.isnan(value) else f"{100 * value:.1f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(table)), table.index)
+    ax.set_title("test accuracy (%) under perturbations of both classes")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def cross_generator_tables(sweep: Path) -> dict[str, pd.DataFrame]:
+    """Per architecture: test AUC (mean over seeds) by training generator (rows) and test generator (columns)."""
+    cells: dict[str, dict[tuple[str, str], list[float]]] = {}
+    for run in read_sweep(sweep)["runs"]:
+        record = read_result(sweep, run["run_id"])
+        trained_on = (record or {}).get("config", {}).get("train_generator")
+        if not trained_on or record.get("status") != "COMPLETED":
+            continue
+        for tested_on, metrics in record["cross_generator"].items():
+            cells.setdefault(run["model"], {}).setdefault((trained_on, tested_on), []).append(metrics["auc"])
+    tables = {}
+    for model, values in cells.items():
+        table = pd.Series({key: np.mean(v) for key, v in values.items()}).unstack()
+        table.index.name, table.columns.name = "trained on", "tested on"
+        tables[model] = table
+    return tables
+
+
+def cross_generator_heatmaps(tables: dict[str, pd.DataFrame], path: Path) -> None:
+    cols = min(4, len(tables))
+    rows = (len(tables) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.4 * rows), squeeze=False)
+    for ax, (model, table) in zip(axes.flat, tables.items()):
+        values = table.to_numpy(dtype=float)
+        ax.imshow(values, cmap="RdYlGn", vmin=0.5, vmax=1.0)
+        for (i, j), value in np.ndenumerate(values):
+            ax.text(j, i, "-" if np.isnan(value) else f"{100 * value:.0f}", ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(range(len(table.index)), table.index, fontsize=7)
+        ax.set(title=model, xlabel="tested on", ylabel="trained on")
+    for ax in list(axes.flat)[len(tables):]:
+        ax.axis("off")
+    fig.suptitle("test AUC (%) across generators")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def make_figures(sweep: Path) -> list[Path]:
+    """Write every figure the sweep's completed runs allow; returns their paths."""
+    folder = Path(sweep) / "figures"
+    folder.mkdir(exist_ok=True)
+    runs = _completed(sweep)
+    if not runs:
+        return []
+    paths = {name: folder / f"{name}.png" for name in ("training_curves", "roc", "accuracy_vs_speed", "confusion", "robustness")}
+    training_curves(sweep, runs, paths["training_curves"])
+    roc_curves(sweep, runs, paths["roc"])
+    accuracy_vs_speed(leaderboard(sweep), paths["accuracy_vs_speed"])
+    confusion_matrices(runs, paths["confusion"])
+    robustness_heatmap(robustness_table(runs), paths["robustness"])
+    tables = cross_generator_tables(sweep)
+    if tables:
+        paths["cross_generator"] = folder / "cross_generator.png"
+        cross_generator_heatmaps(tables, paths["cross_generator"])
+    return list(paths.values())

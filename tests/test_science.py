@@ -1,0 +1,126 @@
+"""Trustworthy results: intervals, perturbations, figures, the report, predict."""
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats
+
+from harness.metrics import detection_metrics, equal_error_rate, mean_interval
+from harness.perturb import PERTURBATIONS, perturb
+
+
+def test_the_95_percent_interval_of_a_known_case():
+    mean, lo, hi = mean_interval([0.90, 0.92, 0.94])
+    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)  # t(0.975, 2) = 4.3027, s = 0.02
+    assert mean == pytest.approx(0.92) and lo == pytest.approx(0.92 - half) and hi == pytest.approx(0.92 + half)
+    assert half == pytest.approx(0.049683, abs=1e-6)
+    assert mean_interval([0.8]) == (0.8, 0.8, 0.8)
+
+
+def test_equal_error_rate_and_threshold_metrics():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
+    assert equal_error_rate(labels, scores) == pytest.approx(0.25)
+    metrics = detection_metrics(labels, scores, threshold=0.65)
+    assert metrics["accuracy"] == pytest.approx(0.75) and metrics["accuracy_at_threshold"] == pytest.approx(0.875)
+    assert metrics["confusion_matrix"] == [[3, 1], [1, 3]]
+
+
+@pytest.mark.parametrize("name", list(PERTURBATIONS))
+def test_a_perturbation_hits_both_classes_identically(name):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    # the same picture once as a real and once as a fake: a perturbation sees pixels, never labels
+    split = np.stack([image, image, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)])
+    out = perturb(split, name)
+    assert out.shape == split.shape and out.dtype == np.uint8
+    assert np.array_equal(out[0], out[1])
+    assert not np.array_equal(out[0], split[0])  # it does change the picture
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_demo):
+    """Two architectures, two seeds each, on the tiny demo."""
+    from harness.cli import main
+    results = tmp_path_factory.mktemp("science") / "results"
+    code = main(["sweep", "--cluster", "local", "--dataset", str(tiny_demo), "--models", "MobileNetV2,ResNet50",
+                 "--seeds", "2", "--epochs", "2", "--image-size", "64", "--results", str(results), "--name", "sci", "--wait"])
+    assert code == 0
+    return results
+
+
+def test_leaderboard_shows_intervals_over_seeds_and_overlaps(cli, trained):
+    board = cli("leaderboard", "sci", "--format", "json", "--results", trained).json()
+    for row in board:
+        assert row["seeds"] == 2 and row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"]
+        assert "eer" in row and "average_precision" in row and "accuracy_at_threshold" in row
+    table = cli("leaderboard", "sci", "--results", trained)
+    assert "acc 95% CI" in table.out and "overlaps" in table.out
+
+
+def test_every_run_is_evaluated_under_every_perturbation(trained):
+    import json
+    record = json.loads((trained / "sci" / "runs" / "ResNet50-s1" / "result.json").read_text())
+    assert set(record["robustness"]) == set(PERTURBATIONS)
+    for metrics in record["robustness"].values():
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["count"] == record["test"]["count"]
+
+
+def test_report_holds_every_table_and_figure(cli, trained):
+    result = cli("report", "sci", "--results", trained)
+    assert result.code == 0
+    html = (trained / "sci" / "report.html").read_text()
+    assert html.count("<img src=\"data:image/png;base64,") == 5
+    for title in ("Settings", "Leaderboard", "Table 2", "Robustness"):
+        assert title in html
+    for figure in ("training_curves", "roc", "accuracy_vs_speed", "confusion", "robustness"):
+        with Image.open(trained / "sci" / "figures" / f"{figure}.png") as image:
+            assert image.width > 300 and image.height > 300
+    assert cli("report", "sci", "--format", "md", "--results", trained).code == 0
+    markdown = (trained / "sci" / "report.md").read_text()
+    assert "![" in markdown and "| MobileNetV2 |" in markdown
+
+
+def test_predict_on_an_image_outside_the_dataset(cli, trained, tmp_path):
+    import skimage
+    from pathlib import Path
+    # horse.png ships with scikit-image but is not among the demo's photographs
+    source = Path(skimage.__file__).parent / "data" / "horse.png"
+    stranger = tmp_path / "stranger.jpg"
+    Image.open(source).convert("RGB").resize((120, 90)).save(stranger, quality=90)
+    result = cli("predict", "--run", "sci/ResNet50", stranger, "--format", "json", "--results", trained)
+    assert result.code == 0, result.err
+    prediction = result.json()["predictions"][0]
+    assert 0.0 <= prediction["p_fake"] <= 1.0 and prediction["verdict"] in ("real", "fake")
+    assert result.json()["run"].endswith("ResNet50-s0")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    partly = cli("predict", "--run", "sci/ResNet50-s1", stranger, broken, "--format", "json", "--results", trained)
+    assert partly.code == 1 and partly.json()["predictions"][1]["p_fake"] is None
+    missing = cli("predict", "--run", "sci/VGG16", stranger, "--results", trained)
+    assert missing.code == 2 and "no run 'VGG16'" in missing.err
+
+
+def test_cross_generator_matrix_on_a_tiny_demo(cli, tmp_path):
+    from harness.data.demo import make_demo
+    dataset = tmp_path / "three-generators"
+    make_demo(dataset, per_class=45, size=64, generators=("upsampler", "bilinear_conv", "dcgan"), dcgan_steps=20)
+    results = tmp_path / "results"
+    sweep = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", "MobileNetV2", "--cross-generator",
+                "--epochs", "1", "--image-size", "64", "--results", results, "--name", "xgen", "--wait")
+    assert sweep.code == 0, sweep.err
+    board = cli("leaderboard", "xgen", "--format", "json", "--results", results).json()
+    assert sorted(row["model"] for row in board) == [f"MobileNetV2 [{g}]" for g in ("bilinear_conv", "dcgan", "upsampler")]
+    from harness.figures import cross_generator_tables
+    matrix = cross_generator_tables(results / "xgen")["MobileNetV2"]
+    assert matrix.shape == (3, 3) and list(matrix.index) == list(matrix.columns) == ["bilinear_conv", "dcgan", "upsampler"]
+    assert ((matrix >= 0) & (matrix <= 1)).all().all()
+    assert cli("report", "xgen", "--results", results).code == 0
+    html = (results / "xgen" / "report.html").read_text()
+    assert "across generators" in html and html.count("<img") == 6
+
+
+def test_cross_generator_needs_two_generators(cli, tiny_demo, tmp_path):
+    result = cli("sweep", "--cluster", "local", "--dataset", tiny_demo, "--cross-generator", "--results", tmp_path)
+    assert result.code == 2 and "two generators or more" in result.err
