@@ -255,9 +255,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     table = leaderboard(folder, args.sort)
     columns = list(COLUMNS)
     if table["seeds"].max() > 1:  # several seeds: show each accuracy's 95% interval and which ranks it cannot separate
-        table["accuracy 95% CI"] = [f"[{100 * lo:.2f}, {100 * hi:.2f}]" if pd.notna(lo) else "-"
+        table["acc 95% CI"] = [f"[{100 * lo:.2f}, {100 * hi:.2f}]" if pd.notna(lo) else "-"
                                     for lo, hi in zip(table["accuracy_lo"], table["accuracy_hi"])]
-        columns[columns.index("accuracy") + 1:columns.index("accuracy") + 1] = ["accuracy 95% CI"]
+        columns[columns.index("accuracy") + 1:columns.index("accuracy") + 1] = ["acc 95% CI"]
         columns.insert(columns.index("status"), "overlaps")
     if args.compare == "paper":
         table = with_paper(table)

@@ -38,6 +38,8 @@ def training_curves(sweep: Path, runs: dict, path: Path) -> None:
     acc.set(title="(a) accuracy (solid: train, dashed: validation)", xlabel="epoch", ylabel="accuracy")
     loss.set(title="(b) loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="BCE loss")
     acc.legend(fontsize=7, ncol=2)
+    for ax in (acc, loss):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

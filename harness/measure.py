@@ -134,7 +134,8 @@ class StepMeter:
             self._mark = time.perf_counter()
 
     def images_per_s(self) -> float | None:
-        return self.images / self.seconds if self.seconds > 0 else None
+        """None, never zero, when no steady-state step was timed."""
+        return self.images / self.seconds if self.images and self.seconds > 0 else None
 
     def data_wait_fraction(self) -> float | None:
         return self.data_seconds / self.seconds if self.seconds > 0 else None

@@ -320,7 +320,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
     run.model.load_state_dict(torch.load(folder / "best.pt", map_location=run.device, weights_only=True))
     val_probs, val_labels = run.evaluate(splits["val"])
     threshold = best_threshold(val_labels, val_probs)
-    infer_meter = StepMeter(run.device, warmup=1)
+    infer_meter = StepMeter(run.device, warmup=0)  # the model is already warm from the validation passes
     test_probs, test_labels = run.evaluate(splits["test"], infer_meter)
     np.save(folder / "test_scores.npy", np.stack([test_labels, test_probs]))
     robustness = {}
