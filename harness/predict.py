@@ -1,7 +1,6 @@
 """`predict`: the probability that each image is fake, by one trained run, preprocessed as in training."""
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from harness.data.cache import resize_center_crop
@@ -43,6 +42,6 @@ def predict(run: Path, images: list[Path]) -> list[tuple[str, float | None, str]
             out.append((str(path), None, str(err) or type(err).__name__))
             continue
         with torch.no_grad():
-            x = pre.normalise(torch.from_numpy(np.ascontiguousarray(pixels))[None])
+            x = pre.normalise(torch.tensor(pixels)[None])
             out.append((str(path), float(torch.sigmoid(model(x))[0]), ""))
     return out

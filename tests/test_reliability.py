@@ -106,11 +106,11 @@ def test_loading_a_checkpoint_never_runs_code(tmp_path):
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, results):
     sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2,ResNet50",
-                "--epochs", "30", "--image-size", "64", "--results", results)
+                "--epochs", "5", "--image-size", "64", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     jobs = submission(folder)["tasks"]
-    wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 1, 300, "ResNet50 to start")
+    wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 2, 300, "ResNet50 to checkpoint an epoch")
     sh("scancel", jobs["ResNet50-s0"])
     wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "MobileNetV2 to finish")
     wait_until(lambda: any(r["State"].startswith("CANCELLED") for r in sacct_rows(jobs["ResNet50-s0"])), 60, "sacct to say CANCELLED")
