@@ -6,7 +6,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -322,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True, parser_class=Parser)
     prepare = data.add_parser("prepare", help="check, deduplicate and split a real and a fake folder into manifest.csv")
     prepare.add_argument("--real", type=Path, required=True, help="folder of real images (any depth)")
-    prepare.add_argument("--fake", type=Path, required=True, help="folder of fake images (any depth)")
+    prepare.add_argument("--fake", type=Path, required=True, action="append",
+                         help="folder of fake images (any depth); repeat it, one folder per generator")
     prepare.add_argument("--out", type=Path, required=True, help="folder for manifest.csv (and re-encoded images)")
     prepare.add_argument("--per-class", type=positive_int, help="sample this many images per class (the paper: 5000)")
     prepare.add_argument("--seed", type=non_negative_int, default=0)

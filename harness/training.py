@@ -202,10 +202,13 @@ class Run:
     def save_state(self, epoch: int) -> None:
         state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best}
-        current = self.folder / "state.pt"
+        # Write the new checkpoint in full first, then rotate: a kill at any moment leaves a whole
+        # state.pt or, for the instant between the two renames, a whole state.prev.pt.
+        fresh, current = self.folder / "state.next.pt", self.folder / "state.pt"
+        write_atomic(fresh, lambda tmp: torch.save(state, tmp))
         if current.exists():
             current.replace(self.folder / "state.prev.pt")
-        write_atomic(current, lambda tmp: torch.save(state, tmp))
+        fresh.replace(current)
 
     def restore_state(self) -> None:
         """Resume from the newest readable checkpoint; a damaged one is set aside with a warning."""

@@ -147,3 +147,16 @@ def test_cache_holds_every_image_once_resized_and_is_reused(tiny_demo, tmp_path)
     mtime = (folder / "train.npy").stat().st_mtime_ns
     assert build_cache(tiny_demo, (64, "bicubic", 0.875), tmp_path / "cache") == folder
     assert (folder / "train.npy").stat().st_mtime_ns == mtime
+
+
+def test_prepare_takes_one_fake_folder_per_generator(cli, tmp_path):
+    real, style, diffusion = tmp_path / "real", tmp_path / "stylegan", tmp_path / "diffusion"
+    for folder, offset in ((real, 0), (style, 100), (diffusion, 200)):
+        folder.mkdir()
+        for i in range(6):
+            Image.fromarray(_photo(offset + i)).save(folder / f"{i}.png")
+    result = cli("data", "prepare", "--real", real, "--fake", style, "--fake", diffusion, "--out", tmp_path / "out")
+    assert result.code == 0, result.err
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
+    assert set(manifest[manifest["label"] == "fake"]["generator"]) == {"stylegan", "diffusion"}
+    assert set(manifest[manifest["label"] == "real"]["generator"]) == {""}

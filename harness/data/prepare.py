@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from harness.data.images import ImageInfo, decode, find_images, inspect_image
-from harness.data.manifest import COLUMNS, write_manifest
+from harness.data.manifest import COLUMNS, LABELS, write_manifest
 from harness.errors import UserError
 from harness.progress import progress_bar
 
@@ -101,24 +101,27 @@ def assign_splits(frame: pd.DataFrame, seed: int) -> pd.Series:
 
 def prepare_dataset(
     real: Path,
-    fake: Path,
+    fakes: list[Path],
     out: Path,
     per_class: int | None = None,
     seed: int = 0,
     reencode: str | None = None,
 ) -> PrepareReport:
-    """Check, deduplicate, sample, optionally re-encode and split; write out/manifest.csv."""
+    """Check, deduplicate, sample, optionally re-encode and split; write out/manifest.csv.
+
+    fakes: one folder per generator; a fake's generator is its folder's name.
+    """
     codec = parse_reencode(reencode)
     if per_class is not None and per_class < 3:
         raise UserError(f"--per-class must be at least 3 (one image per split), got {per_class}")
-    folders = {"real": Path(real), "fake": Path(fake)}
-    for label, folder in folders.items():
+    folders = [("real", Path(real))] + [("fake", Path(f)) for f in fakes]
+    for label, folder in folders:
         if not folder.is_dir():
             raise UserError(f"the {label} folder {folder} does not exist")
-    paths = {label: find_images(folder) for label, folder in folders.items()}
-    for label, found in paths.items():
+    paths = [(label, folder, find_images(folder)) for label, folder in folders]
+    for label, folder, found in paths:
         if not found:
-            raise UserError(f"the {label} folder {folders[label]} holds no .jpg/.jpeg/.png/.webp/.bmp images")
+            raise UserError(f"the {label} folder {folder} holds no .jpg/.jpeg/.png/.webp/.bmp images")
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -127,13 +130,14 @@ def prepare_dataset(
 
     report = PrepareReport(manifest=out / "manifest.csv", counts={})
     rows = []
-    for label, found in paths.items():
-        for info in _inspect_all(found, f"checking {label} images"):
+    for label, folder, found in paths:
+        for info in _inspect_all(found, f"checking {folder}"):
             if info.error:
                 report.skipped.append((str(info.path), info.error))
             else:
                 rows.append({"path": str(info.path.resolve()), "label": label, "sha256": info.sha256, "width": info.width,
-                             "height": info.height, "format": info.format, "generator": "" if label == "real" else fake.name, "group": ""})
+                             "height": info.height, "format": info.format, "generator": "" if label == "real" else folder.name,
+                             "group": ""})
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "split"])
     labels_of = frame.groupby("sha256")["label"].nunique()
     report.in_both_classes = sorted(labels_of[labels_of > 1].index)
@@ -143,7 +147,7 @@ def prepare_dataset(
 
     rng = np.random.default_rng(seed)
     sampled = []
-    for label in folders:
+    for label in LABELS:
         members = frame[frame["label"] == label]
         if len(members) < 3:
             raise UserError(f"the {label} folder has {len(members)} usable images; at least 3 are needed (one per split)")
@@ -155,5 +159,5 @@ def prepare_dataset(
     report.format_warnings = format_bias_warnings(frame)
     frame["split"] = assign_splits(frame, seed)
     write_manifest(frame, out)
-    report.counts = {label: frame[frame["label"] == label]["split"].value_counts().to_dict() for label in folders}
+    report.counts = {label: frame[frame["label"] == label]["split"].value_counts().to_dict() for label in LABELS}
     return report
