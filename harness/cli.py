@@ -143,8 +143,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         mem_gb=args.mem, cpus_per_task=args.cpus_per_task, account=args.account, qos=args.qos,
         array_parallelism=args.array_parallelism)
     cluster = args.cluster
-    if cluster == "auto":
-        cluster = "slurm" if slurm_answers() is None else "local"
+    if cluster == "auto":  # naming a partition means Slurm; otherwise Slurm when one answers
+        asks_for_slurm = args.partition or args.cpu_partition or args.dry_run
+        cluster = "slurm" if asks_for_slurm or slurm_answers() is None else "local"
     if args.resume:
         folder = find_sweep(args.results, args.resume)
         spec = read_sweep(folder)
@@ -171,7 +172,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         run_ids = [r["run_id"] for r in spec["runs"]]
         if args.dry_run:
             if cluster != "slurm":
-                raise UserError("--dry-run shows Slurm batch scripts: use it with --cluster slurm or --partition")
+                raise UserError("--dry-run shows Slurm batch scripts: it does not apply to --cluster local")
             for script in launch.dry_run_scripts(folder, profile, run_ids):
                 print(script)
             return 0
@@ -358,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     sweep.add_argument("--ablate-preprocessing", action="store_true",
                        help="per architecture, its own preprocessing and Keras' caffe mode (the paper's likely input)")
-    sweep.add_argument("--cluster", choices=["auto", "slurm", "local"], default="auto")
+    sweep.add_argument("--cluster", choices=["auto", "slurm", "local"], default="auto",
+                       help="auto: Slurm when --partition is given or a Slurm controller answers, else this machine")
     sweep.add_argument("--results", type=Path, default=Path("results"), help="where sweeps are written")
     sweep.add_argument("--name", help="the sweep id (default: a timestamp)")
     sweep.add_argument("--wait", action="store_true", help="follow the sweep until every run ends")

@@ -205,3 +205,11 @@ def test_a_failed_preprocessing_job_stops_the_training_tasks_and_status_says_why
     assert run["state"] in ("PENDING", "CANCELLED") and f"preprocessing job {pre} FAILED" in run["reason"]
     assert not (folder / "runs" / "MobileNetV2-s0" / "progress.json").exists()
     subprocess.run(["scancel", *{j.split("_")[0] for j in submission(folder)["tasks"].values()}])
+
+
+def test_cluster_slurm_where_no_slurm_answers(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))  # a machine without Slurm's commands
+    result = cli("sweep", "--cluster", "slurm", "--results", tmp_path / "results")
+    _one_line_error(result, "--cluster slurm, but no Slurm answers here", "sinfo is not on PATH")
+    assert not list((tmp_path / "results").glob("*/sweep.json"))
+    _one_line_error(cli("sweep", "--partition", "gpu", "--results", tmp_path / "results"), "no Slurm answers")
