@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import UserError
@@ -78,7 +79,7 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
     for column in columns:
         table.add_column(label(column), justify="left" if column in ("model", "status", "run_id", "reason", "node", "timm") else "right")
     for row in rows:
-        table.add_row(*(_fmt(c, row.get(c)) for c in columns))
+        table.add_row(*(escape(_fmt(c, row.get(c))) for c in columns))  # "ResNet50 [caffe]" is not markup
     out.print(table)
 
 
@@ -208,7 +209,7 @@ def status_table(folder: Path) -> tuple[Table, list]:
         row = s.as_dict()
         if row["epoch"] is not None and row["epochs"]:
             row["epoch"] = f"{row['epoch']}/{row['epochs']}"
-        table.add_row(*(_fmt(c, row[c]) for c in STATUS_COLUMNS))
+        table.add_row(*(escape(_fmt(c, row[c])) for c in STATUS_COLUMNS))
     return table, statuses
 
 

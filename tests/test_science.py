@@ -124,3 +124,16 @@ def test_cross_generator_matrix_on_a_tiny_demo(cli, tmp_path):
 def test_cross_generator_needs_two_generators(cli, tiny_demo, tmp_path):
     result = cli("sweep", "--cluster", "local", "--dataset", tiny_demo, "--cross-generator", "--results", tmp_path)
     assert result.code == 2 and "two generators or more" in result.err
+
+
+def test_the_papers_question_own_preprocessing_against_caffe(cli, tiny_demo, tmp_path):
+    sweep = cli("sweep", "--cluster", "local", "--dataset", tiny_demo, "--models", "MobileNetV2", "--ablate-preprocessing",
+                "--epochs", "1", "--image-size", "64", "--results", tmp_path, "--name", "ablation", "--wait")
+    assert sweep.code == 0, sweep.err
+    table = cli("leaderboard", "ablation", "--results", tmp_path)
+    assert "MobileNetV2 [timm]" in table.out and "MobileNetV2 [caffe]" in table.out
+    import json
+    caffe = json.loads((tmp_path / "ablation" / "runs" / "MobileNetV2-caffe-s0" / "result.json").read_text())
+    assert caffe["preprocessing"]["mode"] == "caffe" and caffe["preprocessing"]["bgr"] is True
+    assert cli("report", "ablation", "--results", tmp_path).code == 0
+    assert "The paper&#x27;s question" in (tmp_path / "ablation" / "report.html").read_text()
