@@ -15,7 +15,7 @@ from harness.perturb import PERTURBATIONS  # noqa: E402
 from harness.results import read_result, read_sweep, run_dir, run_label  # noqa: E402
 
 
-def _completed(sweep: Path) -> dict[str, list[tuple[str, dict]]]:
+def completed_runs(sweep: Path) -> dict[str, list[tuple[str, dict]]]:
     """Completed runs by leaderboard row (architecture and variant): [(run id, record)], in the spec's order."""
     runs: dict[str, list[tuple[str, dict]]] = {}
     for run in read_sweep(sweep)["runs"]:
@@ -159,17 +159,18 @@ def cross_generator_heatmaps(tables: dict[str, pd.DataFrame], path: Path) -> Non
     plt.close(fig)
 
 
-def make_figures(sweep: Path) -> list[Path]:
-    """Write every figure the sweep's completed runs allow; returns their paths."""
+def make_figures(sweep: Path, board: pd.DataFrame | None = None) -> list[Path]:
+    """Write every figure the sweep's completed runs allow; returns their paths. board: the sweep's
+    leaderboard, when the caller has it already (it costs a scheduler query)."""
     folder = Path(sweep) / "figures"
     folder.mkdir(exist_ok=True)
-    runs = _completed(sweep)
+    runs = completed_runs(sweep)
     if not runs:
         return []
     paths = {name: folder / f"{name}.png" for name in ("training_curves", "roc", "accuracy_vs_speed", "confusion", "robustness")}
     training_curves(sweep, runs, paths["training_curves"])
     roc_curves(sweep, runs, paths["roc"])
-    accuracy_vs_speed(leaderboard(sweep), paths["accuracy_vs_speed"])
+    accuracy_vs_speed(leaderboard(sweep) if board is None else board, paths["accuracy_vs_speed"])
     confusion_matrices(runs, paths["confusion"])
     robustness_heatmap(robustness_table(runs), paths["robustness"])
     tables = cross_generator_tables(sweep)

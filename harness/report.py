@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.figures import _completed, cross_generator_tables, make_figures, robustness_table
+from harness.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
 from harness.leaderboard import leaderboard, with_paper
 from harness.models import PAPER_PROBABLE_MODE
 from harness.results import read_sweep
@@ -52,7 +52,7 @@ def sections(sweep: Path) -> list[tuple[str, str, object]]:
         **{f"{m} %": board[m].map(_percent) for m in ("accuracy", "loss", "precision", "recall", "f1")},
         **{f"paper {m} %": board[f"paper_{m}"].map(_percent) for m in ("accuracy", "loss", "precision", "recall", "f1")},
     })
-    runs = _completed(sweep)
+    runs = completed_runs(sweep)
     out: list[tuple[str, str, object]] = [
         ("Settings", "text", "```\n" + json.dumps({k: spec[k] for k in ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster")},
                                                   indent=2) + "\n```"),
@@ -73,7 +73,7 @@ def sections(sweep: Path) -> list[tuple[str, str, object]]:
     for model, table in cross_generator_tables(sweep).items():
         out.append((f"{model}: test AUC % across generators (rows: trained on, columns: tested on)", "table",
                     table.map(_percent).reset_index()))
-    for path in make_figures(sweep):
+    for path in make_figures(sweep, board):
         out.append((FIGURE_CAPTIONS[path.stem], "figure", path))
     return out
 

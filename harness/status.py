@@ -59,14 +59,14 @@ def slurm_states(submissions: list[dict[str, Any]]) -> tuple[dict[str, JobState]
     return squeue(ids) or {}, "squeue"
 
 
-def preprocess_status(sweep: Path, states: dict[str, JobState] | None = None) -> dict[str, Any]:
-    submissions = read_submissions(sweep)
+def preprocess_status(sweep: Path, submissions: list[dict[str, Any]], states: dict[str, JobState]) -> dict[str, Any]:
     job = submissions[-1]["preprocess_job"] if submissions else None
     progress_file = sweep / "preprocess" / "progress.json"
     progress = read_json(progress_file) if progress_file.exists() else {}
-    state = states[job].state if job and states and job in states else progress.get("state", "UNKNOWN").upper()
+    slurm_job = states.get(job) if job else None
+    state = slurm_job.state if slurm_job else progress.get("state", "UNKNOWN").upper()
     return {"job_id": job, "state": "COMPLETED" if progress.get("state") == "done" else state,
-            "node": states[job].node if job and states and job in states else "", **{k: v for k, v in progress.items() if k != "state"}}
+            "node": slurm_job.node if slurm_job else "", **{k: v for k, v in progress.items() if k != "state"}}
 
 
 def sweep_status(sweep: Path) -> tuple[list[RunStatus], dict[str, Any]]:
@@ -107,7 +107,7 @@ def sweep_status(sweep: Path) -> tuple[list[RunStatus], dict[str, Any]]:
             elif job.state == "COMPLETED":
                 status.state, status.reason = "FAILED", "the job completed without writing a result"
         statuses.append(status)
-    return statuses, preprocess_status(sweep, states)
+    return statuses, preprocess_status(sweep, submissions, states)
 
 
 def is_final(status: RunStatus) -> bool:

@@ -55,3 +55,14 @@ def progress_epoch(folder: Path, rid: str) -> int:
 def result(folder: Path, rid: str) -> dict | None:
     path = folder / "runs" / rid / "result.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def train_until(cli, results: Path, epochs: int, until_epoch: int) -> tuple[Path, str]:
+    """Submit a MobileNetV2 run on the demo to the cluster and wait until it trains epoch until_epoch;
+    returns the sweep folder and the run's job id."""
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", epochs,
+                "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= until_epoch, 300, f"epoch {until_epoch}")
+    return folder, submission(folder)["tasks"]["MobileNetV2-s0"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from slurm_helpers import (latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission,
-                           wait_until)
+                           train_until, wait_until)
 
 
 def _one_line_error(result, *fragments: str) -> None:
@@ -130,12 +130,7 @@ def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, re
 
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_node_taken_down_requeues_the_job_which_resumes_on_another_node(cli, results):
-    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", "14",
-                "--image-size", "64", "--results", results)
-    assert sweep.code == 0, sweep.err
-    folder = latest_sweep(results)
-    job = submission(folder)["tasks"]["MobileNetV2-s0"]
-    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 3, 300, "three epochs")
+    folder, job = train_until(cli, results, epochs=14, until_epoch=3)
     node = sacct_rows(job)[0]["NodeList"]
     try:
         sh("scontrol", "update", f"nodename={node}", "state=down", "reason=harness-test")
@@ -150,12 +145,7 @@ def test_a_node_taken_down_requeues_the_job_which_resumes_on_another_node(cli, r
 
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results):
-    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", "12",
-                "--image-size", "64", "--results", results)
-    assert sweep.code == 0, sweep.err
-    folder = latest_sweep(results)
-    job = submission(folder)["tasks"]["MobileNetV2-s0"]
-    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 4, 300, "four epochs")
+    folder, job = train_until(cli, results, epochs=12, until_epoch=4)
     sh("scontrol", "requeue", job)  # Slurm holds the requeued job a while: time to damage its checkpoint
     wait_until(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", 120, "the job to stop")
     state = folder / "runs" / "MobileNetV2-s0" / "state.pt"

@@ -4,8 +4,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from slurm_helpers import (latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission,
-                           wait_until)
+from slurm_helpers import latest_sweep, release_held_jobs, result, sacct_rows, sh, submission, train_until, wait_until
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 EIGHT = ["ResNet50", "VGG16", "VGG19", "DenseNet121", "MobileNetV2", "Xception", "NASNetMobile", "InceptionV3"]
@@ -42,12 +41,7 @@ def _history_is_whole(folder, rid: str, epochs: int) -> None:
 
 def test_a_requeued_job_resumes_from_its_checkpoint(cli, results):
     epochs = 12
-    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", epochs,
-                "--image-size", "64", "--results", results)
-    assert sweep.code == 0, sweep.err
-    folder = latest_sweep(results)
-    job = submission(folder)["tasks"]["MobileNetV2-s0"]
-    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 3, 300, "three epochs")
+    folder, job = train_until(cli, results, epochs=epochs, until_epoch=3)
     sh("scontrol", "requeue", job)
     wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 400, "the requeued run to finish", tick=release_held_jobs)
     record = result(folder, "MobileNetV2-s0")
