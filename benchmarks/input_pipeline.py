@@ -52,7 +52,7 @@ def cache_rate(dataset: Path, cache_root: Path, image_size: int, batch: int, epo
     for epoch in range(epochs):
         order = torch.randperm(len(data)).to(data.images.device)
         for i in range(0, len(order), batch):
-            x, _ = data.batch(order[i:i + batch], device)
+            x = data.take(order[i:i + batch], device)
             x = pre.normalise(x, flip=torch.rand(x.shape[0], device=x.device) < 0.5)
             images += len(x)
     synchronize(device)

@@ -21,7 +21,7 @@ from harness.data.cache import load_split
 from harness.data.demo import make_demo
 from harness.measure import StepMeter, synchronize
 from harness.models import build_model
-from harness.training import PRECISIONS, DeviceSplit, Run, TrainConfig
+from harness.training import PRECISIONS, DeviceSplit, Run, TrainConfig, make_optimizer
 
 
 def bare_rate(model, optimizer, x: torch.Tensor, y: torch.Tensor, batch: int, dtype, device) -> float:
@@ -69,8 +69,8 @@ def main() -> None:
         bare = build_model(args.model).to(run.device)
         if args.channels_last:
             bare = bare.to(memory_format=torch.channels_last)
-        bare_optimizer = torch.optim.Adam(bare.parameters(), lr=config.lr)
-        x = run.inputs(data.images.to(run.device), augment=False)
+        bare_optimizer = make_optimizer(config.optimizer, list(bare.parameters()), config.lr, run.device)
+        x = run.inputs(data.images.to(run.device))
         y = data.labels.to(run.device)
         harness, plain = [], []
         for round_ in range(args.rounds + 1):  # round 0 warms both up and is not counted

@@ -141,14 +141,35 @@ class StepMeter:
         return self.data_seconds / self.seconds if self.seconds > 0 else None
 
 
+def samples_inside(samples: list[tuple[int, float]], windows: list[tuple[int, int]]) -> list[float]:
+    """The values of NVML's timestamped samples whose whole sampling period lies inside one window.
+
+    samples: (timestamp, value) in time order, each covering the time since the sample before it
+    (the first, whose start is unknown, is never kept); windows: (start, end). Times in microseconds.
+    """
+    return [value for (before, _), (stamp, value) in zip(samples, samples[1:])
+            if any(start <= before and stamp <= end for start, end in windows)]
+
+
+def _now_us() -> int:
+    return int(time.time() * 1e6)  # NVML stamps its samples with the host's clock, in microseconds
+
+
 @dataclass
 class GpuSampler:
-    """Samples utilisation, memory and power of the GPU in use with pynvml, in a background thread,
-    while a measuring() block runs."""
+    """Utilisation, memory and power of the GPU in use, read with pynvml in a background thread.
+
+    Utilisation comes from NVML's own timestamped samples, each the share of its sampling period (1/6 s
+    to 1 s, by GPU) in which a kernel ran. Only samples whose whole period lies inside a measuring()
+    block count: a reading that straddles an evaluation or a checkpoint would charge their idle time
+    to training. Memory and power are read while a measuring() block runs.
+    """
 
     device: torch.device
-    interval_s: float = 0.1
-    samples: list[tuple[float, float, float | None]] = field(default_factory=list)
+    interval_s: float = 0.2
+    utilisation: list[tuple[int, float]] = field(default_factory=list)  # (NVML timestamp µs, percent)
+    windows: list[tuple[int, int]] = field(default_factory=list)  # measuring() blocks, µs
+    readings: list[tuple[float, float | None]] = field(default_factory=list)  # (memory used bytes, power W)
     reason: str | None = None
     _handle: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -167,22 +188,35 @@ class GpuSampler:
         except Exception as err:  # NVML missing or the GPU not found: say so, do not invent numbers
             self.reason = f"pynvml unavailable: {err}"
 
-    def _run(self) -> None:
+    def _new_utilisation(self) -> list[tuple[int, float]]:
         import pynvml
-        while not self._stop.wait(self.interval_s):
-            if not self._measuring.is_set():
-                continue
-            try:
-                util = pynvml.nvmlDeviceGetUtilizationRates(self._handle).gpu
-                memory = pynvml.nvmlDeviceGetMemoryInfo(self._handle).used
+        since = self.utilisation[-1][0] if self.utilisation else _now_us()
+        try:
+            _, samples = pynvml.nvmlDeviceGetSamples(self._handle, pynvml.NVML_GPU_UTILIZATION_SAMPLES, since)
+        except pynvml.NVMLError_NotFound:  # no sample newer than `since` yet
+            return []
+        return sorted((s.timeStamp, float(s.sampleValue.uiVal)) for s in samples if s.timeStamp > since)
+
+    def _read(self) -> bool:
+        """Take NVML's new utilisation samples, and memory and power inside a measuring() block;
+        False, with the reason kept, once NVML fails."""
+        import pynvml
+        try:
+            self.utilisation.extend(self._new_utilisation())
+            if self._measuring.is_set():
                 try:
                     power = pynvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
                 except pynvml.NVMLError:
                     power = None
-                self.samples.append((float(util), float(memory), power))
-            except Exception as err:
-                self.reason = f"pynvml sampling failed: {err}"
-                return
+                self.readings.append((float(pynvml.nvmlDeviceGetMemoryInfo(self._handle).used), power))
+        except Exception as err:
+            self.reason = f"pynvml sampling failed: {err}"
+            return False
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s) and self._read():
+            pass
 
     @contextmanager
     def sampling(self) -> Iterator["GpuSampler"]:
@@ -196,30 +230,39 @@ class GpuSampler:
             self._stop.set()
             if self._thread:
                 self._thread.join()
+                if self.reason is None:
+                    self._read()  # the samples of the last moments
 
     @contextmanager
     def measuring(self) -> Iterator[None]:
-        """Keep samples only inside this block (the training steps, not evaluation or checkpoints)."""
+        """Count what happens inside this block (the training steps, not evaluation or checkpoints)."""
+        start = _now_us()
         self._measuring.set()
         try:
             yield
         finally:
             self._measuring.clear()
+            self.windows.append((start, _now_us()))
 
     def summary(self) -> dict[str, Any]:
-        if not self.samples:
-            reason = self.reason or "no samples were taken (the run was shorter than one sampling interval)"
-            return {"util_mean": None, "util_median": None, "memory_used_max_bytes": None, "power_mean_w": None,
-                    "samples": 0, "reason": reason}
-        util = [s[0] for s in self.samples]
-        power = [s[2] for s in self.samples if s[2] is not None]
+        util = samples_inside(self.utilisation, self.windows)
+        stamps = [stamp for stamp, _ in self.utilisation]
+        period = statistics.median(b - a for a, b in zip(stamps, stamps[1:])) / 1e6 if len(stamps) > 1 else None
+        reason = self.reason
+        if reason is None and not util:
+            reason = (f"no NVML utilisation sample (one per {period:.2f} s) lay wholly inside the training steps: "
+                      "the epochs were too short" if period else "NVML returned no utilisation samples")
+        power = [p for _, p in self.readings if p is not None]
+        if reason is None and not power:
+            reason = "power readings not supported by this GPU"
         return {
-            "util_mean": statistics.fmean(util) / 100.0,
-            "util_median": statistics.median(util) / 100.0,
-            "memory_used_max_bytes": int(max(s[1] for s in self.samples)),
+            "util_mean": statistics.fmean(util) / 100.0 if util else None,
+            "util_median": statistics.median(util) / 100.0 if util else None,
+            "util_period_s": period,
+            "samples": len(util),
+            "memory_used_max_bytes": int(max(m for m, _ in self.readings)) if self.readings else None,
             "power_mean_w": statistics.fmean(power) if power else None,
-            "samples": len(self.samples),
-            "reason": None if power else "power readings not supported by this GPU",
+            "reason": reason,
         }
 
 

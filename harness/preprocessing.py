@@ -4,6 +4,7 @@ The resize part (input size, interpolation, crop) decides the uint8 cache an ima
 normalisation part (channel order, mean, std) runs on the device, batch by batch.
 """
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
 import torch
@@ -50,11 +51,18 @@ class Preprocessing:
         x = batch_uint8_nhwc.permute(0, 3, 1, 2)  # a view: NCHW with channels_last strides
         if self.bgr:
             x = x.flip(1)
-        # one fused pass: (x / 255 - mean) / std == x * scale + shift
-        std = torch.tensor(self.std, dtype=dtype, device=x.device)
-        scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1)
-        shift = (-torch.tensor(self.mean, dtype=dtype, device=x.device) / std).view(1, 3, 1, 1)
+        scale, shift = _affine(self.mean, self.std, x.device, dtype)
         return torch.addcmul(shift, x, scale)
+
+
+@cache
+def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+            dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """scale and shift with (x / 255 - mean) / std == x * scale + shift, one fused pass. Made once per
+    device: building a tensor from Python numbers on a GPU is a blocking copy, which every step would pay."""
+    std64, mean64 = torch.tensor(std, dtype=torch.float64), torch.tensor(mean, dtype=torch.float64)
+    scale, shift = (1.0 / (255.0 * std64)).view(1, 3, 1, 1), (-mean64 / std64).view(1, 3, 1, 1)
+    return scale.to(device, dtype), shift.to(device, dtype)
 
 
 def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", image_size: int | None = None) -> Preprocessing:

@@ -30,6 +30,7 @@ from harness.results import RESULT_SCHEMA
 
 log = logging.getLogger("harness.training")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 MODES = ("transfer", "finetune")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 EVAL_BATCH = 128
@@ -95,9 +96,15 @@ class DeviceSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images and labels at index (a tensor on the images' device)."""
-        return (self.images[index].to(device, non_blocking=True), self.labels[index].to(device, non_blocking=True))
+    def take(self, index: torch.Tensor | slice, device: torch.device) -> torch.Tensor:
+        """The uint8 images at index (a slice, or a tensor on the images' device), on device."""
+        return self.images[index].to(device, non_blocking=True)
+
+
+def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser, fused where torch has a fused kernel for the device: a few launches per step
+    instead of several per parameter, and no reads of its step counter on the host."""
+    return OPTIMIZERS[name](params, lr=lr, fused=device.type in FUSED_OPTIMIZER_DEVICES)
 
 
 class Run:
@@ -108,6 +115,8 @@ class Run:
         self.config, self.folder = config, Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
         self.pre = config.resolved_preprocessing()
         self.cache = build_cache(dataset, self.pre.resize_key, cache_root)
         torch.manual_seed(config.seed)
@@ -118,7 +127,7 @@ class Run:
         if config.mode == "transfer":
             self.model.backbone.requires_grad_(False)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = OPTIMIZERS[config.optimizer](trainable, lr=config.lr)
+        self.optimizer = make_optimizer(config.optimizer, trainable, config.lr, self.device)
         self.dtype = PRECISIONS[config.precision]
         if self.dtype is torch.float16 and self.device.type != "cuda":
             raise UserError("--precision fp16 needs a GPU; use fp32 or bf16 on a CPU")
@@ -135,18 +144,17 @@ class Run:
         if self.config.mode == "transfer":
             self.model.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics, as Keras does
 
-    def inputs(self, images_uint8: torch.Tensor, augment: bool) -> torch.Tensor:
-        """The network's input: normalised on the device, randomly flipped when training."""
-        flip = torch.rand(images_uint8.shape[0], device=images_uint8.device) < 0.5 if augment else None
+    def inputs(self, images_uint8: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's input: normalised on the device, flipped horizontally where flip is True."""
         x = self.pre.normalise(images_uint8, flip)
         return x.contiguous(memory_format=torch.channels_last if self.config.channels_last else torch.contiguous_format)
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
 
-    def train_step(self, images_uint8: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimiser step; returns the batch's loss and logits (detached, left on the device)."""
-        x = self.inputs(images_uint8, augment=True)
+    def train_step(self, images_uint8: torch.Tensor, labels: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+        """One optimiser step; returns the batch's logits (detached, left on the device)."""
+        x = self.inputs(images_uint8, flip)
         with self.autocast():
             logits = self.model(x).float()
             loss = F.binary_cross_entropy_with_logits(logits, labels)
@@ -154,34 +162,43 @@ class Run:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.detach(), logits.detach()
+        return logits.detach()
 
     @torch.no_grad()
     def predict(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """Probabilities that images are fake."""
         with self.autocast():
-            return torch.sigmoid(self.model(self.inputs(images_uint8, augment=False)).float())
+            return torch.sigmoid(self.model(self.inputs(images_uint8)).float())
 
     # --- epochs ---
     def train_epoch(self, data: DeviceSplit, epoch: int, meter: StepMeter) -> dict[str, float]:
-        """One pass over the training split; loss and accuracy as the steps saw them (as Keras reports)."""
+        """One pass over the training split; loss and accuracy as the steps saw them (as Keras reports).
+
+        The order, the flips and the labels are drawn once per epoch (from the seed and the epoch, so a
+        resumed run repeats them) and the tally is made at its end: a step launches nothing but its own
+        work and never waits for the device.
+        """
         self.set_train_mode()
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.config.seed * 1000 + epoch))
-        order = order.to(data.images.device)  # one copy per epoch: a per-step copy of indices would wait on the GPU
-        batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
-        losses, correct = [], torch.zeros((), device=self.device)
+        draw = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        order = torch.randperm(len(data), generator=draw)
+        flips = (torch.rand(len(data), generator=draw) < 0.5).to(self.device)
+        order = order.to(data.images.device)
+        labels = data.labels[order].to(self.device)
+        starts = range(0, len(data), self.config.batch_size)
+        logits = []
         with progress_bar() as bar, meter.timing():
-            task = bar.add_task(f"{self.config.model} epoch {epoch + 1}/{self.config.epochs}", total=len(batches))
-            for index in batches:
-                start = time.perf_counter()
-                images, labels = data.batch(index, self.device)
-                data_seconds = time.perf_counter() - start
-                loss, logits = self.train_step(images, labels)
-                meter.step(len(index), data_seconds)
-                losses.append(loss * len(index))
-                correct += ((logits >= 0) == (labels >= 0.5)).sum()
+            task = bar.add_task(f"{self.config.model} epoch {epoch + 1}/{self.config.epochs}", total=len(starts))
+            for start in starts:
+                step = slice(start, start + self.config.batch_size)
+                fetch = time.perf_counter()
+                images = data.take(order[step], self.device)
+                data_seconds = time.perf_counter() - fetch
+                logits.append(self.train_step(images, labels[step], flips[step]))
+                meter.step(len(images), data_seconds)
                 bar.advance(task)
-        return {"train_loss": float(torch.stack(losses).sum()) / len(data), "train_accuracy": float(correct) / len(data)}
+        seen = torch.cat(logits)
+        return {"train_loss": F.binary_cross_entropy_with_logits(seen, labels).item(),
+                "train_accuracy": ((seen >= 0) == (labels >= 0.5)).float().mean().item()}
 
     def evaluate(self, data: DeviceSplit, meter: StepMeter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and labels of a split; meter, if given, times the pass (inference throughput)."""
@@ -191,8 +208,7 @@ class Run:
         with meter.timing():
             for start in range(0, len(data), EVAL_BATCH):
                 fetch = time.perf_counter()
-                index = torch.arange(start, min(start + EVAL_BATCH, len(data)), device=data.images.device)
-                images, _ = data.batch(index, self.device)
+                images = data.take(slice(start, start + EVAL_BATCH), self.device)
                 data_seconds = time.perf_counter() - fetch
                 probs.append(self.predict(images))
                 meter.step(len(images), data_seconds)
@@ -270,11 +286,11 @@ def _progress(folder: Path, **fields: Any) -> None:
 
 
 def _flop_counts(run: Run, train: DeviceSplit) -> tuple[int | None, int | None]:
-    sample, labels = train.batch(torch.arange(min(2, len(train)), device=train.images.device), run.device)
+    sample, labels = train.take(slice(0, 2), run.device), train.labels[:2].to(run.device)
     weights = {k: v.clone() for k, v in run.model.state_dict().items()}
     optimizer_state = run.optimizer.state_dict()
     try:
-        train_flops = flops_per_image(lambda: run.train_step(sample, labels), len(sample))
+        train_flops = flops_per_image(lambda: run.train_step(sample, labels, flip=None), len(sample))
         infer_flops = flops_per_image(lambda: run.predict(sample), len(sample))
     finally:  # the count must not move the model
         run.model.load_state_dict(weights)
