@@ -133,29 +133,33 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness import launch
     from harness.models import parse_model_list
-    from harness.profiles import load_profile
+    from harness.profiles import Profile, load_profile
     from harness.results import find_sweep, read_result, read_sweep, sweep_dir
     from harness.slurm import slurm_answers
     from harness.sweep import (DEMO, generator_variants, make_spec, new_sweep_id, preprocessing_variants, resolve_dataset,
                                train_options, write_spec)
 
-    profile = load_profile(args.profile).override(
-        cpu_partition=args.cpu_partition, gpu_partition=args.partition, gpu_type=args.gpu_type, time_min=args.time,
-        mem_gb=args.mem, cpus_per_task=args.cpus_per_task, account=args.account, qos=args.qos,
-        array_parallelism=args.array_parallelism)
-    cluster = args.cluster
-    if cluster == "auto":  # naming a partition means Slurm; otherwise Slurm when one answers
-        asks_for_slurm = args.partition or args.cpu_partition or args.dry_run
-        cluster = "slurm" if asks_for_slurm or slurm_answers() is None else "local"
+    options = dict(cpu_partition=args.cpu_partition, gpu_partition=args.partition, gpu_type=args.gpu_type,
+                   time_min=args.time, mem_gb=args.mem, cpus_per_task=args.cpus_per_task, account=args.account,
+                   qos=args.qos, array_parallelism=args.array_parallelism)
+    # naming a partition means Slurm; otherwise Slurm when one answers (or, resuming, where the sweep ran)
+    asks_for_slurm = args.partition or args.cpu_partition or args.dry_run
+    cluster = args.cluster if args.cluster != "auto" else "slurm" if asks_for_slurm else None
     if args.resume:
         folder = find_sweep(args.results, args.resume)
         spec = read_sweep(folder)
+        stored = dict(spec["cluster"])  # the sweep's own settings; options given now override them
+        executor = stored.pop("executor")
+        cluster = cluster or executor
+        profile = (load_profile(args.profile) if args.profile else Profile(**stored)).override(**options)
         run_ids = [r["run_id"] for r in spec["runs"] if (read_result(folder, r["run_id"]) or {}).get("status") != "COMPLETED"]
         if not run_ids:
             out.print(f"sweep {spec['sweep_id']}: every run has a result; nothing to resubmit")
             return 0
         launch.preflight(cluster, profile, folder.parent)
     else:
+        profile = load_profile(args.profile or "local").override(**options)
+        cluster = cluster or ("slurm" if slurm_answers() is None else "local")
         results = Path(args.results)
         image_size = args.image_size or (DEMO["size"] if args.dataset == "demo" else None)
         train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
@@ -365,11 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--results", type=Path, default=Path("results"), help="where sweeps are written")
     sweep.add_argument("--name", help="the sweep id (default: a timestamp)")
     sweep.add_argument("--wait", action="store_true", help="follow the sweep until every run ends")
-    sweep.add_argument("--resume", metavar="SWEEP", help="resubmit the runs of SWEEP that have no result")
+    sweep.add_argument("--resume", metavar="SWEEP",
+                       help="resubmit the runs of SWEEP that have no result, with the cluster settings it was submitted with")
     sweep.add_argument("--dry-run", action="store_true", help="print the batch scripts instead of submitting")
     sweep.add_argument("--max-parallel", type=positive_int, help=f"local runs at a time (default here: {default_local_parallelism()})")
     slurm = sweep.add_argument_group("Slurm (defaults from the profile)")
-    slurm.add_argument("--profile", default="local", help="a profile name under slurm/profiles/ or a .toml path")
+    slurm.add_argument("--profile", help="a profile name under slurm/profiles/ or a .toml path (default: local; "
+                       "with --resume, the sweep's own settings)")
     slurm.add_argument("--partition", help="GPU partition of the training tasks")
     slurm.add_argument("--cpu-partition", help="CPU partition of the preprocessing job")
     slurm.add_argument("--gpu-type", help="GPU type in --gres=gpu:TYPE:1")

@@ -31,7 +31,7 @@ def release_held_jobs() -> None:
 
 
 def sacct_rows(*job_ids: str) -> list[dict[str, str]]:
-    fields = ["JobID", "State", "Partition", "NodeList", "Start", "End", "AllocTRES"]
+    fields = ["JobID", "State", "Partition", "NodeList", "Start", "End", "AllocTRES", "Timelimit"]
     out = sh("sacct", "-X", "-P", "-n", "-j", ",".join(job_ids), "-o", ",".join(fields))
     return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
 

@@ -105,7 +105,7 @@ def test_loading_a_checkpoint_never_runs_code(tmp_path):
 
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, results):
-    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2,ResNet50",
+    sweep = cli("sweep", "--partition", "gpu", "--time", "45", "--dataset", "demo", "--models", "MobileNetV2,ResNet50",
                 "--epochs", "5", "--image-size", "64", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
@@ -120,9 +120,12 @@ def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, re
     assert board["MobileNetV2"]["status"] == "COMPLETED" and board["MobileNetV2"]["accuracy"] is not None
     assert board["ResNet50"]["status"] == "1 CANCELLED" and board["ResNet50"]["accuracy"] is None
 
-    resumed = cli("sweep", "--resume", folder.name, "--partition", "gpu", "--results", results)
+    resumed = cli("sweep", "--resume", folder.name, "--results", results)  # on Slurm again, as it was submitted
     assert resumed.code == 0, resumed.err
     assert list(submission(folder)["tasks"]) == ["ResNet50-s0"]  # only the run without a result
+    wait_until(lambda: sacct_rows(submission(folder)["tasks"]["ResNet50-s0"]), 60, "sacct to list the resubmitted job")
+    resubmitted = sacct_rows(submission(folder)["tasks"]["ResNet50-s0"])
+    assert resubmitted[0]["Partition"] == "gpu" and resubmitted[0]["Timelimit"] == "00:45:00"  # the sweep's settings
     wait_until(lambda: result(folder, "ResNet50-s0") is not None, 900, "the resumed run", tick=release_held_jobs)
     assert result(folder, "ResNet50-s0")["status"] == "COMPLETED"
     assert result(folder, "ResNet50-s0")["requeues"] >= 1  # it went on from its checkpoint
