@@ -172,6 +172,7 @@ class GpuSampler:
     readings: list[tuple[float, float | None]] = field(default_factory=list)  # (memory used bytes, power W)
     reason: str | None = None
     _handle: Any = None
+    _started_us: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _measuring: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -190,7 +191,7 @@ class GpuSampler:
 
     def _new_utilisation(self) -> list[tuple[int, float]]:
         import pynvml
-        since = self.utilisation[-1][0] if self.utilisation else _now_us()
+        since = self.utilisation[-1][0] if self.utilisation else self._started_us
         try:
             _, samples = pynvml.nvmlDeviceGetSamples(self._handle, pynvml.NVML_GPU_UTILIZATION_SAMPLES, since)
         except pynvml.NVMLError_NotFound:  # no sample newer than `since` yet
@@ -221,6 +222,7 @@ class GpuSampler:
     @contextmanager
     def sampling(self) -> Iterator["GpuSampler"]:
         self._open()
+        self._started_us = _now_us()
         if self._handle is not None:
             self._thread = threading.Thread(target=self._run, name="gpu-sampler", daemon=True)
             self._thread.start()
