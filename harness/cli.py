@@ -164,7 +164,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         image_size = args.image_size or (DEMO["size"] if args.dataset == "demo" else None)
         train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                               mode=args.mode, weights=args.weights, image_size=image_size, preprocessing=args.preprocessing,
-                              precision=args.precision, channels_last=args.channels_last, device=args.device)
+                              select_by=args.select_by, precision=args.precision, channels_last=args.channels_last,
+                              device=args.device)
         models = parse_model_list(args.models)
         sweep_id = new_sweep_id(args.name)
         folder = sweep_dir(results, sweep_id)
@@ -314,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.launch import default_local_parallelism
     from harness.models import WEIGHTS_HELP
     from harness.preprocessing import PREPROCESSING_CHOICES
-    from harness.training import MODES, OPTIMIZERS, PRECISIONS, TrainConfig
+    from harness.training import MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
 
     defaults = TrainConfig(model="ResNet50")
     parser = Parser(prog="python -m harness", description="Benchmark deep-fake face detectors on Slurm.")
@@ -357,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--image-size", type=positive_int, help="input side in pixels (default: each architecture's own; the demo's 80)")
     sweep.add_argument("--preprocessing", choices=PREPROCESSING_CHOICES, default=defaults.preprocessing,
                        help="timm: each model's own config; caffe/torch/tf: a Keras mode for every model")
+    sweep.add_argument("--select-by", choices=list(SELECT_BY), default=defaults.select_by,
+                       help="the epoch each run keeps and tests: highest val accuracy (ties: lowest loss), or lowest val loss")
     sweep.add_argument("--precision", choices=list(PRECISIONS), default=defaults.precision)
     sweep.add_argument("--channels-last", action="store_true")
     sweep.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")

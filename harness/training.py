@@ -33,6 +33,12 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 MODES = ("transfer", "finetune")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Which epoch a run keeps, as a rank of its validation metrics (lower is better). Accuracy first: a
+# model that has learnt a constant can have the lowest loss while it is right on half the images.
+SELECT_BY = {
+    "accuracy": lambda val: [-val["accuracy"], val["loss"]],  # highest accuracy; ties: lowest loss
+    "loss": lambda val: [val["loss"]],  # Keras' ModelCheckpoint default
+}
 EVAL_BATCH = 128
 
 
@@ -51,6 +57,7 @@ class TrainConfig:
     image_size: int | None = None  # None: the architecture's own input size
     preprocessing: str = "timm"  # timm | caffe | torch | tf
     train_generator: str | None = None  # train (and validate) on the fakes of this generator only
+    select_by: str = "accuracy"  # the epoch kept and tested: see SELECT_BY
     precision: str = "fp32"
     channels_last: bool = False
     device: str = "auto"
@@ -65,6 +72,8 @@ class TrainConfig:
             raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.select_by not in SELECT_BY:
+            raise UserError(f"unknown --select-by {self.select_by!r}; choose one of {', '.join(SELECT_BY)}")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.image_size is not None and self.image_size < 1:
@@ -135,7 +144,7 @@ class Run:
             raise UserError(f"--precision bf16 is not supported by {torch.cuda.get_device_name(self.device)}; use fp16 or fp32")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
         self.history: list[dict[str, Any]] = []
-        self.best = {"epoch": None, "val_loss": math.inf}
+        self.best: dict[str, Any] = {"epoch": None, "rank": None}
         self.start_epoch = 0
 
     # --- the step, shared by training, the flop count and the overhead benchmark ---
@@ -299,7 +308,8 @@ def _flop_counts(run: Run, train: DeviceSplit) -> tuple[int | None, int | None]:
 
 
 def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path, sweep_id: str = "") -> dict[str, Any]:
-    """Train, keep the best epoch on val, evaluate it on test, measure; returns and writes result.json."""
+    """Train, keep the best epoch on val (config.select_by), evaluate it on test, measure; returns and
+    writes result.json."""
     started = datetime.now(timezone.utc).isoformat()
     folder = Path(folder)
     attempts = _count_attempt(folder)
@@ -324,8 +334,9 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, folder: Path
             val = detection_metrics(val_labels, val_probs)
             row = {"epoch": epoch + 1, **stats, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
             run.history.append(row)
-            if val["loss"] < run.best["val_loss"]:
-                run.best = {"epoch": epoch + 1, "val_loss": val["loss"]}
+            rank = SELECT_BY[config.select_by](val)
+            if run.best.get("rank") is None or rank < run.best["rank"]:
+                run.best = {"epoch": epoch + 1, "rank": rank}
                 write_atomic(folder / "best.pt", lambda tmp: torch.save(run.model.state_dict(), tmp))
             _write_history(folder / "history.csv", run.history)
             run.save_state(epoch + 1)

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from scipy import stats
@@ -57,6 +58,17 @@ def test_leaderboard_shows_intervals_over_seeds_and_overlaps(cli, trained):
         assert "eer" in row and "average_precision" in row and "accuracy_at_threshold" in row
     table = cli("leaderboard", "sci", "--results", trained)
     assert "acc 95% CI" in table.out and "overlaps" in table.out
+
+
+def test_each_run_tests_its_most_accurate_validation_epoch(trained):
+    import json
+    for folder in (trained / "sci" / "runs").iterdir():
+        history = pd.read_csv(folder / "history.csv")
+        record = json.loads((folder / "result.json").read_text())
+        best = history.sort_values(["val_accuracy", "val_loss"], ascending=[False, True], kind="stable").iloc[0]
+        assert record["config"]["select_by"] == "accuracy" and record["best_epoch"] == best["epoch"]
+        # the weights tested are that epoch's: they score its validation accuracy again
+        assert record["val"]["accuracy"] == pytest.approx(best["val_accuracy"])
 
 
 def test_every_run_is_evaluated_under_every_perturbation(trained):
