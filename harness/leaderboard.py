@@ -28,7 +28,7 @@ def _values(record: dict) -> dict:
     return {**{m: test.get(m) for m in METRICS + EXTRA_METRICS}, **{t: throughput.get(t) for t in THROUGHPUT},
             "achieved_tflops": throughput.get("achieved_tflops"), "mfu": throughput.get("mfu"),
             "data_wait_fraction": throughput.get("data_wait_fraction"), "gpu_util_mean": gpu.get("util_mean"),
-            "params": record["params"]}
+            "gpu_util_median": gpu.get("util_median"), "params": record["params"]}
 
 
 def leaderboard(sweep: Path, sort: str = "accuracy") -> pd.DataFrame:
