@@ -156,7 +156,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not run_ids:
             out.print(f"sweep {spec['sweep_id']}: every run has a result; nothing to resubmit")
             return 0
-        launch.preflight(cluster, profile, folder.parent)
     else:
         profile = load_profile(args.profile or "local").override(**options)
         cluster = cluster or ("slurm" if slurm_answers() is None else "local")
@@ -176,14 +175,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec = make_spec(sweep_id, Path(args.dataset), results, models, args.seeds, train,
                          {"executor": cluster, **asdict(profile)}, variants)
         run_ids = [r["run_id"] for r in spec["runs"]]
-        if args.dry_run:
-            if cluster != "slurm":
-                raise UserError("--dry-run shows Slurm batch scripts: it does not apply to --cluster local")
-            for script in launch.dry_run_scripts(folder, profile, run_ids):
-                print(script)
-            return 0
-        launch.preflight(cluster, profile, results)
-        spec["dataset"] = str(resolve_dataset(args.dataset, results))
+    if args.dry_run:
+        if cluster != "slurm":
+            raise UserError("--dry-run shows Slurm batch scripts: it does not apply to --cluster local")
+        for script in launch.dry_run_scripts(folder, profile, run_ids):
+            print(script)
+        return 0
+    launch.preflight(cluster, profile, folder.parent)
+    if not args.resume:
+        spec["dataset"] = str(resolve_dataset(args.dataset, folder.parent))
         write_spec(folder, spec)
     if cluster == "slurm":
         submission = launch.submit_slurm(folder, profile, run_ids)

@@ -42,6 +42,16 @@ def test_bad_sweep_input_is_one_line_and_writes_nothing(cli, tmp_path, monkeypat
     assert not (tmp_path / "escape").exists()
 
 
+def test_dry_run_prints_the_two_batch_scripts_and_writes_nothing(cli, tmp_path):
+    shown = cli("sweep", "--dry-run", "--models", "MobileNetV2,ResNet50", "--time", "45", "--results", tmp_path / "results")
+    assert shown.code == 0, shown.err
+    preprocess, train = shown.out.split("#!/bin/bash")[1:]
+    assert "#SBATCH --partition=compute" in preprocess
+    for line in ("--partition=gpu", "--gres=gpu:p100:1", "--array=0-1%2", "--time=45", "--dependency='afterok:"):
+        assert f"#SBATCH {line}" in train
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_dataset_without_one_class_is_refused(cli, tmp_path, tiny_demo):
     dataset = tmp_path / "half"
     shutil.copytree(tiny_demo, dataset)

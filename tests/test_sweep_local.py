@@ -41,6 +41,12 @@ def test_two_architectures_on_the_demo(cli, results):
     assert {row["paper_accuracy"] for row in compared} == {0.9934, 0.74}
     markdown = cli("leaderboard", "--format", "markdown", "--results", results)
     assert markdown.code == 0 and "| MobileNetV2 |" in markdown.out
+    # a resume's dry run shows a batch of the runs without a result, and submits nothing
+    (folder / "runs" / "MobileNetV2-s0" / "result.json").unlink()
+    submissions = json.loads((folder / "jobs.json").read_text())["submissions"]
+    shown = cli("sweep", "--resume", folder.name, "--dry-run", "--results", results)
+    assert shown.code == 0 and "#SBATCH --array=0-0%1" in shown.out, shown.err
+    assert json.loads((folder / "jobs.json").read_text())["submissions"] == submissions
 
 
 def test_all_eight_architectures(cli, results, tiny_demo):
