@@ -22,7 +22,7 @@ class Preprocess:
         progress_file = self.sweep_dir / "preprocess" / "progress.json"
         workers = available_cpus()
         keys = resize_keys(spec)
-        built = []
+        built, headers = [], []
         for number, key in enumerate(keys, 1):
             next_log = [0.0]
 
@@ -38,7 +38,8 @@ class Preprocess:
             for skipped in header["skipped"]:
                 log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
             built.append(str(folder))
+            headers.append(header)
         write_json_atomic(progress_file, {"state": "done", "caches": built, "workers": workers,
-                                          "images_per_s": [cache_header(f)["images_per_s"] for f in built],
-                                          "skipped": sum(len(cache_header(f)["skipped"]) for f in built)})
+                                          "images_per_s": [h["images_per_s"] for h in headers],
+                                          "skipped": sum(len(h["skipped"]) for h in headers)})
         return built

@@ -1,6 +1,7 @@
 """A training task (GPU partition): one run of the sweep, checkpointable and resumable."""
 import logging
 import traceback
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from harness.atomic import write_json_atomic
 from harness.errors import UserError
 from harness.results import RESULT_SCHEMA, read_sweep, run_dir
 from harness.sweep import train_config
-from harness.training import train_run
+from harness.training import TrainConfig, train_run
 from jobs import available_cpus, configure_logging
 
 log = logging.getLogger("jobs.train")
@@ -37,14 +38,15 @@ class Train(submitit.helpers.Checkpointable):
             # A failed run still leaves a record, so the leaderboard shows it with its reason.
             message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
             log.error("%s failed: %s\n%s", rid, message, traceback.format_exc())
-            write_json_atomic(folder / "result.json", failed_record(spec, rid, config.model, config.seed, message))
+            write_json_atomic(folder / "result.json", failed_record(spec["sweep_id"], rid, config, message))
             raise
         return record["status"]
 
 
-def failed_record(spec: dict[str, Any], rid: str, model: str, seed: int, message: str) -> dict[str, Any]:
-    return {"schema_version": RESULT_SCHEMA, "sweep_id": spec["sweep_id"], "run_id": rid, "model": model,
-            "seed": seed, "status": "FAILED", "error": message, "config": spec["train"],
+def failed_record(sweep_id: str, rid: str, config: TrainConfig, message: str) -> dict[str, Any]:
+    """The record of a run that failed: its identity, its whole config (variant included) and why."""
+    return {"schema_version": RESULT_SCHEMA, "sweep_id": sweep_id, "run_id": rid, "model": config.model,
+            "seed": config.seed, "status": "FAILED", "error": message, "config": asdict(config),
             "finished_at": datetime.now(timezone.utc).isoformat()}
 
 
