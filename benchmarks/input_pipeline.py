@@ -20,8 +20,8 @@ from record import emit
 from harness.data.cache import build_cache, load_split
 from harness.data.demo import make_demo
 from harness.measure import resolve_device, synchronize
-from harness.models import preprocessing_for
-from harness.training import DeviceSplit
+from harness.zoo.models import preprocessing_for
+from harness.training.run import DeviceSplit
 
 
 def image_folder_rate(root: Path, image_size: int, batch: int, workers: int, epochs: int, device: torch.device) -> float:

@@ -20,8 +20,10 @@ from record import emit
 from harness.data.cache import load_split
 from harness.data.demo import make_demo
 from harness.measure import StepMeter, synchronize
-from harness.models import build_model
-from harness.training import PRECISIONS, DeviceSplit, Run, TrainConfig, make_optimizer
+from harness.zoo.models import build_model
+from harness.store.paths import RunPaths
+from harness.training.config import TrainConfig
+from harness.training.run import DTYPES, DeviceSplit, Run, make_optimizer
 
 
 def bare_rate(model, optimizer, x: torch.Tensor, y: torch.Tensor, batch: int, dtype, device) -> float:
@@ -47,7 +49,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="training steps per measured round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    parser.add_argument("--precision", choices=list(DTYPES), default="fp32")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dataset", type=Path, help="a prepared dataset to read (default: a demo made for the run)")
@@ -60,7 +62,7 @@ def main() -> None:
         if args.dataset is None:
             per_class = max(60, images)  # the demo's train split is 60% of it
             make_demo(dataset, per_class=per_class, size=max(16, args.image_size + args.image_size % 2))
-        run = Run(config, dataset, Path(tmp) / "cache", Path(tmp) / "run")
+        run = Run(config, dataset, Path(tmp) / "cache", RunPaths(Path(tmp) / "run"))
         data = DeviceSplit.load(load_split(run.cache, "train"), run.device)
         if len(data) < images:
             raise SystemExit(f"the dataset's train split has {len(data)} images; {images} are needed")
@@ -80,7 +82,7 @@ def main() -> None:
             run.train_epoch(data, round_, meter)
             synchronize(run.device)
             harness_rate = images / (time.perf_counter() - start)
-            plain_rate = bare_rate(bare, bare_optimizer, x, y, args.batch_size, PRECISIONS[args.precision], run.device)
+            plain_rate = bare_rate(bare, bare_optimizer, x, y, args.batch_size, DTYPES[args.precision], run.device)
             if round_:
                 harness.append(harness_rate)
                 plain.append(plain_rate)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.slurm import slurm_answers
+from harness.cluster.slurm import slurm_answers
 
 REPO = Path(__file__).resolve().parent.parent
 

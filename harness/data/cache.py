@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from harness.atomic import read_json, write_json_atomic
+from harness.store.atomic import read_json, write_json_atomic
 from harness.data.images import UndecodableImage, decode
 from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
 

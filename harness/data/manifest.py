@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.atomic import write_atomic
+from harness.store.atomic import write_atomic
 from harness.errors import UserError
 
 MANIFEST_NAME = "manifest.csv"

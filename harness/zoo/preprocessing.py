@@ -3,11 +3,14 @@
 The resize part (input size, interpolation, crop) decides the uint8 cache an image lands in; the
 normalisation part (channel order, mean, std) runs on the device, batch by batch.
 """
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where pixels are normalised, not where choices are read
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,17 +44,19 @@ class Preprocessing:
         return asdict(self)
 
     def normalise(self, batch_uint8_nhwc: torch.Tensor, flip: torch.Tensor | None = None,
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
         """uint8 NHWC on any device -> normalised float NCHW (channels_last strides) on the same device.
 
         flip: a per-image mask of horizontal flips, applied to the uint8 batch, where it costs least.
         """
+        import torch
+
         if flip is not None:
             batch_uint8_nhwc = torch.where(flip.view(-1, 1, 1, 1), batch_uint8_nhwc.flip(2), batch_uint8_nhwc)
         x = batch_uint8_nhwc.permute(0, 3, 1, 2)  # a view: NCHW with channels_last strides
         if self.bgr:
             x = x.flip(1)
-        scale, shift = _affine(self.mean, self.std, x.device, dtype)
+        scale, shift = _affine(self.mean, self.std, x.device, dtype or torch.float32)
         return torch.addcmul(shift, x, scale)
 
 
@@ -60,6 +65,8 @@ def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.devic
             dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """scale and shift with (x / 255 - mean) / std == x * scale + shift, one fused pass. Made once per
     device: building a tensor from Python numbers on a GPU is a blocking copy, which every step would pay."""
+    import torch
+
     std64, mean64 = torch.tensor(std, dtype=torch.float64), torch.tensor(mean, dtype=torch.float64)
     scale, shift = (1.0 / (255.0 * std64)).view(1, 3, 1, 1), (-mean64 / std64).view(1, 3, 1, 1)
     return scale.to(device, dtype), shift.to(device, dtype)

@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import torch
 
-from harness.models import build_model
-from harness.results import list_sweeps
+from harness.zoo.models import build_model
+from harness.store.paths import list_sweeps
 
 UNIT_INTERVAL = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
 
@@ -25,7 +25,7 @@ def test_two_architectures_on_the_demo(cli, results):
     status = cli("status", "--format", "json", "--results", results).json()
     assert [run["state"] for run in status["runs"]] == ["COMPLETED", "COMPLETED"]
 
-    folder = list_sweeps(results)[-1]
+    folder = list_sweeps(results)[-1].folder
     record = json.loads((folder / "runs" / "ResNet50-s0" / "result.json").read_text())
     assert record["schema_version"] == 1 and record["config"]["image_size"] == 64 and record["config"]["epochs"] == 1
     assert record["test"]["confusion_matrix"] and sum(map(sum, record["test"]["confusion_matrix"])) == record["test"]["count"]
@@ -44,7 +44,7 @@ def test_two_architectures_on_the_demo(cli, results):
     # a resume's dry run shows a batch of the runs without a result, and submits nothing
     (folder / "runs" / "MobileNetV2-s0" / "result.json").unlink()
     submissions = json.loads((folder / "jobs.json").read_text())["submissions"]
-    shown = cli("sweep", "--resume", folder.name, "--dry-run", "--results", results)
+    shown = cli("sweep", "--resume", folder.name, "--dry-run", "--force", "--results", results)
     assert shown.code == 0 and "#SBATCH --array=0-0%1" in shown.out, shown.err
     assert json.loads((folder / "jobs.json").read_text())["submissions"] == submissions
 

@@ -98,7 +98,7 @@ def test_the_preprocessing_step_skips_and_lists_an_image_that_no_longer_decodes(
 def test_loading_a_checkpoint_never_runs_code(tmp_path):
     """A pickle that would execute code on load is refused (torch.load with weights_only=True)."""
     from harness.errors import UserError
-    from harness.models import build_model
+    from harness.zoo.models import build_model
 
     class Exploit:
         def __reduce__(self):

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
-from harness.leaderboard import leaderboard, with_paper
-from harness.models import PAPER_PROBABLE_MODE
-from harness.results import read_sweep
+from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
+from harness.analysis.leaderboard import leaderboard, with_paper
+from harness.render import interval
+from harness.store.atomic import write_text_atomic
+from harness.store.paths import SweepPaths
+from harness.store.records import read_spec
+from harness.zoo import PAPER_PROBABLE_MODE
 
 FIGURE_CAPTIONS = {
     "training_curves": "Training and validation accuracy and loss per epoch (the paper's Figure 5).",
@@ -26,22 +29,22 @@ def _percent(value: object) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}"
 
 
-def _interval(row: pd.Series, metric: str) -> str:
+def _with_interval(row: pd.Series, metric: str) -> str:
     if pd.isna(row.get(metric)):
         return "-"
-    if row.get("seeds", 0) and row["seeds"] > 1:
-        return f"{100 * row[metric]:.2f} [{100 * row[f'{metric}_lo']:.2f}, {100 * row[f'{metric}_hi']:.2f}]"
-    return _percent(row[metric])
+    low, high = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+    return _percent(row[metric]) + ("" if pd.isna(low) or pd.isna(high) else f" {interval(low, high)}")
 
 
-def sections(sweep: Path) -> list[tuple[str, str, object]]:
+def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
     """(title, kind, content) in report order; kind is text, table or figure."""
-    spec = read_sweep(sweep)
-    board = with_paper(leaderboard(sweep))
+    spec = read_spec(sweep)
+    rows = with_paper(leaderboard(sweep))
+    board = pd.DataFrame(rows)
     ranked = pd.DataFrame({
         "model": board["model"], "seeds": board["seeds"],
-        "accuracy % (95% CI)": [_interval(r, "accuracy") for _, r in board.iterrows()],
-        "AUC % (95% CI)": [_interval(r, "auc") for _, r in board.iterrows()],
+        "accuracy % (95% CI)": [_with_interval(r, "accuracy") for _, r in board.iterrows()],
+        "AUC % (95% CI)": [_with_interval(r, "auc") for _, r in board.iterrows()],
         "AP %": board["average_precision"].map(_percent), "EER %": board["eer"].map(_percent),
         "acc. at val threshold %": board["accuracy_at_threshold"].map(_percent),
         "F1 %": board["f1"].map(_percent), "train img/s": board["train_images_per_s"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
@@ -54,7 +57,7 @@ def sections(sweep: Path) -> list[tuple[str, str, object]]:
     })
     runs = completed_runs(sweep)
     out: list[tuple[str, str, object]] = [
-        ("Settings", "text", "```\n" + json.dumps({k: spec[k] for k in ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster")},
+        ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster")},
                                                   indent=2) + "\n```"),
         ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval; 'overlaps with' names the architectures "
                                 "whose accuracy interval overlaps this one's (ranks the data cannot separate)."),
@@ -73,24 +76,25 @@ def sections(sweep: Path) -> list[tuple[str, str, object]]:
     for model, table in cross_generator_tables(sweep).items():
         out.append((f"{model}: test AUC % across generators (rows: trained on, columns: tested on)", "table",
                     table.map(_percent).reset_index()))
-    for path in make_figures(sweep, board):
+    for path in make_figures(sweep, rows):
         out.append((FIGURE_CAPTIONS[path.stem], "figure", path))
     return out
 
 
-def write_report(sweep: Path, fmt: str = "html") -> Path:
+def write_report(sweep: SweepPaths, fmt: str = "html") -> Path:
+    """Write report.html (self-contained) or report.md (beside figures/); returns its path."""
+    path = sweep.report(fmt)
     parts = sections(sweep)
     if fmt == "md":
-        lines = [f"# Sweep {sweep.name}"]
+        lines = [f"# Sweep {sweep.sweep_id}"]
         for title, kind, content in parts:
             if kind == "figure":
                 lines += [f"![{title}](figures/{content.name})", f"*{title}*"]
             else:
                 lines += [f"## {title}" if title else "", content.to_markdown(index=False) if kind == "table" else content]
-        path = sweep / "report.md"
-        path.write_text("\n\n".join(line for line in lines if line) + "\n")
+        write_text_atomic(path, "\n\n".join(line for line in lines if line) + "\n")
         return path
-    body = [f"<h1>Sweep {html.escape(sweep.name)}</h1>"]
+    body = [f"<h1>Sweep {html.escape(sweep.sweep_id)}</h1>"]
     for title, kind, content in parts:
         if kind == "figure":
             data = base64.b64encode(content.read_bytes()).decode()
@@ -101,7 +105,6 @@ def write_report(sweep: Path, fmt: str = "html") -> Path:
             body.append(content.to_html(index=False, border=0) if kind == "table" else
                         f"<pre>{html.escape(content.strip('`'))}</pre>" if content.startswith("```") else f"<p>{html.escape(content)}</p>")
     style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
-    path = sweep / "report.html"
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.name)}</title>"
-                    f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    write_text_atomic(path, f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.sweep_id)}</title>"
+                            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
     return path

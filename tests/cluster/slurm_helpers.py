@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from harness.results import list_sweeps
+from harness.store.paths import list_sweeps
 
 
 def sh(*args: str) -> str:
@@ -37,7 +37,7 @@ def sacct_rows(*job_ids: str) -> list[dict[str, str]]:
 
 
 def latest_sweep(results: Path) -> Path:
-    return list_sweeps(results)[-1]
+    return list_sweeps(results)[-1].folder
 
 
 def submission(folder: Path) -> dict:

@@ -1,6 +1,7 @@
 """Cluster profiles: a site's partitions, GPU type, CPUs, memory and time per job, as a small TOML file.
 
-`--profile NAME` reads slurm/profiles/NAME.toml; `--profile PATH` reads that file. Command-line
+`--profile NAME` reads the packaged profile NAME (harness/resources/profiles/NAME.toml: `local` is the
+local test cluster, `marwan` an HPC-MARWAN-like site); `--profile PATH` reads that file. Command-line
 options override the profile's values.
 """
 import re
@@ -11,8 +12,8 @@ from typing import Any
 
 from harness.errors import UserError
 
-SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
+SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "resources" / "profiles"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Profile:
         chosen = {k: v for k, v in values.items() if v is not None}
         for name in ("cpu_partition", "gpu_partition", "gpu_type", "account", "qos"):
             # these land in #SBATCH lines of a bash script: nothing there may start a new line or a command
-            if name in chosen and not SLURM_NAME.match(str(chosen[name])):
+            if name in chosen and not SLURM_NAME.fullmatch(str(chosen[name])):
                 raise UserError(f"--{name.replace('_', '-')} {chosen[name]!r} is not a Slurm name (letters, digits, '.', '_', '-')")
         for name in ("preprocess_cpus", "preprocess_time_min", "cpus_per_task", "time_min", "array_parallelism", "signal_delay_s"):
             if name in chosen and chosen[name] < 1:

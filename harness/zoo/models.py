@@ -13,14 +13,11 @@ import timm
 import torch
 from torch import nn
 
-from harness import nasnet_mobile  # noqa: F401  (registers 'nasnetamobile' with timm)
+from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.errors import UserError
-from harness.preprocessing import Preprocessing, resolve_preprocessing
+from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
 
 HEAD_WIDTH = 512
-# Keras' application of each network ships weights that expect this preprocessing.
-# The paper most likely fed every network ResNet50's "caffe" input (see README, "The paper's question").
-PAPER_PROBABLE_MODE = "caffe"
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,6 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them)."),
 )}
 MODEL_NAMES = tuple(MODEL_SPECS)
-WEIGHTS_HELP = "'imagenet' (timm's pretrained weights, from the local cache), 'none' (random init) or a weights file"
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -57,16 +53,6 @@ def get_spec(name: str) -> ModelSpec:
         return MODEL_SPECS[name]
     except KeyError:
         raise UserError(f"unknown architecture {name!r}; choose from {', '.join(MODEL_NAMES)}") from None
-
-
-def parse_model_list(text: str | None) -> list[str]:
-    """'ResNet50,VGG16' -> validated names (all eight when empty)."""
-    names = [n.strip() for n in (text or "").split(",") if n.strip()] or list(MODEL_NAMES)
-    for name in names:
-        get_spec(name)
-    if len(set(names)) != len(names):
-        raise UserError(f"an architecture is listed twice in {text!r}")
-    return names
 
 
 class Detector(nn.Module):

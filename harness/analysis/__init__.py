@@ -1,0 +1,1 @@
+"""Reading results: status (no heavy import), leaderboard, figures, report, predict."""

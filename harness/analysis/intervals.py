@@ -1,0 +1,70 @@
+"""The mean over seeds and its Student-t interval, in plain Python: the leaderboard imports no scipy
+(a command typed often must start fast). tests/unit checks the quantile against scipy's."""
+import math
+from collections.abc import Sequence
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (Lentz's method)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast on this side only
+        return 1.0 - _incomplete_beta(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny, c, d = 1e-300, 1.0, 0.0
+    f = 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            numerator = 1.0
+        elif i % 2 == 0:
+            numerator = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            numerator = -((a + m) * (a + b + m) * x) / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + numerator * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + numerator / c
+        c = c if abs(c) > tiny else tiny
+        f = (f or 1.0) * c * d if i else c * d
+        if i and abs(1.0 - c * d) < 1e-15:
+            break
+    return front * (f - 1.0)
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with df degrees of freedom."""
+    tail = 0.5 * _incomplete_beta(df / 2, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The t with P(T <= t) = p, by bisection on the CDF (monotone)."""
+    low, high = -1e4, 1e4
+    for _ in range(200):
+        middle = (low + high) / 2
+        if t_cdf(middle, df) < p:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def mean_interval(values: Sequence[float | None], confidence: float = 0.95,
+                  bounds: tuple[float, float] | None = None) -> tuple[float | None, float | None, float | None]:
+    """The mean and the Student-t interval of the mean over seeds: (mean, low, high). With fewer than two
+    values the interval is (None, None): one seed says nothing of the spread. bounds clip the interval
+    to a metric's possible range (an accuracy interval never leaves [0, 1])."""
+    data = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not data:
+        return (None, None, None)
+    mean = math.fsum(data) / len(data)
+    if len(data) < 2:
+        return (mean, None, None)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in data) / (len(data) - 1))
+    half = t_quantile((1 + confidence) / 2, len(data) - 1) * sd / math.sqrt(len(data))
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return (mean, low, high)

@@ -1,0 +1,68 @@
+"""`predict`: the probability that each image is fake, by one trained run, preprocessed as in training.
+torch is imported only when a prediction is made."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.store.paths import RunPaths, SweepPaths, find_sweep
+from harness.store.records import RunRecord, read_record, read_spec
+from harness.store.schema import DamagedFile
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    sweep: SweepPaths
+    paths: RunPaths
+    record: RunRecord
+
+
+def find_run(results: Path, reference: str) -> TrainedRun:
+    """'SWEEP/ARCH' (its first completed seed) or 'SWEEP/RUN-ID' -> the run and its record."""
+    sweep_ref, _, run_ref = reference.rpartition("/")
+    if not sweep_ref or not run_ref:
+        raise UserError(f"--run takes SWEEP/ARCH or SWEEP/RUN-ID, not {reference!r}")
+    sweep = find_sweep(results, sweep_ref)
+    spec = read_spec(sweep)
+    runs = [r for r in spec.runs if run_ref in (r.model, r.run_id)]
+    if not runs:
+        raise UserError(f"sweep {sweep.sweep_id} has no run {run_ref!r}; its runs: {', '.join(r.run_id for r in spec.runs)}")
+    for run in sorted(runs, key=lambda r: r.seed):
+        paths = sweep.run(run.run_id)
+        try:
+            record = read_record(paths)
+        except DamagedFile:
+            continue
+        if record is not None and record.completed:
+            return TrainedRun(sweep, paths, record)
+    raise UserError(f"no completed run {run_ref!r} in sweep {sweep.sweep_id}: nothing trained to predict with")
+
+
+def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None, str]]:
+    """(path, probability of fake or None, reason when None) per image."""
+    import torch
+
+    from harness.data.cache import resize_center_crop
+    from harness.data.images import UndecodableImage, decode
+    from harness.zoo.models import build_model
+    from harness.zoo.preprocessing import Preprocessing
+
+    stored = run.record.preprocessing or {}
+    try:
+        pre = Preprocessing(**{**stored, "mean": tuple(stored["mean"]), "std": tuple(stored["std"])})
+        model = build_model(run.record.model)
+        model.load_state_dict(torch.load(run.paths.best, map_location="cpu", weights_only=True))
+    except (TypeError, KeyError, ValueError, RuntimeError, OSError, EOFError) as err:
+        raise UserError(f"the trained weights of {run.sweep.sweep_id}/{run.paths.run_id} cannot be read "
+                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}): rerun it with sweep --resume") from None
+    model.eval()
+    out: list[tuple[str, float | None, str]] = []
+    for path in images:
+        try:
+            pixels = resize_center_crop(decode(Path(path))[0], pre.resize_key)
+        except (UndecodableImage, OSError) as err:
+            out.append((str(path), None, str(err) or type(err).__name__))
+            continue
+        with torch.no_grad():
+            x = pre.normalise(torch.tensor(pixels)[None])
+            out.append((str(path), float(torch.sigmoid(model(x))[0]), ""))
+    return out

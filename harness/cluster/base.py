@@ -1,0 +1,52 @@
+"""The interface every cluster backend offers (as submitit's executors share one): whether it is
+there, a check before anything is written, submission, the batch scripts, job states, cancel."""
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.cluster.profiles import Profile
+from harness.store.paths import SweepPaths
+from harness.store.submissions import Submission
+
+# States in which a job will not change any more.
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+                          "BOOT_FAIL", "DEADLINE", "REVOKED"})
+
+
+@dataclass
+class JobState:
+    job_id: str  # "123", "124_3" for an array task, a local worker's pid
+    state: str
+    partition: str = ""
+    node: str = ""
+    elapsed: str = ""
+    start: str = ""
+    end: str = ""
+    alloc_tres: str = ""
+    restarts: int = 0
+    reason: str = ""  # why the state is what it is, where the scheduler or the backend says
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+class Backend(Protocol):
+    name: str
+
+    def available(self) -> str | None:
+        """None when jobs can be submitted here; otherwise why not, in a few words."""
+
+    def preflight(self, profile: Profile) -> None:
+        """Everything about the cluster that can be checked before a sweep writes its first file."""
+
+    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Submission:
+        """Queue the preprocessing step and one task per run; returns at once."""
+
+    def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+        """What a submission would run, as text (the batch scripts on Slurm)."""
+
+    def states(self, job_ids: list[str]) -> dict[str, JobState]:
+        """The state of each job (array tasks expanded), in as few scheduler queries as possible."""
+
+    def cancel(self, job_ids: list[str]) -> None:
+        """Stop these jobs (queued or running)."""

@@ -1,0 +1,122 @@
+"""What runs on the nodes: the preprocessing job and the training tasks, as submitit callables, and
+the local worker (`python -m harness.cluster.jobs SWEEP RUN...`) that runs both in turn.
+
+Each job reads its orders from the sweep's sweep.json; its pickle carries only the sweep folder.
+Training is imported inside the calls: the backends import this module to submit, not to train.
+"""
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import submitit
+
+from harness.errors import UserError
+from harness.store.atomic import locked_or_none, write_json_atomic
+from harness.store.paths import SweepPaths
+from harness.store.records import read_spec, write_record
+
+log = logging.getLogger("harness.jobs")
+LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
+
+
+def available_cpus() -> int:
+    """The CPUs Slurm gave this job (its cgroup may not say so), else the ones this process may use."""
+    return int(os.environ.get("SLURM_CPUS_PER_TASK") or len(os.sched_getaffinity(0)))
+
+
+def configure_logging() -> None:
+    """One timestamped line per event in the job's log (submitit captures stdout and stderr)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class Preprocess:
+    """The preprocessing job (CPU partition): decode and resize every image once into the sweep's caches."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.sweep_dir = Path(sweep_dir)
+
+    def __call__(self) -> list[str]:
+        from harness.data.cache import build_cache, cache_header
+        from harness.training.config import config_for
+
+        configure_logging()
+        sweep = SweepPaths(self.sweep_dir)
+        spec = read_spec(sweep)
+        workers = available_cpus()
+        keys = sorted({config_for(spec, run).resolved_preprocessing().resize_key for run in spec.runs})
+        built, headers = [], []
+        for number, key in enumerate(keys, 1):
+            next_log = [0.0]
+
+            def report(done: int, total: int, rate: float) -> None:
+                write_json_atomic(sweep.preprocess_progress, {"state": "running", "cache": number, "caches": len(keys),
+                                                              "done": done, "total": total, "images_per_s": rate})
+                if done / total >= next_log[0] or done == total:
+                    log.info("cache %d/%d %s: %d/%d images, %.0f images/s", number, len(keys), key, done, total, rate)
+                    next_log[0] += LOG_EVERY
+
+            folder = build_cache(Path(spec.dataset), key, Path(spec.cache_root), workers, report)
+            header = cache_header(folder)
+            for skipped in header["skipped"]:
+                log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
+            built.append(str(folder))
+            headers.append(header)
+        write_json_atomic(sweep.preprocess_progress, {"state": "done", "caches": built, "workers": workers,
+                                                      "images_per_s": [h["images_per_s"] for h in headers],
+                                                      "skipped": sum(len(h["skipped"]) for h in headers)})
+        return built
+
+
+class Train(submitit.helpers.Checkpointable):
+    """A training task (GPU partition): one run of the sweep. On a time limit or preemption submitit
+    calls checkpoint(): the task requeues with the same run id and resumes from the run's last
+    completed epoch (state.pt)."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.sweep_dir = Path(sweep_dir)
+
+    def __call__(self, rid: str) -> str:
+        import torch
+
+        from harness.training.config import config_for
+        from harness.training.record import failed_record
+        from harness.training.train import train_run
+
+        configure_logging()
+        torch.set_num_threads(available_cpus())  # the task's CPUs, not the whole node's
+        sweep = SweepPaths(self.sweep_dir)
+        spec = read_spec(sweep)
+        paths = sweep.run(rid)
+        paths.folder.mkdir(parents=True, exist_ok=True)
+        with locked_or_none(paths.lock) as held:
+            if not held:  # a second copy of this run (a resubmission racing a requeue) must not write it
+                raise RuntimeError(f"run {rid} is being written by another worker; this copy stops")
+            config = config_for(spec, spec.run(rid))
+            try:
+                record = train_run(config, Path(spec.dataset), Path(spec.cache_root), paths, spec.sweep_id)
+            except Exception as err:
+                # A failed run still leaves a record, so the leaderboard shows it with its reason.
+                message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+                log.error("%s failed: %s\n%s", rid, message, traceback.format_exc())
+                write_record(paths, failed_record(spec.sweep_id, rid, config, message))
+                raise
+        return record.status
+
+
+def run_in_turn(sweep_dir: Path, rids: list[str]) -> list[str]:
+    """A local worker: the preprocessing step (shared, idempotent), then its runs one after another."""
+    Preprocess(sweep_dir)()
+    outcomes = []
+    for rid in rids:
+        try:
+            outcomes.append(Train(sweep_dir)(rid))
+        except Exception:  # recorded in the run's result.json; the worker goes on with its next run
+            outcomes.append("FAILED")
+    return outcomes
+
+
+if __name__ == "__main__":
+    run_in_turn(Path(sys.argv[1]), sys.argv[2:])

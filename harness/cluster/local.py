@@ -1,0 +1,81 @@
+"""The local backend: this machine, no scheduler. A bounded number of worker processes, started in
+their own session (they outlive the command that started them, so `sweep` returns at once), each
+running the shared preprocessing step and then its share of the runs in turn."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.cluster.base import JobState
+from harness.cluster.profiles import Profile
+from harness.store.paths import SweepPaths
+from harness.store.submissions import Submission
+
+
+def default_parallelism() -> int:
+    # A training run uses every core torch is given; more than one per 4 cores only thrashes.
+    return max(1, len(os.sched_getaffinity(0)) // 4)
+
+
+def pid_alive(pid: str) -> bool:
+    try:
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return False
+    return fields[0] != "Z"  # a finished child not yet reaped is a zombie, not a worker
+
+
+def worker_log(sweep: SweepPaths, pid: str) -> Path:
+    return sweep.logs / f"local-{pid}.log"
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, max_parallel: int | None = None) -> None:
+        self.max_parallel = max_parallel or default_parallelism()
+
+    def available(self) -> str | None:
+        return None
+
+    def preflight(self, profile: Profile) -> None:
+        return None
+
+    def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
+        return [sys.executable, "-m", "harness.cluster.jobs", str(sweep.folder), *run_ids]
+
+    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Submission:
+        workers = min(self.max_parallel, len(run_ids))
+        sweep.logs.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if sweep.code.is_dir():  # the jobs import the source as it was at submission
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(sweep.code), env.get("PYTHONPATH")]))
+        # Threads per worker: its share of the cores, so workers do not thrash each other.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
+        tasks: dict[str, str] = {}
+        for share in (run_ids[i::workers] for i in range(workers)):
+            log = sweep.logs / f"local-starting-{share[0]}.log"
+            with open(log, "ab") as out:
+                process = subprocess.Popen(self._command(sweep, share), stdin=subprocess.DEVNULL, stdout=out,
+                                           stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            log.rename(worker_log(sweep, str(process.pid)))
+            tasks.update(dict.fromkeys(share, str(process.pid)))
+        return Submission(self.name, None, tasks)
+
+    def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+        workers = min(self.max_parallel, len(run_ids))
+        return [" ".join(self._command(sweep, run_ids[i::workers])) for i in range(workers)]
+
+    def states(self, job_ids: list[str]) -> dict[str, JobState]:
+        return {pid: JobState(pid, "RUNNING") if pid_alive(pid) else
+                JobState(pid, "FAILED", reason="the local worker ended without a result for this run")
+                for pid in set(job_ids)}
+
+    def cancel(self, job_ids: list[str]) -> None:
+        for pid in set(job_ids):
+            if pid_alive(pid):
+                try:
+                    os.killpg(int(pid), signal.SIGTERM)  # the worker and anything it started
+                except ProcessLookupError:
+                    pass

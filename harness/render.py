@@ -1,0 +1,81 @@
+"""Showing results: rich tables on a terminal, csv, markdown and json, with one formatter for
+percentages and intervals shared by every command (leaderboard, status, report)."""
+import csv
+import io
+import json
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+# Piped output is not cut to 80 columns: a table in a log or a file keeps every column whole.
+out = Console() if sys.stdout.isatty() else Console(width=250)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=250)
+
+PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "average_precision", "eer",
+           "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction"}
+LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
+          "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
+          "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode"}
+LEFT = {"model", "status", "run_id", "reason", "node", "timm", "kind", "label", "image", "verdict"}
+
+
+def fmt(column: str, value: Any) -> str:
+    """One cell: percentages for the [0, 1] metrics, thousands separators, '-' for what is unknown."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if column in PERCENT or column.removeprefix("paper_") in PERCENT:
+        return f"{100 * value:.2f}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def interval(low: float | None, high: float | None) -> str:
+    """A percentage interval, '[91.20, 95.40]'; '-' where there is none (fewer than two seeds)."""
+    return "-" if low is None or high is None else f"[{100 * low:.2f}, {100 * high:.2f}]"
+
+
+def label(column: str) -> str:
+    """A short column header; percentages say so."""
+    base = column.removeprefix("paper_")
+    text = LABELS.get(column) or (f"paper {LABELS.get(base, base)}" if column.startswith("paper_") else column)
+    return text + (" %" if base in PERCENT else "")
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> Table:
+    shown = Table(title=title)
+    for column in columns:
+        shown.add_column(label(column), justify="left" if column in LEFT else "right")
+    for row in rows:
+        shown.add_row(*(escape(fmt(c, row.get(c))) for c in columns))  # "ResNet50 [caffe]" is not markup
+    return shown
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    out.print(table(rows, columns, title))
+
+
+def as_csv(rows: list[dict[str, Any]]) -> str:
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def as_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(label(c) for c in columns) + " |",
+             "|" + "|".join(":---" if c in LEFT else "---:" for c in columns) + "|"]
+    lines += ["| " + " | ".join(fmt(c, row.get(c)).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)

@@ -1,0 +1,166 @@
+"""Where a sweep's files live: every file name in one place (as submitit's JobPaths keeps its own).
+
+results/<sweep-id>/
+  sweep.json                 the sweep's spec (SweepSpec), written before any job starts
+  jobs.json                  how its jobs were submitted (Submissions)
+  preprocess/progress.json   the preprocessing job's progress
+  runs/<run-id>/result.json  the run's record (RunRecord), written atomically once the run ends
+  runs/<run-id>/...          history.csv, progress.json, best.pt, state.pt, attempts.json, test_scores.npy
+  logs/                      the jobs' logs
+  figures/, report.html      written by `report`
+"""
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UserError
+
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
+SPEC_FILE = "sweep.json"
+
+
+def check_sweep_name(name: str) -> str:
+    """A sweep name is one plain folder name: it may not leave the results folder."""
+    if not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
+        raise UserError(f"sweep name {name!r} must be a plain folder name (letters, digits, '.', '_', '-'), not a path")
+    return name
+
+
+def is_run_id(text: str) -> bool:
+    return bool(RUN_ID.fullmatch(text)) and ".." not in text
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    folder: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.folder.name
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result.json"
+
+    @property
+    def history(self) -> Path:
+        return self.folder / "history.csv"
+
+    @property
+    def progress(self) -> Path:
+        return self.folder / "progress.json"
+
+    @property
+    def attempts(self) -> Path:
+        return self.folder / "attempts.json"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    @property
+    def state(self) -> Path:
+        return self.folder / "state.pt"
+
+    @property
+    def state_prev(self) -> Path:
+        return self.folder / "state.prev.pt"
+
+    @property
+    def state_next(self) -> Path:
+        return self.folder / "state.next.pt"
+
+    @property
+    def test_scores(self) -> Path:
+        return self.folder / "test_scores.npy"
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / ".run.lock"
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    folder: Path
+
+    @classmethod
+    def of(cls, results: Path, sweep_id: str) -> "SweepPaths":
+        return cls(Path(results) / check_sweep_name(sweep_id))
+
+    @property
+    def sweep_id(self) -> str:
+        return self.folder.name
+
+    @property
+    def results(self) -> Path:
+        return self.folder.parent
+
+    @property
+    def spec(self) -> Path:
+        return self.folder / SPEC_FILE
+
+    @property
+    def jobs(self) -> Path:
+        return self.folder / "jobs.json"
+
+    @property
+    def jobs_lock(self) -> Path:
+        return self.folder / ".jobs.lock"
+
+    @property
+    def logs(self) -> Path:
+        return self.folder / "logs"
+
+    @property
+    def preprocess_progress(self) -> Path:
+        return self.folder / "preprocess" / "progress.json"
+
+    @property
+    def code(self) -> Path:
+        """The harness's source as it was at submission: the jobs import this copy."""
+        return self.folder / "code"
+
+    @property
+    def figures(self) -> Path:
+        return self.folder / "figures"
+
+    def report(self, fmt: str) -> Path:
+        return self.folder / f"report.{fmt}"
+
+    def run(self, run_id: str) -> RunPaths:
+        if not is_run_id(run_id):
+            raise UserError(f"{run_id!r} is not a run id (letters, digits, '.', '_', '-')")
+        return RunPaths(self.folder / "runs" / run_id)
+
+
+def cache_root(results: Path) -> Path:
+    """The uint8 image caches, shared by the sweeps of one results folder."""
+    return Path(results) / "cache"
+
+
+def list_sweeps(results: Path) -> list[SweepPaths]:
+    """Sweeps under results, oldest first (by the time their spec was written)."""
+    if not Path(results).is_dir():
+        return []
+    found = [p for p in Path(results).iterdir() if (p / SPEC_FILE).is_file() and SWEEP_NAME.fullmatch(p.name)]
+    return [SweepPaths(p) for p in sorted(found, key=lambda p: ((p / SPEC_FILE).stat().st_mtime, p.name))]
+
+
+def find_sweep(results: Path, sweep: str | None) -> SweepPaths:
+    """A sweep by id, unique prefix or path; the latest one when sweep is None."""
+    sweeps = list_sweeps(results)
+    if sweep is None:
+        if not sweeps:
+            raise UserError(f"no sweep under {results}; start one with: python -m harness sweep")
+        return sweeps[-1]
+    if (Path(sweep) / SPEC_FILE).is_file():
+        return SweepPaths(Path(sweep))
+    exact = [p for p in sweeps if p.sweep_id == sweep]
+    matches = exact or [p for p in sweeps if p.sweep_id.startswith(sweep)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = f"; sweeps there: {', '.join(p.sweep_id for p in sweeps[-5:])}" if sweeps else ""
+        raise UserError(f"no sweep {sweep!r} under {results}{known}")
+    raise UserError(f"sweep {sweep!r} is ambiguous under {results}: {', '.join(p.sweep_id for p in matches)}")

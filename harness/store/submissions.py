@@ -1,0 +1,55 @@
+"""jobs.json: each submission of a sweep's jobs (a resumed sweep has several; a run's latest counts)."""
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from harness.store.atomic import locked, write_json_atomic
+from harness.store.paths import SweepPaths, is_run_id
+from harness.store.schema import load_json
+from harness.store.schema import DamagedFile, from_fields
+
+JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")  # a Slurm job, an array task ("123_4"), or a local worker's pid
+
+
+@dataclass(frozen=True)
+class Submission:
+    executor: str
+    preprocess_job: str | None
+    tasks: dict[str, str]  # run id -> job id
+    submitted: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+
+@dataclass(frozen=True)
+class Submissions:
+    submissions: list[Submission]
+
+    def latest_task(self) -> dict[str, tuple[str, Submission]]:
+        """Each run's latest job id, with the submission it belongs to."""
+        latest: dict[str, tuple[str, Submission]] = {}
+        for submission in self.submissions:
+            for rid, job in submission.tasks.items():
+                latest[rid] = (job, submission)
+        return latest
+
+
+def read_submissions(sweep: SweepPaths) -> list[Submission]:
+    if not sweep.jobs.is_file():
+        return []
+    data: Any = load_json(sweep.jobs)
+    jobs = from_fields(Submissions, data, sweep.jobs)
+    for submission in jobs.submissions:
+        ids = [*submission.tasks.values(), *([submission.preprocess_job] if submission.preprocess_job else [])]
+        bad = [j for j in ids if not JOB_ID.fullmatch(j)]
+        if bad:
+            raise DamagedFile(sweep.jobs, f"job id {bad[0]!r} is not a job id")
+        if not all(is_run_id(rid) for rid in submission.tasks):
+            raise DamagedFile(sweep.jobs, "a run id is not of the form ARCH-sSEED")
+    return jobs.submissions
+
+
+def record_submission(sweep: SweepPaths, submission: Submission) -> None:
+    """Append a submission to jobs.json, under a lock (two resumes at once must not lose one)."""
+    with locked(sweep.jobs_lock):
+        previous = read_submissions(sweep)
+        write_json_atomic(sweep.jobs, {"submissions": [asdict(s) for s in [*previous, submission]]})

@@ -1,0 +1,242 @@
+"""The use cases of a sweep: plan it, submit it, resume it, follow it, cancel it.
+
+A sweep's spec (sweep.json) is written once, before any job starts; every job reads its orders from
+it, so a job's pickle carries only the sweep folder and a run id. The command line parses options and
+calls these; the cluster backends submit; the science runs in the jobs.
+"""
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness.analysis.status import RunStatus, is_final, sweep_status
+from harness.cluster import get_backend
+from harness.cluster.base import Backend
+from harness.cluster.profiles import Profile
+from harness.errors import UserError
+from harness.store.paths import SweepPaths, cache_root, check_sweep_name
+from harness.store.records import RunSpec, SweepSpec, read_spec, run_id, write_spec
+from harness.store.schema import DamagedFile
+from harness.store.submissions import Submission, read_submissions, record_submission
+from harness.training.config import config_for
+from harness.zoo import PAPER_PROBABLE_MODE
+
+DEMO = {"per_class": 400, "size": 80, "seed": 0}  # 80 px: the smallest size above InceptionV3's minimum of 75
+Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
+ALIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED")
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """What a user asks for: the runs (architectures x variants x seeds) and their training options."""
+
+    dataset: str
+    models: list[str]
+    seeds: int
+    train: dict[str, Any]
+    results: Path
+    name: str | None = None
+    cross_generator: bool = False
+    ablate_preprocessing: bool = False
+
+
+def new_sweep_id(name: str | None) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return check_sweep_name(name) if name else f"{stamp}-{secrets.token_hex(2)}"
+
+
+def demo_folder(results: Path) -> Path:
+    return Path(results) / "datasets" / "demo-{per_class}x{size}px-seed{seed}".format(**DEMO)
+
+
+def resolve_dataset(dataset: str, results: Path) -> Path:
+    """'demo' builds (once) the built-in demo dataset under results/datasets; a folder is checked."""
+    from harness.data.manifest import read_manifest
+
+    if dataset == "demo":
+        from harness.data.demo import make_demo
+
+        folder = demo_folder(results)
+        if not (folder / "manifest.csv").exists():
+            make_demo(folder, **DEMO)
+        return folder.resolve()
+    read_manifest(Path(dataset))  # fails in one line on a missing folder, manifest or class
+    return Path(dataset).resolve()
+
+
+def generator_variants(dataset: Path) -> list[Variant]:
+    """One variant per fake generator of the dataset: train on it, test on every generator."""
+    from harness.data.manifest import read_manifest
+
+    generators = sorted(set(read_manifest(dataset).query("label == 'fake'")["generator"]) - {""})
+    if len(generators) < 2:
+        raise UserError(f"--cross-generator needs fakes from two generators or more; {dataset} has {generators or 'none named'}")
+    return [(g, {"train_generator": g}) for g in generators]
+
+
+def preprocessing_variants() -> list[Variant]:
+    """Each architecture with its own preprocessing, and with the Keras mode the paper most likely used."""
+    return [("timm", {"preprocessing": "timm"}), (PAPER_PROBABLE_MODE, {"preprocessing": PAPER_PROBABLE_MODE})]
+
+
+def parse_models(text: str | None) -> list[str]:
+    """'ResNet50,VGG16' -> validated names (all eight when the option is not given)."""
+    from harness.zoo.models import MODEL_NAMES, get_spec
+
+    if text is None:
+        return list(MODEL_NAMES)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"--models {text!r} names no architecture; choose from {', '.join(MODEL_NAMES)}")
+    for name in names:
+        get_spec(name)
+    if len(set(names)) != len(names):
+        raise UserError(f"an architecture is listed twice in {text!r}")
+    return names
+
+
+def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, SweepSpec]:
+    """The sweep's folder and spec, every run's config checked; nothing is written."""
+    if request.cross_generator and request.ablate_preprocessing:
+        raise UserError("--cross-generator and --ablate-preprocessing each make their own variants: use one per sweep")
+    if request.seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {request.seeds}")
+    sweep = SweepPaths.of(request.results, new_sweep_id(request.name))
+    dataset = demo_folder(request.results) if request.dataset == "demo" else Path(request.dataset)
+    if request.dataset != "demo":
+        from harness.data.manifest import read_manifest
+        read_manifest(dataset)
+    variants = (generator_variants(dataset) if request.cross_generator else
+                preprocessing_variants() if request.ablate_preprocessing else [("", {})])
+    runs = [RunSpec(run_id(m, s, name), m, s, name, overrides)
+            for m in request.models for name, overrides in variants for s in range(request.seeds)]
+    spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(), dataset=str(dataset.resolve()),
+                     cache_root=str(cache_root(request.results).resolve()), models=request.models, seeds=request.seeds,
+                     train=request.train, cluster=cluster, runs=runs)
+    for run in runs:
+        config_for(spec, run).validate()
+    return sweep, spec
+
+
+def _check_writable(results: Path) -> None:
+    try:
+        Path(results).mkdir(parents=True, exist_ok=True)
+        probe = Path(results) / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write the results folder {results}: {err.strerror}") from None
+
+
+def _git_state() -> dict[str, Any]:
+    """The checkout's commit and whether its tree was dirty (None where the source is not a git checkout)."""
+    source = Path(harness.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--", "harness"], capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"git_commit": None, "git_dirty": None}
+    if commit.returncode != 0:
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
+    """Copy the harness's source into the sweep: the jobs import this copy, so editing the checkout
+    while the sweep waits in the queue changes nothing."""
+    source = Path(harness.__file__).resolve().parent
+    shutil.copytree(source, sweep.code / "harness", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return {"snapshot": str(sweep.code), "harness_version": harness.__version__, **_git_state()}
+
+
+def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile) -> Submission:
+    """Write the sweep (folder, spec, code snapshot) and submit every run."""
+    _check_writable(sweep.results)
+    backend.preflight(profile)
+    if spec.dataset == str(demo_folder(sweep.results).resolve()):
+        resolve_dataset("demo", sweep.results)
+    try:
+        sweep.folder.mkdir()  # atomic: of two sweeps started at once under one name, one gets the folder
+    except FileExistsError:
+        raise UserError(f"a sweep named {sweep.sweep_id!r} already exists in {sweep.results}; pick another --name or --resume it") from None
+    spec = replace(spec, code=_snapshot_code(sweep))
+    write_spec(sweep, spec)
+    return submit(sweep, backend, profile, [r.run_id for r in spec.runs])
+
+
+def submit(sweep: SweepPaths, backend: Backend, profile: Profile, run_ids: list[str]) -> Submission:
+    submission = backend.submit(sweep, profile, run_ids)
+    record_submission(sweep, submission)
+    return submission
+
+
+def runs_to_resume(sweep: SweepPaths, force: bool = False) -> tuple[list[str], list[RunStatus]]:
+    """The runs without a completed result, less those whose job is still queued or running (unless force)."""
+    statuses, _ = sweep_status(sweep)
+    todo = [s for s in statuses if s.state != "COMPLETED" and (force or s.state not in ALIVE)]
+    alive = [s for s in statuses if s.state in ALIVE and not force]
+    return [s.run_id for s in todo], alive
+
+
+def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
+    """A resubmitted run's earlier FAILED or damaged record is kept beside, not read as its result."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    for rid in run_ids:
+        result = sweep.run(rid).result
+        if result.exists():
+            result.replace(result.with_name(f"result.{stamp}.previous.json"))
+
+
+def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
+    """The cluster and settings the sweep was submitted with, checked as if typed anew."""
+    stored = {k: v for k, v in spec.cluster.items() if k != "executor"}
+    try:
+        return spec.executor, Profile().override(**stored)
+    except (TypeError, UserError) as err:
+        raise DamagedFile(sweep.spec, f"its cluster settings are not valid ({err})") from None
+
+
+def follow(sweep: SweepPaths) -> Iterator[tuple[list[RunStatus], dict[str, Any]]]:
+    """The sweep's status, again and again, until every run is final (the last one yielded is final)."""
+    import time
+
+    while True:
+        statuses, pre = sweep_status(sweep)
+        yield statuses, pre
+        if all(is_final(s) for s in statuses):
+            return
+        time.sleep(2)
+
+
+def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
+    """Cancel the sweep's jobs (only those of the named runs, when given); returns the run ids cancelled."""
+    spec = read_spec(sweep)
+    submissions = read_submissions(sweep)
+    if not submissions:
+        return []
+    known = [r.run_id for r in spec.runs]
+    labels = {r.run_id: r.model for r in spec.runs}
+    if runs:
+        unknown = [r for r in runs if r not in known and r not in labels.values()]
+        if unknown:
+            raise UserError(f"sweep {sweep.sweep_id} has no run {unknown[0]!r}; its runs: {', '.join(known)}")
+        chosen = [rid for rid in known if rid in runs or labels[rid] in runs]
+    else:
+        chosen = known
+    latest: dict[str, tuple[str, Submission]] = {}
+    for submission in submissions:
+        for rid, job in submission.tasks.items():
+            latest[rid] = (job, submission)
+    jobs = sorted({latest[rid][0] for rid in chosen if rid in latest})
+    if not runs:
+        jobs += [s.preprocess_job for s in submissions if s.preprocess_job]
+    get_backend(submissions[-1].executor).cancel(jobs)
+    return [rid for rid in chosen if rid in latest]
+

@@ -1,0 +1,1 @@
+"""Training and evaluating one run: config (no torch), run (the step and epochs), evaluate, record, train."""

@@ -1,0 +1,223 @@
+"""One run's training: the device-resident split, the step, the epoch loop, checkpoints.
+
+Knows nothing of Slurm. Every completed epoch leaves a checkpoint (state.pt), so a run that is
+stopped (time limit, preemption, requeue, a dead node) resumes from its last completed epoch.
+"""
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.data.cache import CachedSplit, build_cache
+from harness.errors import UserError
+from harness.measure import StepMeter, resolve_device
+from harness.progress import progress_bar
+from harness.store.atomic import write_atomic
+from harness.store.paths import RunPaths
+from harness.training.config import TrainConfig
+from harness.zoo.models import Detector, build_model
+
+log = logging.getLogger("harness.training")
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Which epoch a run keeps, as a rank of its validation metrics (lower is better). Accuracy first: a
+# model that has learnt a constant can have the lowest loss while it is right on half the images.
+SELECT_BY = {
+    "accuracy": lambda val: [-val["accuracy"], val["loss"]],  # highest accuracy; ties: lowest loss
+    "loss": lambda val: [val["loss"]],  # Keras' ModelCheckpoint default
+}
+EVAL_BATCH = 128
+
+
+@dataclass
+class DeviceSplit:
+    """A split's uint8 images and labels, on the device when they fit there."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def load(cls, split: CachedSplit, device: torch.device) -> "DeviceSplit":
+        images = torch.from_numpy(np.array(split.images))  # one read of the memory-mapped cache
+        labels = torch.tensor(split.labels, dtype=torch.float32)
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if images.numel() < free // 4:  # leave most of the memory to the model
+                return cls(images.to(device), labels.to(device))
+            return cls(images.pin_memory(), labels.pin_memory())
+        return cls(images, labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: torch.Tensor | slice, device: torch.device) -> torch.Tensor:
+        """The uint8 images at index (a slice, or a tensor on the images' device), on device."""
+        return self.images[index].to(device, non_blocking=True)
+
+
+def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser, fused where torch has a fused kernel for the device: a few launches per step
+    instead of several per parameter, and no reads of its step counter on the host."""
+    return OPTIMIZERS[name](params, lr=lr, fused=device.type in FUSED_OPTIMIZER_DEVICES)
+
+
+class Run:
+    """The state of one run while it trains; see harness.training.train.train_run."""
+
+    def __init__(self, config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths) -> None:
+        config.validate()
+        self.config, self.paths = config, paths
+        self.paths.folder.mkdir(parents=True, exist_ok=True)
+        self.device = resolve_device(config.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
+        self.pre = config.resolved_preprocessing()
+        self.cache = build_cache(dataset, self.pre.resize_key, cache_root)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        self.model: Detector = build_model(config.model, config.weights).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if config.mode == "transfer":
+            self.model.backbone.requires_grad_(False)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(config.optimizer, trainable, config.lr, self.device)
+        self.dtype = DTYPES[config.precision]
+        if self.dtype is torch.float16 and self.device.type != "cuda":
+            raise UserError("--precision fp16 needs a GPU; use fp32 or bf16 on a CPU")
+        if self.dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise UserError(f"--precision bf16 is not supported by {torch.cuda.get_device_name(self.device)}; use fp16 or fp32")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": None, "rank": None}
+        self.start_epoch = 0
+
+    # --- the step, shared by training, the flop count and the overhead benchmark ---
+    def set_train_mode(self) -> None:
+        self.model.train()
+        if self.config.mode == "transfer":
+            self.model.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics, as Keras does
+
+    def inputs(self, images_uint8: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's input: normalised on the device, flipped horizontally where flip is True."""
+        x = self.pre.normalise(images_uint8, flip)
+        return x.contiguous(memory_format=torch.channels_last if self.config.channels_last else torch.contiguous_format)
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
+    def train_step(self, images_uint8: torch.Tensor, labels: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+        """One optimiser step; returns the batch's logits (detached, left on the device)."""
+        x = self.inputs(images_uint8, flip)
+        with self.autocast():
+            logits = self.model(x).float()
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return logits.detach()
+
+    @torch.no_grad()
+    def predict(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """Probabilities that images are fake."""
+        with self.autocast():
+            return torch.sigmoid(self.model(self.inputs(images_uint8)).float())
+
+    # --- epochs ---
+    def train_epoch(self, data: DeviceSplit, epoch: int, meter: StepMeter) -> dict[str, float]:
+        """One pass over the training split; loss and accuracy as the steps saw them (as Keras reports).
+
+        The order, the flips and the labels are drawn once per epoch (from the seed and the epoch, so a
+        resumed run repeats them) and the tally is made at its end: a step launches nothing but its own
+        work and never waits for the device.
+        """
+        self.set_train_mode()
+        draw = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        order = torch.randperm(len(data), generator=draw)
+        flips = (torch.rand(len(data), generator=draw) < 0.5).to(self.device)
+        order = order.to(data.images.device)
+        labels = data.labels[order].to(self.device)
+        starts = range(0, len(data), self.config.batch_size)
+        logits = []
+        with progress_bar() as bar, meter.timing():
+            task = bar.add_task(f"{self.config.model} epoch {epoch + 1}/{self.config.epochs}", total=len(starts))
+            for start in starts:
+                step = slice(start, start + self.config.batch_size)
+                fetch = time.perf_counter()
+                images = data.take(order[step], self.device)
+                data_seconds = time.perf_counter() - fetch
+                logits.append(self.train_step(images, labels[step], flips[step]))
+                meter.step(len(images), data_seconds)
+                bar.advance(task)
+        seen = torch.cat(logits)
+        return {"train_loss": F.binary_cross_entropy_with_logits(seen, labels).item(),
+                "train_accuracy": ((seen >= 0) == (labels >= 0.5)).float().mean().item()}
+
+    def evaluate(self, data: DeviceSplit, meter: StepMeter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and labels of a split; meter, if given, times the pass (inference throughput)."""
+        self.model.eval()
+        meter = meter or StepMeter(self.device, warmup=len(data))  # a meter that never starts counting
+        probs = []
+        with meter.timing():
+            for start in range(0, len(data), EVAL_BATCH):
+                fetch = time.perf_counter()
+                images = data.take(slice(start, start + EVAL_BATCH), self.device)
+                data_seconds = time.perf_counter() - fetch
+                probs.append(self.predict(images))
+                meter.step(len(images), data_seconds)
+        return torch.cat(probs).float().cpu().numpy(), data.labels.cpu().numpy()
+
+    # --- checkpoints ---
+    def save_state(self, epoch: int) -> None:
+        state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best}
+        # Write the new checkpoint in full first, then rotate: a kill at any moment leaves a whole
+        # state.pt or, for the instant between the two renames, a whole state.prev.pt.
+        fresh, current = self.paths.state_next, self.paths.state
+        write_atomic(fresh, lambda tmp: torch.save(state, tmp))
+        if current.exists():
+            current.replace(self.paths.state_prev)
+        fresh.replace(current)
+
+    def restore_state(self) -> None:
+        """Resume from the newest readable checkpoint; a damaged one is set aside with a warning."""
+        for path in (self.paths.state, self.paths.state_prev):
+            if not path.exists():
+                continue
+            try:
+                state = torch.load(path, map_location=self.device, weights_only=True)
+                self.model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+                self.scaler.load_state_dict(state["scaler"])
+            except Exception as err:
+                aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+                path.replace(aside)
+                log.warning("checkpoint %s cannot be read (%s); set aside as %s", path, err, aside.name)
+                continue
+            self.history, self.best, self.start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
+            log.info("resumed from %s after epoch %d", path.name, self.start_epoch)
+            return
+        if self.paths.best.exists() or list(self.paths.folder.glob("state*.damaged-*")):
+            log.warning("no readable checkpoint: training starts over")
+
+
+def only_generator(split: CachedSplit, generator: str | None, seed: int) -> CachedSplit:
+    """The real images and the fakes of one generator, with as many reals as fakes (drawn with seed)."""
+    if generator is None:
+        return split
+    generators = split.index["generator"].to_numpy()
+    fakes = np.flatnonzero((split.labels == 1) & (generators == generator))
+    if len(fakes) == 0:
+        raise UserError(f"no fakes of generator {generator!r} in this split; the dataset has {sorted(set(generators) - {''})}")
+    reals = np.flatnonzero(split.labels == 0)
+    reals = np.sort(np.random.default_rng(seed).choice(reals, min(len(reals), len(fakes)), replace=False))
+    keep = np.sort(np.concatenate([reals, fakes]))
+    return CachedSplit(images=np.asarray(split.images[keep]), labels=split.labels[keep],
+                       index=split.index.iloc[keep].reset_index(drop=True))

@@ -1,0 +1,144 @@
+"""train_run: one architecture, one dataset, one seed: train, keep the best validation epoch,
+evaluate it, measure, and write the run's record."""
+import copy
+import csv
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.data.cache import load_split
+from harness.measure import GpuSampler, StepMeter, environment, flops_per_image, peak_memory, peak_tflops
+from harness.metrics import best_threshold, detection_metrics
+from harness.store.atomic import write_atomic, write_json_atomic
+from harness.store.paths import RunPaths
+from harness.store.records import RunRecord, write_record
+from harness.training.config import TrainConfig
+from harness.training.evaluate import cross_generator, robustness, timed_test
+from harness.training.record import completed_record, now, throughput
+from harness.training.run import SELECT_BY, DeviceSplit, Run, only_generator
+from harness.zoo.models import keras_param_count
+
+log = logging.getLogger("harness.training")
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+            writer.writeheader()
+            writer.writerows(history)
+    write_atomic(path, write)
+
+
+def _count_attempt(paths: RunPaths) -> int:
+    """How many times this run has started (a requeued or resumed run starts again)."""
+    try:
+        attempts = int(json.loads(paths.attempts.read_text())["attempts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        attempts = 0
+    write_json_atomic(paths.attempts, {"attempts": attempts + 1})
+    return attempts + 1
+
+
+def _progress(paths: RunPaths, **fields: Any) -> None:
+    write_json_atomic(paths.progress, {**fields, "updated": now()})
+
+
+def _flop_counts(run: Run, train: DeviceSplit) -> tuple[int | None, int | None]:
+    sample, labels = train.take(slice(0, 2), run.device), train.labels[:2].to(run.device)
+    weights = copy.deepcopy(run.model.state_dict())
+    # A deep copy: the optimiser's state dict shares its tensors with the live state, which the
+    # counted step would move, and a resumed run would then differ from an uninterrupted one.
+    optimizer_state = copy.deepcopy(run.optimizer.state_dict())
+    try:
+        train_flops = flops_per_image(lambda: run.train_step(sample, labels, flip=None), len(sample))
+        infer_flops = flops_per_image(lambda: run.predict(sample), len(sample))
+    finally:  # the count must not move the model
+        run.model.load_state_dict(weights)
+        run.optimizer.load_state_dict(optimizer_state)
+    return train_flops, infer_flops
+
+
+def _fit(run: Run, splits: dict[str, DeviceSplit], meter: StepMeter, sampler: GpuSampler) -> None:
+    """The epochs not yet done: train, validate, keep the best epoch's weights, checkpoint."""
+    config, paths = run.config, run.paths
+    for epoch in range(run.start_epoch, config.epochs):
+        _progress(paths, state="training", epoch=epoch + 1, epochs=config.epochs,
+                  val_accuracy=run.history[-1]["val_accuracy"] if run.history else None)
+        with sampler.measuring():
+            stats = run.train_epoch(splits["train"], epoch, meter)
+        val_probs, val_labels = run.evaluate(splits["val"])
+        val = detection_metrics(val_labels, val_probs)
+        row = {"epoch": epoch + 1, **stats, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+        run.history.append(row)
+        rank = SELECT_BY[config.select_by](val)
+        if run.best.get("rank") is None or rank < run.best["rank"]:
+            run.best = {"epoch": epoch + 1, "rank": rank}
+            write_atomic(paths.best, lambda tmp: torch.save(run.model.state_dict(), tmp))
+        _write_history(paths.history, run.history)
+        run.save_state(epoch + 1)
+        _progress(paths, state="training", epoch=epoch + 1, epochs=config.epochs, val_accuracy=val["accuracy"])
+        log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f", config.model, epoch + 1,
+                 config.epochs, row["train_loss"], row["val_loss"], row["val_accuracy"])
+
+
+def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, sweep_id: str = "") -> RunRecord:
+    """Train, keep the best epoch on val (config.select_by), evaluate it on test, measure; writes and
+    returns the run's record."""
+    started = now()
+    attempts = _count_attempt(paths)
+    run = Run(config, dataset, cache_root, paths)
+    run.restore_state()
+    cached = {name: load_split(run.cache, name) for name in ("train", "val", "test")}
+    splits = {name: DeviceSplit.load(only_generator(cached[name], config.train_generator, config.seed), run.device)
+              for name in ("train", "val")}
+    train_flops, infer_flops = _flop_counts(run, splits["train"])
+
+    meter, sampler = StepMeter(run.device), GpuSampler(run.device)
+    watch = time.perf_counter()
+    with sampler.sampling():
+        _fit(run, splits, meter, sampler)
+    train_seconds = time.perf_counter() - watch
+
+    _progress(paths, state="evaluating", epoch=config.epochs, epochs=config.epochs,
+              val_accuracy=run.history[-1]["val_accuracy"])
+    run.model.load_state_dict(torch.load(paths.best, map_location=run.device, weights_only=True))
+    val_probs, val_labels = run.evaluate(splits["val"])
+    threshold = best_threshold(val_labels, val_probs)
+    test_probs, test_labels, infer_meter = timed_test(run, cached["test"])
+    np.save(paths.test_scores, np.stack([test_labels, test_probs]))
+
+    env = environment(run.device)
+    peak = peak_tflops(env["device_name"], config.precision) if run.device.type == "cuda" else None
+    peak_reason = ("no GPU in use" if run.device.type != "cuda" else
+                   None if peak else f"peak of {env['device_name']} at {config.precision} unknown")
+    record = completed_record(
+        sweep_id, paths.run_id, config,
+        preprocessing=run.pre.as_dict(),
+        cache=str(run.cache),
+        params=keras_param_count(run.model),
+        trainable_params=sum(p.numel() for p in run.model.parameters() if p.requires_grad),
+        best_epoch=run.best["epoch"],
+        epochs_completed=len(run.history),
+        val=detection_metrics(val_labels, val_probs, threshold),
+        test=detection_metrics(test_labels, test_probs, threshold),
+        robustness=robustness(run, cached["test"], threshold),
+        cross_generator=cross_generator(run, cached["test"], threshold),
+        throughput=throughput(meter.images_per_s(), infer_meter.images_per_s(), meter.data_wait_fraction(),
+                              max(0, meter.seen - meter.warmup), train_flops, infer_flops, peak, peak_reason),
+        memory=peak_memory(run.device),
+        gpu=sampler.summary(),
+        environment=env,
+        requeues=attempts - 1,
+        train_seconds_this_attempt=train_seconds,
+        started_at=started,
+    )
+    write_record(paths, record)
+    _progress(paths, state="done", epoch=config.epochs, epochs=config.epochs, val_accuracy=run.history[-1]["val_accuracy"])
+    return record
