@@ -25,10 +25,10 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Options the harness or submitit write themselves, or that have an option of their own.
 RESERVED_KEYS = {
-    "partition": "--gpu-partition / --cpu-partition", "gres": "--gres", "gpus": "--gres", "gpus-per-node": "--gres",
+    "partition": "--partition / --cpu-partition", "gres": "--gres", "gpus": "--gres", "gpus-per-node": "--gres",
     "gpus-per-task": "--gres", "time": "--time", "mem": "--mem", "mem-per-cpu": "--mem", "mem-per-gpu": "--mem",
     "cpus-per-task": "--cpus-per-task", "cpus-per-gpu": "--cpus-per-task", "array": None, "dependency": None,
-    "job-name": None, "output": None, "error": None, "open-mode": None, "signal": "--signal-delay-s", "nodes": None,
+    "job-name": None, "output": None, "error": None, "open-mode": None, "signal": "signal_delay_s in the profile", "nodes": None,
     "ntasks": None, "ntasks-per-node": None, "wckey": None, "wrap": None, "parsable": None, "test-only": None,
     "account": "--account", "qos": "--qos", "constraint": "--constraint", "exclude": "--exclude",
     "reservation": "--reservation",

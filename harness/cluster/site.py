@@ -20,6 +20,7 @@ PREPROCESS_TIME_FALLBACK_MIN = 120
 PREPROCESS_MAX_CPUS = 16  # the image cache is built by a process pool: more cores help little
 MAX_ARRAY_PARALLELISM = 8  # a polite default on a shared site; the profile can raise it
 NO_LIMIT = {"UNLIMITED", "INFINITE", "NONE"}
+GPU_PARTITION_OPTION = "--partition"  # the sweep's option naming the training tasks' partition
 NO_SLURM = ("no Slurm answers here ({}); run this where sbatch works (a login node), "
             "or start the local cluster with slurm/local-cluster up")
 
@@ -250,17 +251,17 @@ def _named_source(option: str, partition: PartitionInfo) -> str:
 
 def _gpu_partition(site: Site, name: str | None) -> tuple[PartitionInfo, str]:
     if name is not None:
-        partition = _named(site, "--gpu-partition", name)
+        partition = _named(site, GPU_PARTITION_OPTION, name)
         if not partition.total_gpus:
             with_gpus = [p.name for p in site.partitions.values() if p.total_gpus]
-            raise UserError(f"--gpu-partition {name!r} has no GPUs; partitions with GPUs: {', '.join(with_gpus) or 'none'}")
-        return partition, _named_source("--gpu-partition", partition)
+            raise UserError(f"{GPU_PARTITION_OPTION} {name!r} has no GPUs; partitions with GPUs: {', '.join(with_gpus) or 'none'}")
+        return partition, _named_source(GPU_PARTITION_OPTION, partition)
     with_gpus = [p for p in site.partitions.values() if p.total_gpus]
     usable = [p for p in with_gpus if p.state == "UP"]
     if len(usable) == 1:
         return usable[0], "the only partition with GPUs that is UP"
     listed = ", ".join(f"{p.name} ({p.state}, {p.total_gpus} GPUs)" for p in with_gpus) or "none"
-    raise UserError(f"choose the GPU partition with --gpu-partition; cluster {site.cluster_name} has "
+    raise UserError(f"choose the GPU partition with {GPU_PARTITION_OPTION}; cluster {site.cluster_name} has "
                     f"{'several' if usable else 'no'} partitions with GPUs that are UP: {listed}")
 
 

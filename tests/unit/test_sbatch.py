@@ -126,7 +126,7 @@ def test_sbatch_extra_refuses_other_forms_and_line_breaks(item):
 
 
 @pytest.mark.parametrize("item, hint", [
-    ("partition=gpu", "--gpu-partition"), ("gres=gpu:2", "--gres"), ("time=10", "--time"), ("mem=1G", "--mem"),
+    ("partition=gpu", "--partition / --cpu-partition"), ("gres=gpu:2", "--gres"), ("time=10", "--time"), ("mem=1G", "--mem"),
     ("account=x", "--account"), ("array=0-3", None), ("dependency=afterok:1", None), ("job-name=x", None),
     ("output=/tmp/x", None), ("error=/tmp/x", None), ("wrap=id", None)])
 def test_sbatch_extra_refuses_what_the_harness_sets(item, hint):

@@ -128,11 +128,11 @@ def test_time_is_max_time_when_below_the_cap(other):
 def test_several_gpu_partitions_need_a_name(other):
     v100 = replace(other.partitions["a100"], name="v100", gpu_types=frozenset({"v100"}))
     site = replace(other, partitions={**other.partitions, "v100": v100})
-    with pytest.raises(UserError, match=r"^choose the GPU partition with --gpu-partition; cluster othersite has "
+    with pytest.raises(UserError, match=r"^choose the GPU partition with --partition; cluster othersite has "
                                         r"several partitions with GPUs that are UP: a100 \(UP, 12 GPUs\), v100"):
         derive_settings(site)
     settings = derive_settings(site, gpu_partition="v100")
-    assert (settings.gpu_partition, settings.gres, settings.sources["gpu_partition"]) == ("v100", "gpu:v100:1", "named with --gpu-partition")
+    assert (settings.gpu_partition, settings.gres, settings.sources["gpu_partition"]) == ("v100", "gpu:v100:1", "named with --partition")
 
 
 def test_a_partition_of_two_gpu_types_asks_any_gpu(other):
@@ -152,12 +152,12 @@ def test_a_gpu_partition_that_is_down_is_not_chosen(other):
     site = replace(other, partitions={**other.partitions, "a100": down})
     with pytest.raises(UserError, match=r"has no partitions with GPUs that are UP: a100 \(DOWN, 12 GPUs\)"):
         derive_settings(site)
-    assert derive_settings(site, gpu_partition="a100").sources["gpu_partition"] == "named with --gpu-partition; the partition is DOWN"
+    assert derive_settings(site, gpu_partition="a100").sources["gpu_partition"] == "named with --partition; the partition is DOWN"
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"gpu_partition": "nope"}, r"^--gpu-partition 'nope' is not a partition of cluster othersite; it has: batch, a100$"),
-    ({"gpu_partition": "batch"}, r"^--gpu-partition 'batch' has no GPUs; partitions with GPUs: a100$"),
+    ({"gpu_partition": "nope"}, r"^--partition 'nope' is not a partition of cluster othersite; it has: batch, a100$"),
+    ({"gpu_partition": "batch"}, r"^--partition 'batch' has no GPUs; partitions with GPUs: a100$"),
     ({"cpu_partition": "gpu\n"}, r"^--cpu-partition 'gpu\\n' is not a partition of cluster othersite"),
 ])
 def test_named_partitions_are_checked(other, options, message):
