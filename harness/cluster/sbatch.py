@@ -1,0 +1,152 @@
+"""Batch options read the way sbatch reads them: times, memory, GRES, Slurm names, extra sbatch options.
+
+Everything here lands in `#SBATCH` lines of a bash script, where a newline would start a new line
+(and so a new option, or end the options); every check uses re.fullmatch, because `$` in re.match
+also matches before a trailing newline.
+"""
+import math
+import re
+
+from harness.errors import UserError
+
+TIME_FORMS = "MIN, MIN:SEC, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 90, 04:00:00, 1-12)"
+MEM_FORMS = "a whole number of megabytes, or one with a K, M, G or T suffix (e.g. 8000, 8G, 512000M)"
+GRES_FORMS = "gpu, gpu:COUNT, gpu:TYPE or gpu:TYPE:COUNT (e.g. gpu:p100:1)"
+NAME_FORMS = "letters, digits, '.', '_' and '-', not starting with '-'"
+NODE_LIST_FORMS = "node names and ranges such as gpu[01-04],cpu07: letters, digits, '.', '_', '-', ',', '[', ']'"
+CONSTRAINT_FORMS = "features joined by '&', '|', ',' with '[', ']' and '*COUNT' (e.g. a100&ib): letters, digits, '.', '_', '-'"
+
+NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
+NODE_LIST = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._,\[\]-]*")
+CONSTRAINT = re.compile(r"[A-Za-z0-9._\[][A-Za-z0-9._,&|*\[\]-]*")
+SBATCH_KEY = re.compile(r"[a-z][a-z0-9-]*")
+# Control characters (NUL, CR, LF, tab, ...) would end or split an #SBATCH line.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Options the harness or submitit write themselves, or that have an option of their own.
+RESERVED_KEYS = {
+    "partition": "--partition / --cpu-partition", "gres": "--gres", "gpus": "--gres", "gpus-per-node": "--gres",
+    "gpus-per-task": "--gres", "time": "--time", "mem": "--mem", "mem-per-cpu": "--mem", "mem-per-gpu": "--mem",
+    "cpus-per-task": "--cpus-per-task", "cpus-per-gpu": "--cpus-per-task", "array": None, "dependency": None,
+    "job-name": None, "output": None, "error": None, "open-mode": None, "signal": "signal_delay_s in the profile", "nodes": None,
+    "ntasks": None, "ntasks-per-node": None, "wckey": None, "wrap": None, "parsable": None, "test-only": None,
+    "account": "--account", "qos": "--qos", "constraint": "--constraint", "exclude": "--exclude",
+    "reservation": "--reservation",
+}
+
+# [0-9], not \d: \d also matches other scripts' digits, which sbatch does not read.
+_TIME = re.compile(r"(?:(?P<days>[0-9]+)-(?P<dh>[0-9]+)(?::(?P<dm>[0-9]+)(?::(?P<ds>[0-9]+))?)?"
+                   r"|(?P<a>[0-9]+)(?::(?P<b>[0-9]+)(?::(?P<c>[0-9]+))?)?)")
+_MEM = re.compile(r"(?P<number>[0-9]+)(?P<unit>[KMGT]?)B?", re.IGNORECASE)
+_COUNT = re.compile(r"[0-9]+")
+_MB_PER_UNIT = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def _refuse(option: str, value: str, forms: str) -> UserError:
+    return UserError(f"{option} {value!r} is not valid; accepted forms: {forms}")
+
+
+def _time_fields(found: re.Match) -> tuple[int, int, int, int, bool]:
+    """(days, hours, minutes, seconds, every field below its next unit) of a matched time."""
+    parts = found.groupdict()
+    if parts["days"] is not None:
+        days, hours, minutes, seconds = (int(parts[k] or 0) for k in ("days", "dh", "dm", "ds"))
+        return days, hours, minutes, seconds, hours < 24 and minutes < 60 and seconds < 60
+    if parts["c"] is not None:  # HH:MM:SS
+        hours, minutes, seconds = int(parts["a"]), int(parts["b"]), int(parts["c"])
+        return 0, hours, minutes, seconds, minutes < 60 and seconds < 60
+    minutes, seconds = int(parts["a"]), int(parts["b"] or 0)  # MIN or MIN:SEC
+    return 0, 0, minutes, seconds, seconds < 60
+
+
+def parse_time(text: str, option: str = "--time") -> int:
+    """A time limit in whole minutes, seconds rounded up; refuses 0, UNLIMITED and anything sbatch would not read."""
+    found = _TIME.fullmatch(text) if isinstance(text, str) else None
+    if not found:
+        unlimited = isinstance(text, str) and text.upper() in ("UNLIMITED", "INFINITE")
+        raise _refuse(option, text, TIME_FORMS + (", a finite limit (a task must end)" if unlimited else ""))
+    days, hours, minutes, seconds, in_range = _time_fields(found)
+    if not in_range:
+        raise _refuse(option, text, TIME_FORMS + ", with minutes and seconds below 60 and hours below 24 after D-")
+    total = days * 1440 + hours * 60 + minutes + math.ceil(seconds / 60)
+    if total < 1:
+        raise _refuse(option, text, TIME_FORMS + ", at least one minute")
+    return total
+
+
+def format_time(minutes: int) -> str:
+    """sbatch's own form: D-HH:MM:SS from a day on, HH:MM:SS below."""
+    days, rest = divmod(minutes, 1440)
+    clock = f"{rest // 60:02d}:{rest % 60:02d}:00"
+    return f"{days}-{clock}" if days else clock
+
+
+def parse_mem(text: str, option: str = "--mem") -> int:
+    """Memory in megabytes; a bare number is megabytes, as sbatch reads it (not gigabytes)."""
+    found = _MEM.fullmatch(text) if isinstance(text, str) else None
+    if not found:
+        raise _refuse(option, text, MEM_FORMS)
+    megabytes = math.ceil(int(found["number"]) * _MB_PER_UNIT[found["unit"].upper()])
+    if megabytes < 1:
+        raise _refuse(option, text, MEM_FORMS + "; more than 0")
+    return megabytes
+
+
+def format_mem(megabytes: int) -> str:
+    """sbatch text with an explicit unit, G where it divides evenly."""
+    return f"{megabytes // 1024}G" if megabytes % 1024 == 0 else f"{megabytes}M"
+
+
+def parse_gres(text: str, option: str = "--gres") -> tuple[str | None, int]:
+    """(GPU type or None, count) from a GPU request as sbatch reads it; a bare TYPE:COUNT would name another GRES."""
+    parts = text.split(":") if isinstance(text, str) else []
+    if len(parts) == 2 and not _COUNT.fullmatch(parts[1]):
+        parts.append("1")  # gpu:TYPE asks for one GPU of that type
+    gpu_type, count = (parts[1] if len(parts) == 3 else None), (parts[-1] if len(parts) > 1 else "1")
+    if (not parts or parts[0] != "gpu" or len(parts) > 3 or not _COUNT.fullmatch(count) or int(count) < 1
+            or (gpu_type is not None and not NAME.fullmatch(gpu_type))):
+        raise _refuse(option, text, GRES_FORMS)
+    return gpu_type, int(count)
+
+
+def format_gres(gpu_type: str | None, count: int = 1) -> str:
+    return f"gpu:{gpu_type}:{count}" if gpu_type else f"gpu:{count}"
+
+
+def _check(option: str, value: str, pattern: re.Pattern, forms: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise _refuse(option, value, forms)
+    return value
+
+
+def check_slurm_name(option: str, value: str) -> str:
+    """A partition, account, QoS, reservation or GPU type name."""
+    return _check(option, value, NAME, NAME_FORMS)
+
+
+def check_node_list(option: str, value: str) -> str:
+    """A node list for --exclude (or --nodelist), in Slurm's hostlist form."""
+    return _check(option, value, NODE_LIST, NODE_LIST_FORMS)
+
+
+def check_constraint(option: str, value: str) -> str:
+    """A --constraint expression: feature names and sbatch's operators, no spaces or shell characters."""
+    return _check(option, value, CONSTRAINT, CONSTRAINT_FORMS)
+
+
+def parse_sbatch_extra(items: list[str], option: str = "--sbatch") -> dict[str, str]:
+    """Repeatable KEY=VALUE sbatch options (KEY as sbatch's long option without '--'), each value one line."""
+    extra: dict[str, str] = {}
+    for item in items:
+        key, equals, value = item.partition("=") if isinstance(item, str) else ("", "", "")
+        if not equals or not SBATCH_KEY.fullmatch(key) or not value or CONTROL.search(value):
+            raise _refuse(option, item, "KEY=VALUE with KEY an sbatch long option without '--' (e.g. mail-type=END) "
+                                        "and VALUE one line")
+        if key in RESERVED_KEYS:
+            instead = RESERVED_KEYS[key]
+            raise UserError(f"{option} {item!r}: the harness sets --{key} itself"
+                            + (f"; use {instead}" if instead else ""))
+        if key in extra:
+            raise UserError(f"{option} {key}= is given twice ({extra[key]!r} and {value!r}); give it once")
+        extra[key] = value
+    return extra
