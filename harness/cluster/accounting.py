@@ -7,8 +7,9 @@ state per task. A job in neither gets the state UNKNOWN and a reason a user can 
 """
 import re
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from harness.cluster.base import FINAL_STATES, JobState
 from harness.errors import UserError
 
 SACCT_FIELDS = ["JobID", "State", "Partition", "NodeList", "Elapsed", "Start", "End", "AllocTRES", "Reason"]
@@ -16,9 +17,6 @@ SQUEUE_FORMAT = "%i|%T|%P|%N|%M|%r"  # the same order as the SQUEUE_COLUMNS belo
 SQUEUE_COLUMNS = ["job_id", "state", "partition", "node", "elapsed", "reason"]
 TIMEOUT_S = 30
 
-# States in which a job (an attempt of it) will not change any more.
-FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-                "BOOT_FAIL", "DEADLINE"}
 REQUEUE_STATES = {"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"}
 # A job squeue shows in one of these after accounting saw an attempt end has been requeued.
 QUEUED_AGAIN = {"PENDING", "CONFIGURING", "RUNNING"} | REQUEUE_STATES
@@ -28,20 +26,6 @@ _ATTRIBUTE = {"JobID": "job_id", "State": "state", "Partition": "partition", "No
               "Elapsed": "elapsed", "Start": "start", "End": "end", "AllocTRES": "alloc_tres", "Reason": "reason"}
 _TASK_RANGE = re.compile(r"(?P<job>[0-9]+)_\[(?P<spec>[^\]]*)\]")
 _TASK_SPAN = re.compile(r"([0-9]+)(?:-([0-9]+)(?::([0-9]+))?)?")
-
-
-@dataclass
-class JobState:
-    job_id: str  # "123" or "124_3" for an array task
-    state: str
-    partition: str = ""
-    node: str = ""
-    elapsed: str = ""
-    start: str = ""
-    end: str = ""
-    alloc_tres: str = ""
-    restarts: int = 0
-    reason: str = ""
 
 
 def expand_task_spec(spec: str) -> list[int]:

@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+from harness.cluster.accounting import job_states
 from harness.cluster.base import JobState
 from harness.cluster.profiles import Profile
 from harness.errors import UserError
@@ -74,47 +75,6 @@ def check_partition(name: str, gpu_type: str | None = None, needs_gpu: bool = Fa
         raise UserError(f"unknown GPU type {gpu_type!r} in partition {name!r}; it has: {', '.join(sorted(types)) or 'untyped GPUs'}")
 
 
-SACCT_FIELDS = ["JobID", "State", "Partition", "NodeList", "Elapsed", "Start", "End", "AllocTRES"]
-
-
-def sacct(job_ids: list[str]) -> dict[str, JobState] | None:
-    """All jobs (array tasks expanded) in one sacct call; None when accounting is unavailable."""
-    if not job_ids:
-        return {}
-    try:
-        done = _run(["sacct", "-X", "-P", "-n", "--duplicates", "-j", ",".join(job_ids), "-o", ",".join(SACCT_FIELDS)])
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    states: dict[str, JobState] = {}
-    for line in done.stdout.splitlines():
-        values = line.split("|")
-        if len(values) != len(SACCT_FIELDS):
-            continue
-        job = JobState(values[0], values[1].split()[0], *values[2:])
-        previous = states.get(job.job_id)
-        # --duplicates lists every requeued attempt; the last row is the current one.
-        job.restarts = previous.restarts + 1 if previous else 0
-        states[job.job_id] = job
-    return states
-
-
-def squeue(job_ids: list[str]) -> dict[str, JobState] | None:
-    """The fallback when accounting is off: only jobs still queued or running are known."""
-    try:
-        done = _run(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i|%T|%P|%N|%M"])
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    states = {}
-    for line in done.stdout.splitlines():
-        job_id, state, partition, node, elapsed = (line.split("|") + [""] * 5)[:5]
-        states[job_id] = JobState(job_id, state, partition, node, elapsed)
-    return states
-
-
 def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, Any]:
     """submitit's Slurm executors for the preprocessing job and the training array."""
     import submitit
@@ -172,11 +132,7 @@ class SlurmBackend:
         return [batch_script(pre), batch_script(train, map_count=len(run_ids), **dependency)]
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
-        jobs = sorted({job.split("_")[0] for job in job_ids})
-        states = sacct(jobs)
-        if states is None:
-            states = squeue(jobs) or {}
-        return states
+        return job_states(job_ids)[0]
 
     def cancel(self, job_ids: list[str]) -> None:
         if job_ids:
