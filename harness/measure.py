@@ -1,4 +1,4 @@
-"""Honest measurements: steady-state throughput, data wait, memory, GPU use (pynvml), FLOPs, environment.
+"""Honest measurements: steady-state throughput, data wait, memory, GPU use and energy (pynvml), environment.
 
 A GPU figure that cannot be measured is None with a reason beside it, never zero.
 """
@@ -14,19 +14,11 @@ from typing import Any, Callable, Iterator
 
 import timm
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from harness.errors import UserError
+from harness.flops import flops_per_image, peak_tflops  # noqa: F401  (training.py imports them from here until it imports harness.flops)
 
 WARMUP_STEPS = 3
-# Dense peak TFLOP/s by GPU family and precision (vendor data sheets; SXM parts where there are two).
-PEAK_TFLOPS = {
-    "P100": {"fp32": 10.6, "fp16": 21.2, "bf16": None},
-    "V100": {"fp32": 15.7, "fp16": 125.0, "bf16": None},
-    "A100": {"fp32": 19.5, "fp16": 312.0, "bf16": 312.0},
-    "H100": {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0},
-    "H200": {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0},
-}
 
 
 def check_gpu_arch(name: str, capability: tuple[int, int], arch_list: list[str]) -> None:
@@ -82,20 +74,6 @@ def environment(device: torch.device) -> dict[str, Any]:
         env.update(device_name=props.name, compute_capability=f"{props.major}.{props.minor}",
                    gpu_memory_bytes=props.total_memory)
     return env
-
-
-def peak_tflops(device_name: str, precision: str) -> float | None:
-    for family, peaks in PEAK_TFLOPS.items():
-        if family in device_name.upper():
-            return peaks.get(precision)
-    return None
-
-
-def flops_per_image(step: Callable[[], None], batch: int) -> int:
-    """FLOPs one call of step does, per image, as torch's own flop counter counts them."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return int(counter.get_total_flops() // batch)
 
 
 @dataclass
