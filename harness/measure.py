@@ -10,7 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import timm
 import torch
@@ -271,7 +271,9 @@ class GpuSampler:
     @contextmanager
     def measuring(self, phase: str = "train", images: int = 0) -> Iterator[None]:
         """Count what happens inside this block, as part of phase: the training steps ("train", not
-        evaluation or checkpoints) or a timed inference pass ("infer"); images, those it processes."""
+        evaluation or checkpoints) or a timed inference pass ("infer"); images, those it processes.
+        The work inside should end synchronised (as StepMeter.timing() and a copy to the host do), so
+        that the block's energy is that of its own kernels."""
         start, energy_start = self._edge()
         self._measuring.set()
         try:

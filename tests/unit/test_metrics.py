@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from harness.metrics import (_weighted_auc, best_threshold, bootstrap_interval, delong_covariance, delong_test, detection_metrics,
-                             holm_bonferroni, mcnemar_test, mean_interval, separable_pairs)
+from harness.metrics import (_weighted_auc, best_threshold, bootstrap_interval, delong_covariance, delong_test,
+                             detection_metrics, holm_bonferroni, mcnemar_test, mean_interval, separable_pairs)
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -125,7 +125,7 @@ def test_the_bootstrap_stays_in_the_unit_interval():
 def test_mcnemar_exact_for_few_discordant_pairs_equals_the_binomial_test():
     labels = np.ones(40, dtype=bool)
     a = np.r_[np.ones(30), np.zeros(10)]  # a wrong on the last 10
-    b = np.r_[np.ones(22), np.zeros(8), np.ones(6), np.zeros(4)]  # b wrong on 8 where a is right, right on 6 where a is not
+    b = np.r_[np.ones(22), np.zeros(8), np.ones(6), np.zeros(4)]  # 8 wrong where a is right, 6 right where a is not
     only_a, only_b = 8, 6
     assert mcnemar_test(labels, a, b) == pytest.approx(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
     assert mcnemar_test(labels, a, a) == 1.0
