@@ -16,7 +16,6 @@ import timm
 import torch
 
 from harness.errors import UserError
-from harness.flops import flops_per_image, peak_tflops  # noqa: F401  (training.py imports them from here until it imports harness.flops)
 
 WARMUP_STEPS = 3
 

@@ -72,24 +72,6 @@ def _clip(value: float, bounds: tuple[float | None, float | None] | None) -> flo
     return float(min(max(value, -math.inf if low is None else low), math.inf if high is None else high))
 
 
-def mean_interval(values: Sequence[float | None], confidence: float = 0.95,
-                  bounds: tuple[float | None, float | None] | None = (0.0, 1.0)
-                  ) -> tuple[float | None, float | None, float | None]:
-    """Mean over seeds and its Student-t confidence interval, clipped to bounds (None: unbounded).
-
-    None and NaN values are left out. With fewer than two values there is no interval: (mean, None,
-    None), never one of zero width; with none, (None, None, None).
-    """
-    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
-    if len(data) == 0:
-        return (None, None, None)
-    mean = float(data.mean())
-    if len(data) < 2:
-        return (mean, None, None)
-    half = float(stats.t.ppf((1 + confidence) / 2, len(data) - 1) * data.std(ddof=1) / math.sqrt(len(data)))
-    return (mean, _clip(mean - half, bounds), _clip(mean + half, bounds))
-
-
 def _weighted_accuracy(weights: np.ndarray, labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     correct = (scores >= threshold) == labels
     return weights @ correct / weights.sum(axis=1)

@@ -75,7 +75,7 @@ def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any
                                "gpu_reason": (records[0].gpu or {}).get("reason") if records else None}
         values = [_values(r) for r in records]
         for column in (values[0] if values else {}):
-            mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else None)
+            mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else (0.0, None))
             row[column] = mean
             if column in METRICS + EXTRA_METRICS:
                 row[f"{column}_lo"], row[f"{column}_hi"] = low, high

@@ -42,6 +42,12 @@ class LocalBackend:
     def preflight(self, profile: Profile) -> None:
         return None
 
+    def resolve(self, profile: Profile) -> Profile:
+        return profile
+
+    def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+        return [f"ok: {len(run_ids)} runs start at once on this machine, {self.max_parallel} at a time"]
+
     def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
         return [sys.executable, "-m", "harness.cluster.jobs", str(sweep.folder), *run_ids]
 

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from harness.flops import (PEAK_TFLOPS, compute_precision, flop_counter, flops_per_image, model_flops_utilisation,
                            peak_tflops, set_float32_matmul)
-from harness.models import build_model
+from harness.zoo.models import build_model
 
 aten = torch.ops.aten
 

@@ -6,8 +6,9 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from harness.analysis.intervals import mean_interval
 from harness.metrics import (_weighted_auc, best_threshold, bootstrap_interval, delong_covariance, delong_test,
-                             detection_metrics, holm_bonferroni, mcnemar_test, mean_interval, separable_pairs)
+                             detection_metrics, holm_bonferroni, mcnemar_test, separable_pairs)
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
