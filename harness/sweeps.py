@@ -107,6 +107,9 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
         raise UserError("--cross-generator and --ablate-preprocessing each make their own variants: use one per sweep")
     if request.seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {request.seeds}")
+    if any(c.isspace() or not c.isprintable() for c in str(Path(request.results).resolve())):
+        raise UserError(f"--results {str(request.results)!r}: the path lands in batch script lines, so it may not hold "
+                        "spaces or control characters")
     sweep = SweepPaths.of(request.results, new_sweep_id(request.name))
     dataset = demo_folder(request.results) if request.dataset == "demo" else Path(request.dataset)
     if request.dataset != "demo":

@@ -6,6 +6,7 @@ task per run, afterok on the preprocessing job): two sbatch calls however many r
 is an argument list, never a shell string, so user input never reaches a shell. submitit is imported
 only to submit: reading states costs one sacct call and no heavy import.
 """
+import shlex
 import shutil
 import subprocess
 from typing import Any
@@ -71,9 +72,11 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     optional = {"account": profile.account, "qos": profile.qos, "constraint": profile.constraint,
                 "exclude": profile.exclude}
     common: dict[str, Any] = {k: v for k, v in optional.items() if v}
-    extra = dict(profile.sbatch) | ({"reservation": profile.reservation} if profile.reservation else {})
+    # Jobs start in the sweep's folder: `python -m` puts the working directory first on sys.path, and a
+    # checkout there would shadow the code snapshot.
+    extra = dict(profile.sbatch) | {"chdir": str(sweep.folder)} | ({"reservation": profile.reservation} if profile.reservation else {})
     # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
-    setup = [*profile.setup, *([f"export PYTHONPATH={sweep.code}${{PYTHONPATH:+:$PYTHONPATH}}"] if sweep.code.is_dir() else [])]
+    setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
     pre = submitit.SlurmExecutor(folder=sweep.logs)
     pre.update_parameters(job_name=f"{sweep.sweep_id}-preprocess", partition=profile.cpu_partition,
                           cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
@@ -124,7 +127,8 @@ class SlurmBackend:
         chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
         pre, train = _executors(sweep, profile, max(map(len, chunks)))
         pre_job = pre.submit(Preprocess(sweep.folder))
-        train.update_parameters(additional_parameters={**dict(profile.sbatch), "dependency": f"afterok:{pre_job.job_id}"})
+        train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
+                                                       "dependency": f"afterok:{pre_job.job_id}"})
         tasks: dict[str, str] = {}
         for chunk in chunks:
             jobs = train.map_array(Train(sweep.folder), chunk)
@@ -134,7 +138,8 @@ class SlurmBackend:
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
         chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
         pre, train = _executors(sweep, profile, max(map(len, chunks)))
-        dependency = {"additional_parameters": {**dict(profile.sbatch), "dependency": "afterok:<preprocess job id>"}}
+        dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
+                                                "dependency": "afterok:<preprocess job id>"}}
         return [batch_script(pre), *(batch_script(train, map_count=len(chunk), **dependency) for chunk in chunks)]
 
     def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
