@@ -297,9 +297,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     columns = list(COLUMNS)
     if any(r.get("accuracy_lo") is not None for r in rows):  # several seeds: each accuracy's 95% interval
         for row in rows:
-            row["acc 95% CI"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
-        columns.insert(columns.index("accuracy") + 1, "acc 95% CI")
-        columns.insert(columns.index("status"), "overlaps")
+            row["acc 95% CI (seeds)"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
+        columns.insert(columns.index("accuracy") + 1, "acc 95% CI (seeds)")
+    if any(r.get("not_separable_from") is not None for r in rows):
+        columns.insert(columns.index("status"), "not_separable_from")
     if args.compare == "paper":
         rows = with_paper(rows)
         columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]

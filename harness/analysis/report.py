@@ -48,7 +48,7 @@ def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
         "AP %": board["average_precision"].map(_percent), "EER %": board["eer"].map(_percent),
         "acc. at val threshold %": board["accuracy_at_threshold"].map(_percent),
         "F1 %": board["f1"].map(_percent), "train img/s": board["train_images_per_s"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
-        "overlaps with": board["overlaps"], "status": board["status"],
+        "not separable from (5%)": board["not_separable_from"], "status": board["status"],
     })
     paper = pd.DataFrame({
         "model": board["model"], "params": board["params"], "paper params": board["paper_params"],
@@ -59,8 +59,11 @@ def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
     out: list[tuple[str, str, object]] = [
         ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster")},
                                                   indent=2) + "\n```"),
-        ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval; 'overlaps with' names the architectures "
-                                "whose accuracy interval overlaps this one's (ranks the data cannot separate)."),
+        ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval over the seeds (initialisation and "
+                                "data order; the test split is fixed; none with one seed). 'Not separable from' names the "
+                                "architectures a paired test on the same test images (McNemar on accuracy, DeLong on AUC, "
+                                "of each architecture's seed-averaged scores) cannot tell apart at 5% after Holm's "
+                                "correction for the number of pairs."),
         ("", "table", ranked),
         ("Beside the paper's Table 2", "table", paper),
     ]

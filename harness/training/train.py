@@ -19,7 +19,7 @@ from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
 from harness.store.records import RunRecord, write_record
 from harness.training.config import TrainConfig
-from harness.training.evaluate import cross_generator, robustness, timed_test
+from harness.training.evaluate import cross_generator, robustness, image_intervals, timed_test
 from harness.training.record import completed_record, now, throughput
 from harness.training.run import SELECT_BY, DeviceSplit, Run, only_generator
 from harness.zoo.models import keras_param_count
@@ -128,7 +128,8 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         best_epoch=run.best["epoch"],
         epochs_completed=len(run.history),
         val=detection_metrics(val_labels, val_probs, threshold),
-        test=detection_metrics(test_labels, test_probs, threshold),
+        test={**detection_metrics(test_labels, test_probs, threshold),
+              **image_intervals(test_labels, test_probs, cached["test"].index)},
         robustness=robustness(run, cached["test"], threshold),
         cross_generator=cross_generator(run, cached["test"], threshold),
         throughput=throughput(train_ips, infer_meter.images_per_s(), meter.data_wait_fraction(),
