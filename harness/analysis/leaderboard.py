@@ -37,11 +37,12 @@ def _values(record: RunRecord) -> dict[str, Any]:
     return {**{m: test.get(m) for m in METRICS + EXTRA_METRICS}, **{t: throughput.get(t) for t in THROUGHPUT},
             "achieved_tflops": throughput.get("achieved_tflops"), "mfu": throughput.get("mfu"),
             "data_wait_fraction": throughput.get("data_wait_fraction"), "gpu_util_mean": gpu.get("util_mean"),
-            "gpu_util_median": gpu.get("util_median")}
+            "gpu_util_median": gpu.get("util_median"), "train_energy_per_image_j": gpu.get("energy_per_image_j"),
+            "infer_energy_per_image_j": (gpu.get("infer") or {}).get("energy_per_image_j")}
 
 
 VALUE_COLUMNS = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "achieved_tflops", "mfu", "data_wait_fraction", "gpu_util_mean",
-                 "gpu_util_median"]
+                 "gpu_util_median", "train_energy_per_image_j", "infer_energy_per_image_j"]
 
 
 def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
