@@ -111,12 +111,12 @@ def bootstrap_interval(labels: np.ndarray, scores: np.ndarray, metric: str = "au
 
     estimate = float(evaluate(np.ones((1, len(labels))))[0])
     rng = np.random.default_rng(seed)
-    draws = []
+    chunks = []
     for start in range(0, n_boot, BOOTSTRAP_CHUNK):
         size = min(BOOTSTRAP_CHUNK, n_boot - start)
         drawn = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=size)  # times each group is drawn
-        draws.append(evaluate(drawn[:, members].astype(np.float64)))
-    draws = np.concatenate(draws) if draws else np.empty(0)
+        chunks.append(evaluate(drawn[:, members].astype(np.float64)))
+    draws = np.concatenate(chunks) if chunks else np.empty(0)
     draws = draws[~np.isnan(draws)]
     if len(draws) == 0:
         return (estimate, None, None)

@@ -78,7 +78,7 @@ def holm_bonferroni(p_values: Sequence[float]) -> np.ndarray:
     p = np.asarray(p_values, dtype=np.float64)
     order = np.argsort(p, kind="stable")
     scaled = (len(p) - np.arange(len(p))) * p[order]
-    adjusted = np.empty_like(p)
+    adjusted = np.empty(len(p), dtype=np.float64)
     adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return adjusted
 

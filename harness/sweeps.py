@@ -64,7 +64,7 @@ def resolve_dataset(dataset: str, results: Path) -> Path:
 
         folder = demo_folder(results)
         if not (folder / "manifest.csv").exists():
-            make_demo(folder, **DEMO)
+            make_demo(folder, DEMO["per_class"], DEMO["size"], DEMO["seed"])
         return folder.resolve()
     read_manifest(Path(dataset))  # fails in one line on a missing folder, manifest or class
     return Path(dataset).resolve()

@@ -112,14 +112,12 @@ def _mark_separable(sweep: SweepPaths, rows: list[dict[str, Any]], groups: dict[
     pairs, at 5%. Rows without test scores (or scored on other images) are left out."""
     from harness.paired import separable_pairs
 
-    scored = {}
-    for row in rows:
-        found = _test_scores(sweep, [r.run_id for r in records_of[row["model"]]]) if records_of[row["model"]] else None
-        if found is not None:
-            scored[row["model"]] = found
-    labels = next(iter(scored.values()))[0] if scored else None
-    scored = {m: probs for m, (y, probs) in scored.items() if len(y) == len(labels) and (y == labels).all()}
-    pairs = separable_pairs(labels, scored, metric=metric) if len(scored) > 1 else []
+    found = {row["model"]: _test_scores(sweep, [r.run_id for r in records_of[row["model"]]])
+             for row in rows if records_of[row["model"]]}
+    both = {model: pair for model, pair in found.items() if pair is not None}
+    labels = next(iter(both.values()))[0] if both else None
+    scored = {m: probs for m, (y, probs) in both.items() if labels is not None and len(y) == len(labels) and (y == labels).all()}
+    pairs = separable_pairs(labels, scored, metric=metric) if labels is not None and len(scored) > 1 else []
     test = {"accuracy": "McNemar on accuracy", "auc": "DeLong on AUC"}[metric]
     for row in rows:
         same = [p["b"] if p["a"] == row["model"] else p["a"] for p in pairs
