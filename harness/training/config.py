@@ -34,6 +34,7 @@ class TrainConfig:
     precision: str = "fp32"
     channels_last: bool = False
     device: str = "auto"
+    compile: bool = False  # the step's forward and loss through torch.compile (Run.compile_step)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):
