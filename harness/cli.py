@@ -350,9 +350,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "csv":
         print(as_csv(rows), end="")
         return 0
+    # a figure neither sweep measured (GPU figures on CPUs) says nothing in a table, unless it has a reason
     shown_rows = [{**row, "a": shown(row["unit"], row["a"]), "b": shown(row["unit"], row["b"]),
                    "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}",
-                   "a_seeds": str(row["a_seeds"]), "b_seeds": str(row["b_seeds"])} for row in rows]
+                   "a_seeds": str(row["a_seeds"]), "b_seeds": str(row["b_seeds"])}
+                  for row in rows if row["a"] is not None or row["b"] is not None or row["note"]]
     columns = ["model", "figure", "a", "a_seeds", "b", "b_seeds", "ratio", "beyond_spread", "test", "note"]
     if args.format == "markdown":
         print(as_markdown(shown_rows, columns), end="")

@@ -89,6 +89,11 @@ def test_the_papers_table_2_is_a_reference_file_of_its_accuracies():
     assert all(r.lower == -0.05 and r.upper == 0.05 for r in refs.references)
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "slurm" / "references").glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_reference_file_is_valid(path):
+    assert read_references(path).references
+
+
 def test_a_sweep_against_its_references(tmp_path):
     sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.90, train_ips=100.0),
                                        record("ResNet50", 1, accuracy=0.94, train_ips=110.0),
