@@ -60,7 +60,7 @@ def get_spec(name: str) -> ModelSpec:
     spec = timm_spec(name)
     if spec is None:
         raise UserError(f"unknown architecture {name!r}; choose from {', '.join(MODEL_NAMES)} or any timm model name "
-                        f"(python -m harness models --all PATTERN lists them){_did_you_mean(name)}") from None
+                        f"(python -m harness models --all PATTERN lists them){_did_you_mean(name)}")
     return spec
 
 
