@@ -35,6 +35,7 @@ class TrainConfig:
     tf32: bool = False  # fp32 matmuls and convolutions on TF32 tensor cores (else IEEE fp32)
     channels_last: bool = False
     device: str = "auto"
+    compile: bool = False  # the step's forward and loss through torch.compile (Run.compile_step)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):

@@ -4,6 +4,7 @@ One ``ModelSpec`` per architecture (as timm keeps one config per model): which t
 backbone, which Keras preprocessing its Keras weights expect, Table 2's parameter count, and the
 smallest input the network accepts.
 """
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,17 @@ HEAD_WIDTH = 512
 class ModelSpec:
     name: str
     timm_name: str
-    keras_mode: str
-    paper_params: int
+    keras_mode: str | None  # None: not one of the paper's (any timm model, see timm_spec)
+    paper_params: int | None
     min_image_size: int = 32
     # timm modules beyond Keras' include_top=False convolutional base.
     strip: tuple[str, ...] = ()
     # Why our Keras-style count cannot equal Table 2's, where it cannot.
     params_note: str = ""
+    # Transformers built for one input size: built with timm's dynamic_img_size (position embeddings
+    # resampled for any input), or, where timm cannot, accepting that one size only.
+    dynamic_img_size: bool = False
+    only_image_size: int | None = None
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
@@ -49,10 +54,86 @@ MODEL_NAMES = tuple(MODEL_SPECS)
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
+    """The paper's architecture of that name, or any timm model (by timm's name, a pretrained tag allowed)."""
+    if name in MODEL_SPECS:
         return MODEL_SPECS[name]
-    except KeyError:
-        raise UserError(f"unknown architecture {name!r}; choose from {', '.join(MODEL_NAMES)}") from None
+    spec = timm_spec(name)
+    if spec is None:
+        raise UserError(f"unknown architecture {name!r}; choose from {', '.join(MODEL_NAMES)} or any timm model name "
+                        f"(python -m harness models --all PATTERN lists them){_did_you_mean(name)}")
+    return spec
+
+
+# --- any timm model (issue 14): the backbone from timm, the paper's head, its own pretrained config ---
+# Inputs below which a family's stem or reductions have nothing left to convolve (Keras' own minimums).
+MIN_IMAGE_SIZE_BY_MODULE = {"inception_v3": 75, "inception_v4": 75, "inception_resnet_v2": 75, "xception": 71}
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    known = [*MODEL_NAMES, *timm.list_models()]
+    close = [n for n in MODEL_NAMES if n.lower() == name.lower()]
+    close += [n for n in difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.75) if n not in close]
+    return f"; did you mean {', '.join(close[:5])}?" if close else ""
+
+
+def _pretrained_cfg(timm_name: str) -> Any:
+    """timm's pretrained config of a model name (its default tag unless the name has one); None where timm
+    has no model of that name or no such tag."""
+    if not timm.is_model(timm_name):
+        return None
+    try:
+        return timm.get_pretrained_cfg(timm_name)
+    except RuntimeError:  # "Invalid pretrained tag"
+        return None
+
+
+def _takes_dynamic_size(timm_name: str) -> bool:
+    """Whether timm builds the model with dynamic_img_size (ViT, DeiT, EVA, Swin do; LeViT, CoaT do not),
+    asked of a model built on the meta device: no memory, no weights."""
+    try:
+        with torch.device("meta"):
+            timm.create_model(timm_name, pretrained=False, num_classes=0, global_pool="", dynamic_img_size=True)
+    except TypeError:
+        return False
+    return True
+
+
+@functools.cache
+def timm_spec(name: str) -> ModelSpec | None:
+    """A ModelSpec for any timm model name (e.g. resnet50, convnext_tiny, vit_small_patch16_224,
+    efficientnet_b0): no Keras mode, no Table 2 count; None where timm has no such model."""
+    cfg = _pretrained_cfg(name)
+    if cfg is None or name in MODEL_SPECS:
+        return None
+    own_size = int(cfg.input_size[-1])
+    module = getattr(timm.models, "_registry")._model_to_module.get(name.split(".")[0], "")
+    minimum = MIN_IMAGE_SIZE_BY_MODULE.get(module, 32)
+    dynamic = bool(cfg.fixed_input_size) and _takes_dynamic_size(name)
+    only = own_size if cfg.fixed_input_size and not dynamic else None
+    return ModelSpec(name, name, keras_mode=None, paper_params=None, min_image_size=only or minimum,
+                     dynamic_img_size=dynamic, only_image_size=only)
+
+
+def list_timm_models(pattern: str = "*") -> list[dict[str, Any]]:
+    """What timm offers under a pattern (fnmatch, e.g. 'convnext*'): each model, whether timm knows
+    pretrained weights for it (and its default tag), its own input size, and the paper's name for it."""
+    names = timm.list_models(pattern)
+    tags: dict[str, list[str]] = {}
+    for tagged in timm.list_models(pattern, pretrained=True):
+        base, _, tag = tagged.partition(".")
+        tags.setdefault(base, []).append(tag)
+    paper = {spec.timm_name: spec.name for spec in MODEL_SPECS.values()}
+    rows = []
+    for name in names:
+        cfg = _pretrained_cfg(name)
+        rows.append({"model": name, "pretrained": "yes" if tags.get(name) else "no",
+                     "default_tag": (cfg.tag or "") if cfg is not None and tags.get(name) else "",
+                     "tags": len(tags.get(name, [])), "input_size": int(cfg.input_size[-1]) if cfg is not None else None,
+                     "fixed_input_size": bool(cfg.fixed_input_size) if cfg is not None else None,
+                     "paper": paper.get(name, "")})
+    return rows
 
 
 class Detector(nn.Module):
@@ -65,7 +146,18 @@ class Detector(nn.Module):
         self.head = nn.Sequential(nn.Linear(num_features, HEAD_WIDTH), nn.ReLU(inplace=True), nn.Linear(HEAD_WIDTH, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.backbone.forward_features(x)).flatten(1)).squeeze(1)
+        return self.head(pool_features(self.backbone, self.backbone.forward_features(x), self.pool)).squeeze(1)
+
+
+def pool_features(backbone: nn.Module, features: torch.Tensor, pool: nn.Module) -> torch.Tensor:
+    """Global average pooling of what forward_features returns: a CNN's NCHW map (the paper's eight), a
+    channels-last map (Swin: output_fmt NHWC), or a transformer's tokens, averaged over the patch
+    tokens (the class and register tokens left out)."""
+    if features.ndim == 3:
+        return features[:, int(getattr(backbone, "num_prefix_tokens", 0)):].mean(1)
+    if str(getattr(backbone, "output_fmt", "NCHW")).endswith("NHWC"):
+        features = features.permute(0, 3, 1, 2)
+    return pool(features).flatten(1)
 
 
 def cached_imagenet_weights(spec: ModelSpec) -> Path:
@@ -84,7 +176,7 @@ def cached_imagenet_weights(spec: ModelSpec) -> Path:
         found = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
         if found.is_file():
             return found
-    tag = f"{spec.timm_name}.{cfg.tag}" if cfg.tag else spec.timm_name
+    tag = f"{spec.timm_name}.{cfg.tag}" if cfg.tag and "." not in spec.timm_name else spec.timm_name
     raise UserError(
         f"ImageNet weights for {spec.name} are not in the local cache; compute nodes run offline, so on a login node "
         f"run: python -c \"import timm; timm.create_model('{tag}', pretrained=True)\""
@@ -92,7 +184,8 @@ def cached_imagenet_weights(spec: ModelSpec) -> Path:
 
 
 def _create_backbone(spec: ModelSpec, weights: str) -> nn.Module:
-    backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, global_pool="")
+    extra = {"dynamic_img_size": True} if spec.dynamic_img_size else {}
+    backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, global_pool="", **extra)
     for module_name in spec.strip:
         setattr(backbone, module_name, nn.Identity())
     if weights == "imagenet":
@@ -139,7 +232,8 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
     # pre_logits): the channels forward_features really returns are the ground truth.
     was_training = backbone.training
     with torch.no_grad():
-        channels = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size)).shape[1]
+        features = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size))
+        channels = pool_features(backbone, features, nn.AdaptiveAvgPool2d(1)).shape[1]
     backbone.train(was_training)
     return int(channels)
 
@@ -147,6 +241,9 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
 def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None) -> Preprocessing:
     """timm's pretrained config for the architecture, or a Keras mode's normalisation."""
     spec = get_spec(name)
+    if image_size is not None and spec.only_image_size and image_size != spec.only_image_size:
+        raise UserError(f"{name} takes only {spec.only_image_size} px input (timm builds it for one size); "
+                        f"use --image-size {spec.only_image_size} or leave it out")
     if image_size is not None and image_size < spec.min_image_size:
         raise UserError(f"{name} needs --image-size of at least {spec.min_image_size} (got {image_size})")
     cfg = timm.get_pretrained_cfg(spec.timm_name).to_dict()
