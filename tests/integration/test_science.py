@@ -119,7 +119,8 @@ def test_cross_generator_matrix_on_a_tiny_demo(cli, tmp_path):
     board = cli("leaderboard", "xgen", "--format", "json", "--results", results).json()
     assert sorted(row["model"] for row in board) == [f"MobileNetV2 [{g}]" for g in ("bilinear_conv", "dcgan", "upsampler")]
     from harness.analysis.figures import cross_generator_tables
-    matrix = cross_generator_tables(results / "xgen")["MobileNetV2"]
+    from harness.store.paths import SweepPaths
+    matrix = cross_generator_tables(SweepPaths(results / "xgen"))["MobileNetV2"]
     assert matrix.shape == (3, 3) and list(matrix.index) == list(matrix.columns) == ["bilinear_conv", "dcgan", "upsampler"]
     assert ((matrix >= 0) & (matrix <= 1)).all().all()
     assert cli("report", "xgen", "--results", results).code == 0
