@@ -4,6 +4,7 @@ A sweep's spec (sweep.json) is written once, before any job starts; every job re
 it, so a job's pickle carries only the sweep folder and a run id. The command line parses options and
 calls these; the cluster backends submit; the science runs in the jobs.
 """
+import dataclasses
 import os
 import secrets
 import shutil
@@ -87,7 +88,7 @@ def preprocessing_variants() -> list[Variant]:
 
 def parse_models(text: str | None) -> list[str]:
     """'ResNet50,VGG16' -> validated names (all eight when the option is not given)."""
-    from harness.zoo.models import MODEL_NAMES, get_spec
+    from harness.zoo.registry import MODEL_NAMES, spec_of
 
     if text is None:
         return list(MODEL_NAMES)
@@ -95,7 +96,7 @@ def parse_models(text: str | None) -> list[str]:
     if not names:
         raise UserError(f"--models {text!r} names no architecture; choose from {', '.join(MODEL_NAMES)}")
     for name in names:
-        get_spec(name)
+        spec_of(name)
     if len(set(names)) != len(names):
         raise UserError(f"an architecture is listed twice in {text!r}")
     return names
@@ -122,8 +123,8 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(), dataset=str(dataset.resolve()),
                      cache_root=str(cache_root(request.results).resolve()), models=request.models, seeds=request.seeds,
                      train=request.train, cluster=cluster, runs=runs)
-    for run in runs:
-        config_for(spec, run).validate()
+    for config in {dataclasses.replace(config_for(spec, run), seed=0) for run in runs}:  # seeds do not change validity
+        config.validate()
     return sweep, spec
 
 

@@ -49,7 +49,9 @@ class TrainConfig:
                 raise UserError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
         if self.image_size is not None and self.image_size < 1:
             raise UserError(f"--image-size must be a positive number of pixels, got {self.image_size}")
-        self.resolved_preprocessing()
+        from harness.zoo.registry import check_image_size, spec_of  # the paper's eight without importing timm
+
+        check_image_size(spec_of(self.model), self.image_size)
 
     def resolved_preprocessing(self) -> "Preprocessing":
         from harness.zoo.models import preprocessing_for

@@ -6,7 +6,6 @@ smallest input the network accepts.
 """
 import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +16,9 @@ from torch import nn
 from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.errors import UserError
 from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
+from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS, ModelSpec, check_image_size
 
 HEAD_WIDTH = 512
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    timm_name: str
-    keras_mode: str | None  # None: not one of the paper's (any timm model, see timm_spec)
-    paper_params: int | None
-    min_image_size: int = 32
-    # timm modules beyond Keras' include_top=False convolutional base.
-    strip: tuple[str, ...] = ()
-    # Why our Keras-style count cannot equal Table 2's, where it cannot.
-    params_note: str = ""
-    # Transformers built for one input size: built with timm's dynamic_img_size (position embeddings
-    # resampled for any input), or, where timm cannot, accepting that one size only.
-    dynamic_img_size: bool = False
-    only_image_size: int | None = None
-
-
-MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("ResNet50", "resnet50", "caffe", 24_637_313,
-              params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not."),
-    ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",)),
-    ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",)),
-    ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817),
-    ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369),
-    ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71),
-    ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413),
-    ModelSpec("InceptionV3", "inception_v3", "tf", 22_852_385, min_image_size=75,
-              params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them)."),
-)}
-MODEL_NAMES = tuple(MODEL_SPECS)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -241,11 +209,7 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
 def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None) -> Preprocessing:
     """timm's pretrained config for the architecture, or a Keras mode's normalisation."""
     spec = get_spec(name)
-    if image_size is not None and spec.only_image_size and image_size != spec.only_image_size:
-        raise UserError(f"{name} takes only {spec.only_image_size} px input (timm builds it for one size); "
-                        f"use --image-size {spec.only_image_size} or leave it out")
-    if image_size is not None and image_size < spec.min_image_size:
-        raise UserError(f"{name} needs --image-size of at least {spec.min_image_size} (got {image_size})")
+    check_image_size(spec, image_size)
     cfg = timm.get_pretrained_cfg(spec.timm_name).to_dict()
     return resolve_preprocessing(cfg, mode, image_size)
 
