@@ -99,7 +99,7 @@ def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: ResizeKey
         np.save(folder / f"{split}.part.npy", np.asarray(full[:cursor]))
         del full
         os.replace(folder / f"{split}.part.npy", folder / f"{split}.npy")
-    index = rows.iloc[kept][["path", "label", "generator"]]
+    index = rows.iloc[kept][["path", "label", "generator", "group"]]
     for label in LABELS:
         if not (index["label"] == label).any():
             raise UserError(f"no {label} image of the {split} split decodes ({len(skipped)} skipped, e.g. "
@@ -156,7 +156,7 @@ def cache_header(folder: Path) -> dict:
 
 
 def load_split(folder: Path, split: str) -> CachedSplit:
-    index = pd.read_csv(Path(folder) / f"{split}.csv", dtype={"generator": str}, keep_default_na=False)
+    index = pd.read_csv(Path(folder) / f"{split}.csv", dtype={"generator": str, "group": str}, keep_default_na=False)
     images = np.load(Path(folder) / f"{split}.npy", mmap_mode="r")
     labels = index["label"].map(LABELS).to_numpy(dtype=np.int64)
     return CachedSplit(images=images, labels=labels, index=index)
