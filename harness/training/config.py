@@ -28,12 +28,13 @@ class TrainConfig:
     mode: str = "finetune"  # transfer: backbone frozen, head trained (the paper); finetune: all trained
     weights: str = "none"  # imagenet | none | path to a weights file
     image_size: int | None = None  # None: the architecture's own input size
-    preprocessing: str = "timm"  # timm | caffe | torch | tf
+    preprocessing: str = "timm"  # timm | paper (each architecture's Keras mode) | caffe | torch | tf
     train_generator: str | None = None  # train (and validate) on the fakes of this generator only
     select_by: str = "accuracy"  # the epoch kept and tested
     precision: str = "fp32"
     channels_last: bool = False
     device: str = "auto"
+    allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -45,6 +46,10 @@ class TrainConfig:
                                        ("--select-by", self.select_by, SELECT_BY), ("--precision", self.precision, PRECISIONS)):
             if value not in allowed:
                 raise UserError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
+        if self.mode == "transfer" and self.weights == "none" and not self.allow_random_backbone:
+            raise UserError("--mode transfer --weights none would train only the head on a frozen random backbone, "
+                            "which learns little: give --weights imagenet (or a weights file), or --mode finetune; "
+                            "--allow-random-backbone to insist")
         if self.image_size is not None and self.image_size < 1:
             raise UserError(f"--image-size must be a positive number of pixels, got {self.image_size}")
         self.resolved_preprocessing()

@@ -13,7 +13,7 @@ import timm
 import torch
 from torch import nn
 
-from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
+from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS, WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.errors import UserError
 from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
 
@@ -31,19 +31,39 @@ class ModelSpec:
     strip: tuple[str, ...] = ()
     # Why our Keras-style count cannot equal Table 2's, where it cannot.
     params_note: str = ""
+    # Where Keras' ImageNet weights for this application come from (what the paper loaded).
+    keras_weights: str = ""
+
+    @property
+    def keras_input_size(self) -> int:
+        """keras.applications' default input side (input_shape=None)."""
+        return KERAS_INPUT_SIZE[self.name]
+
+    @property
+    def timm_weights_are_keras(self) -> bool:
+        """Whether timm's checkpoint is Keras' own, ported (the same weights)."""
+        return self.name in TIMM_WEIGHTS_ARE_KERAS
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("ResNet50", "resnet50", "caffe", 24_637_313,
-              params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not."),
-    ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",)),
-    ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",)),
-    ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817),
-    ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369),
-    ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71),
-    ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413),
+              params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not.",
+              keras_weights="Kaiming He's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817,
+              keras_weights="the authors' original (Lua)Torch release, converted (torch-mode input)"),
+    ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369,
+              keras_weights="Google's TF-Slim checkpoint, translated (tf-mode input)"),
+    ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71,
+              keras_weights="trained by Keras' author (tf-mode input)"),
+    ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413,
+              keras_weights="Google's TF-Slim NASNet-A Mobile checkpoint, ported (tf-mode input)"),
     ModelSpec("InceptionV3", "inception_v3", "tf", 22_852_385, min_image_size=75,
-              params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them)."),
+              params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them).",
+              keras_weights="trained by the Keras authors (tf-mode input)"),
 )}
 MODEL_NAMES = tuple(MODEL_SPECS)
 
@@ -89,6 +109,70 @@ def cached_imagenet_weights(spec: ModelSpec) -> Path:
         f"ImageNet weights for {spec.name} are not in the local cache; compute nodes run offline, so on a login node "
         f"run: python -c \"import timm; timm.create_model('{tag}', pretrained=True)\""
     )
+
+
+def check_imagenet_weights(names: list[str]) -> None:
+    """Refuse, in one line naming every one, the architectures whose ImageNet weights are not in the local
+    cache (or do not exist in timm): a sweep must not fail at run time on a compute node that is offline."""
+    absent, no_weights, fetch = [], [], []
+    for name in names:
+        spec = get_spec(name)
+        cfg = timm.get_pretrained_cfg(spec.timm_name)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url):
+            no_weights.append(name)
+            continue
+        try:
+            cached_imagenet_weights(spec)
+        except UserError:
+            absent.append(name)
+            fetch.append(f"{spec.timm_name}.{cfg.tag}" if cfg.tag else spec.timm_name)
+    if not absent and not no_weights:
+        return
+    parts = []
+    if no_weights:
+        parts.append(f"timm has no ImageNet weights for {', '.join(no_weights)} (leave it out with --models, or give "
+                     "--weights a file)")
+    if absent:
+        names_ = ", ".join(repr(t) for t in fetch)
+        parts.append(f"ImageNet weights for {', '.join(absent)} are not in the local cache; compute nodes run offline, "
+                     f"so on a login node run: python -c \"import timm; [timm.create_model(n, pretrained=True) for n in "
+                     f"({names_},)]\"")
+    raise UserError("--weights imagenet: " + "; ".join(parts))
+
+
+# What each timm pretrained tag means: how the weights were made.
+TIMM_RECIPES = {
+    "a1_in1k": "timm's 'ResNet strikes back' A1 recipe (600 epochs, LAMB, BCE loss, heavy augmentation; arXiv:2110.00476)",
+    "tv_in1k": "torchvision's checkpoint",
+    "ra_in1k": "timm's RandAugment recipe",
+    "tf_in1k": "ported from TensorFlow/Keras",
+    "untrained": "none: timm has no ImageNet weights",
+}
+
+
+def weights_provenance(name: str) -> dict[str, Any]:
+    """Where timm's ImageNet weights come from beside Keras' (the paper's): the tag of timm's pretrained
+    config, its recipe, Keras' source, whether they are the same weights, and the input each was trained on."""
+    spec = get_spec(name)
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    tag = cfg.tag if cfg is not None else None
+    exists = cfg is not None and bool(cfg.hf_hub_id or cfg.url)
+    recipe = TIMM_RECIPES.get(tag or "", f"timm's '{tag}' weights")
+    if spec.name == "InceptionV3" and tag == "tv_in1k":
+        recipe = "torchvision's port of Google's TensorFlow checkpoint"
+    if spec.name == "Xception" and spec.timm_weights_are_keras:
+        recipe = "Keras' own checkpoint, ported to PyTorch (Cadene's pretrainedmodels)"
+    own = preprocessing_for(name)
+    return {
+        "model": spec.name,
+        "timm_weights": f"{spec.timm_name}.{tag}" if tag else spec.timm_name,
+        "timm_recipe": recipe,
+        "timm_input": "RGB, mean " + "/".join(f"{m:g}" for m in own.mean) + ", std " + "/".join(f"{v:g}" for v in own.std),
+        "keras_weights": spec.keras_weights,
+        "keras_mode": spec.keras_mode,
+        "same_weights": spec.timm_weights_are_keras if exists else None,
+        "exists": exists,
+    }
 
 
 def _create_backbone(spec: ModelSpec, weights: str) -> nn.Module:
@@ -150,7 +234,7 @@ def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = No
     if image_size is not None and image_size < spec.min_image_size:
         raise UserError(f"{name} needs --image-size of at least {spec.min_image_size} (got {image_size})")
     cfg = timm.get_pretrained_cfg(spec.timm_name).to_dict()
-    return resolve_preprocessing(cfg, mode, image_size)
+    return resolve_preprocessing(cfg, mode, image_size, keras_mode=spec.keras_mode)
 
 
 def keras_param_count(model: nn.Module) -> int:
@@ -179,6 +263,8 @@ def describe_models() -> list[dict[str, Any]]:
             "mean": list(pre.mean),
             "std": list(pre.std),
             "keras_mode": spec.keras_mode,
+            "keras_input_size": spec.keras_input_size,
+            "timm_weights": weights_provenance(spec.name)["timm_weights"],
             "min_image_size": spec.min_image_size,
         })
     return rows
