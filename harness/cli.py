@@ -258,7 +258,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if args.format == "table":
             print_table(setting, SETTING_COLUMNS, title=f"sweep {sweep.sweep_id}: its setting beside the paper's")
             view, view_columns = paper_view(rows)
-            print_table(view, view_columns, title=VIEW_TITLE, caption=setting_line(setting))
+            print_table(view, view_columns, title=VIEW_TITLE, caption=setting_line(setting), compact=True)
             return 0
         err.print(setting_line(setting), markup=False, highlight=False)
         rows = with_paper(rows)

@@ -50,8 +50,11 @@ def label(column: str) -> str:
     return text + (" %" if base in PERCENT else "")
 
 
-def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None) -> Table:
-    shown = Table(title=title and escape(title), caption=caption and escape(caption), caption_justify="left")
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
+          compact: bool = False) -> Table:
+    """compact: no outer frame, no padding at the edges (4 columns fewer)."""
+    shown = Table(title=title and escape(title), caption=caption and escape(caption), caption_justify="left",
+                  show_edge=not compact, pad_edge=not compact)
     for column in columns:
         shown.add_column(escape(label(column)), justify="left" if column in LEFT else "right")
     for row in rows:
@@ -59,8 +62,9 @@ def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = No
     return shown
 
 
-def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None) -> None:
-    out.print(table(rows, columns, title, caption))
+def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
+                compact: bool = False) -> None:
+    out.print(table(rows, columns, title, caption, compact))
 
 
 def as_csv(rows: list[dict[str, Any]]) -> str:
