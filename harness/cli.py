@@ -48,7 +48,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(as_json(rows))
         return 0
-    print_table(rows, ["model", "timm", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
+    print_table(rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
                 title="The paper's eight architectures (parameters counted as Keras counts them)")
     for row in rows:
         if row["note"]:

@@ -19,8 +19,9 @@ PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "av
            "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction"}
 LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
           "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
-          "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode"}
-LEFT = {"model", "status", "run_id", "reason", "node", "timm", "kind", "label", "image", "verdict", "item", "this sweep", "paper"}
+          "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode",
+          "timm_weights": "timm weights"}
+LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item", "this sweep", "paper"}
 
 
 def fmt(column: str, value: Any) -> str:

@@ -106,7 +106,7 @@ def draw_training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     if finite:
         pad = max(0.05, 0.1 * (max(finite) - min(finite)))
         loss.set_ylim(max(0.0, min(finite) - pad), max(finite) + pad)
-    acc.legend(fontsize=7, ncol=2)
+    acc.legend(fontsize=7, ncol=2, loc="best")
     epochs = max((len(mean) for mean in histories.values()), default=0)
     for ax in (acc, loss):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
