@@ -93,8 +93,8 @@ def draw_training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     for i, (model, mean) in enumerate(histories.items()):
         colour = f"C{i % 10}"
         style = {"color": colour, "marker": "o", "markersize": 4, "clip_on": False}
-        acc.plot(mean.index, mean["train_accuracy"], label=f"{model} train", **style)
-        acc.plot(mean.index, mean["val_accuracy"], linestyle="--", label=f"{model} val", **style)
+        acc.plot(mean.index, mean["train_accuracy"], label=model, **style)  # one entry per colour: the title
+        acc.plot(mean.index, mean["val_accuracy"], linestyle="--", **style)  # says which line is which
         loss.plot(mean.index, mean["train_loss"], **style)
         loss.plot(mean.index, mean["val_loss"], linestyle="--", **style)
         accuracies += [*mean["train_accuracy"], *mean["val_accuracy"]]

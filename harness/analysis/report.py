@@ -57,7 +57,8 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
     size = spec.train.get("image_size")
     paper = {p["model"]: p for p in paper_table()}
     rows = []
-    for arch, group in board.groupby("architecture", sort=False):
+    for arch in [m for m in spec.models if m in set(board["architecture"])]:  # the order the sweep names them
+        group = board[board["architecture"] == arch]
         accuracy = {}
         for _, row in group.iterrows():
             for name in str(row["variant"]).split("-"):

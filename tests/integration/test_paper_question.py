@@ -89,7 +89,7 @@ def test_compare_paper_fits_100_columns_and_says_where_the_setting_differs(cli, 
     assert "…" not in shown.out
     assert "[74.0]" in shown.out and "[86.7]" in shown.out  # Table 2's accuracy beside ours
     text = " ".join(shown.out.split())
-    assert "Not the paper's setting: images per class, weights, mode, input size differ" in text
+    assert "Not the paper's setting: images per class, weights, input size differ" in text  # transfer, as the paper
     for item in ("images per class", "30 real, 30 fake", "5,000 real, 5,000 fake", "none (random init)", "64 px"):
         assert item in shown.out
     machine = cli("leaderboard", "abl", "--compare", "paper", "--format", "csv", "--results", ablation)
