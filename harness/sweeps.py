@@ -137,7 +137,9 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
                      cache_root=str(cache_root(request.results).resolve()), models=request.models, seeds=request.seeds,
                      train=request.train, cluster=cluster, runs=runs)
     for run in runs:
-        config_for(spec, run).validate()
+        config = config_for(spec, run)
+        config.validate()
+        config.check_workable()
     if request.train.get("weights") == "imagenet":  # compute nodes are offline: check the cache now, not at run time
         from harness.zoo.models import check_imagenet_weights
         check_imagenet_weights(request.models)

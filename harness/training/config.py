@@ -46,13 +46,17 @@ class TrainConfig:
                                        ("--select-by", self.select_by, SELECT_BY), ("--precision", self.precision, PRECISIONS)):
             if value not in allowed:
                 raise UserError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
+        if self.image_size is not None and self.image_size < 1:
+            raise UserError(f"--image-size must be a positive number of pixels, got {self.image_size}")
+        self.resolved_preprocessing()
+
+    def check_workable(self) -> None:
+        """Refuse, at submission, a setting that runs but cannot work. (Not part of validate, which every job
+        runs too: a sweep submitted before this check existed still resumes.)"""
         if self.mode == "transfer" and self.weights == "none" and not self.allow_random_backbone:
             raise UserError("--mode transfer --weights none would train only the head on a frozen random backbone, "
                             "which learns little: give --weights imagenet (or a weights file), or --mode finetune; "
                             "--allow-random-backbone to insist")
-        if self.image_size is not None and self.image_size < 1:
-            raise UserError(f"--image-size must be a positive number of pixels, got {self.image_size}")
-        self.resolved_preprocessing()
 
     def resolved_preprocessing(self) -> "Preprocessing":
         from harness.zoo.models import preprocessing_for

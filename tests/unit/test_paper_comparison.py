@@ -77,9 +77,10 @@ def test_weights_provenance_names_timm_recipes_beside_keras():
 
 def test_a_frozen_random_backbone_is_refused_unless_insisted_on():
     with pytest.raises(UserError, match="frozen random backbone.*--allow-random-backbone"):
-        TrainConfig(model="MobileNetV2", mode="transfer", weights="none").validate()
-    TrainConfig(model="MobileNetV2", mode="transfer", weights="none", allow_random_backbone=True).validate()
-    TrainConfig(model="MobileNetV2", mode="finetune", weights="none").validate()
+        TrainConfig(model="MobileNetV2", mode="transfer", weights="none").check_workable()
+    TrainConfig(model="MobileNetV2", mode="transfer", weights="none", allow_random_backbone=True).check_workable()
+    TrainConfig(model="MobileNetV2", mode="finetune", weights="none").check_workable()
+    TrainConfig(model="MobileNetV2", mode="transfer", weights="none").validate()  # a job of an older sweep still runs
     assert train_options()["allow_random_backbone"] is False  # recorded in every config
 
 
@@ -171,3 +172,40 @@ def test_compare_paper_fits_a_100_column_terminal(labels, status):
     assert ("runs" in columns) == (status != "COMPLETED")
     if status != "COMPLETED":
         assert view[0]["runs"] == "1/3 done"
+
+
+def test_the_report_lists_timm_weights_beside_keras_where_they_differ(tmp_path):
+    from harness.analysis.report import weights_table
+    faces = _dataset(tmp_path / "faces", 10)
+    text, weights = weights_table(_spec(faces, ["ResNet50", "Xception", "NASNetMobile"], weights="imagenet", mode="transfer"))
+    assert "timm's, not Keras' (the paper's), for ResNet50, NASNetMobile" in text
+    rows = weights.set_index("model")
+    assert rows.loc["ResNet50", "timm_weights"] == "resnet50.a1_in1k" and rows.loc["ResNet50", "same"] == "differ"
+    assert rows.loc["Xception", "same"] == "same" and rows.loc["NASNetMobile", "same"] == "none in timm"
+
+
+def test_the_paper_question_table_recreates_the_papers_condition(tmp_path):
+    import pandas as pd
+
+    from harness.analysis.report import paper_question
+    faces = _dataset(tmp_path / "faces", 10)
+    spec = _spec(faces, ["ResNet50", "DenseNet121", "MobileNetV2"], weights="imagenet", mode="transfer")
+    board = pd.DataFrame([
+        {"architecture": "ResNet50", "variant": "timm", "accuracy": 0.99},
+        {"architecture": "ResNet50", "variant": "paper-caffe", "accuracy": 0.80},
+        {"architecture": "DenseNet121", "variant": "timm-paper", "accuracy": 0.95},
+        {"architecture": "DenseNet121", "variant": "caffe", "accuracy": 0.70},
+        {"architecture": "MobileNetV2", "variant": "timm", "accuracy": 0.93},
+        {"architecture": "MobileNetV2", "variant": "paper", "accuracy": 0.90},
+        {"architecture": "MobileNetV2", "variant": "caffe", "accuracy": 0.60},
+    ])
+    text, table = paper_question(board, spec)
+    rows = table.set_index("model")
+    assert list(rows.index) == ["ResNet50", "DenseNet121", "MobileNetV2"]
+    # the right input (timm) for the caffe-mode network, caffe input for the others
+    assert rows["as hypothesised %"].tolist() == ["99.00", "70.00", "60.00"]
+    assert rows.loc["ResNet50", "paper %"] == rows.loc["ResNet50", "caffe %"] == "80.00"  # one run, two cells
+    assert rows.loc["DenseNet121", "timm %"] == rows.loc["DenseNet121", "paper %"] == "95.00"
+    assert rows.loc["DenseNet121", "right input for timm's weights"] == "timm, paper"
+    assert rows.loc["MobileNetV2", "right input for timm's weights"] == "timm"
+    assert "cannot answer" not in text
