@@ -50,7 +50,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(as_json(rows))
         return 0
-    print_table(rows, ["model", "timm", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
+    print_table(rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
                 title="The paper's eight architectures (parameters counted as Keras counts them)")
     for row in rows:
         if row["note"]:
@@ -145,7 +145,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                               mode=args.mode, weights=args.weights, image_size=image_size, preprocessing=args.preprocessing,
                               select_by=args.select_by, precision=args.precision, tf32=args.tf32, channels_last=args.channels_last,
-                              device=args.device, compile=args.compile or None)
+                              device=args.device, compile=args.compile or None, allow_random_backbone=args.allow_random_backbone)
         request = sweeps.SweepRequest(dataset=args.dataset, models=sweeps.parse_models(args.models), seeds=args.seeds,
                                       train=train, results=args.results, name=args.name,
                                       cross_generator=args.cross_generator, ablate_preprocessing=args.ablate_preprocessing)
@@ -303,7 +303,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         columns.insert(columns.index("accuracy") + 1, "acc 95% CI (seeds)")
     if any(r.get("not_separable_from") is not None for r in rows):
         columns.insert(columns.index("status"), "not_separable_from")
-    if args.compare == "paper":
+    if args.compare == "paper":  # our setting beside the paper's, and Table 2's figures in brackets beside ours
+        from harness.analysis.comparison import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
+        from harness.render import err
+        from harness.store.records import read_spec
+
+        setting = setting_rows(read_spec(sweep))
+        if args.format == "table":
+            print_table(setting, SETTING_COLUMNS, title=f"sweep {sweep.sweep_id}: its setting beside the paper's")
+            view, view_columns = paper_view(rows)
+            print_table(view, view_columns, title=VIEW_TITLE, caption=setting_line(setting), compact=True)
+            return 0
+        err.print(setting_line(setting), markup=False, highlight=False)
         rows = with_paper(rows)
         columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
     if args.format == "json":
@@ -536,7 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--weights", default=defaults.weights, help=WEIGHTS_HELP)
     sweep.add_argument("--image-size", type=positive_int, help="input side in pixels (default: each architecture's own; the demo's 80)")
     sweep.add_argument("--preprocessing", choices=PREPROCESSING_CHOICES, default=defaults.preprocessing,
-                       help="timm: each model's own config; caffe/torch/tf: a Keras mode for every model")
+                       help="timm: each model's own config; paper: each model's Keras mode (caffe for ResNet50/VGG, "
+                       "torch for DenseNet121, tf for the others); caffe/torch/tf: one Keras mode for every model")
     sweep.add_argument("--select-by", choices=SELECT_BY, default=defaults.select_by,
                        help="the epoch each run keeps and tests: highest val accuracy (ties: lowest loss), or lowest val loss")
     sweep.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
@@ -548,7 +560,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cross-generator", action="store_true",
                        help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     sweep.add_argument("--ablate-preprocessing", action="store_true",
-                       help="per architecture, its own preprocessing and Keras' caffe mode (the paper's likely input)")
+                       help="per architecture: its own preprocessing (timm), its Keras mode (paper) and caffe's for all "
+                       "(the paper's likely input); variants that feed the same input run once")
+    sweep.add_argument("--allow-random-backbone", action="store_true",
+                       help="accept --mode transfer --weights none (a frozen random backbone; refused otherwise)")
     sweep.add_argument("--cluster", choices=["auto", "slurm", "local"], default="auto",
                        help="auto: Slurm when --partition is given or a Slurm controller answers, else this machine")
     sweep.add_argument("--results", type=Path, default=Path("results"), help="where sweeps are written")

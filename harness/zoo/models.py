@@ -151,6 +151,70 @@ def cached_imagenet_weights(spec: ModelSpec) -> Path:
     )
 
 
+def check_imagenet_weights(names: list[str]) -> None:
+    """Refuse, in one line naming every one, the architectures whose ImageNet weights are not in the local
+    cache (or do not exist in timm): a sweep must not fail at run time on a compute node that is offline."""
+    absent, no_weights, fetch = [], [], []
+    for name in names:
+        spec = get_spec(name)
+        cfg = timm.get_pretrained_cfg(spec.timm_name)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url):
+            no_weights.append(name)
+            continue
+        try:
+            cached_imagenet_weights(spec)
+        except UserError:
+            absent.append(name)
+            fetch.append(f"{spec.timm_name}.{cfg.tag}" if cfg.tag else spec.timm_name)
+    if not absent and not no_weights:
+        return
+    parts = []
+    if no_weights:
+        parts.append(f"timm has no ImageNet weights for {', '.join(no_weights)} (leave it out with --models, or give "
+                     "--weights a file)")
+    if absent:
+        names_ = ", ".join(repr(t) for t in fetch)
+        parts.append(f"ImageNet weights for {', '.join(absent)} are not in the local cache; compute nodes run offline, "
+                     f"so on a login node run: python -c \"import timm; [timm.create_model(n, pretrained=True) for n in "
+                     f"({names_},)]\"")
+    raise UserError("--weights imagenet: " + "; ".join(parts))
+
+
+# What each timm pretrained tag means: how the weights were made.
+TIMM_RECIPES = {
+    "a1_in1k": "timm's 'ResNet strikes back' A1 recipe (600 epochs, LAMB, BCE loss, heavy augmentation; arXiv:2110.00476)",
+    "tv_in1k": "torchvision's checkpoint",
+    "ra_in1k": "timm's RandAugment recipe",
+    "tf_in1k": "ported from TensorFlow/Keras",
+    "untrained": "none: timm has no ImageNet weights",
+}
+
+
+def weights_provenance(name: str) -> dict[str, Any]:
+    """Where timm's ImageNet weights come from beside Keras' (the paper's): the tag of timm's pretrained
+    config, its recipe, Keras' source, whether they are the same weights, and the input each was trained on."""
+    spec = get_spec(name)
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    tag = cfg.tag if cfg is not None else None
+    exists = cfg is not None and bool(cfg.hf_hub_id or cfg.url)
+    recipe = TIMM_RECIPES.get(tag or "", f"timm's '{tag}' weights")
+    if spec.name == "InceptionV3" and tag == "tv_in1k":
+        recipe = "torchvision's port of Google's TensorFlow checkpoint"
+    if spec.name == "Xception" and spec.timm_weights_are_keras:
+        recipe = "Keras' own checkpoint, ported to PyTorch (Cadene's pretrainedmodels)"
+    own = preprocessing_for(name)
+    return {
+        "model": spec.name,
+        "timm_weights": f"{spec.timm_name}.{tag}" if tag else spec.timm_name,
+        "timm_recipe": recipe,
+        "timm_input": "RGB, mean " + "/".join(f"{m:g}" for m in own.mean) + ", std " + "/".join(f"{v:g}" for v in own.std),
+        "keras_weights": spec.keras_weights,
+        "keras_mode": spec.keras_mode,
+        "same_weights": spec.timm_weights_are_keras if exists else None,
+        "exists": exists,
+    }
+
+
 def _create_backbone(spec: ModelSpec, weights: str) -> nn.Module:
     extra = {"dynamic_img_size": True} if spec.dynamic_img_size else {}
     backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, global_pool="", **extra)
@@ -211,7 +275,7 @@ def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = No
     spec = get_spec(name)
     check_image_size(spec, image_size)
     cfg = timm.get_pretrained_cfg(spec.timm_name).to_dict()
-    return resolve_preprocessing(cfg, mode, image_size)
+    return resolve_preprocessing(cfg, mode, image_size, keras_mode=spec.keras_mode)
 
 
 def keras_param_count(model: nn.Module) -> int:
@@ -240,6 +304,8 @@ def describe_models() -> list[dict[str, Any]]:
             "mean": list(pre.mean),
             "std": list(pre.std),
             "keras_mode": spec.keras_mode,
+            "keras_input_size": spec.keras_input_size,
+            "timm_weights": weights_provenance(spec.name)["timm_weights"],
             "min_image_size": spec.min_image_size,
         })
     return rows

@@ -4,6 +4,7 @@ count, the smallest input it accepts. No torch, no timm: a sweep is planned and 
 from dataclasses import dataclass
 
 from harness.errors import UserError
+from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS
 
 
 @dataclass(frozen=True)
@@ -21,19 +22,39 @@ class ModelSpec:
     # resampled for any input), or, where timm cannot, accepting that one size only.
     dynamic_img_size: bool = False
     only_image_size: int | None = None
+    # Where Keras' ImageNet weights for this application come from (what the paper loaded).
+    keras_weights: str = ""
+
+    @property
+    def keras_input_size(self) -> int | None:
+        """keras.applications' default input side (input_shape=None); None outside the paper's eight."""
+        return KERAS_INPUT_SIZE.get(self.name)
+
+    @property
+    def timm_weights_are_keras(self) -> bool:
+        """Whether timm's checkpoint is Keras' own, ported (the same weights)."""
+        return self.name in TIMM_WEIGHTS_ARE_KERAS
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("ResNet50", "resnet50", "caffe", 24_637_313,
-              params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not."),
-    ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",)),
-    ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",)),
-    ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817),
-    ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369),
-    ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71),
-    ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413),
+              params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not.",
+              keras_weights="Kaiming He's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817,
+              keras_weights="the authors' original (Lua)Torch release, converted (torch-mode input)"),
+    ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369,
+              keras_weights="Google's TF-Slim checkpoint, translated (tf-mode input)"),
+    ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71,
+              keras_weights="trained by Keras' author (tf-mode input)"),
+    ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413,
+              keras_weights="Google's TF-Slim NASNet-A Mobile checkpoint, ported (tf-mode input)"),
     ModelSpec("InceptionV3", "inception_v3", "tf", 22_852_385, min_image_size=75,
-              params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them)."),
+              params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them).",
+              keras_weights="trained by the Keras authors (tf-mode input)"),
 )}
 MODEL_NAMES = tuple(MODEL_SPECS)
 
