@@ -5,11 +5,14 @@ start without torch, timm or submitit.
 """
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def positive_int(text: str) -> int:
@@ -114,14 +117,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.training.config import train_options
 
     # naming a partition means Slurm; otherwise Slurm when one answers (or, resuming, where the sweep ran)
-    asks_for_slurm = args.partition or args.cpu_partition or args.dry_run
+    # (resuming, --dry-run shows the scripts of the cluster the sweep ran on: a local sweep has none)
+    asks_for_slurm = args.partition or args.cpu_partition or (args.dry_run and not args.resume)
     cluster = args.cluster if args.cluster != "auto" else "slurm" if asks_for_slurm else None
+    if args.force and not args.resume:
+        raise UserError("--force resubmits the live runs of a sweep: it goes with --resume SWEEP")
     if args.resume:
+        # a resumed sweep keeps the options it was planned with: one given anew would be silently ignored
+        given = [name for name, default in args.new_sweep_defaults.items() if getattr(args, name) != default]
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} cannot change a sweep being resumed (--resume keeps "
+                            "its runs and training options; only cluster options such as --time apply): start a new sweep")
+        sweeps.check_results_path(args.results)
         sweep = find_sweep(args.results, args.resume)
         spec = read_spec(sweep)
         stored_cluster, stored_profile = sweeps.resume_settings(spec, sweep)
         cluster = cluster or stored_cluster
         profile = _profile(args, load_profile(args.profile) if args.profile else stored_profile)
+        if args.dry_run and cluster != "slurm":
+            raise UserError("--dry-run shows Slurm batch scripts: it does not apply to --cluster local")
+        sweeps.check_resumable(sweep)
         run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
         for status in alive:
             err.print(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)", markup=False)
@@ -378,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--array-parallelism", type=positive_int, help="training tasks running at once")
     slurm.add_argument("--account")
     slurm.add_argument("--qos")
-    sweep.set_defaults(func=cmd_sweep)
+    # the options that plan a new sweep, which --resume cannot change (see cmd_sweep)
+    new_sweep = ["dataset", "models", "seeds", "epochs", "batch_size", "lr", "optimizer", "mode", "weights", "image_size",
+                 "preprocessing", "select_by", "precision", "channels_last", "device", "cross_generator",
+                 "ablate_preprocessing", "name"]
+    sweep.set_defaults(func=cmd_sweep, new_sweep_defaults={name: sweep.get_default(name) for name in new_sweep})
 
     status = sub.add_parser("status", help="where every job of a sweep stands")
     _sweep_argument(status)
@@ -422,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except UserError as error:
         message = " ".join(str(error).split())  # one line, whatever the message holds
+        message = CONTROL.sub(lambda found: repr(found.group())[1:-1], message)  # a NUL from a path, shown as \x00
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ task per run, afterok on the preprocessing job): two sbatch calls however many r
 is an argument list, never a shell string, so user input never reaches a shell. submitit is imported
 only to submit: reading states costs one sacct call and no heavy import.
 """
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     import submitit
 
     common: dict[str, Any] = {k: v for k, v in {"account": profile.account, "qos": profile.qos}.items() if v}
-    setup = [f"export PYTHONPATH={sweep.code}${{PYTHONPATH:+:$PYTHONPATH}}"] if sweep.code.is_dir() else []
+    # quoted: a results path with a space or a `$(...)` must stay a path in this bash line
+    setup = [f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"] if sweep.code.is_dir() else []
     pre = submitit.SlurmExecutor(folder=sweep.logs)
     pre.update_parameters(job_name=f"{sweep.sweep_id}-preprocess", partition=profile.cpu_partition,
                           cpus_per_task=profile.preprocess_cpus, mem=f"{profile.preprocess_mem_gb:g}GB",
