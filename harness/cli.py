@@ -117,8 +117,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.training.config import train_options
 
     # naming a partition means Slurm; otherwise Slurm when one answers (or, resuming, where the sweep ran)
-    # (resuming, --dry-run shows the scripts of the cluster the sweep ran on: a local sweep has none)
-    asks_for_slurm = args.partition or args.cpu_partition or (args.dry_run and not args.resume)
+    asks_for_slurm = args.partition or args.cpu_partition or args.dry_run
     cluster = args.cluster if args.cluster != "auto" else "slurm" if asks_for_slurm else None
     if args.force and not args.resume:
         raise UserError("--force resubmits the live runs of a sweep: it goes with --resume SWEEP")
