@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the epoch each run keeps and tests: highest val accuracy (ties: lowest loss), or lowest val loss")
     sweep.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
     sweep.add_argument("--channels-last", action="store_true")
-    sweep.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
+    sweep.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     sweep.add_argument("--cross-generator", action="store_true",
                        help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     sweep.add_argument("--ablate-preprocessing", action="store_true",

@@ -119,8 +119,14 @@ def check_weights_file(weights: str) -> Path:
 
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any way a file can fail to be a checkpoint (pickle, zip, I/O, refused globals)
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise UserError(f"--weights {weights} is not a state dict that can be read safely ({type(err).__name__}: {first:.200})") from None
+        text = str(err)
+        if "GLOBAL" in text or "Unsupported global" in text:  # torch's weights-only loader refused a Python object
+            raise UserError(f"--weights {weights} holds Python objects other than tensors: refused, loading them "
+                            "could run code (save a state dict: torch.save(model.state_dict(), path))") from None
+        # torch's own explanation of a weights-only failure is a page long: its reason is after "error:"
+        reason = [line for line in text.partition("WeightsUnpickler error:")[2].splitlines() if line.strip()]
+        first = (reason or text.strip().splitlines() or [type(err).__name__])[0].strip()
+        raise UserError(f"--weights {weights} is not a state dict torch can read ({type(err).__name__}: {first:.200})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not state:
