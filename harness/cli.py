@@ -99,17 +99,26 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
 
 # --- sweep ---
 def _profile(args: argparse.Namespace, base: Any) -> Any:
-    return base.override(cpu_partition=args.cpu_partition, gpu_partition=args.partition, gpu_type=args.gpu_type,
-                         time_min=args.time, mem_gb=args.mem, cpus_per_task=args.cpus_per_task, account=args.account,
-                         qos=args.qos, array_parallelism=args.array_parallelism)
+    """The profile with the options given on the command line in place of its values."""
+    from harness.cluster.sbatch import check_slurm_name, format_gres, parse_gres, parse_sbatch_extra
+
+    gres = args.gres
+    if args.gpu_type is not None:  # refused as --gpu-type, not as the --gres it becomes
+        check_slurm_name("--gpu-type", args.gpu_type)
+    if args.gpu_type or args.gpus_per_run:  # shorthands for parts of --gres
+        gpu_type, count = parse_gres(gres or base.gres or "gpu:1")
+        gres = format_gres(args.gpu_type or gpu_type, args.gpus_per_run or count)
+    extra = dict(base.sbatch) | parse_sbatch_extra(args.sbatch) if args.sbatch else None
+    return base.override(cpu_partition=args.cpu_partition, gpu_partition=args.partition, gres=gres, time=args.time,
+                         mem=args.mem, cpus_per_task=args.cpus_per_task, account=args.account, qos=args.qos,
+                         array_parallelism=args.array_parallelism, constraint=args.constraint, exclude=args.exclude,
+                         reservation=args.reservation, sbatch=extra)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     from harness import sweeps
     from harness.cluster import get_backend
-    from harness.cluster.profiles import load_profile
+    from harness.cluster.profiles import Profile, load_profile
     from harness.cluster.slurm import slurm_answers
     from harness.render import err
     from harness.store.paths import find_sweep
@@ -117,7 +126,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.training.config import train_options
 
     # naming a partition means Slurm; otherwise Slurm when one answers (or, resuming, where the sweep ran)
-    asks_for_slurm = args.partition or args.cpu_partition or args.dry_run
+    asks_for_slurm = args.partition or args.cpu_partition or args.profile
     cluster = args.cluster if args.cluster != "auto" else "slurm" if asks_for_slurm else None
     if args.force and not args.resume:
         raise UserError("--force resubmits the live runs of a sweep: it goes with --resume SWEEP")
@@ -133,8 +142,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         stored_cluster, stored_profile = sweeps.resume_settings(spec, sweep)
         cluster = cluster or stored_cluster
         profile = _profile(args, load_profile(args.profile) if args.profile else stored_profile)
-        if args.dry_run and cluster != "slurm":
-            raise UserError("--dry-run shows Slurm batch scripts: it does not apply to --cluster local")
         sweeps.check_resumable(sweep)
         run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
         for status in alive:
@@ -144,27 +151,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(spec.sweep_id)
             return 0
     else:
-        profile = _profile(args, load_profile(args.profile or "local"))
+        profile = _profile(args, load_profile(args.profile) if args.profile else Profile())
         cluster = cluster or ("slurm" if slurm_answers() is None else "local")
         image_size = args.image_size or (sweeps.DEMO["size"] if args.dataset == "demo" else None)
         train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                               mode=args.mode, weights=args.weights, image_size=image_size, preprocessing=args.preprocessing,
-                              select_by=args.select_by, precision=args.precision, channels_last=args.channels_last,
+                              select_by=args.select_by, precision=args.precision, tf32=args.tf32, channels_last=args.channels_last,
                               device=args.device)
         request = sweeps.SweepRequest(dataset=args.dataset, models=sweeps.parse_models(args.models), seeds=args.seeds,
                                       train=train, results=args.results, name=args.name,
                                       cross_generator=args.cross_generator, ablate_preprocessing=args.ablate_preprocessing)
-        sweep, spec = sweeps.plan(request, {"executor": cluster, **asdict(profile)})
-        run_ids = [r.run_id for r in spec.runs]
     backend = get_backend(cluster, max_parallel=args.max_parallel)
+    profile = backend.resolve(profile)  # the site's settings where the profile and the options set none
+    if not args.resume:
+        sweep, spec = sweeps.plan(request, {"executor": cluster, **profile.to_json()})
+        run_ids = [r.run_id for r in spec.runs]
     if args.dry_run:
-        if cluster != "slurm":
-            raise UserError("--dry-run shows Slurm batch scripts: it does not apply to --cluster local")
         for script in backend.scripts(sweep, profile, run_ids):
             print(script)
         return 0
+    if args.check:
+        answers = backend.check(sweep, profile, run_ids)
+        for answer in answers:
+            print(answer)
+        return 0 if all(a.startswith("ok") for a in answers) else 1
     if args.resume:
-        backend.preflight(profile)
         sweeps.set_aside_records(sweep, run_ids)
         submission = sweeps.submit(sweep, backend, profile, run_ids)
     else:
@@ -246,6 +257,46 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     cancelled = sweeps.cancel(sweep, runs)
     err.print(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} runs" + (f" ({', '.join(cancelled)})" if cancelled else ""),
               markup=False)
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from harness.cluster.site import derive_settings, read_site, settings_as_toml, settings_table
+    from harness.cluster.slurm import slurm_answers
+    from harness.render import err, print_table
+
+    reason = slurm_answers()
+    if reason:
+        raise UserError(f"no Slurm answers here ({reason}); run this on a login node of the cluster")
+    site = read_site()
+    settings = derive_settings(site, args.partition, args.cpu_partition)
+    if args.format == "toml":
+        print(settings_as_toml(settings), end="")
+        return 0
+    partitions = [{"partition": p.name + (" (default)" if p.is_default else ""), "state": p.state, "nodes": len(p.nodes),
+                   "cpus/node": p.cpus_per_node, "mem MB/node": p.mem_mb_per_node, "gpus/node": p.gpus_per_node,
+                   "gpu types": ", ".join(sorted(p.gpu_types)) or "-", "max time": "-" if p.max_time_min is None else p.max_time_min,
+                   "default time": "-" if p.default_time_min is None else p.default_time_min} for p in site.partitions.values()]
+    print_table(partitions, list(partitions[0]) if partitions else [], title=f"Slurm cluster {site.cluster_name} "
+                f"(MaxArraySize {site.max_array_size}; times in minutes)")
+    print_table([{"setting": k, "value": v, "source": why} for k, v, why in settings_table(settings)],
+                ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)")
+    err.print("override any of them with sweep's options or a profile (--profile site.toml)", markup=False)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from harness import sweeps
+    from harness.store.paths import find_sweep
+
+    sweep_ref, _, run = args.run.rpartition("/")
+    if not sweep_ref or not run:
+        raise UserError(f"logs takes SWEEP/RUN (a run id or an architecture), not {args.run!r}")
+    sweep = find_sweep(args.results, sweep_ref)
+    path = sweeps.log_path(sweep, run, "err" if args.err else "out")
+    for chunk in sweeps.read_log(sweep, path, follow=args.follow):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
     return 0
 
 
@@ -365,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the epoch each run keeps and tests: highest val accuracy (ties: lowest loss), or lowest val loss")
     sweep.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
     sweep.add_argument("--channels-last", action="store_true")
+    sweep.add_argument("--tf32", action="store_true", help="fp32 on TF32 tensor cores (default: IEEE fp32, as MFU assumes)")
     sweep.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     sweep.add_argument("--cross-generator", action="store_true",
                        help="per architecture, one run per fake generator of the dataset, each tested on every generator")
@@ -379,22 +431,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resubmit the runs of SWEEP that have no result, with the cluster settings it was submitted with")
     sweep.add_argument("--force", action="store_true", help="with --resume: resubmit runs whose job is still queued or running")
     sweep.add_argument("--dry-run", action="store_true", help="print the batch scripts instead of submitting")
+    sweep.add_argument("--check", action="store_true",
+                       help="ask Slurm whether and when the jobs would start (sbatch --test-only), without submitting")
     sweep.add_argument("--max-parallel", type=positive_int, help=f"local runs at a time (default here: {default_parallelism()})")
-    slurm = sweep.add_argument_group("Slurm (defaults from the profile)")
-    slurm.add_argument("--profile", help="a packaged profile name (local, marwan) or a .toml path (default: local; "
+    slurm = sweep.add_argument_group("Slurm (defaults read from the site: see `harness cluster`; a profile overrides them)")
+    slurm.add_argument("--profile", help="a packaged profile name (local, marwan) or a .toml path (default: none; "
                        "with --resume, the sweep's own settings)")
     slurm.add_argument("--partition", help="GPU partition of the training tasks")
     slurm.add_argument("--cpu-partition", help="CPU partition of the preprocessing job")
-    slurm.add_argument("--gpu-type", help="GPU type in --gres=gpu:TYPE:1")
-    slurm.add_argument("--time", type=positive_int, help="time limit of a training task, in minutes")
-    slurm.add_argument("--mem", type=positive_float, help="memory of a training task, in GB")
+    slurm.add_argument("--gres", help="a training task's GRES: gpu:N or gpu:TYPE:N")
+    slurm.add_argument("--gpu-type", help="GPU type in --gres=gpu:TYPE:N")
+    slurm.add_argument("--gpus-per-run", type=positive_int, help="GPUs per training task (N in --gres)")
+    slurm.add_argument("--time", help="time limit of a training task, as sbatch reads it: MIN, HH:MM:SS, D-HH:MM, ...")
+    slurm.add_argument("--mem", help="memory of a training task, as sbatch reads it: 8000 (MB), 16G, ...")
     slurm.add_argument("--cpus-per-task", type=positive_int)
     slurm.add_argument("--array-parallelism", type=positive_int, help="training tasks running at once")
     slurm.add_argument("--account")
     slurm.add_argument("--qos")
+    slurm.add_argument("--constraint", help="node features, as sbatch --constraint")
+    slurm.add_argument("--exclude", help="nodes to avoid, as sbatch --exclude")
+    slurm.add_argument("--reservation")
+    slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
     # the options that plan a new sweep, which --resume cannot change (see cmd_sweep)
     new_sweep = ["dataset", "models", "seeds", "epochs", "batch_size", "lr", "optimizer", "mode", "weights", "image_size",
-                 "preprocessing", "select_by", "precision", "channels_last", "device", "cross_generator",
+                 "preprocessing", "select_by", "precision", "channels_last", "tf32", "device", "cross_generator",
                  "ablate_preprocessing", "name"]
     sweep.set_defaults(func=cmd_sweep, new_sweep_defaults={name: sweep.get_default(name) for name in new_sweep})
 
@@ -409,6 +470,19 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_argument(cancel)
     cancel.add_argument("--runs", help="comma-separated run ids or architectures (default: every job of the sweep)")
     cancel.set_defaults(func=cmd_cancel)
+
+    cluster = sub.add_parser("cluster", help="what this Slurm site offers, and the settings a sweep would use")
+    cluster.add_argument("--partition", help="GPU partition (default: the only one with GPUs)")
+    cluster.add_argument("--cpu-partition", help="CPU partition (default: the default partition, or the most CPU-only nodes)")
+    cluster.add_argument("--format", choices=["table", "toml"], default="table", help="toml: a ready profile to edit and keep")
+    cluster.set_defaults(func=cmd_cluster)
+
+    logs = sub.add_parser("logs", help="a run's job log (stdout, or --err), for its latest attempt")
+    logs.add_argument("run", metavar="SWEEP/RUN", help="a sweep id (or prefix) and a run id or architecture")
+    logs.add_argument("--err", action="store_true", help="the job's stderr instead of its stdout")
+    logs.add_argument("--follow", action="store_true", help="keep printing as the log grows, until the job ends")
+    logs.add_argument("--results", type=Path, default=Path("results"))
+    logs.set_defaults(func=cmd_logs)
 
     board = sub.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
     _sweep_argument(board)

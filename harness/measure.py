@@ -1,4 +1,4 @@
-"""Honest measurements: steady-state throughput, data wait, memory, GPU use (pynvml), FLOPs, environment.
+"""Honest measurements: steady-state throughput, data wait, memory, GPU use and energy (pynvml), environment.
 
 A GPU figure that cannot be measured is None with a reason beside it, never zero.
 """
@@ -10,23 +10,14 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import timm
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from harness.errors import UserError
 
 WARMUP_STEPS = 3
-# Dense peak TFLOP/s by GPU family and precision (vendor data sheets; SXM parts where there are two).
-PEAK_TFLOPS = {
-    "P100": {"fp32": 10.6, "fp16": 21.2, "bf16": None},
-    "V100": {"fp32": 15.7, "fp16": 125.0, "bf16": None},
-    "A100": {"fp32": 19.5, "fp16": 312.0, "bf16": 312.0},
-    "H100": {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0},
-    "H200": {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0},
-}
 
 
 def check_gpu_arch(name: str, capability: tuple[int, int], arch_list: list[str]) -> None:
@@ -82,20 +73,6 @@ def environment(device: torch.device) -> dict[str, Any]:
         env.update(device_name=props.name, compute_capability=f"{props.major}.{props.minor}",
                    gpu_memory_bytes=props.total_memory)
     return env
-
-
-def peak_tflops(device_name: str, precision: str) -> float | None:
-    for family, peaks in PEAK_TFLOPS.items():
-        if family in device_name.upper():
-            return peaks.get(precision)
-    return None
-
-
-def flops_per_image(step: Callable[[], None], batch: int) -> int:
-    """FLOPs one call of step does, per image, as torch's own flop counter counts them."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return int(counter.get_total_flops() // batch)
 
 
 @dataclass
@@ -155,22 +132,53 @@ def _now_us() -> int:
     return int(time.time() * 1e6)  # NVML stamps its samples with the host's clock, in microseconds
 
 
+def energy_per_image(joules: float | None, images: int) -> float | None:
+    """Joules per image of a pass; None where the energy is unknown or no image was processed."""
+    return joules / images if joules is not None and images > 0 else None
+
+
+def power_integral(readings: list[tuple[int, float]], start_us: int, end_us: int) -> float | None:
+    """Joules over [start_us, end_us]: the trapezoid rule over the timestamped power readings (µs, W)
+    inside it; None with fewer than two."""
+    inside = sorted((stamp, watts) for stamp, watts in readings if start_us <= stamp <= end_us)
+    if len(inside) < 2:
+        return None
+    return sum((t1 - t0) / 1e6 * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(inside, inside[1:]))
+
+
+@dataclass
+class Block:
+    """One measuring() block: its phase, its span (µs), the images it processed, and NVML's energy
+    counter (mJ) read at its edges, where the GPU has one."""
+
+    phase: str
+    start_us: int
+    end_us: int
+    images: int
+    energy_mj: float | None
+
+
 @dataclass
 class GpuSampler:
-    """Utilisation, memory and power of the GPU in use, read with pynvml in a background thread.
+    """Utilisation, memory, power and energy of the GPU in use, read with pynvml in a background thread.
 
     Utilisation comes from NVML's own timestamped samples, each the share of its sampling period (1/6 s
     to 1 s, by GPU) in which a kernel ran. Only samples whose whole period lies inside a measuring()
     block count: a reading that straddles an evaluation or a checkpoint would charge their idle time
-    to training. Memory and power are read while a measuring() block runs.
+    to training. Memory and power are read while a measuring() block runs, and at its edges.
+
+    Each block belongs to a phase ("train", "infer"): the figures of one phase never mix with the
+    other's. Energy is the difference of NVML's total energy counter (Volta and later) across each
+    block, else the integral of the power readings over it.
     """
 
     device: torch.device
     interval_s: float = 0.2
     utilisation: list[tuple[int, float]] = field(default_factory=list)  # (NVML timestamp µs, percent)
-    windows: list[tuple[int, int]] = field(default_factory=list)  # measuring() blocks, µs
-    readings: list[tuple[float, float | None]] = field(default_factory=list)  # (memory used bytes, power W)
+    blocks: list[Block] = field(default_factory=list)
+    readings: list[tuple[int, float, float | None]] = field(default_factory=list)  # (µs, memory used bytes, power W)
     reason: str | None = None
+    counter_reason: str | None = None  # why NVML's energy counter could not be read
     _handle: Any = None
     _started_us: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -198,18 +206,21 @@ class GpuSampler:
             return []
         return sorted((s.timeStamp, float(s.sampleValue.uiVal)) for s in samples if s.timeStamp > since)
 
+    def _take_reading(self, stamp: int) -> None:
+        import pynvml
+        try:
+            power = pynvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
+        except pynvml.NVMLError:
+            power = None
+        self.readings.append((stamp, float(pynvml.nvmlDeviceGetMemoryInfo(self._handle).used), power))
+
     def _read(self) -> bool:
         """Take NVML's new utilisation samples, and memory and power inside a measuring() block;
         False, with the reason kept, once NVML fails."""
-        import pynvml
         try:
             self.utilisation.extend(self._new_utilisation())
             if self._measuring.is_set():
-                try:
-                    power = pynvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
-                except pynvml.NVMLError:
-                    power = None
-                self.readings.append((float(pynvml.nvmlDeviceGetMemoryInfo(self._handle).used), power))
+                self._take_reading(_now_us())
         except Exception as err:
             self.reason = f"pynvml sampling failed: {err}"
             return False
@@ -218,6 +229,27 @@ class GpuSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s) and self._read():
             pass
+
+    def _energy_counter_mj(self) -> float | None:
+        """NVML's energy counter (mJ since the driver loaded); None, once and for all, where it fails."""
+        if self._handle is None or self.counter_reason is not None:
+            return None
+        import pynvml
+        try:
+            return float(pynvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+        except pynvml.NVMLError as err:  # not supported before Volta, nor on some boards
+            self.counter_reason = f"NVML's energy counter: {err}"
+            return None
+
+    def _edge(self) -> tuple[int, float | None]:
+        """The time, the energy counter and a power reading at the edge of a block."""
+        stamp, energy = _now_us(), self._energy_counter_mj()
+        if self._handle is not None and self.reason is None:
+            try:
+                self._take_reading(stamp)
+            except Exception as err:
+                self.reason = f"pynvml sampling failed: {err}"
+        return stamp, energy
 
     @contextmanager
     def sampling(self) -> Iterator["GpuSampler"]:
@@ -236,25 +268,56 @@ class GpuSampler:
                     self._read()  # the samples of the last moments
 
     @contextmanager
-    def measuring(self) -> Iterator[None]:
-        """Count what happens inside this block (the training steps, not evaluation or checkpoints)."""
-        start = _now_us()
+    def measuring(self, phase: str = "train", images: int = 0) -> Iterator[None]:
+        """Count what happens inside this block, as part of phase: the training steps ("train", not
+        evaluation or checkpoints) or a timed inference pass ("infer"); images, those it processes.
+        The work inside should end synchronised (as StepMeter.timing() and a copy to the host do), so
+        that the block's energy is that of its own kernels."""
+        start, energy_start = self._edge()
         self._measuring.set()
         try:
             yield
         finally:
             self._measuring.clear()
-            self.windows.append((start, _now_us()))
+            end, energy_end = self._edge()
+            energy = energy_end - energy_start if energy_start is not None and energy_end is not None else None
+            self.blocks.append(Block(phase, start, end, images, energy))
 
-    def summary(self) -> dict[str, Any]:
-        util = samples_inside(self.utilisation, self.windows)
+    def energy(self, phase: str = "train") -> dict[str, Any]:
+        """Joules the GPU drew during the phase's blocks, their source, and joules per image; None with
+        energy_reason where they cannot be measured."""
+        blocks = [b for b in self.blocks if b.phase == phase]
+        images = sum(b.images for b in blocks)
+        joules, source, reason = None, None, None
+        if self._handle is None:
+            reason = self.reason or "NVML was not opened (measuring outside sampling())"
+        elif not blocks:
+            reason = f"no {phase} block was measured"
+        elif all(b.energy_mj is not None for b in blocks):
+            joules, source = sum(b.energy_mj for b in blocks) / 1000.0, "nvml_counter"
+        else:
+            power = [(stamp, watts) for stamp, _, watts in self.readings if watts is not None]
+            parts = [power_integral(power, b.start_us, b.end_us) for b in blocks]
+            if all(p is not None for p in parts):
+                joules, source = sum(parts), "power_integral"
+            else:
+                reason = f"{self.counter_reason}; and too few power readings to integrate"
+        return {"energy_j": joules, "energy_source": source, "images": images,
+                "energy_per_image_j": energy_per_image(joules, images), "energy_reason": reason}
+
+    def summary(self, phase: str = "train") -> dict[str, Any]:
+        """Utilisation, memory, power and energy during the phase's blocks."""
+        windows = [(b.start_us, b.end_us) for b in self.blocks if b.phase == phase]
+        util = samples_inside(self.utilisation, windows)
+        readings = [(memory, power) for stamp, memory, power in self.readings
+                    if any(start <= stamp <= end for start, end in windows)]
         stamps = [stamp for stamp, _ in self.utilisation]
         period = statistics.median(b - a for a, b in zip(stamps, stamps[1:])) / 1e6 if len(stamps) > 1 else None
         reason = self.reason
         if reason is None and not util:
-            reason = (f"no NVML utilisation sample (one per {period:.2f} s) lay wholly inside the training steps: "
-                      "the epochs were too short" if period else "NVML returned no utilisation samples")
-        power = [p for _, p in self.readings if p is not None]
+            reason = (f"no NVML utilisation sample (one per {period:.2f} s) lay wholly inside the measured {phase} "
+                      "passes: they were too short" if period else "NVML returned no utilisation samples")
+        power = [p for _, p in readings if p is not None]
         if reason is None and not power:
             reason = "power readings not supported by this GPU"
         return {
@@ -262,9 +325,10 @@ class GpuSampler:
             "util_median": statistics.median(util) / 100.0 if util else None,
             "util_period_s": period,
             "samples": len(util),
-            "memory_used_max_bytes": int(max(m for m, _ in self.readings)) if self.readings else None,
+            "memory_used_max_bytes": int(max(m for m, _ in readings)) if readings else None,
             "power_mean_w": statistics.fmean(power) if power else None,
             "reason": reason,
+            **self.energy(phase),
         }
 
 

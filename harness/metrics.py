@@ -1,9 +1,18 @@
-"""Detection metrics from scikit-learn (fake = positive class), and intervals over seeds."""
+"""Detection metrics (fake = positive class), the intervals around them, and the tests that compare runs.
+
+Scores are the model's probabilities that an image is fake, used as given (float32 or float64, never
+clipped except inside the log loss): a threshold is chosen and applied on the same values.
+"""
 import math
+from collections.abc import Mapping, Sequence
+from itertools import combinations
 
 import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
+
+BOOTSTRAP_METRICS = ("accuracy", "auc")
+BOOTSTRAP_CHUNK = 250  # draws evaluated at once: memory bounded by this x the images
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -15,21 +24,35 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The probability threshold that maximises accuracy (chosen on the validation split)."""
-    candidates = np.unique(np.concatenate([scores, [0.5]]))
-    accuracies = [skm.accuracy_score(labels, scores >= t) for t in candidates]
-    return float(candidates[int(np.argmax(accuracies))])
+    """The threshold t that maximises the accuracy of `scores >= t` (chosen on the validation split).
+
+    Candidates lie midway between consecutive distinct scores (and below the lowest, above the highest),
+    so a threshold never coincides with a score and applying it to the same scores reproduces exactly
+    the accuracy it was chosen for. Among equally accurate thresholds, the one nearest 0.5.
+    """
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    levels = np.unique(scores)
+    middle = levels[:-1] + (levels[1:] - levels[:-1]) / 2
+    middle = np.where(middle > levels[:-1], middle, levels[1:])  # adjacent floats: no value between them
+    candidates = np.concatenate([levels[:1], middle, [np.nextafter(levels[-1], np.inf)]])
+    reals_below = np.searchsorted(np.sort(scores[~labels]), candidates, side="left")
+    fakes_above = labels.sum() - np.searchsorted(np.sort(scores[labels]), candidates, side="left")
+    correct = reals_below + fakes_above
+    best = np.flatnonzero(correct == correct.max())
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
 def detection_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
-    """The paper's five (accuracy, loss, precision, recall, F1 at 0.5) plus AUC, AP, EER and the confusion matrix."""
+    """The paper's five (accuracy, loss, precision, recall, F1 at 0.5) plus AUC, AP, EER, the accuracy at
+    threshold and the confusion matrix."""
     labels = np.asarray(labels, dtype=np.int64)
-    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    probs = np.asarray(probs, dtype=np.float64)  # exact for float32: ties and order are kept
     predicted = (probs >= 0.5).astype(np.int64)
     both_classes = len(np.unique(labels)) == 2
     return {
         "accuracy": float(skm.accuracy_score(labels, predicted)),
-        "loss": float(skm.log_loss(labels, probs, labels=[0, 1])),
+        "loss": float(skm.log_loss(labels, np.clip(probs, 1e-7, 1 - 1e-7), labels=[0, 1])),
         "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
         "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
         "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
@@ -44,13 +67,139 @@ def detection_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 
     }
 
 
-def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval of the mean; a single value has an interval of itself."""
-    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
-    if len(data) == 0:
-        return (math.nan, math.nan, math.nan)
-    mean = float(data.mean())
-    if len(data) == 1:
-        return (mean, mean, mean)
-    half = float(stats.t.ppf((1 + confidence) / 2, len(data) - 1) * data.std(ddof=1) / math.sqrt(len(data)))
-    return (mean, mean - half, mean + half)
+def _clip(value: float, bounds: tuple[float | None, float | None] | None) -> float:
+    low, high = bounds or (None, None)
+    return float(min(max(value, -math.inf if low is None else low), math.inf if high is None else high))
+
+
+def _weighted_accuracy(weights: np.ndarray, labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    correct = (scores >= threshold) == labels
+    return weights @ correct / weights.sum(axis=1)
+
+
+def _weighted_auc(weights: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """AUC of each row of weights (how many times each image is drawn), ties counted half; NaN where a
+    draw holds one class only."""
+    _, level = np.unique(scores, return_inverse=True)
+    order = np.argsort(level, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(level[order]) != 0])
+    fakes = np.add.reduceat((weights * labels)[:, order], starts, axis=1)  # weight of each distinct score
+    reals = np.add.reduceat((weights * ~labels)[:, order], starts, axis=1)
+    reals_below = np.cumsum(reals, axis=1) - reals
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (fakes * (reals_below + reals / 2)).sum(axis=1) / (fakes.sum(axis=1) * reals.sum(axis=1))
+
+
+def bootstrap_interval(labels: np.ndarray, scores: np.ndarray, metric: str = "auc", groups: np.ndarray | None = None,
+                       n_boot: int = 2000, seed: int = 0, confidence: float = 0.95, threshold: float = 0.5
+                       ) -> tuple[float, float | None, float | None]:
+    """A run's metric on its test images and the percentile bootstrap interval of it, in [0, 1].
+
+    metric: "accuracy" (of scores >= threshold) or "auc". groups: the source of each image (photograph,
+    identity); where given, whole groups are drawn with replacement, as images of one source are not
+    independent; else images are drawn. Draws holding one class only are left out of the AUC's
+    interval. Seeded: the same arguments give the same interval.
+    """
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(BOOTSTRAP_METRICS)}, got {metric!r}")
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    members = np.unique(np.asarray(groups), return_inverse=True)[1] if groups is not None else np.arange(len(labels))
+    n_groups = int(members.max()) + 1
+
+    def evaluate(weights: np.ndarray) -> np.ndarray:
+        if metric == "accuracy":
+            return _weighted_accuracy(weights, labels, scores, threshold)
+        return _weighted_auc(weights, labels, scores)
+
+    estimate = float(evaluate(np.ones((1, len(labels))))[0])
+    rng = np.random.default_rng(seed)
+    draws = []
+    for start in range(0, n_boot, BOOTSTRAP_CHUNK):
+        size = min(BOOTSTRAP_CHUNK, n_boot - start)
+        drawn = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=size)  # times each group is drawn
+        draws.append(evaluate(drawn[:, members].astype(np.float64)))
+    draws = np.concatenate(draws) if draws else np.empty(0)
+    draws = draws[~np.isnan(draws)]
+    if len(draws) == 0:
+        return (estimate, None, None)
+    alpha = 1 - confidence
+    low, high = np.percentile(draws, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return (estimate, _clip(low, (0.0, 1.0)), _clip(high, (0.0, 1.0)))
+
+
+def mcnemar_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, threshold: float = 0.5,
+                 exact_below: int = 25) -> float:
+    """Two-sided p-value that two runs scored on the same images are equally accurate at threshold.
+
+    Only the images where exactly one of the two is right count (the discordant pairs). Fewer than
+    exact_below of them: the exact binomial test; else chi-square with continuity correction.
+    """
+    labels = np.asarray(labels).astype(bool)
+    right_a = (np.asarray(scores_a, dtype=np.float64) >= threshold) == labels
+    right_b = (np.asarray(scores_b, dtype=np.float64) >= threshold) == labels
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+    discordant = only_a + only_b
+    if discordant == 0:
+        return 1.0
+    if discordant < exact_below:
+        return float(min(1.0, 2 * stats.binom.cdf(min(only_a, only_b), discordant, 0.5)))
+    statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
+    return float(stats.chi2.sf(statistic, df=1))
+
+
+def delong_covariance(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs of k score vectors on the same images (scores: k x images) and their covariance matrix, by
+    DeLong's method in the fast midrank form of Sun and Xu (2014)."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    fakes, reals = scores[:, labels], scores[:, ~labels]
+    m, n = fakes.shape[1], reals.shape[1]
+    if m == 0 or n == 0:
+        raise ValueError("DeLong's AUC needs both classes")
+    rank_fakes = stats.rankdata(fakes, axis=1)  # midranks: ties count half
+    rank_reals = stats.rankdata(reals, axis=1)
+    rank_all = stats.rankdata(np.concatenate([fakes, reals], axis=1), axis=1)
+    aucs = (rank_all[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
+    fake_components = (rank_all[:, :m] - rank_fakes) / n  # share of reals each fake outranks
+    real_components = 1 - (rank_all[:, m:] - rank_reals) / m  # share of fakes that outrank each real
+    covariance = (np.atleast_2d(np.cov(fake_components)) / m + np.atleast_2d(np.cov(real_components)) / n)
+    return aucs, covariance
+
+
+def delong_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> float:
+    """Two-sided p-value that two runs scored on the same images have the same AUC (DeLong's test)."""
+    aucs, cov = delong_covariance(labels, np.stack([scores_a, scores_b]))
+    difference, variance = aucs[0] - aucs[1], cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    if variance <= 0:  # identical rankings, or both perfect
+        return 1.0 if difference == 0 else 0.0
+    return float(2 * stats.norm.sf(abs(difference) / math.sqrt(variance)))
+
+
+def holm_bonferroni(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error over all of them), in the given order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    scaled = (len(p) - np.arange(len(p))) * p[order]
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def separable_pairs(labels: np.ndarray, scores: Mapping[str, np.ndarray], metric: str = "auc",
+                    alpha: float = 0.05, threshold: float = 0.5) -> list[dict]:
+    """For each pair of architectures scored on the same test images, whether the data separate them.
+
+    metric "auc": DeLong's test; "accuracy": McNemar's at threshold. The p-values are Holm-adjusted
+    over all pairs; a pair is separable where its adjusted p-value is below alpha.
+    """
+    tests = {"auc": delong_test, "accuracy": lambda y, a, b: mcnemar_test(y, a, b, threshold)}
+    if metric not in tests:
+        raise ValueError(f"metric must be one of {', '.join(tests)}, got {metric!r}")
+    if any(len(s) != len(labels) for s in scores.values()):
+        raise ValueError("every architecture must be scored on the same test images as labels")
+    pairs = list(combinations(scores, 2))
+    p_values = [tests[metric](labels, scores[a], scores[b]) for a, b in pairs]
+    adjusted = holm_bonferroni(p_values) if pairs else []
+    return [{"a": a, "b": b, "p_value": p, "p_adjusted": float(q), "separable": bool(q < alpha)}
+            for (a, b), p, q in zip(pairs, p_values, adjusted)]

@@ -20,7 +20,8 @@ PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "av
 LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
           "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
           "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode"}
-LEFT = {"model", "status", "run_id", "reason", "node", "timm", "kind", "label", "image", "verdict"}
+LEFT = {"model", "status", "run_id", "reason", "node", "timm", "kind", "label", "image", "verdict", "partition", "setting",
+        "source", "state", "gpu types"}
 
 
 def fmt(column: str, value: Any) -> str:

@@ -60,11 +60,14 @@ def new_sweep_id(name: str | None) -> str:
 
 
 def check_results_path(path: Path) -> None:
-    """A results folder's path lands in the batch scripts (#SBATCH --output=...): a newline there would
-    start a directive of its own, and no file name can hold a NUL."""
-    if CONTROL.search(str(path)):
-        raise UserError(f"--results {str(path)!r} holds a control character (newline, carriage return, NUL, ...): "
-                        "choose a plain folder path")
+    """A results folder's path lands in the batch scripts (#SBATCH --output=..., the PYTHONPATH line): a
+    newline there would start a directive of its own, and no file name can hold a NUL."""
+    text = str(path)
+    if not any(c.isspace() or not c.isprintable() for c in text):  # (a NUL would fail resolve() itself)
+        text = str(Path(path).resolve())
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise UserError(f"--results {str(path)!r}: the path lands in batch script lines, so it may not hold "
+                        "spaces or control characters")
 
 
 def demo_folder(results: Path) -> Path:
@@ -217,13 +220,11 @@ def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
     """The cluster and settings the sweep was submitted with, and every run's training config, checked
     as if typed anew: sweep.json is as untrusted as the command line (an #SBATCH line hidden in its
     account, a string where a number goes). DamagedFile, naming the file and the setting, otherwise."""
-    from harness.cluster.profiles import profile_from
-
     stored = {k: v for k, v in spec.cluster.items() if k != "executor"}
     try:
-        profile = profile_from(stored, "its cluster settings")
-    except UserError as err:
-        raise DamagedFile(sweep.spec, str(err)) from None
+        profile = Profile().override(**stored)
+    except (TypeError, ValueError, UserError) as err:
+        raise DamagedFile(sweep.spec, f"its cluster settings are not valid ({err})") from None
     if spec.executor == "slurm":
         check_results_path(sweep.folder)
     for run in spec.runs:
@@ -278,3 +279,45 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     get_backend(submissions[-1].executor).cancel(jobs)
     return [rid for rid in chosen if rid in latest]
 
+
+
+def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
+    """The log of a run's latest job (submitit's names on Slurm; the worker's own log locally)."""
+    spec = read_spec(sweep)
+    matches = [r.run_id for r in spec.runs if run in (r.run_id, r.model)]
+    if not matches:
+        raise UserError(f"sweep {sweep.sweep_id} has no run {run!r}; its runs: {', '.join(r.run_id for r in spec.runs)}")
+    latest: dict[str, tuple[str, Submission]] = {}
+    for submission in read_submissions(sweep):
+        for rid, job in submission.tasks.items():
+            latest[rid] = (job, submission)
+    if matches[0] not in latest:
+        raise UserError(f"run {matches[0]} of sweep {sweep.sweep_id} was never submitted: it has no log")
+    job, submission = latest[matches[0]]
+    if submission.executor == "local":
+        from harness.cluster.local import worker_log
+        return worker_log(sweep, job)  # stdout and stderr together
+    from submitit.core.utils import JobPaths
+
+    paths = JobPaths(sweep.logs, job_id=job, task_id=0)
+    return paths.stderr if stream == "err" else paths.stdout
+
+
+def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:
+    """The log's text; with follow, what is appended to it until its job has ended."""
+    import time
+
+    if not path.exists() and not follow:
+        raise UserError(f"no log at {path} yet: the job has not started")
+    offset = 0
+    while True:
+        if path.exists():
+            with open(path, errors="replace") as handle:
+                handle.seek(offset)
+                text = handle.read()
+                offset = handle.tell()
+            if text:
+                yield text
+        if not follow or all(is_final(s) for s in sweep_status(sweep)[0]):
+            return
+        time.sleep(1)

@@ -70,7 +70,7 @@ def _write_sweep(results: Path, name: str, seeds: int = 2, executor: str = "loca
     spec = SweepSpec(sweep_id=name, created="2025-01-01T00:00:00+00:00", dataset=str(results.parent / "datasets" / "good"),
                      cache_root=str(results / "cache"), models=[MODEL], seeds=seeds,
                      train=train_options(epochs=2, image_size=64),
-                     cluster={"executor": executor, **dataclasses.asdict(Profile())},
+                     cluster={"executor": executor, **Profile().to_json()},
                      runs=[RunSpec(run_id(MODEL, s), MODEL, s) for s in range(seeds)])
     data = spec.to_json()
     if edit:
@@ -156,7 +156,7 @@ def build_world(root: Path) -> Path:
     (inputs / "text.png").write_text("a text file named .png\n")
     profiles = {
         "bad-toml": "gpu_partition = [unclosed\n", "unknown-key": 'gpu_partitions = "gpu"\n', "zero-time": "time_min = 0\n",
-        "time-string": 'time_min = "60"\n', "account-number": "account = 5\n", "partition-bool": "gpu_partition = true\n",
+        "time-string": "time = 60\n", "account-number": "account = 5\n", "partition-bool": "gpu_partition = true\n",
         "mem-string": 'mem_gb = "8"\n', "array-list": "array_parallelism = [1]\n", "cpus-float": "cpus_per_task = 1.5\n",
         "negative-mem": "mem_gb = -1\n", "account-newline": 'account = "proj\\n#SBATCH --wrap=id"\n',
         "qos-nul": 'qos = "x\\u0000y"\n', "table": "[gpu]\npartition = 'gpu'\n", "nan-mem": "mem_gb = nan\n",
@@ -213,7 +213,7 @@ def build_world(root: Path) -> Path:
         "spec-escape": run_ids("../../../x"), "spec-absolute": run_ids("/tmp/x"), "spec-dotdot": run_ids(".."),
         "spec-twice": run_ids(f"{MODEL}-s0", f"{MODEL}-s0"), "spec-v2": edited(schema_version=2),
         "spec-account": cluster(account="proj\n#SBATCH --wrap=id"), "spec-partition": cluster(gpu_partition="gpu\n"),
-        "spec-time": cluster(time_min="60"), "spec-time-zero": cluster(time_min=0), "spec-unknown-key": cluster(nodes=4),
+        "spec-time": cluster(time=60), "spec-time-zero": cluster(time_min=0), "spec-unknown-key": cluster(nodes=4),
         "spec-executor": cluster(executor="pbs"), "spec-no-executor": lambda d: d["cluster"].pop("executor"),
         "spec-train-unknown": lambda d: d["train"].update(dropout=0.5), "spec-epochs": lambda d: d["train"].update(epochs="5"),
         "spec-sweep-id": edited(sweep_id="../x"), "spec-model": lambda d: d["runs"][0].update(model="AlexNet"),
@@ -272,6 +272,15 @@ def queue(scope: Path) -> set[str] | None:
     return {line.split("|")[0] for line in done.stdout.splitlines() if str(scope) in line}
 
 
+def recorded_site() -> Any:
+    """The local Slurm cluster as scontrol described it (tests/unit/data): a Slurm sweep's settings are
+    derived from it without asking the real cluster, which others use at the same time."""
+    from harness.cluster.site import parse_site
+
+    data = Path(__file__).parent / "unit" / "data"
+    return parse_site(*((data / f"harness-{kind}.txt").read_text() for kind in ("partition", "node", "config")))
+
+
 _MODELS: dict[str, Any] = {}
 
 
@@ -325,7 +334,7 @@ def world(template, tmp_path, monkeypatch):
     def guarded_slurm(**options: Any) -> Any:
         backend = real_slurm(**options)
         backend.submit = Guard().submit
-        backend.preflight = Guard().preflight
+        backend.preflight = lambda profile: None  # the site is the recorded local cluster (recorded_site)
         backend.cancel = lambda jobs: (_ for _ in ()).throw(AssertionError(f"a case cancelled {jobs}"))
         backend.states = lambda ids: {}  # never ask the real cluster about made-up job ids
         return backend
@@ -333,6 +342,7 @@ def world(template, tmp_path, monkeypatch):
     monkeypatch.setitem(clusters.BACKENDS, "local", lambda max_parallel=None, **_: Guard(max_parallel))
     monkeypatch.setitem(clusters.BACKENDS, "slurm", guarded_slurm)
     monkeypatch.setattr(slurm, "slurm_answers", lambda: (_ for _ in ()).throw(AssertionError("a case asked sinfo")))
+    monkeypatch.setattr(slurm, "read_site", recorded_site)
     original = models.build_model
     monkeypatch.setattr(models, "build_model", lambda name, weights="none": _cached_build(original, name, weights))
     monkeypatch.chdir(tmp_path)
@@ -367,7 +377,7 @@ def fill(arg: str, places: dict[str, Path]) -> str:
 
 
 SWEEP = ("sweep", "--cluster", "local", "--dataset", "{D}/good", "--models", MODEL, "--image-size", "64", "--results", "{R}")
-DRY = ("sweep", "--dry-run", "--dataset", "{D}/good", "--models", MODEL, "--image-size", "64", "--results", "{R}")
+DRY = ("sweep", "--cluster", "slurm", "--dry-run", "--dataset", "{D}/good", "--models", MODEL, "--image-size", "64", "--results", "{R}")
 
 
 def sweep(*args: str) -> tuple[str, ...]:
@@ -441,9 +451,9 @@ CHARACTERS = {  # what matters to sbatch (#SBATCH lines end at a newline) and to
     "quote": "pro'j", "dquote": 'pro"j', "hash": "proj#SBATCH", "dollar": "proj$(id)", "backtick": "proj`id`",
     "nul": "proj\x00x", "leading-dash": "-proj", "space": "proj --wrap=id", "semicolon": "proj;id",
 }
-NAME_OPTIONS = {"--account": "is not a Slurm name", "--qos": "is not a Slurm name", "--partition": "is not a Slurm name",
-                "--cpu-partition": "is not a Slurm name", "--gpu-type": "is not a Slurm name",
-                "--name": "must be a plain folder name"}
+NAME_OPTIONS = {option: "is not valid" for option in ("--account", "--qos", "--partition", "--cpu-partition", "--gpu-type",
+                                                      "--reservation", "--constraint", "--exclude")}
+NAME_OPTIONS["--name"] = "must be a plain folder name"
 
 CASES: list[Case] = [
     # --- tracebacks, once: each must be one line, or handled ---
@@ -551,7 +561,7 @@ CASES: list[Case] = [
     Case("spec-account-sbatch-dry-run", results("sweep", "--resume", "spec-account", "--dry-run", "--cluster", "slurm"),
          words=("sweep.json", "account")),
     Case("spec-partition-newline", results("sweep", "--resume", "spec-partition"), words=("sweep.json", "partition")),
-    Case("spec-time-string", results("sweep", "--resume", "spec-time"), words=("sweep.json", "time_min")),
+    Case("spec-time-not-text", results("sweep", "--resume", "spec-time"), words=("sweep.json", "--time 60 is not text")),
     Case("spec-time-zero", results("sweep", "--resume", "spec-time-zero"), words=("sweep.json", "time")),
     Case("spec-cluster-unknown-key", results("sweep", "--resume", "spec-unknown-key"), words=("sweep.json", "nodes")),
     Case("spec-executor-unknown", results("status", "spec-executor"), words=("sweep.json", "pbs")),
@@ -582,16 +592,16 @@ CASES: list[Case] = [
          words=("record-v2", "schema_version 2")),
     Case("profile-bad-toml", dry("--profile", "{I}/bad-toml.toml"), words=("bad-toml.toml", "not valid TOML")),
     Case("profile-unknown-key", dry("--profile", "{I}/unknown-key.toml"), words=("unknown-key.toml", "gpu_partitions")),
-    Case("profile-zero-time", dry("--profile", "{I}/zero-time.toml"), words=("zero-time.toml", "time_min", "at least 1")),
-    Case("profile-time-string", dry("--profile", "{I}/time-string.toml"), words=("time-string.toml", "time_min", "not a whole number")),
+    Case("profile-zero-time", dry("--profile", "{I}/zero-time.toml"), words=("zero-time.toml", "--time '0'", "at least one minute")),
+    Case("profile-time-not-text", dry("--profile", "{I}/time-string.toml"), words=("time-string.toml", "--time", "not text")),
     Case("profile-account-number", dry("--profile", "{I}/account-number.toml"), words=("account-number.toml", "account")),
-    Case("profile-partition-bool", dry("--profile", "{I}/partition-bool.toml"), words=("partition-bool.toml", "gpu_partition")),
+    Case("profile-partition-bool", dry("--profile", "{I}/partition-bool.toml"), words=("partition-bool.toml", "--partition", "not text")),
     Case("profile-mem-string", dry("--profile", "{I}/mem-string.toml"), words=("mem-string.toml", "mem_gb")),
-    Case("profile-array-list", dry("--profile", "{I}/array-list.toml"), words=("array-list.toml", "array_parallelism")),
-    Case("profile-cpus-float", dry("--profile", "{I}/cpus-float.toml"), words=("cpus-float.toml", "cpus_per_task", "whole number")),
+    Case("profile-array-list", dry("--profile", "{I}/array-list.toml"), words=("array-list.toml", "--array-parallelism")),
+    Case("profile-cpus-float", dry("--profile", "{I}/cpus-float.toml"), words=("cpus-float.toml", "--cpus-per-task", "whole number")),
     Case("profile-negative-mem", dry("--profile", "{I}/negative-mem.toml"), words=("negative-mem.toml", "mem_gb")),
     Case("profile-nan-mem", dry("--profile", "{I}/nan-mem.toml"), words=("nan-mem.toml", "mem_gb")),
-    Case("profile-signal-zero", dry("--profile", "{I}/signal-zero.toml"), words=("signal-zero.toml", "signal_delay_s")),
+    Case("profile-signal-zero", dry("--profile", "{I}/signal-zero.toml"), words=("signal-zero.toml", "--signal-delay-s")),
     Case("profile-account-sbatch", dry("--profile", "{I}/account-newline.toml"), words=("account-newline.toml", "account")),
     Case("profile-qos-nul", dry("--profile", "{I}/qos-nul.toml"), words=("qos-nul.toml", "qos")),
     Case("profile-table", dry("--profile", "{I}/table.toml"), words=("table.toml", "gpu")),
@@ -650,13 +660,14 @@ CASES: list[Case] = [
         ("reencode", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "webp"), "webp")]],
     Case("choice-reencode-quality", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "jpeg:101"),
          words=("jpeg:101",), setup=image_folders),
-    Case("dry-run-on-local", sweep("--dry-run"), words=("--dry-run", "--cluster local")),
+    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.cluster.jobs",)),
     Case("cross-generator-and-ablate", sweep("--cross-generator", "--ablate-preprocessing"), words=("--cross-generator",)),
     Case("cross-generator-one-generator", sweep("--cross-generator"), words=("--cross-generator", "two generators")),
     Case("force-without-resume", sweep("--force"), words=("--force", "--resume")),
     Case("resume-with-training-option", results("sweep", "--resume", "done", "--epochs", "3"), words=("--epochs", "--resume")),
-    Case("resume-dry-run-on-local", results("sweep", "--resume", "done", "--dry-run", "--cluster", "local"), words=("--dry-run",)),
-    Case("resume-bad-account", results("sweep", "--resume", "done", "--account", "proj\n"), words=("--account", "Slurm name")),
+    Case("resume-dry-run-nothing-to-do", results("sweep", "--resume", "done", "--dry-run", "--cluster", "local"), code=0,
+         words=("no run to resubmit",)),
+    Case("resume-bad-account", results("sweep", "--resume", "done", "--account", "proj\n"), words=("--account", "'proj\\n'", "is not valid")),
     Case("resume-nothing-to-do", results("sweep", "--resume", "done"), code=0, words=("no run to resubmit",)),
     Case("resume-skips-running", results("sweep", "--resume", "running"), code=0, changes=True, submits=("MobileNetV2-s1",),
          words=("MobileNetV2-s0 is RUNNING", "--force"), check=set_aside("running", "MobileNetV2-s1")),
@@ -791,45 +802,87 @@ def _scripts(cli, *args: str) -> tuple[int, str, str]:
     return shown.code, shown.out, shown.err
 
 
-def _values(character: str) -> list[str]:
-    return [f"{character}proj", f"pr{character}oj", f"proj{character}"]
+def _values(base: str, character: str) -> list[str]:
+    return [f"{character}{base}", f"{base[:2]}{character}{base[2:]}", f"{base}{character}"]
 
 
-PROFILE_KEYS = [f.name for f in dataclasses.fields(__import__("harness.cluster.profiles", fromlist=["Profile"]).Profile)]
+def _names(key: str) -> list[str]:
+    """How a refusal may name a profile key: the key, its option, or today's key for a legacy one."""
+    from harness.cluster.profiles import LEGACY
+
+    keys = [key, LEGACY.get(key, key)]
+    return [*keys, *({"gpu_partition": "--partition"}.get(k, f"--{k.replace('_', '-')}") for k in keys)]
 
 
-@pytest.mark.parametrize("target", [*NAME_OPTIONS, "--results", *[f"profile:{key}" for key in PROFILE_KEYS]])
-def test_a_name_never_changes_the_batch_scripts_directives(target, template, tmp_path, cli, monkeypatch):
-    """Each name option and profile key, fed each character in front, inside and at the end: refused in
-    one line that names it, or the scripts `sweep --dry-run` prints have the same #SBATCH keys, in the same
-    order, all read by sbatch, as with a plain name."""
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+# Each target and a value it accepts; the characters go in front of it, inside it and after it.
+TARGETS = {"--account": "proj", "--qos": "proj", "--reservation": "proj", "--constraint": "proj", "--exclude": "proj",
+           "--partition": "gpu", "--cpu-partition": "compute", "--gpu-type": "p100", "--gres": "gpu:p100:1",
+           "--time": "90", "--mem": "4000M", "--sbatch": "comment=proj", "--name": "proj", "--results": "proj"}
+PROFILE_KEYS = {"cpu_partition": "compute", "gpu_partition": "gpu", "gres": "gpu:p100:1", "mem": "4000M", "time": "90",
+                "preprocess_mem": "4000M", "preprocess_time": "90", "account": "proj", "qos": "proj", "constraint": "proj",
+                "exclude": "proj", "reservation": "proj", "cpus_per_task": 2, "preprocess_cpus": 2, "array_parallelism": 2,
+                "max_array_size": 100, "signal_delay_s": 60, "setup": ["module load proj"], "sbatch": {"comment": "proj"},
+                # legacy keys (profiles written before the settings followed sbatch)
+                "gpu_type": "p100", "time_min": 90, "mem_gb": 4}
+NAMES = {"--account", "--qos", "--reservation", "--partition", "--cpu-partition", "--gpu-type", "--name",
+         "profile:account", "profile:qos", "profile:reservation", "profile:cpu_partition", "profile:gpu_partition",
+         "profile:gpu_type"}
+
+
+def _with(base: Any, value: str) -> Any:
+    """The profile value base, with its text (or its one line, or its one option's value) replaced by value."""
+    if isinstance(base, list):
+        return [value]
+    if isinstance(base, dict):
+        return {"comment": value}
+    return value
+
+
+@pytest.mark.parametrize("target", [*TARGETS, *[f"profile:{key}" for key in PROFILE_KEYS]])
+def test_a_name_never_changes_the_batch_scripts_directives(target, world, cli):
+    """Each name option and profile key, fed each character in front, inside and at the end of a value it
+    accepts: refused in one line that names it, or the scripts `sweep --dry-run` prints have the same
+    #SBATCH keys, in the same order, all read by sbatch, as with the plain value."""
     from harness import sweeps
 
-    monkeypatch.chdir(tmp_path)
-    results = tmp_path / "results"
-    base = ("sweep", "--dry-run", "--dataset", str(template / "datasets" / "good"), "--models", MODEL, "--image-size", "64")
+    results = world["T"] / "results"
+    base = ("sweep", "--cluster", "slurm", "--dry-run", "--dataset", str(world["D"] / "good"), "--models", MODEL,
+            "--image-size", "64")
+    key = target.removeprefix("profile:")
+    plain = TARGETS.get(target, PROFILE_KEYS.get(key))
+    text = plain if isinstance(plain, str) else (plain[0] if isinstance(plain, list) else
+                                                 plain["comment"] if isinstance(plain, dict) else str(plain))
+    profiles = iter(range(10_000))
 
-    def dry_run(value: str, plain: bool = False) -> tuple[int, str, str]:
+    def dry_run(value: Any) -> tuple[int, str, str]:
         if target == "--results":
             return _scripts(cli, *base, "--results", str(results / value))
         if target.startswith("profile:"):
-            key = target.split(":")[1]
-            profile = tmp_path / f"p{len(list(tmp_path.glob('p*.toml')))}.toml"
-            profile.write_text(f"{key} = {json.dumps(value)}\n")
+            profile = world["T"] / f"p{next(profiles)}.toml"
+            profile.parent.mkdir(exist_ok=True)
+            profile.write_text(f"{key} = {_toml(value)}\n")
             return _scripts(cli, *base, "--results", str(results), "--profile", str(profile))
+        if target == "--sbatch":
+            value = f"comment={value}"
         return _scripts(cli, *base, "--results", str(results), f"{target}={value}")
 
-    code, out, err = dry_run("proj")
-    numeric = target.startswith("profile:") and code == 2  # a number's key refuses any string: (a) every time
-    baseline = None if numeric else [sbatch_directives(s)[0] for s in out.split("#!/bin/bash")[1:]]
-    assert numeric or (code == 0 and len(baseline) == 2), err
+    code, out, err = dry_run(plain)
+    assert code == 0, err
+    baseline = [sbatch_directives(s)[0] for s in out.split("#!/bin/bash")[1:]]
     accepted = []
     for character in PROPERTY_CHARACTERS:
-        for value in _values(character):
-            code, out, err = dry_run(value)
+        for value in _values(text, character):
+            code, out, err = dry_run(value if isinstance(plain, str) or target == "--sbatch" else _with(plain, value))
             if code == 2:  # (a) refused, in one line naming what was refused
                 assert err.startswith("error: ") and err.count("\n") == 1, repr(err)
-                assert target.split(":")[-1] in err, err
+                named = [target, *_names(key), *(["GPU type"] if key in ("gpu_type", "gres", "--gpu-type") else [])]
+                assert any(name in err for name in named), err
             else:  # (b) accepted: the same directives, each read by sbatch
                 assert code == 0, (value, err)
                 scripts = out.split("#!/bin/bash")[1:]
@@ -838,13 +891,10 @@ def test_a_name_never_changes_the_batch_scripts_directives(target, template, tmp
                     assert read == expected and anywhere == expected, (repr(value), script)
                 accepted.append(value)
     assert not [p for p in results.rglob("*") if p.is_file()], "a dry run wrote a file"
-    if target in NAME_OPTIONS or target.split(":")[-1] in ("cpu_partition", "gpu_partition", "gpu_type", "account", "qos"):
-        # a Slurm name or a sweep name: letters, digits, '.', '_', '-' (not in front), nothing else
-        assert accepted and all(set(v) <= set("proj._-") and v[0] == "p" for v in accepted), accepted
-    elif target == "--results":  # a path: anything but a control character (submitit quotes it)
-        assert accepted and all(not sweeps.CONTROL.search(v) for v in accepted), accepted
-    else:
-        assert not accepted, accepted
+    if target in NAMES:  # a Slurm name or a sweep name: letters, digits, '.', '_', '-' (not in front), nothing else
+        assert all(set(v) <= set(text + "._-") and not v.startswith("-") for v in accepted), accepted
+    if target == "--results":  # a path: no space, no control character (it lands in batch script lines)
+        assert accepted and not any(c.isspace() or not c.isprintable() for v in accepted for c in v), accepted
 
 
 def test_the_code_snapshot_path_is_quoted_in_the_batch_script(tmp_path):
@@ -853,12 +903,12 @@ def test_the_code_snapshot_path_is_quoted_in_the_batch_script(tmp_path):
     import shlex
 
     from harness.cluster.profiles import Profile
-    from harness.cluster.slurm import _executors
+    from harness.cluster.slurm import _executors, site_defaults
     from harness.store.paths import SweepPaths
 
     sweep = SweepPaths(tmp_path / "my results $(touch pwned)" / "s1")
     sweep.code.mkdir(parents=True)
-    pre, train = _executors(sweep, Profile(), 1)
+    pre, train = _executors(sweep, site_defaults(recorded_site(), Profile()), 1)
     for executor in (pre, train):
-        line = executor.parameters["setup"][0]
+        line = executor.parameters["setup"][-1]
         assert shlex.split(line)[1].startswith(f"PYTHONPATH={sweep.code}"), line

@@ -52,10 +52,12 @@ def t_quantile(p: float, df: float) -> float:
 
 
 def mean_interval(values: Sequence[float | None], confidence: float = 0.95,
-                  bounds: tuple[float, float] | None = None) -> tuple[float | None, float | None, float | None]:
-    """The mean and the Student-t interval of the mean over seeds: (mean, low, high). With fewer than two
-    values the interval is (None, None): one seed says nothing of the spread. bounds clip the interval
-    to a metric's possible range (an accuracy interval never leaves [0, 1])."""
+                  bounds: tuple[float | None, float | None] | None = (0.0, 1.0)
+                  ) -> tuple[float | None, float | None, float | None]:
+    """The mean and the Student-t interval of the mean over seeds: (mean, low, high). None and NaN values
+    are left out. With fewer than two values the interval is (None, None), never one of zero width: one
+    seed says nothing of the spread. bounds clip the interval to a metric's possible range (an accuracy
+    interval never leaves [0, 1]; None: unbounded on that side)."""
     data = [float(v) for v in values if v is not None and not math.isnan(v)]
     if not data:
         return (None, None, None)
@@ -66,5 +68,6 @@ def mean_interval(values: Sequence[float | None], confidence: float = 0.95,
     half = t_quantile((1 + confidence) / 2, len(data) - 1) * sd / math.sqrt(len(data))
     low, high = mean - half, mean + half
     if bounds is not None:
-        low, high = max(bounds[0], low), min(bounds[1], high)
+        low = low if bounds[0] is None else max(bounds[0], low)
+        high = high if bounds[1] is None else min(bounds[1], high)
     return (mean, low, high)

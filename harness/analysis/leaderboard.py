@@ -40,6 +40,10 @@ def _values(record: RunRecord) -> dict[str, Any]:
             "gpu_util_median": gpu.get("util_median")}
 
 
+VALUE_COLUMNS = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "achieved_tflops", "mfu", "data_wait_fraction", "gpu_util_mean",
+                 "gpu_util_median"]
+
+
 def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
     value = row.get(sort)
     if value is None:
@@ -74,8 +78,8 @@ def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any
                                "seeds": len(records), "status": status, "params": records[0].params if records else None,
                                "gpu_reason": (records[0].gpu or {}).get("reason") if records else None}
         values = [_values(r) for r in records]
-        for column in (values[0] if values else {}):
-            mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else None)
+        for column in VALUE_COLUMNS:
+            mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else (0.0, None))
             row[column] = mean
             if column in METRICS + EXTRA_METRICS:
                 row[f"{column}_lo"], row[f"{column}_hi"] = low, high

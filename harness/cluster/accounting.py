@@ -144,17 +144,31 @@ def merge_states(job_ids: list[str], accounted: dict[str, JobState], queued: dic
     return merged
 
 
-def _run(command: list[str]) -> tuple[str, str | None]:
-    """(stdout, None), or ("", why the command gave no answer)."""
+def _start(command: list[str]) -> subprocess.Popen | str:
+    """The command started, or why it could not be."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
-        return "", f"{command[0]} is not on PATH"
+        return f"{command[0]} is not on PATH"
+
+
+def _answer(started: subprocess.Popen | str, name: str) -> tuple[str, str | None]:
+    """(stdout, None), or ("", why the command gave no answer)."""
+    if isinstance(started, str):
+        return "", started
+    try:
+        out, err = started.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return "", f"{command[0]} did not answer within {TIMEOUT_S} s"
-    if done.returncode != 0:
-        return "", (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-    return done.stdout, None
+        started.kill()
+        started.communicate()
+        return "", f"{name} did not answer within {TIMEOUT_S} s"
+    if started.returncode != 0:
+        return "", (err.strip().splitlines() or [f"exit status {started.returncode}"])[-1]
+    return out, None
+
+
+def _run(command: list[str]) -> tuple[str, str | None]:
+    return _answer(_start(command), command[0])
 
 
 def query_ids(job_ids: list[str]) -> str:
@@ -168,8 +182,11 @@ def job_states(job_ids: list[str]) -> tuple[dict[str, JobState], list[str]]:
     if not job_ids:
         return {}, []
     ids = query_ids(job_ids)
-    sacct_text, sacct_failure = _run(["sacct", "-X", "-P", "-n", "--duplicates", "-j", ids, "-o", ",".join(SACCT_FIELDS)])
-    squeue_text, squeue_failure = _run(["squeue", "-h", "-r", "-t", "all", "-j", ids, "-o", SQUEUE_FORMAT])
+    # both at once: the two answers are read while the other is being made
+    sacct = _start(["sacct", "-X", "-P", "-n", "--duplicates", "-j", ids, "-o", ",".join(SACCT_FIELDS)])
+    squeue = _start(["squeue", "-h", "-r", "-t", "all", "-j", ids, "-o", SQUEUE_FORMAT])
+    sacct_text, sacct_failure = _answer(sacct, "sacct")
+    squeue_text, squeue_failure = _answer(squeue, "squeue")
     if squeue_failure and "Invalid job id" in squeue_failure:
         squeue_failure = None  # every id has left the controller: nothing is queued, which is an answer
     notes = []

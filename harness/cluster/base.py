@@ -39,11 +39,17 @@ class Backend(Protocol):
     def preflight(self, profile: Profile) -> None:
         """Everything about the cluster that can be checked before a sweep writes its first file."""
 
+    def resolve(self, profile: Profile) -> Profile:
+        """The settings a sweep will use here: the profile's, the rest read from the cluster; checked."""
+
     def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Submission:
         """Queue the preprocessing step and one task per run; returns at once."""
 
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
         """What a submission would run, as text (the batch scripts on Slurm)."""
+
+    def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+        """The scheduler's own word on a submission, without submitting (one line per job)."""
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         """The state of each job (array tasks expanded), in as few scheduler queries as possible."""

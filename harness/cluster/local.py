@@ -42,6 +42,12 @@ class LocalBackend:
     def preflight(self, profile: Profile) -> None:
         return None
 
+    def resolve(self, profile: Profile) -> Profile:
+        return profile
+
+    def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+        return [f"ok: {len(run_ids)} runs start at once on this machine, {self.max_parallel} at a time"]
+
     def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
         return [sys.executable, "-m", "harness.cluster.jobs", str(sweep.folder), *run_ids]
 
@@ -49,16 +55,18 @@ class LocalBackend:
         workers = min(self.max_parallel, len(run_ids))
         sweep.logs.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        if sweep.code.is_dir():  # the jobs import the source as it was at submission
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(sweep.code), env.get("PYTHONPATH")]))
+        # the jobs import the source as it was at submission
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(sweep.code), env.get("PYTHONPATH")]))
         # Threads per worker: its share of the cores, so workers do not thrash each other.
         env.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
         tasks: dict[str, str] = {}
         for share in (run_ids[i::workers] for i in range(workers)):
             log = sweep.logs / f"local-starting-{share[0]}.log"
             with open(log, "ab") as out:
+                # In the sweep's folder: `python -m` puts the working directory first on sys.path, and a
+                # checkout there would shadow the code snapshot.
                 process = subprocess.Popen(self._command(sweep, share), stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                           stderr=subprocess.STDOUT, env=env, cwd=sweep.folder, start_new_session=True)
             log.rename(worker_log(sweep, str(process.pid)))
             tasks.update(dict.fromkeys(share, str(process.pid)))
         return Submission(self.name, None, tasks)

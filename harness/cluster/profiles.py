@@ -1,89 +1,133 @@
-"""Cluster profiles: a site's partitions, GPU type, CPUs, memory and time per job, as a small TOML file.
+"""Cluster settings: what a Slurm sweep asks of the site (partitions, GRES, CPUs, memory, time, ...).
 
-`--profile NAME` reads the packaged profile NAME (harness/resources/profiles/NAME.toml: `local` is the
-local test cluster, `marwan` an HPC-MARWAN-like site); `--profile PATH` reads that file. Command-line
-options override the profile's values.
+With no profile the settings are read from the site itself (cluster.site); a profile overrides them,
+and command-line options override the profile. `--profile NAME` reads a packaged profile
+(harness/resources/profiles/NAME.toml: `local` is the local test cluster, `marwan` an HPC-MARWAN-like
+site); `--profile PATH` reads that file; `python -m harness cluster --format toml` writes one for the
+site at hand. Options follow sbatch's own conventions (cluster.sbatch): `--time 4:00:00`, `--mem 16G`.
 """
-import math
-import re
 import tomllib
-import typing
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from harness.cluster.sbatch import (CONTROL, check_constraint, check_node_list, check_slurm_name, format_gres,
+                                    format_mem, format_time, parse_gres, parse_mem, parse_sbatch_extra, parse_time)
 from harness.errors import UserError
 
-SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # always re.fullmatch: `$` would let a trailing newline by
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "resources" / "profiles"
+NAMES = ("cpu_partition", "gpu_partition", "account", "qos", "reservation")
+COUNTS = ("cpus_per_task", "preprocess_cpus", "array_parallelism", "max_array_size", "signal_delay_s")
+# Keys of profiles and sweeps written before the settings followed sbatch (minutes and gigabytes).
+LEGACY = {"gpu_type": "gres", "mem_gb": "mem", "time_min": "time", "preprocess_mem_gb": "preprocess_mem",
+          "preprocess_time_min": "preprocess_time"}
 
 
 @dataclass(frozen=True)
 class Profile:
-    cpu_partition: str = "compute"
-    gpu_partition: str = "gpu"
-    gpu_type: str | None = None
-    preprocess_cpus: int = 2
-    preprocess_mem_gb: float = 4
-    preprocess_time_min: int = 60
-    cpus_per_task: int = 2
-    mem_gb: float = 8
-    time_min: int = 240
-    array_parallelism: int = 8
+    """Every value may be None: not set here (the site's derived value, or the default, applies)."""
+
+    cpu_partition: str | None = None
+    gpu_partition: str | None = None
+    gres: str | None = None  # gpu:TYPE:N
+    cpus_per_task: int | None = None
+    mem: str | None = None  # sbatch text: 8000M, 16G
+    time: str | None = None  # sbatch text: 04:00:00
+    preprocess_cpus: int | None = None
+    preprocess_mem: str | None = None
+    preprocess_time: str | None = None
+    array_parallelism: int | None = None
+    max_array_size: int | None = None  # the site's MaxArraySize: larger sweeps are split into several arrays
     # submitit's checkpoint signal comes this long before a training task's time limit
     # (Slurm may send it up to a minute earlier still).
-    signal_delay_s: int = 120
+    signal_delay_s: int | None = None
     account: str | None = None
     qos: str | None = None
+    constraint: str | None = None
+    exclude: str | None = None
+    reservation: str | None = None
+    setup: tuple[str, ...] = ()  # shell lines each job runs first (module load ..., source venv/bin/activate)
+    sbatch: tuple[tuple[str, str], ...] = ()  # further sbatch options, (long option without --, value)
 
     def override(self, **values: Any) -> "Profile":
-        """The profile with every option the user gave (not None) in place of its value."""
-        return self._override(values, lambda name: OPTIONS.get(name, f"--{name.replace('_', '-')}"))
+        """The profile with every value given (not None) in its place, each checked as sbatch reads it."""
+        chosen = {LEGACY.get(k, k): v for k, v in _upgrade(values).items() if v is not None}
+        unknown = sorted(set(chosen) - {f.name for f in fields(Profile)})
+        if unknown:
+            raise UserError(f"unknown keys {', '.join(unknown)}; known: {', '.join(f.name for f in fields(Profile))}")
+        return replace(self, **{name: _checked(name, value) for name, value in chosen.items()})
 
-    def _override(self, values: dict[str, Any], spelled: Callable[[str], str]) -> "Profile":
-        """override(), each refusal naming the setting as spelled(name) (an option, or a file's key)."""
-        chosen = {k: v for k, v in values.items() if v is not None}
-        for name in ("cpu_partition", "gpu_partition", "gpu_type", "account", "qos"):
-            # these land in #SBATCH lines of a bash script: nothing there may start a new line or a command
-            if name in chosen and not SLURM_NAME.fullmatch(str(chosen[name])):
-                raise UserError(f"{spelled(name)} {chosen[name]!r} is not a Slurm name (letters, digits, '.', '_', '-', "
-                                "not starting with '-')")
-        for name in ("preprocess_cpus", "preprocess_time_min", "cpus_per_task", "time_min", "array_parallelism", "signal_delay_s"):
-            if name in chosen and chosen[name] < 1:
-                raise UserError(f"{spelled(name)} must be at least 1, got {chosen[name]}")
-        for name in ("preprocess_mem_gb", "mem_gb"):
-            if name in chosen and not (chosen[name] > 0 and math.isfinite(chosen[name])):
-                raise UserError(f"{spelled(name)} must be a positive number, got {chosen[name]}")
-        return replace(self, **chosen)
+    def filled(self, defaults: "Profile") -> "Profile":
+        """This profile, with defaults' values where it sets none."""
+        return replace(defaults, **{f.name: getattr(self, f.name) for f in fields(self)
+                                    if getattr(self, f.name) not in (None, ())})
+
+    def to_json(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["setup"], values["sbatch"] = list(self.setup), dict(self.sbatch)
+        return values
+
+    @property
+    def time_min(self) -> int:
+        return parse_time(self.time or "")
+
+    @property
+    def gpu_type(self) -> str | None:
+        return parse_gres(self.gres)[0] if self.gres else None
 
 
-# How the command line spells each setting it can override (the others come from profiles only).
-OPTIONS = {"gpu_partition": "--partition", "time_min": "--time", "mem_gb": "--mem"}
+def _upgrade(values: dict[str, Any]) -> dict[str, Any]:
+    """Legacy keys (minutes, gigabytes, a bare GPU type) as today's sbatch text."""
+    out = dict(values)
+    if out.get("gpu_type") is not None:
+        out["gpu_type"] = format_gres(check_slurm_name("gpu_type", str(out["gpu_type"])))
+    for key in ("mem_gb", "preprocess_mem_gb"):
+        if out.get(key) is not None:
+            if isinstance(out[key], bool) or not isinstance(out[key], (int, float)) or not out[key] > 0:
+                raise UserError(f"{key} = {out[key]!r} must be a positive number of gigabytes")
+            out[key] = f"{max(1, round(out[key] * 1024))}M"
+    for key in ("time_min", "preprocess_time_min"):
+        if out.get(key) is not None:
+            out[key] = str(out[key])
+    return out
 
 
-def profile_from(values: Any, source: str) -> Profile:
-    """A profile from settings read from a file (a profile's TOML, a sweep's sweep.json): every key known,
-    every value of its type, then checked as the command line's options are. Refusals name the source."""
-    if not isinstance(values, dict):
-        raise UserError(f"{source}: expected a table of settings, found {type(values).__name__}")
-    hints = typing.get_type_hints(Profile)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        raise UserError(f"{source}: unknown keys {', '.join(map(str, unknown))}; known keys: {', '.join(hints)}")
-    for key, value in values.items():
-        kinds = typing.get_args(hints[key]) or (hints[key],)
-        if value is None and type(None) in kinds:
-            continue
-        if int in kinds and float not in kinds:
-            ok, what = isinstance(value, int), "a whole number"
-        elif float in kinds:
-            ok, what = isinstance(value, (int, float)), "a number"
-        else:
-            ok, what = isinstance(value, str), "a string"
-        if not ok or isinstance(value, bool):
-            raise UserError(f"{source}: {key} = {value!r:.60} is not {what}")
-    return Profile()._override(values, lambda name: f"{source}: {name}")
+def _checked(name: str, value: Any) -> Any:
+    option = {"gpu_partition": "--partition"}.get(name, f"--{name.replace('_', '-')}")  # as the command line spells it
+    if name in NAMES:
+        return check_slurm_name(option, _text(option, value))
+    if name == "exclude":
+        return check_node_list(option, _text(option, value))
+    if name == "constraint":
+        return check_constraint(option, _text(option, value))
+    if name == "gres":
+        return format_gres(*parse_gres(_text(option, value), option))
+    if name in ("mem", "preprocess_mem"):
+        return format_mem(parse_mem(_text(option, value), option))
+    if name in ("time", "preprocess_time"):
+        return format_time(parse_time(_text(option, value), option))
+    if name in COUNTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{option} must be a whole number of at least 1, got {value!r}")
+        return value
+    if name == "setup":
+        lines = value if isinstance(value, (list, tuple)) else None
+        if lines is None or not all(isinstance(line, str) and not CONTROL.search(line) for line in lines):
+            raise UserError("setup must be a list of shell lines, each a single line of text")
+        return tuple(lines)
+    if name == "sbatch":
+        if not isinstance(value, dict) and not (isinstance(value, (list, tuple)) and all(
+                isinstance(item, (list, tuple)) and len(item) == 2 for item in value)):
+            raise UserError(f"sbatch {value!r:.60} is not a table of sbatch options (KEY = VALUE)")
+        items = value.items() if isinstance(value, dict) else value
+        return tuple(parse_sbatch_extra([f"{k}={v}" for k, v in items]).items())
+    raise AssertionError(name)
+
+
+def _text(option: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"{option} {value!r} is not text")
+    return value
 
 
 def load_profile(name_or_path: str) -> Profile:
@@ -92,11 +136,12 @@ def load_profile(name_or_path: str) -> Profile:
         path = PROFILE_DIR / f"{name_or_path}.toml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-        raise UserError(f"no profile {name_or_path!r} (profiles in {PROFILE_DIR}: {known})")
+        raise UserError(f"no profile {name_or_path!r} (packaged profiles: {known}; or give a .toml path)")
     try:
         values = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"profile {path} is not valid TOML: {err}") from None
-    except OSError as err:
-        raise UserError(f"profile {path} cannot be read: {err.strerror}") from None
-    return profile_from(values, f"profile {path}")
+    try:
+        return Profile().override(**values)
+    except UserError as err:
+        raise UserError(f"profile {path}: {err}") from None

@@ -31,7 +31,7 @@ RESERVED_KEYS = {
     "job-name": None, "output": None, "error": None, "open-mode": None, "signal": "signal_delay_s in the profile", "nodes": None,
     "ntasks": None, "ntasks-per-node": None, "wckey": None, "wrap": None, "parsable": None, "test-only": None,
     "account": "--account", "qos": "--qos", "constraint": "--constraint", "exclude": "--exclude",
-    "reservation": "--reservation",
+    "reservation": "--reservation", "chdir": None, "export": None,
 }
 
 # [0-9], not \d: \d also matches other scripts' digits, which sbatch does not read.

@@ -9,11 +9,12 @@ only to submit: reading states costs one sacct call and no heavy import.
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
 from typing import Any
 
 from harness.cluster.accounting import job_states
 from harness.cluster.base import JobState
+from harness.cluster.sbatch import format_mem, format_time, parse_time
+from harness.cluster.site import Site, derive_settings, read_site
 from harness.cluster.profiles import Profile
 from harness.errors import UserError
 from harness.store.paths import SweepPaths
@@ -39,60 +40,53 @@ def slurm_answers() -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Partition:
-    name: str
-    gres: frozenset[str]  # e.g. {"gpu:p100:2"}
-
-    @property
-    def gpu_types(self) -> set[str]:
-        types = set()
-        for gres in self.gres:
-            parts = gres.split("(")[0].split(":")
-            if parts[0] == "gpu" and len(parts) == 3:
-                types.add(parts[1])
-        return types
+DEFAULT_SIGNAL_DELAY_S = 120
 
 
-def partitions() -> dict[str, Partition]:
-    done = _run(["sinfo", "-h", "-o", "%R|%G"])
-    found: dict[str, set[str]] = {}
-    for line in done.stdout.splitlines():
-        name, _, gres = line.partition("|")
-        found.setdefault(name.strip(), set()).update(g for g in gres.split(",") if g and g != "(null)")
-    return {name: Partition(name, frozenset(gres)) for name, gres in found.items()}
+def site_defaults(site: Site, profile: Profile) -> Profile:
+    """The settings this site gives a sweep (cluster.site), for the partitions the profile names."""
+    settings = derive_settings(site, profile.gpu_partition, profile.cpu_partition)
+    return Profile(cpu_partition=settings.cpu_partition, gpu_partition=settings.gpu_partition, gres=settings.gres,
+                   cpus_per_task=settings.cpus_per_task, mem=format_mem(settings.mem_mb), time=format_time(settings.time_min),
+                   preprocess_cpus=settings.preprocess_cpus, preprocess_mem=format_mem(settings.preprocess_mem_mb),
+                   preprocess_time=format_time(settings.preprocess_time_min), array_parallelism=settings.array_parallelism,
+                   max_array_size=settings.max_array_size, signal_delay_s=DEFAULT_SIGNAL_DELAY_S)
 
 
-def check_partition(name: str, gpu_type: str | None = None, needs_gpu: bool = False) -> None:
-    """One clear line when a partition or GPU type does not exist on this cluster."""
-    known = partitions()
-    if name not in known:
-        raise UserError(f"unknown partition {name!r}; this cluster has: {', '.join(sorted(known)) or 'none'}")
-    types = known[name].gpu_types
-    if needs_gpu and not known[name].gres:
-        with_gpus = ", ".join(sorted(p for p, v in known.items() if v.gres)) or "none"
-        raise UserError(f"partition {name!r} has no GPUs; partitions with GPUs: {with_gpus}")
-    if gpu_type and gpu_type not in types:
-        raise UserError(f"unknown GPU type {gpu_type!r} in partition {name!r}; it has: {', '.join(sorted(types)) or 'untyped GPUs'}")
+def _check_gpu_type(site: Site, profile: Profile) -> None:
+    types = site.partitions[profile.gpu_partition].gpu_types if profile.gpu_partition in site.partitions else frozenset()
+    if profile.gpu_type and profile.gpu_type not in types:
+        raise UserError(f"unknown GPU type {profile.gpu_type!r} in partition {profile.gpu_partition!r}; "
+                        f"it has: {', '.join(sorted(types)) or 'untyped GPUs'}")
+
+
+def _chunks(run_ids: list[str], size: int) -> list[list[str]]:
+    return [run_ids[i:i + size] for i in range(0, len(run_ids), size)]
 
 
 def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, Any]:
-    """submitit's Slurm executors for the preprocessing job and the training array."""
+    """submitit's Slurm executors for the preprocessing job and the training array; every setting
+    reaches Slurm through submitit's parameters (already checked by Profile)."""
     import submitit
 
-    common: dict[str, Any] = {k: v for k, v in {"account": profile.account, "qos": profile.qos}.items() if v}
-    # quoted: a results path with a space or a `$(...)` must stay a path in this bash line
-    setup = [f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"] if sweep.code.is_dir() else []
+    optional = {"account": profile.account, "qos": profile.qos, "constraint": profile.constraint,
+                "exclude": profile.exclude}
+    common: dict[str, Any] = {k: v for k, v in optional.items() if v}
+    # Jobs start in the sweep's folder: `python -m` puts the working directory first on sys.path, and a
+    # checkout there would shadow the code snapshot.
+    extra = dict(profile.sbatch) | {"chdir": str(sweep.folder)} | ({"reservation": profile.reservation} if profile.reservation else {})
+    # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
+    setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
     pre = submitit.SlurmExecutor(folder=sweep.logs)
     pre.update_parameters(job_name=f"{sweep.sweep_id}-preprocess", partition=profile.cpu_partition,
-                          cpus_per_task=profile.preprocess_cpus, mem=f"{profile.preprocess_mem_gb:g}GB",
-                          time=profile.preprocess_time_min, setup=setup, **common)
+                          cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
+                          time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra, **common)
     train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS)
-    train.update_parameters(job_name=f"{sweep.sweep_id}-train", partition=profile.gpu_partition,
-                            gres=f"gpu:{profile.gpu_type}:1" if profile.gpu_type else "gpu:1",
-                            cpus_per_task=profile.cpus_per_task, mem=f"{profile.mem_gb:g}GB", time=profile.time_min,
-                            array_parallelism=min(profile.array_parallelism, n_runs),
-                            signal_delay_s=profile.signal_delay_s, setup=setup, **common)
+    train.update_parameters(job_name=f"{sweep.sweep_id}-train", partition=profile.gpu_partition, gres=profile.gres,
+                            cpus_per_task=profile.cpus_per_task, mem=profile.mem, time=profile.time_min,
+                            array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
+                            signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
+                            additional_parameters=extra, **common)
     return pre, train
 
 
@@ -116,22 +110,52 @@ class SlurmBackend:
         if reason:
             raise UserError(f"--cluster slurm, but no Slurm answers here ({reason}); "
                             "start one with slurm/local-cluster up, or use --cluster local")
-        check_partition(profile.cpu_partition)
-        check_partition(profile.gpu_partition, profile.gpu_type, needs_gpu=True)
+
+    def resolve(self, profile: Profile) -> Profile:
+        """The profile, with what it does not set read from the site; its partitions and GPU type checked."""
+        self.preflight(profile)
+        site = read_site()
+        resolved = profile.filled(site_defaults(site, profile))
+        _check_gpu_type(site, resolved)
+        return resolved
 
     def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Submission:
+        """One preprocessing job, then the training arrays (several where the runs outnumber the site's
+        MaxArraySize), each afterok on it: a handful of sbatch calls however many runs."""
         from harness.cluster.jobs import Preprocess, Train
 
-        pre, train = _executors(sweep, profile, len(run_ids))
+        chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
+        pre, train = _executors(sweep, profile, max(map(len, chunks)))
         pre_job = pre.submit(Preprocess(sweep.folder))
-        train.update_parameters(additional_parameters={"dependency": f"afterok:{pre_job.job_id}"})
-        jobs = train.map_array(Train(sweep.folder), run_ids)
-        return Submission(self.name, pre_job.job_id, {rid: job.job_id for rid, job in zip(run_ids, jobs)})
+        train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
+                                                       "dependency": f"afterok:{pre_job.job_id}"})
+        tasks: dict[str, str] = {}
+        for chunk in chunks:
+            jobs = train.map_array(Train(sweep.folder), chunk)
+            tasks.update({rid: job.job_id for rid, job in zip(chunk, jobs)})
+        return Submission(self.name, pre_job.job_id, tasks)
 
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
-        pre, train = _executors(sweep, profile, len(run_ids))
-        dependency = {"additional_parameters": {"dependency": "afterok:<preprocess job id>"}}
-        return [batch_script(pre), batch_script(train, map_count=len(run_ids), **dependency)]
+        chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
+        pre, train = _executors(sweep, profile, max(map(len, chunks)))
+        dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
+                                                "dependency": "afterok:<preprocess job id>"}}
+        return [batch_script(pre), *(batch_script(train, map_count=len(chunk), **dependency) for chunk in chunks)]
+
+    def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+        """Slurm's own word on each batch script (sbatch --test-only): whether and when it would start."""
+        import tempfile
+
+        answers = []
+        for script in self.scripts(sweep, profile, run_ids):
+            script = "\n".join(line for line in script.splitlines() if "--dependency" not in line)
+            with tempfile.NamedTemporaryFile("w", suffix=".sh") as handle:
+                handle.write(script + "\n")
+                handle.flush()
+                done = _run(["sbatch", "--test-only", handle.name])
+            said = " ".join((done.stderr + done.stdout).split())
+            answers.append(("ok: " if done.returncode == 0 else "refused: ") + said)
+        return answers
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         return job_states(job_ids)[0]

@@ -4,6 +4,7 @@ What comes from disk is as untrusted as the command line: a file that does not h
 schema says is reported as damaged, with the file and the field, never half-used.
 """
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -44,13 +45,18 @@ def _matches(value: Any, kind: Any) -> bool:
     return isinstance(value, kind)
 
 
+@functools.cache
+def _declared(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    """A dataclass's field types and fields (read once per class: a sweep's spec has a run per seed)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def from_fields(cls: type[T], data: Any, path: Path) -> T:
     """cls(**data), each field of its declared type (nested dataclasses too); DamagedFile otherwise.
     Fields with a default may be absent (files written by an earlier version); unknown keys are refused."""
     if not isinstance(data, dict):
         raise DamagedFile(path, f"expected a JSON object, found {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints, fields = _declared(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise DamagedFile(path, f"unknown fields {', '.join(unknown)}")

@@ -38,6 +38,7 @@ class TrainConfig:
     train_generator: str | None = None  # train (and validate) on the fakes of this generator only
     select_by: str = "accuracy"  # the epoch kept and tested
     precision: str = "fp32"
+    tf32: bool = False  # fp32 matmuls and convolutions on TF32 tensor cores (else IEEE fp32)
     channels_last: bool = False
     device: str = "auto"
 

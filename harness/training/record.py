@@ -18,9 +18,10 @@ def failed_record(sweep_id: str, run_id: str, config: TrainConfig, message: str)
 
 
 def throughput(train_ips: float | None, infer_ips: float | None, data_wait: float | None, steady_steps: int,
-               train_flops: int | None, infer_flops: int | None, peak: float | None, peak_reason: str | None) -> dict[str, Any]:
-    """Images/s, FLOPs per image, achieved TFLOP/s and MFU (null with its reason where unknown)."""
-    achieved = train_flops * train_ips / 1e12 if train_flops and train_ips else None
+               train_flops: int | None, infer_flops: int | None, mfu: dict[str, Any],
+               float32_matmul: dict[str, str]) -> dict[str, Any]:
+    """Images/s, FLOPs per image, and achieved TFLOP/s and MFU against the peak of the precision used
+    (flops.model_flops_utilisation: null with its reason where unknown)."""
     return {
         "train_images_per_s": train_ips,
         "infer_images_per_s": infer_ips,
@@ -28,9 +29,8 @@ def throughput(train_ips: float | None, infer_ips: float | None, data_wait: floa
         "steady_train_steps": steady_steps,
         "train_flops_per_image": train_flops,
         "infer_flops_per_image": infer_flops,
-        "achieved_tflops": achieved,
-        "mfu": achieved / peak if achieved and peak else None,
-        "mfu_reason": None if achieved and peak else (peak_reason or "no steady-state training step was timed"),
+        **mfu,
+        "float32_matmul": float32_matmul,
     }
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from harness.data.cache import CachedSplit, build_cache
 from harness.errors import UserError
+from harness.flops import set_float32_matmul
 from harness.measure import StepMeter, resolve_device
 from harness.progress import progress_bar
 from harness.store.atomic import write_atomic
@@ -75,6 +76,7 @@ class Run:
         self.config, self.paths = config, paths
         self.paths.folder.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.device)
+        self.float32_matmul = set_float32_matmul(config.tf32)  # explicit, never torch's default
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
         self.pre = config.resolved_preprocessing()

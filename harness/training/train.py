@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from harness.data.cache import load_split
-from harness.measure import GpuSampler, StepMeter, environment, flops_per_image, peak_memory, peak_tflops
+from harness.flops import compute_precision, flops_per_image, model_flops_utilisation
+from harness.measure import GpuSampler, StepMeter, environment, peak_memory
 from harness.metrics import best_threshold, detection_metrics
 from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
@@ -71,7 +72,7 @@ def _fit(run: Run, splits: dict[str, DeviceSplit], meter: StepMeter, sampler: Gp
     for epoch in range(run.start_epoch, config.epochs):
         _progress(paths, state="training", epoch=epoch + 1, epochs=config.epochs,
                   val_accuracy=run.history[-1]["val_accuracy"] if run.history else None)
-        with sampler.measuring():
+        with sampler.measuring("train", images=len(splits["train"])):
             stats = run.train_epoch(splits["train"], epoch, meter)
         val_probs, val_labels = run.evaluate(splits["val"])
         val = detection_metrics(val_labels, val_probs)
@@ -104,20 +105,20 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     watch = time.perf_counter()
     with sampler.sampling():
         _fit(run, splits, meter, sampler)
-    train_seconds = time.perf_counter() - watch
-
-    _progress(paths, state="evaluating", epoch=config.epochs, epochs=config.epochs,
-              val_accuracy=run.history[-1]["val_accuracy"])
-    run.model.load_state_dict(torch.load(paths.best, map_location=run.device, weights_only=True))
-    val_probs, val_labels = run.evaluate(splits["val"])
-    threshold = best_threshold(val_labels, val_probs)
-    test_probs, test_labels, infer_meter = timed_test(run, cached["test"])
+        train_seconds = time.perf_counter() - watch
+        _progress(paths, state="evaluating", epoch=config.epochs, epochs=config.epochs,
+                  val_accuracy=run.history[-1]["val_accuracy"])
+        run.model.load_state_dict(torch.load(paths.best, map_location=run.device, weights_only=True))
+        val_probs, val_labels = run.evaluate(splits["val"])
+        threshold = best_threshold(val_labels, val_probs)
+        with sampler.measuring("infer", images=len(cached["test"].labels)):
+            test_probs, test_labels, infer_meter = timed_test(run, cached["test"])
     np.save(paths.test_scores, np.stack([test_labels, test_probs]))
 
     env = environment(run.device)
-    peak = peak_tflops(env["device_name"], config.precision) if run.device.type == "cuda" else None
-    peak_reason = ("no GPU in use" if run.device.type != "cuda" else
-                   None if peak else f"peak of {env['device_name']} at {config.precision} unknown")
+    train_ips = meter.images_per_s()
+    mfu = model_flops_utilisation(train_flops, train_ips, env["device_name"] if run.device.type == "cuda" else None,
+                                  compute_precision(config.precision, run.float32_matmul))
     record = completed_record(
         sweep_id, paths.run_id, config,
         preprocessing=run.pre.as_dict(),
@@ -130,10 +131,10 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         test=detection_metrics(test_labels, test_probs, threshold),
         robustness=robustness(run, cached["test"], threshold),
         cross_generator=cross_generator(run, cached["test"], threshold),
-        throughput=throughput(meter.images_per_s(), infer_meter.images_per_s(), meter.data_wait_fraction(),
-                              max(0, meter.seen - meter.warmup), train_flops, infer_flops, peak, peak_reason),
+        throughput=throughput(train_ips, infer_meter.images_per_s(), meter.data_wait_fraction(),
+                              max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul),
         memory=peak_memory(run.device),
-        gpu=sampler.summary(),
+        gpu={**sampler.summary("train"), "infer": sampler.energy("infer")},
         environment=env,
         requeues=attempts - 1,
         train_seconds_this_attempt=train_seconds,

@@ -32,7 +32,7 @@ def _one_line_error(result, *fragments: str) -> None:
     (["--dataset", "no/such/folder"], ["dataset folder no/such/folder does not exist"]),
     (["--models", "InceptionV3", "--image-size", "64"], ["InceptionV3 needs --image-size of at least 75"]),
     (["--results", "/proc/harness-results"], ["cannot write the results folder"]),
-    (["--account", "x\n#SBATCH --wrap=id"], ["is not a Slurm name"]),
+    (["--account", "x\n#SBATCH --wrap=id"], ["--account", "is not valid"]),
 ])
 def test_bad_sweep_input_is_one_line_and_writes_nothing(cli, tmp_path, monkeypatch, args, fragments):
     monkeypatch.chdir(tmp_path)
@@ -76,8 +76,8 @@ def test_a_malformed_profile_is_one_line(cli, tmp_path):
     _one_line_error(cli("sweep", "--profile", bad, "--results", tmp_path / "r"), "not valid TOML")
     bad.write_text('gpu_partitions = "gpu"\n')
     _one_line_error(cli("sweep", "--profile", bad, "--results", tmp_path / "r"), "unknown keys gpu_partitions")
-    bad.write_text("time_min = 0\n")
-    _one_line_error(cli("sweep", "--profile", bad, "--results", tmp_path / "r"), "at least 1")
+    bad.write_text("time = \"0\"\n")
+    _one_line_error(cli("sweep", "--profile", bad, "--results", tmp_path / "r"), "at least one minute")
 
 
 def test_the_preprocessing_step_skips_and_lists_an_image_that_no_longer_decodes(cli, tmp_path, tiny_demo):
@@ -91,7 +91,7 @@ def test_the_preprocessing_step_skips_and_lists_an_image_that_no_longer_decodes(
     assert result.code == 0, result.err
     status = cli("status", "--format", "json", "--results", tmp_path / "results").json()
     assert status["preprocess"]["skipped"] == 1 and status["runs"][0]["state"] == "COMPLETED"
-    logs = "".join(p.read_text() for p in (latest_sweep(tmp_path / "results") / "logs").glob("*_log.out"))
+    logs = "".join(p.read_text() for p in (latest_sweep(tmp_path / "results") / "logs").glob("*.log"))
     assert f"skipped {victim}" in logs
 
 

@@ -1,5 +1,4 @@
 """Trustworthy results: intervals, perturbations, figures, the report, predict."""
-import math
 
 import numpy as np
 import pandas as pd
@@ -7,16 +6,8 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from harness.metrics import detection_metrics, equal_error_rate, mean_interval
+from harness.metrics import detection_metrics, equal_error_rate
 from harness.perturb import PERTURBATIONS, perturb
-
-
-def test_the_95_percent_interval_of_a_known_case():
-    mean, lo, hi = mean_interval([0.90, 0.92, 0.94])
-    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)  # t(0.975, 2) = 4.3027, s = 0.02
-    assert mean == pytest.approx(0.92) and lo == pytest.approx(0.92 - half) and hi == pytest.approx(0.92 + half)
-    assert half == pytest.approx(0.049683, abs=1e-6)
-    assert mean_interval([0.8]) == (0.8, 0.8, 0.8)
 
 
 def test_equal_error_rate_and_threshold_metrics():

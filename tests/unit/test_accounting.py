@@ -127,16 +127,27 @@ def test_query_ids_asks_for_whole_arrays():
 
 
 def _fake_slurm(monkeypatch, answers):
-    """subprocess.run answering sacct and squeue from (returncode, stdout, stderr) or an exception."""
+    """subprocess.Popen answering sacct and squeue from (returncode, stdout, stderr) or an exception
+    (FileNotFoundError when started, TimeoutExpired when awaited)."""
     calls = []
 
-    def run(args, **kwargs):
-        calls.append((args, kwargs))
-        answer = answers[args[0]]
-        if isinstance(answer, Exception):
-            raise answer
-        return subprocess.CompletedProcess(args, *answer)
-    monkeypatch.setattr(accounting.subprocess, "run", run)
+    class Process:
+        def __init__(self, args, **kwargs):
+            calls.append((args, kwargs))
+            self.answer = answers[args[0]]
+            if isinstance(self.answer, FileNotFoundError):
+                raise self.answer
+            self.returncode = None if isinstance(self.answer, Exception) else self.answer[0]
+
+        def communicate(self, timeout=None):
+            if isinstance(self.answer, Exception) and self.returncode is None:
+                self.returncode = -9
+                raise self.answer
+            return ("", "") if isinstance(self.answer, Exception) else self.answer[1:]
+
+        def kill(self):
+            pass
+    monkeypatch.setattr(accounting.subprocess, "Popen", Process)
     return calls
 
 
@@ -148,7 +159,7 @@ def test_job_states_asks_sacct_once_and_squeue_once(monkeypatch):
         ["sacct", "-X", "-P", "-n", "--duplicates", "-j", "1,4,5,99999", "-o",
          "JobID,State,Partition,NodeList,Elapsed,Start,End,AllocTRES,Reason"],
         ["squeue", "-h", "-r", "-t", "all", "-j", "1,4,5,99999", "-o", "%i|%T|%P|%N|%M|%r"]]
-    assert all(kwargs.get("timeout") and not kwargs.get("shell") for _, kwargs in calls)
+    assert not any(kwargs.get("shell") for _, kwargs in calls)  # argument lists, never a shell
     assert notes == [] and list(states) == ["1_3", "4", "5_6", "5_0", "99999"]
     assert [s.state for s in states.values()] == ["CANCELLED", "RUNNING", "PENDING", "RUNNING", "UNKNOWN"]
 

@@ -1,0 +1,92 @@
+"""A Slurm site the harness has never seen, large sweeps, status that never guesses, cancel and logs,
+and a checkout edited while its sweep waits: all on the local cluster."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slurm_helpers import latest_sweep, progress_epoch, result, sh, submission, wait_until
+
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def other_site():
+    """The local cluster reshaped: partitions batch (CPU only, default) and a100 (gpu:a100:2), MaxArraySize=5."""
+    sh(str(REPO / "slurm" / "local-cluster"), "up", "other")
+    try:
+        yield
+    finally:
+        sh(str(REPO / "slurm" / "local-cluster"), "up", "marwan")
+
+
+def _states(cli, results) -> list[str]:
+    return [run["state"] for run in cli("status", "--format", "json", "--results", results).json()["runs"]]
+
+
+def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tiny_demo, other_site):
+    shown = cli("cluster", "--format", "toml")
+    assert shown.code == 0 and 'gpu_partition = "a100"' in shown.out and 'gres = "gpu:a100:1"' in shown.out
+    assert 'cpu_partition = "batch"' in shown.out and "MaxArraySize is 5" in shown.out
+    # six runs, at most two at once: more than one array (MaxArraySize 5) and tasks waiting behind the throttle
+    sweep = cli("sweep", "--partition", "a100", "--dataset", tiny_demo, "--models", "MobileNetV2", "--seeds", "6",
+                "--epochs", "1", "--image-size", "64", "--array-parallelism", "2", "--results", results)
+    assert sweep.code == 0, sweep.err
+    assert sweep.out.strip() == latest_sweep(results).name  # the sweep id alone on stdout
+    folder = latest_sweep(results)
+    arrays = {job.split("_")[0] for job in submission(folder)["tasks"].values()}
+    assert len(arrays) == 2
+    seen: set[str] = set()
+
+    def finished() -> bool:
+        states = _states(cli, results)
+        seen.update(states)
+        return all(s == "COMPLETED" for s in states)
+
+    wait_until(finished, 900, "six runs on the a100 partition")
+    assert "UNKNOWN" not in seen and "PENDING" in seen, seen
+    for line in sh("sacct", "-X", "-P", "-n", "-j", ",".join(arrays), "-o", "JobID,Partition,AllocTRES").splitlines():
+        job, partition, tres = line.split("|")
+        assert partition == "a100" and "gres/gpu" in tres, line
+
+
+def test_status_watch_cancel_and_logs(cli, results, tiny_demo):
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50",
+                "--epochs", "30", "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 2, 300, "a first epoch done")
+    log = cli("logs", f"{folder.name}/MobileNetV2", "--results", results)
+    assert log.code == 0 and "MobileNetV2 epoch 1/30" in log.out
+    cancelled = cli("cancel", folder.name, "--results", results)
+    assert cancelled.code == 0 and "cancelled 2 runs" in cancelled.err
+    wait_until(lambda: set(_states(cli, results)) == {"CANCELLED"}, 120, "both runs to read CANCELLED")
+    watch = subprocess.run([sys.executable, "-m", "harness", "status", folder.name, "--watch", "--results", str(results)],
+                           capture_output=True, text=True, timeout=120)
+    assert watch.returncode == 1 and "2 runs did not complete" in watch.stderr  # final, not all completed
+
+
+def test_a_checkout_edited_while_its_sweep_waits_changes_nothing(results, tiny_demo, tmp_path):
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "harness", checkout / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    sh("scontrol", "update", "partitionname=compute", "state=down")  # the sweep waits in the queue
+    try:
+        done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--dataset", str(tiny_demo),
+                               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "64", "--results", str(results)],
+                              capture_output=True, text=True, env=env, cwd=checkout, timeout=120)
+        assert done.returncode == 0, done.stderr
+        train = checkout / "harness" / "training" / "train.py"
+        train.write_text(train.read_text().replace('    """Train, keep the best epoch', '    raise RuntimeError("edited")\n    """Train'))
+    finally:
+        sh("scontrol", "update", "partitionname=compute", "state=up")
+    folder = latest_sweep(results)
+    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "the run")
+    assert result(folder, "MobileNetV2-s0")["status"] == "COMPLETED"  # it ran the code as it was at submission
+    code = json.loads((folder / "sweep.json").read_text())["code"]
+    assert code["snapshot"] == str(folder / "code") and "git_dirty" in code

@@ -1,0 +1,56 @@
+"""The leaderboard's aggregation over seeds, on made-up records: means, intervals, status, order."""
+import math
+
+import pytest
+from scipy import stats
+
+from harness.analysis.intervals import mean_interval, t_quantile
+from harness.analysis.leaderboard import leaderboard, with_paper
+from harness.store.paths import SweepPaths
+from harness.store.records import RunSpec, write_record, write_spec
+
+from test_store import completed, spec
+
+
+def sweep_with(tmp_path, accuracies: dict[str, list[float | None]]) -> SweepPaths:
+    """A sweep whose runs have these test accuracies (None: no record yet)."""
+    runs = [RunSpec(f"{model}-s{seed}", model, seed) for model, values in accuracies.items() for seed in range(len(values))]
+    sweep = SweepPaths(tmp_path / "s1")
+    write_spec(sweep, spec(runs=runs))
+    for model, values in accuracies.items():
+        for seed, accuracy in enumerate(values):
+            if accuracy is not None:
+                write_record(sweep.run(f"{model}-s{seed}"), completed(f"{model}-s{seed}", accuracy, seed=seed))
+    return sweep
+
+
+def test_mean_and_student_t_interval_over_seeds(tmp_path):
+    rows = {r["model"]: r for r in leaderboard(sweep_with(tmp_path, {"ResNet50": [0.90, 0.92, 0.94], "VGG16": [0.7]}))}
+    resnet = rows["ResNet50"]
+    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
+    assert resnet["accuracy"] == pytest.approx(0.92) and resnet["seeds"] == 3 and resnet["status"] == "COMPLETED"
+    assert (resnet["accuracy_lo"], resnet["accuracy_hi"]) == pytest.approx((0.92 - half, 0.92 + half))
+    assert rows["VGG16"]["accuracy_lo"] is None and rows["VGG16"]["overlaps"] == ""  # one seed: no interval, no claim
+
+
+def test_an_interval_never_leaves_the_metric_range(tmp_path):
+    row = leaderboard(sweep_with(tmp_path, {"ResNet50": [0.5, 0.99]}))[0]
+    assert 0 <= row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"] <= 1  # unclipped: [-2.6, 4.1]
+
+
+def test_missing_runs_keep_their_row_with_a_status(tmp_path):
+    rows = leaderboard(sweep_with(tmp_path, {"ResNet50": [0.9, None], "VGG16": [None]}))
+    assert [r["model"] for r in rows] == ["ResNet50", "VGG16"]  # ranked by accuracy, the empty row last
+    assert rows[0]["status"] == "1 COMPLETED, 1 NOT SUBMITTED" and rows[0]["seeds"] == 1
+    assert rows[1]["accuracy"] is None and rows[1]["status"] == "1 NOT SUBMITTED"
+
+
+def test_sort_by_a_lower_is_better_metric_and_the_paper_beside(tmp_path):
+    rows = with_paper(leaderboard(sweep_with(tmp_path, {"ResNet50": [0.9], "VGG16": [0.8]}), sort="loss"))
+    assert {r["paper_accuracy"] for r in rows} == {0.9934, 0.9771}
+
+
+def test_the_quantile_in_plain_python_is_scipys():
+    for df in (1, 2, 4, 9, 29, 200):
+        assert t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-9)
+    assert mean_interval([0.2, 1.9], bounds=(0.0, None))[2] > 1  # a loss is bounded below only

@@ -1,0 +1,76 @@
+"""A run's status row from its record and its job's state: pure, so every case is a line here."""
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.status import DAMAGED, is_final, run_status
+from harness.cluster.accounting import parse_sacct
+from harness.cluster.base import FINAL_STATES, JobState
+from harness.store.records import RunSpec
+from harness.store.schema import DamagedFile
+
+from test_store import completed
+
+RUN = RunSpec("ResNet50-s0", "ResNet50", 0)
+DATA = Path(__file__).parent / "data"
+
+
+def status(record=None, progress=None, job_id="101_0", job=None, pre=None, executor="slurm"):
+    return run_status(RUN, record, progress or {}, job_id, job, pre, executor)
+
+
+def test_the_record_decides_before_the_scheduler():
+    assert status(completed(), job=JobState("101_0", "FAILED")).state == "COMPLETED"
+    failed = completed(status="FAILED", error="CUDA out of memory", test=None)
+    row = status(failed, job=JobState("101_0", "COMPLETED"))
+    assert (row.state, row.reason) == ("FAILED", "CUDA out of memory")
+
+
+def test_a_damaged_record_is_named_and_final():
+    row = status(DamagedFile(Path("r/s/runs/x/result.json"), "not whole JSON"))
+    assert row.state == DAMAGED and "not whole JSON" in row.reason and "--resume" in row.reason and is_final(row)
+
+
+@pytest.mark.parametrize("state", sorted(FINAL_STATES - {"COMPLETED"}) + ["PENDING", "RUNNING", "REQUEUED", "SUSPENDED"])
+def test_every_slurm_state_shows_as_itself(state):
+    row = status(job=JobState("101_0", state, partition="gpu", node="gpu01", restarts=1))
+    assert row.state == state and (row.partition, row.node, row.requeues) == ("gpu", "gpu01", 1)
+    assert is_final(row) == (state in FINAL_STATES)
+
+
+def test_a_job_that_completed_without_a_record_failed():
+    row = status(job=JobState("101_0", "COMPLETED"))
+    assert row.state == "FAILED" and "without writing a result" in row.reason
+
+
+def test_a_waiting_task_behind_a_failed_preprocessing_job_will_not_run():
+    row = status(job=JobState("101_0", "PENDING", reason="DependencyNeverSatisfied"), pre=JobState("100", "FAILED"))
+    assert row.state == "PENDING" and "preprocessing job 100 FAILED" in row.reason and is_final(row)
+
+
+def test_the_tasks_of_a_throttled_array_are_pending_never_unknown():
+    """sacct lists tasks waiting behind the %N throttle as one row, 123_[2-7%2] (recorded on the local cluster)."""
+    states = parse_sacct((DATA / "sacct-array-throttled.txt").read_text())
+    waiting = [job for job in states.values() if job.state == "PENDING"]
+    assert len(waiting) >= 2
+    for job in waiting:
+        row = run_status(RUN, None, {}, job.job_id, job, None, "slurm")
+        assert row.state == "PENDING" and row.state != "UNKNOWN"
+
+
+def test_unknown_only_with_a_reason_to_act_on():
+    row = status(job=None)
+    assert row.state == "UNKNOWN" and "job 101_0" in row.reason
+
+
+def test_a_local_run_waiting_for_its_worker_is_pending_and_a_dead_worker_failed():
+    assert status(job_id="4242", job=JobState("4242", "RUNNING"), executor="local").state == "PENDING"
+    assert status(job_id="4242", job=JobState("4242", "RUNNING"), progress={"epoch": 1}, executor="local").state == "RUNNING"
+    dead = status(job_id="4242", job=JobState("4242", "FAILED", reason="the local worker ended without a result"),
+                  executor="local")
+    assert dead.state == "FAILED" and "worker ended" in dead.reason
+
+
+def test_a_run_never_submitted():
+    row = status(job_id=None)
+    assert row.state == "NOT SUBMITTED" and is_final(row)
