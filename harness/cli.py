@@ -5,11 +5,14 @@ start without torch, timm or submitit.
 """
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def positive_int(text: str) -> int:
@@ -99,9 +102,11 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
 # --- sweep ---
 def _profile(args: argparse.Namespace, base: Any) -> Any:
     """The profile with the options given on the command line in place of its values."""
-    from harness.cluster.sbatch import format_gres, parse_gres, parse_sbatch_extra
+    from harness.cluster.sbatch import check_slurm_name, format_gres, parse_gres, parse_sbatch_extra
 
     gres = args.gres
+    if args.gpu_type is not None:  # refused as --gpu-type, not as the --gres it becomes
+        check_slurm_name("--gpu-type", args.gpu_type)
     if args.gpu_type or args.gpus_per_run:  # shorthands for parts of --gres
         gpu_type, count = parse_gres(gres or base.gres or "gpu:1")
         gres = format_gres(args.gpu_type or gpu_type, args.gpus_per_run or count)
@@ -125,12 +130,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # naming a partition means Slurm; otherwise Slurm when one answers (or, resuming, where the sweep ran)
     asks_for_slurm = args.partition or args.cpu_partition or args.profile
     cluster = args.cluster if args.cluster != "auto" else "slurm" if asks_for_slurm else None
+    if args.force and not args.resume:
+        raise UserError("--force resubmits the live runs of a sweep: it goes with --resume SWEEP")
     if args.resume:
+        # a resumed sweep keeps the options it was planned with: one given anew would be silently ignored
+        given = [name for name, default in args.new_sweep_defaults.items() if getattr(args, name) != default]
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} cannot change a sweep being resumed (--resume keeps "
+                            "its runs and training options; only cluster options such as --time apply): start a new sweep")
+        sweeps.check_results_path(args.results)
         sweep = find_sweep(args.results, args.resume)
         spec = read_spec(sweep)
         stored_cluster, stored_profile = sweeps.resume_settings(spec, sweep)
         cluster = cluster or stored_cluster
         profile = _profile(args, load_profile(args.profile) if args.profile else stored_profile)
+        sweeps.check_resumable(sweep)
         run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
         for status in alive:
             err.print(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)", markup=False)
@@ -556,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--tf32", action="store_true", help="fp32 on TF32 tensor cores (default: IEEE fp32, as MFU assumes)")
     sweep.add_argument("--compile", action="store_true",
                        help="run the training step through torch.compile (compile time recorded apart; eager if it fails)")
-    sweep.add_argument("--device", default=defaults.device, help="auto, cpu or cuda")
+    sweep.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     sweep.add_argument("--cross-generator", action="store_true",
                        help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     sweep.add_argument("--ablate-preprocessing", action="store_true",
@@ -595,7 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--reservation")
     slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
                        help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
-    sweep.set_defaults(func=cmd_sweep)
+    # the options that plan a new sweep, which --resume cannot change (see cmd_sweep)
+    new_sweep = ["dataset", "models", "seeds", "epochs", "batch_size", "lr", "optimizer", "mode", "weights", "image_size",
+                 "preprocessing", "select_by", "precision", "channels_last", "tf32", "device", "cross_generator",
+                 "ablate_preprocessing", "name"]
+    sweep.set_defaults(func=cmd_sweep, new_sweep_defaults={name: sweep.get_default(name) for name in new_sweep})
 
     status = sub.add_parser("status", help="where every job of a sweep stands")
     _sweep_argument(status)
@@ -653,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except UserError as error:
         message = " ".join(str(error).split())  # one line, whatever the message holds
+        message = CONTROL.sub(lambda found: repr(found.group())[1:-1], message)  # a NUL from a path, shown as \x00
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ calls these; the cluster backends submit; the science runs in the jobs.
 """
 import dataclasses
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -21,15 +22,17 @@ from harness.cluster import get_backend
 from harness.cluster.base import Backend
 from harness.cluster.profiles import Profile
 from harness.errors import UserError
+from harness.store.atomic import refuse_symlink
 from harness.store.paths import SweepPaths, cache_root, check_sweep_name
 from harness.store.records import RunSpec, SweepSpec, read_spec, run_id, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, read_submissions, record_submission
-from harness.training.config import config_for
+from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 DEMO = {"per_class": 400, "size": 80, "seed": 0}  # 80 px: the smallest size above InceptionV3's minimum of 75
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ALIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED")
 
 
@@ -49,7 +52,23 @@ class SweepRequest:
 
 def new_sweep_id(name: str | None) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return check_sweep_name(name) if name else f"{stamp}-{secrets.token_hex(2)}"
+    if name is None:
+        return f"{stamp}-{secrets.token_hex(2)}"
+    try:
+        return check_sweep_name(name)
+    except UserError as err:
+        raise UserError(f"--name: {err}") from None
+
+
+def check_results_path(path: Path) -> None:
+    """A results folder's path lands in the batch scripts (#SBATCH --output=..., the PYTHONPATH line): a
+    newline there would start a directive of its own, and no file name can hold a NUL."""
+    text = str(path)
+    if not any(c.isspace() or not c.isprintable() for c in text):  # (a NUL would fail resolve() itself)
+        text = str(Path(path).resolve())
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise UserError(f"--results {str(path)!r}: the path lands in batch script lines, so it may not hold "
+                        "spaces or control characters")
 
 
 def demo_folder(results: Path) -> Path:
@@ -124,14 +143,13 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
         raise UserError("--cross-generator and --ablate-preprocessing each make their own variants: use one per sweep")
     if request.seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {request.seeds}")
-    if any(c.isspace() or not c.isprintable() for c in str(Path(request.results).resolve())):
-        raise UserError(f"--results {str(request.results)!r}: the path lands in batch script lines, so it may not hold "
-                        "spaces or control characters")
+    check_results_path(Path(request.results))
     sweep = SweepPaths.of(request.results, new_sweep_id(request.name))
     dataset = demo_folder(request.results) if request.dataset == "demo" else Path(request.dataset)
     if request.dataset != "demo":
-        from harness.data.manifest import read_manifest
-        read_manifest(dataset)
+        from harness.data.manifest import check_manifest_files
+
+        check_manifest_files(dataset)  # every row read and checked, every image there: before any job is queued
     shared = generator_variants(dataset) if request.cross_generator else [("", {})]
     variants = {m: preprocessing_variants(m, request.train.get("image_size")) if request.ablate_preprocessing else shared
                 for m in request.models}
@@ -140,6 +158,8 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(), dataset=str(dataset.resolve()),
                      cache_root=str(cache_root(request.results).resolve()), models=request.models, seeds=request.seeds,
                      train=request.train, cluster=cluster, runs=runs)
+    if request.train.get("weights") not in WEIGHTS_KEYWORDS:
+        spec = replace(spec, train={**spec.train, "weights": str(check_weights_file(request.train["weights"]))})
     for config in {dataclasses.replace(config_for(spec, run), seed=0) for run in runs}:  # seeds do not change validity
         config.validate()
         config.check_workable()
@@ -220,12 +240,29 @@ def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
 
 
 def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
-    """The cluster and settings the sweep was submitted with, checked as if typed anew."""
+    """The cluster and settings the sweep was submitted with, and every run's training config, checked
+    as if typed anew: sweep.json is as untrusted as the command line (an #SBATCH line hidden in its
+    account, a string where a number goes). DamagedFile, naming the file and the setting, otherwise."""
     stored = {k: v for k, v in spec.cluster.items() if k != "executor"}
     try:
-        return spec.executor, Profile().override(**stored)
-    except (TypeError, UserError) as err:
+        profile = Profile().override(**stored)
+    except (TypeError, ValueError, UserError) as err:
         raise DamagedFile(sweep.spec, f"its cluster settings are not valid ({err})") from None
+    if spec.executor == "slurm":
+        check_results_path(sweep.folder)
+    for run in spec.runs:
+        try:
+            check_train_types(config_for(spec, run)).validate()
+        except UserError as err:
+            raise DamagedFile(sweep.spec, f"run {run.run_id}: {err}") from None
+    return spec.executor, profile
+
+
+def check_resumable(sweep: SweepPaths) -> None:
+    """What a resubmission writes (jobs.json, under its lock) must not be a link planted elsewhere:
+    checked before any record is set aside or any job submitted."""
+    refuse_symlink(sweep.jobs)
+    refuse_symlink(sweep.jobs_lock)
 
 
 def follow(sweep: SweepPaths) -> Iterator[tuple[list[RunStatus], dict[str, Any]]]:

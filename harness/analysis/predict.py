@@ -26,14 +26,19 @@ def find_run(results: Path, reference: str) -> TrainedRun:
     runs = [r for r in spec.runs if run_ref in (r.model, r.run_id)]
     if not runs:
         raise UserError(f"sweep {sweep.sweep_id} has no run {run_ref!r}; its runs: {', '.join(r.run_id for r in spec.runs)}")
+    damaged: DamagedFile | None = None
     for run in sorted(runs, key=lambda r: r.seed):
         paths = sweep.run(run.run_id)
         try:
             record = read_record(paths)
-        except DamagedFile:
+        except DamagedFile as err:
+            damaged = damaged or err
             continue
         if record is not None and record.completed:
             return TrainedRun(sweep, paths, record)
+    if damaged:  # say why rather than "nothing trained"
+        raise UserError(f"no completed run {run_ref!r} in sweep {sweep.sweep_id}: {damaged}; "
+                        f"sweep --resume {sweep.sweep_id} reruns it")
     raise UserError(f"no completed run {run_ref!r} in sweep {sweep.sweep_id}: nothing trained to predict with")
 
 
@@ -49,17 +54,22 @@ def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None
     stored = run.record.preprocessing or {}
     try:
         pre = Preprocessing(**{**stored, "mean": tuple(stored["mean"]), "std": tuple(stored["std"])})
+    except (TypeError, KeyError, ValueError) as err:
+        raise DamagedFile(run.paths.result, f"its preprocessing cannot be used ({type(err).__name__}: {err})") from None
+    try:  # the weights first: a damaged file is found before the model is built
+        state = torch.load(run.paths.best, map_location="cpu", weights_only=True)
         model = build_model(run.record.model)
-        model.load_state_dict(torch.load(run.paths.best, map_location="cpu", weights_only=True))
-    except (TypeError, KeyError, ValueError, RuntimeError, OSError, EOFError) as err:
-        raise UserError(f"the trained weights of {run.sweep.sweep_id}/{run.paths.run_id} cannot be read "
-                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}): rerun it with sweep --resume") from None
+        model.load_state_dict(state)
+    except Exception as err:  # any way a checkpoint can be damaged: zip, pickle (refused globals), I/O, shapes, types
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise UserError(f"the trained weights of {run.sweep.sweep_id}/{run.paths.run_id} ({run.paths.best}) cannot be read "
+                        f"({type(err).__name__}: {first:.200}): rerun it with sweep --resume {run.sweep.sweep_id}") from None
     model.eval()
     out: list[tuple[str, float | None, str]] = []
     for path in images:
         try:
             pixels = resize_center_crop(decode(Path(path))[0], pre.resize_key)
-        except (UndecodableImage, OSError) as err:
+        except (UndecodableImage, OSError, ValueError) as err:  # ValueError: a path holding a NUL
             out.append((str(path), None, str(err) or type(err).__name__))
             continue
         with torch.no_grad():

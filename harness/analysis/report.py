@@ -11,7 +11,8 @@ from harness.analysis.comparison import setting_line, setting_rows
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
 from harness.analysis.leaderboard import leaderboard, paper_table, with_paper
 from harness.render import interval
-from harness.store.atomic import write_text_atomic
+from harness.errors import UserError
+from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import SweepPaths
 from harness.store.records import SweepSpec, read_spec
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
@@ -157,9 +158,24 @@ def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
     return out
 
 
+def check_report_targets(sweep: SweepPaths, path: Path) -> None:
+    """Before anything is written: no link planted where the report or a figure goes, and a run to report."""
+    refuse_symlink(path)
+    refuse_symlink(sweep.figures)
+    if sweep.figures.is_dir():
+        for planted in sweep.figures.iterdir():
+            refuse_symlink(planted)
+    rows = leaderboard(sweep)
+    if not any(row["seeds"] for row in rows):
+        states = "; ".join(f"{row['model']}: {row['status']}" for row in rows)
+        raise UserError(f"sweep {sweep.sweep_id} has no completed run: nothing to report ({states}); "
+                        f"python -m harness status {sweep.sweep_id} shows where its runs stand")
+
+
 def write_report(sweep: SweepPaths, fmt: str = "html") -> Path:
     """Write report.html (self-contained) or report.md (beside figures/); returns its path."""
     path = sweep.report(fmt)
+    check_report_targets(sweep, path)
     parts = sections(sweep)
     if fmt == "md":
         lines = [f"# Sweep {sweep.sweep_id}"]

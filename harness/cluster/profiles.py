@@ -93,7 +93,7 @@ def _upgrade(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked(name: str, value: Any) -> Any:
-    option = f"--{name.replace('_', '-')}"
+    option = {"gpu_partition": "--partition"}.get(name, f"--{name.replace('_', '-')}")  # as the command line spells it
     if name in NAMES:
         return check_slurm_name(option, _text(option, value))
     if name == "exclude":
@@ -116,6 +116,9 @@ def _checked(name: str, value: Any) -> Any:
             raise UserError("setup must be a list of shell lines, each a single line of text")
         return tuple(lines)
     if name == "sbatch":
+        if not isinstance(value, dict) and not (isinstance(value, (list, tuple)) and all(
+                isinstance(item, (list, tuple)) and len(item) == 2 for item in value)):
+            raise UserError(f"sbatch {value!r:.60} is not a table of sbatch options (KEY = VALUE)")
         items = value.items() if isinstance(value, dict) else value
         return tuple(parse_sbatch_extra([f"{k}={v}" for k, v in items]).items())
     raise AssertionError(name)

@@ -165,6 +165,8 @@ def find_sweep(results: Path, sweep: str | None) -> SweepPaths:
         if not sweeps:
             raise UserError(f"no sweep under {results}; start one with: python -m harness sweep")
         return sweeps[-1]
+    if not sweep:
+        raise UserError(f"no sweep '' under {results}: give a sweep id, or none for the latest")
     if (Path(sweep) / SPEC_FILE).is_file():
         return SweepPaths(Path(sweep))
     exact = [p for p in sweeps if p.sweep_id == sweep]

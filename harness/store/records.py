@@ -13,6 +13,7 @@ from harness.store.schema import DamagedFile, from_fields, load_json
 SWEEP_SCHEMA = 1
 RESULT_SCHEMA = 1
 STATUSES = ("COMPLETED", "FAILED")
+EXECUTORS = ("slurm", "local")  # the backends harness.cluster registers
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,13 @@ class SweepSpec:
             raise DamagedFile(path, f"run id {bad[0]!r} is not of the form ARCH-sSEED (it could leave the sweep folder)")
         if len(set(ids)) != len(ids):
             raise DamagedFile(path, "a run id is listed twice")
+        for run in spec.runs:  # a run's folder is named after its architecture, variant and seed: nothing else
+            if run.seed < 0 or run.run_id != run_id(run.model, run.seed, run.variant):
+                raise DamagedFile(path, f"run id {run.run_id!r} is not the id of {run.model!r}, variant {run.variant!r}, seed {run.seed}")
         if not spec.executor:
             raise DamagedFile(path, "cluster.executor is missing")
+        if spec.executor not in EXECUTORS:
+            raise DamagedFile(path, f"cluster.executor {spec.executor!r} is not one of {', '.join(EXECUTORS)}")
         return spec
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from harness.store.atomic import locked, write_json_atomic
 from harness.store.paths import SweepPaths, is_run_id
-from harness.store.schema import load_json
-from harness.store.schema import DamagedFile, from_fields
+from harness.store.records import EXECUTORS
+from harness.store.schema import DamagedFile, from_fields, load_json
 
 JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")  # a Slurm job, an array task ("123_4"), or a local worker's pid
 
@@ -39,6 +39,8 @@ def read_submissions(sweep: SweepPaths) -> list[Submission]:
     data: Any = load_json(sweep.jobs)
     jobs = from_fields(Submissions, data, sweep.jobs)
     for submission in jobs.submissions:
+        if submission.executor not in EXECUTORS:
+            raise DamagedFile(sweep.jobs, f"executor {submission.executor!r} is not one of {', '.join(EXECUTORS)}")
         ids = [*submission.tasks.values(), *([submission.preprocess_job] if submission.preprocess_job else [])]
         bad = [j for j in ids if not JOB_ID.fullmatch(j)]
         if bad:

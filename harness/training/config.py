@@ -1,7 +1,10 @@
 """TrainConfig: every value a run uses, recorded whole in its result. Imports no torch: the command
 line reads its choices and defaults from here."""
 import math
+import re
+import typing
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
@@ -15,6 +18,9 @@ MODES = ("transfer", "finetune")
 PRECISIONS = ("fp32", "fp16", "bf16")
 # Which epoch a run keeps (see run.SELECT_BY): highest val accuracy (ties: lowest loss), or Keras' lowest loss.
 SELECT_BY = ("accuracy", "loss")
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")  # re.fullmatch: "cuda\n" is no device
+MAX_IMAGE_SIZE = 2048  # the paper's networks take 224-299 px; above this a batch of one fills a GPU
+WEIGHTS_KEYWORDS = ("imagenet", "none")
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,10 @@ class TrainConfig:
                                        ("--select-by", self.select_by, SELECT_BY), ("--precision", self.precision, PRECISIONS)):
             if value not in allowed:
                 raise UserError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
-        if self.image_size is not None and self.image_size < 1:
-            raise UserError(f"--image-size must be a positive number of pixels, got {self.image_size}")
+        if self.image_size is not None and not 1 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise UserError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
+        if not DEVICE.fullmatch(self.device):
+            raise UserError(f"unknown --device {self.device!r}; choose auto, cpu, cuda or cuda:N")
         from harness.zoo.registry import check_image_size, spec_of  # the paper's eight without importing timm
 
         check_image_size(spec_of(self.model), self.image_size)
@@ -87,3 +95,54 @@ def config_for(spec: SweepSpec, run: RunSpec) -> TrainConfig:
     if unknown:
         raise UserError(f"sweep {spec.sweep_id}: unknown training options {', '.join(sorted(unknown))} in sweep.json")
     return TrainConfig(model=run.model, seed=run.seed, **options)
+
+
+def check_train_types(config: TrainConfig) -> TrainConfig:
+    """config, each value of its field's type (a config read back from sweep.json may hold anything)."""
+    from harness.store.schema import _matches
+
+    hints = typing.get_type_hints(TrainConfig)
+    for name, kind in hints.items():
+        value = getattr(config, name)
+        if not _matches(value, kind) or (kind is float and isinstance(value, float) and not math.isfinite(value)):
+            raise UserError(f"training option {name} is {value!r:.60}, not {getattr(kind, '__name__', kind)}")
+    return config
+
+
+def check_weights_file(weights: str) -> Path:
+    """--weights FILE, checked when the sweep is planned rather than inside every job: the file exists and
+    holds a state dict of tensors (read with weights_only=True: loading never runs code). Returns its
+    absolute path, which the jobs read whatever their working folder."""
+    path = Path(weights)
+    if "\x00" in weights or not path.exists():
+        raise UserError(f"--weights {weights!r} does not exist; use imagenet, none or a weights file (.pt, .pth, .safetensors)")
+    if not path.is_file():
+        raise UserError(f"--weights {weights}: not a file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any way a file can fail to be a checkpoint (pickle, zip, I/O, refused globals)
+        text = str(err)
+        if "GLOBAL" in text or "Unsupported global" in text:  # torch's weights-only loader refused a Python object
+            raise UserError(f"--weights {weights} holds Python objects other than tensors: refused, loading them "
+                            "could run code (save a state dict: torch.save(model.state_dict(), path))") from None
+        # torch's own explanation of a weights-only failure is a page long: its reason is after "error:"
+        reason = [line for line in text.partition("WeightsUnpickler error:")[2].splitlines() if line.strip()]
+        first = (reason or text.strip().splitlines() or [type(err).__name__])[0].strip()
+        raise UserError(f"--weights {weights} is not a state dict torch can read ({type(err).__name__}: {first:.200})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise UserError(f"--weights {weights} holds a {type(state).__name__}, not a state dict (names to tensors)")
+    import torch
+
+    wrong = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if wrong:
+        raise UserError(f"--weights {weights}: {wrong[0]!r} is not a tensor; a state dict maps names to tensors")
+    return path.resolve()

@@ -1,0 +1,140 @@
+"""Faults on the local Slurm cluster (issue 15): a preprocessing job killed mid-build, a resume while a run
+is still running, a truncated result.json. Each ends with nothing hung, nothing run twice, nothing lost."""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from slurm_helpers import (latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission,
+                           train_until, wait_until)
+
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
+RID = "MobileNetV2-s0"
+
+
+def _preprocess_progress(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "preprocess" / "progress.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _job_python_pids(job: str) -> list[int]:
+    """The pids of the job's Python processes on its node (the local cluster's nodes are this host)."""
+    listed = subprocess.run(["scontrol", "listpids", job], capture_output=True, text=True).stdout.splitlines()[1:]
+    pids = []
+    for line in listed:
+        pid = int(line.split()[0])
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "python" in command:
+            pids.append(pid)
+    return pids
+
+
+def _queued(job_ids: set[str]) -> set[str]:
+    return set(sh("squeue", "-h", "-o", "%i").split()) & job_ids
+
+
+# data layer: fixed on branch data (the cache lock is inherited by the pool workers until then, and the
+# second build waits for ever; the timeout below turns that hang into a failure)
+@pytest.mark.xfail(strict=False, reason="data layer: fixed on branch data (cache lock not inherited by workers)")
+def test_a_preprocessing_job_killed_mid_build_does_not_block_the_next_sweep(cli, results, tmp_path):
+    from harness.data.demo import make_demo
+
+    dataset = tmp_path / "large-demo"  # enough images, resized up to 299 px, that the kill lands inside the build
+    make_demo(dataset, per_class=1000, size=128, seed=1)
+    args = ("--partition", "gpu", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1", "--image-size", "299",
+            "--results", results)
+    first = cli("sweep", *args, "--name", "killed")
+    assert first.code == 0, first.err
+    folder = results / "killed"
+    pre = submission(folder)["preprocess_job"]
+    deadline = time.monotonic() + 300
+    while not 0 < _preprocess_progress(folder).get("done", 0) < _preprocess_progress(folder).get("total", 0):
+        assert time.monotonic() < deadline, "the preprocessing job did not start building the cache"
+        time.sleep(0.1)
+    # what the OOM killer does: SIGKILL to the builder, whose pool workers are left behind
+    builder = _job_python_pids(pre)
+    assert builder, f"no Python process in job {pre}"
+    os.kill(min(builder), signal.SIGKILL)
+    wait_until(lambda: sacct_rows(pre) and sacct_rows(pre)[0]["State"] not in ("RUNNING", "PENDING", "COMPLETING"), 120,
+               "the killed preprocessing job to end")
+    assert sacct_rows(pre)[0]["State"] != "COMPLETED"
+    subprocess.run(["scancel", *{j.split("_")[0] for j in submission(folder)["tasks"].values()}], capture_output=True)
+
+    second = cli("sweep", *args, "--name", "after-kill")
+    assert second.code == 0, second.err
+    again = results / "after-kill"
+    wait_until(lambda: result(again, RID) is not None, 600, "the second sweep to finish (a hang means a lock left held)",
+               tick=release_held_jobs)
+    assert result(again, RID)["status"] == "COMPLETED", result(again, RID).get("error")
+    assert _preprocess_progress(again).get("state") == "done"
+    assert not list((results / "cache").glob(".*.tmp-*")), "the killed build's temporary folder was not cleaned"
+    status = cli("status", "after-kill", "--format", "json", "--results", results).json()
+    assert status["runs"][0]["state"] == "COMPLETED"
+
+
+def test_resume_while_a_run_is_running_does_not_start_a_second_copy(cli, results):
+    epochs = 10
+    folder, job = train_until(cli, results, epochs=epochs, until_epoch=2)
+    submissions = json.loads((folder / "jobs.json").read_text())["submissions"]
+    status = cli("status", folder.name, "--format", "json", "--results", results).json()["runs"][0]
+    assert status["state"] == "RUNNING" and status["job_id"] == job
+
+    resumed = cli("sweep", "--resume", folder.name, "--results", results)
+    assert resumed.code == 0, resumed.err
+    assert f"{RID} is RUNNING (job {job}): not resubmitted (--force to)" in resumed.err
+    assert "no run to resubmit" in resumed.err
+    assert json.loads((folder / "jobs.json").read_text())["submissions"] == submissions  # nothing submitted
+    assert not list((folder / "runs" / RID).glob("result.*.previous.json"))
+    names = sh("squeue", "-h", "-o", "%j").split()
+    assert names.count(f"{folder.name}-train") == 1  # one copy of the run in the queue
+
+    wait_until(lambda: result(folder, RID) is not None, 600, "the run to finish", tick=release_held_jobs)
+    record = result(folder, RID)
+    assert record["status"] == "COMPLETED" and record["epochs_completed"] == epochs
+    history = (folder / "runs" / RID / "history.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in history] == list(range(1, epochs + 1))  # one writer: no epoch twice
+    logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.*"))
+    assert "is being written by another worker" not in logs
+
+
+def test_a_truncated_result_is_damaged_in_status_and_rerun_by_resume(cli, results):
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", "2",
+                "--image-size", "64", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    wait_until(lambda: result(folder, RID) is not None, 600, "the run to finish", tick=release_held_jobs)
+    first_job = submission(folder)["tasks"][RID]
+    path = folder / "runs" / RID / "result.json"
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # a write cut short by a full disk, an edit
+
+    status = cli("status", folder.name, "--format", "json", "--results", results)
+    assert status.code == 0, status.err
+    run = status.json()["runs"][0]
+    assert run["state"] == "DAMAGED" and "not whole JSON" in run["reason"] and "--resume" in run["reason"]
+    board = cli("leaderboard", folder.name, "--format", "json", "--results", results)
+    assert board.code == 0 and board.json()[0]["status"] == "1 DAMAGED", board.err
+    image = next((results / "datasets").rglob("*.png"))
+    predict = cli("predict", "--run", f"{folder.name}/MobileNetV2", image, "--results", results)
+    assert predict.code == 2 and "damaged" in predict.err and predict.err.count("\n") == 1, predict.err
+
+    resumed = cli("sweep", "--resume", folder.name, "--results", results)
+    assert resumed.code == 0, resumed.err
+    assert list(submission(folder)["tasks"]) == [RID] and submission(folder)["tasks"][RID] != first_job
+    assert list((folder / "runs" / RID).glob("result.*.previous.json"))  # the damaged record kept beside
+    wait_until(lambda: result(folder, RID) is not None, 600, "the rerun", tick=release_held_jobs)
+    assert result(folder, RID)["status"] == "COMPLETED"
+    time.sleep(1)
+    run = cli("status", folder.name, "--format", "json", "--results", results).json()["runs"][0]
+    assert run["state"] == "COMPLETED"
+    assert progress_epoch(folder, RID) == 2
+    assert not _queued({submission(folder)["tasks"][RID]})

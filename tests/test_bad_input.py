@@ -1,0 +1,897 @@
+"""Bad input, odd input and damaged files (issue 15): every case is refused in one line that names the
+cause, or handled; and whatever happens, the results folder, the datasets and the cluster's queue are
+as they were (unless the case is a repair, such as `sweep --resume` rerunning a DAMAGED run).
+
+One table (`CASES`), each row a command as a user types it, its exit code, the words its one stderr
+line must hold (or, for a handled case, what stdout shows). The commands run in this process through
+`harness.cli.main` (the `cli` fixture), a few as a real process where the process matters. Nothing is
+ever submitted: the backends are replaced by guards that fail the test if a case reaches a
+submission it should not, and by a recorder where a case is a resubmission (`sweep --resume`).
+
+Placeholders in a row's arguments: {R} the case's results folder (a fresh copy of a template with one
+sweep per kind of damage), {D} the datasets, {I} other inputs (weights, profiles, images), {T} the
+case's own scratch folder.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cluster.local import LocalBackend
+from harness.store.submissions import Submission
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = "MobileNetV2"
+
+
+# ----------------------------------------------------------------------------------------------------
+# The world every case runs against
+# ----------------------------------------------------------------------------------------------------
+
+def _completed(sweep_id: str, rid: str, seed: int) -> dict[str, Any]:
+    """A COMPLETED record as a run writes it (metrics made up, every field of the right type)."""
+    from harness.training.config import TrainConfig
+    from harness.zoo.models import preprocessing_for
+
+    metrics = {"accuracy": 0.75, "loss": 0.5, "precision": 0.8, "recall": 0.7, "f1": 0.74, "auc": 0.8,
+               "average_precision": 0.79, "eer": 0.25, "threshold": 0.5, "accuracy_at_threshold": 0.75,
+               "confusion_matrix": [[8, 2], [3, 7]], "count": 20}
+    return {"schema_version": 1, "sweep_id": sweep_id, "run_id": rid, "model": MODEL, "seed": seed, "status": "COMPLETED",
+            "config": dataclasses.asdict(TrainConfig(model=MODEL, seed=seed, epochs=2, image_size=64)),
+            "finished_at": "2025-01-01T00:00:00+00:00", "error": None,
+            "preprocessing": dataclasses.asdict(preprocessing_for(MODEL, "timm", 64)), "cache": None,
+            "params": 2_914_369, "trainable_params": 2_914_369, "best_epoch": 2, "epochs_completed": 2,
+            "val": dict(metrics), "test": dict(metrics), "robustness": {"jpeg90": dict(metrics)}, "cross_generator": {},
+            "throughput": {"train_images_per_s": 100.0, "infer_images_per_s": 300.0, "data_wait_fraction": 0.01,
+                           "achieved_tflops": None, "mfu": None, "mfu_reason": "no GPU"},
+            "memory": {"peak_host_rss_bytes": 1, "peak_gpu_memory_bytes": None, "peak_gpu_memory_reason": "no GPU"},
+            "gpu": {"util_mean": None, "util_median": None, "reason": "no NVIDIA GPU"},
+            "environment": {"host": "test"}, "requeues": 0}
+
+
+def _write_sweep(results: Path, name: str, seeds: int = 2, executor: str = "local", edit: Callable | None = None,
+                 jobs: Any = None) -> Path:
+    """A sweep of MobileNetV2 x seeds as `sweep` writes it (no code snapshot); edit(spec_json) may damage it."""
+    from harness.cluster.profiles import Profile
+    from harness.store.records import RunSpec, SweepSpec, run_id
+    from harness.training.config import train_options
+
+    folder = results / name
+    (folder / "logs").mkdir(parents=True)
+    spec = SweepSpec(sweep_id=name, created="2025-01-01T00:00:00+00:00", dataset=str(results.parent / "datasets" / "good"),
+                     cache_root=str(results / "cache"), models=[MODEL], seeds=seeds,
+                     train=train_options(epochs=2, image_size=64),
+                     cluster={"executor": executor, **Profile().to_json()},
+                     runs=[RunSpec(run_id(MODEL, s), MODEL, s) for s in range(seeds)])
+    data = spec.to_json()
+    if edit:
+        edit(data)
+    (folder / "sweep.json").write_text(json.dumps(data, indent=2))
+    if jobs is not None:
+        (folder / "jobs.json").write_text(jobs if isinstance(jobs, str) else json.dumps(jobs))
+    return folder
+
+
+def _run_folder(sweep: Path, seed: int, record: Any = "completed", best: bytes | None = None) -> Path:
+    """A run's files: its record (a dict, raw text, or "completed"), history, test scores, weights."""
+    import numpy as np
+
+    rid = f"{MODEL}-s{seed}"
+    folder = sweep / "runs" / rid
+    folder.mkdir(parents=True)
+    if record == "completed":
+        record = _completed(sweep.name, rid, seed)
+    if record is not None:
+        (folder / "result.json").write_text(record if isinstance(record, str) else json.dumps(record))
+    (folder / "history.csv").write_text("epoch,train_loss,train_accuracy,val_loss,val_accuracy\n1,0.7,0.5,0.7,0.5\n2,0.6,0.6,0.6,0.7\n")
+    rng = np.random.default_rng(seed)
+    np.save(folder / "test_scores.npy", np.stack([np.repeat([0.0, 1.0], 10), rng.random(20)]))
+    if best is not None:
+        (folder / "best.pt").write_bytes(best)
+    return folder
+
+
+def _jobs(tasks: dict[str, str], executor: str = "local", pre: str | None = None) -> dict[str, Any]:
+    return {"submissions": [{"executor": executor, "preprocess_job": pre, "tasks": tasks, "submitted": "2025-01-01T00:00:00+00:00"}]}
+
+
+class Exploit:
+    """A pickle that would run a command when loaded (torch.load with weights_only=True never runs it)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def build_world(root: Path) -> Path:
+    """root/datasets, root/inputs, root/results: the template every case copies."""
+    import pandas as pd
+    import torch
+
+    from harness.data.demo import make_demo
+    from harness.zoo.models import build_model
+
+    datasets, inputs, results = root / "datasets", root / "inputs", root / "results"
+    make_demo(datasets / "good", per_class=15, size=40, seed=0)
+    manifest = pd.read_csv(datasets / "good" / "manifest.csv", keep_default_na=False, dtype=str)
+    manifest["path"] = [str(datasets / "good" / p) for p in manifest["path"]]
+
+    def dataset(name: str, text: str | bytes) -> None:
+        (datasets / name).mkdir()
+        target = datasets / name / "manifest.csv"
+        target.write_bytes(text) if isinstance(text, bytes) else target.write_text(text)
+
+    dataset("empty", "")
+    dataset("header-only", ",".join(manifest.columns) + "\n")
+    dataset("no-columns", "path,label\nx.png,real\n")
+    dataset("binary", b"\x00\xff\xfe" * 100)
+    capital = manifest.copy()
+    capital.loc[capital.index[capital["label"] == "real"][0], "label"] = "Real"  # one row: was cast to INT64_MIN and trained
+    dataset("real-capital", capital.to_csv(index=False))
+    missing = manifest.copy()
+    missing.loc[missing.index[:3], "path"] = [str(datasets / "gone" / f"{i}.png") for i in range(3)]
+    dataset("missing-files", missing.to_csv(index=False))
+    (datasets / "no-manifest").mkdir()
+
+    inputs.mkdir()
+    (inputs / "a-file").write_text("not a folder\n")
+    (inputs / "notes.txt").write_text("not weights\n")
+    torch.save([torch.zeros(2)], inputs / "a-list.pt")
+    torch.save({"conv.weight": "not a tensor"}, inputs / "strings.pt")
+    torch.save({"conv.weight": torch.zeros(2)}, inputs / "wrong-keys.pt")
+    torch.save({"w": Exploit(inputs / "pwned")}, inputs / "exploit.pt")
+    (inputs / "weights-dir").mkdir()
+    shutil.copy(datasets / "good" / manifest["path"].iloc[0], inputs / "face.png")
+    (inputs / "text.png").write_text("a text file named .png\n")
+    profiles = {
+        "bad-toml": "gpu_partition = [unclosed\n", "unknown-key": 'gpu_partitions = "gpu"\n', "zero-time": "time_min = 0\n",
+        "time-string": "time = 60\n", "account-number": "account = 5\n", "partition-bool": "gpu_partition = true\n",
+        "mem-string": 'mem_gb = "8"\n', "array-list": "array_parallelism = [1]\n", "cpus-float": "cpus_per_task = 1.5\n",
+        "negative-mem": "mem_gb = -1\n", "account-newline": 'account = "proj\\n#SBATCH --wrap=id"\n',
+        "qos-nul": 'qos = "x\\u0000y"\n', "table": "[gpu]\npartition = 'gpu'\n", "nan-mem": "mem_gb = nan\n",
+        "signal-zero": "signal_delay_s = 0\n",
+    }
+    for name, text in profiles.items():
+        (inputs / f"{name}.toml").write_text(text)
+    (inputs / "binary.toml").write_bytes(b"\xff\xfe\x00")
+    (inputs / "dir.toml").mkdir()
+
+    results.mkdir()
+    model = build_model(MODEL)
+    _MODELS[MODEL] = model  # predict's cases use this one (see _cached_build)
+    state = model.state_dict()
+    torch.save(state, inputs / "good.pt")
+    good_best = (inputs / "good.pt").read_bytes()
+
+    sweep = _write_sweep(results, "done", seeds=1)
+    _run_folder(sweep, 0, best=good_best)
+    sweep = _write_sweep(results, "damaged", executor="slurm")  # one good seed, one truncated record
+    _run_folder(sweep, 0, best=good_best)
+    full = json.dumps(_completed("damaged", f"{MODEL}-s1", 1))
+    _run_folder(sweep, 1, record=full[: len(full) // 2], best=good_best[:1000])
+    _write_sweep(results, "nothing-done")  # no run completed, nothing submitted
+    sweep = _write_sweep(results, "all-damaged")
+    _run_folder(sweep, 0, record='{"schema_version": 1, "sweep_id": "all-dam')
+    _run_folder(sweep, 1, record="")
+    for name, record in {
+        "record-list": [1, 2, 3], "record-v2": {**_completed("record-v2", f"{MODEL}-s0", 0), "schema_version": 2},
+        "record-status": {**_completed("record-status", f"{MODEL}-s0", 0), "status": "GREAT"},
+        "record-accuracy": {**_completed("record-accuracy", f"{MODEL}-s0", 0), "test": {"accuracy": 7}},
+        "record-other-run": _completed("record-other-run", f"{MODEL}-s1", 1),
+        "record-seed-string": {**_completed("record-seed-string", f"{MODEL}-s0", 0), "seed": "0"},
+        "record-unknown-field": {**_completed("record-unknown-field", f"{MODEL}-s0", 0), "extra": 1},
+    }.items():
+        _run_folder(_write_sweep(results, name, seeds=1), 0, record=record)
+    for name, best in {"best-truncated": good_best[: len(good_best) // 3], "best-text": b"not a checkpoint\n",
+                       "best-wrong-keys": (inputs / "wrong-keys.pt").read_bytes(), "best-exploit": (inputs / "exploit.pt").read_bytes(),
+                       "best-list": (inputs / "a-list.pt").read_bytes(), "best-missing": None}.items():
+        _run_folder(_write_sweep(results, name, seeds=1), 0, best=best)
+    sweep = _write_sweep(results, "bad-preprocessing", seeds=1)
+    _run_folder(sweep, 0, record={**_completed(sweep.name, f"{MODEL}-s0", 0), "preprocessing": {"mean": "x"}}, best=good_best)
+
+    def edited(**values: Any) -> Callable:
+        return lambda data: data.update(values)
+
+    def run_ids(*ids: str) -> Callable:
+        return lambda data: data.update(runs=[{"run_id": rid, "model": MODEL, "seed": 0, "variant": "", "overrides": {}} for rid in ids])
+
+    def cluster(**values: Any) -> Callable:
+        return lambda data: data["cluster"].update(values)
+
+    for name, edit in {
+        "spec-escape": run_ids("../../../x"), "spec-absolute": run_ids("/tmp/x"), "spec-dotdot": run_ids(".."),
+        "spec-twice": run_ids(f"{MODEL}-s0", f"{MODEL}-s0"), "spec-v2": edited(schema_version=2),
+        "spec-account": cluster(account="proj\n#SBATCH --wrap=id"), "spec-partition": cluster(gpu_partition="gpu\n"),
+        "spec-time": cluster(time=60), "spec-time-zero": cluster(time_min=0), "spec-unknown-key": cluster(nodes=4),
+        "spec-executor": cluster(executor="pbs"), "spec-no-executor": lambda d: d["cluster"].pop("executor"),
+        "spec-train-unknown": lambda d: d["train"].update(dropout=0.5), "spec-epochs": lambda d: d["train"].update(epochs="5"),
+        "spec-sweep-id": edited(sweep_id="../x"), "spec-model": lambda d: d["runs"][0].update(model="AlexNet"),
+    }.items():
+        _write_sweep(results, name, edit=edit)
+    (_write_sweep(results, "spec-truncated").joinpath("sweep.json")).write_text('{"sweep_id": "spec-trunc')
+    (_write_sweep(results, "spec-list").joinpath("sweep.json")).write_text("[]")
+    (_write_sweep(results, "spec-binary").joinpath("sweep.json")).write_bytes(b"\xff\xfe\x00\x01")
+    for name, jobs in {
+        "jobs-text-id": _jobs({f"{MODEL}-s0": "123; scancel -u root"}), "jobs-escape": _jobs({"../../x": "123"}),
+        "jobs-truncated": '{"submissions": [{"executor": "loc', "jobs-list": "[1]",
+        "jobs-pre-id": _jobs({f"{MODEL}-s0": "123"}, executor="slurm", pre="$(id)"),
+        "jobs-executor": _jobs({f"{MODEL}-s0": "123"}, executor="pbs"),
+    }.items():
+        _write_sweep(results, name, jobs=jobs)
+    # a run whose worker is alive (this test process stands for it) and one that failed
+    sweep = _write_sweep(results, "running", jobs=_jobs({f"{MODEL}-s0": "PID", f"{MODEL}-s1": "PID"}))
+    (sweep / "runs" / f"{MODEL}-s0").mkdir(parents=True)
+    (sweep / "runs" / f"{MODEL}-s0" / "progress.json").write_text(json.dumps({"epoch": 1, "epochs": 2, "state": "training"}))
+    _run_folder(sweep, 1, record={**_completed("running", f"{MODEL}-s1", 1), "status": "FAILED", "error": "boom",
+                                  "test": None, "val": None})
+    (results / "not-a-sweep").mkdir()
+    return root
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory) -> Path:
+    return build_world(tmp_path_factory.mktemp("bad-input-world"))
+
+
+def snapshot(*folders: Path) -> dict[str, tuple]:
+    """Every path under the folders with its kind, size and modification time (ns)."""
+    seen: dict[str, tuple] = {}
+    for folder in folders:
+        if not folder.exists():
+            continue
+        for path in [folder, *folder.rglob("*")]:
+            info = path.lstat()
+            seen[str(path)] = (info.st_mode, info.st_size if not path.is_dir() else 0, info.st_mtime_ns,
+                               os.readlink(path) if path.is_symlink() else None)
+    return seen
+
+
+def queue(scope: Path) -> set[str] | None:
+    """This test's jobs in the Slurm queue (`squeue -h -o %i`, read-only), or None where squeue does not
+    answer. Others use the cluster at the same time: a job counts as this test's when its command (its
+    batch script) or its working folder lies under the test's folder."""
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        done = subprocess.run(["squeue", "-h", "-o", "%i|%o|%Z"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return {line.split("|")[0] for line in done.stdout.splitlines() if str(scope) in line}
+
+
+def recorded_site() -> Any:
+    """The local Slurm cluster as scontrol described it (tests/unit/data): a Slurm sweep's settings are
+    derived from it without asking the real cluster, which others use at the same time."""
+    from harness.cluster.site import parse_site
+
+    data = Path(__file__).parent / "unit" / "data"
+    return parse_site(*((data / f"harness-{kind}.txt").read_text() for kind in ("partition", "node", "config")))
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def _cached_build(build_model: Callable, name: str, weights: str = "none") -> Any:
+    """build_model, once per architecture for the whole session (building one takes seconds on two cores);
+    predict loads its weights into it, every tensor replaced."""
+    if weights != "none":
+        return build_model(name, weights)
+    if name not in _MODELS:
+        _MODELS[name] = build_model(name)
+    return _MODELS[name]
+
+
+class Guard(LocalBackend):
+    """Stands in for every backend: reports job states as the local one does, and fails the test if a
+    case submits, unless the case is a resubmission (then it records the run ids)."""
+
+    allowed = False
+    submitted: list[list[str]] = []
+
+    def preflight(self, profile: Any) -> None:
+        if not Guard.allowed:
+            raise AssertionError("a bad-input case reached the backend's preflight")
+
+    def submit(self, sweep: Any, profile: Any, run_ids: list[str]) -> Submission:
+        if not Guard.allowed:
+            raise AssertionError(f"a bad-input case submitted {run_ids}")
+        Guard.submitted.append(list(run_ids))
+        return Submission("local", None, dict.fromkeys(run_ids, "999999999"))
+
+    def cancel(self, job_ids: list[str]) -> None:  # the "running" sweep's job is this very process
+        raise AssertionError(f"a case cancelled {job_ids}")
+
+
+@pytest.fixture
+def world(template, tmp_path, monkeypatch):
+    """A fresh copy of the template's results; datasets and inputs shared (their snapshot must not move)."""
+    import harness.cluster as clusters
+    import harness.cluster.slurm as slurm
+    import harness.zoo.models as models
+
+    results = tmp_path / "results"
+    # weights are only ever read, and replaced whole when written: a link spares copying them for every case
+    shutil.copytree(template / "results", results, symlinks=True,
+                    copy_function=lambda src, dst: os.link(src, dst) if src.endswith(".pt") else shutil.copy2(src, dst))
+    running = results / "running" / "jobs.json"
+    running.write_text(running.read_text().replace("PID", str(os.getpid())))
+    Guard.allowed, Guard.submitted = False, []
+    real_slurm = clusters.BACKENDS["slurm"]
+
+    def guarded_slurm(**options: Any) -> Any:
+        backend = real_slurm(**options)
+        backend.submit = Guard().submit
+        backend.preflight = lambda profile: None  # the site is the recorded local cluster (recorded_site)
+        backend.cancel = lambda jobs: (_ for _ in ()).throw(AssertionError(f"a case cancelled {jobs}"))
+        backend.states = lambda ids: {}  # never ask the real cluster about made-up job ids
+        return backend
+
+    monkeypatch.setitem(clusters.BACKENDS, "local", lambda max_parallel=None, **_: Guard(max_parallel))
+    monkeypatch.setitem(clusters.BACKENDS, "slurm", guarded_slurm)
+    monkeypatch.setattr(slurm, "slurm_answers", lambda: (_ for _ in ()).throw(AssertionError("a case asked sinfo")))
+    monkeypatch.setattr(slurm, "read_site", recorded_site)
+    original = models.build_model
+    monkeypatch.setattr(models, "build_model", lambda name, weights="none": _cached_build(original, name, weights))
+    monkeypatch.chdir(tmp_path)
+    return {"R": results, "D": template / "datasets", "I": template / "inputs", "T": tmp_path / "scratch"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The matrix
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: tuple[str, ...]
+    code: int = 2
+    words: tuple[str, ...] = ()  # in the one stderr line when code is 2, else in stdout and stderr together
+    changes: bool = False  # a repair: the results folder may change (every other case leaves it as it was)
+    submits: tuple[str, ...] | None = None  # the run ids a resubmission must submit (None: it must submit nothing)
+    setup: Callable[[dict[str, Path]], None] | None = None
+    check: Callable[[dict[str, Path]], None] | None = None
+    process: bool = False  # run as `python -m harness`, not in this process
+    marks: tuple = ()
+
+    def param(self) -> Any:
+        return pytest.param(self, id=self.id, marks=self.marks)
+
+
+def fill(arg: str, places: dict[str, Path]) -> str:
+    for key, value in places.items():
+        arg = arg.replace("{" + key + "}", str(value))
+    return arg
+
+
+SWEEP = ("sweep", "--cluster", "local", "--dataset", "{D}/good", "--models", MODEL, "--image-size", "64", "--results", "{R}")
+DRY = ("sweep", "--cluster", "slurm", "--dry-run", "--dataset", "{D}/good", "--models", MODEL, "--image-size", "64", "--results", "{R}")
+
+
+def sweep(*args: str) -> tuple[str, ...]:
+    return (*SWEEP, *args)
+
+
+def dry(*args: str) -> tuple[str, ...]:
+    return (*DRY, *args)
+
+
+def results(command: str, *args: str) -> tuple[str, ...]:
+    return (command, *args, "--results", "{R}")
+
+
+def plant_link(link: str, target: str, target_text: str | None = "precious\n") -> Callable[[dict[str, Path]], None]:
+    """Plant a symbolic link in the results (link, relative to {R}) pointing at target (relative to {T})."""
+    def setup(places: dict[str, Path]) -> None:
+        destination = places["T"] / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if target_text is not None:
+            destination.write_text(target_text)
+        (places["R"] / link).parent.mkdir(parents=True, exist_ok=True)
+        (places["R"] / link).symlink_to(destination)
+    return setup
+
+
+def untouched(target: str, text: str | None = "precious\n") -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        path = places["T"] / target
+        if text is None:
+            assert not path.exists() or (path.is_dir() and not any(path.iterdir())), f"{path} was written"
+        else:
+            assert path.read_text() == text, f"{path} was overwritten"
+    return check
+
+
+def set_aside(sweep_id: str, *rids: str) -> Callable[[dict[str, Path]], None]:
+    """The earlier (damaged or FAILED) records of resubmitted runs are kept beside, not read as results."""
+    def check(places: dict[str, Path]) -> None:
+        for rid in rids:
+            folder = places["R"] / sweep_id / "runs" / rid
+            assert not (folder / "result.json").exists() and list(folder.glob("result.*.previous.json"))
+    return check
+
+
+def image_folders(places: dict[str, Path]) -> None:
+    """{T}/real and {T}/fake, three images each, for `data prepare`."""
+    good = places["D"] / "good"
+    for label in ("real", "fake"):
+        (places["T"] / label).mkdir(parents=True)
+        for i, path in enumerate(sorted((good / label).glob("*.png"))[:3]):
+            shutil.copy(path, places["T"] / label / f"{i}.png")
+
+
+def read_only_folder(places: dict[str, Path]) -> None:
+    (places["T"] / "ro").mkdir(parents=True)
+    (places["T"] / "ro").chmod(0o555)
+
+
+def no_marker(places: dict[str, Path]) -> None:
+    assert not (places["I"] / "pwned").exists(), "loading a pickle ran code"
+
+
+ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+CHARACTERS = {  # what matters to sbatch (#SBATCH lines end at a newline) and to bash
+    "newline": "proj\n#SBATCH --wrap=id", "trailing-newline": "proj\n", "cr": "proj\r#SBATCH --wrap=id",
+    "quote": "pro'j", "dquote": 'pro"j', "hash": "proj#SBATCH", "dollar": "proj$(id)", "backtick": "proj`id`",
+    "nul": "proj\x00x", "leading-dash": "-proj", "space": "proj --wrap=id", "semicolon": "proj;id",
+}
+NAME_OPTIONS = {option: "is not valid" for option in ("--account", "--qos", "--partition", "--cpu-partition", "--gpu-type",
+                                                      "--reservation", "--constraint", "--exclude")}
+NAME_OPTIONS["--name"] = "must be a plain folder name"
+
+CASES: list[Case] = [
+    # --- tracebacks, once: each must be one line, or handled ---
+    Case("empty-manifest", sweep("--dataset", "{D}/empty"), words=("manifest.csv",)),
+    Case("header-only-manifest", sweep("--dataset", "{D}/header-only"), words=("manifest.csv",)),
+    Case("manifest-without-columns", sweep("--dataset", "{D}/no-columns"), words=("manifest.csv", "columns")),
+    Case("binary-manifest", sweep("--dataset", "{D}/binary"), words=("manifest.csv",)),
+    Case("leaderboard-sort-eer-nothing-completed", results("leaderboard", "nothing-done", "--sort", "eer"), code=0,
+         words=("NOT SUBMITTED",)),
+    Case("leaderboard-json-nothing-completed", results("leaderboard", "nothing-done", "--format", "json"), code=0,
+         words=('"status": "2 NOT SUBMITTED"',)),
+    Case("leaderboard-markdown-nothing-completed", results("leaderboard", "nothing-done", "--format", "markdown"), code=0,
+         words=("NOT SUBMITTED",)),
+    Case("report-nothing-completed", results("report", "nothing-done"), words=("nothing-done", "no completed run")),
+    Case("report-md-nothing-completed", results("report", "nothing-done", "--format", "md"), words=("no completed run",)),
+    Case("report-all-damaged", results("report", "all-damaged"), words=("no completed run", "DAMAGED")),
+    Case("status-truncated-record", results("status", "damaged"), code=0, words=("DAMAGED", "MobileNetV2-s1", "--resume")),
+    Case("status-json-truncated-record", results("status", "damaged", "--format", "json"), code=0, words=('"state": "DAMAGED"',)),
+    Case("status-empty-record", results("status", "all-damaged"), code=0, words=("DAMAGED",)),
+    Case("leaderboard-truncated-record", results("leaderboard", "damaged"), code=0, words=("1 COMPLETED, 1 DAMAGED",)),
+    Case("leaderboard-csv-truncated-record", results("leaderboard", "damaged", "--format", "csv", "--sort", "eer"), code=0,
+         words=("1 DAMAGED",)),
+    Case("report-truncated-record", results("report", "damaged", "--format", "md"), code=0, words=("report:",), changes=True,
+         check=lambda p: ("DAMAGED" in (p["R"] / "damaged" / "report.md").read_text()) or pytest.fail("report lacks DAMAGED")),
+    Case("predict-truncated-record", ("predict", "--run", "damaged/MobileNetV2-s1", "{I}/face.png", "--results", "{R}"),
+         words=("MobileNetV2-s1", "result.json", "damaged", "--resume")),
+    Case("predict-other-seed-of-truncated", ("predict", "--run", "damaged/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         code=0, words=("face.png",)),
+    Case("resume-reruns-damaged", results("sweep", "--resume", "all-damaged"), code=0, changes=True,
+         submits=("MobileNetV2-s0", "MobileNetV2-s1"), check=set_aside("all-damaged", "MobileNetV2-s0", "MobileNetV2-s1")),
+    Case("resume-dry-run-shows-damaged", results("sweep", "--resume", "damaged", "--dry-run"), code=0, words=("--array=0-0%1",)),
+    Case("predict-truncated-best", ("predict", "--run", "best-truncated/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("best-truncated/MobileNetV2-s0", "cannot be read", "--resume")),
+    Case("predict-text-best", ("predict", "--run", "best-text/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("cannot be read",)),
+    Case("predict-wrong-keys-best", ("predict", "--run", "best-wrong-keys/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("cannot be read",)),
+    Case("predict-exploit-best", ("predict", "--run", "best-exploit/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("cannot be read",), check=no_marker),
+    Case("predict-list-best", ("predict", "--run", "best-list/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("cannot be read",)),
+    Case("predict-missing-best", ("predict", "--run", "best-missing/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("cannot be read",)),
+    Case("predict-damaged-preprocessing", ("predict", "--run", "bad-preprocessing/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("bad-preprocessing", "result.json")),
+    Case("demo-out-is-a-file", ("data", "demo", "--out", "{I}/a-file"), words=("a-file",)),
+    Case("demo-out-unwritable", ("data", "demo", "--out", "/proc/harness-demo"), words=("/proc/harness-demo",),),
+    Case("demo-out-read-only", ("data", "demo", "--out", "{T}/ro/demo"), words=("ro/demo",), setup=read_only_folder,
+         marks=(ROOT,)),
+
+    # --- checked too late: now at plan time, before anything is written ---
+    Case("weights-missing", sweep("--weights", "{T}/missing.pt"), words=("--weights", "missing.pt", "does not exist")),
+    Case("weights-text", sweep("--weights", "{I}/notes.txt"), words=("--weights", "notes.txt", "state dict")),
+    Case("weights-list", sweep("--weights", "{I}/a-list.pt"), words=("--weights", "a-list.pt", "state dict")),
+    Case("weights-strings", sweep("--weights", "{I}/strings.pt"), words=("--weights", "strings.pt", "tensor")),
+    Case("weights-exploit", sweep("--weights", "{I}/exploit.pt"), words=("--weights", "exploit.pt", "could run code"),
+         check=no_marker),
+    Case("weights-folder", sweep("--weights", "{I}/weights-dir"), words=("--weights", "weights-dir", "not a file")),
+    Case("weights-typo", sweep("--weights", "imagenett"), words=("--weights", "imagenett", "imagenet")),
+    Case("weights-imagenet-nasnet", sweep("--weights", "imagenet", "--models", "NASNetMobile"),
+         words=("NASNetMobile", "no ImageNet weights")),
+    Case("device-foo", sweep("--device", "foo"), words=("--device", "'foo'", "auto, cpu, cuda")),
+    Case("device-cuda-letter", sweep("--device", "cuda:x"), words=("--device", "cuda:x")),
+    Case("device-cuda-negative", sweep("--device", "cuda:-1"), words=("--device",)),
+    Case("device-upper-case", sweep("--device", "CPU"), words=("--device",)),
+    Case("device-trailing-newline", sweep("--device", "cuda\n"), words=("--device",)),
+    Case("image-size-absurd", sweep("--image-size", "100000"), words=("--image-size", "100000", "2048")),
+    Case("image-size-just-over", sweep("--image-size", "2049"), words=("--image-size", "2048")),
+    Case("image-size-below-model", sweep("--image-size", "16"), words=("MobileNetV2", "--image-size")),
+    Case("manifest-files-missing", sweep("--dataset", "{D}/missing-files"), words=("gone",),),
+    Case("manifest-label-case", sweep("--dataset", "{D}/real-capital"), words=("Real",),),
+    Case("dataset-missing", sweep("--dataset", "{T}/nowhere"), words=("nowhere", "does not exist")),
+    Case("dataset-without-manifest", sweep("--dataset", "{D}/no-manifest"), words=("no manifest.csv",)),
+    Case("dataset-is-a-file", sweep("--dataset", "{I}/a-file"), words=("a-file",)),
+    Case("models-empty", sweep("--models", ""), words=("--models", "no architecture")),
+    Case("models-commas", sweep("--models", ",,"), words=("--models", "no architecture")),
+    Case("models-blank", sweep("--models", "  "), words=("--models", "no architecture")),
+    Case("models-twice", sweep("--models", "ResNet50,ResNet50"), words=("twice",)),
+    Case("models-misspelt", sweep("--models", "ResNet-50"), words=("unknown architecture 'ResNet-50'", "ResNet50")),
+    Case("models-unknown", sweep("--models", "ResNet50,AlexNet"), words=("unknown architecture 'AlexNet'",)),
+    Case("models-injection", sweep("--models", "ResNet50;id"), words=("unknown architecture",)),
+
+    # --- untrusted files: what is read from disk is checked as the command line is ---
+    Case("spec-run-id-escapes-status", results("status", "spec-escape"), words=("sweep.json", "'../../../x'")),
+    Case("spec-run-id-escapes-resume", results("sweep", "--resume", "spec-escape"), words=("sweep.json", "'../../../x'")),
+    Case("spec-run-id-escapes-leaderboard", results("leaderboard", "spec-escape"), words=("sweep.json", "run id")),
+    Case("spec-run-id-escapes-report", results("report", "spec-escape"), words=("sweep.json", "run id")),
+    Case("spec-run-id-escapes-predict", ("predict", "--run", "spec-escape/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("sweep.json", "run id")),
+    Case("spec-run-id-escapes-cancel", results("cancel", "spec-escape"), words=("sweep.json", "run id")),
+    Case("spec-run-id-absolute", results("status", "spec-absolute"), words=("sweep.json", "'/tmp/x'")),
+    Case("spec-run-id-dotdot", results("status", "spec-dotdot"), words=("sweep.json", "'..'")),
+    Case("spec-run-id-twice", results("status", "spec-twice"), words=("sweep.json", "twice")),
+    Case("spec-run-id-not-its-model", results("status", "spec-model"), words=("sweep.json", "AlexNet")),
+    Case("spec-account-sbatch", results("sweep", "--resume", "spec-account"), words=("sweep.json", "account")),
+    Case("spec-account-sbatch-dry-run", results("sweep", "--resume", "spec-account", "--dry-run", "--cluster", "slurm"),
+         words=("sweep.json", "account")),
+    Case("spec-partition-newline", results("sweep", "--resume", "spec-partition"), words=("sweep.json", "partition")),
+    Case("spec-time-not-text", results("sweep", "--resume", "spec-time"), words=("sweep.json", "--time 60 is not text")),
+    Case("spec-time-zero", results("sweep", "--resume", "spec-time-zero"), words=("sweep.json", "time")),
+    Case("spec-cluster-unknown-key", results("sweep", "--resume", "spec-unknown-key"), words=("sweep.json", "nodes")),
+    Case("spec-executor-unknown", results("status", "spec-executor"), words=("sweep.json", "pbs")),
+    Case("spec-executor-missing", results("status", "spec-no-executor"), words=("sweep.json", "executor")),
+    Case("spec-train-unknown-option", results("sweep", "--resume", "spec-train-unknown"), words=("sweep.json", "dropout")),
+    Case("spec-train-wrong-type", results("sweep", "--resume", "spec-epochs"), words=("sweep.json", "epochs")),
+    Case("spec-schema-version", results("status", "spec-v2"), words=("sweep.json", "schema_version 2")),
+    Case("spec-truncated", results("status", "spec-truncated"), words=("sweep.json", "not whole JSON")),
+    Case("spec-not-an-object", results("leaderboard", "spec-list"), words=("sweep.json", "JSON object")),
+    Case("spec-binary", results("status", "spec-binary"), words=("sweep.json", "damaged")),
+    Case("spec-sweep-id-escapes", results("status", "spec-sweep-id"), words=("sweep.json", "'../x'")),
+    Case("jobs-text-job-id-status", results("status", "jobs-text-id"), words=("jobs.json", "job id")),
+    Case("jobs-text-job-id-resume", results("sweep", "--resume", "jobs-text-id"), words=("jobs.json", "job id")),
+    Case("jobs-text-job-id-cancel", results("cancel", "jobs-text-id"), words=("jobs.json", "job id")),
+    Case("jobs-run-id-escapes", results("status", "jobs-escape"), words=("jobs.json", "run id")),
+    Case("jobs-truncated", results("status", "jobs-truncated"), words=("jobs.json", "not whole JSON")),
+    Case("jobs-not-an-object", results("leaderboard", "jobs-list"), words=("jobs.json", "JSON object")),
+    Case("jobs-preprocess-id", results("status", "jobs-pre-id"), words=("jobs.json", "'$(id)'")),
+    Case("jobs-executor-unknown", results("status", "jobs-executor"), words=("jobs.json", "pbs")),
+    Case("record-not-an-object", results("status", "record-list"), code=0, words=("DAMAGED", "JSON object")),
+    Case("record-schema-version", results("status", "record-v2"), code=0, words=("DAMAGED", "schema_version 2")),
+    Case("record-status", results("status", "record-status"), code=0, words=("DAMAGED", "GREAT")),
+    Case("record-accuracy", results("leaderboard", "record-accuracy"), code=0, words=("1 DAMAGED",)),
+    Case("record-of-another-run", results("status", "record-other-run"), code=0, words=("DAMAGED", "MobileNetV2-s1")),
+    Case("record-seed-string", results("status", "record-seed-string", "--format", "json"), code=0, words=("DAMAGED", "seed")),
+    Case("record-unknown-field", results("status", "record-unknown-field"), code=0, words=("DAMAGED", "extra")),
+    Case("record-v2-predict", ("predict", "--run", "record-v2/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("record-v2", "schema_version 2")),
+    Case("profile-bad-toml", dry("--profile", "{I}/bad-toml.toml"), words=("bad-toml.toml", "not valid TOML")),
+    Case("profile-unknown-key", dry("--profile", "{I}/unknown-key.toml"), words=("unknown-key.toml", "gpu_partitions")),
+    Case("profile-zero-time", dry("--profile", "{I}/zero-time.toml"), words=("zero-time.toml", "--time '0'", "at least one minute")),
+    Case("profile-time-not-text", dry("--profile", "{I}/time-string.toml"), words=("time-string.toml", "--time", "not text")),
+    Case("profile-account-number", dry("--profile", "{I}/account-number.toml"), words=("account-number.toml", "account")),
+    Case("profile-partition-bool", dry("--profile", "{I}/partition-bool.toml"), words=("partition-bool.toml", "--partition", "not text")),
+    Case("profile-mem-string", dry("--profile", "{I}/mem-string.toml"), words=("mem-string.toml", "mem_gb")),
+    Case("profile-array-list", dry("--profile", "{I}/array-list.toml"), words=("array-list.toml", "--array-parallelism")),
+    Case("profile-cpus-float", dry("--profile", "{I}/cpus-float.toml"), words=("cpus-float.toml", "--cpus-per-task", "whole number")),
+    Case("profile-negative-mem", dry("--profile", "{I}/negative-mem.toml"), words=("negative-mem.toml", "mem_gb")),
+    Case("profile-nan-mem", dry("--profile", "{I}/nan-mem.toml"), words=("nan-mem.toml", "mem_gb")),
+    Case("profile-signal-zero", dry("--profile", "{I}/signal-zero.toml"), words=("signal-zero.toml", "--signal-delay-s")),
+    Case("profile-account-sbatch", dry("--profile", "{I}/account-newline.toml"), words=("account-newline.toml", "account")),
+    Case("profile-qos-nul", dry("--profile", "{I}/qos-nul.toml"), words=("qos-nul.toml", "qos")),
+    Case("profile-table", dry("--profile", "{I}/table.toml"), words=("table.toml", "gpu")),
+    Case("profile-binary", dry("--profile", "{I}/binary.toml"), words=("binary.toml",)),
+    Case("profile-folder", dry("--profile", "{I}/dir.toml"), words=("dir.toml",)),
+    Case("profile-unknown-name", dry("--profile", "nope"), words=("no profile 'nope'", "local")),
+    Case("profile-path-escape", dry("--profile", "../../../../etc/passwd"), words=("no profile",)),
+
+    # --- unsafe writes: never through a link planted in the results ---
+    Case("report-html-symlink", results("report", "done"), words=("report.html", "symbolic link"),
+         setup=plant_link("done/report.html", "victim.txt"), check=untouched("victim.txt")),
+    Case("report-md-symlink", results("report", "done", "--format", "md"), words=("report.md", "symbolic link"),
+         setup=plant_link("done/report.md", "victim.txt"), check=untouched("victim.txt")),
+    Case("report-dangling-symlink", results("report", "done"), words=("report.html", "symbolic link"),
+         setup=plant_link("done/report.html", "nowhere.txt", None), check=untouched("nowhere.txt", None)),
+    Case("figures-folder-symlink", results("report", "done"), words=("figures", "symbolic link"),
+         setup=plant_link("done/figures", "elsewhere", None), check=untouched("elsewhere", None)),
+    Case("figure-file-symlink", results("report", "done"), words=("roc.png", "symbolic link"),
+         setup=plant_link("done/figures/roc.png", "victim.png"), check=untouched("victim.png")),
+    Case("resume-jobs-symlink", results("sweep", "--resume", "all-damaged"), words=("jobs.json", "symbolic link"),
+         setup=plant_link("all-damaged/jobs.json", "victim.json"), check=untouched("victim.json")),
+    Case("prepare-out-inside-real", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/real/out",
+                                     "--reencode", "png"), words=("--out",), setup=image_folders,),
+
+    # --- numbers out of range ---
+    *[Case(f"{option[2:]}-{label}", sweep(option, value), words=(option,)) for option, value, label in [
+        ("--epochs", "0", "zero"), ("--epochs", "-1", "negative"), ("--epochs", "1.5", "fraction"), ("--epochs", "many", "word"),
+        ("--seeds", "0", "zero"), ("--seeds", "-1", "negative"), ("--batch-size", "0", "zero"), ("--batch-size", "-3", "negative"),
+        ("--lr", "nan", "nan"), ("--lr", "inf", "inf"), ("--lr", "-inf", "minus-inf"), ("--lr", "0", "zero"),
+        ("--lr", "-1e-3", "negative"), ("--lr", "fast", "word"), ("--max-parallel", "0", "zero"), ("--time", "0", "zero"),
+        ("--mem", "0", "zero"), ("--mem", "nan", "nan"), ("--mem", "inf", "inf"), ("--cpus-per-task", "0", "zero"),
+        ("--array-parallelism", "0", "zero"), ("--image-size", "0", "zero"), ("--image-size", "-64", "negative")]],
+    Case("demo-per-class-zero", ("data", "demo", "--out", "{T}/d", "--per-class", "0"), words=("--per-class",)),
+    Case("demo-size-zero", ("data", "demo", "--out", "{T}/d", "--size", "0"), words=("--size",)),
+    Case("demo-seed-negative", ("data", "demo", "--out", "{T}/d", "--seed=-1"), words=("--seed",)),
+    Case("demo-per-class-below-photographs", ("data", "demo", "--out", "{T}/d", "--per-class", "3"), words=("--per-class",)),
+    Case("prepare-per-class-zero", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--per-class", "0"),
+         words=("--per-class",)),
+
+    # --- unknown choices ---
+    *[Case(f"choice-{label}", args, words=(word,)) for label, args, word in [
+        ("optimizer", sweep("--optimizer", "rmsprop"), "--optimizer"), ("mode", sweep("--mode", "full"), "--mode"),
+        ("preprocessing", sweep("--preprocessing", "keras"), "--preprocessing"),
+        ("select-by", sweep("--select-by", "f1"), "--select-by"), ("precision", sweep("--precision", "fp8"), "--precision"),
+        ("cluster", sweep("--cluster", "pbs"), "--cluster"), ("models-format", ("models", "--format", "xml"), "--format"),
+        ("status-format", results("status", "done", "--format", "xml"), "--format"),
+        ("leaderboard-format", results("leaderboard", "done", "--format", "xlsx"), "--format"),
+        ("leaderboard-sort", results("leaderboard", "done", "--sort", "speed"), "speed"),
+        ("leaderboard-compare", results("leaderboard", "done", "--compare", "keras"), "--compare"),
+        ("report-format", results("report", "done", "--format", "pdf"), "--format"),
+        ("predict-format", ("predict", "--run", "done/MobileNetV2", "--format", "csv", "{I}/face.png"), "--format"),
+        ("command", ("train",), "train"), ("data-command", ("data",), "data"),
+        ("demo-generator", ("data", "demo", "--out", "{T}/d", "--generators", "stylegan"), "stylegan"),
+        ("reencode", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "webp"), "webp")]],
+    Case("choice-reencode-quality", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "jpeg:101"),
+         words=("jpeg:101",), setup=image_folders),
+    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.cluster.jobs",)),
+    Case("cross-generator-and-ablate", sweep("--cross-generator", "--ablate-preprocessing"), words=("--cross-generator",)),
+    Case("cross-generator-one-generator", sweep("--cross-generator"), words=("--cross-generator", "two generators")),
+    Case("force-without-resume", sweep("--force"), words=("--force", "--resume")),
+    Case("resume-with-training-option", results("sweep", "--resume", "done", "--epochs", "3"), words=("--epochs", "--resume")),
+    Case("resume-dry-run-nothing-to-do", results("sweep", "--resume", "done", "--dry-run", "--cluster", "local"), code=0,
+         words=("no run to resubmit",)),
+    Case("resume-bad-account", results("sweep", "--resume", "done", "--account", "proj\n"), words=("--account", "'proj\\n'", "is not valid")),
+    Case("resume-nothing-to-do", results("sweep", "--resume", "done"), code=0, words=("no run to resubmit",)),
+    Case("resume-skips-running", results("sweep", "--resume", "running"), code=0, changes=True, submits=("MobileNetV2-s1",),
+         words=("MobileNetV2-s0 is RUNNING", "--force"), check=set_aside("running", "MobileNetV2-s1")),
+    Case("resume-force-running", results("sweep", "--resume", "running", "--force"), code=0, changes=True,
+         submits=("MobileNetV2-s0", "MobileNetV2-s1")),
+    Case("results-is-a-file", sweep("--results", "{I}/a-file"), words=("a-file",)),
+    Case("results-unwritable", sweep("--results", "/proc/harness-results"), words=("/proc/harness-results",)),
+    Case("results-nul", sweep("--results", "{T}/r\x00x"), words=("--results",)),
+    Case("results-newline-slurm", dry("--results", "{T}/r\n#SBATCH --wrap=id"), words=("--results",)),
+    Case("dataset-nul", sweep("--dataset", "{T}/d\x00x"), words=("d\\x00x",)),
+    Case("weights-nul", sweep("--weights", "{T}/w\x00.pt"), words=("--weights",)),
+
+    # --- unknown sweep ids and runs ---
+    Case("status-unknown", results("status", "nope"), words=("no sweep 'nope'", "sweeps there")),
+    Case("leaderboard-unknown", results("leaderboard", "nope"), words=("no sweep 'nope'",)),
+    Case("report-unknown", results("report", "nope"), words=("no sweep 'nope'",)),
+    Case("cancel-unknown", results("cancel", "nope"), words=("no sweep 'nope'",)),
+    Case("resume-unknown", results("sweep", "--resume", "nope"), words=("no sweep 'nope'",)),
+    Case("status-ambiguous", results("status", "spec-"), words=("ambiguous",)),
+    Case("status-path-escape", results("status", "../../etc"), words=("no sweep",)),
+    Case("status-folder-without-spec", results("status", "not-a-sweep"), words=("no sweep 'not-a-sweep'",)),
+    Case("status-empty-id", results("status", ""), words=("no sweep ''",)),
+    Case("status-nul-id", results("status", "do\x00ne"), words=("no sweep",)),
+    Case("status-no-results", ("status", "--results", "{T}/nowhere"), words=("no sweep under",)),
+    Case("status-results-file", ("status", "--results", "{I}/a-file"), words=("no sweep under",)),
+    Case("predict-no-slash", ("predict", "--run", "done", "{I}/face.png", "--results", "{R}"), words=("SWEEP/ARCH",)),
+    Case("predict-no-run", ("predict", "--run", "done/", "{I}/face.png", "--results", "{R}"), words=("SWEEP/ARCH",)),
+    Case("predict-unknown-sweep", ("predict", "--run", "nope/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("no sweep 'nope'",)),
+    Case("predict-unknown-arch", ("predict", "--run", "done/AlexNet", "{I}/face.png", "--results", "{R}"), words=("no run 'AlexNet'",)),
+    Case("predict-nothing-completed", ("predict", "--run", "nothing-done/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("no completed run",)),
+    Case("predict-missing-image", ("predict", "--run", "done/MobileNetV2", "{T}/nope.png", "--results", "{R}"), code=1,
+         words=("nope.png", "No such file")),
+    Case("predict-text-image", ("predict", "--run", "done/MobileNetV2", "{I}/text.png", "--results", "{R}"), code=1,
+         words=("text.png",)),
+    Case("predict-folder-image", ("predict", "--run", "done/MobileNetV2", "{I}", "--results", "{R}"), code=1, words=("inputs",)),
+    Case("predict-nul-image", ("predict", "--run", "done/MobileNetV2", "{T}/a\x00.png", "--results", "{R}"), code=1,
+         words=("embedded null byte",)),
+    Case("cancel-unknown-run", results("cancel", "running", "--runs", "AlexNet"), words=("no run 'AlexNet'",)),
+
+    # --- as a real process: the exit code and the one stderr line the shell sees ---
+    Case("process-account-newline", sweep("--account", "proj\n"), words=("--account", "'proj\\n'"), process=True),
+    Case("process-epochs-zero", sweep("--epochs", "0"), words=("--epochs",), process=True),
+    Case("process-status-unknown", results("status", "nope"), words=("no sweep 'nope'",), process=True),
+    Case("process-status-damaged", results("status", "damaged"), code=0, words=("DAMAGED",), process=True),
+    Case("process-leaderboard-nothing-completed", results("leaderboard", "nothing-done", "--sort", "eer"), code=0,
+         words=("NOT SUBMITTED",), process=True),
+    Case("process-spec-escape", results("status", "spec-escape"), words=("sweep.json",), process=True),
+]
+CASES += [Case(f"name{option}-{label}", dry(f"{option}={value}"), words=(option, message))
+          for option, message in NAME_OPTIONS.items() for label, value in CHARACTERS.items()]
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+def _run(case: Case, places: dict[str, Path], cli) -> Outcome:
+    args = [fill(a, places) for a in case.args]
+    if not case.process:
+        shown = cli(*args)
+        return Outcome(shown.code, shown.out, shown.err)
+    # a real process: the backends cannot be guarded there, so only cases refused before any submission
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env,
+                          cwd=places["T"], timeout=120, check=False)
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def test_cases_have_distinct_ids():
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+@pytest.mark.parametrize("case", [c.param() for c in CASES])
+def test_bad_input(case: Case, world, cli):
+    """One line naming the cause (exit 2), or handled; the results, datasets and queue as they were."""
+    places = world
+    places["T"].mkdir()
+    if case.setup:
+        case.setup(places)
+    kept = [places["D"], places["I"], places["T"]] + ([] if case.changes else [places["R"]])
+    before, queued = snapshot(*kept), queue(places["T"].parent)
+    Guard.allowed = case.submits is not None
+    result = _run(case, places, cli)
+    shown = result.out + result.err
+    assert "Traceback" not in shown, shown[-3000:]
+    assert result.code == case.code, (result.code, result.out[-2000:], result.err[-2000:])
+    if case.code == 2:  # refused: one line on stderr, naming the cause
+        assert result.err.startswith("error: ") and result.err.endswith("\n") and result.err.count("\n") == 1, repr(result.err)
+    for word in case.words:
+        assert word in (result.err if case.code == 2 else shown), f"{word!r} not in {shown[-2000:]!r}"
+    changed = sorted(set(before.items()) ^ set(snapshot(*kept).items()))
+    assert not changed, f"written or changed: {changed[:6]}"
+    assert queue(places["T"].parent) == queued, "the Slurm queue changed"
+    assert Guard.submitted == ([list(case.submits)] if case.submits else []), Guard.submitted
+    if case.check:
+        case.check(places)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Property: whatever a name holds, the batch script keeps its #SBATCH lines
+# ----------------------------------------------------------------------------------------------------
+
+# The characters that matter to sbatch (a directive ends at a newline; sbatch stops reading directives at
+# the first ordinary line) and to bash, a few that do not, and some a name may hold.
+PROPERTY_CHARACTERS = ["\n", "\r", "'", '"', "#", "$", "`", "\x00", "-", " ", ";", "\\", "\t", "\x7f", "é", "\u2028",
+                       "%", "(", ")", "|", "&", "*", ".", "_"]
+
+
+def sbatch_directives(script: str) -> tuple[list[str], list[str]]:
+    """(the keys sbatch reads, in order: #SBATCH lines until the first line that is neither blank nor a
+    comment; the keys of every line that starts with #SBATCH anywhere in the script)."""
+    read, stopped = [], False
+    lines = script.split("\n")[1:]  # after the shebang
+    for line in lines:
+        if line.startswith("#SBATCH"):
+            if not stopped:
+                read.append(line.split()[1].split("=")[0])
+        elif line.strip() and not line.startswith("#"):
+            stopped = True
+    anywhere = [line.split()[1].split("=")[0] if len(line.split()) > 1 else line for line in lines if line.startswith("#SBATCH")]
+    return read, anywhere
+
+
+def _scripts(cli, *args: str) -> tuple[int, str, str]:
+    shown = cli(*args)
+    return shown.code, shown.out, shown.err
+
+
+def _values(base: str, character: str) -> list[str]:
+    return [f"{character}{base}", f"{base[:2]}{character}{base[2:]}", f"{base}{character}"]
+
+
+def _names(key: str) -> list[str]:
+    """How a refusal may name a profile key: the key, its option, or today's key for a legacy one."""
+    from harness.cluster.profiles import LEGACY
+
+    keys = [key, LEGACY.get(key, key)]
+    return [*keys, *({"gpu_partition": "--partition"}.get(k, f"--{k.replace('_', '-')}") for k in keys)]
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+# Each target and a value it accepts; the characters go in front of it, inside it and after it.
+TARGETS = {"--account": "proj", "--qos": "proj", "--reservation": "proj", "--constraint": "proj", "--exclude": "proj",
+           "--partition": "gpu", "--cpu-partition": "compute", "--gpu-type": "p100", "--gres": "gpu:p100:1",
+           "--time": "90", "--mem": "4000M", "--sbatch": "comment=proj", "--name": "proj", "--results": "proj"}
+PROFILE_KEYS = {"cpu_partition": "compute", "gpu_partition": "gpu", "gres": "gpu:p100:1", "mem": "4000M", "time": "90",
+                "preprocess_mem": "4000M", "preprocess_time": "90", "account": "proj", "qos": "proj", "constraint": "proj",
+                "exclude": "proj", "reservation": "proj", "cpus_per_task": 2, "preprocess_cpus": 2, "array_parallelism": 2,
+                "max_array_size": 100, "signal_delay_s": 60, "setup": ["module load proj"], "sbatch": {"comment": "proj"},
+                # legacy keys (profiles written before the settings followed sbatch)
+                "gpu_type": "p100", "time_min": 90, "mem_gb": 4}
+NAMES = {"--account", "--qos", "--reservation", "--partition", "--cpu-partition", "--gpu-type", "--name",
+         "profile:account", "profile:qos", "profile:reservation", "profile:cpu_partition", "profile:gpu_partition",
+         "profile:gpu_type"}
+
+
+def _with(base: Any, value: str) -> Any:
+    """The profile value base, with its text (or its one line, or its one option's value) replaced by value."""
+    if isinstance(base, list):
+        return [value]
+    if isinstance(base, dict):
+        return {"comment": value}
+    return value
+
+
+@pytest.mark.parametrize("target", [*TARGETS, *[f"profile:{key}" for key in PROFILE_KEYS]])
+def test_a_name_never_changes_the_batch_scripts_directives(target, world, cli):
+    """Each name option and profile key, fed each character in front, inside and at the end of a value it
+    accepts: refused in one line that names it, or the scripts `sweep --dry-run` prints have the same
+    #SBATCH keys, in the same order, all read by sbatch, as with the plain value."""
+
+    results = world["T"] / "results"
+    base = ("sweep", "--cluster", "slurm", "--dry-run", "--dataset", str(world["D"] / "good"), "--models", MODEL,
+            "--image-size", "64")
+    key = target.removeprefix("profile:")
+    plain = TARGETS.get(target, PROFILE_KEYS.get(key))
+    text = plain if isinstance(plain, str) else (plain[0] if isinstance(plain, list) else
+                                                 plain["comment"] if isinstance(plain, dict) else str(plain))
+    profiles = iter(range(10_000))
+
+    def dry_run(value: Any) -> tuple[int, str, str]:
+        if target == "--results":
+            return _scripts(cli, *base, "--results", str(results / value))
+        if target.startswith("profile:"):
+            profile = world["T"] / f"p{next(profiles)}.toml"
+            profile.parent.mkdir(exist_ok=True)
+            profile.write_text(f"{key} = {_toml(value)}\n")
+            return _scripts(cli, *base, "--results", str(results), "--profile", str(profile))
+        if target == "--sbatch":
+            value = f"comment={value}"
+        return _scripts(cli, *base, "--results", str(results), f"{target}={value}")
+
+    code, out, err = dry_run(plain)
+    assert code == 0, err
+    baseline = [sbatch_directives(s)[0] for s in out.split("#!/bin/bash")[1:]]
+    accepted = []
+    for character in PROPERTY_CHARACTERS:
+        for value in _values(text, character):
+            code, out, err = dry_run(value if isinstance(plain, str) or target == "--sbatch" else _with(plain, value))
+            if code == 2:  # (a) refused, in one line naming what was refused
+                assert err.startswith("error: ") and err.count("\n") == 1, repr(err)
+                named = [target, *_names(key), *(["GPU type"] if key in ("gpu_type", "gres", "--gpu-type") else [])]
+                assert any(name in err for name in named), err
+            else:  # (b) accepted: the same directives, each read by sbatch
+                assert code == 0, (value, err)
+                scripts = out.split("#!/bin/bash")[1:]
+                for script, expected in zip(scripts, baseline, strict=True):
+                    read, anywhere = sbatch_directives(script)
+                    assert read == expected and anywhere == expected, (repr(value), script)
+                accepted.append(value)
+    assert not [p for p in results.rglob("*") if p.is_file()], "a dry run wrote a file"
+    if target in NAMES:  # a Slurm name or a sweep name: letters, digits, '.', '_', '-' (not in front), nothing else
+        assert all(set(v) <= set(text + "._-") and not v.startswith("-") for v in accepted), accepted
+    if target == "--results":  # a path: no space, no control character (it lands in batch script lines)
+        assert accepted and not any(c.isspace() or not c.isprintable() for v in accepted for c in v), accepted
+
+
+def test_the_code_snapshot_path_is_quoted_in_the_batch_script(tmp_path):
+    """The one line of bash the harness adds to a batch script (PYTHONPATH to the sweep's code) keeps a
+    results path with a space or a `$(...)` as one word."""
+    import shlex
+
+    from harness.cluster.profiles import Profile
+    from harness.cluster.slurm import _executors, site_defaults
+    from harness.store.paths import SweepPaths
+
+    sweep = SweepPaths(tmp_path / "my results $(touch pwned)" / "s1")
+    sweep.code.mkdir(parents=True)
+    pre, train = _executors(sweep, site_defaults(recorded_site(), Profile()), 1)
+    for executor in (pre, train):
+        line = executor.parameters["setup"][-1]
+        assert shlex.split(line)[1].startswith(f"PYTHONPATH={sweep.code}"), line
