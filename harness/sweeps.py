@@ -75,21 +75,6 @@ def demo_folder(results: Path) -> Path:
     return Path(results) / "datasets" / "demo-{per_class}x{size}px-seed{seed}".format(**DEMO)
 
 
-def resolve_dataset(dataset: str, results: Path) -> Path:
-    """'demo' builds (once) the built-in demo dataset under results/datasets; a folder is checked."""
-    from harness.data.manifest import read_manifest
-
-    if dataset == "demo":
-        from harness.data.demo import make_demo
-
-        folder = demo_folder(results)
-        if not (folder / "manifest.csv").exists():
-            make_demo(folder, DEMO["per_class"], DEMO["size"], DEMO["seed"])
-        return folder.resolve()
-    read_manifest(Path(dataset))  # fails in one line on a missing folder, manifest or class
-    return Path(dataset).resolve()
-
-
 def generator_variants(dataset: Path) -> list[Variant]:
     """One variant per fake generator of the dataset: train on it, test on every generator."""
     from harness.data.manifest import read_manifest
@@ -206,7 +191,9 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile
     _check_writable(sweep.results)
     backend.preflight(profile)
     if spec.dataset == str(demo_folder(sweep.results).resolve()):
-        resolve_dataset("demo", sweep.results)
+        from harness.data.demo import ensure_demo
+
+        ensure_demo(demo_folder(sweep.results), **DEMO)  # built once, under a lock, whole or not at all
     try:
         sweep.folder.mkdir()  # atomic: of two sweeps started at once under one name, one gets the folder
     except FileExistsError:
