@@ -28,7 +28,7 @@ from harness.store.records import RunSpec, SweepSpec, read_spec, run_id, write_s
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, read_submissions, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
-from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
+from harness.zoo import ABLATION
 
 DEMO = {"per_class": 400, "size": 80, "seed": 0}  # 80 px: the smallest size above InceptionV3's minimum of 75
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
@@ -87,9 +87,6 @@ def generator_variants(dataset: Path) -> list[Variant]:
 
 # --ablate-preprocessing (README, "The paper's question"): each architecture's own input (timm), the
 # input its Keras application expects (paper), and ResNet50's caffe input for all (the paper's probable one).
-ABLATION = ("timm", PAPER_PREPROCESSING, PAPER_PROBABLE_MODE)
-
-
 def preprocessing_variants(model: str, image_size: int | None = None) -> list[Variant]:
     """The ablation's variants for one architecture. Those that feed the network the same tensors run once,
     under the names joined by '-' (DenseNet121's own input is Keras' torch mode: variant 'timm-paper')."""

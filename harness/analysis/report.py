@@ -52,7 +52,7 @@ QUESTION_TEXT = (
 def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFrame]:
     """The ablation's table: per architecture, test accuracy under each input, the paper's condition recreated,
     Table 2, and which inputs are right for the weights loaded; with a sentence on what the sweep can tell."""
-    from harness.sweeps import ABLATION
+    from harness.zoo import ABLATION
     from harness.zoo.models import get_spec, preprocessing_for
 
     size = spec.train.get("image_size")
