@@ -10,8 +10,8 @@ import pandas as pd
 from harness.analysis.comparison import setting_line, setting_rows
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
 from harness.analysis.leaderboard import leaderboard, paper_table, with_paper
-from harness.render import interval
 from harness.errors import UserError
+from harness.render import interval
 from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import SweepPaths
 from harness.store.records import SweepSpec, read_spec

@@ -13,8 +13,8 @@ import timm
 import torch
 from torch import nn
 
-from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.errors import UserError
+from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
 from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS, ModelSpec, check_image_size
 
@@ -76,7 +76,7 @@ def timm_spec(name: str) -> ModelSpec | None:
     if cfg is None or name in MODEL_SPECS:
         return None
     own_size = int(cfg.input_size[-1])
-    module = getattr(timm.models, "_registry")._model_to_module.get(name.split(".")[0], "")
+    module = timm.models._registry._model_to_module.get(name.split(".")[0], "")
     minimum = MIN_IMAGE_SIZE_BY_MODULE.get(module, 32)
     dynamic = bool(cfg.fixed_input_size) and _takes_dynamic_size(name)
     only = own_size if cfg.fixed_input_size and not dynamic else None
