@@ -18,6 +18,7 @@ from harness.store.paths import SweepPaths
 from harness.store.records import SweepSpec, read_spec
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
+SETTINGS = ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster", "code")
 FIGURE_CAPTIONS = {
     "training_curves": "Training and validation accuracy and loss per epoch (the paper's Figure 5).",
     "roc": "ROC curves on the test split.",
@@ -124,7 +125,7 @@ def sections(sweep: SweepPaths) -> list[Section]:
     setting = setting_rows(spec)
     weights_text, weights = weights_table(spec)
     out: list[Section] = [
-        ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster")},
+        ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in SETTINGS},
                                                   indent=2) + "\n```"),
         ("This sweep's setting beside the paper's", "text", setting_line(setting)),
         ("", "table", pd.DataFrame(setting)),
@@ -195,14 +196,16 @@ def write_report(sweep: SweepPaths, fmt: str = "html") -> Path:
         title = section[0]
         if section[1] == "figure":
             data = base64.b64encode(section[2].read_bytes()).decode()
-            body.append(f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%"><figcaption>{html.escape(title)}</figcaption></figure>')
+            body.append(f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%">'
+                        f'<figcaption>{html.escape(title)}</figcaption></figure>')
         else:
             if title:
                 body.append(f"<h2>{html.escape(title)}</h2>")
             body.append(section[2].to_html(index=False, border=0) if section[1] == "table" else
                         f"<pre>{html.escape(section[2].strip('`'))}</pre>" if section[2].startswith("```") else
                         f"<p>{html.escape(section[2])}</p>")
-    style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}"
+             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}")
     write_text_atomic(path, f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.sweep_id)}</title>"
                             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
     return path

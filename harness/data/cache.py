@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from harness.store.atomic import read_json, write_json_atomic
 from harness.data.images import UndecodableImage, decode
 from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
 from harness.errors import UserError
+from harness.store.atomic import read_json, write_json_atomic
 
 CACHE_SCHEMA = 1
 CHUNK = 64

@@ -17,11 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import skimage
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
-import skimage
 
 from harness.data.images import decode, sha256_of
 from harness.data.manifest import MANIFEST_NAME, write_manifest
@@ -239,6 +238,7 @@ def _write_demo(out: Path, per_class: int, size: int, seed: int, generators: tup
             if label == "real":
                 image = _real_from(crop, size)
             elif kind == "dcgan":  # sampled from noise: no source photograph, spread over the splits as photographs are
+                assert dcgan is not None  # drawn above whenever "dcgan" is among the generators
                 image = _real_from(_dcgan_colour(Image.fromarray(dcgan[index]), photos[source]), size)
                 group = f"dcgan-{index}"
             else:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.store.atomic import write_atomic
 from harness.errors import UserError
+from harness.store.atomic import write_atomic
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ["path", "label", "split", "sha256", "width", "height", "format", "generator", "group"]
@@ -30,7 +30,8 @@ def manifest_path(dataset: Path) -> Path:
         raise UserError(f"dataset folder {dataset} does not exist")
     path = dataset / MANIFEST_NAME if dataset.is_dir() else dataset
     if not path.is_file():
-        raise UserError(f"{dataset} has no {MANIFEST_NAME}; build one with: python -m harness data prepare --real DIR --fake DIR --out {dataset}")
+        raise UserError(f"{dataset} has no {MANIFEST_NAME}; build one with: "
+                        f"python -m harness data prepare --real DIR --fake DIR --out {dataset}")
     return path
 
 

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from slurm_helpers import (latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission,
-                           train_until, wait_until)
+from slurm_helpers import latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission, train_until, wait_until
 
 
 def _one_line_error(result, *fragments: str) -> None:

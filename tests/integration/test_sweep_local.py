@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import torch
 
-from harness.zoo.models import build_model
 from harness.store.paths import list_sweeps
+from harness.zoo.models import build_model
 
 UNIT_INTERVAL = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
 

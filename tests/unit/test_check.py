@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.check import (Reference, References, check_sweep, parse_references, read_references, to_toml,
-                                    update_references)
+from harness.analysis.check import Reference, References, check_sweep, parse_references, read_references, to_toml, update_references
 from harness.errors import UserError
 
 from perf_helpers import make_sweep, record

@@ -4,8 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.compare import (RunFigures, allocated_gpus, beyond_spread, compare_figures, compare_sweeps,
-                                      elapsed_seconds, gpu_hours, welch)
+from harness.analysis.compare import (
+    RunFigures,
+    allocated_gpus,
+    beyond_spread,
+    compare_figures,
+    compare_sweeps,
+    elapsed_seconds,
+    gpu_hours,
+    welch,
+)
 from harness.cluster.accounting import parse_sacct
 
 from perf_helpers import make_sweep, record

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.analysis.figures import (draw_accuracy_vs_speed, draw_cross_generator_heatmaps, draw_robustness_heatmap,
-                                      draw_training_curves, unit_limits)
+from harness.analysis.figures import (
+    draw_accuracy_vs_speed,
+    draw_cross_generator_heatmaps,
+    draw_robustness_heatmap,
+    draw_training_curves,
+    unit_limits,
+)
 
 
 def _history(epochs: int, accuracy: float, loss: float = 0.4) -> pd.DataFrame:

@@ -6,8 +6,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.flops import (PEAK_TFLOPS, compute_precision, flop_counter, flops_per_image, model_flops_utilisation,
-                           peak_tflops, set_float32_matmul)
+from harness.flops import (
+    PEAK_TFLOPS,
+    compute_precision,
+    flop_counter,
+    flops_per_image,
+    model_flops_utilisation,
+    peak_tflops,
+    set_float32_matmul,
+)
 from harness.zoo.models import build_model
 
 aten = torch.ops.aten

@@ -15,8 +15,7 @@ from harness.errors import UserError
 from harness.render import table
 from harness.store.records import RunSpec, SweepSpec
 from harness.training.config import TrainConfig, train_options
-from harness.zoo.models import (MODEL_NAMES, MODEL_SPECS, build_model, check_imagenet_weights, preprocessing_for,
-                                weights_provenance)
+from harness.zoo.models import MODEL_NAMES, MODEL_SPECS, build_model, check_imagenet_weights, preprocessing_for, weights_provenance
 from harness.zoo.preprocessing import KERAS_MODES
 
 # What keras.applications' preprocess_input does for each of the paper's networks.

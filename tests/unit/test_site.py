@@ -83,7 +83,8 @@ def test_a_node_line_keeps_values_with_spaces():
     fields = parse_fields(line)
     assert fields["NodeName"] == "ga03" and fields["OS"] == "Linux 6.18.44-fc-v595 #1 SMP PREEMPT_DYNAMIC @0"
     assert fields["Reason"] == "GPU ECC error on gpu2 [root@2026-11-20T10:00:00]"
-    assert (fields["Gres"], fields["State"], fields["CfgTRES"]) == ("gpu:a100:4(S:0-1)", "DOWN+DRAIN", "cpu=64,mem=512000M,billing=64,gres/gpu=4")
+    assert (fields["Gres"], fields["State"], fields["CfgTRES"]) == \
+        ("gpu:a100:4(S:0-1)", "DOWN+DRAIN", "cpu=64,mem=512000M,billing=64,gres/gpu=4")
 
 
 def test_config_stops_at_the_controller_status():
