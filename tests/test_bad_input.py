@@ -849,8 +849,6 @@ def test_a_name_never_changes_the_batch_scripts_directives(target, world, cli):
     """Each name option and profile key, fed each character in front, inside and at the end of a value it
     accepts: refused in one line that names it, or the scripts `sweep --dry-run` prints have the same
     #SBATCH keys, in the same order, all read by sbatch, as with the plain value."""
-    from harness import sweeps
-
     results = world["T"] / "results"
     base = ("sweep", "--cluster", "slurm", "--dry-run", "--dataset", str(world["D"] / "good"), "--models", MODEL,
             "--image-size", "64")
