@@ -47,11 +47,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     from harness.render import as_json, out, print_table
     from harness.zoo.models import describe_models
 
+    if args.all is not None:
+        return cmd_models_all(args)
     rows = describe_models()
     if args.format == "json":
         print(as_json(rows))
         return 0
-    print_table(rows, ["model", "timm", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
+    print_table(rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
                 title="The paper's eight architectures (parameters counted as Keras counts them)")
     for row in rows:
         if row["note"]:
@@ -157,7 +159,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                               mode=args.mode, weights=args.weights, image_size=image_size, preprocessing=args.preprocessing,
                               select_by=args.select_by, precision=args.precision, tf32=args.tf32, channels_last=args.channels_last,
-                              device=args.device)
+                              device=args.device, compile=args.compile or None, allow_random_backbone=args.allow_random_backbone)
         request = sweeps.SweepRequest(dataset=args.dataset, models=sweeps.parse_models(args.models), seeds=args.seeds,
                                       train=train, results=args.results, name=args.name,
                                       cross_generator=args.cross_generator, ablate_preprocessing=args.ablate_preprocessing)
@@ -311,10 +313,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     columns = list(COLUMNS)
     if any(r.get("accuracy_lo") is not None for r in rows):  # several seeds: each accuracy's 95% interval
         for row in rows:
-            row["acc 95% CI"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
-        columns.insert(columns.index("accuracy") + 1, "acc 95% CI")
-        columns.insert(columns.index("status"), "overlaps")
-    if args.compare == "paper":
+            row["acc 95% CI (seeds)"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
+        columns.insert(columns.index("accuracy") + 1, "acc 95% CI (seeds)")
+    if any(r.get("not_separable_from") is not None for r in rows):
+        columns.insert(columns.index("status"), "not_separable_from")
+    if args.compare == "paper":  # our setting beside the paper's, and Table 2's figures in brackets beside ours
+        from harness.analysis.comparison import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
+        from harness.render import err
+        from harness.store.records import read_spec
+
+        setting = setting_rows(read_spec(sweep))
+        if args.format == "table":
+            print_table(setting, SETTING_COLUMNS, title=f"sweep {sweep.sweep_id}: its setting beside the paper's")
+            view, view_columns = paper_view(rows)
+            print_table(view, view_columns, title=VIEW_TITLE, caption=setting_line(setting), compact=True)
+            return 0
+        err.print(setting_line(setting), markup=False, highlight=False)
         rows = with_paper(rows)
         columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
     if args.format == "json":
@@ -353,6 +367,140 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if all(r["p_fake"] is not None for r in rows) else 1
 
 
+# --- a benchmark across sweeps (issue 14): models --all, history, compare, check ---
+def cmd_models_all(args: argparse.Namespace) -> int:
+    from harness.render import as_json, print_table
+    from harness.zoo.models import list_timm_models
+
+    rows = list_timm_models(args.all)
+    if not rows:
+        raise UserError(f"timm has no model matching {args.all!r} (a pattern such as 'convnext*' or '*vit_small*')")
+    if args.format == "json":
+        print(as_json(rows))
+    else:
+        print_table(rows, ["model", "pretrained", "default_tag", "tags", "input_size", "fixed_input_size", "paper"],
+                    title=f"timm models matching {args.all!r}: any of them goes to sweep --models")
+    return 0
+
+
+def _print_problems(problems: list[str]) -> None:
+    from harness.render import err
+
+    for problem in problems:
+        err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness.analysis.history import COLUMNS, history_rows, load_history, plot_history
+    from harness.render import as_csv, as_json, out, print_table
+
+    points, problems = load_history(args.results, args.metric, args.model, args.partition)
+    _print_problems(problems)
+    rows = history_rows(points, args.metric)
+    if args.format == "png":
+        where = args.out or args.results / f"history-{args.metric}.png"
+        what = " ".join(filter(None, [args.model, args.partition and f"partition {args.partition}"]))
+        out.print(f"figure: {plot_history(points, args.metric, where, f'{args.metric} over time {what}'.strip())}")
+    elif args.format == "json":
+        print(as_json(rows))
+    elif args.format == "csv":
+        print(as_csv(rows), end="")
+    else:
+        columns = [*COLUMNS[:5], "seeds", args.metric, *COLUMNS[6:]]
+        for row in rows:
+            row["change"] = "-" if row["change"] is None else f"x{row['change']:.3f}"
+        print_table(rows, columns, title=f"{args.metric} ({rows[0]['unit']}) per sweep, one series per (model, system, settings)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.analysis.compare import compare_sweeps, shown
+    from harness.render import as_csv, as_json, as_markdown, print_table
+    from harness.store.paths import find_sweep
+
+    sweep_a, sweep_b = find_sweep(args.results, args.sweep_a), find_sweep(args.results, args.sweep_b)
+    rows, notes = compare_sweeps(sweep_a, sweep_b)
+    _print_problems(notes)
+    if args.format == "json":
+        print(as_json({"a": sweep_a.sweep_id, "b": sweep_b.sweep_id, "rows": rows}))
+        return 0
+    if args.format == "csv":
+        print(as_csv(rows), end="")
+        return 0
+    # a figure neither sweep measured (GPU figures on CPUs) says nothing in a table, unless it has a reason
+    shown_rows = [{**row, "a": shown(row["unit"], row["a"]), "b": shown(row["unit"], row["b"]),
+                   "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}",
+                   "a_seeds": str(row["a_seeds"]), "b_seeds": str(row["b_seeds"])}
+                  for row in rows if row["a"] is not None or row["b"] is not None or row["note"]]
+    columns = ["model", "figure", "a", "a_seeds", "b", "b_seeds", "ratio", "beyond_spread", "test", "note"]
+    if args.format == "markdown":
+        print(as_markdown(shown_rows, columns), end="")
+    else:
+        print_table(shown_rows, columns, title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} "
+                    "(means over seeds; beyond_spread: Welch's t-test at 5%)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.analysis.check import check_sweep, read_references, update_references
+    from harness.analysis.compare import shown
+    from harness.render import as_csv, as_json, err, print_table
+    from harness.store.paths import find_sweep
+
+    sweep = find_sweep(args.results, args.sweep)
+    if args.update_references:
+        references = update_references(sweep, args.references)
+        err.print(f"wrote {len(references.references)} references from sweep {sweep.sweep_id} to {args.references}",
+                  markup=False, highlight=False)
+        return 0
+    rows = check_sweep(sweep, read_references(args.references))
+    failed = [row for row in rows if row["verdict"] == "FAIL"]
+    if args.format == "json":
+        print(as_json({"sweep": sweep.sweep_id, "references": str(args.references), "failed": len(failed), "rows": rows}))
+    elif args.format == "csv":
+        print(as_csv(rows), end="")
+    else:
+        shown_rows = [{**row, **{k: shown(row["unit"], row[k]) for k in ("value", "reference", "lower_bound", "upper_bound")},
+                       "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}"} for row in rows]
+        print_table(shown_rows, ["model", "figure", "value", "reference", "lower_bound", "upper_bound", "ratio", "seeds",
+                                 "verdict", "reason"], title=f"sweep {sweep.sweep_id} against {args.references}")
+    if failed:
+        err.print(f"{len(failed)} of {len(rows)} figures outside their reference: "
+                  + ", ".join(f"{r['model']} {r['figure']}" for r in failed), markup=False, highlight=False)
+    return 1 if failed else 0
+
+
+def add_perf_commands(sub: Any) -> None:
+    """The subcommands of a benchmark across sweeps (README: "A benchmark across sweeps")."""
+    from harness.store.perflog import FIGURE_UNITS
+
+    history = sub.add_parser("history", help="a figure over time from results/perflog.jsonl, per system and settings")
+    history.add_argument("--model", help="one architecture (as the sweep named it)")
+    history.add_argument("--partition", help="one partition ('local' for runs outside Slurm)")
+    history.add_argument("--metric", choices=list(FIGURE_UNITS), default="train_images_per_s", metavar="METRIC",
+                         help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURE_UNITS)}")
+    history.add_argument("--format", choices=["table", "csv", "json", "png"], default="table")
+    history.add_argument("--out", type=Path, help="with --format png: the figure's path (default RESULTS/history-METRIC.png)")
+    history.add_argument("--results", type=Path, default=Path("results"))
+    history.set_defaults(func=cmd_history)
+
+    compare = sub.add_parser("compare", help="two sweeps side by side per architecture: ratios, spread, GPU-hours")
+    compare.add_argument("sweep_a", metavar="SWEEP_A", help="the baseline (sweep id or unique prefix)")
+    compare.add_argument("sweep_b", metavar="SWEEP_B", help="the sweep compared with it")
+    compare.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    compare.add_argument("--results", type=Path, default=Path("results"))
+    compare.set_defaults(func=cmd_compare)
+
+    check = sub.add_parser("check", help="every figure of a sweep against its reference; exit 1 when one is outside")
+    _sweep_argument(check)
+    check.add_argument("--references", type=Path, required=True,
+                       help="TOML file of references with tolerances (examples in slurm/references/)")
+    check.add_argument("--update-references", action="store_true",
+                       help="write the sweep's figures into --references as the new values instead of checking")
+    check.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    check.set_defaults(func=cmd_check)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (what is wrong and where), not a usage block."""
 
@@ -377,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the paper's eight architectures, their parameter counts and preprocessing")
     models.add_argument("--format", choices=["table", "json"], default="table")
+    models.add_argument("--all", nargs="?", const="*", metavar="PATTERN",
+                        help="list timm's models matching PATTERN (e.g. 'convnext*'; default: all), any of which --models takes")
     models.set_defaults(func=cmd_models)
 
     data = sub.add_parser("data", help="datasets: prepare your own, or build the demo").add_subparsers(
@@ -401,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="train and evaluate every (architecture, seed) as a job; prints the sweep id")
     sweep.add_argument("--dataset", default="demo", help="a folder with manifest.csv (from data prepare), or 'demo'")
-    sweep.add_argument("--models", help="comma-separated architectures (default: all eight)")
+    sweep.add_argument("--models", help="comma-separated architectures: the paper's names or any timm model name (default: the eight)")
     sweep.add_argument("--seeds", type=positive_int, default=1, help="runs per architecture")
     sweep.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     sweep.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
@@ -411,17 +561,23 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--weights", default=defaults.weights, help=WEIGHTS_HELP)
     sweep.add_argument("--image-size", type=positive_int, help="input side in pixels (default: each architecture's own; the demo's 80)")
     sweep.add_argument("--preprocessing", choices=PREPROCESSING_CHOICES, default=defaults.preprocessing,
-                       help="timm: each model's own config; caffe/torch/tf: a Keras mode for every model")
+                       help="timm: each model's own config; paper: each model's Keras mode (caffe for ResNet50/VGG, "
+                       "torch for DenseNet121, tf for the others); caffe/torch/tf: one Keras mode for every model")
     sweep.add_argument("--select-by", choices=SELECT_BY, default=defaults.select_by,
                        help="the epoch each run keeps and tests: highest val accuracy (ties: lowest loss), or lowest val loss")
     sweep.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
     sweep.add_argument("--channels-last", action="store_true")
     sweep.add_argument("--tf32", action="store_true", help="fp32 on TF32 tensor cores (default: IEEE fp32, as MFU assumes)")
+    sweep.add_argument("--compile", action="store_true",
+                       help="run the training step through torch.compile (compile time recorded apart; eager if it fails)")
     sweep.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     sweep.add_argument("--cross-generator", action="store_true",
                        help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     sweep.add_argument("--ablate-preprocessing", action="store_true",
-                       help="per architecture, its own preprocessing and Keras' caffe mode (the paper's likely input)")
+                       help="per architecture: its own preprocessing (timm), its Keras mode (paper) and caffe's for all "
+                       "(the paper's likely input); variants that feed the same input run once")
+    sweep.add_argument("--allow-random-backbone", action="store_true",
+                       help="accept --mode transfer --weights none (a frozen random backbone; refused otherwise)")
     sweep.add_argument("--cluster", choices=["auto", "slurm", "local"], default="auto",
                        help="auto: Slurm when --partition is given or a Slurm controller answers, else this machine")
     sweep.add_argument("--results", type=Path, default=Path("results"), help="where sweeps are written")
@@ -455,8 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
     # the options that plan a new sweep, which --resume cannot change (see cmd_sweep)
     new_sweep = ["dataset", "models", "seeds", "epochs", "batch_size", "lr", "optimizer", "mode", "weights", "image_size",
-                 "preprocessing", "select_by", "precision", "channels_last", "tf32", "device", "cross_generator",
-                 "ablate_preprocessing", "name"]
+                 "preprocessing", "select_by", "precision", "channels_last", "tf32", "compile", "device", "cross_generator",
+                 "ablate_preprocessing", "allow_random_backbone", "name"]
     sweep.set_defaults(func=cmd_sweep, new_sweep_defaults={name: sweep.get_default(name) for name in new_sweep})
 
     status = sub.add_parser("status", help="where every job of a sweep stands")
@@ -502,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=["table", "json"], default="table")
     predict.add_argument("--results", type=Path, default=Path("results"))
     predict.set_defaults(func=cmd_predict)
+    add_perf_commands(sub)
     return parser
 
 

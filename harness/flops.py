@@ -62,7 +62,7 @@ def flop_counter() -> FlopCounterMode:
     return FlopCounterMode(display=False, custom_mapping={aten.convolution_backward: conv_backward_flop})
 
 
-def flops_per_image(step: Callable[[], None], batch: int) -> int:
+def flops_per_image(step: Callable[[], object], batch: int) -> int:
     """FLOPs one call of step does, per image: matmuls and convolutions, forward and backward
     (torch's count; bias, normalisation, activations and the optimiser are not counted)."""
     with flop_counter() as counter:
@@ -77,7 +77,7 @@ def set_float32_matmul(tf32: bool) -> dict[str, str]:
     "fp32" run would mix the two. Returns the mode each reads back as, for the run's record.
     """
     mode = "tf32" if tf32 else "ieee"
-    backends = torch.backends
+    backends: Any = torch.backends  # fp32_precision is newer than torch's type stubs
     if hasattr(backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9; mixing it with allow_tf32 is an error
         backends.cuda.matmul.fp32_precision = mode
         backends.cudnn.conv.fp32_precision = mode

@@ -294,12 +294,12 @@ class GpuSampler:
         elif not blocks:
             reason = f"no {phase} block was measured"
         elif all(b.energy_mj is not None for b in blocks):
-            joules, source = sum(b.energy_mj for b in blocks) / 1000.0, "nvml_counter"
+            joules, source = sum(b.energy_mj or 0.0 for b in blocks) / 1000.0, "nvml_counter"
         else:
             power = [(stamp, watts) for stamp, _, watts in self.readings if watts is not None]
             parts = [power_integral(power, b.start_us, b.end_us) for b in blocks]
             if all(p is not None for p in parts):
-                joules, source = sum(parts), "power_integral"
+                joules, source = sum(p or 0.0 for p in parts), "power_integral"
             else:
                 reason = f"{self.counter_reason}; and too few power readings to integrate"
         return {"energy_j": joules, "energy_source": source, "images": images,

@@ -4,11 +4,8 @@ Scores are the model's probabilities that an image is fake, used as given (float
 clipped except inside the log loss): a threshold is chosen and applied on the same values.
 """
 import math
-from collections.abc import Mapping, Sequence
-from itertools import combinations
 
 import numpy as np
-from scipy import stats
 from sklearn import metrics as skm
 
 BOOTSTRAP_METRICS = ("accuracy", "auc")
@@ -114,92 +111,15 @@ def bootstrap_interval(labels: np.ndarray, scores: np.ndarray, metric: str = "au
 
     estimate = float(evaluate(np.ones((1, len(labels))))[0])
     rng = np.random.default_rng(seed)
-    draws = []
+    chunks = []
     for start in range(0, n_boot, BOOTSTRAP_CHUNK):
         size = min(BOOTSTRAP_CHUNK, n_boot - start)
         drawn = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=size)  # times each group is drawn
-        draws.append(evaluate(drawn[:, members].astype(np.float64)))
-    draws = np.concatenate(draws) if draws else np.empty(0)
+        chunks.append(evaluate(drawn[:, members].astype(np.float64)))
+    draws = np.concatenate(chunks) if chunks else np.empty(0)
     draws = draws[~np.isnan(draws)]
     if len(draws) == 0:
         return (estimate, None, None)
     alpha = 1 - confidence
     low, high = np.percentile(draws, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return (estimate, _clip(low, (0.0, 1.0)), _clip(high, (0.0, 1.0)))
-
-
-def mcnemar_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, threshold: float = 0.5,
-                 exact_below: int = 25) -> float:
-    """Two-sided p-value that two runs scored on the same images are equally accurate at threshold.
-
-    Only the images where exactly one of the two is right count (the discordant pairs). Fewer than
-    exact_below of them: the exact binomial test; else chi-square with continuity correction.
-    """
-    labels = np.asarray(labels).astype(bool)
-    right_a = (np.asarray(scores_a, dtype=np.float64) >= threshold) == labels
-    right_b = (np.asarray(scores_b, dtype=np.float64) >= threshold) == labels
-    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
-    discordant = only_a + only_b
-    if discordant == 0:
-        return 1.0
-    if discordant < exact_below:
-        return float(min(1.0, 2 * stats.binom.cdf(min(only_a, only_b), discordant, 0.5)))
-    statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
-    return float(stats.chi2.sf(statistic, df=1))
-
-
-def delong_covariance(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs of k score vectors on the same images (scores: k x images) and their covariance matrix, by
-    DeLong's method in the fast midrank form of Sun and Xu (2014)."""
-    labels = np.asarray(labels).astype(bool)
-    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    fakes, reals = scores[:, labels], scores[:, ~labels]
-    m, n = fakes.shape[1], reals.shape[1]
-    if m == 0 or n == 0:
-        raise ValueError("DeLong's AUC needs both classes")
-    rank_fakes = stats.rankdata(fakes, axis=1)  # midranks: ties count half
-    rank_reals = stats.rankdata(reals, axis=1)
-    rank_all = stats.rankdata(np.concatenate([fakes, reals], axis=1), axis=1)
-    aucs = (rank_all[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
-    fake_components = (rank_all[:, :m] - rank_fakes) / n  # share of reals each fake outranks
-    real_components = 1 - (rank_all[:, m:] - rank_reals) / m  # share of fakes that outrank each real
-    covariance = (np.atleast_2d(np.cov(fake_components)) / m + np.atleast_2d(np.cov(real_components)) / n)
-    return aucs, covariance
-
-
-def delong_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> float:
-    """Two-sided p-value that two runs scored on the same images have the same AUC (DeLong's test)."""
-    aucs, cov = delong_covariance(labels, np.stack([scores_a, scores_b]))
-    difference, variance = aucs[0] - aucs[1], cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
-    if variance <= 0:  # identical rankings, or both perfect
-        return 1.0 if difference == 0 else 0.0
-    return float(2 * stats.norm.sf(abs(difference) / math.sqrt(variance)))
-
-
-def holm_bonferroni(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error over all of them), in the given order."""
-    p = np.asarray(p_values, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    scaled = (len(p) - np.arange(len(p))) * p[order]
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return adjusted
-
-
-def separable_pairs(labels: np.ndarray, scores: Mapping[str, np.ndarray], metric: str = "auc",
-                    alpha: float = 0.05, threshold: float = 0.5) -> list[dict]:
-    """For each pair of architectures scored on the same test images, whether the data separate them.
-
-    metric "auc": DeLong's test; "accuracy": McNemar's at threshold. The p-values are Holm-adjusted
-    over all pairs; a pair is separable where its adjusted p-value is below alpha.
-    """
-    tests = {"auc": delong_test, "accuracy": lambda y, a, b: mcnemar_test(y, a, b, threshold)}
-    if metric not in tests:
-        raise ValueError(f"metric must be one of {', '.join(tests)}, got {metric!r}")
-    if any(len(s) != len(labels) for s in scores.values()):
-        raise ValueError("every architecture must be scored on the same test images as labels")
-    pairs = list(combinations(scores, 2))
-    p_values = [tests[metric](labels, scores[a], scores[b]) for a, b in pairs]
-    adjusted = holm_bonferroni(p_values) if pairs else []
-    return [{"a": a, "b": b, "p_value": p, "p_adjusted": float(q), "separable": bool(q < alpha)}
-            for (a, b), p, q in zip(pairs, p_values, adjusted)]

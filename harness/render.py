@@ -19,15 +19,18 @@ PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "av
            "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction"}
 LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
           "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
-          "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode"}
-LEFT = {"model", "status", "run_id", "reason", "node", "timm", "kind", "label", "image", "verdict", "partition", "setting",
-        "source", "state", "gpu types"}
+          "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode",
+          "not_separable_from": "not separable from (5%)", "timm_weights": "timm weights"}
+LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
+        "this sweep", "paper", "partition", "setting", "source", "state", "gpu types", "not_separable_from"}
 
 
 def fmt(column: str, value: Any) -> str:
     """One cell: percentages for the [0, 1] metrics, thousands separators, '-' for what is unknown."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if isinstance(value, str):  # already formatted ("91.2 [99.3]")
+        return value
     if column in PERCENT or column.removeprefix("paper_") in PERCENT:
         return f"{100 * value:.2f}"
     if isinstance(value, float):
@@ -49,17 +52,21 @@ def label(column: str) -> str:
     return text + (" %" if base in PERCENT else "")
 
 
-def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> Table:
-    shown = Table(title=title)
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
+          compact: bool = False) -> Table:
+    """compact: no outer frame, no padding at the edges (4 columns fewer)."""
+    shown = Table(title=title and escape(title), caption=caption and escape(caption), caption_justify="left",
+                  show_edge=not compact, pad_edge=not compact)
     for column in columns:
-        shown.add_column(label(column), justify="left" if column in LEFT else "right")
+        shown.add_column(escape(label(column)), justify="left" if column in LEFT else "right")
     for row in rows:
         shown.add_row(*(escape(fmt(c, row.get(c))) for c in columns))  # "ResNet50 [caffe]" is not markup
     return shown
 
 
-def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
-    out.print(table(rows, columns, title))
+def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
+                compact: bool = False) -> None:
+    out.print(table(rows, columns, title, caption, compact))
 
 
 def as_csv(rows: list[dict[str, Any]]) -> str:

@@ -4,6 +4,7 @@ A sweep's spec (sweep.json) is written once, before any job starts; every job re
 it, so a job's pickle carries only the sweep folder and a run id. The command line parses options and
 calls these; the cluster backends submit; the science runs in the jobs.
 """
+import dataclasses
 import os
 import re
 import secrets
@@ -27,7 +28,7 @@ from harness.store.records import RunSpec, SweepSpec, read_spec, run_id, write_s
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, read_submissions, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
-from harness.zoo import PAPER_PROBABLE_MODE
+from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 DEMO = {"per_class": 400, "size": 80, "seed": 0}  # 80 px: the smallest size above InceptionV3's minimum of 75
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
@@ -83,7 +84,7 @@ def resolve_dataset(dataset: str, results: Path) -> Path:
 
         folder = demo_folder(results)
         if not (folder / "manifest.csv").exists():
-            make_demo(folder, **DEMO)
+            make_demo(folder, DEMO["per_class"], DEMO["size"], DEMO["seed"])
         return folder.resolve()
     read_manifest(Path(dataset))  # fails in one line on a missing folder, manifest or class
     return Path(dataset).resolve()
@@ -99,14 +100,30 @@ def generator_variants(dataset: Path) -> list[Variant]:
     return [(g, {"train_generator": g}) for g in generators]
 
 
-def preprocessing_variants() -> list[Variant]:
-    """Each architecture with its own preprocessing, and with the Keras mode the paper most likely used."""
-    return [("timm", {"preprocessing": "timm"}), (PAPER_PROBABLE_MODE, {"preprocessing": PAPER_PROBABLE_MODE})]
+# --ablate-preprocessing (README, "The paper's question"): each architecture's own input (timm), the
+# input its Keras application expects (paper), and ResNet50's caffe input for all (the paper's probable one).
+ABLATION = ("timm", PAPER_PREPROCESSING, PAPER_PROBABLE_MODE)
+
+
+def preprocessing_variants(model: str, image_size: int | None = None) -> list[Variant]:
+    """The ablation's variants for one architecture. Those that feed the network the same tensors run once,
+    under the names joined by '-' (DenseNet121's own input is Keras' torch mode: variant 'timm-paper')."""
+    from harness.zoo.models import preprocessing_for
+
+    groups: list[tuple[list[str], Any]] = []
+    for choice in ABLATION:
+        pre = preprocessing_for(model, choice, image_size)
+        same = next((names for names, other in groups if other.same_input(pre)), None)
+        if same is None:
+            groups.append(([choice], pre))
+        else:
+            same.append(choice)
+    return [("-".join(names), {"preprocessing": names[0]}) for names, _ in groups]
 
 
 def parse_models(text: str | None) -> list[str]:
     """'ResNet50,VGG16' -> validated names (all eight when the option is not given)."""
-    from harness.zoo.models import MODEL_NAMES, get_spec
+    from harness.zoo.registry import MODEL_NAMES, spec_of
 
     if text is None:
         return list(MODEL_NAMES)
@@ -114,7 +131,7 @@ def parse_models(text: str | None) -> list[str]:
     if not names:
         raise UserError(f"--models {text!r} names no architecture; choose from {', '.join(MODEL_NAMES)}")
     for name in names:
-        get_spec(name)
+        spec_of(name)
     if len(set(names)) != len(names):
         raise UserError(f"an architecture is listed twice in {text!r}")
     return names
@@ -132,17 +149,22 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     if request.dataset != "demo":
         from harness.data.manifest import read_manifest
         read_manifest(dataset)
-    variants = (generator_variants(dataset) if request.cross_generator else
-                preprocessing_variants() if request.ablate_preprocessing else [("", {})])
+    shared = generator_variants(dataset) if request.cross_generator else [("", {})]
+    variants = {m: preprocessing_variants(m, request.train.get("image_size")) if request.ablate_preprocessing else shared
+                for m in request.models}
     runs = [RunSpec(run_id(m, s, name), m, s, name, overrides)
-            for m in request.models for name, overrides in variants for s in range(request.seeds)]
+            for m in request.models for name, overrides in variants[m] for s in range(request.seeds)]
     spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(), dataset=str(dataset.resolve()),
                      cache_root=str(cache_root(request.results).resolve()), models=request.models, seeds=request.seeds,
                      train=request.train, cluster=cluster, runs=runs)
     if request.train.get("weights") not in WEIGHTS_KEYWORDS:
         spec = replace(spec, train={**spec.train, "weights": str(check_weights_file(request.train["weights"]))})
-    for run in runs:
-        config_for(spec, run).validate()
+    for config in {dataclasses.replace(config_for(spec, run), seed=0) for run in runs}:  # seeds do not change validity
+        config.validate()
+        config.check_workable()
+    if request.train.get("weights") == "imagenet":  # compute nodes are offline: check the cache now, not at run time
+        from harness.zoo.models import check_imagenet_weights
+        check_imagenet_weights(request.models)
     return sweep, spec
 
 

@@ -457,8 +457,7 @@ NAME_OPTIONS["--name"] = "must be a plain folder name"
 
 CASES: list[Case] = [
     # --- tracebacks, once: each must be one line, or handled ---
-    # data layer: fixed on branch data
-    Case("empty-manifest", sweep("--dataset", "{D}/empty"), words=("manifest.csv",), marks=xfail_data("an empty manifest.csv")),
+    Case("empty-manifest", sweep("--dataset", "{D}/empty"), words=("manifest.csv",)),
     Case("header-only-manifest", sweep("--dataset", "{D}/header-only"), words=("manifest.csv",)),
     Case("manifest-without-columns", sweep("--dataset", "{D}/no-columns"), words=("manifest.csv", "columns")),
     Case("binary-manifest", sweep("--dataset", "{D}/binary"), words=("manifest.csv",)),
@@ -531,9 +530,7 @@ CASES: list[Case] = [
     # data layer: fixed on branch data
     Case("manifest-files-missing", sweep("--dataset", "{D}/missing-files"), words=("gone",),
          marks=xfail_data("manifest paths that do not exist")),
-    # data layer: fixed on branch data
-    Case("manifest-label-case", sweep("--dataset", "{D}/real-capital"), words=("Real",),
-         marks=xfail_data("a label 'Real' instead of 'real'")),
+    Case("manifest-label-case", sweep("--dataset", "{D}/real-capital"), words=("Real",)),
     Case("dataset-missing", sweep("--dataset", "{T}/nowhere"), words=("nowhere", "does not exist")),
     Case("dataset-without-manifest", sweep("--dataset", "{D}/no-manifest"), words=("no manifest.csv",)),
     Case("dataset-is-a-file", sweep("--dataset", "{I}/a-file"), words=("a-file",)),
@@ -541,7 +538,7 @@ CASES: list[Case] = [
     Case("models-commas", sweep("--models", ",,"), words=("--models", "no architecture")),
     Case("models-blank", sweep("--models", "  "), words=("--models", "no architecture")),
     Case("models-twice", sweep("--models", "ResNet50,ResNet50"), words=("twice",)),
-    Case("models-lower-case", sweep("--models", "resnet50"), words=("unknown architecture 'resnet50'",)),
+    Case("models-not-in-timm", sweep("--models", "resnet-50"), words=("resnet-50",)),
     Case("models-unknown", sweep("--models", "ResNet50,AlexNet"), words=("unknown architecture 'AlexNet'",)),
     Case("models-injection", sweep("--models", "ResNet50;id"), words=("unknown architecture",)),
 
@@ -623,10 +620,8 @@ CASES: list[Case] = [
          setup=plant_link("done/figures/roc.png", "victim.png"), check=untouched("victim.png")),
     Case("resume-jobs-symlink", results("sweep", "--resume", "all-damaged"), words=("jobs.json", "symbolic link"),
          setup=plant_link("all-damaged/jobs.json", "victim.json"), check=untouched("victim.json")),
-    # data layer: fixed on branch data
     Case("prepare-out-inside-real", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/real/out",
-                                     "--reencode", "png"), words=("--out",), setup=image_folders,
-         marks=xfail_data("data prepare --out inside its inputs")),
+                                     "--reencode", "png"), words=("--out",), setup=image_folders),
 
     # --- numbers out of range ---
     *[Case(f"{option[2:]}-{label}", sweep(option, value), words=(option,)) for option, value, label in [

@@ -39,23 +39,89 @@ def completed_runs(sweep: SweepPaths) -> Runs:
     return runs
 
 
-def training_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
+NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 9, "color": "0.25", "wrap": True,
+              "bbox": {"boxstyle": "round", "facecolor": "0.95", "edgecolor": "0.7"}}
+
+
+def note(ax: plt.Axes, text: str, y: float = 0.5) -> None:
+    """Say in the figure why it shows little or nothing, rather than leave an empty frame."""
+    ax.text(0.5, y, text, transform=ax.transAxes, **NOTE_STYLE)
+
+
+def unit_limits(values: "list[float] | np.ndarray", margin: float = 0.05) -> tuple[float, float]:
+    """Limits for a quantity in [0, 1] (an accuracy) from its data's range, with a margin, never beyond [0, 1]."""
+    data = np.asarray([v for v in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(v)])
+    if data.size == 0:
+        return (0.0, 1.0)
+    low, high = float(data.min()), float(data.max())
+    pad = max(margin, 0.1 * (high - low))
+    return (max(0.0, low - pad), min(1.0, high + pad))
+
+
+def plain_number(value: float, _position: object = None) -> str:
+    """A tick label as a plain number: 20, 150, 1,200, 0.5 (never 10^2)."""
+    if value <= 0 or not np.isfinite(value):
+        return ""
+    return f"{value:,.0f}" if value >= 10 else f"{value:g}"
+
+
+def plain_log_axis(axis: "matplotlib.axis.Axis", low: float, high: float) -> None:
+    """Label a log axis with plain numbers: the decades, and within a short span some minor ticks
+    (2 and 5, or 2, 3 and 5), so that a range inside one decade still has labelled ticks."""
+    decades = np.log10(high / low) if low > 0 and high > low else 0.0
+    keep = (2, 3, 5) if decades < 1 else (2, 5) if decades < 2 else ()
+
+    def minor(value: float, _position: object = None) -> str:
+        if value <= 0:
+            return ""
+        lead = round(value / 10 ** np.floor(np.log10(value) + 1e-9))
+        return plain_number(value) if lead in keep else ""
+
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(plain_number))
+    axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(minor))
+
+
+def mean_histories(sweep: SweepPaths, runs: Runs) -> dict[str, pd.DataFrame]:
+    """Per leaderboard row: train/val accuracy and loss per epoch, the mean over its seeds."""
+    return {model: pd.concat([pd.read_csv(sweep.run(rid).history) for rid, _ in model_runs]).groupby("epoch").mean()
+            for model, model_runs in runs.items()}
+
+
+def draw_training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for i, (model, model_runs) in enumerate(runs.items()):
-        history = pd.concat([pd.read_csv(sweep.run(rid).history) for rid, _ in model_runs])
-        mean = history.groupby("epoch").mean()
+    accuracies, losses = [], []
+    for i, (model, mean) in enumerate(histories.items()):
         colour = f"C{i % 10}"
-        acc.plot(mean.index, mean["train_accuracy"], color=colour, label=f"{model} train")
-        acc.plot(mean.index, mean["val_accuracy"], color=colour, linestyle="--", label=f"{model} val")
-        loss.plot(mean.index, mean["train_loss"], color=colour)
-        loss.plot(mean.index, mean["val_loss"], color=colour, linestyle="--")
-    acc.set(title="(a) accuracy (solid: train, dashed: validation)", xlabel="epoch", ylabel="accuracy")
+        style = {"color": colour, "marker": "o", "markersize": 4, "clip_on": False}
+        acc.plot(mean.index, mean["train_accuracy"], label=model, **style)  # one entry per colour: the title
+        acc.plot(mean.index, mean["val_accuracy"], linestyle="--", **style)  # says which line is which
+        loss.plot(mean.index, mean["train_loss"], **style)
+        loss.plot(mean.index, mean["val_loss"], linestyle="--", **style)
+        accuracies += [*mean["train_accuracy"], *mean["val_accuracy"]]
+        losses += [*mean["train_loss"], *mean["val_loss"]]
+    acc.set(title="(a) accuracy (solid: train, dashed: validation)", xlabel="epoch", ylabel="accuracy",
+            ylim=unit_limits(accuracies))
     loss.set(title="(b) loss (solid: train, dashed: validation)", xlabel="epoch", ylabel="BCE loss")
-    acc.legend(fontsize=7, ncol=2)
+    finite = [v for v in losses if np.isfinite(v)]
+    if finite:
+        pad = max(0.05, 0.1 * (max(finite) - min(finite)))
+        loss.set_ylim(max(0.0, min(finite) - pad), max(finite) + pad)
+    acc.legend(fontsize=7, ncol=2, loc="best")
+    epochs = max((len(mean) for mean in histories.values()), default=0)
     for ax in (acc, loss):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if epochs == 1:
+            ax.set_xlim(0.5, 1.5)
+            ax.set_xticks([1])
+            note(ax, "one epoch: one point per run, no curve to draw\n(train with --epochs 2 or more for a curve)", y=0.1)
+        elif epochs == 0:
+            note(ax, "no epoch recorded")
     fig.tight_layout()
-    _save(fig, path)
+    return fig
+
+
+def training_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
+    _save(draw_training_curves(mean_histories(sweep, runs)), path)
 
 
 def roc_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
@@ -64,27 +130,47 @@ def roc_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
         labels, scores = np.concatenate([np.load(sweep.run(rid).test_scores) for rid, _ in model_runs], axis=1)
         fpr, tpr, _ = roc_curve(labels, scores)
         auc = np.mean([r.test["auc"] for _, r in model_runs])
-        ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {auc:.3f})")
+        ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {auc:.3f})", clip_on=False)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(title="ROC on the test split (seeds pooled)", xlabel="false positive rate (real called fake)",
-           ylabel="true positive rate (fake caught)")
+           ylabel="true positive rate (fake caught)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     _save(fig, path)
 
 
-def accuracy_vs_speed(table: pd.DataFrame, path: Path) -> None:
-    done = table.dropna(subset=["accuracy", "train_images_per_s"])
+def draw_accuracy_vs_speed(table: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 5))
+    needed = {"accuracy", "train_images_per_s"}
+    done = table.dropna(subset=list(needed)) if needed <= set(table.columns) else table.iloc[0:0]
+    ax.set(title="test accuracy (95% interval over seeds) against training speed", xlabel="training images/s (log scale)",
+           ylabel="test accuracy")
+    if done.empty:
+        note(ax, "no completed run recorded both a test accuracy and a training speed\n"
+                 "(too few steps for a steady-state timing?)")
+        ax.set_xticks([])
+        fig.tight_layout()
+        return fig
+    ends = []
     for i, row in enumerate(done.itertuples()):
-        spread = None if pd.isna(row.accuracy_lo) else [[row.accuracy - row.accuracy_lo], [row.accuracy_hi - row.accuracy]]
-        ax.errorbar(row.train_images_per_s, row.accuracy, yerr=spread, fmt="o", color=f"C{i % 10}", capsize=3)
+        low, high = getattr(row, "accuracy_lo", None), getattr(row, "accuracy_hi", None)
+        spread = None if low is None or high is None or pd.isna(low) or pd.isna(high) else \
+            [[row.accuracy - low], [high - row.accuracy]]
+        ends += [row.accuracy] + ([low, high] if spread else [])
+        ax.errorbar(row.train_images_per_s, row.accuracy, yerr=spread, fmt="o", color=f"C{i % 10}", capsize=3, clip_on=False)
         ax.annotate(row.model, (row.train_images_per_s, row.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
-    ax.set(title="test accuracy (95% interval over seeds) against training speed", xlabel="training images/s (log)",
-           ylabel="test accuracy")
+    speeds = done["train_images_per_s"].to_numpy(dtype=float)
+    low, high = speeds.min() / 1.5, speeds.max() * 1.5
+    ax.set_xlim(low, high)
+    plain_log_axis(ax.xaxis, low, high)
+    ax.set_ylim(unit_limits(ends))
     fig.tight_layout()
-    _save(fig, path)
+    return fig
+
+
+def accuracy_vs_speed(table: pd.DataFrame, path: Path) -> None:
+    _save(draw_accuracy_vs_speed(table), path)
 
 
 def confusion_matrices(runs: Runs, path: Path) -> None:
@@ -94,40 +180,57 @@ def confusion_matrices(runs: Runs, path: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (model, model_runs) in zip(axes.flat, runs.items()):
         matrix = np.sum([np.array(r.test["confusion_matrix"]) for _, r in model_runs], axis=0)
-        ax.imshow(matrix, cmap="Blues")
+        ax.imshow(matrix, cmap="Blues", vmin=0)
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
-        ax.set(title=model, xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "fake"], yticklabels=["real", "fake"],
-               xlabel="predicted", ylabel="true")
+        ax.set(title=f"{model} (images)", xticks=[0, 1], yticks=[0, 1], xticklabels=["real", "fake"],
+               yticklabels=["real", "fake"], xlabel="predicted", ylabel="true")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
     _save(fig, path)
 
 
-def robustness_table(runs: Runs) -> pd.DataFrame:
-    """Test accuracy (mean over seeds) per architecture, clean and under each perturbation."""
+def robustness_table(runs: Runs, metric: str = "accuracy") -> pd.DataFrame:
+    """A test metric (mean over seeds) per architecture, clean and under each perturbation."""
     rows = {}
     for model, model_runs in runs.items():
-        row = {"clean": np.mean([r.test["accuracy"] for _, r in model_runs])}
+        clean = [r.test.get(metric) for _, r in model_runs]
+        row = {"clean": np.mean([v for v in clean if v is not None]) if any(v is not None for v in clean) else np.nan}
         for name in PERTURBATIONS:
-            values = [r.robustness[name]["accuracy"] for _, r in model_runs if name in r.robustness]
+            values = [r.robustness[name].get(metric) for _, r in model_runs if name in r.robustness]
+            values = [v for v in values if v is not None]
             row[name] = np.mean(values) if values else np.nan
         rows[model] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def robustness_heatmap(table: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 2, 0.5 * len(table) + 1.5))
-    image = ax.imshow(table.to_numpy(dtype=float), cmap="RdYlGn", vmin=0.5, vmax=1.0, aspect="auto")
-    for (i, j), value in np.ndenumerate(table.to_numpy(dtype=float)):
-        ax.text(j, i, "-" if np.isnan(value) else f"{100 * value:.1f}", ha="center", va="center", fontsize=8)
+def percent_range(values: np.ndarray) -> tuple[float, float]:
+    """A heat map's colour range in %: 50 (chance) to 100, reaching lower where the data does."""
+    finite = values[np.isfinite(values)]
+    low = min(50.0, float(np.floor(finite.min() / 10) * 10)) if finite.size else 50.0
+    return (low, 100.0)
+
+
+def draw_robustness_heatmap(table: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 2.5, 0.5 * len(table) + 1.8))
+    values = 100 * table.to_numpy(dtype=float)
+    vmin, vmax = percent_range(values)
+    image = ax.imshow(values, cmap="RdYlGn", vmin=vmin, vmax=vmax, aspect="auto")
+    for (i, j), value in np.ndenumerate(values):
+        ax.text(j, i, "-" if np.isnan(value) else f"{value:.1f}", ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right")
     ax.set_yticks(range(len(table)), table.index)
     ax.set_title("test accuracy (%) under perturbations of both classes")
-    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.colorbar(image, ax=ax, fraction=0.03).set_label("test accuracy (%)")
+    if not np.isfinite(values).any():
+        note(ax, "no run was evaluated under a perturbation")
     fig.tight_layout()
-    _save(fig, path)
+    return fig
+
+
+def robustness_heatmap(table: pd.DataFrame, path: Path) -> None:
+    _save(draw_robustness_heatmap(table), path)
 
 
 def cross_generator_tables(sweep: SweepPaths) -> dict[str, pd.DataFrame]:
@@ -146,15 +249,18 @@ def cross_generator_tables(sweep: SweepPaths) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def cross_generator_heatmaps(tables: dict[str, pd.DataFrame], path: Path) -> None:
+def draw_cross_generator_heatmaps(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     cols = min(4, len(tables))
     rows = (len(tables) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols + 0.8, 3.4 * rows + 0.4), squeeze=False)
+    everything = np.concatenate([100 * t.to_numpy(dtype=float).ravel() for t in tables.values()])
+    vmin, vmax = percent_range(everything)
+    image = None
     for ax, (model, table) in zip(axes.flat, tables.items()):
-        values = table.to_numpy(dtype=float)
-        ax.imshow(values, cmap="RdYlGn", vmin=0.5, vmax=1.0)
+        values = 100 * table.to_numpy(dtype=float)
+        image = ax.imshow(values, cmap="RdYlGn", vmin=vmin, vmax=vmax)
         for (i, j), value in np.ndenumerate(values):
-            ax.text(j, i, "-" if np.isnan(value) else f"{100 * value:.0f}", ha="center", va="center", fontsize=8)
+            ax.text(j, i, "-" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=8)
         ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right", fontsize=7)
         ax.set_yticks(range(len(table.index)), table.index, fontsize=7)
         ax.set(title=model, xlabel="tested on", ylabel="trained on")
@@ -162,7 +268,13 @@ def cross_generator_heatmaps(tables: dict[str, pd.DataFrame], path: Path) -> Non
         ax.axis("off")
     fig.suptitle("test AUC (%) across generators")
     fig.tight_layout()
-    _save(fig, path)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes.flat), fraction=0.03).set_label("test AUC (%)")
+    return fig
+
+
+def cross_generator_heatmaps(tables: dict[str, pd.DataFrame], path: Path) -> None:
+    _save(draw_cross_generator_heatmaps(tables), path)
 
 
 def make_figures(sweep: SweepPaths, board: list[dict] | None = None) -> list[Path]:

@@ -37,11 +37,12 @@ def _values(record: RunRecord) -> dict[str, Any]:
     return {**{m: test.get(m) for m in METRICS + EXTRA_METRICS}, **{t: throughput.get(t) for t in THROUGHPUT},
             "achieved_tflops": throughput.get("achieved_tflops"), "mfu": throughput.get("mfu"),
             "data_wait_fraction": throughput.get("data_wait_fraction"), "gpu_util_mean": gpu.get("util_mean"),
-            "gpu_util_median": gpu.get("util_median")}
+            "gpu_util_median": gpu.get("util_median"), "train_energy_per_image_j": gpu.get("energy_per_image_j"),
+            "infer_energy_per_image_j": (gpu.get("infer") or {}).get("energy_per_image_j")}
 
 
 VALUE_COLUMNS = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "achieved_tflops", "mfu", "data_wait_fraction", "gpu_util_mean",
-                 "gpu_util_median"]
+                 "gpu_util_median", "train_energy_per_image_j", "infer_energy_per_image_j"]
 
 
 def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
@@ -59,11 +60,12 @@ def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any
     spec = read_spec(sweep)
     state_of = {s.run_id: s.state for s in sweep_status(sweep)[0]}
     groups: dict[str, list] = {}
+    records_of: dict[str, list[RunRecord]] = {}
     for run in spec.runs:
         groups.setdefault(run.label, []).append(run)
     rows = []
     for label, members in groups.items():
-        records = []
+        records: list[RunRecord] = []
         for run in members:
             if state_of[run.run_id] == "COMPLETED":
                 try:
@@ -72,6 +74,7 @@ def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any
                     record = None
                 if record is not None and record.completed:
                     records.append(record)
+        records_of[label] = records
         counts = Counter(state_of[r.run_id] for r in members)
         status = "COMPLETED" if counts["COMPLETED"] == len(members) else ", ".join(f"{n} {s}" for s, n in counts.items())
         row: dict[str, Any] = {"model": label, "architecture": members[0].model, "variant": members[0].variant,
@@ -85,18 +88,42 @@ def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any
                 row[f"{column}_lo"], row[f"{column}_hi"] = low, high
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(sort, r))
-    for row in rows:
-        row["overlaps"] = _overlaps(row, rows, sort)
+    _mark_separable(sweep, rows, groups, records_of, "accuracy" if sort == "accuracy" else "auc")
     return rows
 
 
-def _overlaps(row: dict[str, Any], rows: list[dict[str, Any]], metric: str) -> str:
-    """The architectures whose interval of metric overlaps this row's (empty where there is no interval)."""
-    lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
-    if lo is None or hi is None:
-        return ""
-    return ", ".join(o["model"] for o in rows if o is not row and o.get(f"{metric}_lo") is not None
-                     and o[f"{metric}_lo"] <= hi and lo <= o[f"{metric}_hi"])
+def _test_scores(sweep: SweepPaths, run_ids: list[str]) -> tuple[Any, Any] | None:
+    """The test labels and the mean of the runs' test probabilities (their seeds' ensemble)."""
+    import numpy as np
+
+    try:
+        loaded = [np.load(sweep.run(rid).test_scores) for rid in run_ids]
+    except (OSError, ValueError):
+        return None
+    if not loaded or any(a.shape != loaded[0].shape or not np.array_equal(a[0], loaded[0][0]) for a in loaded):
+        return None
+    return loaded[0][0], np.mean([a[1] for a in loaded], axis=0)
+
+
+def _mark_separable(sweep: SweepPaths, rows: list[dict[str, Any]], groups: dict[str, list], records_of: dict[str, list],
+                    metric: str) -> None:
+    """For each row, the architectures the test data cannot tell from it: a paired test on the same test
+    images (McNemar for accuracy, DeLong for AUC) of their seeds' mean scores, Holm-corrected over all
+    pairs, at 5%. Rows without test scores (or scored on other images) are left out."""
+    from harness.paired import separable_pairs
+
+    found = {row["model"]: _test_scores(sweep, [r.run_id for r in records_of[row["model"]]])
+             for row in rows if records_of[row["model"]]}
+    both = {model: pair for model, pair in found.items() if pair is not None}
+    labels = next(iter(both.values()))[0] if both else None
+    scored = {m: probs for m, (y, probs) in both.items() if labels is not None and len(y) == len(labels) and (y == labels).all()}
+    pairs = separable_pairs(labels, scored, metric=metric) if labels is not None and len(scored) > 1 else []
+    test = {"accuracy": "McNemar on accuracy", "auc": "DeLong on AUC"}[metric]
+    for row in rows:
+        same = [p["b"] if p["a"] == row["model"] else p["a"] for p in pairs
+                if row["model"] in (p["a"], p["b"]) and not p["separable"]]
+        row["not_separable_from"] = ", ".join(same) if row["model"] in scored and len(scored) > 1 else None
+        row["separability_test"] = f"{test}, Holm over {len(pairs)} pairs, 5%" if pairs else None
 
 
 def with_paper(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

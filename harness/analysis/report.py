@@ -7,21 +7,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.comparison import setting_line, setting_rows
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
-from harness.analysis.leaderboard import leaderboard, with_paper
+from harness.analysis.leaderboard import leaderboard, paper_table, with_paper
 from harness.render import interval
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import SweepPaths
-from harness.store.records import read_spec
-from harness.zoo import PAPER_PROBABLE_MODE
+from harness.store.records import SweepSpec, read_spec
+from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 FIGURE_CAPTIONS = {
     "training_curves": "Training and validation accuracy and loss per epoch (the paper's Figure 5).",
     "roc": "ROC curves on the test split.",
     "accuracy_vs_speed": "Test accuracy against training throughput, one point per architecture.",
     "confusion": "Confusion matrices on the test split (seeds summed).",
-    "robustness": "Test accuracy under JPEG compression, downscaling and blur of both classes.",
+    "robustness": "Test accuracy (%) under JPEG compression, downscaling and blur of both classes.",
     "cross_generator": "Test AUC of each architecture trained on one generator's fakes and tested on each generator's.",
 }
 
@@ -37,6 +38,66 @@ def _with_interval(row: pd.Series, metric: str) -> str:
     return _percent(row[metric]) + ("" if pd.isna(low) or pd.isna(high) else f" {interval(low, high)}")
 
 
+QUESTION_TEXT = (
+    "The hypothesis (README, 'The paper's question'): the paper fed every network ResNet50's caffe input. With Keras' "
+    "weights that input is right for ResNet50, VGG16 and VGG19 and wrong for the five others, which would explain "
+    "Table 2's split along Keras' modes. Keras' weights cannot be loaded here; timm's can, and each was trained on its "
+    "own input (column 'timm'), so caffe input is wrong for all eight. Columns: 'timm' each network's own input; "
+    "'paper' the mode its Keras application uses (right for timm's weights only where it equals timm's input); "
+    "'caffe' caffe input for all; 'as hypothesised' the paper's condition recreated with timm's weights: the right "
+    "input for the caffe-mode networks (timm), caffe's for the others. If the hypothesis holds, 'as hypothesised' "
+    "shows Table 2's split and 'timm' does not. Variants that feed the same input ran once and share a cell.")
+
+
+def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFrame]:
+    """The ablation's table: per architecture, test accuracy under each input, the paper's condition recreated,
+    Table 2, and which inputs are right for the weights loaded; with a sentence on what the sweep can tell."""
+    from harness.sweeps import ABLATION
+    from harness.zoo.models import get_spec, preprocessing_for
+
+    size = spec.train.get("image_size")
+    paper = {p["model"]: p for p in paper_table()}
+    rows = []
+    for arch in [m for m in spec.models if m in set(board["architecture"])]:  # the order the sweep names them
+        group = board[board["architecture"] == arch]
+        accuracy = {}
+        for _, row in group.iterrows():
+            for name in str(row["variant"]).split("-"):
+                accuracy[name] = row["accuracy"]
+        keras = get_spec(arch).keras_mode
+        own = preprocessing_for(arch, "timm", size)
+        right = [n for n in ABLATION if preprocessing_for(arch, n, size).same_input(own)]
+        hypothesised = accuracy.get("timm") if keras == PAPER_PROBABLE_MODE else accuracy.get(PAPER_PROBABLE_MODE)
+        rows.append({"model": arch, "Keras mode": keras, "timm %": _percent(accuracy.get("timm")),
+                     "paper %": _percent(accuracy.get(PAPER_PREPROCESSING)), "caffe %": _percent(accuracy.get(PAPER_PROBABLE_MODE)),
+                     "as hypothesised %": _percent(hypothesised), "Table 2 %": _percent(paper.get(arch, {}).get("accuracy")),
+                     "right input for timm's weights": ", ".join(right)})
+    weights = spec.train.get("weights")
+    text = QUESTION_TEXT
+    if weights != "imagenet":
+        text += (f" This sweep used --weights {weights}: the hypothesis concerns inputs matched to pretrained weights, "
+                 "so without ImageNet weights (and --mode transfer) these accuracies cannot answer it.")
+    return text, pd.DataFrame(rows)
+
+
+def weights_table(spec: SweepSpec) -> tuple[str, pd.DataFrame | None]:
+    """Which ImageNet weights the sweep loaded beside the Keras weights the paper loaded, per architecture."""
+    from harness.zoo.models import weights_provenance
+
+    weights = spec.train.get("weights")
+    if weights != "imagenet":
+        return (f"This sweep used --weights {weights}: neither the paper's Keras ImageNet weights nor timm's. The "
+                "paper's are listed below for reference.", pd.DataFrame([weights_provenance(m) for m in spec.models])
+                [["model", "keras_weights", "keras_mode"]])
+    table = pd.DataFrame([weights_provenance(m) for m in spec.models])
+    differ = table.loc[table["same_weights"].ne(True), "model"].tolist()
+    text = ("The ImageNet weights are timm's, not Keras' (the paper's), for " + ", ".join(differ) +
+            ": other checkpoints, trained with other recipes and on other input; only weights marked 'same' are "
+            "Keras' own, ported.") if differ else "Every architecture's timm weights are Keras' own, ported."
+    table["same"] = table["same_weights"].map({True: "same", False: "differ", None: "none in timm"})
+    return text, table[["model", "timm_weights", "timm_recipe", "timm_input", "keras_weights", "same"]]
+
+
 def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
     """(title, kind, content) in report order; kind is text, table or figure."""
     spec = read_spec(sweep)
@@ -49,7 +110,7 @@ def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
         "AP %": board["average_precision"].map(_percent), "EER %": board["eer"].map(_percent),
         "acc. at val threshold %": board["accuracy_at_threshold"].map(_percent),
         "F1 %": board["f1"].map(_percent), "train img/s": board["train_images_per_s"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
-        "overlaps with": board["overlaps"], "status": board["status"],
+        "not separable from (5%)": board["not_separable_from"], "status": board["status"],
     })
     paper = pd.DataFrame({
         "model": board["model"], "params": board["params"], "paper params": board["paper_params"],
@@ -57,23 +118,38 @@ def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
         **{f"paper {m} %": board[f"paper_{m}"].map(_percent) for m in ("accuracy", "loss", "precision", "recall", "f1")},
     })
     runs = completed_runs(sweep)
+    setting = setting_rows(spec)
+    weights_text, weights = weights_table(spec)
     out: list[tuple[str, str, object]] = [
         ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster")},
                                                   indent=2) + "\n```"),
-        ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval; 'overlaps with' names the architectures "
-                                "whose accuracy interval overlaps this one's (ranks the data cannot separate)."),
+        ("This sweep's setting beside the paper's", "text", setting_line(setting)),
+        ("", "table", pd.DataFrame(setting)),
+        ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
+        ("", "table", weights),
+        ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval over the seeds (initialisation and "
+                                "data order; the test split is fixed; none with one seed). 'Not separable from' names the "
+                                "architectures a paired test on the same test images (McNemar on accuracy, DeLong on AUC, "
+                                "of each architecture's seed-averaged scores) cannot tell apart at 5% after Holm's "
+                                "correction for the number of pairs."),
         ("", "table", ranked),
-        ("Beside the paper's Table 2", "table", paper),
+        ("Beside the paper's Table 2", "text", setting_line(setting)),
+        ("", "table", paper),
     ]
     if runs:
-        robust = robustness_table(runs).map(_percent).reset_index(names="model")
-        out.append(("Robustness (test accuracy %)", "table", robust))
-    if board["variant"].ne("").any():
+        accuracy, auc = robustness_table(runs, "accuracy"), robustness_table(runs, "auc")
+        robust = pd.DataFrame({f"{condition} {name}": table[condition].map(_percent)
+                               for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})
+        out.append(("Robustness (test accuracy % and AUC %)", "table", robust.reset_index(names="model")))
+    ablation = board["variant"].ne("").any() and board["variant"].str.split("-").map(
+        lambda names: PAPER_PROBABLE_MODE in names or PAPER_PREPROCESSING in names).any()
+    if ablation:
+        text, question = paper_question(board, spec)
+        out.append(("The paper's question: own input, Keras' mode, caffe for all (test accuracy %)", "text", text))
+        out.append(("", "table", question))
+    elif board["variant"].ne("").any():
         by_variant = board.pivot_table(index="architecture", columns="variant", values="accuracy", sort=False).map(_percent)
-        title = ("The paper's question: each architecture with its own preprocessing and with Keras' caffe mode "
-                 "(the paper's likely input for all eight); test accuracy %") if PAPER_PROBABLE_MODE in by_variant.columns \
-            else "Test accuracy % by variant"
-        out.append((title, "table", by_variant.reset_index()))
+        out.append(("Test accuracy % by variant", "table", by_variant.reset_index()))
     for model, table in cross_generator_tables(sweep).items():
         out.append((f"{model}: test AUC % across generators (rows: trained on, columns: tested on)", "table",
                     table.map(_percent).reset_index()))

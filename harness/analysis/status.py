@@ -99,8 +99,8 @@ def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
     states = get_backend(executor).states(ids) if ids else {}
     statuses = []
     for run in spec.runs:
-        job_id, submission = latest.get(run.run_id, (None, None))
-        pre = states.get(submission.preprocess_job or "") if submission else None
+        job_id, submission = latest[run.run_id] if run.run_id in latest else (None, None)
+        pre = states.get(submission.preprocess_job or "") if submission is not None else None
         statuses.append(run_status(run, _record(sweep, run.run_id), read_progress(sweep.run(run.run_id)), job_id,
                                    states.get(job_id or ""), pre, executor))
     return statuses, _preprocess_status(sweep, pre_job, states.get(pre_job or ""))

@@ -30,7 +30,7 @@ _TASK_SPAN = re.compile(r"([0-9]+)(?:-([0-9]+)(?::([0-9]+))?)?")
 
 def expand_task_spec(spec: str) -> list[int]:
     """Task indices of an array spec as Slurm prints it: `2-7%2`, `2,4,6-9%1`, `0-15:4`."""
-    indices = []
+    indices: list[int] = []
     for part in spec.split("%")[0].split(","):
         span = _TASK_SPAN.fullmatch(part)
         if not span:
@@ -68,7 +68,9 @@ def _sacct_row(job_id: str, row: dict[str, str]) -> JobState:
     values = {_ATTRIBUTE[key]: ("" if value in ABSENT else value) for key, value in row.items() if key in _ATTRIBUTE}
     state = normalise_state(row["State"])
     reason = _waiting_reason(state, values.get("reason", ""))
-    return JobState(**{**values, "job_id": job_id, "state": state, "reason": reason})
+    return JobState(job_id, state, partition=values.get("partition", ""), node=values.get("node", ""),
+                    elapsed=values.get("elapsed", ""), start=values.get("start", ""), end=values.get("end", ""),
+                    alloc_tres=values.get("alloc_tres", ""), reason=reason)
 
 
 def _attempts(rows: list[dict[str, str]]) -> JobState:
@@ -105,8 +107,8 @@ def parse_squeue(text: str) -> dict[str, JobState]:
         values = {key: ("" if value in ABSENT else value) for key, value in row.items()}
         state = normalise_state(row["state"])
         for task in expand_job_id(row["job_id"]):
-            states[task] = JobState(**{**values, "job_id": task, "state": state,
-                                       "reason": _waiting_reason(state, values["reason"])})
+            states[task] = JobState(task, state, partition=values["partition"], node=values["node"],
+                                    elapsed=values["elapsed"], reason=_waiting_reason(state, values["reason"]))
     return states
 
 
@@ -136,11 +138,11 @@ def merge_states(job_ids: list[str], accounted: dict[str, JobState], queued: dic
     """Each job id's state from both sources; UNKNOWN, with what to do, where neither knows it."""
     merged = {}
     for job_id in job_ids:
-        both = accounted.get(job_id), queued.get(job_id)
-        if all(both):
-            merged[job_id] = _merge(*both)
+        known, current = accounted.get(job_id), queued.get(job_id)
+        if known and current:
+            merged[job_id] = _merge(known, current)
         else:
-            merged[job_id] = both[0] or both[1] or _unknown(job_id, sacct_failure)
+            merged[job_id] = known or current or _unknown(job_id, sacct_failure)
     return merged
 
 

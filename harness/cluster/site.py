@@ -253,8 +253,8 @@ def _gpu_partition(site: Site, name: str | None) -> tuple[PartitionInfo, str]:
     if name is not None:
         partition = _named(site, GPU_PARTITION_OPTION, name)
         if not partition.total_gpus:
-            with_gpus = [p.name for p in site.partitions.values() if p.total_gpus]
-            raise UserError(f"{GPU_PARTITION_OPTION} {name!r} has no GPUs; partitions with GPUs: {', '.join(with_gpus) or 'none'}")
+            names = [p.name for p in site.partitions.values() if p.total_gpus]
+            raise UserError(f"{GPU_PARTITION_OPTION} {name!r} has no GPUs; partitions with GPUs: {', '.join(names) or 'none'}")
         return partition, _named_source(GPU_PARTITION_OPTION, partition)
     with_gpus = [p for p in site.partitions.values() if p.total_gpus]
     usable = [p for p in with_gpus if p.state == "UP"]

@@ -5,6 +5,11 @@ A cache folder holds, per split, `<split>.npy` (N x H x W x 3 uint8, memory-mapp
 manifest's hash and the resize settings, so architectures that share an input size share it and a
 second sweep reuses it. It is built in a temporary folder and renamed into place: a reader sees a
 whole cache or none.
+
+Builders of one cache take turns under a POSIX record lock (fcntl.lockf), which belongs to the
+builder's process alone: its decoding workers do not hold it, so a builder killed with SIGKILL
+releases it even while orphaned workers linger, and the next builder clears the dead one's
+temporary folder.
 """
 import fcntl
 import os
@@ -22,6 +27,7 @@ from PIL import Image
 from harness.store.atomic import read_json, write_json_atomic
 from harness.data.images import UndecodableImage, decode
 from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
+from harness.errors import UserError
 
 CACHE_SCHEMA = 1
 CHUNK = 64
@@ -49,13 +55,16 @@ def cache_key(digest: str, resize: ResizeKey) -> str:
 
 
 def _decode_chunk(args: tuple[list[str], ResizeKey]) -> list[np.ndarray | str]:
+    """Each path's pixels, or the reason it does not decode; a file that cannot be read stops the build."""
     paths, resize = args
     out: list[np.ndarray | str] = []
     for path in paths:
         try:
             out.append(resize_center_crop(decode(Path(path))[0], resize))
-        except (UndecodableImage, OSError) as err:
-            out.append(str(err) or type(err).__name__)
+        except UndecodableImage as err:
+            out.append(str(err))
+        except OSError as err:  # missing, no permission, an I/O error, an unmounted path: not the image's fault
+            raise UserError(f"cannot read {path}: {err.strerror or err}; the cache is not built") from None
     return out
 
 
@@ -90,7 +99,12 @@ def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: ResizeKey
         np.save(folder / f"{split}.part.npy", np.asarray(full[:cursor]))
         del full
         os.replace(folder / f"{split}.part.npy", folder / f"{split}.npy")
-    rows.iloc[kept][["path", "label", "generator"]].to_csv(folder / f"{split}.csv", index=False)
+    index = rows.iloc[kept][["path", "label", "generator", "group"]]
+    for label in LABELS:
+        if not (index["label"] == label).any():
+            raise UserError(f"no {label} image of the {split} split decodes ({len(skipped)} skipped, e.g. "
+                            f"{skipped[0]['path'] if skipped else 'none'}); the cache is not built")
+    index.to_csv(folder / f"{split}.csv", index=False)
     return skipped
 
 
@@ -102,14 +116,15 @@ def build_cache(dataset: Path, resize: ResizeKey, cache_root: Path, workers: int
     if (folder / "header.json").exists():
         return folder
     Path(cache_root).mkdir(parents=True, exist_ok=True)
-    with open(Path(cache_root) / f"{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then finds the cache built
+    with open(Path(cache_root) / f"{folder.name}.lock", "a") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)  # a second builder waits, then finds the cache built
         if (folder / "header.json").exists():
             return folder
         frame = read_manifest(dataset)
         workers = workers or max(1, len(os.sched_getaffinity(0)))
+        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a builder that died: none runs now
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         done, total, start = 0, len(frame), time.perf_counter()
 
@@ -120,8 +135,12 @@ def build_cache(dataset: Path, resize: ResizeKey, cache_root: Path, workers: int
                 on_progress(done, total, done / max(time.perf_counter() - start, 1e-9))
 
         skipped = []
-        for split in SPLITS:
-            skipped += _write_split(tmp, split, frame[frame["split"] == split], resize, workers, report)
+        try:
+            for split in SPLITS:
+                skipped += _write_split(tmp, split, frame[frame["split"] == split], resize, workers, report)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         seconds = time.perf_counter() - start
         write_json_atomic(tmp / "header.json", {
             "schema": CACHE_SCHEMA, "manifest_sha256": digest, "image_size": resize[0], "interpolation": resize[1],
@@ -137,7 +156,7 @@ def cache_header(folder: Path) -> dict:
 
 
 def load_split(folder: Path, split: str) -> CachedSplit:
-    index = pd.read_csv(Path(folder) / f"{split}.csv", dtype={"generator": str}, keep_default_na=False)
+    index = pd.read_csv(Path(folder) / f"{split}.csv", dtype={"generator": str, "group": str}, keep_default_na=False)
     images = np.load(Path(folder) / f"{split}.npy", mmap_mode="r")
     labels = index["label"].map(LABELS).to_numpy(dtype=np.int64)
     return CachedSplit(images=images, labels=labels, index=index)

@@ -1,5 +1,6 @@
 """Finding image files and decoding them into RGB, whatever Pillow opens them as."""
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,21 +37,36 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(path: Path) -> tuple[Image.Image, str]:
-    """Decode a file fully: (RGB image, the file's format), or raise UndecodableImage with the reason."""
+def decode_bytes(data: bytes) -> tuple[Image.Image, str]:
+    """Decode a file's bytes fully: (RGB image, the file's format), or raise UndecodableImage with the reason."""
+    if not data:
+        raise UndecodableImage("empty file")
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             image.load()
             return to_rgb(image), (image.format or "").upper()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        reason = "empty file" if Path(path).stat().st_size == 0 else str(err) or type(err).__name__
-        raise UndecodableImage(reason) from None
+        raise UndecodableImage(str(err) or type(err).__name__) from None
+
+
+def decode(path: Path) -> tuple[Image.Image, str]:
+    """Read and decode one file. A file that cannot be read (missing, no permission, an I/O error)
+    raises OSError: that is a fault of the storage, not of the image, and must not pass as a skipped
+    image. A file that reads but does not decode raises UndecodableImage."""
+    return decode_bytes(Path(path).read_bytes())
+
+
+def pixel_digest(image: Image.Image) -> str:
+    """sha256 of the decoded RGB pixels and their shape: equal for copies that differ only in metadata or codec."""
+    pixels = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    return hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
 class ImageInfo:
     path: Path
     sha256: str
+    pixel_sha256: str
     width: int
     height: int
     format: str
@@ -58,10 +74,12 @@ class ImageInfo:
 
 
 def inspect_image(path: Path) -> ImageInfo:
-    """Hash and decode one file; a decoding error is returned, not raised (for process pools)."""
-    digest = sha256_of(path)
+    """Hash and decode one file; a decoding error is returned, not raised (for process pools); a file that
+    cannot be read raises OSError."""
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        image, file_format = decode(path)
+        image, file_format = decode_bytes(data)
     except UndecodableImage as err:
-        return ImageInfo(path, digest, 0, 0, "", error=str(err))
-    return ImageInfo(path, digest, image.width, image.height, file_format)
+        return ImageInfo(path, digest, "", 0, 0, "", error=str(err))
+    return ImageInfo(path, digest, pixel_digest(image), image.width, image.height, file_format)

@@ -18,14 +18,30 @@ from harness.progress import progress_bar
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
+LOSSY_FORMATS = {"JPEG", "WEBP", "MPO"}  # codecs that leave a compression history PNG cannot undo
+MAX_FAKE_SHARE_GAP = 0.05  # a split's fake share may stray this far from one half before prepare warns
+
+
 @dataclass
 class PrepareReport:
     manifest: Path
-    counts: dict[str, dict[str, int]]
+    counts: dict[str, dict[str, int]]  # label -> split -> images
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    duplicates_dropped: int = 0
-    in_both_classes: list[str] = field(default_factory=list)  # sha256 of images found as real and as fake
-    format_warnings: list[str] = field(default_factory=list)
+    duplicates_bytes: int = 0  # copies dropped with the same file bytes as a kept image
+    duplicates_pixels: int = 0  # copies dropped with other bytes (metadata, codec) but the same decoded pixels
+    in_both_classes: list[str] = field(default_factory=list)  # pixel sha256 of images found as real and as fake
+    format_warnings: list[str] = field(default_factory=list)  # codec and size, judged on the original files
+    balance_warnings: list[str] = field(default_factory=list)
+    fake_share: dict[str, float] = field(default_factory=dict)  # split -> share of fake images
+    notes: list[str] = field(default_factory=list)  # what --reencode resolved
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return self.duplicates_bytes + self.duplicates_pixels
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.format_warnings + self.balance_warnings
 
 
 def parse_reencode(text: str | None) -> tuple[str, int] | None:
@@ -45,31 +61,68 @@ def _inspect_all(paths: list[Path], description: str) -> list[ImageInfo]:
     with ProcessPoolExecutor(workers) as pool, progress_bar() as progress:
         task = progress.add_task(description, total=len(paths))
         infos = []
-        for info in pool.map(inspect_image, paths, chunksize=16):
-            infos.append(info)
-            progress.advance(task)
+        try:
+            for info in pool.map(inspect_image, paths, chunksize=16):
+                infos.append(info)
+                progress.advance(task)
+        except OSError as err:  # a file that cannot be read is a fault of the storage, not an image to skip
+            raise UserError(f"cannot read {err.filename}: {err.strerror or err}") from None
     return infos
 
 
-def format_bias_warnings(frame: pd.DataFrame) -> list[str]:
-    """Where real and fake differ in codec or size, a detector can learn the file instead of the face."""
-    warnings = []
+def format_bias_warnings(frame: pd.DataFrame, codec: tuple[str, int] | None = None) -> tuple[list[str], list[str]]:
+    """(warnings, notes) on the original files: where real and fake differ in codec or size, a detector
+    can learn the file instead of the face. Only a JPEG re-encoding of both classes resolves a codec
+    difference that involves JPEG: PNG keeps the JPEG class's compression history."""
+    warnings: list[str] = []
+    notes: list[str] = []
     by_label = {label: group for label, group in frame.groupby("label")}
     if set(by_label) != {"real", "fake"}:
-        return warnings
+        return warnings, notes
     formats = {label: Counter(group["format"]) for label, group in by_label.items()}
     if formats["real"].most_common(1)[0][0] != formats["fake"].most_common(1)[0][0] or set(formats["real"]) != set(formats["fake"]):
-        warnings.append(
-            f"the classes differ in codec (real: {dict(formats['real'])}, fake: {dict(formats['fake'])}); "
-            "a detector can learn the codec: consider --reencode png or --reencode jpeg:95"
-        )
+        difference = f"the classes differ in codec (real: {dict(formats['real'])}, fake: {dict(formats['fake'])})"
+        lossy = sorted(label for label, counts in formats.items() if LOSSY_FORMATS & set(counts))
+        if codec and (codec[0] == "JPEG" or not lossy):
+            notes.append(f"{difference}; resolved by --reencode, which passes both classes through one {codec[0]} encoder")
+        else:
+            kept = f" (--reencode png keeps the {' and '.join(lossy)} images' JPEG history)" if codec else ""
+            warnings.append(f"{difference}; a detector can learn the codec: re-encode both classes with "
+                            f"--reencode jpeg:95{kept}")
     sizes = {label: Counter(zip(group["width"], group["height"])) for label, group in by_label.items()}
     if sizes["real"].most_common(1)[0][0] != sizes["fake"].most_common(1)[0][0]:
         warnings.append(
             f"the classes differ in image size (most common real: {sizes['real'].most_common(1)[0][0]}, "
             f"fake: {sizes['fake'].most_common(1)[0][0]}); a detector can learn the resampling"
         )
-    return warnings
+    return warnings, notes
+
+
+def balance_warnings(frame: pd.DataFrame) -> tuple[dict[str, float], list[str]]:
+    """(fake share per split, warnings): a detector scored on an unbalanced split can win by guessing the majority."""
+    share = {split: float((group["label"] == "fake").mean()) for split, group in frame.groupby("split")}
+    warnings = [f"the {split} split is {fake:.0%} fake, not 50%: accuracy there rewards guessing the majority class"
+                for split, fake in share.items() if abs(fake - 0.5) > MAX_FAKE_SHARE_GAP]
+    counts = frame["label"].value_counts()
+    if not warnings and abs(counts["real"] - counts["fake"]) > MAX_FAKE_SHARE_GAP * counts.max():
+        warnings.append(f"the classes hold different numbers of images ({counts['real']} real, {counts['fake']} fake); "
+                        "use --per-class to sample them evenly")
+    return share, warnings
+
+
+def check_folders(real: Path, fakes: list[Path], out: Path) -> None:
+    """Refuse an --out inside an input folder (its re-encoded images would be read as input next time) and
+    input folders that overlap (one image would be both real and fake), before anything is written."""
+    inputs = [("--real", Path(real).resolve())] + [("--fake", Path(f).resolve()) for f in fakes]
+    target = Path(out).resolve()
+    for option, folder in inputs:
+        if target.is_relative_to(folder):
+            raise UserError(f"--out {out} is inside the {option} folder {folder}; choose a folder outside the input folders")
+    for index, (option, folder) in enumerate(inputs):
+        for other_option, other in inputs[index + 1:]:
+            if folder.is_relative_to(other) or other.is_relative_to(folder):
+                raise UserError(f"the {option} folder {folder} and the {other_option} folder {other} overlap; "
+                                "each image must belong to one class")
 
 
 def _reencode(frame: pd.DataFrame, out: Path, codec: tuple[str, int]) -> pd.DataFrame:
@@ -123,6 +176,7 @@ def prepare_dataset(
         if not found:
             raise UserError(f"the {label} folder {folder} holds no .jpg/.jpeg/.png/.webp/.bmp images")
     out = Path(out)
+    check_folders(real, fakes, out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -135,15 +189,21 @@ def prepare_dataset(
             if info.error:
                 report.skipped.append((str(info.path), info.error))
             else:
-                rows.append({"path": str(info.path.resolve()), "label": label, "sha256": info.sha256, "width": info.width,
-                             "height": info.height, "format": info.format, "generator": "" if label == "real" else folder.name,
-                             "group": ""})
-    frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "split"])
-    labels_of = frame.groupby("sha256")["label"].nunique()
+                rows.append({"path": str(info.path.resolve()), "label": label, "sha256": info.sha256,
+                             "pixel_sha256": info.pixel_sha256, "width": info.width, "height": info.height,
+                             "format": info.format, "generator": "" if label == "real" else folder.name, "group": ""})
+    frame = pd.DataFrame(rows, columns=[*(c for c in COLUMNS if c != "split"), "pixel_sha256"])
+    # Same pixels is the same image, whatever its metadata or codec: a copy in the other class is dropped
+    # from both, a copy in its own class once (the first in path order is kept).
+    labels_of = frame.groupby("pixel_sha256")["label"].nunique()
     report.in_both_classes = sorted(labels_of[labels_of > 1].index)
+    frame = frame[~frame["pixel_sha256"].isin(report.in_both_classes)]
     before = len(frame)
-    frame = frame[~frame["sha256"].isin(report.in_both_classes)].drop_duplicates("sha256")
-    report.duplicates_dropped = before - len(frame)
+    frame = frame.drop_duplicates("sha256")
+    report.duplicates_bytes = before - len(frame)
+    before = len(frame)
+    frame = frame.drop_duplicates("pixel_sha256")
+    report.duplicates_pixels = before - len(frame)
 
     rng = np.random.default_rng(seed)
     sampled = []
@@ -154,10 +214,11 @@ def prepare_dataset(
         take = len(members) if per_class is None else min(per_class, len(members))
         sampled.append(members.iloc[np.sort(rng.choice(len(members), take, replace=False))])
     frame = pd.concat(sampled, ignore_index=True)
+    report.format_warnings, report.notes = format_bias_warnings(frame, codec)  # the originals, before --reencode
     if codec:
         frame = _reencode(frame, out, codec)
-    report.format_warnings = format_bias_warnings(frame)
     frame["split"] = assign_splits(frame, seed)
     write_manifest(frame, out)
     report.counts = {label: frame[frame["label"] == label]["split"].value_counts().to_dict() for label in LABELS}
+    report.fake_share, report.balance_warnings = balance_warnings(frame)
     return report

@@ -41,7 +41,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Call write(tmp_path) on a temporary file beside path, flush it to disk, then rename it over path."""
     path = Path(path)
     refuse_symlink(path)

@@ -8,6 +8,7 @@ results/<sweep-id>/
   runs/<run-id>/...          history.csv, progress.json, best.pt, state.pt, attempts.json, test_scores.npy
   logs/                      the jobs' logs
   figures/, report.html      written by `report`
+results/perflog.jsonl        every completed run's figures, across the sweeps of the folder (store.perflog)
 """
 import re
 from dataclasses import dataclass
@@ -132,6 +133,16 @@ class SweepPaths:
         if not is_run_id(run_id):
             raise UserError(f"{run_id!r} is not a run id (letters, digits, '.', '_', '-')")
         return RunPaths(self.folder / "runs" / run_id)
+
+
+def perflog(results: Path) -> Path:
+    """The performance log of a results folder: one JSON line per completed run, across sweeps (store.perflog)."""
+    return Path(results) / "perflog.jsonl"
+
+
+def perflog_lock(results: Path) -> Path:
+    """The lock held while a line is appended to perflog(results)."""
+    return Path(results) / ".perflog.lock"
 
 
 def cache_root(results: Path) -> Path:

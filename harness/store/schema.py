@@ -56,7 +56,7 @@ def from_fields(cls: type[T], data: Any, path: Path) -> T:
     Fields with a default may be absent (files written by an earlier version); unknown keys are refused."""
     if not isinstance(data, dict):
         raise DamagedFile(path, f"expected a JSON object, found {type(data).__name__}")
-    hints, fields = _declared(cls)
+    hints, fields = _declared(cls)  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise DamagedFile(path, f"unknown fields {', '.join(unknown)}")

@@ -34,13 +34,15 @@ class TrainConfig:
     mode: str = "finetune"  # transfer: backbone frozen, head trained (the paper); finetune: all trained
     weights: str = "none"  # imagenet | none | path to a weights file
     image_size: int | None = None  # None: the architecture's own input size
-    preprocessing: str = "timm"  # timm | caffe | torch | tf
+    preprocessing: str = "timm"  # timm | paper (each architecture's Keras mode) | caffe | torch | tf
     train_generator: str | None = None  # train (and validate) on the fakes of this generator only
     select_by: str = "accuracy"  # the epoch kept and tested
     precision: str = "fp32"
     tf32: bool = False  # fp32 matmuls and convolutions on TF32 tensor cores (else IEEE fp32)
     channels_last: bool = False
     device: str = "auto"
+    compile: bool = False  # the step's forward and loss through torch.compile (Run.compile_step)
+    allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -56,11 +58,17 @@ class TrainConfig:
             raise UserError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
         if not DEVICE.fullmatch(self.device):
             raise UserError(f"unknown --device {self.device!r}; choose auto, cpu, cuda or cuda:N")
-        self.resolved_preprocessing()
-        if self.weights == "imagenet":
-            from harness.zoo.models import check_imagenet_weights
+        from harness.zoo.registry import check_image_size, spec_of  # the paper's eight without importing timm
 
-            check_imagenet_weights(self.model)
+        check_image_size(spec_of(self.model), self.image_size)
+
+    def check_workable(self) -> None:
+        """Refuse, at submission, a setting that runs but cannot work. (Not part of validate, which every job
+        runs too: a sweep submitted before this check existed still resumes.)"""
+        if self.mode == "transfer" and self.weights == "none" and not self.allow_random_backbone:
+            raise UserError("--mode transfer --weights none would train only the head on a frozen random backbone, "
+                            "which learns little: give --weights imagenet (or a weights file), or --mode finetune; "
+                            "--allow-random-backbone to insist")
 
     def resolved_preprocessing(self) -> "Preprocessing":
         from harness.zoo.models import preprocessing_for

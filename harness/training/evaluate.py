@@ -4,7 +4,7 @@ from typing import Any
 
 from harness.data.cache import CachedSplit
 from harness.measure import StepMeter
-from harness.metrics import detection_metrics
+from harness.metrics import bootstrap_interval, detection_metrics
 from harness.perturb import PERTURBATIONS, perturb
 from harness.training.run import DeviceSplit, Run, only_generator
 
@@ -26,6 +26,15 @@ def cross_generator(run: Run, test: CachedSplit, threshold: float) -> dict[str, 
         probs, labels = run.evaluate(DeviceSplit.load(only_generator(test, generator, run.config.seed), run.device))
         out[generator] = detection_metrics(labels, probs, threshold)
     return out
+
+
+def image_intervals(labels: Any, probs: Any, index: Any) -> dict[str, Any]:
+    """The 95% bootstrap intervals of test accuracy and AUC over the test images, resampling whole
+    sources (photographs, identities: the manifest's group column) where the data has them."""
+    groups = index["group"].to_numpy() if "group" in index and index["group"].astype(bool).all() else None
+    return {"accuracy_interval": list(bootstrap_interval(labels, probs, "accuracy", groups=groups)[1:]),
+            "auc_interval": list(bootstrap_interval(labels, probs, "auc", groups=groups)[1:]),
+            "interval_resamples": "groups" if groups is not None else "images"}
 
 
 def timed_test(run: Run, test: CachedSplit) -> tuple[Any, Any, StepMeter]:

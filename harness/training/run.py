@@ -3,6 +3,7 @@
 Knows nothing of Slurm. Every completed epoch leaves a checkpoint (state.pt), so a run that is
 stopped (time limit, preemption, requeue, a dead node) resumes from its last completed epoch.
 """
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from harness.data.cache import CachedSplit, build_cache
 from harness.errors import UserError
 from harness.flops import set_float32_matmul
-from harness.measure import StepMeter, resolve_device
+from harness.measure import StepMeter, resolve_device, synchronize
 from harness.progress import progress_bar
 from harness.store.atomic import write_atomic
 from harness.store.paths import RunPaths
@@ -96,6 +97,7 @@ class Run:
         if self.dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UserError(f"--precision bf16 is not supported by {torch.cuda.get_device_name(self.device)}; use fp16 or fp32")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
+        self.compiled_forward_loss: Any = None  # set by compile_step (--compile)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": None, "rank": None}
         self.start_epoch = 0
@@ -114,17 +116,53 @@ class Run:
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
 
-    def train_step(self, images_uint8: torch.Tensor, labels: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
-        """One optimiser step; returns the batch's logits (detached, left on the device)."""
-        x = self.inputs(images_uint8, flip)
+    def _forward_loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's forward pass and loss: what --compile runs through torch.compile (compile_step)."""
         with self.autocast():
             logits = self.model(x).float()
             loss = F.binary_cross_entropy_with_logits(logits, labels)
+        return logits, loss
+
+    def train_step(self, images_uint8: torch.Tensor, labels: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+        """One optimiser step; returns the batch's logits (detached, left on the device)."""
+        x = self.inputs(images_uint8, flip)
+        logits, loss = (self.compiled_forward_loss or self._forward_loss)(x, labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return logits.detach()
+
+    def compile_step(self, data: DeviceSplit) -> dict[str, Any]:
+        """With --compile: the step's forward and loss through torch.compile, compiled here for the batch
+        shapes an epoch has (full and last), so compilation stays out of the timed steps. Returns the
+        throughput fields compile_seconds and compile_fallback_reason (set, with a logged warning, where
+        torch.compile fails and the step stays eager). The warm-up steps leave no trace in the model."""
+        if not self.config.compile:
+            return {"compile_seconds": None, "compile_fallback_reason": None}
+        size = self.config.batch_size
+        shapes = sorted({min(size, len(data)), len(data) % size} - {0}, reverse=True)
+        weights, optimizer_state = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict())
+        scaler_state = self.scaler.state_dict()
+        start = time.perf_counter()
+        try:
+            self.compiled_forward_loss = torch.compile(self._forward_loss)
+            self.set_train_mode()
+            for batch in shapes:
+                self.train_step(data.take(slice(0, batch), self.device), data.labels[:batch].to(self.device), None)
+            synchronize(self.device)
+            return {"compile_seconds": time.perf_counter() - start, "compile_fallback_reason": None}
+        except Exception as err:
+            self.compiled_forward_loss = None
+            first = (str(err).strip().splitlines() or [""])[0]
+            reason = f"{type(err).__name__}: {first}"[:300]
+            log.warning("torch.compile failed for %s, the step runs eagerly: %s", self.config.model, reason)
+            return {"compile_seconds": None, "compile_fallback_reason": reason}
+        finally:
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(optimizer_state)
+            if self.scaler.is_enabled():
+                self.scaler.load_state_dict(scaler_state)
 
     @torch.no_grad()
     def predict(self, images_uint8: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,8 @@ from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
 from harness.store.records import RunRecord, write_record
 from harness.training.config import TrainConfig
-from harness.training.evaluate import cross_generator, robustness, timed_test
+from harness.training.evaluate import cross_generator, image_intervals, robustness, timed_test
+from harness.training.perf import log_performance
 from harness.training.record import completed_record, now, throughput
 from harness.training.run import SELECT_BY, DeviceSplit, Run, only_generator
 from harness.zoo.models import keras_param_count
@@ -100,6 +101,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     splits = {name: DeviceSplit.load(only_generator(cached[name], config.train_generator, config.seed), run.device)
               for name in ("train", "val")}
     train_flops, infer_flops = _flop_counts(run, splits["train"])
+    compiled = run.compile_step(splits["train"])  # --compile: compiled here, timed apart from the steps
 
     meter, sampler = StepMeter(run.device), GpuSampler(run.device)
     watch = time.perf_counter()
@@ -128,11 +130,12 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         best_epoch=run.best["epoch"],
         epochs_completed=len(run.history),
         val=detection_metrics(val_labels, val_probs, threshold),
-        test=detection_metrics(test_labels, test_probs, threshold),
+        test={**detection_metrics(test_labels, test_probs, threshold),
+              **image_intervals(test_labels, test_probs, cached["test"].index)},
         robustness=robustness(run, cached["test"], threshold),
         cross_generator=cross_generator(run, cached["test"], threshold),
         throughput=throughput(train_ips, infer_meter.images_per_s(), meter.data_wait_fraction(),
-                              max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul),
+                              max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul) | compiled,
         memory=peak_memory(run.device),
         gpu={**sampler.summary("train"), "infer": sampler.energy("infer")},
         environment=env,
@@ -141,5 +144,6 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         started_at=started,
     )
     write_record(paths, record)
+    log_performance(record, paths)  # results/perflog.jsonl, after the record: never in its way
     _progress(paths, state="done", epoch=config.epochs, epochs=config.epochs, val_accuracy=run.history[-1]["val_accuracy"])
     return record

@@ -4,3 +4,10 @@ This package's own namespace stays light: the command line reads it without impo
 WEIGHTS_HELP = "'imagenet' (timm's pretrained weights, from the local cache), 'none' (random init) or a weights file"
 # The Keras preprocessing mode the paper most likely fed every network (README, "The paper's question").
 PAPER_PROBABLE_MODE = "caffe"
+# `--preprocessing paper`: each network with the Keras mode its Keras application uses (ModelSpec.keras_mode).
+PAPER_PREPROCESSING = "paper"
+# What the paper's Keras applications take, kept here (no torch) for the leaderboard's comparison:
+# keras.applications' default input side, and the architectures whose timm weights are Keras' own, ported.
+KERAS_INPUT_SIZE = {"ResNet50": 224, "VGG16": 224, "VGG19": 224, "DenseNet121": 224, "MobileNetV2": 224,
+                    "Xception": 299, "NASNetMobile": 224, "InceptionV3": 299}
+TIMM_WEIGHTS_ARE_KERAS = ("Xception",)

@@ -4,8 +4,8 @@ One ``ModelSpec`` per architecture (as timm keeps one config per model): which t
 backbone, which Keras preprocessing its Keras weights expect, Table 2's parameter count, and the
 smallest input the network accepts.
 """
+import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,43 +16,92 @@ from torch import nn
 from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.errors import UserError
 from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
+from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS, ModelSpec, check_image_size
 
 HEAD_WIDTH = 512
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    timm_name: str
-    keras_mode: str
-    paper_params: int
-    min_image_size: int = 32
-    # timm modules beyond Keras' include_top=False convolutional base.
-    strip: tuple[str, ...] = ()
-    # Why our Keras-style count cannot equal Table 2's, where it cannot.
-    params_note: str = ""
-
-
-MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("ResNet50", "resnet50", "caffe", 24_637_313,
-              params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not."),
-    ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",)),
-    ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",)),
-    ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817),
-    ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369),
-    ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71),
-    ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413),
-    ModelSpec("InceptionV3", "inception_v3", "tf", 22_852_385, min_image_size=75,
-              params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them)."),
-)}
-MODEL_NAMES = tuple(MODEL_SPECS)
-
-
 def get_spec(name: str) -> ModelSpec:
-    try:
+    """The paper's architecture of that name, or any timm model (by timm's name, a pretrained tag allowed)."""
+    if name in MODEL_SPECS:
         return MODEL_SPECS[name]
-    except KeyError:
-        raise UserError(f"unknown architecture {name!r}; choose from {', '.join(MODEL_NAMES)}") from None
+    spec = timm_spec(name)
+    if spec is None:
+        raise UserError(f"unknown architecture {name!r}; choose from {', '.join(MODEL_NAMES)} or any timm model name "
+                        f"(python -m harness models --all PATTERN lists them){_did_you_mean(name)}")
+    return spec
+
+
+# --- any timm model (issue 14): the backbone from timm, the paper's head, its own pretrained config ---
+# Inputs below which a family's stem or reductions have nothing left to convolve (Keras' own minimums).
+MIN_IMAGE_SIZE_BY_MODULE = {"inception_v3": 75, "inception_v4": 75, "inception_resnet_v2": 75, "xception": 71}
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    known = [*MODEL_NAMES, *timm.list_models()]
+    close = [n for n in MODEL_NAMES if n.lower() == name.lower()]
+    close += [n for n in difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.75) if n not in close]
+    return f"; did you mean {', '.join(close[:5])}?" if close else ""
+
+
+def _pretrained_cfg(timm_name: str) -> Any:
+    """timm's pretrained config of a model name (its default tag unless the name has one); None where timm
+    has no model of that name or no such tag."""
+    if not timm.is_model(timm_name):
+        return None
+    try:
+        return timm.get_pretrained_cfg(timm_name)
+    except RuntimeError:  # "Invalid pretrained tag"
+        return None
+
+
+def _takes_dynamic_size(timm_name: str) -> bool:
+    """Whether timm builds the model with dynamic_img_size (ViT, DeiT, EVA, Swin do; LeViT, CoaT do not),
+    asked of a model built on the meta device: no memory, no weights."""
+    try:
+        with torch.device("meta"):
+            timm.create_model(timm_name, pretrained=False, num_classes=0, global_pool="", dynamic_img_size=True)
+    except TypeError:
+        return False
+    return True
+
+
+@functools.cache
+def timm_spec(name: str) -> ModelSpec | None:
+    """A ModelSpec for any timm model name (e.g. resnet50, convnext_tiny, vit_small_patch16_224,
+    efficientnet_b0): no Keras mode, no Table 2 count; None where timm has no such model."""
+    cfg = _pretrained_cfg(name)
+    if cfg is None or name in MODEL_SPECS:
+        return None
+    own_size = int(cfg.input_size[-1])
+    module = getattr(timm.models, "_registry")._model_to_module.get(name.split(".")[0], "")
+    minimum = MIN_IMAGE_SIZE_BY_MODULE.get(module, 32)
+    dynamic = bool(cfg.fixed_input_size) and _takes_dynamic_size(name)
+    only = own_size if cfg.fixed_input_size and not dynamic else None
+    return ModelSpec(name, name, keras_mode=None, paper_params=None, min_image_size=only or minimum,
+                     dynamic_img_size=dynamic, only_image_size=only)
+
+
+def list_timm_models(pattern: str = "*") -> list[dict[str, Any]]:
+    """What timm offers under a pattern (fnmatch, e.g. 'convnext*'): each model, whether timm knows
+    pretrained weights for it (and its default tag), its own input size, and the paper's name for it."""
+    names = timm.list_models(pattern)
+    tags: dict[str, list[str]] = {}
+    for tagged in timm.list_models(pattern, pretrained=True):
+        base, _, tag = tagged.partition(".")
+        tags.setdefault(base, []).append(tag)
+    paper = {spec.timm_name: spec.name for spec in MODEL_SPECS.values()}
+    rows = []
+    for name in names:
+        cfg = _pretrained_cfg(name)
+        rows.append({"model": name, "pretrained": "yes" if tags.get(name) else "no",
+                     "default_tag": (cfg.tag or "") if cfg is not None and tags.get(name) else "",
+                     "tags": len(tags.get(name, [])), "input_size": int(cfg.input_size[-1]) if cfg is not None else None,
+                     "fixed_input_size": bool(cfg.fixed_input_size) if cfg is not None else None,
+                     "paper": paper.get(name, "")})
+    return rows
 
 
 class Detector(nn.Module):
@@ -65,23 +114,27 @@ class Detector(nn.Module):
         self.head = nn.Sequential(nn.Linear(num_features, HEAD_WIDTH), nn.ReLU(inplace=True), nn.Linear(HEAD_WIDTH, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.backbone.forward_features(x)).flatten(1)).squeeze(1)
+        return self.head(pool_features(self.backbone, self.backbone.forward_features(x), self.pool)).squeeze(1)
 
 
-def check_imagenet_weights(name: str) -> Any:
-    """timm's pretrained config of the architecture; UserError where timm has no ImageNet weights for it."""
-    spec = get_spec(name)
-    cfg = timm.get_pretrained_cfg(spec.timm_name)
-    if cfg is None or not (cfg.hf_hub_id or cfg.url):
-        raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file")
-    return cfg
+def pool_features(backbone: nn.Module, features: torch.Tensor, pool: nn.Module) -> torch.Tensor:
+    """Global average pooling of what forward_features returns: a CNN's NCHW map (the paper's eight), a
+    channels-last map (Swin: output_fmt NHWC), or a transformer's tokens, averaged over the patch
+    tokens (the class and register tokens left out)."""
+    if features.ndim == 3:
+        return features[:, int(getattr(backbone, "num_prefix_tokens", 0)):].mean(1)
+    if str(getattr(backbone, "output_fmt", "NCHW")).endswith("NHWC"):
+        features = features.permute(0, 3, 1, 2)
+    return pool(features).flatten(1)
 
 
 def cached_imagenet_weights(spec: ModelSpec) -> Path:
     """timm's ImageNet weights for spec from the local caches (Hugging Face, torch hub); never the network."""
     from huggingface_hub import try_to_load_from_cache
 
-    cfg = check_imagenet_weights(spec.name)
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file")
     if cfg.hf_hub_id:
         for filename in ("model.safetensors", "pytorch_model.bin"):
             found = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=os.environ.get("HF_HUB_CACHE"))
@@ -91,15 +144,80 @@ def cached_imagenet_weights(spec: ModelSpec) -> Path:
         found = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
         if found.is_file():
             return found
-    tag = f"{spec.timm_name}.{cfg.tag}" if cfg.tag else spec.timm_name
+    tag = f"{spec.timm_name}.{cfg.tag}" if cfg.tag and "." not in spec.timm_name else spec.timm_name
     raise UserError(
         f"ImageNet weights for {spec.name} are not in the local cache; compute nodes run offline, so on a login node "
         f"run: python -c \"import timm; timm.create_model('{tag}', pretrained=True)\""
     )
 
 
+def check_imagenet_weights(names: list[str]) -> None:
+    """Refuse, in one line naming every one, the architectures whose ImageNet weights are not in the local
+    cache (or do not exist in timm): a sweep must not fail at run time on a compute node that is offline."""
+    absent, no_weights, fetch = [], [], []
+    for name in names:
+        spec = get_spec(name)
+        cfg = timm.get_pretrained_cfg(spec.timm_name)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url):
+            no_weights.append(name)
+            continue
+        try:
+            cached_imagenet_weights(spec)
+        except UserError:
+            absent.append(name)
+            fetch.append(f"{spec.timm_name}.{cfg.tag}" if cfg.tag else spec.timm_name)
+    if not absent and not no_weights:
+        return
+    parts = []
+    if no_weights:
+        parts.append(f"timm has no ImageNet weights for {', '.join(no_weights)} (leave it out with --models, or give "
+                     "--weights a file)")
+    if absent:
+        names_ = ", ".join(repr(t) for t in fetch)
+        parts.append(f"ImageNet weights for {', '.join(absent)} are not in the local cache; compute nodes run offline, "
+                     f"so on a login node run: python -c \"import timm; [timm.create_model(n, pretrained=True) for n in "
+                     f"({names_},)]\"")
+    raise UserError("--weights imagenet: " + "; ".join(parts))
+
+
+# What each timm pretrained tag means: how the weights were made.
+TIMM_RECIPES = {
+    "a1_in1k": "timm's 'ResNet strikes back' A1 recipe (600 epochs, LAMB, BCE loss, heavy augmentation; arXiv:2110.00476)",
+    "tv_in1k": "torchvision's checkpoint",
+    "ra_in1k": "timm's RandAugment recipe",
+    "tf_in1k": "ported from TensorFlow/Keras",
+    "untrained": "none: timm has no ImageNet weights",
+}
+
+
+def weights_provenance(name: str) -> dict[str, Any]:
+    """Where timm's ImageNet weights come from beside Keras' (the paper's): the tag of timm's pretrained
+    config, its recipe, Keras' source, whether they are the same weights, and the input each was trained on."""
+    spec = get_spec(name)
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    tag = cfg.tag if cfg is not None else None
+    exists = cfg is not None and bool(cfg.hf_hub_id or cfg.url)
+    recipe = TIMM_RECIPES.get(tag or "", f"timm's '{tag}' weights")
+    if spec.name == "InceptionV3" and tag == "tv_in1k":
+        recipe = "torchvision's port of Google's TensorFlow checkpoint"
+    if spec.name == "Xception" and spec.timm_weights_are_keras:
+        recipe = "Keras' own checkpoint, ported to PyTorch (Cadene's pretrainedmodels)"
+    own = preprocessing_for(name)
+    return {
+        "model": spec.name,
+        "timm_weights": f"{spec.timm_name}.{tag}" if tag else spec.timm_name,
+        "timm_recipe": recipe,
+        "timm_input": "RGB, mean " + "/".join(f"{m:g}" for m in own.mean) + ", std " + "/".join(f"{v:g}" for v in own.std),
+        "keras_weights": spec.keras_weights,
+        "keras_mode": spec.keras_mode,
+        "same_weights": spec.timm_weights_are_keras if exists else None,
+        "exists": exists,
+    }
+
+
 def _create_backbone(spec: ModelSpec, weights: str) -> nn.Module:
-    backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, global_pool="")
+    extra = {"dynamic_img_size": True} if spec.dynamic_img_size else {}
+    backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, global_pool="", **extra)
     for module_name in spec.strip:
         setattr(backbone, module_name, nn.Identity())
     if weights == "imagenet":
@@ -146,7 +264,8 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
     # pre_logits): the channels forward_features really returns are the ground truth.
     was_training = backbone.training
     with torch.no_grad():
-        channels = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size)).shape[1]
+        features = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size))
+        channels = pool_features(backbone, features, nn.AdaptiveAvgPool2d(1)).shape[1]
     backbone.train(was_training)
     return int(channels)
 
@@ -154,10 +273,9 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
 def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None) -> Preprocessing:
     """timm's pretrained config for the architecture, or a Keras mode's normalisation."""
     spec = get_spec(name)
-    if image_size is not None and image_size < spec.min_image_size:
-        raise UserError(f"{name} needs --image-size of at least {spec.min_image_size} (got {image_size})")
+    check_image_size(spec, image_size)
     cfg = timm.get_pretrained_cfg(spec.timm_name).to_dict()
-    return resolve_preprocessing(cfg, mode, image_size)
+    return resolve_preprocessing(cfg, mode, image_size, keras_mode=spec.keras_mode)
 
 
 def keras_param_count(model: nn.Module) -> int:
@@ -186,6 +304,8 @@ def describe_models() -> list[dict[str, Any]]:
             "mean": list(pre.mean),
             "std": list(pre.std),
             "keras_mode": spec.keras_mode,
+            "keras_input_size": spec.keras_input_size,
+            "timm_weights": weights_provenance(spec.name)["timm_weights"],
             "min_image_size": spec.min_image_size,
         })
     return rows

@@ -22,7 +22,9 @@ KERAS_MODES: dict[str, dict[str, Any]] = {
     "torch": {"bgr": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "tf": {"bgr": False, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
 }
-PREPROCESSING_CHOICES = ("timm", *KERAS_MODES)
+# timm: each model's own config; paper: per architecture the Keras mode its Keras application uses
+# (caffe for ResNet50/VGG, torch for DenseNet121, tf for the others); caffe/torch/tf: one mode for all.
+PREPROCESSING_CHOICES = ("timm", "paper", *KERAS_MODES)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class Preprocessing:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def same_input(self, other: "Preprocessing") -> bool:
+        """Whether the network sees the same tensors from both (the name of the mode aside)."""
+        return (self.resize_key, self.mean, self.std, self.bgr) == (other.resize_key, other.mean, other.std, other.bgr)
 
     def normalise(self, batch_uint8_nhwc: torch.Tensor, flip: torch.Tensor | None = None,
                   dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -72,10 +78,16 @@ def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.devic
     return scale.to(device, dtype), shift.to(device, dtype)
 
 
-def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", image_size: int | None = None) -> Preprocessing:
-    """Preprocessing from a timm pretrained config, optionally with a Keras mode's normalisation."""
+def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", image_size: int | None = None,
+                          keras_mode: str | None = None) -> Preprocessing:
+    """Preprocessing from a timm pretrained config, optionally with a Keras mode's normalisation.
+    mode 'paper' takes keras_mode, the architecture's own Keras mode, and records it as the mode applied."""
     if mode not in PREPROCESSING_CHOICES:
         raise ValueError(f"unknown preprocessing {mode!r}; choose one of {', '.join(PREPROCESSING_CHOICES)}")
+    if mode == "paper":
+        if keras_mode not in KERAS_MODES:
+            raise ValueError(f"preprocessing 'paper' needs the architecture's Keras mode, got {keras_mode!r}")
+        mode = keras_mode
     size = image_size or int(pretrained_cfg["input_size"][-1])
     norm = KERAS_MODES.get(mode, {"bgr": False, "mean": tuple(pretrained_cfg["mean"]), "std": tuple(pretrained_cfg["std"])})
     return Preprocessing(

@@ -42,9 +42,8 @@ def _queued(job_ids: set[str]) -> set[str]:
     return set(sh("squeue", "-h", "-o", "%i").split()) & job_ids
 
 
-# data layer: fixed on branch data (the cache lock is inherited by the pool workers until then, and the
-# second build waits for ever; the timeout below turns that hang into a failure)
-@pytest.mark.xfail(strict=False, reason="data layer: fixed on branch data (cache lock not inherited by workers)")
+# (before the data layer's fix, the pool workers inherited the cache lock and the second build waited for
+# ever: the timeout below turns such a hang into a failure)
 def test_a_preprocessing_job_killed_mid_build_does_not_block_the_next_sweep(cli, results, tmp_path):
     from harness.data.demo import make_demo
 

@@ -41,11 +41,12 @@ def test_two_architectures_on_the_demo(cli, results):
     assert {row["paper_accuracy"] for row in compared} == {0.9934, 0.74}
     markdown = cli("leaderboard", "--format", "markdown", "--results", results)
     assert markdown.code == 0 and "| MobileNetV2 |" in markdown.out
-    # a resume's dry run shows a batch of the runs without a result, and submits nothing
+    # a resume's dry run shows what would run: the runs without a result, on the sweep's own cluster
     (folder / "runs" / "MobileNetV2-s0" / "result.json").unlink()
     submissions = json.loads((folder / "jobs.json").read_text())["submissions"]
     shown = cli("sweep", "--resume", folder.name, "--dry-run", "--force", "--results", results)
-    assert shown.code == 0 and "#SBATCH --array=0-0%1" in shown.out, shown.err
+    assert shown.code == 0 and "harness.cluster.jobs" in shown.out and "MobileNetV2-s0" in shown.out, shown.err
+    assert "ResNet50-s0" not in shown.out
     assert json.loads((folder / "jobs.json").read_text())["submissions"] == submissions
 
 

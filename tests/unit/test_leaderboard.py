@@ -30,7 +30,7 @@ def test_mean_and_student_t_interval_over_seeds(tmp_path):
     half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
     assert resnet["accuracy"] == pytest.approx(0.92) and resnet["seeds"] == 3 and resnet["status"] == "COMPLETED"
     assert (resnet["accuracy_lo"], resnet["accuracy_hi"]) == pytest.approx((0.92 - half, 0.92 + half))
-    assert rows["VGG16"]["accuracy_lo"] is None and rows["VGG16"]["overlaps"] == ""  # one seed: no interval, no claim
+    assert rows["VGG16"]["accuracy_lo"] is None  # one seed: no interval
 
 
 def test_an_interval_never_leaves_the_metric_range(tmp_path):
@@ -54,3 +54,20 @@ def test_the_quantile_in_plain_python_is_scipys():
     for df in (1, 2, 4, 9, 29, 200):
         assert t_quantile(0.975, df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-9)
     assert mean_interval([0.2, 1.9], bounds=(0.0, None))[2] > 1  # a loss is bounded below only
+
+
+def test_separability_is_a_paired_test_on_the_same_test_images(tmp_path):
+    """Three architectures on the same 200 test images: A and B nearly agree, C is right far less often."""
+    import numpy as np
+
+    sweep = sweep_with(tmp_path, {"A": [0.9], "B": [0.89], "C": [0.6]})
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0.0, 1.0], 100)
+    right = {"A": rng.random(200) < 0.9, "C": rng.random(200) < 0.6}
+    right["B"] = right["A"] ^ (rng.random(200) < 0.02)
+    for model, correct in right.items():
+        probs = np.where(correct, labels, 1 - labels) * 0.8 + 0.1
+        np.save(sweep.run(f"{model}-s0").test_scores, np.stack([labels, probs]))
+    rows = {r["model"]: r for r in leaderboard(sweep)}
+    assert rows["A"]["not_separable_from"] == "B" and rows["B"]["not_separable_from"] == "A"
+    assert rows["C"]["not_separable_from"] == "" and "McNemar" in rows["C"]["separability_test"]

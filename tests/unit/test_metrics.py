@@ -7,8 +7,8 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from harness.analysis.intervals import mean_interval
-from harness.metrics import (_weighted_auc, best_threshold, bootstrap_interval, delong_covariance, delong_test,
-                             detection_metrics, holm_bonferroni, mcnemar_test, separable_pairs)
+from harness.metrics import _weighted_auc, best_threshold, bootstrap_interval, detection_metrics
+from harness.paired import delong_covariance, delong_test, holm_bonferroni, mcnemar_test, midranks, separable_pairs
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -184,3 +184,9 @@ def test_separable_pairs_after_correction():
     assert same == [{"a": "A", "b": "A again", "p_value": 1.0, "p_adjusted": 1.0, "separable": False}]
     with pytest.raises(ValueError):
         separable_pairs(labels, {"A": a, "short": b[:10]})
+
+
+def test_midranks_are_scipys_rankdata():
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 5, (3, 40)).astype(float)  # many ties
+    assert np.array_equal(midranks(values), stats.rankdata(values, axis=1))

@@ -1,0 +1,191 @@
+"""Two sweeps side by side, per architecture: each figure's mean over seeds in A and in B, the ratio
+B/A, and whether the difference exceeds the runs' own spread (a partition against another, a site
+before and after an upgrade).
+
+The spread test is Welch's t-test at 5% (two-sided), where both sweeps have two seeds or more of the
+architecture; with one seed on either side the answer is "unknown": one run says nothing of how much
+a figure moves from seed to seed. GPU-hours per run come from sacct (elapsed time x GPUs allocated)
+where the sweep ran on Slurm, else from the record (wall time x GPUs), and are null with a reason for a
+run that used no GPU. Plain Python (no pandas, no scipy), like the leaderboard.
+"""
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.analysis.intervals import t_cdf
+from harness.cluster.base import JobState
+from harness.store.paths import SweepPaths
+from harness.store.perflog import FIGURE_UNITS, figures_of
+from harness.store.records import RunRecord, read_record, read_spec
+from harness.store.schema import DamagedFile
+
+ALPHA = 0.05
+FIGURES = ["accuracy", "auc", "train_images_per_s", "infer_images_per_s", "data_wait_fraction", "gpu_util_median",
+           "mfu", "energy_per_image_j", "peak_gpu_memory_bytes", "wall_time_s", "gpu_hours", "accuracy_per_gpu_hour"]
+UNITS = {**FIGURE_UNITS, "gpu_hours": "GPU-h", "accuracy_per_gpu_hour": "fraction/GPU-h"}
+_ELAPSED = re.compile(r"(?:(?P<days>[0-9]+)-)?(?:(?P<hours>[0-9]+):)?(?P<minutes>[0-9]+):(?P<seconds>[0-9]+(?:\.[0-9]*)?)")
+_GPUS = re.compile(r"(?:^|,)gres/gpu=(?P<count>[0-9]+)(?:,|$)")
+
+
+@dataclass
+class RunFigures:
+    run_id: str
+    record: RunRecord
+    values: dict[str, float | None]
+    notes: dict[str, str] = field(default_factory=dict)  # figure -> why it is null
+
+
+def completed_records(sweep: SweepPaths) -> dict[str, list[RunRecord]]:
+    """A sweep's completed records by leaderboard row (the architecture, and its variant), spec order."""
+    groups: dict[str, list[RunRecord]] = {}
+    for run in read_spec(sweep).runs:
+        groups.setdefault(run.label, [])
+        try:
+            record = read_record(sweep.run(run.run_id))
+        except DamagedFile:
+            continue
+        if record is not None and record.completed:
+            groups[run.label].append(record)
+    return groups
+
+
+def elapsed_seconds(text: str) -> float | None:
+    """sacct's Elapsed, [D-][HH:]MM:SS, in seconds; None where it is not one."""
+    found = _ELAPSED.fullmatch(text.strip()) if text else None
+    if not found:
+        return None
+    return (int(found["days"] or 0) * 86400 + int(found["hours"] or 0) * 3600 + int(found["minutes"]) * 60
+            + float(found["seconds"]))
+
+
+def allocated_gpus(alloc_tres: str) -> int | None:
+    """The GPUs in sacct's AllocTRES (`cpu=2,gres/gpu=1,mem=3G`); None where it names none."""
+    found = _GPUS.search(alloc_tres or "")
+    return int(found["count"]) if found else None
+
+
+def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, str | None, str | None]:
+    """(GPU-hours, source, reason when null): sacct's elapsed x allocated GPUs where the scheduler gives
+    both, else the record's wall time x the GPUs it used, else null (no GPU)."""
+    if job is not None:
+        seconds, gpus = elapsed_seconds(job.elapsed), allocated_gpus(job.alloc_tres)
+        if seconds is not None and gpus:
+            return seconds * gpus / 3600.0, "sacct", None
+    env = record.environment or {}
+    if env.get("device") != "cuda":
+        return None, None, f"no GPU in use (device: {env.get('device') or 'unknown'}) and none allocated by a scheduler"
+    wall = figures_of(record)["wall_time_s"]
+    if wall is None:
+        return None, None, "the record has no start time to measure its wall time"
+    return wall * int(env.get("gpu_count") or 1) / 3600.0, "record", None
+
+
+def job_states(sweep: SweepPaths) -> tuple[dict[str, JobState], list[str]]:
+    """Each run's latest job as the sweep's backend reports it (sacct on Slurm), and notes where it could not."""
+    from harness.cluster import get_backend
+    from harness.store.submissions import read_submissions
+
+    try:
+        submissions = read_submissions(sweep)
+    except DamagedFile as err:
+        return {}, [str(err)]
+    latest = {rid: job for submission in submissions for rid, job in submission.tasks.items()}
+    if not latest or submissions[-1].executor != "slurm":
+        return {}, []  # the local backend knows no elapsed time nor GPUs: the records say them
+    try:
+        states = get_backend("slurm").states(sorted(set(latest.values())))
+    except Exception as err:  # sacct missing or failing: the records still give wall times
+        return {}, [f"sweep {sweep.sweep_id}: the scheduler did not answer ({err}); GPU-hours from the records"]
+    return {rid: states[job] for rid, job in latest.items() if job in states}, []
+
+
+def sweep_figures(sweep: SweepPaths) -> tuple[dict[str, list[RunFigures]], list[str]]:
+    """Every completed run's figures, GPU-hours and accuracy per GPU-hour included, by leaderboard row."""
+    jobs, notes = job_states(sweep)
+    rows: dict[str, list[RunFigures]] = {}
+    for label, records in completed_records(sweep).items():
+        rows[label] = []
+        for record in records:
+            values: dict[str, float | None] = dict(figures_of(record))
+            hours, source, reason = gpu_hours(record, jobs.get(record.run_id))
+            values["gpu_hours"] = hours
+            accuracy = values.get("accuracy")
+            values["accuracy_per_gpu_hour"] = accuracy / hours if hours and accuracy is not None else None
+            run_notes = {"gpu_hours": f"from {source}"} if source else {}
+            if reason:
+                run_notes["gpu_hours"] = run_notes["accuracy_per_gpu_hour"] = reason
+            rows[label].append(RunFigures(record.run_id, record, values, run_notes))
+    return rows, notes
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float | None, str]:
+    """Welch's two-sided t-test of equal means: (p, how it was decided); p None with one value on a side."""
+    if len(a) < 2 or len(b) < 2:
+        return None, "one seed" if min(len(a), len(b)) == 1 else "no value"
+    mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+    var_a, var_b = statistics.variance(a), statistics.variance(b)
+    se2 = var_a / len(a) + var_b / len(b)
+    if se2 == 0:  # every seed gave the same figure on both sides
+        return (0.0 if mean_a != mean_b else 1.0), "no spread"
+    t = (mean_b - mean_a) / math.sqrt(se2)
+    df = se2 ** 2 / ((var_a / len(a)) ** 2 / (len(a) - 1) + (var_b / len(b)) ** 2 / (len(b) - 1))
+    p = 2.0 * (1.0 - t_cdf(abs(t), df))
+    return max(0.0, min(1.0, p)), f"Welch p={p:.3g}"
+
+
+def beyond_spread(a: list[float], b: list[float], alpha: float = ALPHA) -> tuple[str, str]:
+    """("yes" | "no" | "unknown" | "-", the test): whether B's mean differs from A's by more than the
+    seeds' spread explains."""
+    if not a or not b:
+        return "-", "no value"
+    p, how = welch(a, b)
+    if p is None:
+        return "unknown", f"{how}: needs 2 seeds or more on each side"
+    return ("yes" if p < alpha else "no"), how
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def compare_figures(a: dict[str, list[RunFigures]], b: dict[str, list[RunFigures]],
+                    figures: list[str] = FIGURES) -> list[dict[str, Any]]:
+    """One row per (architecture, figure): A's and B's means, seeds, B/A, and whether the difference
+    exceeds the spread. Architectures in one sweep only have a row with the other side empty."""
+    rows = []
+    for label in [*a, *(label for label in b if label not in a)]:
+        runs_a, runs_b = a.get(label, []), b.get(label, [])
+        for figure in figures:
+            values_a = [r.values[figure] for r in runs_a if r.values.get(figure) is not None]
+            values_b = [r.values[figure] for r in runs_b if r.values.get(figure) is not None]
+            mean_a, mean_b = _mean(values_a), _mean(values_b)
+            verdict, test = beyond_spread(values_a, values_b)
+            notes = sorted({r.notes[figure] for r in [*runs_a, *runs_b] if figure in r.notes})
+            if label not in a or label not in b:
+                notes.insert(0, f"only in sweep {'B' if label not in a else 'A'}")
+            rows.append({"model": label, "figure": figure, "unit": UNITS[figure],
+                         "a": mean_a, "a_seeds": len(values_a), "b": mean_b, "b_seeds": len(values_b),
+                         "ratio": mean_b / mean_a if mean_a and mean_b is not None else None,
+                         "beyond_spread": verdict, "test": test, "note": "; ".join(notes)})
+    return rows
+
+
+def compare_sweeps(sweep_a: SweepPaths, sweep_b: SweepPaths) -> tuple[list[dict[str, Any]], list[str]]:
+    a, notes_a = sweep_figures(sweep_a)
+    b, notes_b = sweep_figures(sweep_b)
+    return compare_figures(a, b), notes_a + notes_b
+
+
+def shown(unit: str, value: float | None) -> str:
+    """A figure for a table, in its unit."""
+    if value is None:
+        return "-"
+    if unit == "fraction":
+        return f"{100 * value:.2f}%"
+    if unit == "bytes":
+        return f"{value / 2 ** 20:,.1f} MiB"
+    if unit in ("GPU-h", "J/image", "fraction/GPU-h"):
+        return f"{value:.4g}"
+    return f"{value:,.1f}"

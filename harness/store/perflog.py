@@ -1,0 +1,235 @@
+"""The performance log across sweeps: results/perflog.jsonl, one JSON object a line, one line per
+completed run, appended and never rewritten (ReFrame's perflog, MLPerf's provenance).
+
+An entry says which run it is (sweep, run, architecture, seed), the settings that change a figure
+(image size, batch, precision, TF32, channels_last, compile, mode, epochs), the system it ran on
+(cluster, partition, node, GPU name and count, driver, CUDA, torch, timm, harness version and git
+commit), and each figure with its unit (`{"value": ..., "unit": ...}`; value null where the run could
+not measure it). Jobs append concurrently: each line is written whole, under a lock, with one
+O_APPEND write and an fsync. A reader checks every line; a broken one is reported with its line
+number and skipped, never fatal. Plain Python: no torch, no pandas.
+"""
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from harness.store.atomic import locked, refuse_symlink
+from harness.store.paths import perflog, perflog_lock
+from harness.store.records import RunRecord, SweepSpec
+from harness.store.schema import DamagedFile, from_fields
+
+PERFLOG_SCHEMA = 1
+# Every figure an entry carries, and its unit ("fraction": a share in [0, 1]).
+FIGURE_UNITS: dict[str, str] = {
+    "accuracy": "fraction",
+    "auc": "fraction",
+    "f1": "fraction",
+    "train_images_per_s": "images/s",
+    "infer_images_per_s": "images/s",
+    "data_wait_fraction": "fraction",
+    "gpu_util_median": "fraction",
+    "mfu": "fraction",
+    "energy_per_image_j": "J/image",
+    "peak_gpu_memory_bytes": "bytes",
+    "peak_host_rss_bytes": "bytes",
+    "wall_time_s": "s",
+    "train_seconds": "s",
+    "compile_seconds": "s",
+}
+# The training settings that change a figure: runs differing in one of them are not compared.
+SETTINGS = ("image_size", "batch_size", "precision", "tf32", "channels_last", "compile", "mode", "epochs")
+SYSTEM = ("cluster", "partition", "node", "device", "gpu_name", "gpu_count", "driver", "cuda", "torch", "timm",
+          "harness_version", "git_commit", "git_dirty")
+SCALAR = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class PerfEntry:
+    time: str  # when the run finished (ISO 8601, UTC)
+    sweep: str
+    run: str
+    architecture: str
+    seed: int
+    settings: dict[str, Any]
+    system: dict[str, Any]
+    figures: dict[str, dict[str, Any]]  # name -> {"value": number or null, "unit": str}
+    variant: str = ""
+    schema_version: int = PERFLOG_SCHEMA
+
+    def value(self, figure: str) -> float | None:
+        return (self.figures.get(figure) or {}).get("value")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> "PerfEntry":
+        """An entry from one parsed line; DamagedFile (with the reason) when it is not one."""
+        entry = from_fields(cls, data, path)
+        if entry.schema_version != PERFLOG_SCHEMA:
+            raise DamagedFile(path, f"schema_version {entry.schema_version}; this harness reads {PERFLOG_SCHEMA}")
+        try:
+            datetime.fromisoformat(entry.time)
+        except ValueError:
+            raise DamagedFile(path, f"time {entry.time!r:.40} is not an ISO 8601 date") from None
+        if entry.seed < 0:
+            raise DamagedFile(path, f"seed {entry.seed} is negative")
+        for part in ("settings", "system"):
+            for key, value in getattr(entry, part).items():
+                if not isinstance(value, SCALAR):
+                    raise DamagedFile(path, f"{part}.{key} is {type(value).__name__}, not a plain value")
+        for name, figure in entry.figures.items():
+            if not isinstance(figure, dict) or set(figure) != {"value", "unit"}:
+                raise DamagedFile(path, f"figure {name!r} is not {{\"value\": ..., \"unit\": ...}}")
+            value = figure["value"]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise DamagedFile(path, f"figure {name!r} has value {value!r:.40}, not a number or null")
+            if not isinstance(figure["unit"], str):
+                raise DamagedFile(path, f"figure {name!r} has a unit that is not text")
+        return entry
+
+
+def _number(value: Any) -> float | int | None:
+    """A figure as JSON can hold it: a finite number, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def energy_per_image(record: RunRecord) -> float | None:
+    """Joules per training image, where the run measured them (the GPU sampler's train phase)."""
+    for part in (record.gpu or {}, record.throughput or {}):
+        for key in ("energy_per_image_j", "energy_per_train_image_j", "train_energy_per_image_j"):
+            if _number(part.get(key)) is not None:
+                return part[key]
+    return None
+
+
+def figures_of(record: RunRecord) -> dict[str, float | int | None]:
+    """A completed run's figures, by FIGURE_UNITS name (None where it has none); shared by the
+    perflog, `compare` and `check`."""
+    test, throughput, gpu, memory = record.test or {}, record.throughput or {}, record.gpu or {}, record.memory or {}
+    values = {
+        "accuracy": test.get("accuracy"),
+        "auc": test.get("auc"),
+        "f1": test.get("f1"),
+        "train_images_per_s": throughput.get("train_images_per_s"),
+        "infer_images_per_s": throughput.get("infer_images_per_s"),
+        "data_wait_fraction": throughput.get("data_wait_fraction"),
+        "gpu_util_median": gpu.get("util_median"),
+        "mfu": throughput.get("mfu"),
+        "energy_per_image_j": energy_per_image(record),
+        "peak_gpu_memory_bytes": memory.get("peak_gpu_memory_bytes"),
+        "peak_host_rss_bytes": memory.get("peak_host_rss_bytes"),
+        "wall_time_s": _seconds_between(record.started_at, record.finished_at),
+        "train_seconds": record.train_seconds_this_attempt,
+        "compile_seconds": throughput.get("compile_seconds"),
+    }
+    return {name: _number(value) for name, value in values.items()}
+
+
+def settings_of(record: RunRecord) -> dict[str, Any]:
+    config, pre = record.config, record.preprocessing or {}
+    settings = {name: config.get(name) for name in SETTINGS}
+    settings["image_size"] = config.get("image_size") or pre.get("image_size")  # None: the architecture's own
+    settings["compile"] = bool(config.get("compile", False))
+    return {k: (v if isinstance(v, SCALAR) else str(v)) for k, v in settings.items()}
+
+
+def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) -> dict[str, Any]:
+    """Where the run ran: its record's environment, the sweep's code, and what the job found at its end
+    (found: cluster, gpu_count, driver; see training.perf.collect_system)."""
+    import harness
+
+    env, code = record.environment or {}, (spec.code if spec else {}) or {}
+    on_gpu = env.get("device") == "cuda"
+    return {
+        "cluster": found.get("cluster") or "local",
+        "partition": env.get("slurm_partition") or "local",
+        "node": env.get("slurm_node") or env.get("host"),
+        "device": env.get("device"),
+        "gpu_name": env.get("device_name") if on_gpu else None,
+        "gpu_count": found.get("gpu_count", 0 if not on_gpu else None),
+        "driver": found.get("driver"),
+        "cuda": env.get("cuda"),
+        "torch": env.get("torch"),
+        "timm": env.get("timm"),
+        "harness_version": code.get("harness_version") or harness.__version__,
+        "git_commit": code.get("git_commit"),
+        "git_dirty": code.get("git_dirty"),
+    }
+
+
+def entry_from_record(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) -> PerfEntry:
+    variant = ""
+    if spec is not None:
+        try:
+            variant = spec.run(record.run_id).variant
+        except KeyError:
+            pass
+    figures = {name: {"value": value, "unit": FIGURE_UNITS[name]} for name, value in figures_of(record).items()}
+    return PerfEntry(time=record.finished_at, sweep=record.sweep_id, run=record.run_id, architecture=record.model,
+                     seed=record.seed, settings=settings_of(record), system=system_of(record, spec, found),
+                     figures=figures, variant=variant)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def append_entry(results: Path, entry: PerfEntry) -> Path:
+    """Append one line to results/perflog.jsonl: under the folder's perflog lock, one O_APPEND write,
+    then fsync. A line left without its newline by a writer killed mid-write stays a line of its own
+    (the reader reports and skips it): this one starts on a fresh line."""
+    path = perflog(results)
+    refuse_symlink(path)
+    line = (json.dumps(entry.to_json(), separators=(",", ":"), allow_nan=False, default=str) + "\n").encode()
+    with locked(perflog_lock(results)):
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line
+            _write_all(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
+
+
+def read_perflog(path: Path) -> tuple[list[PerfEntry], list[str]]:
+    """Every valid entry of a perflog, in file order, and one warning per line skipped (with its number).
+    A missing file is an empty log."""
+    path = Path(path)
+    entries: list[PerfEntry] = []
+    problems: list[str] = []
+    if not path.is_file():
+        return entries, problems
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                data = json.loads(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError) as err:
+                problems.append(f"{path} line {number}: not a JSON object ({str(err)[:80]}); skipped")
+                continue
+            try:
+                entries.append(PerfEntry.from_json(data, path))
+            except DamagedFile as err:
+                problems.append(f"{path} line {number}: {err.reason}; skipped")
+    return entries, problems

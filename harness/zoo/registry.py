@@ -1,0 +1,78 @@
+"""The paper's eight architectures as a registry of configs (as timm keeps one config per model): which
+timm network is the backbone, which Keras preprocessing its Keras weights expect, Table 2's parameter
+count, the smallest input it accepts. No torch, no timm: a sweep is planned and checked from here."""
+from dataclasses import dataclass
+
+from harness.errors import UserError
+from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    timm_name: str
+    keras_mode: str | None  # None: not one of the paper's (any timm model, see timm_spec)
+    paper_params: int | None
+    min_image_size: int = 32
+    # timm modules beyond Keras' include_top=False convolutional base.
+    strip: tuple[str, ...] = ()
+    # Why our Keras-style count cannot equal Table 2's, where it cannot.
+    params_note: str = ""
+    # Transformers built for one input size: built with timm's dynamic_img_size (position embeddings
+    # resampled for any input), or, where timm cannot, accepting that one size only.
+    dynamic_img_size: bool = False
+    only_image_size: int | None = None
+    # Where Keras' ImageNet weights for this application come from (what the paper loaded).
+    keras_weights: str = ""
+
+    @property
+    def keras_input_size(self) -> int | None:
+        """keras.applications' default input side (input_shape=None); None outside the paper's eight."""
+        return KERAS_INPUT_SIZE.get(self.name)
+
+    @property
+    def timm_weights_are_keras(self) -> bool:
+        """Whether timm's checkpoint is Keras' own, ported (the same weights)."""
+        return self.name in TIMM_WEIGHTS_ARE_KERAS
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("ResNet50", "resnet50", "caffe", 24_637_313,
+              params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not.",
+              keras_weights="Kaiming He's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+    ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817,
+              keras_weights="the authors' original (Lua)Torch release, converted (torch-mode input)"),
+    ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369,
+              keras_weights="Google's TF-Slim checkpoint, translated (tf-mode input)"),
+    ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71,
+              keras_weights="trained by Keras' author (tf-mode input)"),
+    ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413,
+              keras_weights="Google's TF-Slim NASNet-A Mobile checkpoint, ported (tf-mode input)"),
+    ModelSpec("InceptionV3", "inception_v3", "tf", 22_852_385, min_image_size=75,
+              params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them).",
+              keras_weights="trained by the Keras authors (tf-mode input)"),
+)}
+MODEL_NAMES = tuple(MODEL_SPECS)
+
+
+def spec_of(name: str) -> ModelSpec:
+    """The paper's architecture of that name from this registry; any other name is asked of timm
+    (zoo.models.get_spec, which imports it)."""
+    if name in MODEL_SPECS:
+        return MODEL_SPECS[name]
+    from harness.zoo.models import get_spec
+
+    return get_spec(name)
+
+
+def check_image_size(spec: ModelSpec, image_size: int | None) -> None:
+    """One line when an architecture cannot take that input size."""
+    if image_size is not None and spec.only_image_size and image_size != spec.only_image_size:
+        raise UserError(f"{spec.name} takes only {spec.only_image_size} px input (timm builds it for one size); "
+                        f"use --image-size {spec.only_image_size} or leave it out")
+    if image_size is not None and image_size < spec.min_image_size:
+        raise UserError(f"{spec.name} needs --image-size of at least {spec.min_image_size} (got {image_size})")

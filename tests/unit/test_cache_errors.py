@@ -1,0 +1,68 @@
+"""The cache build: a file that does not decode is skipped and listed; one that cannot be read, or a class
+left empty, fails the build with a clear line and publishes nothing."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from harness.data.cache import build_cache, cache_header, load_split
+from harness.data.manifest import COLUMNS
+from harness.errors import UserError
+
+RESIZE = (16, "bilinear", 1.0)
+
+
+def _dataset(folder: Path, per_cell: int = 2) -> pd.DataFrame:
+    """per_cell decodable PNGs per (split, label); returns the manifest rows, written to folder."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for split in ("train", "val", "test"):
+        for label in ("real", "fake"):
+            for i in range(per_cell):
+                name = f"{label}-{split}-{i}.png"
+                Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / name)
+                rows.append({"path": name, "label": label, "split": split, "sha256": "0" * 64, "width": 20,
+                             "height": 20, "format": "PNG", "generator": "" if label == "real" else "gan", "group": ""})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _save(frame: pd.DataFrame, folder: Path) -> None:
+    frame.to_csv(folder / "manifest.csv", index=False)
+
+
+def _published(cache_root: Path) -> list[Path]:
+    return [p for p in cache_root.iterdir() if not p.name.endswith(".lock")] if cache_root.exists() else []
+
+
+def test_a_file_that_does_not_decode_is_skipped_and_listed(tmp_path):
+    frame = _dataset(tmp_path)
+    (tmp_path / frame["path"][0]).write_text("not an image")
+    _save(frame, tmp_path)
+    folder = build_cache(tmp_path, RESIZE, tmp_path / "cache")
+    assert [s["path"] for s in cache_header(folder)["skipped"]] == [str(tmp_path / frame["path"][0])]
+    assert load_split(folder, "train").images.shape == (3, 16, 16, 3)
+
+
+@pytest.mark.parametrize("fault", ["missing", "directory"])
+def test_a_file_that_cannot_be_read_fails_the_build_naming_it(tmp_path, fault):
+    frame = _dataset(tmp_path)
+    broken = tmp_path / frame["path"][5]
+    broken.unlink()
+    if fault == "directory":  # what an unreadable mount point or a mix-up of folders looks like
+        broken.mkdir()
+    _save(frame, tmp_path)
+    with pytest.raises(UserError, match=f"cannot read {broken}: .*; the cache is not built"):
+        build_cache(tmp_path, RESIZE, tmp_path / "cache")
+    assert _published(tmp_path / "cache") == []
+
+
+def test_a_class_left_empty_after_skipping_fails_the_build(tmp_path):
+    frame = _dataset(tmp_path)
+    for path in frame[(frame["split"] == "val") & (frame["label"] == "fake")]["path"]:
+        (tmp_path / path).write_bytes(b"")
+    _save(frame, tmp_path)
+    with pytest.raises(UserError, match="no fake image of the val split decodes"):
+        build_cache(tmp_path, RESIZE, tmp_path / "cache")
+    assert _published(tmp_path / "cache") == []

@@ -1,0 +1,141 @@
+"""References with tolerances: the TOML format, checked on read; pass and fail at the bounds; a sweep
+checked against them; --update-references; the paper's Table 2 as the first reference file."""
+import csv
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.check import (Reference, References, check_sweep, parse_references, read_references, to_toml,
+                                    update_references)
+from harness.errors import UserError
+
+from perf_helpers import make_sweep, record
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = '''
+description = "gpu partition"
+[ResNet50]
+accuracy = { value = 0.9934, lower = -0.05, upper = 0.05 }
+train_images_per_s = { value = 400.0, lower = -0.10, unit = "images/s" }
+["ResNet50 [caffe]"]
+peak_gpu_memory_bytes = { value = 1073741824, upper = 0.1 }
+'''
+
+
+def parse(text: str) -> References:
+    return parse_references(text, Path("refs.toml"))
+
+
+def test_a_reference_file_is_read():
+    refs = parse(GOOD)
+    assert refs.description == "gpu partition"
+    assert refs.find("ResNet50", "accuracy") == Reference("ResNet50", "accuracy", 0.9934, -0.05, 0.05)
+    assert refs.find("ResNet50", "train_images_per_s").upper is None
+    assert refs.find("ResNet50 [caffe]", "peak_gpu_memory_bytes").value == 2 ** 30
+
+
+def test_bounds_are_fractions_of_the_value_as_reframe_writes_them():
+    ref = Reference("ResNet50", "accuracy", 0.8, -0.05, 0.05)
+    low, high = ref.bounds()
+    assert low == pytest.approx(0.76) and high == pytest.approx(0.84)
+    assert ref.holds(0.76 + 1e-12) and ref.holds(0.84 - 1e-12) and ref.holds(0.8)
+    assert not ref.holds(0.759) and not ref.holds(0.841)
+    faster_is_fine = Reference("ResNet50", "train_images_per_s", 400.0, -0.10, None)
+    assert faster_is_fine.bounds() == (pytest.approx(360.0), None)
+    assert faster_is_fine.holds(10_000.0) and not faster_is_fine.holds(359.0)
+    below_zero = Reference("x", "accuracy", -2.0, -0.5, 0.5)
+    assert below_zero.bounds() == (-3.0, -1.0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[ResNet50\naccuracy = 1", "is not valid TOML"),
+    ("[ResNet50]\naccuracy = [0.99, -0.05, 0.05]", "is not a table: write it as { value = 0.99"),
+    ("[ResNet50]\nspeed = { value = 1.0, lower = -0.1 }", "[ResNet50] speed: unknown figure; known figures: accuracy"),
+    ("[ResNet50]\naccuracy = { value = 0.9, lower = 0.05 }", "lower must be a fraction between -1 and 0"),
+    ("[ResNet50]\naccuracy = { value = 0.9, lower = -5.0 }", "lower must be a fraction between -1 and 0"),
+    ("[ResNet50]\naccuracy = { value = 0.9, upper = -0.05 }", "upper must be a fraction of at least 0"),
+    ("[ResNet50]\naccuracy = { value = 0.9 }", "gives neither lower nor upper"),
+    ("[ResNet50]\naccuracy = { value = \"high\", lower = -0.1 }", "value must be a number"),
+    ("[ResNet50]\naccuracy = { value = true, lower = -0.1 }", "value must be a number"),
+    ("[ResNet50]\naccuracy = { value = nan, lower = -0.1 }", "value must be a number"),
+    ("[ResNet50]\naccuracy = { value = 0.9, lower = -0.1, tolerance = 1 }", "unknown keys tolerance"),
+    ("[ResNet50]\naccuracy = { value = 0.9, lower = -0.1, unit = \"percent\" }", "measures accuracy in fraction"),
+    ("ResNet50 = 0.99", "is not a table of figures"),
+    ("description = 3\n[ResNet50]\naccuracy = { value = 0.9, lower = -0.1 }", "description must be text"),
+    ("description = \"nothing\"", "holds no reference"),
+])
+def test_a_bad_reference_file_is_one_clear_line(text, message):
+    with pytest.raises(UserError) as caught:
+        parse(text)
+    assert message in str(caught.value) and "refs.toml" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_reference_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(UserError, match="does not exist.*--update-references"):
+        read_references(tmp_path / "none.toml")
+
+
+def test_written_references_read_back_the_same():
+    refs = parse(GOOD)
+    assert parse(to_toml(refs, "a comment")) == refs
+
+
+def test_the_papers_table_2_is_a_reference_file_of_its_accuracies():
+    refs = read_references(REPO / "slurm" / "references" / "paper-table2.toml")
+    with open(REPO / "harness" / "resources" / "paper_table2.csv", newline="") as handle:
+        table = {row["model"]: float(row["accuracy"]) for row in csv.DictReader(handle)}
+    assert {(r.architecture, r.figure): r.value for r in refs.references} == {(m, "accuracy"): a for m, a in table.items()}
+    assert all(r.lower == -0.05 and r.upper == 0.05 for r in refs.references)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "slurm" / "references").glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_reference_file_is_valid(path):
+    assert read_references(path).references
+
+
+def test_a_sweep_against_its_references(tmp_path):
+    sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.90, train_ips=100.0),
+                                       record("ResNet50", 1, accuracy=0.94, train_ips=110.0),
+                                       record("VGG16", 0, accuracy=0.70)], models=["ResNet50", "VGG16", "DenseNet121"])
+    refs = parse('''
+[ResNet50]
+accuracy = { value = 0.92, lower = -0.01, upper = 0.01 }
+train_images_per_s = { value = 140.0, lower = -0.10 }
+gpu_util_median = { value = 0.9, lower = -0.1 }
+[VGG16]
+accuracy = { value = 0.99, lower = -0.05, upper = 0.05 }
+[DenseNet121]
+accuracy = { value = 0.87, lower = -0.05, upper = 0.05 }
+[InceptionV3]
+accuracy = { value = 0.67, lower = -0.05, upper = 0.05 }
+''')
+    rows = {(r["model"], r["figure"]): r for r in check_sweep(sweep, refs)}
+    assert rows["ResNet50", "accuracy"]["verdict"] == "pass" and rows["ResNet50", "accuracy"]["value"] == pytest.approx(0.92)
+    assert rows["ResNet50", "accuracy"]["seeds"] == 2
+    assert rows["ResNet50", "train_images_per_s"]["verdict"] == "FAIL"  # 105 < 126
+    assert rows["ResNet50", "train_images_per_s"]["reason"] == "below the reference's range"
+    assert rows["ResNet50", "gpu_util_median"]["verdict"] == "FAIL"  # measured nowhere: a CPU run
+    assert rows["ResNet50", "gpu_util_median"]["reason"] == "no value (not measured)"
+    assert rows["VGG16", "accuracy"]["verdict"] == "FAIL" and rows["VGG16", "accuracy"]["ratio"] == pytest.approx(0.70 / 0.99)
+    assert rows["DenseNet121", "accuracy"]["verdict"] == "FAIL"  # in the sweep, but no completed run
+    assert rows["DenseNet121", "accuracy"]["reason"] == "no value (no completed run)"
+    assert rows["InceptionV3", "accuracy"]["verdict"] == "not run"
+
+
+def test_update_references_keeps_tolerances_and_other_architectures(tmp_path):
+    sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.90, train_ips=100.0)])
+    path = tmp_path / "refs.toml"
+    first = update_references(sweep, path)
+    assert {(r.figure, r.lower, r.upper) for r in first.references} == {
+        ("accuracy", -0.05, 0.05), ("auc", -0.05, 0.05), ("train_images_per_s", -0.10, None),
+        ("infer_images_per_s", -0.10, None)}
+    assert read_references(path) == first
+    path.write_text(path.read_text().replace("lower = -0.1,", "lower = -0.2,", 1)
+                    + '\n[VGG16]\naccuracy = { value = 0.97, lower = -0.05, upper = 0.05 }\n')
+    again = make_sweep(tmp_path, "b", [record("ResNet50", 0, sweep="b", accuracy=0.95, train_ips=200.0)])
+    second = update_references(again, path)
+    assert second.find("ResNet50", "accuracy").value == 0.95
+    assert second.find("ResNet50", "train_images_per_s") == Reference("ResNet50", "train_images_per_s", 200.0, -0.2, None)
+    assert second.find("VGG16", "accuracy").value == 0.97
+    assert read_references(path) == second and "from sweep b" in path.read_text()

@@ -1,0 +1,101 @@
+"""Figures read right (issue 13): axes from the data's range, never an accuracy outside [0, 1], colour bars
+in the units their titles name, a figure with nothing to show says so, log axes labelled in plain numbers.
+Properties are read back from the matplotlib objects, not from pixels."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.analysis.figures import (draw_accuracy_vs_speed, draw_cross_generator_heatmaps, draw_robustness_heatmap,
+                                      draw_training_curves, unit_limits)
+
+
+def _history(epochs: int, accuracy: float, loss: float = 0.4) -> pd.DataFrame:
+    index = pd.Index(range(1, epochs + 1), name="epoch")
+    return pd.DataFrame({"train_accuracy": accuracy, "val_accuracy": accuracy - 0.02,
+                         "train_loss": loss, "val_loss": loss + 0.1}, index=index)
+
+
+def _texts(fig: plt.Figure) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_accuracy_limits_come_from_the_data_and_stay_inside_0_1():
+    assert unit_limits([0.91, 0.95]) == pytest.approx((0.86, 1.0))
+    assert unit_limits([0.0, 0.02]) == pytest.approx((0.0, 0.07))
+    assert unit_limits([0.4, 0.6]) == pytest.approx((0.35, 0.65))
+    assert unit_limits([]) == (0.0, 1.0)
+    assert unit_limits([float("nan"), 0.5]) == pytest.approx((0.45, 0.55))
+
+
+def test_training_curves_of_perfect_accuracy_never_go_above_1():
+    fig = draw_training_curves({"ResNet50": _history(5, 1.0), "VGG16": _history(5, 0.97)})
+    accuracy, loss = fig.axes[:2]
+    low, high = accuracy.get_ylim()
+    assert 0.0 <= low and high <= 1.0 and low > 0.8  # zoomed on the data, not 0 to 1
+    assert loss.get_ylim()[0] >= 0.0
+    assert "one epoch" not in _texts(fig)
+    assert all(line.get_marker() == "o" for line in accuracy.lines)
+
+
+def test_a_one_epoch_training_curve_says_so_and_shows_its_points():
+    fig = draw_training_curves({"MobileNetV2": _history(1, 0.5), "ResNet50": _history(1, 0.6)})
+    accuracy, loss = fig.axes[:2]
+    assert _texts(fig).count("one epoch: one point per run, no curve to draw") == 2
+    assert list(accuracy.get_xticks()) == [1]
+    for line in accuracy.lines:  # one visible point each, not an invisible zero-length line
+        assert len(line.get_xdata()) == 1 and line.get_marker() == "o"
+    assert 0.0 <= accuracy.get_ylim()[0] and accuracy.get_ylim()[1] <= 1.0
+
+
+@pytest.mark.parametrize("speeds", [[35.0, 62.0], [8.0, 120.0, 4500.0]])
+def test_the_speed_axis_is_log_with_plain_number_labels(speeds):
+    table = pd.DataFrame({"model": [f"m{i}" for i in range(len(speeds))], "train_images_per_s": speeds,
+                          "accuracy": np.linspace(0.9, 1.0, len(speeds)), "accuracy_lo": 0.85, "accuracy_hi": 1.0})
+    fig = draw_accuracy_vs_speed(table)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert ax.get_xscale() == "log"
+    low, high = ax.get_xlim()
+    assert low < min(speeds) and high > max(speeds)
+    labels = [t.get_text() for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True) if t.get_text()
+              and low <= t.get_position()[0] <= high]
+    assert labels, "a log axis within its range must label some ticks"
+    for text in labels:
+        assert "$" not in text and "^" not in text and "e" not in text, labels
+        assert float(text.replace(",", "")) > 0
+    assert 0.0 <= ax.get_ylim()[0] and ax.get_ylim()[1] <= 1.0  # the interval's top at 1.0 is not exceeded
+
+
+def test_a_speed_figure_without_speeds_says_so():
+    table = pd.DataFrame({"model": ["m"], "train_images_per_s": [None], "accuracy": [0.7],
+                          "accuracy_lo": [None], "accuracy_hi": [None]})
+    fig = draw_accuracy_vs_speed(table)
+    assert "no completed run recorded both a test accuracy and a training speed" in _texts(fig)
+
+
+def test_the_robustness_colour_bar_is_in_percent_as_its_title_says():
+    table = pd.DataFrame({"clean": [0.95, 0.62], "jpeg50": [0.81, 0.41]}, index=["ResNet50", "VGG16"])
+    fig = draw_robustness_heatmap(table)
+    heat, bar = fig.axes
+    assert "(%)" in heat.get_title() and "(%)" in bar.get_ylabel()
+    image = heat.images[0]
+    assert image.get_clim() == (40.0, 100.0)  # 50 (chance) to 100, down to the data's 41
+    assert image.get_array().max() == pytest.approx(95.0)
+    assert bar.get_ylim() == pytest.approx((40.0, 100.0))
+    assert "95.0" in _texts(fig) and "41.0" in _texts(fig)
+
+
+def test_the_cross_generator_colour_bar_is_in_percent():
+    table = pd.DataFrame([[0.99, 0.7], [0.55, 0.98]], index=["a", "b"], columns=["a", "b"])
+    fig = draw_cross_generator_heatmaps({"ResNet50": table, "VGG16": table})
+    bar = fig.axes[-1]
+    assert "AUC (%)" in bar.get_ylabel() and "(%)" in fig._suptitle.get_text()
+    assert bar.get_ylim() == pytest.approx((50.0, 100.0))
+    assert all(ax.images[0].get_clim() == (50.0, 100.0) for ax in fig.axes[:2])
