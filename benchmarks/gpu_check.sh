@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a lent GPU machine (see README, "Performance"): the overhead and
-# input benchmarks, the CUDA cases of tests/test_throughput.py (no host waits inside a step; NVML
-# utilisation counted inside the steps only), and a short ResNet50 training through the harness.
+# input benchmarks, the CUDA cases of tests/integration/test_throughput.py (no host waits inside a
+# step; NVML utilisation counted inside the steps only), short ResNet50 trainings through the harness
+# (bf16, fp16, bf16 with --compile) with their energy per image, and `check` against references made
+# from the first of them.
 # Usage: bash benchmarks/gpu_check.sh OUTDIR   (python3 there must hold torch with CUDA)
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUTDIR}
 export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, timm, submitit; print('torch', torch.__version__, 'timm', timm.__version__, torch.cuda.get_arch_list())"
-python3 -m pytest -q -p no:cacheprovider tests/test_throughput.py 2>&1 | tee "$out/tests.txt"
+python3 -m pytest -q -p no:cacheprovider tests/integration/test_throughput.py 2>&1 | tee "$out/tests.txt"
 python3 -m harness data demo --out /tmp/demo224 --per-class 1300 --size 224 >/dev/null
 (cd benchmarks && python3 overhead.py --model ResNet50 --image-size 64 --device cuda --steps 50) | tee -a "$out/benchmarks.jsonl"
 (cd benchmarks && python3 overhead.py --model ResNet50 --image-size 224 --batch-size 128 --precision bf16 --channels-last \
@@ -18,15 +20,24 @@ python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet5
   --batch-size 128 --precision bf16 --channels-last --device cuda --results /tmp/gpu-results --name gpu --wait
 python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 4 --image-size 224 \
   --batch-size 128 --precision fp16 --device cuda --results /tmp/gpu-results --name gpu-fp16 --wait
+python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 4 --image-size 224 \
+  --batch-size 128 --precision bf16 --channels-last --compile --device cuda --results /tmp/gpu-results --name gpu-compile --wait
 python3 -m harness leaderboard gpu --results /tmp/gpu-results --format json > "$out/leaderboard-gpu.json"
+python3 -m harness check gpu --results /tmp/gpu-results --references "$out/references.toml" --update-references
+python3 -m harness check gpu-compile --results /tmp/gpu-results --references "$out/references.toml" | tee "$out/check.txt"
+python3 -m harness compare gpu gpu-compile --results /tmp/gpu-results | tee "$out/compare.txt"
 cp /tmp/gpu-results/gpu/runs/ResNet50-s0/result.json "$out/result-bf16.json"
 cp /tmp/gpu-results/gpu-fp16/runs/ResNet50-s0/result.json "$out/result-fp16.json"
+cp /tmp/gpu-results/gpu-compile/runs/ResNet50-s0/result.json "$out/result-bf16-compile.json"
 python3 - "$out"/result-*.json <<'PY'
 import json, sys
 for path in sys.argv[1:]:
     r = json.load(open(path))
     t, g = r["throughput"], r["gpu"]
-    print("ResNet50 %s 224px: train img/s %.0f, data wait %.4f, GPU util median %s mean %s (%s samples, one per %s s), "
-          "MFU %s, device %s" % (r["config"]["precision"], t["train_images_per_s"], t["data_wait_fraction"], g["util_median"],
-                                 g["util_mean"], g["samples"], g["util_period_s"], t["mfu"], r["environment"]["device_name"]))
+    print("ResNet50 %s%s 224px: train img/s %.0f, data wait %.4f, GPU util median %s mean %s (%s samples, one per %s s), "
+          "MFU %s (peak %s %s), J/train image %s (%s), J/test image %s, compile %s s, device %s" % (
+              r["config"]["precision"], " compile" if r["config"].get("compile") else "", t["train_images_per_s"],
+              t["data_wait_fraction"], g["util_median"], g["util_mean"], g["samples"], g["util_period_s"], t["mfu"],
+              t.get("peak_tflops"), t.get("peak_precision"), g.get("energy_per_image_j"), g.get("energy_source"),
+              (g.get("infer") or {}).get("energy_per_image_j"), t.get("compile_seconds"), r["environment"]["device_name"]))
 PY

@@ -15,13 +15,13 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from record import emit
-
 from harness.data.cache import build_cache, load_split
 from harness.data.demo import make_demo
 from harness.measure import resolve_device, synchronize
-from harness.zoo.models import preprocessing_for
 from harness.training.run import DeviceSplit
+from harness.zoo.models import preprocessing_for
+
+from record import emit
 
 
 def image_folder_rate(root: Path, image_size: int, batch: int, workers: int, epochs: int, device: torch.device) -> float:
@@ -49,7 +49,7 @@ def cache_rate(dataset: Path, cache_root: Path, image_size: int, batch: int, epo
     build_seconds = time.perf_counter() - start
     data = DeviceSplit.load(load_split(folder, "train"), device)
     images, start = 0, time.perf_counter()
-    for epoch in range(epochs):
+    for _ in range(epochs):
         order = torch.randperm(len(data)).to(data.images.device)
         for i in range(0, len(order), batch):
             x = data.take(order[i:i + batch], device)

@@ -15,15 +15,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from record import emit
-
 from harness.data.cache import load_split
 from harness.data.demo import make_demo
 from harness.measure import StepMeter, synchronize
-from harness.zoo.models import build_model
 from harness.store.paths import RunPaths
 from harness.training.config import TrainConfig
 from harness.training.run import DTYPES, DeviceSplit, Run, make_optimizer
+from harness.zoo.models import build_model
+
+from record import emit
 
 
 def bare_rate(model, optimizer, x: torch.Tensor, y: torch.Tensor, batch: int, dtype, device) -> float:

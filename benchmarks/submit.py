@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from record import emit
-
 from harness.cluster.slurm import SlurmBackend
 from harness.store.paths import SweepPaths
 from harness.store.submissions import read_submissions
+
+from record import emit
 
 
 def timed(*args: str) -> float:

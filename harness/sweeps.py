@@ -28,7 +28,7 @@ from harness.store.records import RunSpec, SweepSpec, read_spec, run_id, write_s
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, read_submissions, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
-from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
+from harness.zoo import ABLATION
 
 DEMO = {"per_class": 400, "size": 80, "seed": 0}  # 80 px: the smallest size above InceptionV3's minimum of 75
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
@@ -75,21 +75,6 @@ def demo_folder(results: Path) -> Path:
     return Path(results) / "datasets" / "demo-{per_class}x{size}px-seed{seed}".format(**DEMO)
 
 
-def resolve_dataset(dataset: str, results: Path) -> Path:
-    """'demo' builds (once) the built-in demo dataset under results/datasets; a folder is checked."""
-    from harness.data.manifest import read_manifest
-
-    if dataset == "demo":
-        from harness.data.demo import make_demo
-
-        folder = demo_folder(results)
-        if not (folder / "manifest.csv").exists():
-            make_demo(folder, DEMO["per_class"], DEMO["size"], DEMO["seed"])
-        return folder.resolve()
-    read_manifest(Path(dataset))  # fails in one line on a missing folder, manifest or class
-    return Path(dataset).resolve()
-
-
 def generator_variants(dataset: Path) -> list[Variant]:
     """One variant per fake generator of the dataset: train on it, test on every generator."""
     from harness.data.manifest import read_manifest
@@ -102,9 +87,6 @@ def generator_variants(dataset: Path) -> list[Variant]:
 
 # --ablate-preprocessing (README, "The paper's question"): each architecture's own input (timm), the
 # input its Keras application expects (paper), and ResNet50's caffe input for all (the paper's probable one).
-ABLATION = ("timm", PAPER_PREPROCESSING, PAPER_PROBABLE_MODE)
-
-
 def preprocessing_variants(model: str, image_size: int | None = None) -> list[Variant]:
     """The ablation's variants for one architecture. Those that feed the network the same tensors run once,
     under the names joined by '-' (DenseNet121's own input is Keras' torch mode: variant 'timm-paper')."""
@@ -147,8 +129,9 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     sweep = SweepPaths.of(request.results, new_sweep_id(request.name))
     dataset = demo_folder(request.results) if request.dataset == "demo" else Path(request.dataset)
     if request.dataset != "demo":
-        from harness.data.manifest import read_manifest
-        read_manifest(dataset)
+        from harness.data.manifest import check_manifest_files
+
+        check_manifest_files(dataset)  # every row read and checked, every image there: before any job is queued
     shared = generator_variants(dataset) if request.cross_generator else [("", {})]
     variants = {m: preprocessing_variants(m, request.train.get("image_size")) if request.ablate_preprocessing else shared
                 for m in request.models}
@@ -205,7 +188,9 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile
     _check_writable(sweep.results)
     backend.preflight(profile)
     if spec.dataset == str(demo_folder(sweep.results).resolve()):
-        resolve_dataset("demo", sweep.results)
+        from harness.data.demo import ensure_demo
+
+        ensure_demo(demo_folder(sweep.results), **DEMO)  # built once, under a lock, whole or not at all
     try:
         sweep.folder.mkdir()  # atomic: of two sweeps started at once under one name, one gets the folder
     except FileExistsError:

@@ -30,7 +30,6 @@ from harness.store.submissions import Submission
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "MobileNetV2"
-DATA = "# data layer: fixed on branch data"  # see the rows marked with it
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -392,10 +391,6 @@ def results(command: str, *args: str) -> tuple[str, ...]:
     return (command, *args, "--results", "{R}")
 
 
-def xfail_data(reason: str) -> tuple:
-    return (pytest.mark.xfail(strict=False, reason=f"{DATA}: {reason}"),)
-
-
 def plant_link(link: str, target: str, target_text: str | None = "precious\n") -> Callable[[dict[str, Path]], None]:
     """Plant a symbolic link in the results (link, relative to {R}) pointing at target (relative to {T})."""
     def setup(places: dict[str, Path]) -> None:
@@ -499,14 +494,10 @@ CASES: list[Case] = [
          words=("cannot be read",)),
     Case("predict-damaged-preprocessing", ("predict", "--run", "bad-preprocessing/MobileNetV2", "{I}/face.png", "--results", "{R}"),
          words=("bad-preprocessing", "result.json")),
-    # data layer: fixed on branch data
-    Case("demo-out-is-a-file", ("data", "demo", "--out", "{I}/a-file"), words=("a-file",), marks=xfail_data("data demo --out on a file")),
-    # data layer: fixed on branch data
-    Case("demo-out-unwritable", ("data", "demo", "--out", "/proc/harness-demo"), words=("/proc/harness-demo",),
-         marks=xfail_data("data demo --out that cannot be written")),
-    # data layer: fixed on branch data
+    Case("demo-out-is-a-file", ("data", "demo", "--out", "{I}/a-file"), words=("a-file",)),
+    Case("demo-out-unwritable", ("data", "demo", "--out", "/proc/harness-demo"), words=("/proc/harness-demo",),),
     Case("demo-out-read-only", ("data", "demo", "--out", "{T}/ro/demo"), words=("ro/demo",), setup=read_only_folder,
-         marks=(ROOT, *xfail_data("data demo --out in a read-only folder"))),
+         marks=(ROOT,)),
 
     # --- checked too late: now at plan time, before anything is written ---
     Case("weights-missing", sweep("--weights", "{T}/missing.pt"), words=("--weights", "missing.pt", "does not exist")),
@@ -527,10 +518,8 @@ CASES: list[Case] = [
     Case("image-size-absurd", sweep("--image-size", "100000"), words=("--image-size", "100000", "2048")),
     Case("image-size-just-over", sweep("--image-size", "2049"), words=("--image-size", "2048")),
     Case("image-size-below-model", sweep("--image-size", "16"), words=("MobileNetV2", "--image-size")),
-    # data layer: fixed on branch data
-    Case("manifest-files-missing", sweep("--dataset", "{D}/missing-files"), words=("gone",),
-         marks=xfail_data("manifest paths that do not exist")),
-    Case("manifest-label-case", sweep("--dataset", "{D}/real-capital"), words=("Real",)),
+    Case("manifest-files-missing", sweep("--dataset", "{D}/missing-files"), words=("gone",),),
+    Case("manifest-label-case", sweep("--dataset", "{D}/real-capital"), words=("Real",),),
     Case("dataset-missing", sweep("--dataset", "{T}/nowhere"), words=("nowhere", "does not exist")),
     Case("dataset-without-manifest", sweep("--dataset", "{D}/no-manifest"), words=("no manifest.csv",)),
     Case("dataset-is-a-file", sweep("--dataset", "{I}/a-file"), words=("a-file",)),
@@ -538,7 +527,7 @@ CASES: list[Case] = [
     Case("models-commas", sweep("--models", ",,"), words=("--models", "no architecture")),
     Case("models-blank", sweep("--models", "  "), words=("--models", "no architecture")),
     Case("models-twice", sweep("--models", "ResNet50,ResNet50"), words=("twice",)),
-    Case("models-not-in-timm", sweep("--models", "resnet-50"), words=("resnet-50",)),
+    Case("models-misspelt", sweep("--models", "ResNet-50"), words=("unknown architecture 'ResNet-50'", "ResNet50")),
     Case("models-unknown", sweep("--models", "ResNet50,AlexNet"), words=("unknown architecture 'AlexNet'",)),
     Case("models-injection", sweep("--models", "ResNet50;id"), words=("unknown architecture",)),
 
@@ -621,7 +610,7 @@ CASES: list[Case] = [
     Case("resume-jobs-symlink", results("sweep", "--resume", "all-damaged"), words=("jobs.json", "symbolic link"),
          setup=plant_link("all-damaged/jobs.json", "victim.json"), check=untouched("victim.json")),
     Case("prepare-out-inside-real", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/real/out",
-                                     "--reencode", "png"), words=("--out",), setup=image_folders),
+                                     "--reencode", "png"), words=("--out",), setup=image_folders,),
 
     # --- numbers out of range ---
     *[Case(f"{option[2:]}-{label}", sweep(option, value), words=(option,)) for option, value, label in [
@@ -844,6 +833,7 @@ def test_a_name_never_changes_the_batch_scripts_directives(target, world, cli):
     """Each name option and profile key, fed each character in front, inside and at the end of a value it
     accepts: refused in one line that names it, or the scripts `sweep --dry-run` prints have the same
     #SBATCH keys, in the same order, all read by sbatch, as with the plain value."""
+
     results = world["T"] / "results"
     base = ("sweep", "--cluster", "slurm", "--dry-run", "--dataset", str(world["D"] / "good"), "--models", MODEL,
             "--image-size", "64")

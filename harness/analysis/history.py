@@ -132,7 +132,7 @@ def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "")
         label = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
         times = series["time"].dt.tz_convert(None)
         ax.plot(times, series["value"], marker="o", color=f"C{number % 10}", label=label)
-        for (_, before), (time, after), value in zip(series.iterrows(), series.iloc[1:].iterrows(), series["value"].iloc[1:]):
+        for (_, before), (_, after), value in zip(series.iterrows(), series.iloc[1:].iterrows(), series["value"].iloc[1:]):
             changed = [f"{c} {before[c]}→{after[c]}" for c in ("driver", "cuda", "torch") if before[c] != after[c]]
             if changed and not pd.isna(value):  # an upgrade between two points: say which, where it shows
                 ax.annotate("\n".join(changed), (after["time"].tz_convert(None), value), textcoords="offset points",

@@ -10,8 +10,8 @@ import pandas as pd
 from harness.analysis.comparison import setting_line, setting_rows
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
 from harness.analysis.leaderboard import leaderboard, paper_table, with_paper
-from harness.render import interval
 from harness.errors import UserError
+from harness.render import interval
 from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import SweepPaths
 from harness.store.records import SweepSpec, read_spec
@@ -52,7 +52,7 @@ QUESTION_TEXT = (
 def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFrame]:
     """The ablation's table: per architecture, test accuracy under each input, the paper's condition recreated,
     Table 2, and which inputs are right for the weights loaded; with a sentence on what the sweep can tell."""
-    from harness.sweeps import ABLATION
+    from harness.zoo import ABLATION
     from harness.zoo.models import get_spec, preprocessing_for
 
     size = spec.train.get("image_size")

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import submitit
@@ -49,15 +50,7 @@ class Preprocess:
         keys = sorted({config_for(spec, run).resolved_preprocessing().resize_key for run in spec.runs})
         built, headers = [], []
         for number, key in enumerate(keys, 1):
-            next_log = [0.0]
-
-            def report(done: int, total: int, rate: float) -> None:
-                write_json_atomic(sweep.preprocess_progress, {"state": "running", "cache": number, "caches": len(keys),
-                                                              "done": done, "total": total, "images_per_s": rate})
-                if done / total >= next_log[0] or done == total:
-                    log.info("cache %d/%d %s: %d/%d images, %.0f images/s", number, len(keys), key, done, total, rate)
-                    next_log[0] += LOG_EVERY
-
+            report = _progress_reporter(sweep, number, len(keys), key)
             folder = build_cache(Path(spec.dataset), key, Path(spec.cache_root), workers, report)
             header = cache_header(folder)
             for skipped in header["skipped"]:
@@ -68,6 +61,20 @@ class Preprocess:
                                                       "images_per_s": [h["images_per_s"] for h in headers],
                                                       "skipped": sum(len(h["skipped"]) for h in headers)})
         return built
+
+
+def _progress_reporter(sweep: SweepPaths, number: int, caches: int, key: tuple) -> Callable[[int, int, float], None]:
+    """The preprocessing job's progress: progress.json at every report, a log line every LOG_EVERY."""
+    next_log = 0.0
+
+    def report(done: int, total: int, rate: float) -> None:
+        nonlocal next_log
+        write_json_atomic(sweep.preprocess_progress, {"state": "running", "cache": number, "caches": caches,
+                                                      "done": done, "total": total, "images_per_s": rate})
+        if done / total >= next_log or done == total:
+            log.info("cache %d/%d %s: %d/%d images, %.0f images/s", number, caches, key, done, total, rate)
+            next_log += LOG_EVERY
+    return report
 
 
 class Train(submitit.helpers.Checkpointable):

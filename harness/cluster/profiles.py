@@ -11,8 +11,19 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.sbatch import (CONTROL, check_constraint, check_node_list, check_slurm_name, format_gres,
-                                    format_mem, format_time, parse_gres, parse_mem, parse_sbatch_extra, parse_time)
+from harness.cluster.sbatch import (
+    CONTROL,
+    check_constraint,
+    check_node_list,
+    check_slurm_name,
+    format_gres,
+    format_mem,
+    format_time,
+    parse_gres,
+    parse_mem,
+    parse_sbatch_extra,
+    parse_time,
+)
 from harness.errors import UserError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "resources" / "profiles"

@@ -13,9 +13,9 @@ from typing import Any
 
 from harness.cluster.accounting import job_states
 from harness.cluster.base import JobState
+from harness.cluster.profiles import Profile
 from harness.cluster.sbatch import format_mem, format_time, parse_time
 from harness.cluster.site import Site, derive_settings, read_site
-from harness.cluster.profiles import Profile
 from harness.errors import UserError
 from harness.store.paths import SweepPaths
 from harness.store.submissions import Submission

@@ -1,12 +1,19 @@
 """The built-in demo dataset: no download, built from photographs that ship inside scikit-image.
 
-Real images are crops of those photographs. Fakes are crops of the same photographs taken down to
-half size and brought back up by a GAN-style upsampler, which imprints the periodic spectral
-artifacts of GAN generators (Zhang, Karaman and Chang, 2019). Both classes are PNG at one size.
+Both classes are crops of those photographs taken down to half size and brought back up: a real
+image by a clean resize (bicubic), a fake by a GAN-style upsampler whose seeded kernel imprints the
+periodic spectral artifacts of GAN generators (Zhang, Karaman and Chang, 2019). So the classes share
+their content's resolution, colour (a grey photograph gives grey fakes), brightness, edges (padding
+replicates the border) and codec (PNG, one size): only the upsampler's fingerprint tells them apart,
+and tests/unit/test_demo_shortcuts.py checks that no simple per-image statistic does.
 Train, val and test are split by source photograph, so no photograph feeds two splits.
 """
+import fcntl
+import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -17,7 +24,7 @@ from PIL import Image
 import skimage
 
 from harness.data.images import decode, sha256_of
-from harness.data.manifest import write_manifest
+from harness.data.manifest import MANIFEST_NAME, write_manifest
 from harness.errors import UserError
 
 # Photographs inside scikit-image's wheel (nothing that scikit-image would fetch over the network).
@@ -35,46 +42,81 @@ def _photographs() -> dict[str, np.ndarray]:
 
 
 def _seeded_kernel(generator: torch.Generator, base: torch.Tensor, jitter: float) -> torch.Tensor:
-    """A per-channel (depthwise) kernel: base plus seeded noise, as an untrained generator layer has."""
-    noise = torch.randn((3, 1, *base.shape), generator=generator) * jitter
-    return base.expand(3, 1, *base.shape) + noise
+    """A depthwise kernel: base plus seeded noise, as a generator's layer has after training.
+
+    The noise has a seeded direction and a fixed size (jitter per tap, root mean square), so every
+    seed's generator leaves an equally strong fingerprint. One draw serves the three channels, so a
+    grey photograph gives a grey fake; the kernel is rescaled to the base's sum, so a fake keeps the
+    photograph's brightness.
+    """
+    noise = torch.randn(base.shape, generator=generator)
+    kernel = base + noise * (jitter / noise.square().mean().sqrt())
+    kernel = kernel * (base.sum() / kernel.sum())
+    return kernel.expand(3, 1, *base.shape)
 
 
-def upsample_transposed(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+# Every upsampler pads by replicating the edge, never with zeros: zero padding darkens a 1-px frame
+# that tells a fake from a real image without the generator's artefact.
+def _replicate_edge(x: torch.Tensor) -> torch.Tensor:
+    return F.pad(x, (1, 1, 1, 1), mode="replicate")
+
+
+def _conv3x3(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """A 3x3 depthwise convolution that keeps the size, its border padded by replication."""
+    return F.conv2d(_replicate_edge(x), kernel, groups=3)
+
+
+def upsample_transposed(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Transposed convolution, kernel 4 stride 2: uneven overlap gives the checkerboard pattern."""
-    base = torch.tensor([0.25, 0.75, 0.75, 0.25])
-    return F.conv_transpose2d(x, _seeded_kernel(g, torch.outer(base, base), 0.08), stride=2, padding=1, groups=3)
+    # One replicated input pixel per side becomes two output pixels per side, cropped again.
+    return F.conv_transpose2d(_replicate_edge(x), kernel, stride=2, padding=1, groups=3)[:, :, 2:-2, 2:-2]
 
 
-def upsample_zero_insertion(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def upsample_zero_insertion(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Zero insertion, then a small smoothing kernel that does not fully remove the spectral replicas."""
-    n, c, h, w = x.shape
+    # The edge is replicated before the zeros go in, so the kernel sees the image's own pattern there too.
+    padded = _replicate_edge(x)
+    n, c, h, w = padded.shape
     up = torch.zeros(n, c, 2 * h, 2 * w)
-    up[:, :, ::2, ::2] = x * 4
-    base = torch.tensor([[0.0625, 0.125, 0.0625], [0.125, 0.25, 0.125], [0.0625, 0.125, 0.0625]])
-    return F.conv2d(up, _seeded_kernel(g, base, 0.03), padding=1, groups=3)
+    up[:, :, ::2, ::2] = padded * 4
+    return F.conv2d(up, kernel, groups=3)[:, :, 1:-1, 1:-1]
 
 
-def upsample_nearest_conv(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def upsample_nearest_conv(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Nearest-neighbour upsampling, then a 3x3 convolution."""
-    up = F.interpolate(x, scale_factor=2, mode="nearest")
-    base = torch.full((3, 3), 1 / 9)
-    return F.conv2d(up, _seeded_kernel(g, base, 0.05), padding=1, groups=3)
+    return _conv3x3(F.interpolate(x, scale_factor=2, mode="nearest"), kernel)
 
 
-def upsample_bilinear_conv(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Bilinear upsampling, then a seeded 3x3 sharpening convolution: a different upsampler's fingerprint."""
-    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-    base = torch.tensor([[0.0, -0.25, 0.0], [-0.25, 2.0, -0.25], [0.0, -0.25, 0.0]])
-    return F.conv2d(up, _seeded_kernel(g, base, 0.05), padding=1, groups=3)
+def upsample_bilinear_conv(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Bilinear upsampling, then a 3x3 sharpening convolution: a different upsampler's fingerprint."""
+    return _conv3x3(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False), kernel)
 
 
-UPSAMPLERS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
-    "transposed": upsample_transposed,
-    "zero_insertion": upsample_zero_insertion,
-    "nearest_conv": upsample_nearest_conv,
-    "bilinear_conv": upsample_bilinear_conv,
+@dataclass(frozen=True)
+class Upsampler:
+    apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (half-size image, kernel) -> full size
+    base: torch.Tensor  # the clean kernel
+    jitter: float  # the fingerprint's strength: root mean square noise per tap
+
+
+_TRANSPOSED_TAPS = torch.tensor([0.25, 0.75, 0.75, 0.25])
+UPSAMPLERS = {
+    "transposed": Upsampler(upsample_transposed, torch.outer(_TRANSPOSED_TAPS, _TRANSPOSED_TAPS), 0.024),
+    "zero_insertion": Upsampler(upsample_zero_insertion, torch.tensor(
+        [[0.0625, 0.125, 0.0625], [0.125, 0.25, 0.125], [0.0625, 0.125, 0.0625]]), 0.009),
+    "nearest_conv": Upsampler(upsample_nearest_conv, torch.full((3, 3), 1 / 9), 0.015),
+    "bilinear_conv": Upsampler(upsample_bilinear_conv, torch.tensor(
+        [[0.0, -0.25, 0.0], [-0.25, 2.0, -0.25], [0.0, -0.25, 0.0]]), 0.015),
 }
+
+
+def generator_kernels(seed: int) -> dict[str, torch.Tensor]:
+    """Each upsampler's kernel for a seed: drawn once, as a trained generator's weights are fixed, so
+    every fake of one upsampler carries the same fingerprint."""
+    g = torch.Generator().manual_seed(seed)
+    return {name: _seeded_kernel(g, upsampler.base, upsampler.jitter) for name, upsampler in UPSAMPLERS.items()}
+
+
 # Kinds of fake (the manifest's generator column): the GAN-style upsamplers in turn, a different
 # upsampler, and a DCGAN trained on the real crops.
 GENERATORS = {"upsampler": ("transposed", "zero_insertion", "nearest_conv"), "bilinear_conv": ("bilinear_conv",), "dcgan": ()}
@@ -88,11 +130,22 @@ def _random_crop(photo: np.ndarray, rng: np.random.Generator, size: int) -> Imag
     return Image.fromarray(photo[top:top + side, left:left + side])
 
 
-def _fake_from(crop: Image.Image, size: int, upsampler: str, g: torch.Generator) -> Image.Image:
-    half = np.asarray(crop.resize((size // 2, size // 2), Image.Resampling.LANCZOS), dtype=np.float32)
+# Both classes hold half-resolution content brought back up to full size: a real image by a clean
+# resize, a fake by a GAN-style upsampler. Only the upsampler's fingerprint tells them apart, not a
+# sharper real image.
+def _half_size(image: Image.Image, size: int) -> Image.Image:
+    return image.resize((size // 2, size // 2), Image.Resampling.LANCZOS)
+
+
+def _real_from(crop: Image.Image, size: int) -> Image.Image:
+    return _half_size(crop, size).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def _fake_from(crop: Image.Image, size: int, upsampler: str, kernel: torch.Tensor) -> Image.Image:
+    half = np.asarray(_half_size(crop, size), dtype=np.float32)
     x = torch.from_numpy(half).permute(2, 0, 1).unsqueeze(0)
-    y = UPSAMPLERS[upsampler](x, g)[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()
-    return Image.fromarray(y[:size, :size])
+    y = UPSAMPLERS[upsampler].apply(x, kernel)[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(y)
 
 
 def photograph_splits(names: list[str], seed: int) -> dict[str, str]:
@@ -108,9 +161,11 @@ def photograph_splits(names: list[str], seed: int) -> dict[str, str]:
 
 def make_demo(out: Path, per_class: int = 400, size: int = 64, seed: int = 0,
               generators: tuple[str, ...] = ("upsampler",), dcgan_steps: int = DCGAN_STEPS) -> Path:
-    """Write out/{real,fake}/*.png and out/manifest.csv; the same files for the same arguments.
+    """Write out/{real,fake}/*.png and out/manifest.csv; the same files for the same arguments. Returns
+    the manifest's path.
 
-    generators: the kinds of fake (GENERATORS), sharing the per_class fakes evenly.
+    generators: the kinds of fake (GENERATORS), sharing the per_class fakes evenly. The demo is built in
+    a temporary folder beside out and renamed into place: out holds a whole demo or nothing.
     """
     unknown = [g for g in generators if g not in GENERATORS]
     if unknown or not generators:
@@ -120,15 +175,61 @@ def make_demo(out: Path, per_class: int = 400, size: int = 64, seed: int = 0,
     if size < 16 or size % 2:
         raise UserError(f"--size must be an even number of pixels, at least 16, got {size}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; the demo needs a new or empty folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {out} already holds files; the demo needs a new or empty folder")
+    tmp = out.absolute().with_name(f".{out.absolute().name}.tmp-{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise UserError(f"cannot write the demo to {out}: {err.strerror or err}") from None
+    try:
+        _write_demo(tmp, per_class, size, seed, generators, dcgan_steps)
+        os.replace(tmp, out)  # out is absent or empty: the rename replaces it whole
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write the demo to {out}: {err.strerror or err}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / MANIFEST_NAME
+
+
+def ensure_demo(folder: Path, **params: Any) -> Path:
+    """The demo at folder, built once with make_demo(folder, **params); returns folder.
+
+    Callers that start at once (two sweeps) take turns under a file lock beside folder: the first
+    builds, the others wait and find the demo whole. A builder that died left only a temporary folder,
+    cleared here.
+    """
+    folder = Path(folder)
+    if (folder / MANIFEST_NAME).is_file():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(folder.parent / f".{folder.name}.lock", "a")
+    except OSError as err:
+        raise UserError(f"cannot write the demo to {folder}: {err.strerror or err}") from None
+    with lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)  # per process: released when the holder dies, however it dies
+        if not (folder / MANIFEST_NAME).is_file():
+            for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            make_demo(folder, **params)
+    return folder
+
+
+def _write_demo(out: Path, per_class: int, size: int, seed: int, generators: tuple[str, ...], dcgan_steps: int) -> None:
     photos = _photographs()
     split_of = photograph_splits(list(photos), seed)
     rng = np.random.default_rng(seed)
-    g = torch.Generator().manual_seed(seed)
+    kernels = generator_kernels(seed)
     names = list(photos)
     dcgan = _dcgan_samples(photos, split_of, per_class, seed, dcgan_steps) if "dcgan" in generators else None
     rows = []
     for label in ("real", "fake"):
-        (out / label).mkdir(parents=True, exist_ok=True)
+        (out / label).mkdir()
         for index in range(per_class):
             source = names[index % len(names)]
             crop = _random_crop(photos[source], rng, size)
@@ -136,19 +237,26 @@ def make_demo(out: Path, per_class: int = 400, size: int = 64, seed: int = 0,
             kind = "" if label == "real" else generators[cycle % len(generators)]
             group = source
             if label == "real":
-                image = crop.resize((size, size), Image.Resampling.LANCZOS)
+                image = _real_from(crop, size)
             elif kind == "dcgan":  # sampled from noise: no source photograph, spread over the splits as photographs are
-                image = Image.fromarray(dcgan[index]).resize((size, size), Image.Resampling.LANCZOS)
+                image = _real_from(_dcgan_colour(Image.fromarray(dcgan[index]), photos[source]), size)
                 group = f"dcgan-{index}"
             else:
                 upsamplers = GENERATORS[kind]
-                image = _fake_from(crop, size, upsamplers[(cycle // len(generators)) % len(upsamplers)], g)
+                upsampler = upsamplers[(cycle // len(generators)) % len(upsamplers)]
+                image = _fake_from(crop, size, upsampler, kernels[upsampler])
             path = out / label / f"{label}_{index:05d}_{kind or source}.png"
             image.save(path, "PNG")
             rows.append({"path": str(path.relative_to(out)), "label": label, "split": split_of[source],
                          "sha256": sha256_of(path), "width": size, "height": size, "format": "PNG",
                          "generator": kind, "group": group})
-    return write_manifest(pd.DataFrame(rows), out)
+    write_manifest(pd.DataFrame(rows), out)
+
+
+def _dcgan_colour(sample: Image.Image, photograph: np.ndarray) -> Image.Image:
+    """A grey sample in a grey photograph's place: every grey real has grey fakes beside it in its split."""
+    is_grey = not np.any(photograph.max(axis=2) - photograph.min(axis=2))
+    return sample.convert("L").convert("RGB") if is_grey else sample
 
 
 def _dcgan_samples(photos: dict[str, np.ndarray], split_of: dict[str, str], count: int, seed: int, steps: int) -> np.ndarray:

@@ -11,3 +11,6 @@ PAPER_PREPROCESSING = "paper"
 KERAS_INPUT_SIZE = {"ResNet50": 224, "VGG16": 224, "VGG19": 224, "DenseNet121": 224, "MobileNetV2": 224,
                     "Xception": 299, "NASNetMobile": 224, "InceptionV3": 299}
 TIMM_WEIGHTS_ARE_KERAS = ("Xception",)
+
+# --ablate-preprocessing: each network's own (timm) input, its Keras mode (the paper's), caffe's for all.
+ABLATION = ("timm", PAPER_PREPROCESSING, PAPER_PROBABLE_MODE)

@@ -13,8 +13,8 @@ import timm
 import torch
 from torch import nn
 
-from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.errors import UserError
+from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
 from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS, ModelSpec, check_image_size
 
@@ -76,7 +76,7 @@ def timm_spec(name: str) -> ModelSpec | None:
     if cfg is None or name in MODEL_SPECS:
         return None
     own_size = int(cfg.input_size[-1])
-    module = getattr(timm.models, "_registry")._model_to_module.get(name.split(".")[0], "")
+    module = timm.models._registry._model_to_module.get(name.split(".")[0], "")
     minimum = MIN_IMAGE_SIZE_BY_MODULE.get(module, 32)
     dynamic = bool(cfg.fixed_input_size) and _takes_dynamic_size(name)
     only = own_size if cfg.fixed_input_size and not dynamic else None
@@ -128,13 +128,20 @@ def pool_features(backbone: nn.Module, features: torch.Tensor, pool: nn.Module) 
     return pool(features).flatten(1)
 
 
+def imagenet_cfg(name: str) -> Any:
+    """timm's pretrained config of the architecture; UserError where timm has no ImageNet weights for it."""
+    spec = get_spec(name)
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file")
+    return cfg
+
+
 def cached_imagenet_weights(spec: ModelSpec) -> Path:
     """timm's ImageNet weights for spec from the local caches (Hugging Face, torch hub); never the network."""
     from huggingface_hub import try_to_load_from_cache
 
-    cfg = timm.get_pretrained_cfg(spec.timm_name)
-    if cfg is None or not (cfg.hf_hub_id or cfg.url):
-        raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file")
+    cfg = imagenet_cfg(spec.name)
     if cfg.hf_hub_id:
         for filename in ("model.safetensors", "pytorch_model.bin"):
             found = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=os.environ.get("HF_HUB_CACHE"))

@@ -7,12 +7,12 @@ the reduction cell's own input (the last normal cell), where Large skips back on
 from functools import partial
 
 import torch
-from torch import nn
 from timm.layers import ConvNormAct, create_classifier
 from timm.models import register_model
 from timm.models._builder import build_model_with_cfg
 from timm.models._registry import generate_default_cfgs
 from timm.models.nasnet import CellStem0, CellStem1, FirstCell, NormalCell, ReductionCell0, ReductionCell1
+from torch import nn
 
 
 class NASNetAMobile(nn.Module):

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from slurm_helpers import (latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission,
-                           train_until, wait_until)
+from slurm_helpers import (
+    latest_sweep,
+    progress_epoch,
+    release_held_jobs,
+    result,
+    sacct_rows,
+    sh,
+    submission,
+    train_until,
+    wait_until,
+)
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 RID = "MobileNetV2-s0"

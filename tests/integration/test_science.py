@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from scipy import stats
 
 from harness.metrics import detection_metrics, equal_error_rate
 from harness.perturb import PERTURBATIONS, perturb
@@ -89,8 +88,9 @@ def test_report_holds_every_table_and_figure(cli, trained):
 
 
 def test_predict_on_an_image_outside_the_dataset(cli, trained, tmp_path):
-    import skimage
     from pathlib import Path
+
+    import skimage
     # horse.png ships with scikit-image but is not among the demo's photographs
     source = Path(skimage.__file__).parent / "data" / "horse.png"
     stranger = tmp_path / "stranger.jpg"

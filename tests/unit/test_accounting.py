@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from harness.cluster import accounting
-from harness.cluster.accounting import (expand_job_id, expand_task_spec, job_states, merge_states, parse_sacct,
-                                        parse_squeue, query_ids)
+from harness.cluster.accounting import (
+    expand_job_id,
+    expand_task_spec,
+    job_states,
+    merge_states,
+    parse_sacct,
+    parse_squeue,
+    query_ids,
+)
 from harness.errors import UserError
 
 DATA = Path(__file__).parent / "data"

@@ -4,8 +4,18 @@ import string
 
 import pytest
 
-from harness.cluster.sbatch import (check_constraint, check_node_list, check_slurm_name, format_gres, format_mem,
-                                    format_time, parse_gres, parse_mem, parse_sbatch_extra, parse_time)
+from harness.cluster.sbatch import (
+    check_constraint,
+    check_node_list,
+    check_slurm_name,
+    format_gres,
+    format_mem,
+    format_time,
+    parse_gres,
+    parse_mem,
+    parse_sbatch_extra,
+    parse_time,
+)
 from harness.errors import UserError
 
 

@@ -15,8 +15,17 @@ import pytest
 
 from harness.cluster import site as site_module
 from harness.cluster.sbatch import parse_gres, parse_mem, parse_time
-from harness.cluster.site import (derive_settings, expand_hostlist, parse_config, parse_fields, parse_gpus,
-                                  parse_site, read_site, settings_as_toml, settings_table)
+from harness.cluster.site import (
+    derive_settings,
+    expand_hostlist,
+    parse_config,
+    parse_fields,
+    parse_gpus,
+    parse_site,
+    read_site,
+    settings_as_toml,
+    settings_table,
+)
 from harness.errors import UserError
 
 DATA = Path(__file__).parent / "data"
