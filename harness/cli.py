@@ -159,7 +159,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                               mode=args.mode, weights=args.weights, image_size=image_size, preprocessing=args.preprocessing,
                               select_by=args.select_by, precision=args.precision, tf32=args.tf32, channels_last=args.channels_last,
-                              device=args.device, compile=args.compile or None, allow_random_backbone=args.allow_random_backbone)
+                              device=args.device, compile=args.compile or None, allow_random_backbone=args.allow_random_backbone,
+                              resplit=args.resplit or None)
         request = sweeps.SweepRequest(dataset=args.dataset, models=sweeps.parse_models(args.models), seeds=args.seeds,
                                       train=train, results=args.results, name=args.name,
                                       cross_generator=args.cross_generator, ablate_preprocessing=args.ablate_preprocessing)
@@ -338,7 +339,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         print(as_markdown(rows, columns), end="")
     else:
-        print_table(rows, columns, title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds)")
+        covers = {r["interval_covers"] for r in rows if r.get("interval_covers")}
+        print_table(rows, columns, title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds"
+                    + (f"; intervals over {', '.join(sorted(covers))})" if covers else ")"))
     return 0
 
 
@@ -553,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dataset", default="demo", help="a folder with manifest.csv (from data prepare), or 'demo'")
     sweep.add_argument("--models", help="comma-separated architectures: the paper's names or any timm model name (default: the eight)")
     sweep.add_argument("--seeds", type=positive_int, default=1, help="runs per architecture")
+    sweep.add_argument("--resplit", action="store_true",
+                       help="each seed also draws its own train/val/test split (by source group): intervals then cover the split")
     sweep.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     sweep.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     sweep.add_argument("--lr", type=positive_float, default=defaults.lr)

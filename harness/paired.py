@@ -97,6 +97,6 @@ def separable_pairs(labels: np.ndarray, scores: Mapping[str, np.ndarray], metric
         raise ValueError("every architecture must be scored on the same test images as labels")
     pairs = list(combinations(scores, 2))
     p_values = [tests[metric](labels, scores[a], scores[b]) for a, b in pairs]
-    adjusted = holm_bonferroni(p_values) if pairs else []
+    adjusted = holm_bonferroni(p_values) if pairs else np.empty(0)
     return [{"a": a, "b": b, "p_value": p, "p_adjusted": float(q), "separable": bool(q < alpha)}
             for (a, b), p, q in zip(pairs, p_values, adjusted)]

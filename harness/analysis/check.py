@@ -145,7 +145,7 @@ def sweep_means(sweep: SweepPaths) -> tuple[dict[str, dict[str, float | None]], 
     for label, runs in rows.items():
         means[label] = {}
         for figure in FIGURE_UNITS:
-            values = [r.values[figure] for r in runs if r.values.get(figure) is not None]
+            values = [v for r in runs if (v := r.values.get(figure)) is not None]
             means[label][figure] = statistics.fmean(values) if values else None
     return means, {label: len(runs) for label, runs in rows.items()}
 

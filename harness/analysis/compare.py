@@ -158,8 +158,8 @@ def compare_figures(a: dict[str, list[RunFigures]], b: dict[str, list[RunFigures
     for label in [*a, *(label for label in b if label not in a)]:
         runs_a, runs_b = a.get(label, []), b.get(label, [])
         for figure in figures:
-            values_a = [r.values[figure] for r in runs_a if r.values.get(figure) is not None]
-            values_b = [r.values[figure] for r in runs_b if r.values.get(figure) is not None]
+            values_a = [v for r in runs_a if (v := r.values.get(figure)) is not None]
+            values_b = [v for r in runs_b if (v := r.values.get(figure)) is not None]
             mean_a, mean_b = _mean(values_a), _mean(values_b)
             verdict, test = beyond_spread(values_a, values_b)
             notes = sorted({r.notes[figure] for r in [*runs_a, *runs_b] if figure in r.notes})

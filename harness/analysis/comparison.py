@@ -46,7 +46,7 @@ def _input_size(spec: SweepSpec) -> tuple[str, bool | None]:
     size = spec.train.get("image_size")
     keras = {KERAS_INPUT_SIZE.get(m) for m in spec.models}
     if size is None:  # each architecture's own timm size, which is Keras' default for all eight
-        return "each its own: " + "/".join(str(s) for s in sorted(keras)) + " px", True
+        return "each its own: " + "/".join(str(s) for s in sorted(s for s in keras if s is not None)) + " px", True
     return f"{size} px", keras == {size}
 
 

@@ -1,6 +1,7 @@
 """PNG figures of a sweep under results/<sweep>/figures/: training curves (the paper's Figure 5), ROC
 curves, accuracy against training speed, confusion matrices, robustness as a heat map."""
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -39,8 +40,8 @@ def completed_runs(sweep: SweepPaths) -> Runs:
     return runs
 
 
-NOTE_STYLE = {"ha": "center", "va": "center", "fontsize": 9, "color": "0.25", "wrap": True,
-              "bbox": {"boxstyle": "round", "facecolor": "0.95", "edgecolor": "0.7"}}
+NOTE_STYLE: dict[str, Any] = {"ha": "center", "va": "center", "fontsize": 9, "color": "0.25", "wrap": True,
+                              "bbox": {"boxstyle": "round", "facecolor": "0.95", "edgecolor": "0.7"}}
 
 
 def note(ax: plt.Axes, text: str, y: float = 0.5) -> None:
@@ -129,7 +130,7 @@ def roc_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
     for i, (model, model_runs) in enumerate(runs.items()):
         labels, scores = np.concatenate([np.load(sweep.run(rid).test_scores) for rid, _ in model_runs], axis=1)
         fpr, tpr, _ = roc_curve(labels, scores)
-        auc = np.mean([r.test["auc"] for _, r in model_runs])
+        auc = np.mean([(r.test or {})["auc"] for _, r in model_runs])
         ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {auc:.3f})", clip_on=False)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(title="ROC on the test split (seeds pooled)", xlabel="false positive rate (real called fake)",
@@ -179,7 +180,7 @@ def confusion_matrices(runs: Runs, path: Path) -> None:
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (model, model_runs) in zip(axes.flat, runs.items()):
-        matrix = np.sum([np.array(r.test["confusion_matrix"]) for _, r in model_runs], axis=0)
+        matrix = np.sum([np.array((r.test or {})["confusion_matrix"]) for _, r in model_runs], axis=0)
         ax.imshow(matrix, cmap="Blues", vmin=0)
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
@@ -195,11 +196,11 @@ def robustness_table(runs: Runs, metric: str = "accuracy") -> pd.DataFrame:
     """A test metric (mean over seeds) per architecture, clean and under each perturbation."""
     rows = {}
     for model, model_runs in runs.items():
-        clean = [r.test.get(metric) for _, r in model_runs]
+        clean = [(r.test or {}).get(metric) for _, r in model_runs]
         row = {"clean": np.mean([v for v in clean if v is not None]) if any(v is not None for v in clean) else np.nan}
         for name in PERTURBATIONS:
-            values = [r.robustness[name].get(metric) for _, r in model_runs if name in r.robustness]
-            values = [v for v in values if v is not None]
+            found = [r.robustness[name].get(metric) for _, r in model_runs if name in r.robustness]
+            values = [v for v in found if v is not None]
             row[name] = np.mean(values) if values else np.nan
         rows[model] = row
     return pd.DataFrame.from_dict(rows, orient="index")
@@ -239,7 +240,9 @@ def cross_generator_tables(sweep: SweepPaths) -> dict[str, pd.DataFrame]:
     for model_runs in completed_runs(sweep).values():
         for _, record in model_runs:
             trained_on = record.config.get("train_generator")
-            for tested_on, metrics in (record.cross_generator.items() if trained_on else ()):
+            if not trained_on:
+                continue
+            for tested_on, metrics in record.cross_generator.items():
                 cells.setdefault(record.model, {}).setdefault((trained_on, tested_on), []).append(metrics["auc"])
     tables = {}
     for model, values in cells.items():

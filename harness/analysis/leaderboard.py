@@ -80,6 +80,9 @@ def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any
         row: dict[str, Any] = {"model": label, "architecture": members[0].model, "variant": members[0].variant,
                                "seeds": len(records), "status": status, "params": records[0].params if records else None,
                                "gpu_reason": (records[0].gpu or {}).get("reason") if records else None}
+        resplit = any(r.config.get("resplit") for r in records)
+        row["interval_covers"] = (None if len(records) < 2 else "seeds: initialisation, order and split (--resplit)"
+                                  if resplit else "seeds: initialisation and order; the split is fixed")
         values = [_values(r) for r in records]
         for column in VALUE_COLUMNS:
             mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else (0.0, None))

@@ -4,6 +4,7 @@ import base64
 import html
 import json
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -25,9 +26,11 @@ FIGURE_CAPTIONS = {
     "robustness": "Test accuracy (%) under JPEG compression, downscaling and blur of both classes.",
     "cross_generator": "Test AUC of each architecture trained on one generator's fakes and tested on each generator's.",
 }
+# A report's section: (title, kind, content), the content's type following its kind.
+Section = tuple[str, Literal["text"], str] | tuple[str, Literal["table"], pd.DataFrame] | tuple[str, Literal["figure"], Path]
 
 
-def _percent(value: object) -> str:
+def _percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}"
 
 
@@ -80,7 +83,7 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
     return text, pd.DataFrame(rows)
 
 
-def weights_table(spec: SweepSpec) -> tuple[str, pd.DataFrame | None]:
+def weights_table(spec: SweepSpec) -> tuple[str, pd.DataFrame]:
     """Which ImageNet weights the sweep loaded beside the Keras weights the paper loaded, per architecture."""
     from harness.zoo.models import weights_provenance
 
@@ -98,7 +101,7 @@ def weights_table(spec: SweepSpec) -> tuple[str, pd.DataFrame | None]:
     return text, table[["model", "timm_weights", "timm_recipe", "timm_input", "keras_weights", "same"]]
 
 
-def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
+def sections(sweep: SweepPaths) -> list[Section]:
     """(title, kind, content) in report order; kind is text, table or figure."""
     spec = read_spec(sweep)
     rows = with_paper(leaderboard(sweep))
@@ -120,7 +123,7 @@ def sections(sweep: SweepPaths) -> list[tuple[str, str, object]]:
     runs = completed_runs(sweep)
     setting = setting_rows(spec)
     weights_text, weights = weights_table(spec)
-    out: list[tuple[str, str, object]] = [
+    out: list[Section] = [
         ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster")},
                                                   indent=2) + "\n```"),
         ("This sweep's setting beside the paper's", "text", setting_line(setting)),
@@ -179,23 +182,26 @@ def write_report(sweep: SweepPaths, fmt: str = "html") -> Path:
     parts = sections(sweep)
     if fmt == "md":
         lines = [f"# Sweep {sweep.sweep_id}"]
-        for title, kind, content in parts:
-            if kind == "figure":
-                lines += [f"![{title}](figures/{content.name})", f"*{title}*"]
+        for section in parts:
+            title = section[0]
+            if section[1] == "figure":
+                lines += [f"![{title}](figures/{section[2].name})", f"*{title}*"]
             else:
-                lines += [f"## {title}" if title else "", content.to_markdown(index=False) if kind == "table" else content]
+                lines += [f"## {title}" if title else "", section[2].to_markdown(index=False) if section[1] == "table" else section[2]]
         write_text_atomic(path, "\n\n".join(line for line in lines if line) + "\n")
         return path
     body = [f"<h1>Sweep {html.escape(sweep.sweep_id)}</h1>"]
-    for title, kind, content in parts:
-        if kind == "figure":
-            data = base64.b64encode(content.read_bytes()).decode()
+    for section in parts:
+        title = section[0]
+        if section[1] == "figure":
+            data = base64.b64encode(section[2].read_bytes()).decode()
             body.append(f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%"><figcaption>{html.escape(title)}</figcaption></figure>')
         else:
             if title:
                 body.append(f"<h2>{html.escape(title)}</h2>")
-            body.append(content.to_html(index=False, border=0) if kind == "table" else
-                        f"<pre>{html.escape(content.strip('`'))}</pre>" if content.startswith("```") else f"<p>{html.escape(content)}</p>")
+            body.append(section[2].to_html(index=False, border=0) if section[1] == "table" else
+                        f"<pre>{html.escape(section[2].strip('`'))}</pre>" if section[2].startswith("```") else
+                        f"<p>{html.escape(section[2])}</p>")
     style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
     write_text_atomic(path, f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.sweep_id)}</title>"
                             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")

@@ -90,9 +90,9 @@ def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
     spec = read_spec(sweep)
     submissions = read_submissions(sweep)
     latest: dict[str, tuple[str, Submission]] = {}
-    for submission in submissions:
-        for rid, job in submission.tasks.items():
-            latest[rid] = (job, submission)
+    for submitted in submissions:
+        for rid, job in submitted.tasks.items():
+            latest[rid] = (job, submitted)
     executor = submissions[-1].executor if submissions else spec.executor
     pre_job = submissions[-1].preprocess_job if submissions else None
     ids = sorted({job for job, _ in latest.values()} | {s.preprocess_job for s in submissions if s.preprocess_job})

@@ -160,3 +160,18 @@ def load_split(folder: Path, split: str) -> CachedSplit:
     images = np.load(Path(folder) / f"{split}.npy", mmap_mode="r")
     labels = index["label"].map(LABELS).to_numpy(dtype=np.int64)
     return CachedSplit(images=images, labels=labels, index=index)
+
+
+def resplit(splits: dict[str, CachedSplit], seed: int) -> dict[str, CachedSplit]:
+    """The three splits pooled and split again with seed, by source group and stratified by label, as
+    `data prepare` splits: with --resplit each seed draws its own split, so an interval over seeds also
+    covers which images were held out."""
+    from harness.data.prepare import assign_splits
+
+    index = pd.concat([splits[name].index for name in SPLITS], ignore_index=True)
+    images = np.concatenate([np.asarray(splits[name].images) for name in SPLITS])
+    labels = np.concatenate([splits[name].labels for name in SPLITS])
+    groups = index["group"] if "group" in index else pd.Series("", index=index.index)
+    assigned = assign_splits(index.assign(group=groups.fillna(""), sha256=index["path"]), seed).to_numpy()
+    return {name: CachedSplit(images=images[assigned == name], labels=labels[assigned == name],
+                              index=index[assigned == name].reset_index(drop=True)) for name in SPLITS}

@@ -36,6 +36,7 @@ class TrainConfig:
     image_size: int | None = None  # None: the architecture's own input size
     preprocessing: str = "timm"  # timm | paper (each architecture's Keras mode) | caffe | torch | tf
     train_generator: str | None = None  # train (and validate) on the fakes of this generator only
+    resplit: bool = False  # each seed draws its own train/val/test split (by source group) from the whole dataset
     select_by: str = "accuracy"  # the epoch kept and tested
     precision: str = "fp32"
     tf32: bool = False  # fp32 matmuls and convolutions on TF32 tensor cores (else IEEE fp32)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.data.cache import load_split
+from harness.data.cache import load_split, resplit
 from harness.flops import compute_precision, flops_per_image, model_flops_utilisation
 from harness.measure import GpuSampler, StepMeter, environment, peak_memory
 from harness.metrics import best_threshold, detection_metrics
@@ -98,6 +98,8 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     run = Run(config, dataset, cache_root, paths)
     run.restore_state()
     cached = {name: load_split(run.cache, name) for name in ("train", "val", "test")}
+    if config.resplit:
+        cached = resplit(cached, config.seed)
     splits = {name: DeviceSplit.load(only_generator(cached[name], config.train_generator, config.seed), run.device)
               for name in ("train", "val")}
     train_flops, infer_flops = _flop_counts(run, splits["train"])

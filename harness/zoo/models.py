@@ -114,7 +114,9 @@ class Detector(nn.Module):
         self.head = nn.Sequential(nn.Linear(num_features, HEAD_WIDTH), nn.ReLU(inplace=True), nn.Linear(HEAD_WIDTH, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(pool_features(self.backbone, self.backbone.forward_features(x), self.pool)).squeeze(1)
+        # torch types a submodule's attributes as Tensor | Module; forward_features is timm's method
+        features = self.backbone.forward_features(x)  # type: ignore[operator]
+        return self.head(pool_features(self.backbone, features, self.pool)).squeeze(1)
 
 
 def pool_features(backbone: nn.Module, features: torch.Tensor, pool: nn.Module) -> torch.Tensor:
@@ -223,7 +225,7 @@ def weights_provenance(name: str) -> dict[str, Any]:
 
 
 def _create_backbone(spec: ModelSpec, weights: str) -> nn.Module:
-    extra = {"dynamic_img_size": True} if spec.dynamic_img_size else {}
+    extra: dict[str, Any] = {"dynamic_img_size": True} if spec.dynamic_img_size else {}
     backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, global_pool="", **extra)
     for module_name in spec.strip:
         setattr(backbone, module_name, nn.Identity())
@@ -238,6 +240,7 @@ def load_backbone_weights(backbone: nn.Module, path: Path, arch: str) -> None:
     """Load a backbone state dict (.safetensors or a torch file), never executing code from it."""
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist; use {WEIGHTS_HELP}")
+    state: Any  # torch.load's result: a state dict, or a checkpoint holding one under 'state_dict'
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -271,7 +274,8 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
     # pre_logits): the channels forward_features really returns are the ground truth.
     was_training = backbone.training
     with torch.no_grad():
-        features = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size))
+        # torch types a submodule's attributes as Tensor | Module; forward_features is timm's method
+        features = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size))  # type: ignore[operator]
         channels = pool_features(backbone, features, nn.AdaptiveAvgPool2d(1)).shape[1]
     backbone.train(was_training)
     return int(channels)
@@ -281,8 +285,10 @@ def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = No
     """timm's pretrained config for the architecture, or a Keras mode's normalisation."""
     spec = get_spec(name)
     check_image_size(spec, image_size)
-    cfg = timm.get_pretrained_cfg(spec.timm_name).to_dict()
-    return resolve_preprocessing(cfg, mode, image_size, keras_mode=spec.keras_mode)
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    if cfg is None:  # not reached: every spec's timm name has a pretrained config
+        raise UserError(f"timm has no pretrained config for {spec.timm_name}")
+    return resolve_preprocessing(cfg.to_dict(), mode, image_size, keras_mode=spec.keras_mode)
 
 
 def keras_param_count(model: nn.Module) -> int:
@@ -303,7 +309,7 @@ def describe_models() -> list[dict[str, Any]]:
             "timm": spec.timm_name,
             "params": count,
             "paper_params": spec.paper_params,
-            "delta": count - spec.paper_params,
+            "delta": count - spec.paper_params if spec.paper_params is not None else None,
             "note": spec.params_note,
             "input_size": pre.image_size,
             "interpolation": pre.interpolation,

@@ -68,7 +68,9 @@ class NASNetAMobile(nn.Module):
         self.cells = nn.ModuleList(cells)
         self.act = nn.ReLU(inplace=True)
         self.feature_info = [dict(num_chs=num_features, reduction=32, module="act")]
-        self.global_pool, self.head_drop, self.last_linear = None, nn.Dropout(drop_rate), None
+        self.head_drop = nn.Dropout(drop_rate)
+        self.global_pool: nn.Module
+        self.last_linear: nn.Module
         self.reset_classifier(num_classes, global_pool)
 
     def get_classifier(self) -> nn.Module:

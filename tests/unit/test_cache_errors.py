@@ -66,3 +66,16 @@ def test_a_class_left_empty_after_skipping_fails_the_build(tmp_path):
     with pytest.raises(UserError, match="no fake image of the val split decodes"):
         build_cache(tmp_path, RESIZE, tmp_path / "cache")
     assert _published(tmp_path / "cache") == []
+
+
+def test_resplit_draws_a_new_split_by_source_group(tiny_demo, tmp_path):
+    from harness.data.cache import build_cache, load_split, resplit
+
+    folder = build_cache(tiny_demo, (32, "bicubic", 0.875), tmp_path / "cache", 1)
+    splits = {name: load_split(folder, name) for name in ("train", "val", "test")}
+    one, two = resplit(splits, 0), resplit(splits, 1)
+    assert sum(len(s.labels) for s in one.values()) == sum(len(s.labels) for s in splits.values())
+    assert set(one["test"].index["path"]) != set(two["test"].index["path"])
+    for drawn in (one, two):  # no photograph feeds two splits
+        groups = [set(drawn[name].index["group"]) for name in ("train", "val", "test")]
+        assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])

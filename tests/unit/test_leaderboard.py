@@ -71,3 +71,11 @@ def test_separability_is_a_paired_test_on_the_same_test_images(tmp_path):
     rows = {r["model"]: r for r in leaderboard(sweep)}
     assert rows["A"]["not_separable_from"] == "B" and rows["B"]["not_separable_from"] == "A"
     assert rows["C"]["not_separable_from"] == "" and "McNemar" in rows["C"]["separability_test"]
+
+
+def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
+    sweep = sweep_with(tmp_path, {"ResNet50": [0.9, 0.92], "VGG16": [0.8]})
+    rows = {r["model"]: r for r in leaderboard(sweep)}
+    assert "split is fixed" in rows["ResNet50"]["interval_covers"] and rows["VGG16"]["interval_covers"] is None
+    write_record(sweep.run("ResNet50-s1"), completed("ResNet50-s1", 0.92, seed=1, config={"resplit": True}))
+    assert "split (--resplit)" in leaderboard(sweep)[0]["interval_covers"]
