@@ -616,8 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
     # the options that plan a new sweep, which --resume cannot change (see cmd_sweep)
     new_sweep = ["dataset", "models", "seeds", "epochs", "batch_size", "lr", "optimizer", "mode", "weights", "image_size",
-                 "preprocessing", "select_by", "precision", "channels_last", "tf32", "device", "cross_generator",
-                 "ablate_preprocessing", "name"]
+                 "preprocessing", "select_by", "precision", "channels_last", "tf32", "compile", "device", "cross_generator",
+                 "ablate_preprocessing", "allow_random_backbone", "name"]
     sweep.set_defaults(func=cmd_sweep, new_sweep_defaults={name: sweep.get_default(name) for name in new_sweep})
 
     status = sub.add_parser("status", help="where every job of a sweep stands")

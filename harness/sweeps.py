@@ -6,7 +6,6 @@ calls these; the cluster backends submit; the science runs in the jobs.
 """
 import dataclasses
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -32,7 +31,6 @@ from harness.zoo import ABLATION
 
 DEMO = {"per_class": 400, "size": 80, "seed": 0}  # 80 px: the smallest size above InceptionV3's minimum of 75
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ALIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED")
 
 
