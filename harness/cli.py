@@ -198,13 +198,13 @@ def _status_table(sweep_id: str, statuses: list, pre: dict[str, Any]) -> Any:
     from harness.render import table
 
     done = f", {pre['done']}/{pre['total']} images at {pre['images_per_s']:.0f}/s" if "done" in pre else ""
-    rows = []
+    rows, columns = [], STATUS_COLUMNS + (["energy_j"] if any(s.energy_j for s in statuses) else [])
     for status in statuses:
         row = status.as_dict()
         if row["epoch"] is not None and row["epochs"]:
             row["epoch"] = f"{row['epoch']}/{row['epochs']}"
         rows.append(row)
-    return table(rows, STATUS_COLUMNS, title=f"sweep {sweep_id}; preprocessing: {pre.get('state')}{done}")
+    return table(rows, columns, title=f"sweep {sweep_id}; preprocessing: {pre.get('state')}{done}")
 
 
 def follow(sweep: Any) -> int:

@@ -31,6 +31,7 @@ class RunStatus:
     epochs: int | None = None
     val_accuracy: float | None = None
     requeues: int | None = None
+    energy_j: float | None = None  # what Slurm accounted (ConsumedEnergy), where the site accounts energy
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -44,6 +45,7 @@ def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: d
                        epoch=progress.get("epoch"), epochs=progress.get("epochs"), val_accuracy=progress.get("val_accuracy"))
     if job:
         status.partition, status.node, status.elapsed, status.requeues = job.partition, job.node, job.elapsed, job.restarts
+        status.energy_j = job.energy_j
     if isinstance(record, DamagedFile):
         status.state, status.reason = DAMAGED, f"{record.reason}; sweep --resume reruns it"
     elif record is not None and record.completed:

@@ -12,7 +12,8 @@ from dataclasses import replace
 from harness.cluster.base import FINAL_STATES, JobState
 from harness.errors import UserError
 
-SACCT_FIELDS = ["JobID", "State", "Partition", "NodeList", "Elapsed", "Start", "End", "AllocTRES", "Reason"]
+SACCT_FIELDS = ["JobID", "State", "Partition", "NodeList", "Elapsed", "Start", "End", "AllocTRES", "Reason", "ConsumedEnergy"]
+_ENERGY_UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 SQUEUE_FORMAT = "%i|%T|%P|%N|%M|%r"  # the same order as the SQUEUE_COLUMNS below
 SQUEUE_COLUMNS = ["job_id", "state", "partition", "node", "elapsed", "reason"]
 TIMEOUT_S = 30
@@ -70,7 +71,20 @@ def _sacct_row(job_id: str, row: dict[str, str]) -> JobState:
     reason = _waiting_reason(state, values.get("reason", ""))
     return JobState(job_id, state, partition=values.get("partition", ""), node=values.get("node", ""),
                     elapsed=values.get("elapsed", ""), start=values.get("start", ""), end=values.get("end", ""),
-                    alloc_tres=values.get("alloc_tres", ""), reason=reason)
+                    alloc_tres=values.get("alloc_tres", ""), reason=reason, energy_j=consumed_energy(row.get("ConsumedEnergy", "")))
+
+
+def consumed_energy(text: str) -> float | None:
+    """sacct's ConsumedEnergy (joules, with a K/M/G/T suffix); None where the site does not account energy
+    (sacct prints 0 or nothing)."""
+    number, unit = text.strip()[:-1], text.strip()[-1:]
+    if unit.isdigit() or unit == ".":
+        number, unit = text.strip(), ""
+    try:
+        joules = float(number) * _ENERGY_UNITS[unit.upper()]
+    except (ValueError, KeyError):
+        return None
+    return joules or None
 
 
 def _attempts(rows: list[dict[str, str]]) -> JobState:

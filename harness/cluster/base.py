@@ -24,6 +24,7 @@ class JobState:
     alloc_tres: str = ""
     restarts: int = 0
     reason: str = ""  # why the state is what it is, where the scheduler or the backend says
+    energy_j: float | None = None  # sacct's ConsumedEnergy, where the site accounts energy
 
     @property
     def final(self) -> bool:

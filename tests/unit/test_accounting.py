@@ -10,6 +10,7 @@ import pytest
 
 from harness.cluster import accounting
 from harness.cluster.accounting import (
+    SACCT_FIELDS,
     expand_job_id,
     expand_task_spec,
     job_states,
@@ -21,10 +22,12 @@ from harness.cluster.accounting import (
 from harness.errors import UserError
 
 DATA = Path(__file__).parent / "data"
+# The columns the recordings in tests/unit/data were made with (ConsumedEnergy came later).
+RECORDED = SACCT_FIELDS[:9]
 
 
 def sacct(name: str):
-    return parse_sacct((DATA / f"sacct-{name}.txt").read_text())
+    return parse_sacct((DATA / f"sacct-{name}.txt").read_text(), RECORDED)
 
 
 def squeue(name: str):
@@ -101,10 +104,10 @@ def test_the_controller_state_wins_while_a_requeued_job_waits():
 
 
 def test_an_ended_attempt_queued_again_is_a_restart():
-    accounted = parse_sacct("7|PREEMPTED|gpu|gpu01|00:10:00|2026-11-27T05:00:00|2026-11-27T05:10:00|cpu=1|None\n")
+    accounted = parse_sacct("7|PREEMPTED|gpu|gpu01|00:10:00|2026-11-27T05:00:00|2026-11-27T05:10:00|cpu=1|None\n", RECORDED)
     queued = parse_squeue("7|PENDING|gpu||0:00|BeginTime\n")
     assert merge_states(["7"], accounted, queued)["7"].restarts == 1
-    finishing = merge_states(["7"], parse_sacct("7|COMPLETED|gpu|gpu01|00:10:00|a|b|cpu=1|None\n"),
+    finishing = merge_states(["7"], parse_sacct("7|COMPLETED|gpu|gpu01|00:10:00|a|b|cpu=1|None\n", RECORDED),
                              parse_squeue("7|COMPLETING|gpu|gpu01|10:00|None\n"))["7"]
     assert (finishing.state, finishing.restarts) == ("COMPLETING", 0)
 
@@ -123,7 +126,7 @@ def test_a_job_in_neither_is_unknown_with_what_to_do():
 
 
 def test_an_unreadable_line_is_refused_not_skipped():
-    with pytest.raises(UserError, match=r"^cannot read a line of sacct: 2 fields where 9 were asked"):
+    with pytest.raises(UserError, match=r"^cannot read a line of sacct: 2 fields where 10 were asked"):
         parse_sacct("1|RUNNING\n")
 
 
@@ -131,6 +134,11 @@ def test_query_ids_asks_for_whole_arrays():
     # sacct -j 5_6 prints nothing for a task still inside 5_[2,4,6-9%1] (recorded: only 5_0 came back)
     assert sorted(sacct("task-ids-miss-range")) == ["5_0"]
     assert query_ids(["5_6", "5_0", "4", "1_3", "5_2"]) == "5,4,1"
+
+
+def _answered(name: str) -> str:
+    """A recording as today's query would print it: with an empty ConsumedEnergy column (not accounted here)."""
+    return "".join(line + "|\n" for line in (DATA / f"sacct-{name}.txt").read_text().splitlines() if line)
 
 
 def _fake_slurm(monkeypatch, answers):
@@ -159,12 +167,12 @@ def _fake_slurm(monkeypatch, answers):
 
 
 def test_job_states_asks_sacct_once_and_squeue_once(monkeypatch):
-    calls = _fake_slurm(monkeypatch, {"sacct": (0, (DATA / "sacct-several-ids.txt").read_text(), ""),
+    calls = _fake_slurm(monkeypatch, {"sacct": (0, _answered("several-ids"), ""),
                                       "squeue": (0, (DATA / "squeue-several-ids.txt").read_text(), "")})
     states, notes = job_states(["1_3", "4", "5_6", "5_0", "99999"])
     assert [args for args, _ in calls] == [
         ["sacct", "-X", "-P", "-n", "--duplicates", "-j", "1,4,5,99999", "-o",
-         "JobID,State,Partition,NodeList,Elapsed,Start,End,AllocTRES,Reason"],
+         "JobID,State,Partition,NodeList,Elapsed,Start,End,AllocTRES,Reason,ConsumedEnergy"],
         ["squeue", "-h", "-r", "-t", "all", "-j", "1,4,5,99999", "-o", "%i|%T|%P|%N|%M|%r"]]
     assert not any(kwargs.get("shell") for _, kwargs in calls)  # argument lists, never a shell
     assert notes == [] and list(states) == ["1_3", "4", "5_6", "5_0", "99999"]
@@ -184,7 +192,7 @@ def test_job_states_with_accounting_disabled(monkeypatch):
 
 def test_job_states_when_every_job_has_left_the_controller(monkeypatch):
     stderr = (DATA / "squeue-invalid-id.stderr").read_text()  # squeue exits 1 when no id is known to it
-    _fake_slurm(monkeypatch, {"sacct": (0, (DATA / "sacct-array-cancelled.txt").read_text(), ""), "squeue": (1, "", stderr)})
+    _fake_slurm(monkeypatch, {"sacct": (0, _answered("array-cancelled"), ""), "squeue": (1, "", stderr)})
     states, notes = job_states(["1_0", "1_7"])
     assert notes == [] and (states["1_0"].state, states["1_7"].state) == ("COMPLETED", "CANCELLED")
 
@@ -201,3 +209,9 @@ def test_job_states_when_the_commands_fail(monkeypatch):
 
 def test_no_job_ids_asks_nothing(monkeypatch):
     assert _fake_slurm(monkeypatch, {}) == [] and job_states([]) == ({}, [])
+
+
+def test_consumed_energy_where_the_site_accounts_it():
+    line = "8|COMPLETED|gpu|gpu01|00:10:00|a|b|cpu=1,gres/gpu=1|None|12.50K\n"
+    assert parse_sacct(line)["8"].energy_j == 12500.0
+    assert parse_sacct(line.replace("12.50K", "0"))["8"].energy_j is None  # not accounted: null, never zero

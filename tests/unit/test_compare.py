@@ -14,7 +14,7 @@ from harness.analysis.compare import (
     gpu_hours,
     welch,
 )
-from harness.cluster.accounting import parse_sacct
+from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 
 from perf_helpers import make_sweep, record
 
@@ -34,13 +34,13 @@ def test_allocated_gpus_from_alloc_tres():
 
 
 def test_gpu_hours_from_sacct_then_the_record_then_null_with_a_reason():
-    job = parse_sacct((DATA / "sacct-array-cancelled.txt").read_text())["1_0"]  # 30 s, gres/gpu=1, recorded
+    job = parse_sacct((DATA / "sacct-array-cancelled.txt").read_text(), SACCT_FIELDS[:9])["1_0"]  # 30 s, gres/gpu=1, recorded
     assert gpu_hours(record(), job) == (pytest.approx(30 / 3600), "sacct", None)
     on_gpu = record(device="cuda")  # 600 s of wall time in the record
     assert gpu_hours(on_gpu, None) == (pytest.approx(600 / 3600), "record", None)
     two = record(device="cuda", environment={**on_gpu.environment, "gpu_count": 2})
     assert gpu_hours(two, None)[0] == pytest.approx(1200 / 3600)
-    cpu_job = parse_sacct((DATA / "sacct-requeued-running.txt").read_text())["4"]  # no gres/gpu
+    cpu_job = parse_sacct((DATA / "sacct-requeued-running.txt").read_text(), SACCT_FIELDS[:9])["4"]  # no gres/gpu
     hours, source, reason = gpu_hours(record(), cpu_job)
     assert hours is None and source is None and "no GPU in use (device: cpu)" in reason
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.status import DAMAGED, is_final, run_status
-from harness.cluster.accounting import parse_sacct
+from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 from harness.cluster.base import FINAL_STATES, JobState
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
@@ -50,7 +50,7 @@ def test_a_waiting_task_behind_a_failed_preprocessing_job_will_not_run():
 
 def test_the_tasks_of_a_throttled_array_are_pending_never_unknown():
     """sacct lists tasks waiting behind the %N throttle as one row, 123_[2-7%2] (recorded on the local cluster)."""
-    states = parse_sacct((DATA / "sacct-array-throttled.txt").read_text())
+    states = parse_sacct((DATA / "sacct-array-throttled.txt").read_text(), SACCT_FIELDS[:9])
     waiting = [job for job in states.values() if job.state == "PENDING"]
     assert len(waiting) >= 2
     for job in waiting:
