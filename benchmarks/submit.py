@@ -47,7 +47,7 @@ def main() -> None:
         # held in the queue while it is measured: nothing trains
         subprocess.run(["scontrol", "update", "partitionname=compute", "state=down"], check=True)
         try:
-            submit_s = timed("sweep", "--partition", "gpu", "--dataset", str(demo), "--models", "MobileNetV2",
+            submit_s = timed("sweep", "--partition", "gpu", "--cpu-partition", "compute", "--dataset", str(demo), "--models", "MobileNetV2",
                              "--seeds", str(args.tasks), "--epochs", "1", "--image-size", "64", "--results", str(results),
                              "--name", "bench")
             status_s = [timed("status", "bench", "--results", str(results), "--format", "json") for _ in range(args.rounds)]

@@ -77,7 +77,8 @@ def test_a_checkout_edited_while_its_sweep_waits_changes_nothing(results, tiny_d
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     sh("scontrol", "update", "partitionname=compute", "state=down")  # the sweep waits in the queue
     try:
-        done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--dataset", str(tiny_demo),
+        done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--cpu-partition", "compute",
+                               "--dataset", str(tiny_demo),
                                "--models", "MobileNetV2", "--epochs", "1", "--image-size", "64", "--results", str(results)],
                               capture_output=True, text=True, env=env, cwd=checkout, timeout=120)
         assert done.returncode == 0, done.stderr

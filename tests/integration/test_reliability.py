@@ -191,7 +191,8 @@ def test_a_failed_preprocessing_job_stops_the_training_tasks_and_status_says_why
     shutil.copytree(tiny_demo, dataset)
     sh("scontrol", "update", "partitionname=compute", "state=down")  # hold the preprocessing job in the queue
     try:
-        sweep = cli("sweep", "--partition", "gpu", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1",
+        sweep = cli("sweep", "--partition", "gpu", "--cpu-partition", "compute", "--dataset", dataset,
+                    "--models", "MobileNetV2", "--epochs", "1",
                     "--image-size", "64", "--results", results)
         assert sweep.code == 0, sweep.err
         (dataset / "manifest.csv").write_text("not,a,manifest\n")  # the job will find its input broken
