@@ -40,7 +40,7 @@ def test_a_preprocessing_job_killed_mid_build_does_not_block_the_next_sweep(cli,
     from harness.data.demo import make_demo
 
     dataset = tmp_path / "large-demo"  # enough images, resized up to 299 px, that the kill lands inside the build
-    make_demo(dataset, per_class=600, size=128, seed=1)
+    make_demo(dataset, per_class=400, size=128, seed=1)
     args = ("--partition", "gpu", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1", "--image-size", "299",
             "--results", results)
     first = cli("sweep", *args, "--name", "killed")
@@ -63,7 +63,7 @@ def test_a_preprocessing_job_killed_mid_build_does_not_block_the_next_sweep(cli,
     second = cli("sweep", *args, "--name", "after-kill")
     assert second.code == 0, second.err
     again = results / "after-kill"
-    wait_until(lambda: result(again, RID) is not None, 600, "the second sweep to finish (a hang means a lock left held)",
+    wait_until(lambda: result(again, RID) is not None, 1200, "the second sweep to finish (a hang means a lock left held)",
                tick=release_held_jobs)
     assert result(again, RID)["status"] == "COMPLETED", result(again, RID).get("error")
     assert _preprocess_progress(again).get("state") == "done"
