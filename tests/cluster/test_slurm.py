@@ -43,7 +43,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint(cli, results):
     epochs = 12
     folder, job = train_until(cli, results, epochs=epochs, until_epoch=3)
     sh("scontrol", "requeue", job)
-    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 400, "the requeued run to finish", tick=release_held_jobs)
+    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 900, "the requeued run to finish", tick=release_held_jobs)
     record = result(folder, "MobileNetV2-s0")
     assert record["status"] == "COMPLETED" and record["requeues"] >= 1
     assert record["epochs_completed"] == epochs
