@@ -77,8 +77,10 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         out.print(f"dropped {report.duplicates_dropped} exact duplicates (same content hash)")
     for digest in report.in_both_classes:
         err.print(f"[yellow]warning:[/yellow] an image (sha256 {digest[:16]}...) is both real and fake; dropped from both")
-    for warning in report.format_warnings:
+    for warning in report.warnings:  # codec, size and class balance
         err.print(f"[yellow]warning:[/yellow] {warning}")
+    for note in report.notes:
+        err.print(note, markup=False)
     return 0
 
 
