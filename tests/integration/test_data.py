@@ -94,12 +94,12 @@ def test_prepare_warns_of_format_bias_and_reencode_removes_it(cli, tmp_path):
         Image.fromarray(_photo(i)).save(real / f"{i}.jpg", quality=90)
         Image.fromarray(_photo(50 + i)).save(fake / f"{i}.png")
     biased = cli("data", "prepare", "--real", real, "--fake", fake, "--out", tmp_path / "biased")
-    assert biased.code == 0 and "differ in codec" in biased.err
+    assert biased.code == 0 and "warning: the classes differ in codec" in biased.err
     # PNG cannot remove the reals' JPEG history: the warning stays; only a JPEG pass for both resolves it
     kept = cli("data", "prepare", "--real", real, "--fake", fake, "--out", tmp_path / "png", "--reencode", "png")
-    assert kept.code == 0 and "differ in codec" in kept.err
+    assert kept.code == 0 and "warning: the classes differ in codec" in kept.err
     fair = cli("data", "prepare", "--real", real, "--fake", fake, "--out", tmp_path / "fair", "--reencode", "jpeg:95")
-    assert fair.code == 0 and "differ in codec" not in fair.err
+    assert fair.code == 0 and "warning: the classes differ in codec" not in fair.err and "resolved by --reencode" in fair.err
     manifest = pd.read_csv(tmp_path / "fair" / "manifest.csv")
     assert set(manifest["format"]) == {"JPEG"}
     assert all((tmp_path / "fair" / p).is_file() for p in manifest["path"])
