@@ -40,17 +40,26 @@ def _photographs() -> dict[str, np.ndarray]:
     return {Path(name).stem: np.asarray(decode(folder / name)[0]) for name in PHOTOGRAPHS}
 
 
-def _seeded_kernel(generator: torch.Generator, base: torch.Tensor, jitter: float) -> torch.Tensor:
+def _seeded_kernel(generator: torch.Generator, base: torch.Tensor, jitter: float, checkerboard: float) -> torch.Tensor:
     """A depthwise kernel: base plus seeded noise, as a generator's layer has after training.
 
-    The noise has a seeded direction and a fixed size (jitter per tap, root mean square), so every
-    seed's generator leaves an equally strong fingerprint. One draw serves the three channels, so a
-    grey photograph gives a grey fake; the kernel is rescaled to the base's sum, so a fake keeps the
-    photograph's brightness.
+    The noise has a seeded direction and a fixed size (jitter per tap, root mean square), and a
+    stride-2 kernel's four output phases get gains 1 + checkerboard * (a seeded pattern of root mean
+    square 1): every seed's generator leaves an equally strong fingerprint. One draw serves the three
+    channels, so a grey photograph gives a grey fake; the mean gain stays the base's, so a fake keeps
+    the photograph's brightness.
     """
     noise = torch.randn(base.shape, generator=generator)
     kernel = base + noise * (jitter / noise.square().mean().sqrt())
-    kernel = kernel * (base.sum() / kernel.sum())
+    if checkerboard:
+        pattern = torch.randn(2, 2, generator=generator)
+        pattern = (pattern - pattern.mean()) / (pattern - pattern.mean()).square().mean().sqrt()
+        for row in range(2):
+            for column in range(2):
+                phase = kernel[row::2, column::2]
+                phase *= base[row::2, column::2].sum() * (1 + checkerboard * pattern[row, column]) / phase.sum()
+    else:
+        kernel = kernel * (base.sum() / kernel.sum())
     return kernel.expand(3, 1, *base.shape)
 
 
@@ -95,15 +104,19 @@ def upsample_bilinear_conv(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tenso
 class Upsampler:
     apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (half-size image, kernel) -> full size
     base: torch.Tensor  # the clean kernel
-    jitter: float  # the fingerprint's strength: root mean square noise per tap
+    jitter: float  # root mean square noise per tap: how the kernel's shape departs from the clean one
+    checkerboard: float = 0.0  # a stride-2 kernel's phase gains: root mean square departure from 1
 
 
 _TRANSPOSED_TAPS = torch.tensor([0.25, 0.75, 0.75, 0.25])
+# The fingerprint's strength: phase gains 6% apart (root mean square) is what MobileNetV2 trained from
+# scratch finds in a CPU minute (test AUC 0.75-0.81 over seeds); at 2.5% it stayed near AUC 0.65.
+CHECKERBOARD = 0.06
 UPSAMPLERS = {
-    "transposed": Upsampler(upsample_transposed, torch.outer(_TRANSPOSED_TAPS, _TRANSPOSED_TAPS), 0.024),
+    "transposed": Upsampler(upsample_transposed, torch.outer(_TRANSPOSED_TAPS, _TRANSPOSED_TAPS), 0.004, CHECKERBOARD),
     "zero_insertion": Upsampler(upsample_zero_insertion, torch.tensor(
-        [[0.0625, 0.125, 0.0625], [0.125, 0.25, 0.125], [0.0625, 0.125, 0.0625]]), 0.009),
-    "nearest_conv": Upsampler(upsample_nearest_conv, torch.full((3, 3), 1 / 9), 0.015),
+        [[0.0625, 0.125, 0.0625], [0.125, 0.25, 0.125], [0.0625, 0.125, 0.0625]]), 0.0015, CHECKERBOARD),
+    "nearest_conv": Upsampler(upsample_nearest_conv, torch.full((3, 3), 1 / 9), 0.0075),
     "bilinear_conv": Upsampler(upsample_bilinear_conv, torch.tensor(
         [[0.0, -0.25, 0.0], [-0.25, 2.0, -0.25], [0.0, -0.25, 0.0]]), 0.015),
 }
@@ -113,7 +126,7 @@ def generator_kernels(seed: int) -> dict[str, torch.Tensor]:
     """Each upsampler's kernel for a seed: drawn once, as a trained generator's weights are fixed, so
     every fake of one upsampler carries the same fingerprint."""
     g = torch.Generator().manual_seed(seed)
-    return {name: _seeded_kernel(g, upsampler.base, upsampler.jitter) for name, upsampler in UPSAMPLERS.items()}
+    return {name: _seeded_kernel(g, u.base, u.jitter, u.checkerboard) for name, u in UPSAMPLERS.items()}
 
 
 # Kinds of fake (the manifest's generator column): the GAN-style upsamplers in turn, a different
@@ -205,12 +218,13 @@ def ensure_demo(folder: Path, **params: Any) -> Path:
     folder = Path(folder)
     if (folder / MANIFEST_NAME).is_file():
         return folder
+    lock_path = folder.parent / f".{folder.name}.lock"
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(folder.parent / f".{folder.name}.lock", "a")
+        lock_path.touch()
     except OSError as err:
         raise UserError(f"cannot write the demo to {folder}: {err.strerror or err}") from None
-    with lock:
+    with open(lock_path, "a") as lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)  # per process: released when the holder dies, however it dies
         if not (folder / MANIFEST_NAME).is_file():
             for stale in folder.parent.glob(f".{folder.name}.tmp-*"):

@@ -14,13 +14,13 @@ from harness.data.demo import make_demo
 
 REPO = Path(__file__).resolve().parents[2]
 RESIZE = "(64, 'bicubic', 0.875)"
-BUILD = """
+BUILD = f"""
 import sys, time
 from pathlib import Path
 from harness.data.cache import build_cache
 slow = (lambda done, total, rate: time.sleep(0.5)) if sys.argv[3] == "slow" else None
-print(build_cache(Path(sys.argv[1]), {resize}, Path(sys.argv[2]), workers=2, on_progress=slow), flush=True)
-""".format(resize=RESIZE)
+print(build_cache(Path(sys.argv[1]), {RESIZE}, Path(sys.argv[2]), workers=2, on_progress=slow), flush=True)
+"""
 
 
 def _builder(dataset: Path, cache_root: Path, pace: str) -> subprocess.Popen:

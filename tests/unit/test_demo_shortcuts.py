@@ -3,6 +3,13 @@
 Each statistic gets its best threshold (and direction) on the train split; applied to the test split it
 must stay near chance. A statistic that beats that is a shortcut a detector would learn instead of the
 generator's artefact (issue 13: colour, a dark frame, less high-frequency energy).
+
+One statistic is the artefact itself: the energy above half the Nyquist frequency. Both classes hold
+half-resolution content, so that energy is the upsampler's checkerboard, which a detector must find
+(tests/integration/test_demo_learnable.py); at a strength MobileNetV2 learns in its budget, a threshold
+on it scores above chance. It is printed, and checked to lie on the fingerprint's side (fakes carry
+more); the content's own sharpness, which issue 13's shortcut was, is measured within each pixel phase,
+blind to the checkerboard, and must stay near chance like the others.
 """
 from pathlib import Path
 
@@ -15,6 +22,14 @@ from harness.data.demo import make_demo
 
 GREY_TOLERANCE = 2  # max channel difference, in uint8 steps, of an image counted as grey
 MAX_TEST_ACCURACY = 0.60
+FINGERPRINT = "high_frequency_share"
+
+
+def high_frequency_share(luminance: np.ndarray) -> float:
+    """The share of the energy above half the Nyquist frequency (0.25 of 0.5 cycles per pixel)."""
+    power = np.abs(np.fft.fft2(luminance - luminance.mean())) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(luminance.shape[0]), np.fft.fftfreq(luminance.shape[1]), indexing="ij")
+    return power[np.hypot(fx, fy) > 0.25].sum() / max(power.sum(), 1e-12)
 
 
 def image_statistics(path: Path) -> dict[str, float]:
@@ -22,15 +37,16 @@ def image_statistics(path: Path) -> dict[str, float]:
     channel_spread = rgb.max(axis=2) - rgb.min(axis=2)
     frame = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
     luminance = rgb @ np.array([0.299, 0.587, 0.114])
-    power = np.abs(np.fft.fft2(luminance - luminance.mean())) ** 2
-    fy, fx = np.meshgrid(np.fft.fftfreq(luminance.shape[0]), np.fft.fftfreq(luminance.shape[1]), indexing="ij")
-    high = np.hypot(fx, fy) > 0.25  # above half the Nyquist frequency (0.5 cycles per pixel)
+    phases = [luminance[row::2, column::2] for row in range(2) for column in range(2)]
     return {
         "is_grey": float(channel_spread.max() <= GREY_TOLERANCE),
         "border_mean": frame.mean(),
         "mean_intensity": rgb.mean(),
         "saturation": (channel_spread / np.maximum(rgb.max(axis=2), 1)).mean(),
-        "high_frequency_share": power[high].sum() / max(power.sum(), 1e-12),
+        "high_frequency_share": high_frequency_share(luminance),
+        # The same within each of the four pixel phases: the content's own sharpness, blind to the
+        # gain each phase gets from the upsampler (its checkerboard, the fingerprint to learn).
+        "content_sharpness": float(np.mean([high_frequency_share(phase) for phase in phases])),
         "png_bytes": float(path.stat().st_size),
     }
 
@@ -64,21 +80,16 @@ def shortcut_table(dataset: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("statistic")
 
 
-# Still open (issue 13): with the GAN-style upsamplers, the share of high-frequency energy alone scores
-# about 66% on the test split. Every other statistic is held to the bar; this one is reported, not hidden.
-KNOWN_OPEN = {("upsampler",): {"high_frequency_share"}}
-
-
-@pytest.mark.parametrize("generators", [("upsampler",), ("bilinear_conv",)])
-def test_no_simple_statistic_separates_real_from_fake(tmp_path, generators):
-    dataset = make_demo(tmp_path / "demo", per_class=300, size=64, seed=0, generators=generators).parent
+@pytest.mark.parametrize("generators, size", [
+    (("upsampler",), 64),  # the CLI's default size
+    (("upsampler",), 40),  # the size tests/integration/test_demo_learnable.py trains on
+    (("bilinear_conv",), 64),
+])
+def test_no_simple_statistic_separates_real_from_fake(tmp_path, generators, size):
+    dataset = make_demo(tmp_path / "demo", per_class=300, size=size, seed=0, generators=generators).parent
     table = shortcut_table(dataset)
-    print(f"\n{generators[0]}:\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
-    shortcuts = table[(table["test_accuracy"] > MAX_TEST_ACCURACY) & ~table.index.isin(KNOWN_OPEN.get(generators, set()))]
+    print(f"\n{generators[0]} at {size} px:\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
+    shortcuts = table.drop(FINGERPRINT)
+    shortcuts = shortcuts[shortcuts["test_accuracy"] > MAX_TEST_ACCURACY]
     assert shortcuts.empty, f"shortcuts beside the generator's artefact:\n{shortcuts}"
-
-
-@pytest.mark.xfail(reason="issue 13, still open: the upsamplers' high-frequency share separates the classes (about 66%)")
-def test_the_high_frequency_share_does_not_separate_the_upsampler_demo(tmp_path):
-    dataset = make_demo(tmp_path / "demo", per_class=300, size=64, seed=0, generators=("upsampler",)).parent
-    assert shortcut_table(dataset).loc["high_frequency_share", "test_accuracy"] <= MAX_TEST_ACCURACY
+    assert table.loc[FINGERPRINT, "fake_mean"] > table.loc[FINGERPRINT, "real_mean"]
