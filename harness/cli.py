@@ -157,9 +157,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         profile = _profile(args, load_profile(args.profile) if args.profile else Profile())
         cluster = cluster or ("slurm" if slurm_answers() is None else "local")
-        image_size = args.image_size or (sweeps.DEMO["size"] if args.dataset == "demo" else None)
-        train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                              mode=args.mode, weights=args.weights, image_size=image_size, preprocessing=args.preprocessing,
+        train = train_options(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
+                              optimizer=args.optimizer,
+                              mode=args.mode, weights=args.weights, image_size=args.image_size, preprocessing=args.preprocessing,
                               select_by=args.select_by, precision=args.precision, tf32=args.tf32, channels_last=args.channels_last,
                               device=args.device, compile=args.compile or None, allow_random_backbone=args.allow_random_backbone,
                               resplit=args.resplit or None)
@@ -562,11 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="each seed also draws its own train/val/test split (by source group): intervals then cover the split")
     sweep.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     sweep.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    sweep.add_argument("--lr", type=positive_float, default=defaults.lr)
+    sweep.add_argument("--lr", type=positive_float,
+                       help=f"learning rate for every architecture (default: each one's own, see the zoo; else {defaults.lr:g})")
+    sweep.add_argument("--warmup-epochs", type=non_negative_int,
+                       help="raise the lr linearly over the first N epochs (default: each architecture's own, else 0)")
     sweep.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
     sweep.add_argument("--mode", choices=MODES, default=defaults.mode, help="transfer: frozen backbone (the paper); finetune: all layers")
     sweep.add_argument("--weights", default=defaults.weights, help=WEIGHTS_HELP)
-    sweep.add_argument("--image-size", type=positive_int, help="input side in pixels (default: each architecture's own; the demo's 80)")
+    sweep.add_argument("--image-size", type=positive_int,
+                       help="input side in pixels (default: each architecture's own; on the demo 35, or the architecture's minimum)")
     sweep.add_argument("--preprocessing", choices=PREPROCESSING_CHOICES, default=defaults.preprocessing,
                        help="timm: each model's own config; paper: each model's Keras mode (caffe for ResNet50/VGG, "
                        "torch for DenseNet121, tf for the others); caffe/torch/tf: one Keras mode for every model")
@@ -617,9 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
                        help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
     # the options that plan a new sweep, which --resume cannot change (see cmd_sweep)
-    new_sweep = ["dataset", "models", "seeds", "epochs", "batch_size", "lr", "optimizer", "mode", "weights", "image_size",
-                 "preprocessing", "select_by", "precision", "channels_last", "tf32", "compile", "device", "cross_generator",
-                 "ablate_preprocessing", "allow_random_backbone", "name"]
+    new_sweep = ["dataset", "models", "seeds", "epochs", "batch_size", "lr", "warmup_epochs", "optimizer", "mode", "weights",
+                 "image_size", "preprocessing", "select_by", "precision", "channels_last", "tf32", "compile", "device",
+                 "cross_generator", "ablate_preprocessing", "allow_random_backbone", "name"]
     sweep.set_defaults(func=cmd_sweep, new_sweep_defaults={name: sweep.get_default(name) for name in new_sweep})
 
     status = sub.add_parser("status", help="where every job of a sweep stands")

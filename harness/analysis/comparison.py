@@ -43,11 +43,14 @@ def _class_counts(dataset: Path) -> Counter | None:
 
 
 def _input_size(spec: SweepSpec) -> tuple[str, bool | None]:
-    size = spec.train.get("image_size")
+    sizes = spec.image_sizes()
     keras = {KERAS_INPUT_SIZE.get(m) for m in spec.models}
-    if size is None:  # each architecture's own timm size, which is Keras' default for all eight
+    if set(sizes.values()) == {None}:  # each architecture's own timm size, which is Keras' default for all eight
         return "each its own: " + "/".join(str(s) for s in sorted(s for s in keras if s is not None)) + " px", True
-    return f"{size} px", keras == {size}
+    shared = spec.train.get("image_size")
+    others = ", ".join(f"{m} {'own' if s is None else s}" for m, s in sizes.items() if s != shared)
+    text = f"{shared or 'own'} px" + (f" ({others})" if others else "")
+    return text, all(s is None or s == KERAS_INPUT_SIZE.get(m) for m, s in sizes.items())
 
 
 def _weights(spec: SweepSpec) -> tuple[str, bool]:

@@ -59,7 +59,7 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
     from harness.zoo import ABLATION
     from harness.zoo.models import get_spec, preprocessing_for
 
-    size = spec.train.get("image_size")
+    sizes = spec.image_sizes()
     paper = {p["model"]: p for p in paper_table()}
     rows = []
     for arch in [m for m in spec.models if m in set(board["architecture"])]:  # the order the sweep names them
@@ -69,8 +69,8 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
             for name in str(row["variant"]).split("-"):
                 accuracy[name] = row["accuracy"]
         keras = get_spec(arch).keras_mode
-        own = preprocessing_for(arch, "timm", size)
-        right = [n for n in ABLATION if preprocessing_for(arch, n, size).same_input(own)]
+        own = preprocessing_for(arch, "timm", sizes[arch])
+        right = [n for n in ABLATION if preprocessing_for(arch, n, sizes[arch]).same_input(own)]
         hypothesised = accuracy.get("timm") if keras == PAPER_PROBABLE_MODE else accuracy.get(PAPER_PROBABLE_MODE)
         rows.append({"model": arch, "Keras mode": keras, "timm %": _percent(accuracy.get("timm")),
                      "paper %": _percent(accuracy.get(PAPER_PREPROCESSING)), "caffe %": _percent(accuracy.get(PAPER_PROBABLE_MODE)),

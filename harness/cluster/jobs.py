@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import submitit
@@ -25,6 +26,15 @@ LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
 def available_cpus() -> int:
     """The CPUs Slurm gave this job (its cgroup may not say so), else the ones this process may use."""
     return int(os.environ.get("SLURM_CPUS_PER_TASK") or len(os.sched_getaffinity(0)))
+
+
+def training_threads() -> int:
+    """The threads a training task gives torch: the CPUs Slurm gave it, else OMP_NUM_THREADS (a local
+    worker's share of the cores, set by the local backend), else every CPU this process may use."""
+    for value in (os.environ.get("SLURM_CPUS_PER_TASK"), os.environ.get("OMP_NUM_THREADS")):
+        if value and value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0))
 
 
 def configure_logging() -> None:
@@ -77,6 +87,10 @@ def _progress_reporter(sweep: SweepPaths, number: int, caches: int, key: tuple) 
     return report
 
 
+class RunTaken(RuntimeError):
+    """Another copy of the run holds it or has finished it: this copy leaves it alone."""
+
+
 class Train(submitit.helpers.Checkpointable):
     """A training task (GPU partition): one run of the sweep. On a time limit or preemption submitit
     calls checkpoint(): the task requeues with the same run id and resumes from the run's last
@@ -93,14 +107,18 @@ class Train(submitit.helpers.Checkpointable):
         from harness.training.train import train_run
 
         configure_logging()
-        torch.set_num_threads(available_cpus())  # the task's CPUs, not the whole node's
+        torch.set_num_threads(training_threads())  # the task's CPUs (a local worker's share), not the whole node's
         sweep = SweepPaths(self.sweep_dir)
         spec = read_spec(sweep)
         paths = sweep.run(rid)
         paths.folder.mkdir(parents=True, exist_ok=True)
         with locked_or_none(paths.lock) as held:
-            if not held:  # a second copy of this run (a resubmission racing a requeue) must not write it
-                raise RuntimeError(f"run {rid} is being written by another worker; this copy stops")
+            # A second copy of this run (a resubmission racing a requeue, a local worker of the same pool)
+            # must not write it.
+            if not held:
+                raise RunTaken(f"run {rid} is being written by another worker; this copy stops")
+            if paths.result.exists():
+                raise RunTaken(f"run {rid} already has a result; this copy stops")
             config = config_for(spec, spec.run(rid))
             try:
                 record = train_run(config, Path(spec.dataset), Path(spec.cache_root), paths, spec.sweep_id)
@@ -113,15 +131,46 @@ class Train(submitit.helpers.Checkpointable):
         return record.status
 
 
-def run_in_turn(sweep_dir: Path, rids: list[str]) -> list[str]:
-    """A local worker: the preprocessing step (shared, idempotent), then its runs one after another."""
+@contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """This process's stdout and stderr appended to path: the file descriptors, so that what torch's C++
+    or a crashing library writes lands there too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (target, *saved):
+            os.close(fd)
+
+
+def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
+    """A local worker of a pool: the preprocessing step (shared, idempotent), then, one after another,
+    each run that no other worker has taken, its output in the run's own log. Returns the outcome of
+    each run this worker ran."""
+    from harness.cluster.local import run_log
+
     Preprocess(sweep_dir)()
-    outcomes = []
+    sweep = SweepPaths(sweep_dir)
+    outcomes = {}
     for rid in rids:
-        try:
-            outcomes.append(Train(sweep_dir)(rid))
-        except Exception:  # recorded in the run's result.json; the worker goes on with its next run
-            outcomes.append("FAILED")
+        if sweep.run(rid).result.exists():  # finished by another worker (Train checks again, under the run's lock)
+            continue
+        with output_to(run_log(sweep, rid)):
+            try:
+                outcomes[rid] = Train(sweep_dir)(rid)
+            except RunTaken:
+                continue
+            except Exception:  # recorded in the run's result.json; the worker goes on with its next run
+                outcomes[rid] = "FAILED"
     return outcomes
 
 

@@ -62,6 +62,10 @@ class SweepSpec:
                 return run
         raise KeyError(rid)
 
+    def image_sizes(self) -> dict[str, int | None]:
+        """Each architecture's input size: the sweep's, or what its runs override (None: its own default)."""
+        return {run.model: run.overrides.get("image_size", self.train.get("image_size")) for run in self.runs}
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -9,7 +9,7 @@ from harness.store.paths import SweepPaths, is_run_id
 from harness.store.records import EXECUTORS
 from harness.store.schema import DamagedFile, from_fields, load_json
 
-JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?")  # a Slurm job, an array task ("123_4"), or a local worker's pid
+JOB_ID = re.compile(r"[0-9]+(_[0-9]+)?|[0-9]+(\+[0-9]+)*")  # a Slurm job, an array task ("123_4"), or local workers' pids ("41+42")
 
 
 @dataclass(frozen=True)

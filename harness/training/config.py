@@ -29,7 +29,8 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 5
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 1e-3  # an architecture's own default (zoo.registry, ModelSpec.lr) when --lr is not given
+    warmup_epochs: int = 0  # the lr rises linearly over the first N epochs' steps (ModelSpec.warmup_epochs)
     optimizer: str = "adam"
     mode: str = "finetune"  # transfer: backbone frozen, head trained (the paper); finetune: all trained
     weights: str = "none"  # imagenet | none | path to a weights file
@@ -49,6 +50,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.warmup_epochs < 0:
+            raise UserError(f"--warmup-epochs must be at least 0, got {self.warmup_epochs}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise UserError(f"--lr must be a positive number, got {self.lr}")
         for option, value, allowed in (("--optimizer", self.optimizer, OPTIMIZERS), ("--mode", self.mode, MODES),
@@ -78,23 +81,41 @@ class TrainConfig:
 
 
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("model", "seed"))
+# Options an architecture may set for itself (zoo.registry.ModelSpec, as timm keeps per-model defaults): a
+# sweep records None for them when the user gives none, and each run's config holds the value it used.
+PER_MODEL_OPTIONS = ("lr", "warmup_epochs")
 
 
 def train_options(**values: Any) -> dict[str, Any]:
-    """The training options of a sweep, every TrainConfig field spelled out (None: the default)."""
+    """The training options of a sweep, every TrainConfig field spelled out (None: the default; for
+    PER_MODEL_OPTIONS None stays, meaning each architecture's own default)."""
     defaults = asdict(TrainConfig(model=""))
     unknown = set(values) - set(TRAIN_OPTIONS)
     if unknown:
         raise ValueError(f"unknown training options {sorted(unknown)}")
-    return {name: defaults[name] if values.get(name) is None else values[name] for name in TRAIN_OPTIONS}
+    return {name: (None if name in PER_MODEL_OPTIONS else defaults[name]) if values.get(name) is None else values[name]
+            for name in TRAIN_OPTIONS}
+
+
+def model_defaults(model: str) -> dict[str, Any]:
+    """The PER_MODEL_OPTIONS an architecture trains with when the user gives none: its ModelSpec's
+    value, else TrainConfig's default (any other timm model: TrainConfig's)."""
+    from harness.zoo.registry import MODEL_SPECS
+
+    spec, defaults = MODEL_SPECS.get(model), asdict(TrainConfig(model=""))
+    own = {name: getattr(spec, name, None) for name in PER_MODEL_OPTIONS}
+    return {name: defaults[name] if own[name] is None else own[name] for name in PER_MODEL_OPTIONS}
 
 
 def config_for(spec: SweepSpec, run: RunSpec) -> TrainConfig:
-    """A run's config: the sweep's training options, the run's variant overrides, its architecture and seed."""
+    """A run's config: the sweep's training options, the run's variant overrides, its architecture and seed;
+    an option left None (lr, warmup_epochs) takes the architecture's own default."""
     options = {**spec.train, **run.overrides}
     unknown = set(options) - set(TRAIN_OPTIONS)
     if unknown:
         raise UserError(f"sweep {spec.sweep_id}: unknown training options {', '.join(sorted(unknown))} in sweep.json")
+    own = model_defaults(run.model)
+    options.update({name: own[name] for name in PER_MODEL_OPTIONS if options.get(name) is None})
     return TrainConfig(model=run.model, seed=run.seed, **options)
 
 

@@ -170,6 +170,14 @@ class Run:
         with self.autocast():
             return torch.sigmoid(self.model(self.inputs(images_uint8)).float())
 
+    def set_lr(self, step: int, steps_per_epoch: int) -> None:
+        """The lr of this step: config.lr, raised linearly from lr / warm-up steps over the first
+        config.warmup_epochs epochs (a function of the step alone, so a resumed run repeats it)."""
+        warmup = self.config.warmup_epochs * steps_per_epoch
+        lr = self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     # --- epochs ---
     def train_epoch(self, data: DeviceSplit, epoch: int, meter: StepMeter) -> dict[str, float]:
         """One pass over the training split; loss and accuracy as the steps saw them (as Keras reports).
@@ -188,7 +196,8 @@ class Run:
         logits = []
         with progress_bar() as bar, meter.timing():
             task = bar.add_task(f"{self.config.model} epoch {epoch + 1}/{self.config.epochs}", total=len(starts))
-            for start in starts:
+            for number, start in enumerate(starts):
+                self.set_lr(epoch * len(starts) + number, len(starts))
                 step = slice(start, start + self.config.batch_size)
                 fetch = time.perf_counter()
                 images = data.take(order[step], self.device)

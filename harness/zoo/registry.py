@@ -24,6 +24,10 @@ class ModelSpec:
     only_image_size: int | None = None
     # Where Keras' ImageNet weights for this application come from (what the paper loaded).
     keras_weights: str = ""
+    # Training defaults of this architecture, used where the user gives no --lr / --warmup-epochs
+    # (None: TrainConfig's); see training.config.PER_MODEL_OPTIONS.
+    lr: float | None = None
+    warmup_epochs: int | None = None
 
     @property
     def keras_input_size(self) -> int | None:
@@ -41,9 +45,11 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not.",
               keras_weights="Kaiming He's original Caffe release, ported (BGR, caffe-mode input)"),
     ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",),
-              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)",
+              lr=1e-4, warmup_epochs=1),
     ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",),
-              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)"),
+              keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)",
+              lr=1e-4, warmup_epochs=1),
     ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817,
               keras_weights="the authors' original (Lua)Torch release, converted (torch-mode input)"),
     ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369,
@@ -67,6 +73,11 @@ def spec_of(name: str) -> ModelSpec:
     from harness.zoo.models import get_spec
 
     return get_spec(name)
+
+
+def nearest_image_size(spec: ModelSpec, wanted: int) -> int:
+    """The input size nearest to wanted that the architecture takes: its only size, or at least its minimum."""
+    return spec.only_image_size or max(wanted, spec.min_image_size)
 
 
 def check_image_size(spec: ModelSpec, image_size: int | None) -> None:

@@ -1,0 +1,71 @@
+"""Per-architecture training defaults (issue 13): an architecture's own lr and warm-up (zoo.registry,
+as timm keeps per-model defaults) are used when the user gives no --lr / --warmup-epochs, recorded in
+each run's config, and a value the user gives wins for every architecture. No training: plans only."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from harness import sweeps
+from harness.cli import build_parser
+from harness.training.config import TrainConfig, config_for, model_defaults, train_options
+from harness.training.run import Run
+from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS
+
+DEFAULT = TrainConfig(model="")
+
+
+def _configs(tmp_path, argv: list[str]) -> dict[str, TrainConfig]:
+    """The run configs a `sweep` command line would plan (nothing written, no job started)."""
+    args = build_parser().parse_args(["sweep", "--cluster", "local", "--results", str(tmp_path), *argv])
+    train = train_options(lr=args.lr, warmup_epochs=args.warmup_epochs, epochs=args.epochs, image_size=80)
+    request = sweeps.SweepRequest(dataset="demo", models=sweeps.parse_models(args.models), seeds=1, train=train,
+                                  results=tmp_path)
+    _, spec = sweeps.plan(request, {"executor": "local"})
+    return {run.model: config_for(spec, run) for run in spec.runs}
+
+
+def test_the_vggs_have_their_own_lr_and_warm_up():
+    # BatchNorm-free: at the shared 1e-3 they collapse to a constant output in the first epoch
+    for name in ("VGG16", "VGG19"):
+        assert MODEL_SPECS[name].lr < DEFAULT.lr and MODEL_SPECS[name].warmup_epochs >= 1
+
+
+def test_without_lr_each_architecture_trains_with_its_own(tmp_path):
+    configs = _configs(tmp_path, [])
+    assert set(configs) == set(MODEL_NAMES)
+    for name, config in configs.items():
+        spec = MODEL_SPECS[name]
+        assert config.lr == (spec.lr if spec.lr is not None else DEFAULT.lr)
+        assert config.warmup_epochs == (spec.warmup_epochs if spec.warmup_epochs is not None else DEFAULT.warmup_epochs)
+        assert config.lr == model_defaults(name)["lr"]
+    assert configs["VGG16"].lr != configs["ResNet50"].lr  # the defaults do differ
+
+
+def test_a_given_lr_and_warm_up_win_for_every_architecture(tmp_path):
+    configs = _configs(tmp_path, ["--lr", "0.02", "--warmup-epochs", "0"])
+    assert {(c.lr, c.warmup_epochs) for c in configs.values()} == {(0.02, 0)}
+
+
+def test_the_sweep_records_none_and_each_run_the_value_it_used(tmp_path):
+    args = build_parser().parse_args(["sweep"])
+    assert args.lr is None and args.warmup_epochs is None  # not 1e-3: that would override every architecture's own
+    assert train_options()["lr"] is None and train_options(lr=0.5)["lr"] == 0.5
+    config = _configs(tmp_path, ["--models", "VGG19"])["VGG19"]
+    assert isinstance(config.lr, float) and config.lr == MODEL_SPECS["VGG19"].lr  # what the run's record holds
+
+
+def test_any_other_timm_model_takes_the_shared_defaults():
+    assert model_defaults("resnet18") == {"lr": DEFAULT.lr, "warmup_epochs": DEFAULT.warmup_epochs}
+
+
+@pytest.mark.parametrize("warmup_epochs, expected", [(0, [1.0] * 6), (1, [1 / 3, 2 / 3, 1.0, 1.0, 1.0, 1.0]),
+                                                     (2, [1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])])
+def test_the_warm_up_raises_the_lr_linearly_over_its_epochs(warmup_epochs, expected):
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    run = SimpleNamespace(config=TrainConfig(model="VGG16", lr=1.0, warmup_epochs=warmup_epochs), optimizer=optimizer)
+    seen = []
+    for step in range(6):  # two epochs of three steps
+        Run.set_lr(run, step, steps_per_epoch=3)
+        seen.append(optimizer.param_groups[0]["lr"])
+    assert seen == pytest.approx(expected)
