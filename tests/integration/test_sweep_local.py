@@ -12,7 +12,7 @@ UNIT_INTERVAL = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
 
 def test_two_architectures_on_the_demo(cli, results):
     sweep = cli("sweep", "--cluster", "local", "--dataset", "demo", "--models", "ResNet50,MobileNetV2", "--epochs", "1",
-                "--image-size", "64", "--results", results, "--wait")
+                "--image-size", "64", "--max-parallel", "2", "--results", results, "--wait")
     assert sweep.code == 0, sweep.err
     board = cli("leaderboard", "--format", "json", "--results", results).json()
     assert sorted(row["model"] for row in board) == ["MobileNetV2", "ResNet50"]
@@ -31,6 +31,13 @@ def test_two_architectures_on_the_demo(cli, results):
     assert record["test"]["confusion_matrix"] and sum(map(sum, record["test"]["confusion_matrix"])) == record["test"]["count"]
     assert record["memory"]["peak_gpu_memory_bytes"] is None and record["memory"]["peak_gpu_memory_reason"]
     assert record["environment"]["torch"] == torch.__version__
+    # one pool of two workers shared the runs: each run trained once, its output in its own log
+    tasks = json.loads((folder / "jobs.json").read_text())["submissions"][0]["tasks"]
+    assert len(set(tasks.values())) == 1 and len(tasks["ResNet50-s0"].split("+")) == 2
+    for model, other in (("ResNet50", "MobileNetV2"), ("MobileNetV2", "ResNet50")):
+        assert json.loads((folder / "runs" / f"{model}-s0" / "result.json").read_text())["requeues"] == 0
+        log = cli("logs", f"{folder.name}/{model}-s0", "--results", results)
+        assert f"{model} epoch 1/1" in log.out and f"{other} epoch" not in log.out, log.err
     history = pd.read_csv(folder / "runs" / "ResNet50-s0" / "history.csv")
     assert list(history.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
     assert (folder / "runs" / "ResNet50-s0" / "best.pt").is_file()

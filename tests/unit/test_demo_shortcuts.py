@@ -4,12 +4,9 @@ Each statistic gets its best threshold (and direction) on the train split; appli
 must stay near chance. A statistic that beats that is a shortcut a detector would learn instead of the
 generator's artefact (issue 13: colour, a dark frame, less high-frequency energy).
 
-One statistic is the artefact itself: the energy above half the Nyquist frequency. Both classes hold
-half-resolution content, so that energy is the upsampler's checkerboard, which a detector must find
-(tests/integration/test_demo_learnable.py); at a strength MobileNetV2 learns in its budget, a threshold
-on it scores above chance. It is printed, and checked to lie on the fingerprint's side (fakes carry
-more); the content's own sharpness, which issue 13's shortcut was, is measured within each pixel phase,
-blind to the checkerboard, and must stay near chance like the others.
+The fingerprint is a 2x2 gain pattern that every image carries with one strength: what tells a fake is
+that its pattern is its generator's (harness.data.demo). The last test recomputes it from the pixels and
+checks that it, and only it, tells the classes apart.
 """
 from pathlib import Path
 
@@ -18,11 +15,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from harness.data.demo import make_demo
+from harness.data.demo import PHASE_GAIN, generator_patterns, make_demo
 
 GREY_TOLERANCE = 2  # max channel difference, in uint8 steps, of an image counted as grey
 MAX_TEST_ACCURACY = 0.60
-FINGERPRINT = "high_frequency_share"
 
 
 def high_frequency_share(luminance: np.ndarray) -> float:
@@ -45,7 +41,7 @@ def image_statistics(path: Path) -> dict[str, float]:
         "saturation": (channel_spread / np.maximum(rgb.max(axis=2), 1)).mean(),
         "high_frequency_share": high_frequency_share(luminance),
         # The same within each of the four pixel phases: the content's own sharpness, blind to the
-        # gain each phase gets from the upsampler (its checkerboard, the fingerprint to learn).
+        # phase gains (the fingerprint).
         "content_sharpness": float(np.mean([high_frequency_share(phase) for phase in phases])),
         "png_bytes": float(path.stat().st_size),
     }
@@ -91,3 +87,23 @@ def test_no_simple_statistic_separates_real_from_fake(tmp_path, generators, size
     print(f"\n{generators[0]} at {size} px:\n{table.to_string(float_format=lambda v: f'{v:.3f}')}")
     shortcuts = table[table["test_accuracy"] > MAX_TEST_ACCURACY]
     assert shortcuts.empty, f"shortcuts beside the generator's artefact:\n{shortcuts}"
+
+
+def phase_pattern(path: Path) -> np.ndarray:
+    """The image's 2x2 gain pattern, estimated: each pixel phase's mean brightness over the image's."""
+    luminance = np.asarray(Image.open(path).convert("L"), dtype=np.float64)
+    means = np.array([[luminance[row::2, column::2].mean() for column in range(2)] for row in range(2)])
+    return (means / luminance.mean() - 1) / PHASE_GAIN
+
+
+def test_the_generators_pattern_and_nothing_else_tells_a_fake(tmp_path):
+    dataset = make_demo(tmp_path / "demo", per_class=300, size=40, seed=0).parent
+    manifest = pd.read_csv(dataset / "manifest.csv", keep_default_na=False)
+    generator = generator_patterns(0)["upsampler"].ravel()
+    estimated = np.stack([phase_pattern(dataset / p).ravel() for p in manifest["path"]])
+    estimated -= estimated.mean(axis=1, keepdims=True)
+    cosine = estimated @ generator / (np.linalg.norm(estimated, axis=1) * np.linalg.norm(generator))
+    is_fake = (manifest["label"] == "fake").to_numpy()
+    # fakes carry their generator's pattern; each real photograph its own, so they point anywhere
+    assert np.median(cosine[is_fake]) > 0.9 and abs(np.median(cosine[~is_fake])) < 0.5
+    assert ((cosine > 0.8) == is_fake).mean() > 0.85

@@ -1,13 +1,17 @@
 """Per-architecture training defaults (issue 13): an architecture's own lr and warm-up (zoo.registry,
 as timm keeps per-model defaults) are used when the user gives no --lr / --warmup-epochs, recorded in
-each run's config, and a value the user gives wins for every architecture. No training: plans only."""
+each run's config, and a value the user gives wins for every architecture. On the demo, each takes the
+demo's input size or, where it needs more, its own minimum. No training: plans only."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from harness import sweeps
+from harness.analysis.comparison import setting_rows
 from harness.cli import build_parser
+from harness.errors import UserError
+from harness.store.records import SweepSpec
 from harness.training.config import TrainConfig, config_for, model_defaults, train_options
 from harness.training.run import Run
 from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS
@@ -17,12 +21,27 @@ DEFAULT = TrainConfig(model="")
 
 def _configs(tmp_path, argv: list[str]) -> dict[str, TrainConfig]:
     """The run configs a `sweep` command line would plan (nothing written, no job started)."""
+    spec = _plan(tmp_path, argv)
+    return {run.model: config_for(spec, run) for run in spec.runs}
+
+
+def _plan(tmp_path, argv: list[str]) -> SweepSpec:
     args = build_parser().parse_args(["sweep", "--cluster", "local", "--results", str(tmp_path), *argv])
-    train = train_options(lr=args.lr, warmup_epochs=args.warmup_epochs, epochs=args.epochs, image_size=80)
+    train = train_options(lr=args.lr, warmup_epochs=args.warmup_epochs, epochs=args.epochs, image_size=args.image_size)
     request = sweeps.SweepRequest(dataset="demo", models=sweeps.parse_models(args.models), seeds=1, train=train,
                                   results=tmp_path)
-    _, spec = sweeps.plan(request, {"executor": "local"})
-    return {run.model: config_for(spec, run) for run in spec.runs}
+    return sweeps.plan(request, {"executor": "local"})[1]
+
+
+def test_on_the_demo_each_architecture_takes_the_demo_size_or_its_own_minimum(tmp_path):
+    sizes = {model: config.image_size for model, config in _configs(tmp_path, []).items()}
+    assert sizes == {**dict.fromkeys(MODEL_NAMES, sweeps.DEMO_IMAGE_SIZE), "Xception": 71, "InceptionV3": 75}
+    rows = {row["item"]: row for row in setting_rows(_plan(tmp_path, []))}
+    assert rows["input size"]["this sweep"] == "35 px (Xception 71, InceptionV3 75)"
+    # a size the user gives is the size every architecture gets, or a refusal
+    assert {c.image_size for c in _configs(tmp_path, ["--image-size", "80"]).values()} == {80}
+    with pytest.raises(UserError, match="(Xception|InceptionV3) needs --image-size of at least 7"):
+        _configs(tmp_path, ["--image-size", "35"])
 
 
 def test_the_vggs_have_their_own_lr_and_warm_up():

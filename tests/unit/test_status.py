@@ -1,4 +1,5 @@
 """A run's status row from its record and its job's state: pure, so every case is a line here."""
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -6,8 +7,10 @@ import pytest
 from harness.analysis.status import DAMAGED, is_final, run_status
 from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 from harness.cluster.base import FINAL_STATES, JobState
+from harness.cluster.local import LocalBackend
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
+from harness.store.submissions import JOB_ID
 
 from test_store import completed
 
@@ -69,6 +72,20 @@ def test_a_local_run_waiting_for_its_worker_is_pending_and_a_dead_worker_failed(
     dead = status(job_id="4242", job=JobState("4242", "FAILED", reason="the local worker ended without a result"),
                   executor="local")
     assert dead.state == "FAILED" and "worker ended" in dead.reason
+
+
+def test_a_pool_of_local_workers_lives_while_any_of_its_workers_does():
+    alive, dead = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
+    dead.wait()
+    pool = f"{dead.pid}+{alive.pid}"
+    try:
+        states = LocalBackend().states([pool, str(dead.pid)])
+        assert states[pool].state == "RUNNING" and states[str(dead.pid)].state == "FAILED"
+        assert JOB_ID.fullmatch(pool)  # jobs.json accepts the pool's id
+    finally:
+        alive.kill()
+        alive.wait()
+    assert LocalBackend().states([pool])[pool].state == "FAILED"
 
 
 def test_a_run_never_submitted():
