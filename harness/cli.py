@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.data import DEMO
 from harness.errors import UserError
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -547,9 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(func=cmd_data_prepare)
     demo = data.add_parser("demo", help="build the built-in demo dataset (no download)")
     demo.add_argument("--out", type=Path, required=True)
-    demo.add_argument("--per-class", type=positive_int, default=400)
-    demo.add_argument("--size", type=positive_int, default=64, help="image side in pixels")
-    demo.add_argument("--seed", type=non_negative_int, default=0)
+    demo.add_argument("--per-class", type=positive_int, default=DEMO["per_class"])
+    demo.add_argument("--size", type=positive_int, default=DEMO["size"], help="image side in pixels")
+    demo.add_argument("--seed", type=non_negative_int, default=DEMO["seed"])
     demo.add_argument("--generators", default="upsampler",
                       help="kinds of fake, comma-separated: upsampler (GAN-style upsamplers), bilinear_conv, dcgan")
     demo.set_defaults(func=cmd_data_demo)

@@ -20,6 +20,7 @@ from harness.analysis.status import RunStatus, is_final, sweep_status
 from harness.cluster import get_backend
 from harness.cluster.base import Backend
 from harness.cluster.profiles import Profile
+from harness.data import DEMO
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.paths import SweepPaths, cache_root, check_sweep_name
@@ -29,7 +30,6 @@ from harness.store.submissions import Submission, read_submissions, record_submi
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
 from harness.zoo import ABLATION
 
-DEMO = {"per_class": 300, "size": 40, "seed": 0}
 # The demo's input size: 40 px times timm's crop fraction (0.875), so the cache's resize is the identity and
 # the fingerprint reaches the network pixel for pixel. An architecture that needs more (Xception 71,
 # InceptionV3 75) gets its own minimum: the first command stays within a few CPU minutes.

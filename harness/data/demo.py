@@ -1,11 +1,12 @@
 """The built-in demo dataset: no download, built from photographs that ship inside scikit-image.
 
 Both classes are crops of those photographs taken down to half size and brought back up: a real
-image by a clean resize (bicubic), a fake by a GAN-style upsampler whose seeded kernel imprints the
-periodic spectral artifacts of GAN generators (Zhang, Karaman and Chang, 2019). So the classes share
-their content's resolution, colour (a grey photograph gives grey fakes), brightness, edges (padding
-replicates the border) and codec (PNG, one size): only the upsampler's fingerprint tells them apart,
-and tests/unit/test_demo_shortcuts.py checks that no simple per-image statistic does.
+image by a clean resize (bilinear), a fake by a GAN-style upsampler with seeded weights (Zhang,
+Karaman and Chang, 2019). Then every image carries a 2x2 periodic gain pattern of one strength: its
+generator's for a fake, its own for a real image (PHASE_GAIN). So the classes share their content's
+resolution, colour (a grey photograph gives grey fakes), brightness, edges (padding replicates the
+border), codec (PNG, one size) and the pattern's energy: only the generator's own pattern tells them
+apart, and tests/unit/test_demo_shortcuts.py checks that no simple per-image statistic does.
 Train, val and test are split by source photograph, so no photograph feeds two splits.
 """
 import fcntl
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from harness.data import DEMO
 from harness.data.images import decode, sha256_of
 from harness.data.manifest import MANIFEST_NAME, write_manifest
 from harness.errors import UserError
@@ -117,9 +119,9 @@ def generator_kernels(seed: int) -> dict[str, torch.Tensor]:
 # The fingerprint. Every image, real or fake, leaves the pipeline with a 2x2 periodic gain pattern of one
 # strength (pixel (i, j) times 1 + PHASE_GAIN * pattern[i % 2, j % 2], the pattern of mean 0 and root mean
 # square 1), as stride-2 upsampling stamps on a generator's output and demosaicing on a camera's. A
-# generator's pattern is fixed with its weights, so all its fakes share one; each real photograph has its
-# own. The energy the pattern adds (high-frequency share, file size) is the same for both classes: what
-# tells a fake is that its pattern is its generator's. The strength is what the eight architectures,
+# generator's pattern is fixed with its weights, so all its fakes share one; each real image has its own.
+# The energy the pattern adds (high-frequency share, file size) is the same for both classes: what tells a
+# fake is that its pattern is its generator's. The strength is what the eight architectures,
 # trained from scratch, pick up within the first command's few CPU minutes.
 PHASE_GAIN = 0.2
 
@@ -186,7 +188,7 @@ def photograph_splits(names: list[str], seed: int) -> dict[str, str]:
     return split_of
 
 
-def make_demo(out: Path, per_class: int = 400, size: int = 64, seed: int = 0,
+def make_demo(out: Path, per_class: int = DEMO["per_class"], size: int = DEMO["size"], seed: int = DEMO["seed"],
               generators: tuple[str, ...] = ("upsampler",), dcgan_steps: int = DCGAN_STEPS) -> Path:
     """Write out/{real,fake}/*.png and out/manifest.csv; the same files for the same arguments. Returns
     the manifest's path.
