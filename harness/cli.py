@@ -68,14 +68,16 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from harness.render import err, out, print_table
 
     report = prepare_dataset(args.real, args.fake, args.out, args.per_class, args.seed, args.reencode)
-    print_table([{"label": label, **counts} for label, counts in report.counts.items()], ["label", "train", "val", "test"],
-                title=f"{report.manifest}")
+    share = {"label": "fake share", **{split: f"{value:.1%}" for split, value in report.fake_share.items()}}
+    print_table([*({"label": label, **counts} for label, counts in report.counts.items()), share],
+                ["label", "train", "val", "test"], title=f"{report.manifest}")
     if report.skipped:
         err.print(f"skipped {len(report.skipped)} files that do not decode:")
         for path, reason in report.skipped:
             err.print(f"  {path}: {reason}", markup=False)
     if report.duplicates_dropped:
-        out.print(f"dropped {report.duplicates_dropped} exact duplicates (same content hash)")
+        out.print(f"dropped {report.duplicates_dropped} duplicates: {report.duplicates_bytes} byte-identical, "
+                  f"{report.duplicates_pixels} pixel-identical (the same decoded image in other bytes)")
     for digest in report.in_both_classes:
         err.print(f"[yellow]warning:[/yellow] an image (sha256 {digest[:16]}...) is both real and fake; dropped from both")
     for warning in report.warnings:  # codec, size and class balance

@@ -40,7 +40,17 @@ def messy(tmp_path):
     (fake / "truncated.jpg").write_bytes((tmp_path / "full.jpg").read_bytes()[:1500])
     (fake / "same_as_real.png").write_bytes(whole)  # one image in both classes
     (real / "r0_copy.png").write_bytes(whole)  # a duplicate within a class
+    (fake / "f1_copy.png").write_bytes((fake / "f1.png").read_bytes())  # another, byte for byte
+    Image.open(fake / "f2.png").save(fake / "f2_other_bytes.png", pnginfo=_text_chunk())  # the same pixels
     return tmp_path
+
+
+def _text_chunk():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "a copy that differs in metadata only")
+    return info
 
 
 def test_prepare_skips_bad_files_drops_duplicates_and_splits(cli, messy):
@@ -58,6 +68,7 @@ def test_prepare_skips_bad_files_drops_duplicates_and_splits(cli, messy):
     assert {"UPPER.JPG", "UPPER.PNG", "grey.png", "rgba.png", "sixteen.png"} <= names
     # an image present in both classes is reported and dropped from both; duplicates collapse
     assert "both real and fake" in result.err
+    assert "dropped 2 duplicates: 1 byte-identical, 1 pixel-identical" in result.out and "fake share" in result.out
     assert _sha(messy / "real" / "r0.png") not in set(manifest["sha256"])
     assert manifest["sha256"].is_unique
     assert set(manifest["split"]) == {"train", "val", "test"}
