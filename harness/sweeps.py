@@ -20,19 +20,21 @@ from harness.analysis.status import RunStatus, is_final, sweep_status
 from harness.cluster import get_backend
 from harness.cluster.base import Backend
 from harness.cluster.profiles import Profile
-from harness.data import DEMO
+from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.paths import SweepPaths, cache_root, check_sweep_name
-from harness.store.records import RunSpec, SweepSpec, read_spec, run_id, write_spec
+from harness.store.records import RunSpec, SweepSpec, read_record, read_spec, run_id, write_record, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, read_submissions, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
 from harness.zoo import ABLATION
 
-# The demo's input size: 40 px times timm's crop fraction (0.875), so the cache's resize is the identity and
-# the fingerprint reaches the network pixel for pixel. An architecture that needs more (Xception 71,
-# InceptionV3 75) gets its own minimum: the first command stays within a few CPU minutes.
+# The demo's input size: 40 px times timm's usual crop fraction (0.875), so for most of the eight the
+# cache's resize is the identity and the fingerprint reaches the network pixel for pixel (ResNet50's
+# fraction is 0.95: its 40 px go to 37 first). An architecture that needs more (Xception 71,
+# InceptionV3 75) gets its own minimum, from an upscaled image: the first command stays within a few
+# CPU minutes.
 DEMO_IMAGE_SIZE = 35
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
 ALIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED")
@@ -74,7 +76,7 @@ def check_results_path(path: Path) -> None:
 
 
 def demo_folder(results: Path) -> Path:
-    return Path(results) / "datasets" / "demo-{per_class}x{size}px-seed{seed}".format(**DEMO)
+    return Path(results) / "datasets" / "demo-v{version}-{per_class}x{size}px-seed{seed}".format(version=DEMO_VERSION, **DEMO)
 
 
 def generator_variants(dataset: Path) -> list[Variant]:
@@ -230,10 +232,18 @@ def runs_to_resume(sweep: SweepPaths, force: bool = False) -> tuple[list[str], l
 
 
 def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
-    """A resubmitted run's earlier FAILED or damaged record is kept beside, not read as its result."""
+    """A resubmitted run's earlier FAILED or damaged record is kept beside, not read as its result. A run
+    that completed since it was chosen (a --force resume racing its job) keeps its record: the new job
+    finds it and stops."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     for rid in run_ids:
         result = sweep.run(rid).result
+        try:
+            record = read_record(sweep.run(rid))
+        except DamagedFile:
+            record = None
+        if record is not None and record.completed:
+            continue
         if result.exists():
             result.replace(result.with_name(f"result.{stamp}.previous.json"))
 
@@ -295,6 +305,9 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     for submission in submissions:
         for rid, job in submission.tasks.items():
             latest[rid] = (job, submission)
+    if runs and submissions[-1].executor == "local":
+        _cancel_local_runs(sweep, spec, {rid: latest[rid][0] for rid in chosen if rid in latest})
+        return [rid for rid in chosen if rid in latest]
     jobs = sorted({latest[rid][0] for rid in chosen if rid in latest})
     if not runs:
         jobs += [s.preprocess_job for s in submissions if s.preprocess_job]
@@ -302,9 +315,31 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     return [rid for rid in chosen if rid in latest]
 
 
+def _cancel_local_runs(sweep: SweepPaths, spec: SweepSpec, jobs: dict[str, str]) -> None:
+    """Local workers share their sweep's runs, so a run is cancelled alone: it gets a FAILED record saying
+    so (no worker takes a run with a record), then the worker that holds it, if one does, is stopped; the
+    pool's other workers go on with the rest."""
+    from harness.cluster.local import LocalBackend, holder
+    from harness.training.record import failed_record
+
+    for rid, job in jobs.items():
+        try:
+            record = read_record(sweep.run(rid))
+        except DamagedFile:
+            record = None
+        if record is not None and record.completed:
+            continue
+        write_record(sweep.run(rid), failed_record(spec.sweep_id, rid, config_for(spec, spec.run(rid)),
+                                                   "cancelled by `harness cancel`"))
+        worker = holder(sweep, rid, job)
+        if worker:
+            LocalBackend().cancel([worker])
+
+
 
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
-    """The log of a run's latest job (submitit's names on Slurm; the worker's own log locally)."""
+    """The log of a run's latest job (submitit's names on Slurm). Locally, the run's own log, every attempt
+    in it; before a worker took the run, the log of the pool's first worker (its preprocessing step)."""
     spec = read_spec(sweep)
     matches = [r.run_id for r in spec.runs if run in (r.run_id, r.model)]
     if not matches:
@@ -317,8 +352,9 @@ def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
         raise UserError(f"run {matches[0]} of sweep {sweep.sweep_id} was never submitted: it has no log")
     job, submission = latest[matches[0]]
     if submission.executor == "local":
-        from harness.cluster.local import run_log
-        return run_log(sweep, matches[0])  # stdout and stderr together
+        from harness.cluster.local import run_log, worker_log, worker_pids
+        path = run_log(sweep, matches[0])  # stdout and stderr together
+        return path if path.exists() else worker_log(sweep, worker_pids(job)[0])
     from submitit.core.utils import JobPaths
 
     paths = JobPaths(sweep.logs, job_id=job, task_id=0)

@@ -2,8 +2,11 @@
 import sys
 from pathlib import Path
 
-from harness.cluster.jobs import Train
+from harness.cluster.jobs import RunTaken, Train
 
 if __name__ == "__main__":
     for rid in sys.argv[2:]:
-        Train(Path(sys.argv[1]))(rid)
+        try:
+            Train(Path(sys.argv[1]))(rid)
+        except RunTaken as taken:  # held by a job, or done: said, and the next run goes on
+            print(taken, file=sys.stderr)

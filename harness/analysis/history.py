@@ -26,9 +26,11 @@ def _flag(value: Any) -> str:
 
 
 def settings_text(settings: dict[str, Any]) -> str:
-    """The settings of a series, short: `64px b32 fp32 tf32 - cl off compile off finetune 1ep`."""
-    size = settings.get("image_size")
-    return (f"{size or 'own'}px b{settings.get('batch_size')} {settings.get('precision')} tf32 {_flag(settings.get('tf32'))} "
+    """The settings of a series, short: `64px b32 lr 0.001 adam fp32 tf32 - cl off compile off finetune 1ep`
+    (a warm-up, where there is one, after the lr: `lr 0.0001 w1`)."""
+    size, warmup = settings.get("image_size"), settings.get("warmup_epochs")
+    return (f"{size or 'own'}px b{settings.get('batch_size')} lr {_flag(settings.get('lr'))}{f' w{warmup}' if warmup else ''} "
+            f"{settings.get('optimizer')} {settings.get('precision')} tf32 {_flag(settings.get('tf32'))} "
             f"cl {_flag(settings.get('channels_last'))} compile {_flag(settings.get('compile'))} "
             f"{settings.get('mode')} {settings.get('epochs')}ep")
 

@@ -4,7 +4,7 @@ import base64
 import html
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -19,6 +19,7 @@ from harness.store.records import SweepSpec, read_spec
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 SETTINGS = ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster", "code")
+OWN_SETTINGS = ("image_size", "lr", "warmup_epochs")  # what an architecture may set for itself (its runs' configs)
 FIGURE_CAPTIONS = {
     "training_curves": "Training and validation accuracy and loss per epoch (the paper's Figure 5).",
     "roc": "ROC curves on the test split.",
@@ -51,6 +52,16 @@ QUESTION_TEXT = (
     "'caffe' caffe input for all; 'as hypothesised' the paper's condition recreated with timm's weights: the right "
     "input for the caffe-mode networks (timm), caffe's for the others. If the hypothesis holds, 'as hypothesised' "
     "shows Table 2's split and 'timm' does not. Variants that feed the same input ran once and share a cell.")
+
+
+def own_settings(spec: SweepSpec) -> pd.DataFrame:
+    """Per architecture, the settings its runs trained with that an architecture may set for itself."""
+    from harness.training.config import config_for
+
+    first: dict[str, Any] = {}
+    for run in spec.runs:
+        first.setdefault(run.model, config_for(spec, run))
+    return pd.DataFrame([{"model": m, **{k: getattr(c, k) for k in OWN_SETTINGS}} for m, c in first.items()])
 
 
 def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFrame]:
@@ -127,6 +138,8 @@ def sections(sweep: SweepPaths) -> list[Section]:
     out: list[Section] = [
         ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in SETTINGS},
                                                   indent=2) + "\n```"),
+        ("Each architecture's own settings (where it overrides the sweep's, or the sweep leaves it to the "
+         "architecture)", "table", own_settings(spec)),
         ("This sweep's setting beside the paper's", "text", setting_line(setting)),
         ("", "table", pd.DataFrame(setting)),
         ("Weights: timm's beside the paper's Keras weights", "text", weights_text),

@@ -96,6 +96,10 @@ def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
         for rid, job in submitted.tasks.items():
             latest[rid] = (job, submitted)
     executor = submissions[-1].executor if submissions else spec.executor
+    if executor == "local":  # a run a worker took is that worker's job; one not yet taken, its pool's
+        from harness.cluster.local import holder
+
+        latest = {rid: (holder(sweep, rid, job) or job, submitted) for rid, (job, submitted) in latest.items()}
     pre_job = submissions[-1].preprocess_job if submissions else None
     ids = sorted({job for job, _ in latest.values()} | {s.preprocess_job for s in submissions if s.preprocess_job})
     states = get_backend(executor).states(ids) if ids else {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import submitit
 
 from harness.errors import UserError
-from harness.store.atomic import locked_or_none, write_json_atomic
+from harness.store.atomic import locked_or_none, write_json_atomic, write_text_atomic
 from harness.store.paths import SweepPaths
 from harness.store.records import read_spec, write_record
 
@@ -119,6 +119,8 @@ class Train(submitit.helpers.Checkpointable):
                 raise RunTaken(f"run {rid} is being written by another worker; this copy stops")
             if paths.result.exists():
                 raise RunTaken(f"run {rid} already has a result; this copy stops")
+            log.info("%s: taken by process %d on %s", rid, os.getpid(), os.uname().nodename)  # marks each attempt
+            write_text_atomic(paths.holder, str(os.getpid()))
             config = config_for(spec, spec.run(rid))
             try:
                 record = train_run(config, Path(spec.dataset), Path(spec.cache_root), paths, spec.sweep_id)

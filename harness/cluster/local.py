@@ -14,14 +14,16 @@ from harness.cluster.profiles import Profile
 from harness.store.paths import SweepPaths
 from harness.store.submissions import Submission
 
+MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
+
 
 def default_parallelism() -> int:
-    """Runs at a time: one where an NVIDIA GPU is present (the runs would share it), else one per core.
-    A small CPU run gains more from a worker of its own than from a second thread: on two cores, two
-    single-threaded workers trained the demo's eight 1.2 to 2 times faster than one worker with two."""
+    """Runs at a time: one where an NVIDIA GPU is present (the runs would share it), else one per logical
+    CPU up to MAX_CPU_WORKERS. A small CPU run gains more from a worker of its own than from a second
+    thread (README, "Start here": the first command with one worker and with two on two cores)."""
     if any(Path("/proc/driver/nvidia/gpus").glob("*")):
         return 1
-    return len(os.sched_getaffinity(0))
+    return min(len(os.sched_getaffinity(0)), MAX_CPU_WORKERS)
 
 
 def pid_alive(pid: str) -> bool:
@@ -44,6 +46,15 @@ def run_log(sweep: SweepPaths, rid: str) -> Path:
 
 def worker_pids(job_id: str) -> list[str]:
     return job_id.split("+")
+
+
+def holder(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
+    """The worker of the pool job_id that took the run, if one did (an earlier pool's holder is not it)."""
+    try:
+        pid = sweep.run(rid).holder.read_text().strip()
+    except OSError:
+        return None
+    return pid if pid in worker_pids(job_id) else None
 
 
 class LocalBackend:

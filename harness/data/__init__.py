@@ -3,3 +3,5 @@
 # The built-in demo as `sweep` and `data demo` build it (harness.data.demo): images per class, side in
 # pixels, seed. Small enough that the first command trains all eight architectures in a few CPU minutes.
 DEMO = {"per_class": 300, "size": 40, "seed": 0}
+# In the demo's folder name: a demo built by an earlier recipe is not reused.
+DEMO_VERSION = 2

@@ -119,7 +119,8 @@ def generator_kernels(seed: int) -> dict[str, torch.Tensor]:
 # The fingerprint. Every image, real or fake, leaves the pipeline with a 2x2 periodic gain pattern of one
 # strength (pixel (i, j) times 1 + PHASE_GAIN * pattern[i % 2, j % 2], the pattern of mean 0 and root mean
 # square 1), as stride-2 upsampling stamps on a generator's output and demosaicing on a camera's. A
-# generator's pattern is fixed with its weights, so all its fakes share one; each real image has its own.
+# generator's pattern is fixed with its weights, so all its fakes share one (one per kind of fake, the
+# manifest's generator: the three upsamplers of "upsampler" share it); each real image has its own.
 # The energy the pattern adds (high-frequency share, file size) is the same for both classes: what tells a
 # fake is that its pattern is its generator's. The strength is what the eight architectures,
 # trained from scratch, pick up within the first command's few CPU minutes.

@@ -80,6 +80,11 @@ class RunPaths:
     def lock(self) -> Path:
         return self.folder / ".run.lock"
 
+    @property
+    def holder(self) -> Path:
+        """The process id of the local worker that took the run (a pool's workers share its runs)."""
+        return self.folder / ".holder"
+
 
 @dataclass(frozen=True)
 class SweepPaths:

@@ -41,7 +41,8 @@ FIGURE_UNITS: dict[str, str] = {
     "compile_seconds": "s",
 }
 # The training settings that change a figure: runs differing in one of them are not compared.
-SETTINGS = ("image_size", "batch_size", "precision", "tf32", "channels_last", "compile", "mode", "epochs")
+SETTINGS = ("image_size", "batch_size", "lr", "warmup_epochs", "optimizer", "precision", "tf32", "channels_last", "compile",
+            "mode", "epochs")
 SYSTEM = ("cluster", "partition", "node", "device", "gpu_name", "gpu_count", "driver", "cuda", "torch", "timm",
           "harness_version", "git_commit", "git_dirty")
 SCALAR = (str, int, float, bool, type(None))

@@ -99,10 +99,11 @@ def train_options(**values: Any) -> dict[str, Any]:
 
 def model_defaults(model: str) -> dict[str, Any]:
     """The PER_MODEL_OPTIONS an architecture trains with when the user gives none: its ModelSpec's
-    value, else TrainConfig's default (any other timm model: TrainConfig's)."""
+    value (one of the eight, by its name or its timm name, a pretrained tag allowed), else TrainConfig's."""
     from harness.zoo.registry import MODEL_SPECS
 
-    spec, defaults = MODEL_SPECS.get(model), asdict(TrainConfig(model=""))
+    by_timm_name = {s.timm_name: s for s in MODEL_SPECS.values()}
+    spec, defaults = MODEL_SPECS.get(model) or by_timm_name.get(model.split(".")[0]), asdict(TrainConfig(model=""))
     own = {name: getattr(spec, name, None) for name in PER_MODEL_OPTIONS}
     return {name: defaults[name] if own[name] is None else own[name] for name in PER_MODEL_OPTIONS}
 

@@ -39,7 +39,7 @@ def messy(tmp_path):
     Image.fromarray(_photo(30, 96)).save(tmp_path / "full.jpg", quality=95)
     (fake / "truncated.jpg").write_bytes((tmp_path / "full.jpg").read_bytes()[:1500])
     (fake / "same_as_real.png").write_bytes(whole)  # one image in both classes
-    (real / "r0_copy.png").write_bytes(whole)  # a duplicate within a class
+    (real / "r0_copy.png").write_bytes(whole)  # a duplicate within a class, of the image in both
     (fake / "f1_copy.png").write_bytes((fake / "f1.png").read_bytes())  # another, byte for byte
     Image.open(fake / "f2.png").save(fake / "f2_other_bytes.png", pnginfo=_text_chunk())  # the same pixels
     return tmp_path

@@ -1,9 +1,10 @@
 """The demo, rid of its shortcuts (tests/unit/test_demo_shortcuts.py), still holds something to learn:
 MobileNetV2 trained from scratch, with the first command's settings, finds the generator's fingerprint
 well above chance on the test split (photographs it never saw)."""
+from harness.data import DEMO
 from harness.data.demo import make_demo
 from harness.store.paths import RunPaths
-from harness.sweeps import DEMO, DEMO_IMAGE_SIZE
+from harness.sweeps import DEMO_IMAGE_SIZE
 from harness.training.config import TrainConfig, model_defaults
 from harness.training.train import train_run
 

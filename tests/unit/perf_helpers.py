@@ -14,8 +14,8 @@ def record(model: str = "ResNet50", seed: int = 0, sweep: str = "a", accuracy: f
     metrics = {"accuracy": accuracy, "auc": min(1.0, accuracy + 0.02), "f1": accuracy, "loss": 0.3}
     made = RunRecord(
         sweep_id=sweep, run_id=run_id(model, seed), model=model, seed=seed, status="COMPLETED",
-        config={"epochs": 1, "batch_size": 32, "image_size": 64, "precision": "fp32", "channels_last": False,
-                "mode": "finetune", "compile": False},
+        config={"epochs": 1, "batch_size": 32, "image_size": 64, "lr": 0.001, "warmup_epochs": 0, "optimizer": "adam",
+                "precision": "fp32", "channels_last": False, "mode": "finetune", "compile": False},
         finished_at="2026-01-02T03:10:00+00:00", started_at="2026-01-02T03:00:00+00:00",
         preprocessing={"image_size": 64}, params=1000, trainable_params=1000, best_epoch=1, epochs_completed=1,
         val=dict(metrics), test=dict(metrics),

@@ -77,8 +77,8 @@ def shortcut_table(dataset: Path) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("generators, size", [
-    (("upsampler",), 64),  # the CLI's default size
-    (("upsampler",), 40),  # the size tests/integration/test_demo_learnable.py trains on
+    (("upsampler",), 64),
+    (("upsampler",), 40),  # the demo's size (harness.data.DEMO)
     (("bilinear_conv",), 64),
 ])
 def test_no_simple_statistic_separates_real_from_fake(tmp_path, generators, size):

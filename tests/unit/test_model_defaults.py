@@ -76,6 +76,8 @@ def test_the_sweep_records_none_and_each_run_the_value_it_used(tmp_path):
 
 def test_any_other_timm_model_takes_the_shared_defaults():
     assert model_defaults("resnet18") == {"lr": DEFAULT.lr, "warmup_epochs": DEFAULT.warmup_epochs}
+    # one of the eight by its timm name is still that architecture
+    assert model_defaults("vgg16.tv_in1k") == model_defaults("VGG16") != model_defaults("resnet18")
 
 
 @pytest.mark.parametrize("warmup_epochs, expected", [(0, [1.0] * 6), (1, [1 / 3, 2 / 3, 1.0, 1.0, 1.0, 1.0]),

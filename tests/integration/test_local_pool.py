@@ -1,0 +1,46 @@
+"""The local backend's pool: its workers share the sweep's runs, whoever is free taking the next. One run
+is cancelled alone, a run whose worker dies says so and resumes, and the other runs finish."""
+import os
+import signal
+
+from slurm_helpers import latest_sweep, progress_epoch, result, wait_until
+
+# Small inputs and many epochs: the runs last long enough to be caught mid-training.
+SWEEP = ("--cluster", "local", "--max-parallel", "2", "--epochs", "25", "--image-size", "32")
+
+
+def _holder(folder, rid: str) -> int:
+    return int((folder / "runs" / rid / ".holder").read_text())
+
+
+def _status(cli, results) -> dict[str, dict]:
+    return {row["run_id"]: row for row in cli("status", "--format", "json", "--results", results).json()["runs"]}
+
+
+def test_cancelling_one_local_run_leaves_the_pool_to_finish_the_others(cli, results, tiny_demo):
+    sweep = cli("sweep", *SWEEP, "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50,DenseNet121", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 1, 300, "ResNet50 to train an epoch")
+    cancelled = cli("cancel", folder.name, "--runs", "ResNet50", "--results", results)
+    assert cancelled.code == 0, cancelled.err
+    wait_until(lambda: all(result(folder, f"{m}-s0") for m in ("MobileNetV2", "DenseNet121")), 600, "the other runs")
+    rows = _status(cli, results)
+    assert rows["ResNet50-s0"]["state"] == "FAILED" and "cancelled" in rows["ResNet50-s0"]["reason"]
+    assert rows["MobileNetV2-s0"]["state"] == rows["DenseNet121-s0"]["state"] == "COMPLETED"
+    # the worker that held ResNet50 was stopped; the other one took the run it would have taken
+    assert _holder(folder, "DenseNet121-s0") != _holder(folder, "ResNet50-s0")
+
+
+def test_a_run_whose_worker_dies_is_failed_and_resumes(cli, results, tiny_demo):
+    sweep = cli("sweep", *SWEEP, "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 1, 300, "ResNet50 to train an epoch")
+    os.kill(_holder(folder, "ResNet50-s0"), signal.SIGKILL)  # as the kernel's OOM killer would
+    wait_until(lambda: _status(cli, results)["ResNet50-s0"]["state"] == "FAILED", 60, "status to see the worker gone")
+    assert "ended without a result" in _status(cli, results)["ResNet50-s0"]["reason"]
+    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "MobileNetV2 to finish on the other worker")
+    resumed = cli("sweep", "--resume", folder.name, "--wait", "--results", results)
+    assert resumed.code == 0, resumed.err
+    assert {row["state"] for row in _status(cli, results).values()} == {"COMPLETED"}
