@@ -352,9 +352,9 @@ def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
         raise UserError(f"run {matches[0]} of sweep {sweep.sweep_id} was never submitted: it has no log")
     job, submission = latest[matches[0]]
     if submission.executor == "local":
-        from harness.cluster.local import run_log, worker_log, worker_pids
-        path = run_log(sweep, matches[0])  # stdout and stderr together
-        return path if path.exists() else worker_log(sweep, worker_pids(job)[0])
+        from harness.cluster.local import worker_pids
+        path = sweep.local_log(matches[0])  # stdout and stderr together
+        return path if path.exists() else sweep.local_log(worker_pids(job)[0])
     from submitit.core.utils import JobPaths
 
     paths = JobPaths(sweep.logs, job_id=job, task_id=0)

@@ -158,15 +158,13 @@ def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
     """A local worker of a pool: the preprocessing step (shared, idempotent), then, one after another,
     each run that no other worker has taken, its output in the run's own log. Returns the outcome of
     each run this worker ran."""
-    from harness.cluster.local import run_log
-
     Preprocess(sweep_dir)()
     sweep = SweepPaths(sweep_dir)
     outcomes = {}
     for rid in rids:
         if sweep.run(rid).result.exists():  # finished by another worker (Train checks again, under the run's lock)
             continue
-        with output_to(run_log(sweep, rid)):
+        with output_to(sweep.local_log(rid)):
             try:
                 outcomes[rid] = Train(sweep_dir)(rid)
             except RunTaken:

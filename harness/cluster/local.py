@@ -34,16 +34,6 @@ def pid_alive(pid: str) -> bool:
     return fields[0] != "Z"  # a finished child not yet reaped is a zombie, not a worker
 
 
-def worker_log(sweep: SweepPaths, pid: str) -> Path:
-    """A worker's own output: the preprocessing step, and anything between runs."""
-    return sweep.logs / f"local-{pid}.log"
-
-
-def run_log(sweep: SweepPaths, rid: str) -> Path:
-    """A run's output, written by whichever worker took it."""
-    return sweep.logs / f"local-{rid}.log"
-
-
 def worker_pids(job_id: str) -> list[str]:
     return job_id.split("+")
 
@@ -94,7 +84,7 @@ class LocalBackend:
                 # checkout there would shadow the code snapshot.
                 process = subprocess.Popen(self._command(sweep, run_ids), stdin=subprocess.DEVNULL, stdout=out,
                                            stderr=subprocess.STDOUT, env=env, cwd=sweep.folder, start_new_session=True)
-            log.rename(worker_log(sweep, str(process.pid)))
+            log.rename(sweep.local_log(str(process.pid)))
             pids.append(str(process.pid))
         return Submission(self.name, None, dict.fromkeys(run_ids, "+".join(pids)))
 

@@ -118,6 +118,11 @@ class SweepPaths:
     def logs(self) -> Path:
         return self.folder / "logs"
 
+    def local_log(self, name: str) -> Path:
+        """On the local backend, a run's log (name: its run id, every attempt in it) or a worker's own
+        (name: its process id; the preprocessing step)."""
+        return self.logs / f"local-{name}.log"
+
     @property
     def preprocess_progress(self) -> Path:
         return self.folder / "preprocess" / "progress.json"
