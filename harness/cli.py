@@ -155,8 +155,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             err.print(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)", markup=False)
         if not run_ids:
             err.print(f"sweep {spec.sweep_id}: no run to resubmit")
-            print(spec.sweep_id)
-            return 0
+            print(spec.sweep_id, flush=True)
+            return follow(sweep) if args.wait else 0
     else:
         profile = _profile(args, load_profile(args.profile) if args.profile else Profile())
         cluster = cluster or ("slurm" if slurm_answers() is None else "local")

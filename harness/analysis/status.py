@@ -96,10 +96,6 @@ def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
         for rid, job in submitted.tasks.items():
             latest[rid] = (job, submitted)
     executor = submissions[-1].executor if submissions else spec.executor
-    if executor == "local":  # a run a worker took is that worker's job; one not yet taken, its pool's
-        from harness.cluster.local import holder
-
-        latest = {rid: (holder(sweep, rid, job) or job, submitted) for rid, (job, submitted) in latest.items()}
     pre_job = submissions[-1].preprocess_job if submissions else None
     ids = sorted({job for job, _ in latest.values()} | {s.preprocess_job for s in submissions if s.preprocess_job})
     states = get_backend(executor).states(ids) if ids else {}
@@ -107,8 +103,14 @@ def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
     for run in spec.runs:
         job_id, submission = latest[run.run_id] if run.run_id in latest else (None, None)
         pre = states.get(submission.preprocess_job or "") if submission is not None else None
+        state = states.get(job_id or "")
+        if executor == "local" and state is not None:  # a pool's job: the run's own worker, where one took it
+            from harness.cluster.local import run_state
+
+            state = run_state(sweep, run.run_id, state)
+            job_id = state.job_id
         statuses.append(run_status(run, _record(sweep, run.run_id), read_progress(sweep.run(run.run_id)), job_id,
-                                   states.get(job_id or ""), pre, executor))
+                                   state, pre, executor))
     return statuses, _preprocess_status(sweep, pre_job, states.get(pre_job or ""))
 
 

@@ -161,7 +161,7 @@ def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
     Preprocess(sweep_dir)()
     sweep = SweepPaths(sweep_dir)
     outcomes = {}
-    for rid in rids:
+    for rid in [*rids, *rids]:  # the second round takes up a run whose worker died (or that no one could take)
         if sweep.run(rid).result.exists():  # finished by another worker (Train checks again, under the run's lock)
             continue
         with output_to(sweep.local_log(rid)):

@@ -47,6 +47,19 @@ def holder(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
     return pid if pid in worker_pids(job_id) else None
 
 
+def run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
+    """A run's job in its pool: the worker that took it while that worker lives; else the pool, PENDING
+    where the run's worker died but others live on (a worker's second round takes such a run up)."""
+    worker = holder(sweep, rid, pool.job_id)
+    if worker is None:
+        return pool
+    if pid_alive(worker):
+        return JobState(worker, "RUNNING")
+    if pool.state == "RUNNING":
+        return JobState(pool.job_id, "PENDING", reason=f"its worker {worker} died; another worker of the pool takes it up")
+    return JobState(pool.job_id, "FAILED", reason=f"its worker {worker} died, and the pool's other workers ended")
+
+
 class LocalBackend:
     name = "local"
 

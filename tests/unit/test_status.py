@@ -7,7 +7,8 @@ import pytest
 from harness.analysis.status import DAMAGED, is_final, run_status
 from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 from harness.cluster.base import FINAL_STATES, JobState
-from harness.cluster.local import LocalBackend
+from harness.cluster.local import LocalBackend, run_state
+from harness.store.paths import SweepPaths
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import JOB_ID
@@ -86,6 +87,31 @@ def test_a_pool_of_local_workers_lives_while_any_of_its_workers_does():
         alive.kill()
         alive.wait()
     assert LocalBackend().states([pool])[pool].state == "FAILED"
+
+
+def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died(tmp_path):
+    alive, dead = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
+    dead.wait()
+    sweep = SweepPaths(tmp_path)
+    pool = f"{dead.pid}+{alive.pid}"
+    running, ended = JobState(pool, "RUNNING"), JobState(pool, "FAILED", reason="the local workers ended")
+
+    def held_by(pid) -> None:
+        sweep.run("A-s0").folder.mkdir(parents=True, exist_ok=True)
+        sweep.run("A-s0").holder.write_text(str(pid))
+    try:
+        assert run_state(sweep, "A-s0", running) == running  # not taken yet: the pool's
+        held_by(alive.pid)
+        assert run_state(sweep, "A-s0", running) == JobState(str(alive.pid), "RUNNING")
+        held_by(dead.pid)
+        pending = run_state(sweep, "A-s0", running)
+        assert pending.state == "PENDING" and f"worker {dead.pid} died" in pending.reason
+        assert run_state(sweep, "A-s0", ended).state == "FAILED"
+        held_by(999_999_999)  # an earlier pool's worker is not this pool's
+        assert run_state(sweep, "A-s0", running) == running
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_a_run_never_submitted():
