@@ -336,7 +336,6 @@ def _cancel_local_runs(sweep: SweepPaths, spec: SweepSpec, jobs: dict[str, str])
             LocalBackend().cancel([worker])
 
 
-
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
     """The log of a run's latest job (submitit's names on Slurm). Locally, the run's own log, every attempt
     in it; before a worker took the run, the log of the pool's first worker (its preprocessing step)."""

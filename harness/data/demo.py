@@ -236,13 +236,12 @@ def ensure_demo(folder: Path, **params: Any) -> Path:
     folder = Path(folder)
     if (folder / MANIFEST_NAME).is_file():
         return folder
-    lock_path = folder.parent / f".{folder.name}.lock"
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        lock_path.touch()
+        lock = open(folder.parent / f".{folder.name}.lock", "a")
     except OSError as err:
         raise UserError(f"cannot write the demo to {folder}: {err.strerror or err}") from None
-    with open(lock_path, "a") as lock:
+    with lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)  # per process: released when the holder dies, however it dies
         if not (folder / MANIFEST_NAME).is_file():
             for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
