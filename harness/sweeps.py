@@ -231,6 +231,15 @@ def runs_to_resume(sweep: SweepPaths, force: bool = False) -> tuple[list[str], l
     return [s.run_id for s in todo], alive
 
 
+def _completed(sweep: SweepPaths, rid: str) -> bool:
+    """Whether the run has a whole, COMPLETED record (a damaged one is not)."""
+    try:
+        record = read_record(sweep.run(rid))
+    except DamagedFile:
+        return False
+    return record is not None and record.completed
+
+
 def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
     """A resubmitted run's earlier FAILED or damaged record is kept beside, not read as its result. A run
     that completed since it was chosen (a --force resume racing its job) keeps its record: the new job
@@ -238,11 +247,7 @@ def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     for rid in run_ids:
         result = sweep.run(rid).result
-        try:
-            record = read_record(sweep.run(rid))
-        except DamagedFile:
-            record = None
-        if record is not None and record.completed:
+        if _completed(sweep, rid):
             continue
         if result.exists():
             result.replace(result.with_name(f"result.{stamp}.previous.json"))
@@ -323,11 +328,7 @@ def _cancel_local_runs(sweep: SweepPaths, spec: SweepSpec, jobs: dict[str, str])
     from harness.training.record import failed_record
 
     for rid, job in jobs.items():
-        try:
-            record = read_record(sweep.run(rid))
-        except DamagedFile:
-            record = None
-        if record is not None and record.completed:
+        if _completed(sweep, rid):
             continue
         write_record(sweep.run(rid), failed_record(spec.sweep_id, rid, config_for(spec, spec.run(rid)),
                                                    "cancelled by `harness cancel`"))
