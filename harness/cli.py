@@ -5,6 +5,7 @@ start without torch, timm or submitit.
 """
 import argparse
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -14,6 +15,21 @@ from harness.data import DEMO
 from harness.errors import UserError
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def user_path(text: str) -> Path:
+    """A path as typed, made absolute here, once: sweeps, jobs and workers run in other folders."""
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def dataset_path(text: str) -> str:
+    """--dataset: 'demo', or a folder made absolute (user_path)."""
+    return text if text == "demo" else str(user_path(text))
+
+
+def profile_name_or_path(text: str) -> str:
+    """--profile: a packaged profile's name, or a file (it has a suffix, as load_profile reads it) made absolute."""
+    return str(user_path(text)) if Path(text).suffix else text
 
 
 def positive_int(text: str) -> int:
@@ -184,6 +200,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(answer)
         return 0 if all(a.startswith("ok") for a in answers) else 1
     if args.resume:
+        backend.preflight(profile, len(run_ids))
         sweeps.set_aside_records(sweep, run_ids)
         submission = sweeps.submit(sweep, backend, profile, run_ids)
     else:
@@ -203,6 +220,7 @@ def _status_table(sweep_id: str, statuses: list, pre: dict[str, Any]) -> Any:
     from harness.render import table
 
     done = f", {pre['done']}/{pre['total']} images at {pre['images_per_s']:.0f}/s" if "done" in pre else ""
+    done += f" ({pre['reason']})" if pre.get("reason") else ""
     rows, columns = [], STATUS_COLUMNS + (["energy_j"] if any(s.energy_j for s in statuses) else [])
     for status in statuses:
         row = status.as_dict()
@@ -231,7 +249,8 @@ def follow(sweep: Any) -> int:
         for statuses, pre in sweeps.follow(sweep):
             line = "; ".join(f"{s.run_id} {s.state}" + (f" {s.epoch}/{s.epochs}" if s.epoch else "") for s in statuses)
             if line != last:
-                err.print(f"{sweep.sweep_id}: preprocessing {pre.get('state')}; {line}", markup=False, highlight=False)
+                why = f" ({pre['reason']})" if pre.get("reason") else ""
+                err.print(f"{sweep.sweep_id}: preprocessing {pre.get('state')}{why}; {line}", markup=False, highlight=False)
                 last = line
     failed = [s.run_id for s in statuses if s.state != "COMPLETED"]
     if failed:
@@ -488,20 +507,20 @@ def add_perf_commands(sub: Any) -> None:
     history.add_argument("--metric", choices=list(FIGURE_UNITS), default="train_images_per_s", metavar="METRIC",
                          help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURE_UNITS)}")
     history.add_argument("--format", choices=["table", "csv", "json", "png"], default="table")
-    history.add_argument("--out", type=Path, help="with --format png: the figure's path (default RESULTS/history-METRIC.png)")
-    history.add_argument("--results", type=Path, default=Path("results"))
+    history.add_argument("--out", type=user_path, help="with --format png: the figure's path (default RESULTS/history-METRIC.png)")
+    history.add_argument("--results", type=user_path, default="results")
     history.set_defaults(func=cmd_history)
 
     compare = sub.add_parser("compare", help="two sweeps side by side per architecture: ratios, spread, GPU-hours")
     compare.add_argument("sweep_a", metavar="SWEEP_A", help="the baseline (sweep id or unique prefix)")
     compare.add_argument("sweep_b", metavar="SWEEP_B", help="the sweep compared with it")
     compare.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
-    compare.add_argument("--results", type=Path, default=Path("results"))
+    compare.add_argument("--results", type=user_path, default="results")
     compare.set_defaults(func=cmd_compare)
 
     check = sub.add_parser("check", help="every figure of a sweep against its reference; exit 1 when one is outside")
     _sweep_argument(check)
-    check.add_argument("--references", type=Path, required=True,
+    check.add_argument("--references", type=user_path, required=True,
                        help="TOML file of references with tolerances (examples in slurm/references/)")
     check.add_argument("--update-references", action="store_true",
                        help="write the sweep's figures into --references as the new values instead of checking")
@@ -518,7 +537,7 @@ class Parser(argparse.ArgumentParser):
 
 def _sweep_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", nargs="?", help="sweep id or unique prefix (default: the latest)")
-    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--results", type=user_path, default="results")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -540,16 +559,16 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="datasets: prepare your own, or build the demo").add_subparsers(
         dest="data_command", required=True, parser_class=Parser)
     prepare = data.add_parser("prepare", help="check, deduplicate and split a real and a fake folder into manifest.csv")
-    prepare.add_argument("--real", type=Path, required=True, help="folder of real images (any depth)")
-    prepare.add_argument("--fake", type=Path, required=True, action="append",
+    prepare.add_argument("--real", type=user_path, required=True, help="folder of real images (any depth)")
+    prepare.add_argument("--fake", type=user_path, required=True, action="append",
                          help="folder of fake images (any depth); repeat it, one folder per generator")
-    prepare.add_argument("--out", type=Path, required=True, help="folder for manifest.csv (and re-encoded images)")
+    prepare.add_argument("--out", type=user_path, required=True, help="folder for manifest.csv (and re-encoded images)")
     prepare.add_argument("--per-class", type=positive_int, help="sample this many images per class (the paper: 5000)")
     prepare.add_argument("--seed", type=non_negative_int, default=0)
     prepare.add_argument("--reencode", metavar="png|jpeg:Q", help="pass both classes through the same codec")
     prepare.set_defaults(func=cmd_data_prepare)
     demo = data.add_parser("demo", help="build the built-in demo dataset (no download)")
-    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--out", type=user_path, required=True)
     demo.add_argument("--per-class", type=positive_int, default=DEMO["per_class"])
     demo.add_argument("--size", type=positive_int, default=DEMO["size"], help="image side in pixels")
     demo.add_argument("--seed", type=non_negative_int, default=DEMO["seed"])
@@ -558,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_data_demo)
 
     sweep = sub.add_parser("sweep", help="train and evaluate every (architecture, seed) as a job; prints the sweep id")
-    sweep.add_argument("--dataset", default="demo", help="a folder with manifest.csv (from data prepare), or 'demo'")
+    sweep.add_argument("--dataset", type=dataset_path, default="demo", help="a folder with manifest.csv (from data prepare), or 'demo'")
     sweep.add_argument("--models", help="comma-separated architectures: the paper's names or any timm model name (default: the eight)")
     sweep.add_argument("--seeds", type=positive_int, default=1, help="runs per architecture")
     sweep.add_argument("--resplit", action="store_true",
@@ -594,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept --mode transfer --weights none (a frozen random backbone; refused otherwise)")
     sweep.add_argument("--cluster", choices=["auto", "slurm", "local"], default="auto",
                        help="auto: Slurm when --partition is given or a Slurm controller answers, else this machine")
-    sweep.add_argument("--results", type=Path, default=Path("results"), help="where sweeps are written")
+    sweep.add_argument("--results", type=user_path, default="results", help="where sweeps are written")
     sweep.add_argument("--name", help="the sweep id (default: a timestamp)")
     sweep.add_argument("--wait", action="store_true", help="follow the sweep until every run ends")
     sweep.add_argument("--resume", metavar="SWEEP",
@@ -605,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ask Slurm whether and when the jobs would start (sbatch --test-only), without submitting")
     sweep.add_argument("--max-parallel", type=positive_int, help=f"local runs at a time (default here: {default_parallelism()})")
     slurm = sweep.add_argument_group("Slurm (defaults read from the site: see `harness cluster`; a profile overrides them)")
-    slurm.add_argument("--profile", help="a packaged profile name (local, marwan) or a .toml path (default: none; "
+    slurm.add_argument("--profile", type=profile_name_or_path,
+                       help="a packaged profile name (local, marwan) or a .toml path (default: none; "
                        "with --resume, the sweep's own settings)")
     slurm.add_argument("--partition", help="GPU partition of the training tasks")
     slurm.add_argument("--cpu-partition", help="CPU partition of the preprocessing job")
@@ -651,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("run", metavar="SWEEP/RUN", help="a sweep id (or prefix) and a run id or architecture")
     logs.add_argument("--err", action="store_true", help="the job's stderr instead of its stdout")
     logs.add_argument("--follow", action="store_true", help="keep printing as the log grows, until the job ends")
-    logs.add_argument("--results", type=Path, default=Path("results"))
+    logs.add_argument("--results", type=user_path, default="results")
     logs.set_defaults(func=cmd_logs)
 
     board = sub.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
@@ -668,9 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="the probability that each image is fake, by a trained run")
     predict.add_argument("--run", required=True, help="SWEEP/ARCH (its first completed seed) or SWEEP/RUN-ID")
-    predict.add_argument("images", nargs="+", type=Path)
+    predict.add_argument("images", nargs="+", type=user_path)
     predict.add_argument("--format", choices=["table", "json"], default="table")
-    predict.add_argument("--results", type=Path, default=Path("results"))
+    predict.add_argument("--results", type=user_path, default="results")
     predict.set_defaults(func=cmd_predict)
     add_perf_commands(sub)
     return parser

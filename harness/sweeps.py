@@ -203,7 +203,7 @@ def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
 def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile) -> Submission:
     """Write the sweep (folder, spec, code snapshot) and submit every run."""
     _check_writable(sweep.results)
-    backend.preflight(profile)
+    backend.preflight(profile, len(spec.runs))
     if spec.dataset == str(demo_folder(sweep.results).resolve()):
         from harness.data.demo import ensure_demo
 
@@ -218,8 +218,19 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile
 
 
 def submit(sweep: SweepPaths, backend: Backend, profile: Profile, run_ids: list[str]) -> Submission:
-    submission = backend.submit(sweep, profile, run_ids)
-    record_submission(sweep, submission)
+    """Queue the runs, recording every job in jobs.json as soon as it is queued: a submission that fails
+    part-way leaves its queued part tracked (status, cancel), and --resume submits only the rest."""
+    submission = Submission(backend.name, None, {})
+    try:
+        for submission in backend.submit(sweep, profile, run_ids):
+            record_submission(sweep, submission)
+    except UserError as err:
+        if not (submission.preprocess_job or submission.tasks):
+            raise
+        sid = sweep.sweep_id
+        raise UserError(f"{err}; {len(submission.tasks)} of {len(run_ids)} runs of sweep {sid} were queued before it: "
+                        f"`python -m harness status {sid}` shows them, `python -m harness cancel {sid}` cancels them, "
+                        f"`python -m harness sweep --resume {sid}` submits the rest") from None
     return submission
 
 
@@ -355,10 +366,9 @@ def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
         from harness.cluster.local import worker_pids
         path = sweep.local_log(matches[0])  # stdout and stderr together
         return path if path.exists() else sweep.local_log(worker_pids(job)[0])
-    from submitit.core.utils import JobPaths
+    from harness.cluster.slurm import job_log
 
-    paths = JobPaths(sweep.logs, job_id=job, task_id=0)
-    return paths.stderr if stream == "err" else paths.stdout
+    return job_log(sweep, job, stream)
 
 
 def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,15 +300,15 @@ class Guard(LocalBackend):
     allowed = False
     submitted: list[list[str]] = []
 
-    def preflight(self, profile: Any) -> None:
+    def preflight(self, profile: Any, runs: int) -> None:
         if not Guard.allowed:
             raise AssertionError("a bad-input case reached the backend's preflight")
 
-    def submit(self, sweep: Any, profile: Any, run_ids: list[str]) -> Submission:
+    def submit(self, sweep: Any, profile: Any, run_ids: list[str]) -> Iterator[Submission]:
         if not Guard.allowed:
             raise AssertionError(f"a bad-input case submitted {run_ids}")
         Guard.submitted.append(list(run_ids))
-        return Submission("local", None, dict.fromkeys(run_ids, "999999999"))
+        yield Submission("local", None, dict.fromkeys(run_ids, "999999999"))
 
     def cancel(self, job_ids: list[str]) -> None:  # the "running" sweep's job is this very process
         raise AssertionError(f"a case cancelled {job_ids}")
@@ -333,7 +333,8 @@ def world(template, tmp_path, monkeypatch):
     def guarded_slurm(**options: Any) -> Any:
         backend = real_slurm(**options)
         backend.submit = Guard().submit
-        backend.preflight = lambda profile: None  # the site is the recorded local cluster (recorded_site)
+        backend.preflight = lambda profile, runs: None  # the site is the recorded local cluster (recorded_site)
+        backend.available = lambda: None
         backend.cancel = lambda jobs: (_ for _ in ()).throw(AssertionError(f"a case cancelled {jobs}"))
         backend.states = lambda ids: {}  # never ask the real cluster about made-up job ids
         return backend

@@ -5,6 +5,7 @@ Success is judged by the result record, not by the scheduler's state alone. `run
 for its jobs' states in one query. Imports neither torch nor submitit.
 """
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.cluster import get_backend
@@ -39,8 +40,8 @@ class RunStatus:
 
 
 def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: dict[str, Any], job_id: str | None,
-               job: JobState | None, preprocess: JobState | None, executor: str) -> RunStatus:
-    """One run's row, from what is known of it."""
+               job: JobState | None, preprocess: dict[str, Any], executor: str, sweep_id: str) -> RunStatus:
+    """One run's row, from what is known of it (preprocess: the step's row, from preprocess_status)."""
     status = RunStatus(run.run_id, run.model, run.seed, "NOT SUBMITTED", job_id=job_id,
                        epoch=progress.get("epoch"), epochs=progress.get("epochs"), val_accuracy=progress.get("val_accuracy"))
     if job:
@@ -57,14 +58,17 @@ def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: d
     elif job is None:
         status.state = "UNKNOWN"
         status.reason = f"job {job_id} is unknown to the scheduler (accounting off, or the job purged)"
+    elif preprocess["state"] == "FAILED" and (job.final or job.state == "PENDING"):
+        # its job never started (Slurm cancels it: --kill-on-invalid-dep), or the local pool ended
+        status.state, status.reason = "CANCELLED", f"the preprocessing step FAILED ({preprocess.get('reason', '')})"
     elif executor == "local" and job.state == "RUNNING" and not progress:
         status.state, status.reason = "PENDING", "waiting for its worker"
     elif job.state == "COMPLETED":
         status.state, status.reason = "FAILED", "the job completed without writing a result"
     else:
         status.state, status.reason = job.state, job.reason
-        if job.state == "PENDING" and preprocess and preprocess.final and preprocess.state != "COMPLETED":
-            status.reason = f"preprocessing job {preprocess.job_id} {preprocess.state}: this task will not run"
+    if record is None and job_id is not None and status.state in FINAL_STATES:
+        status.reason = f"{status.reason}; python -m harness logs {sweep_id}/{run.run_id} shows its log".lstrip("; ")
     return status
 
 
@@ -75,16 +79,33 @@ def _record(sweep: SweepPaths, rid: str) -> RunRecord | DamagedFile | None:
         return damaged
 
 
-def _preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None) -> dict[str, Any]:
+def last_line(path: Path | None) -> str:
+    """The last non-blank line of a log ('' when there is none)."""
+    try:
+        with open(path or "", "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - 4096))
+            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None, submitted: bool,
+                      log: Path | None) -> dict[str, Any]:
+    """The preprocessing step's row: its job's state (where a scheduler has one), else what the step wrote
+    in its progress file; FAILED with a reason (the step's own error, else the last line of its log)."""
     try:
         progress = load_json(sweep.preprocess_progress) if sweep.preprocess_progress.exists() else {}
     except DamagedFile:
         progress = {}
     progress = progress if isinstance(progress, dict) else {}
-    done = progress.get("state") == "done"
-    shown = "COMPLETED" if done else state.state if state else str(progress.get("state", "PENDING" if job else "NOT SUBMITTED")).upper()
-    return {"job_id": job, "state": shown, "node": state.node if state else "",
-            **{k: v for k, v in progress.items() if k != "state"}}
+    written = str(progress.get("state", "pending" if submitted else "not submitted")).upper()
+    shown = "COMPLETED" if written == "DONE" else state.state if state else written
+    row = {"job_id": job, "state": shown, "node": state.node if state else "",
+           **{k: v for k, v in progress.items() if k not in ("state", "error")}}
+    if shown not in ("COMPLETED", "PENDING", "RUNNING", "NOT SUBMITTED"):
+        row["reason"] = str(progress.get("error") or last_line(log) or (state.reason if state else "") or "no reason given")
+    return row
 
 
 def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
@@ -96,13 +117,15 @@ def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
         for rid, job in submitted.tasks.items():
             latest[rid] = (job, submitted)
     executor = submissions[-1].executor if submissions else spec.executor
+    backend = get_backend(executor)
     pre_job = submissions[-1].preprocess_job if submissions else None
     ids = sorted({job for job, _ in latest.values()} | {s.preprocess_job for s in submissions if s.preprocess_job})
-    states = get_backend(executor).states(ids) if ids else {}
+    states = backend.states(ids) if ids else {}
+    pre = preprocess_status(sweep, pre_job, states.get(pre_job or ""), bool(submissions),
+                            backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
     statuses = []
     for run in spec.runs:
         job_id, submission = latest[run.run_id] if run.run_id in latest else (None, None)
-        pre = states.get(submission.preprocess_job or "") if submission is not None else None
         state = states.get(job_id or "")
         if executor == "local" and state is not None:  # a pool's job: the run's own worker, where one took it
             from harness.cluster.local import run_state
@@ -110,11 +133,10 @@ def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
             state = run_state(sweep, run.run_id, state)
             job_id = state.job_id
         statuses.append(run_status(run, _record(sweep, run.run_id), read_progress(sweep.run(run.run_id)), job_id,
-                                   state, pre, executor))
-    return statuses, _preprocess_status(sweep, pre_job, states.get(pre_job or ""))
+                                   state, pre, executor, spec.sweep_id))
+    return statuses, pre
 
 
 def is_final(status: RunStatus) -> bool:
     """True when a run will not change any more without the user (done, failed, never submitted, blocked)."""
-    return (status.state in FINAL_STATES or status.state == DAMAGED or status.job_id is None
-            or "will not run" in status.reason)
+    return status.state in FINAL_STATES or status.state == DAMAGED or status.job_id is None

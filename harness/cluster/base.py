@@ -1,6 +1,8 @@
 """The interface every cluster backend offers (as submitit's executors share one): whether it is
 there, a check before anything is written, submission, the batch scripts, job states, cancel."""
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from harness.cluster.profiles import Profile
@@ -37,14 +39,16 @@ class Backend(Protocol):
     def available(self) -> str | None:
         """None when jobs can be submitted here; otherwise why not, in a few words."""
 
-    def preflight(self, profile: Profile) -> None:
-        """Everything about the cluster that can be checked before a sweep writes its first file."""
+    def preflight(self, profile: Profile, runs: int) -> None:
+        """Everything about the cluster that can be checked before a sweep of `runs` runs writes its first
+        file or queues its first job (the site's limits among it)."""
 
     def resolve(self, profile: Profile) -> Profile:
         """The settings a sweep will use here: the profile's, the rest read from the cluster; checked."""
 
-    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Submission:
-        """Queue the preprocessing step and one task per run; returns at once."""
+    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
+        """Queue the preprocessing step and one task per run, without waiting for them; yields the
+        submission as it grows, so that the caller records every job as soon as it is queued."""
 
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
         """What a submission would run, as text (the batch scripts on Slurm)."""
@@ -54,6 +58,9 @@ class Backend(Protocol):
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         """The state of each job (array tasks expanded), in as few scheduler queries as possible."""
+
+    def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
+        """The log that ends with the preprocessing step's error, if it failed."""
 
     def cancel(self, job_ids: list[str]) -> None:
         """Stop these jobs (queued or running)."""

@@ -50,11 +50,21 @@ class Preprocess:
         self.sweep_dir = Path(sweep_dir)
 
     def __call__(self) -> list[str]:
+        configure_logging()
+        sweep = SweepPaths(self.sweep_dir)
+        write_json_atomic(sweep.preprocess_progress, {"state": "running"})
+        try:
+            return self._build(sweep)
+        except Exception as err:
+            # status shows the step FAILED with this reason, on every backend, and cancels the runs behind it
+            message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            write_json_atomic(sweep.preprocess_progress, {"state": "failed", "error": message})
+            raise
+
+    def _build(self, sweep: SweepPaths) -> list[str]:
         from harness.data.cache import build_cache, cache_header
         from harness.training.config import config_for
 
-        configure_logging()
-        sweep = SweepPaths(self.sweep_dir)
         spec = read_spec(sweep)
         workers = available_cpus()
         keys = sorted({config_for(spec, run).resolved_preprocessing().resize_key for run in spec.runs})

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.cluster.base import JobState
@@ -69,7 +70,7 @@ class LocalBackend:
     def available(self) -> str | None:
         return None
 
-    def preflight(self, profile: Profile) -> None:
+    def preflight(self, profile: Profile, runs: int) -> None:
         return None
 
     def resolve(self, profile: Profile) -> Profile:
@@ -81,7 +82,7 @@ class LocalBackend:
     def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
         return [sys.executable, "-m", "harness.cluster.jobs", str(sweep.folder), *run_ids]
 
-    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Submission:
+    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
         workers = min(self.max_parallel, len(run_ids))
         sweep.logs.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -99,7 +100,7 @@ class LocalBackend:
                                            stderr=subprocess.STDOUT, env=env, cwd=sweep.folder, start_new_session=True)
             log.rename(sweep.local_log(str(process.pid)))
             pids.append(str(process.pid))
-        return Submission(self.name, None, dict.fromkeys(run_ids, "+".join(pids)))
+        yield Submission(self.name, None, dict.fromkeys(run_ids, "+".join(pids)))
 
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
         workers = min(self.max_parallel, len(run_ids))
@@ -109,6 +110,10 @@ class LocalBackend:
         return {job: JobState(job, "RUNNING") if any(pid_alive(pid) for pid in worker_pids(job)) else
                 JobState(job, "FAILED", reason="the local workers ended without a result for this run")
                 for job in set(job_ids)}
+
+    def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
+        pools = list(submission.tasks.values())
+        return sweep.local_log(worker_pids(pools[0])[0]) if pools else None  # every worker runs the step first
 
     def cancel(self, job_ids: list[str]) -> None:
         for pid in {pid for job in job_ids for pid in worker_pids(job)}:

@@ -6,10 +6,17 @@ task per run, afterok on the preprocessing job): two sbatch calls however many r
 is an argument list, never a shell string, so user input never reaches a shell. submitit is imported
 only to submit: reading states costs one sacct call and no heavy import.
 """
+import contextlib
+import io
 import shlex
 import shutil
 import subprocess
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
 
 from harness.cluster.accounting import job_states
 from harness.cluster.base import JobState
@@ -20,6 +27,7 @@ from harness.errors import UserError
 from harness.store.paths import SweepPaths
 from harness.store.submissions import Submission
 
+T = TypeVar("T")
 MAX_TIMEOUTS = 10  # how many times a task may run into its time limit and requeue
 
 
@@ -90,6 +98,44 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     return pre, train
 
 
+def _after(job_id: str) -> dict[str, str]:
+    """A training array's dependency on the preprocessing job: should that job fail, Slurm takes the
+    array out of the queue instead of keeping it PENDING (DependencyNeverSatisfied) for ever."""
+    return {"dependency": f"afterok:{job_id}", "kill_on_invalid_dep": "yes"}
+
+
+# sbatch's answers when the controller is busy or full for a moment: worth another try
+TRANSIENT = ("temporarily unable", "temporarily unavailable", "socket timed out", "try again")
+SBATCH_DELAYS_S = (5, 15, 45)
+
+
+def sbatch_retrying(call: Callable[[], T], delays: Sequence[float] = SBATCH_DELAYS_S,
+                    sleep: Callable[[float], None] = time.sleep) -> T:
+    """call() (one sbatch through submitit), again after each delay while Slurm says it is busy for now;
+    any failure ends in a UserError of one line, with sbatch's own last word."""
+    from submitit.core.utils import FailedJobError
+
+    attempt = 0
+    while True:
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's stderr: it is in the error
+                return call()
+        except (FailedJobError, subprocess.CalledProcessError, OSError) as err:
+            said = [line.strip() for line in str(err).splitlines() if line.strip()]
+            word = next((line for line in reversed(said) if "error" in line.lower()), said[-1] if said else type(err).__name__)
+            if attempt == len(delays) or not any(t in str(err).lower() for t in TRANSIENT):
+                tries = f" (tried {attempt + 1} times)" if attempt else ""
+                raise UserError(f"sbatch refused a job{tries}: {word}") from None
+            sleep(delays[attempt])
+            attempt += 1
+
+
+def job_log(sweep: SweepPaths, job_id: str, stream: str = "out") -> Path:
+    """Where submitit writes a job's stdout ("out") or stderr ("err"), as its JobPaths names them (a unit
+    test holds the two together): named here so that reading a state imports no submitit."""
+    return sweep.logs / f"{job_id}_0_log.{stream}"  # an array task's id is 123_4: its log 123_4_0_log.out
+
+
 def batch_script(executor: Any, **extra: Any) -> str:
     """The batch script submitit writes for executor. submitit has no public call for it: this is the
     one place that uses its private API, pinned by setup.cfg's submitit range and by a unit test."""
@@ -105,41 +151,50 @@ class SlurmBackend:
     def available(self) -> str | None:
         return slurm_answers()
 
-    def preflight(self, profile: Profile) -> None:
-        reason = slurm_answers()
+    def _require(self) -> None:
+        reason = self.available()
         if reason:
             raise UserError(f"--cluster slurm, but no Slurm answers here ({reason}); "
                             "start one with slurm/local-cluster up, or use --cluster local")
 
+    def preflight(self, profile: Profile, runs: int) -> None:
+        """Slurm answers, and its limits leave room for every job of the sweep."""
+        from harness.cluster.limits import check_room, submission_limits
+
+        self._require()
+        check_room(submission_limits(profile.account, profile.qos), runs)
+
     def resolve(self, profile: Profile) -> Profile:
         """The profile, with what it does not set read from the site; its partitions and GPU type checked."""
-        self.preflight(profile)
+        self._require()
         site = read_site()
         resolved = profile.filled(site_defaults(site, profile))
         _check_gpu_type(site, resolved)
         return resolved
 
-    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Submission:
+    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
         """One preprocessing job, then the training arrays (several where the runs outnumber the site's
-        MaxArraySize), each afterok on it: a handful of sbatch calls however many runs."""
+        MaxArraySize), each afterok on it: a handful of sbatch calls however many runs. Yields the
+        submission as it grows, after every sbatch, so that a failure part-way loses no queued job."""
         from harness.cluster.jobs import Preprocess, Train
 
         chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
         pre, train = _executors(sweep, profile, max(map(len, chunks)))
-        pre_job = pre.submit(Preprocess(sweep.folder))
+        pre_job = sbatch_retrying(partial(pre.submit, Preprocess(sweep.folder)))
+        submission = Submission(self.name, pre_job.job_id, {})
+        yield submission
         train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
-                                                       "dependency": f"afterok:{pre_job.job_id}"})
-        tasks: dict[str, str] = {}
+                                                       **_after(pre_job.job_id)})
         for chunk in chunks:
-            jobs = train.map_array(Train(sweep.folder), chunk)
-            tasks.update({rid: job.job_id for rid, job in zip(chunk, jobs)})
-        return Submission(self.name, pre_job.job_id, tasks)
+            jobs = sbatch_retrying(partial(train.map_array, Train(sweep.folder), chunk))
+            submission = replace(submission, tasks={**submission.tasks, **{rid: job.job_id for rid, job in zip(chunk, jobs)}})
+            yield submission
 
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
         chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
         pre, train = _executors(sweep, profile, max(map(len, chunks)))
         dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
-                                                "dependency": "afterok:<preprocess job id>"}}
+                                                **_after("<preprocess job id>")}}
         return [batch_script(pre), *(batch_script(train, map_count=len(chunk), **dependency) for chunk in chunks)]
 
     def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
@@ -159,6 +214,9 @@ class SlurmBackend:
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         return job_states(job_ids)[0]
+
+    def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
+        return job_log(sweep, submission.preprocess_job, "err") if submission.preprocess_job else None
 
     def cancel(self, job_ids: list[str]) -> None:
         if job_ids:

@@ -10,6 +10,7 @@ results/<sweep-id>/
   figures/, report.html      written by `report`
 results/perflog.jsonl        every completed run's figures, across the sweeps of the folder (store.perflog)
 """
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,10 @@ class RunPaths:
 @dataclass(frozen=True)
 class SweepPaths:
     folder: Path
+
+    def __post_init__(self) -> None:
+        # absolute once: the jobs and the local workers start in other folders (the sweep's own)
+        object.__setattr__(self, "folder", Path(os.path.abspath(self.folder)))
 
     @classmethod
     def of(cls, results: Path, sweep_id: str) -> "SweepPaths":

@@ -85,6 +85,10 @@ class SweepSpec:
         for run in spec.runs:  # a run's folder is named after its architecture, variant and seed: nothing else
             if run.seed < 0 or run.run_id != run_id(run.model, run.seed, run.variant):
                 raise DamagedFile(path, f"run id {run.run_id!r} is not the id of {run.model!r}, variant {run.variant!r}, seed {run.seed}")
+        relative = [name for name in ("dataset", "cache_root") if not Path(getattr(spec, name)).is_absolute()]
+        if relative:  # a job starts in the sweep's folder, where a relative path points elsewhere
+            raise DamagedFile(path, f"its {relative[0]} {getattr(spec, relative[0])!r} is a relative path; give it "
+                              "as an absolute path in the file, or start the sweep anew")
         if not spec.executor:
             raise DamagedFile(path, "cluster.executor is missing")
         if spec.executor not in EXECUTORS:

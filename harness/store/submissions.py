@@ -51,7 +51,8 @@ def read_submissions(sweep: SweepPaths) -> list[Submission]:
 
 
 def record_submission(sweep: SweepPaths, submission: Submission) -> None:
-    """Append a submission to jobs.json, under a lock (two resumes at once must not lose one)."""
+    """Add a submission to jobs.json, or replace the one it grew from (the same `submitted` stamp): a
+    submission is recorded after each of its sbatch calls. Under a lock: two resumes at once lose none."""
     with locked(sweep.jobs_lock):
-        previous = read_submissions(sweep)
+        previous = [s for s in read_submissions(sweep) if s.submitted != submission.submitted]
         write_json_atomic(sweep.jobs, {"submissions": [asdict(s) for s in [*previous, submission]]})

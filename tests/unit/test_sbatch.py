@@ -149,3 +149,16 @@ def test_sbatch_extra_refuses_what_the_harness_sets(item, hint):
 def test_sbatch_extra_refuses_a_key_given_twice():
     with pytest.raises(UserError, match="mail-type= is given twice"):
         parse_sbatch_extra(["mail-type=END", "mail-type=FAIL"])
+
+
+@pytest.mark.parametrize("job_id", ["123", "123_4"])
+@pytest.mark.parametrize("stream", ["out", "err"])
+def test_the_log_of_a_job_is_where_submitit_writes_it(tmp_path, job_id, stream):
+    from submitit.core.utils import JobPaths
+
+    from harness.cluster.slurm import job_log
+    from harness.store.paths import SweepPaths
+
+    sweep = SweepPaths(tmp_path / "s")
+    paths = JobPaths(sweep.logs, job_id=job_id, task_id=0)
+    assert job_log(sweep, job_id, stream) == (paths.stdout if stream == "out" else paths.stderr)

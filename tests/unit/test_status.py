@@ -19,8 +19,11 @@ RUN = RunSpec("ResNet50-s0", "ResNet50", 0)
 DATA = Path(__file__).parent / "data"
 
 
-def status(record=None, progress=None, job_id="101_0", job=None, pre=None, executor="slurm"):
-    return run_status(RUN, record, progress or {}, job_id, job, pre, executor)
+PREPROCESSED = {"job_id": "100", "state": "COMPLETED"}
+
+
+def status(record=None, progress=None, job_id="101_0", job=None, pre=PREPROCESSED, executor="slurm"):
+    return run_status(RUN, record, progress or {}, job_id, job, pre, executor, "sweep-1")
 
 
 def test_the_record_decides_before_the_scheduler():
@@ -40,6 +43,8 @@ def test_every_slurm_state_shows_as_itself(state):
     row = status(job=JobState("101_0", state, partition="gpu", node="gpu01", restarts=1))
     assert row.state == state and (row.partition, row.node, row.requeues) == ("gpu", "gpu01", 1)
     assert is_final(row) == (state in FINAL_STATES)
+    if is_final(row):  # a run without a record: its reason names the command that shows why
+        assert row.reason.endswith("python -m harness logs sweep-1/ResNet50-s0 shows its log")
 
 
 def test_a_job_that_completed_without_a_record_failed():
@@ -47,9 +52,13 @@ def test_a_job_that_completed_without_a_record_failed():
     assert row.state == "FAILED" and "without writing a result" in row.reason
 
 
-def test_a_waiting_task_behind_a_failed_preprocessing_job_will_not_run():
-    row = status(job=JobState("101_0", "PENDING", reason="DependencyNeverSatisfied"), pre=JobState("100", "FAILED"))
-    assert row.state == "PENDING" and "preprocessing job 100 FAILED" in row.reason and is_final(row)
+@pytest.mark.parametrize("job", [JobState("101_0", "PENDING", reason="DependencyNeverSatisfied"),
+                                 JobState("101_0", "CANCELLED"), JobState("4242", "FAILED")])
+def test_a_task_behind_a_failed_preprocessing_step_is_cancelled_with_its_reason(job):
+    row = status(job=job, pre={"job_id": "100", "state": "FAILED", "reason": "no manifest.csv in /data"})
+    assert row.state == "CANCELLED" and is_final(row)
+    assert row.reason.startswith("the preprocessing step FAILED (no manifest.csv in /data)")
+    assert "python -m harness logs sweep-1/ResNet50-s0" in row.reason
 
 
 def test_the_tasks_of_a_throttled_array_are_pending_never_unknown():
@@ -58,7 +67,7 @@ def test_the_tasks_of_a_throttled_array_are_pending_never_unknown():
     waiting = [job for job in states.values() if job.state == "PENDING"]
     assert len(waiting) >= 2
     for job in waiting:
-        row = run_status(RUN, None, {}, job.job_id, job, None, "slurm")
+        row = run_status(RUN, None, {}, job.job_id, job, PREPROCESSED, "slurm", "sweep-1")
         assert row.state == "PENDING" and row.state != "UNKNOWN"
 
 

@@ -1,0 +1,79 @@
+"""A sweep larger than the site accepts: refused before anything is queued when the limit can be read,
+tracked, cancellable and resumable without duplicates when sbatch refuses it part-way."""
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from slurm_helpers import latest_sweep, sh
+
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
+MODELS = "MobileNetV2,ResNet50,VGG16,DenseNet121"
+LATER = "begin=now+1hour"  # the jobs wait in the queue: the test is about what is queued, not about training
+
+
+def sacctmgr(*args: str) -> None:
+    subprocess.run(["sacctmgr", "-i", *args], capture_output=True, text=True, check=True)
+
+
+@pytest.fixture
+def user_limit() -> Iterator[None]:
+    """root's association accepts 3 queued jobs at a time (MaxSubmitJobs), as a site sets per user."""
+    sacctmgr("modify", "user", "root", "set", "maxsubmitjobs=3")
+    yield
+    sacctmgr("modify", "user", "root", "set", "maxsubmitjobs=-1")
+
+
+@pytest.fixture
+def account_limit() -> Iterator[None]:
+    """The account accepts 3 queued jobs (GrpSubmitJobs): a limit the harness does not read beforehand,
+    so sbatch itself refuses the job that does not fit."""
+    sacctmgr("modify", "account", "root", "set", "grpsubmitjobs=3")
+    yield
+    sacctmgr("modify", "account", "root", "set", "grpsubmitjobs=-1")
+
+
+def queued(sweep_id: str) -> list[str]:
+    return [line for line in sh("squeue", "-h", "-r", "-o", "%i %j").splitlines() if sweep_id in line]
+
+
+def test_a_sweep_over_the_users_submit_limit_is_refused_before_anything_is_queued(cli, results, tiny_demo, user_limit):
+    before = sh("squeue", "-h", "-r", "-o", "%i")
+    done = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--models", MODELS, "--epochs", "1",
+               "--results", results, "--name", "too-big", "--sbatch", LATER)
+    assert done.code == 2 and len(done.err.strip().splitlines()) == 1, done.err
+    assert "needs 5 Slurm jobs" in done.err and "MaxSubmitJobs" in done.err
+    assert "3 more fit, enough for 2 runs" in done.err
+    assert not (results / "too-big").exists() and sh("squeue", "-h", "-r", "-o", "%i") == before
+
+
+def test_a_submission_refused_part_way_is_tracked_cancellable_and_resumed_without_duplicates(cli, results, tiny_demo,
+                                                                                           tmp_path, account_limit):
+    profile = tmp_path / "small-arrays.toml"
+    profile.write_text('gpu_partition = "gpu"\ncpu_partition = "compute"\nmax_array_size = 2\n')
+    done = cli("sweep", "--profile", profile, "--dataset", tiny_demo, "--models", MODELS, "--epochs", "1",
+               "--results", results, "--name", "part-way", "--sbatch", LATER)
+    # the preprocessing job and the first array (2 tasks) fit; the second array does not
+    assert done.code == 2 and len(done.err.strip().splitlines()) == 1, done.err
+    assert "sbatch refused" in done.err and "2 of 4 runs of sweep part-way were queued" in done.err
+    assert "sweep --resume part-way" in done.err
+    folder = latest_sweep(results)
+    tracked = json.loads((folder / "jobs.json").read_text())["submissions"]
+    assert len(tracked) == 1 and sorted(tracked[0]["tasks"]) == ["MobileNetV2-s0", "ResNet50-s0"]
+    assert len(queued("part-way")) == 3
+
+    rows = {r["run_id"]: r for r in cli("status", "part-way", "--results", results, "--format", "json").json()["runs"]}
+    assert [rows[r]["state"] for r in ("MobileNetV2-s0", "ResNet50-s0")] == ["PENDING", "PENDING"]
+    assert [rows[r]["state"] for r in ("VGG16-s0", "DenseNet121-s0")] == ["NOT SUBMITTED", "NOT SUBMITTED"]
+
+    sacctmgr("modify", "account", "root", "set", "grpsubmitjobs=-1")
+    resumed = cli("sweep", "--resume", "part-way", "--results", results)
+    assert resumed.code == 0, resumed.err
+    latest = json.loads((folder / "jobs.json").read_text())["submissions"][-1]
+    assert sorted(latest["tasks"]) == ["DenseNet121-s0", "VGG16-s0"]  # the queued two are not submitted again
+    assert len([j for j in queued("part-way") if "-train" in j]) == 4
+
+    cancelled = cli("cancel", "part-way", "--results", results)
+    assert cancelled.code == 0 and "cancelled 4 runs" in cancelled.err
+    assert queued("part-way") == []
