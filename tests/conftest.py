@@ -64,3 +64,11 @@ def require_root_cluster_tools() -> None:
             pytest.skip(f"{tool} not on PATH")
     if os.geteuid() != 0:
         pytest.skip("the local cluster runs as root")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the local Slurm cluster share its nodes and its accounting limits: with pytest-xdist
+    (`-n 2 --dist loadgroup`) they run one after another on one worker, beside the others."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("slurm"))

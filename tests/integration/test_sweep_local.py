@@ -57,17 +57,6 @@ def test_two_architectures_on_the_demo(cli, results):
     assert json.loads((folder / "jobs.json").read_text())["submissions"] == submissions
 
 
-def test_all_eight_architectures(cli, results, tiny_demo):
-    sweep = cli("sweep", "--cluster", "local", "--dataset", tiny_demo, "--epochs", "1", "--image-size", "76",
-                "--batch-size", "16", "--results", results, "--name", "eight", "--wait")
-    assert sweep.code == 0, sweep.err
-    board = cli("leaderboard", "eight", "--format", "json", "--results", results).json()
-    assert len(board) == 8 and {row["status"] for row in board} == {"COMPLETED"}
-    table = cli("leaderboard", "eight", "--results", results, "--compare", "paper")
-    for name in ("ResNet50", "VGG16", "VGG19", "DenseNet121", "MobileNetV2", "Xception", "NASNetMobile", "InceptionV3"):
-        assert name in table.out
-
-
 def test_a_failed_run_is_a_row_with_its_status(cli, results, tiny_demo, tmp_path):
     weights = tmp_path / "mobilenet.pt"
     torch.save(build_model("MobileNetV2").backbone.state_dict(), weights)  # fits MobileNetV2 only
