@@ -349,8 +349,9 @@ def _cancel_local_runs(sweep: SweepPaths, spec: SweepSpec, jobs: dict[str, str])
 
 
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
-    """The log of a run's latest job (submitit's names on Slurm). Locally, the run's own log, every attempt
-    in it; before a worker took the run, the log of the pool's first worker (its preprocessing step)."""
+    """The log of a run's latest job (submitit's names on Slurm), or of the preprocessing job where the task
+    never started. Locally, the run's own log, every attempt in it; before a worker took the run, the log
+    of the pool's first worker (its preprocessing step)."""
     spec = read_spec(sweep)
     matches = [r.run_id for r in spec.runs if run in (r.run_id, r.model)]
     if not matches:
@@ -368,7 +369,10 @@ def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
         return path if path.exists() else sweep.local_log(worker_pids(job)[0])
     from harness.cluster.slurm import job_log
 
-    return job_log(sweep, job, stream)
+    path = job_log(sweep, job, stream)
+    if not path.exists() and submission.preprocess_job:  # the task never started: the step it waited for tells why
+        return job_log(sweep, submission.preprocess_job, stream)
+    return path
 
 
 def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:

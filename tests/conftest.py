@@ -66,6 +66,7 @@ def require_root_cluster_tools() -> None:
         pytest.skip("the local cluster runs as root")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests on the local Slurm cluster share its nodes and its accounting limits: with pytest-xdist
     (`-n 2 --dist loadgroup`) they run one after another on one worker, beside the others."""

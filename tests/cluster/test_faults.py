@@ -39,9 +39,9 @@ def _queued(job_ids: set[str]) -> set[str]:
 def test_a_preprocessing_job_killed_mid_build_does_not_block_the_next_sweep(cli, results, tmp_path):
     from harness.data.demo import make_demo
 
-    dataset = tmp_path / "large-demo"  # enough images, resized up to 299 px, that the kill lands inside the build
-    make_demo(dataset, per_class=400, size=128, seed=1)
-    args = ("--partition", "gpu", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1", "--image-size", "299",
+    dataset = tmp_path / "large-demo"  # enough images, resized up to 224 px, that the kill lands inside the build
+    make_demo(dataset, per_class=300, size=160, seed=1)
+    args = ("--partition", "gpu", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1", "--image-size", "224",
             "--results", results)
     first = cli("sweep", *args, "--name", "killed")
     assert first.code == 0, first.err

@@ -31,8 +31,8 @@ def test_a_requeued_job_resumes_from_its_checkpoint(cli, results):
 def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, results, tmp_path):
     profile = tmp_path / "short.toml"
     profile.write_text('cpu_partition = "compute"\ngpu_partition = "gpu"\ngpu_type = "p100"\ncpus_per_task = 1\n'
-                       'mem_gb = 3\ntime_min = 2\nsignal_delay_s = 45\n')
-    epochs = 40
+                       'mem_gb = 3\ntime_min = 1\nsignal_delay_s = 30\n')
+    epochs = 20  # more than the half minute a task trains before its time limit's signal
     sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", "demo", "--models", "MobileNetV2",
                 "--epochs", epochs, "--image-size", "64", "--results", results)
     assert sweep.code == 0, sweep.err

@@ -20,6 +20,8 @@ def check_the_sweep_ended_on_its_preprocessing(cli, results) -> None:
     assert run["reason"].endswith(f"python -m harness logs {status['sweep_id']}/MobileNetV2-s0 shows its log")
     table = cli("status", "--results", results)
     assert "preprocessing: FAILED" in table.out and table.code == 0
+    log = cli("logs", f"{status['sweep_id']}/MobileNetV2-s0", "--err", "--results", results)
+    assert log.code == 0 and "FileExistsError" in log.out, log.err
     watched = cli("status", "--watch", "--results", results)
     assert watched.code == 1 and "1 runs did not complete" in watched.err
 
