@@ -61,7 +61,7 @@ def train_until(cli, results: Path, epochs: int, until_epoch: int) -> tuple[Path
     """Submit a MobileNetV2 run on the demo to the cluster and wait until it trains epoch until_epoch;
     returns the sweep folder and the run's job id."""
     sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", epochs,
-                "--image-size", "64", "--results", results)
+                "--image-size", "32", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= until_epoch, 300, f"epoch {until_epoch}")

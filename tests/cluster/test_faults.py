@@ -40,7 +40,7 @@ def test_a_preprocessing_job_killed_mid_build_does_not_block_the_next_sweep(cli,
     from harness.data.demo import make_demo
 
     dataset = tmp_path / "large-demo"  # enough images, resized up to 224 px, that the kill lands inside the build
-    make_demo(dataset, per_class=300, size=160, seed=1)
+    make_demo(dataset, per_class=200, size=128, seed=1)
     args = ("--partition", "gpu", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1", "--image-size", "224",
             "--results", results)
     first = cli("sweep", *args, "--name", "killed")
@@ -99,7 +99,7 @@ def test_resume_while_a_run_is_running_does_not_start_a_second_copy(cli, results
 
 def test_a_truncated_result_is_damaged_in_status_and_rerun_by_resume(cli, results):
     sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", "2",
-                "--image-size", "64", "--results", results)
+                "--image-size", "32", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     wait_until(lambda: result(folder, RID) is not None, 600, "the run to finish", tick=release_held_jobs)

@@ -35,7 +35,7 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
     assert 'cpu_partition = "batch"' in shown.out and "MaxArraySize is 5" in shown.out
     # six runs, at most two at once: more than one array (MaxArraySize 5) and tasks waiting behind the throttle
     sweep = cli("sweep", "--partition", "a100", "--dataset", tiny_demo, "--models", "MobileNetV2", "--seeds", "6",
-                "--epochs", "1", "--image-size", "64", "--array-parallelism", "2", "--results", results)
+                "--epochs", "1", "--image-size", "32", "--array-parallelism", "2", "--results", results)
     assert sweep.code == 0, sweep.err
     assert sweep.out.strip() == latest_sweep(results).name  # the sweep id alone on stdout
     folder = latest_sweep(results)
@@ -57,7 +57,7 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
 
 def test_status_watch_cancel_and_logs(cli, results, tiny_demo):
     sweep = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50",
-                "--epochs", "30", "--image-size", "64", "--results", results)
+                "--epochs", "30", "--image-size", "32", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 2, 300, "a first epoch done")
@@ -79,7 +79,7 @@ def test_a_checkout_edited_while_its_sweep_waits_changes_nothing(results, tiny_d
     try:
         done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--cpu-partition", "compute",
                                "--dataset", str(tiny_demo),
-                               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "64", "--results", str(results)],
+                               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "32", "--results", str(results)],
                               capture_output=True, text=True, env=env, cwd=checkout, timeout=120)
         assert done.returncode == 0, done.stderr
         train = checkout / "harness" / "training" / "train.py"

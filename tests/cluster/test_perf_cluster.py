@@ -10,7 +10,7 @@ from harness.store.perflog import read_perflog
 from slurm_helpers import sacct_rows, submission
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
-TINY = ["--partition", "gpu", "--epochs", "1", "--image-size", "64", "--batch-size", "8"]
+TINY = ["--partition", "gpu", "--epochs", "1", "--image-size", "32", "--batch-size", "8"]
 
 
 def test_two_sweeps_on_the_gpu_partition(cli, results, tiny_demo, tmp_path):

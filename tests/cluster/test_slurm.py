@@ -31,10 +31,10 @@ def test_a_requeued_job_resumes_from_its_checkpoint(cli, results):
 def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, results, tmp_path):
     profile = tmp_path / "short.toml"
     profile.write_text('cpu_partition = "compute"\ngpu_partition = "gpu"\ngpu_type = "p100"\ncpus_per_task = 1\n'
-                       'mem_gb = 3\ntime_min = 1\nsignal_delay_s = 30\n')
-    epochs = 20  # more than the half minute a task trains before its time limit's signal
+                       'mem_gb = 3\ntime_min = 2\nsignal_delay_s = 45\n')
+    epochs = 60  # more than a task trains in the 75 s before its time limit's signal
     sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", "demo", "--models", "MobileNetV2",
-                "--epochs", epochs, "--image-size", "64", "--results", results)
+                "--epochs", epochs, "--image-size", "32", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 900, "the run to finish", tick=release_held_jobs)

@@ -68,6 +68,12 @@ def test_unknown_and_ambiguous_sweep_ids(cli, tmp_path, tiny_demo):
     _one_line_error(cli("status", "--results", tmp_path / "empty"), "no sweep under")
 
 
+def test_paths_typed_relative_are_read_from_the_working_folder_and_shown_whole(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(cli("status"), f"no sweep under {tmp_path / 'results'};")
+    _one_line_error(cli("status", "--results", "../elsewhere"), f"no sweep under {tmp_path.parent / 'elsewhere'};")
+
+
 def test_a_malformed_profile_is_one_line(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("gpu_partition = [unclosed\n")
@@ -114,7 +120,7 @@ def test_loading_a_checkpoint_never_runs_code(tmp_path):
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, results):
     sweep = cli("sweep", "--partition", "gpu", "--time", "45", "--dataset", "demo", "--models", "MobileNetV2,ResNet50",
-                "--epochs", "5", "--image-size", "64", "--results", results)
+                "--epochs", "5", "--image-size", "32", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     jobs = submission(folder)["tasks"]
@@ -171,7 +177,7 @@ def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results):
 @pytest.mark.usefixtures("slurm_cluster")
 def test_two_sweeps_at_once_into_one_results_folder(results, tiny_demo):
     command = [sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--dataset", str(tiny_demo),
-               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "64", "--results", str(results), "--wait"]
+               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "32", "--results", str(results), "--wait"]
     both = [subprocess.Popen(command + ["--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for name in ("first", "second")]
     outcomes = [p.communicate(timeout=600) for p in both]

@@ -2,6 +2,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,19 @@ def test_find_sweep_by_id_prefix_or_latest(tmp_path):
     assert find_sweep(tmp_path, "2026-a").sweep_id == "2026-a"
     with pytest.raises(UserError, match="ambiguous"):
         find_sweep(tmp_path, "2026")
+
+
+@pytest.mark.parametrize("field", ["dataset", "cache_root"])
+def test_a_spec_with_a_relative_path_is_refused_saying_what_to_do(tmp_path, field):
+    """A job starts in the sweep's folder: a relative path there points elsewhere than where it was typed."""
+    sweep = SweepPaths(tmp_path / "s1")
+    sweep.folder.mkdir()
+    sweep.spec.write_text(json.dumps({**spec().to_json(), field: "results/data"}))
+    with pytest.raises(DamagedFile, match=f"its {field} 'results/data' is a relative path; give it as an absolute path"):
+        read_spec(sweep)
+
+
+def test_sweep_paths_are_absolute_whatever_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sweep = SweepPaths.of(Path("results"), "s1")
+    assert sweep.folder == tmp_path / "results" / "s1" and sweep.run("ResNet50-s0").folder.is_absolute()
