@@ -11,7 +11,7 @@ from harness.store.perflog import read_perflog
 from harness.training.config import TrainConfig
 from harness.training.run import DeviceSplit, Run
 
-TINY = ["--cluster", "local", "--epochs", "1", "--image-size", "64", "--batch-size", "8"]
+TINY = ["--cluster", "local", "--epochs", "1", "--image-size", "32", "--batch-size", "8"]
 
 
 def test_two_sweeps_one_perflog_history_compare_and_check(cli, results, tiny_demo, tmp_path):
@@ -22,7 +22,7 @@ def test_two_sweeps_one_perflog_history_compare_and_check(cli, results, tiny_dem
     entries, problems = read_perflog(perflog(results))
     assert problems == [] and [(e.sweep, e.run) for e in entries] == [("first", "MobileNetV2-s0"), ("second", "MobileNetV2-s0")]
     assert entries[0].system["cluster"] == "local" and entries[0].system["partition"] == "local"
-    assert entries[0].settings["batch_size"] == 8 and entries[0].settings["image_size"] == 64
+    assert entries[0].settings["batch_size"] == 8 and entries[0].settings["image_size"] == 32
     assert entries[0].figures["train_images_per_s"]["unit"] == "images/s" and entries[0].value("train_images_per_s") > 0
     assert entries[0].system["git_commit"] == json.loads((results / "first" / "sweep.json").read_text())["code"]["git_commit"]
 
@@ -70,7 +70,7 @@ def test_any_timm_model_trains_with_the_papers_head(cli, results, tiny_demo):
     assert set(board) == {"resnet50", "efficientnet_b0"} and {r["status"] for r in board.values()} == {"COMPLETED"}
     folder = list_sweeps(results)[-1].folder
     record = json.loads((folder / "runs" / "efficientnet_b0-s0" / "result.json").read_text())
-    assert record["preprocessing"]["interpolation"] == "bicubic" and record["preprocessing"]["image_size"] == 64
+    assert record["preprocessing"]["interpolation"] == "bicubic" and record["preprocessing"]["image_size"] == 32
     assert record["params"] > 4_000_000 and record["throughput"]["compile_seconds"] is None
     assert {e.architecture for e in read_perflog(perflog(results))[0]} == {"resnet50", "efficientnet_b0"}
 

@@ -40,6 +40,7 @@ def test_bad_sweep_input_is_one_line_and_writes_nothing(cli, tmp_path, monkeypat
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.usefixtures("slurm_cluster")  # the scripts hold the local cluster's partitions
 def test_dry_run_prints_the_two_batch_scripts_and_writes_nothing(cli, tmp_path):
     shown = cli("sweep", "--dry-run", "--models", "MobileNetV2,ResNet50", "--time", "45", "--results", tmp_path / "results")
     assert shown.code == 0, shown.err

@@ -114,7 +114,7 @@ def test_cross_generator_matrix_on_a_tiny_demo(cli, tmp_path):
     make_demo(dataset, per_class=45, size=64, generators=("upsampler", "bilinear_conv", "dcgan"), dcgan_steps=20)
     results = tmp_path / "results"
     sweep = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", "MobileNetV2", "--cross-generator",
-                "--epochs", "1", "--image-size", "64", "--results", results, "--name", "xgen", "--wait")
+                "--epochs", "1", "--image-size", "32", "--results", results, "--name", "xgen", "--wait")
     assert sweep.code == 0, sweep.err
     board = cli("leaderboard", "xgen", "--format", "json", "--results", results).json()
     assert sorted(row["model"] for row in board) == [f"MobileNetV2 [{g}]" for g in ("bilinear_conv", "dcgan", "upsampler")]

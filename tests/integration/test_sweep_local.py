@@ -12,7 +12,7 @@ UNIT_INTERVAL = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
 
 def test_two_architectures_on_the_demo(cli, results):
     sweep = cli("sweep", "--cluster", "local", "--dataset", "demo", "--models", "ResNet50,MobileNetV2", "--epochs", "1",
-                "--image-size", "64", "--max-parallel", "2", "--results", results, "--wait")
+                "--image-size", "32", "--max-parallel", "2", "--results", results, "--wait")
     assert sweep.code == 0, sweep.err
     board = cli("leaderboard", "--format", "json", "--results", results).json()
     assert sorted(row["model"] for row in board) == ["MobileNetV2", "ResNet50"]
@@ -27,7 +27,7 @@ def test_two_architectures_on_the_demo(cli, results):
 
     folder = list_sweeps(results)[-1].folder
     record = json.loads((folder / "runs" / "ResNet50-s0" / "result.json").read_text())
-    assert record["schema_version"] == 1 and record["config"]["image_size"] == 64 and record["config"]["epochs"] == 1
+    assert record["schema_version"] == 1 and record["config"]["image_size"] == 32 and record["config"]["epochs"] == 1
     assert record["test"]["confusion_matrix"] and sum(map(sum, record["test"]["confusion_matrix"])) == record["test"]["count"]
     assert record["memory"]["peak_gpu_memory_bytes"] is None and record["memory"]["peak_gpu_memory_reason"]
     assert record["environment"]["torch"] == torch.__version__
