@@ -32,7 +32,7 @@ def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, result
     profile = tmp_path / "short.toml"
     profile.write_text('cpu_partition = "compute"\ngpu_partition = "gpu"\ngpu_type = "p100"\ncpus_per_task = 1\n'
                        'mem_gb = 3\ntime_min = 2\nsignal_delay_s = 45\n')
-    epochs = 60  # more than a task trains in the 75 s before its time limit's signal
+    epochs = 45  # more than a task trains alone in the 75 s before its time limit's signal (about 40)
     sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", "demo", "--models", "MobileNetV2",
                 "--epochs", epochs, "--image-size", "32", "--results", results)
     assert sweep.code == 0, sweep.err
