@@ -9,7 +9,12 @@ import venv
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
+
+from harness.store.paths import list_sweeps
+from harness.sweeps import DEMO_IMAGE_SIZE
 
 from slurm_helpers import sacct_rows
 
@@ -19,6 +24,7 @@ EIGHT = ["ResNet50", "VGG16", "VGG19", "DenseNet121", "MobileNetV2", "Xception",
 # accuracy and AUC 0.81-0.98 over the eight; chance is 0.5 for both.
 MIN_TEST_ACCURACY = 0.65
 TWO = ["MobileNetV2", "ResNet50"]
+UNIT_INTERVAL = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
 MIN_TEST_AUC = 0.75
 
 
@@ -45,7 +51,7 @@ def completed_runs(results: Path) -> dict[str, dict]:
     return {r["model"]: r for r in records if r["status"] == "COMPLETED"}
 
 
-def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_path):
+def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_path, cli):
     command = readme_command("python -m pip install -e . && python -m harness sweep")
     clone = fresh_copy(tmp_path / "harness")
     # `python -m pip install -e .` goes into a virtual environment of its own; the dependencies come from
@@ -56,12 +62,57 @@ def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_pat
     env.pop("PYTHONPATH", None)
     done = subprocess.run(["bash", "-c", f"set -euo pipefail; {command}"], cwd=clone, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = completed_runs(clone / "results")
+    results = clone / "results"
+    runs = completed_runs(results)
     assert sorted(runs) == sorted(EIGHT), done.stderr[-3000:]
     for model, record in runs.items():
         assert record["test"]["accuracy"] >= MIN_TEST_ACCURACY and record["test"]["auc"] >= MIN_TEST_AUC, (model, record["test"])
     for model in EIGHT:  # the leaderboard, beside the paper's Table 2
         assert model in done.stdout
+    check_what_the_sweep_left(cli, results)
+
+
+def check_what_the_sweep_left(cli, results: Path) -> None:
+    """The first command's sweep as a user reads it afterwards: the leaderboard's every format, each
+    record, the runs' own logs, and what a resume would run."""
+    board = cli("leaderboard", "--format", "json", "--results", results).json()
+    for row in board:
+        for metric in UNIT_INTERVAL:
+            assert 0 <= row[metric] <= 1, (row["model"], metric)
+        assert row["train_images_per_s"] > 0 and row["infer_images_per_s"] > 0
+        assert row["params"] > 0 and row["status"] == "COMPLETED"
+        assert row["gpu_util_mean"] is None and "no NVIDIA GPU" in row["gpu_reason"]
+    status = cli("status", "--format", "json", "--results", results).json()
+    assert [run["state"] for run in status["runs"]] == ["COMPLETED"] * 8
+    folder = list_sweeps(results)[-1].folder
+    record = json.loads((folder / "runs" / "ResNet50-s0" / "result.json").read_text())
+    assert record["schema_version"] == 1 and record["config"]["image_size"] == DEMO_IMAGE_SIZE and record["config"]["epochs"] == 5
+    assert record["test"]["confusion_matrix"] and sum(map(sum, record["test"]["confusion_matrix"])) == record["test"]["count"]
+    assert record["memory"]["peak_gpu_memory_bytes"] is None and record["memory"]["peak_gpu_memory_reason"]
+    assert record["environment"]["torch"] == torch.__version__
+    # one pool of two workers shared the runs: each run trained once, its output in its own log
+    tasks = json.loads((folder / "jobs.json").read_text())["submissions"][0]["tasks"]
+    assert len(set(tasks.values())) == 1 and len(tasks["ResNet50-s0"].split("+")) == 2
+    for model, other in (("ResNet50", "MobileNetV2"), ("MobileNetV2", "ResNet50")):
+        assert json.loads((folder / "runs" / f"{model}-s0" / "result.json").read_text())["requeues"] == 0
+        log = cli("logs", f"{folder.name}/{model}-s0", "--results", results)
+        assert f"{model} epoch 5/5" in log.out and f"{other} epoch" not in log.out, log.err
+    history = pd.read_csv(folder / "runs" / "ResNet50-s0" / "history.csv")
+    assert list(history.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+    assert (folder / "runs" / "ResNet50-s0" / "best.pt").is_file()
+    csv = cli("leaderboard", "--format", "csv", "--results", results)
+    assert csv.code == 0 and csv.out.startswith("model,")
+    compared = {row["model"]: row for row in cli("leaderboard", "--format", "json", "--compare", "paper", "--results", results).json()}
+    assert (compared["ResNet50"]["paper_accuracy"], compared["MobileNetV2"]["paper_accuracy"]) == (0.9934, 0.74)
+    markdown = cli("leaderboard", "--format", "markdown", "--results", results)
+    assert markdown.code == 0 and "| MobileNetV2 |" in markdown.out
+    # a resume's dry run shows what would run: the runs without a result, on the sweep's own cluster
+    (folder / "runs" / "MobileNetV2-s0" / "result.json").unlink()
+    submissions = json.loads((folder / "jobs.json").read_text())["submissions"]
+    shown = cli("sweep", "--resume", folder.name, "--dry-run", "--force", "--results", results)
+    assert shown.code == 0 and "harness.cluster.jobs" in shown.out and "MobileNetV2-s0" in shown.out, shown.err
+    assert "ResNet50-s0" not in shown.out
+    assert json.loads((folder / "jobs.json").read_text())["submissions"] == submissions
 
 
 @pytest.mark.usefixtures("slurm_cluster")
