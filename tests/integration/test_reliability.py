@@ -129,6 +129,8 @@ def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, re
     sh("scancel", jobs["ResNet50-s0"])
     wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "MobileNetV2 to finish")
     wait_until(lambda: any(r["State"].startswith("CANCELLED") for r in sacct_rows(jobs["ResNet50-s0"])), 60, "sacct to say CANCELLED")
+    # Slurm shows the job COMPLETING until its processes are gone (KillWait): status says so meanwhile
+    wait_until(lambda: jobs["ResNet50-s0"] not in sh("squeue", "-h", "-r", "-o", "%i").split(), 60, "the job to leave the queue")
     status = {r["run_id"]: r for r in cli("status", "--format", "json", "--results", results).json()["runs"]}
     assert status["ResNet50-s0"]["state"] == "CANCELLED" and status["MobileNetV2-s0"]["state"] == "COMPLETED"
     board = {r["model"]: r for r in cli("leaderboard", "--format", "json", "--results", results).json()}
