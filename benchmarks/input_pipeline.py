@@ -17,8 +17,8 @@ from torchvision import datasets, transforms
 
 from harness.data.cache import build_cache, load_split
 from harness.data.demo import make_demo
-from harness.measure import resolve_device, synchronize
-from harness.training.run import DeviceSplit
+from harness.measure.meters import resolve_device, synchronize
+from harness.training.trainer import DeviceSplit
 from harness.zoo.models import preprocessing_for
 
 from record import emit

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from harness.data.cache import load_split
 from harness.data.demo import make_demo
-from harness.measure import StepMeter, synchronize
+from harness.measure.meters import StepMeter, synchronize
 from harness.store.paths import RunPaths
 from harness.training.config import TrainConfig
-from harness.training.run import DTYPES, DeviceSplit, Run, make_optimizer
+from harness.training.trainer import DTYPES, DeviceSplit, Trainer, make_optimizer
 from harness.zoo.models import build_model
 
 from record import emit
@@ -62,7 +62,7 @@ def main() -> None:
         if args.dataset is None:
             per_class = max(60, images)  # the demo's train split is 60% of it
             make_demo(dataset, per_class=per_class, size=max(16, args.image_size + args.image_size % 2))
-        run = Run(config, dataset, Path(tmp) / "cache", RunPaths(Path(tmp) / "run"))
+        run = Trainer(config, dataset, Path(tmp) / "cache", RunPaths(Path(tmp) / "run"))
         data = DeviceSplit.load(load_split(run.cache, "train"), run.device)
         if len(data) < images:
             raise SystemExit(f"the dataset's train split has {len(data)} images; {images} are needed")

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
-from harness.cluster import get_backend
-from harness.cluster.base import Backend
+from harness.cluster.base import ALIVE_STATES, Backend
 from harness.cluster.profiles import Profile
 from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.paths import SweepPaths, cache_root, check_sweep_name
-from harness.store.records import RunSpec, SweepSpec, read_record, read_spec, run_id, write_record, write_spec
+from harness.store.records import RunSpec, SweepSpec, completed_record, run_id, write_spec
 from harness.store.schema import DamagedFile
-from harness.store.submissions import Submission, read_submissions, record_submission
+from harness.store.submissions import Submission, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
 from harness.zoo import ABLATION
 
@@ -37,7 +37,6 @@ from harness.zoo import ABLATION
 # CPU minutes.
 DEMO_IMAGE_SIZE = 35
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
-ALIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED")
 
 
 @dataclass(frozen=True)
@@ -98,10 +97,10 @@ def preprocessing_variants(model: str, image_size: int | None = None) -> list[Va
 
     groups: list[tuple[list[str], Any]] = []
     for choice in ABLATION:
-        pre = preprocessing_for(model, choice, image_size)
-        same = next((names for names, other in groups if other.same_input(pre)), None)
+        preprocessing = preprocessing_for(model, choice, image_size)
+        same = next((names for names, other in groups if other.same_input(preprocessing)), None)
         if same is None:
-            groups.append(([choice], pre))
+            groups.append(([choice], preprocessing))
         else:
             same.append(choice)
     return [("-".join(names), {"preprocessing": names[0]}) for names, _ in groups]
@@ -109,7 +108,8 @@ def preprocessing_variants(model: str, image_size: int | None = None) -> list[Va
 
 def parse_models(text: str | None) -> list[str]:
     """'ResNet50,VGG16' -> validated names (all eight when the option is not given)."""
-    from harness.zoo.registry import MODEL_NAMES, spec_of
+    from harness.zoo.lookup import spec_of
+    from harness.zoo.registry import MODEL_NAMES
 
     if text is None:
         return list(MODEL_NAMES)
@@ -126,7 +126,8 @@ def parse_models(text: str | None) -> list[str]:
 def demo_image_sizes(models: list[str]) -> dict[str, dict[str, Any]]:
     """Per architecture, the image size it overrides on the demo: none where DEMO_IMAGE_SIZE suits it,
     else the nearest size it takes."""
-    from harness.zoo.registry import nearest_image_size, spec_of
+    from harness.zoo.lookup import spec_of
+    from harness.zoo.registry import nearest_image_size
 
     sizes = {m: nearest_image_size(spec_of(m), DEMO_IMAGE_SIZE) for m in models}
     return {m: {} if size == DEMO_IMAGE_SIZE else {"image_size": size} for m, size in sizes.items()}
@@ -236,19 +237,10 @@ def submit(sweep: SweepPaths, backend: Backend, profile: Profile, run_ids: list[
 
 def runs_to_resume(sweep: SweepPaths, force: bool = False) -> tuple[list[str], list[RunStatus]]:
     """The runs without a completed result, less those whose job is still queued or running (unless force)."""
-    statuses, _ = sweep_status(sweep)
-    todo = [s for s in statuses if s.state != "COMPLETED" and (force or s.state not in ALIVE)]
-    alive = [s for s in statuses if s.state in ALIVE and not force]
+    statuses, _ = sweep_status(SweepResults(sweep))
+    todo = [s for s in statuses if s.state != "COMPLETED" and (force or s.state not in ALIVE_STATES)]
+    alive = [s for s in statuses if s.state in ALIVE_STATES and not force]
     return [s.run_id for s in todo], alive
-
-
-def _completed(sweep: SweepPaths, rid: str) -> bool:
-    """Whether the run has a whole, COMPLETED record (a damaged one is not)."""
-    try:
-        record = read_record(sweep.run(rid))
-    except DamagedFile:
-        return False
-    return record is not None and record.completed
 
 
 def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
@@ -258,7 +250,7 @@ def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     for rid in run_ids:
         result = sweep.run(rid).result
-        if _completed(sweep, rid):
+        if completed_record(sweep.run(rid)):
             continue
         if result.exists():
             result.replace(result.with_name(f"result.{stamp}.previous.json"))
@@ -273,8 +265,7 @@ def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
         profile = Profile().override(**stored)
     except (TypeError, ValueError, UserError) as err:
         raise DamagedFile(sweep.spec, f"its cluster settings are not valid ({err})") from None
-    if spec.executor == "slurm":
-        check_results_path(sweep.folder)
+    check_results_path(sweep.folder)  # checked when it was planned; a folder moved since is checked anew
     for run in spec.runs:
         try:
             check_train_types(config_for(spec, run)).validate()
@@ -290,89 +281,49 @@ def check_resumable(sweep: SweepPaths) -> None:
     refuse_symlink(sweep.jobs_lock)
 
 
-def follow(sweep: SweepPaths) -> Iterator[tuple[list[RunStatus], dict[str, Any]]]:
+def statuses_until_final(sweep: SweepPaths) -> Iterator[tuple[list[RunStatus], dict[str, Any]]]:
     """The sweep's status, again and again, until every run is final (the last one yielded is final)."""
     import time
 
     while True:
-        statuses, pre = sweep_status(sweep)
-        yield statuses, pre
+        statuses, preprocess = sweep_status(SweepResults(sweep))
+        yield statuses, preprocess
         if all(is_final(s) for s in statuses):
             return
         time.sleep(2)
 
 
+def _chosen_runs(results: SweepResults, runs: list[str]) -> list[str]:
+    """The run ids that names (run ids or architectures) choose, in the spec's order."""
+    known = [r.run_id for r in results.spec.runs]
+    unknown = [name for name in runs if not any(name in (r.run_id, r.model) for r in results.spec.runs)]
+    if unknown:
+        raise UserError(f"sweep {results.sweep.sweep_id} has no run {unknown[0]!r}; its runs: {', '.join(known)}")
+    return [r.run_id for r in results.spec.runs if r.run_id in runs or r.model in runs]
+
+
 def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     """Cancel the sweep's jobs (only those of the named runs, when given); returns the run ids cancelled."""
-    spec = read_spec(sweep)
-    submissions = read_submissions(sweep)
-    if not submissions:
+    results = SweepResults(sweep)
+    if not results.submissions:
         return []
-    known = [r.run_id for r in spec.runs]
-    labels = {r.run_id: r.model for r in spec.runs}
+    chosen = [rid for rid in (_chosen_runs(results, runs) if runs else [r.run_id for r in results.spec.runs])
+              if rid in results.latest]
+    jobs = {rid: results.latest[rid].tasks[rid] for rid in chosen}
     if runs:
-        unknown = [r for r in runs if r not in known and r not in labels.values()]
-        if unknown:
-            raise UserError(f"sweep {sweep.sweep_id} has no run {unknown[0]!r}; its runs: {', '.join(known)}")
-        chosen = [rid for rid in known if rid in runs or labels[rid] in runs]
+        results.backend.cancel_runs(sweep, jobs)
     else:
-        chosen = known
-    latest: dict[str, tuple[str, Submission]] = {}
-    for submission in submissions:
-        for rid, job in submission.tasks.items():
-            latest[rid] = (job, submission)
-    if runs and submissions[-1].executor == "local":
-        _cancel_local_runs(sweep, spec, {rid: latest[rid][0] for rid in chosen if rid in latest})
-        return [rid for rid in chosen if rid in latest]
-    jobs = sorted({latest[rid][0] for rid in chosen if rid in latest})
-    if not runs:
-        jobs += [s.preprocess_job for s in submissions if s.preprocess_job]
-    get_backend(submissions[-1].executor).cancel(jobs)
-    return [rid for rid in chosen if rid in latest]
-
-
-def _cancel_local_runs(sweep: SweepPaths, spec: SweepSpec, jobs: dict[str, str]) -> None:
-    """Local workers share their sweep's runs, so a run is cancelled alone: it gets a FAILED record saying
-    so (no worker takes a run with a record), then the worker that holds it, if one does, is stopped; the
-    pool's other workers go on with the rest."""
-    from harness.cluster.local import LocalBackend, holder
-    from harness.training.record import failed_record
-
-    for rid, job in jobs.items():
-        if _completed(sweep, rid):
-            continue
-        write_record(sweep.run(rid), failed_record(spec.sweep_id, rid, config_for(spec, spec.run(rid)),
-                                                   "cancelled by `harness cancel`"))
-        worker = holder(sweep, rid, job)
-        if worker:
-            LocalBackend().cancel([worker])
+        results.backend.cancel(sorted(set(jobs.values())) + [s.preprocess_job for s in results.submissions if s.preprocess_job])
+    return chosen
 
 
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
-    """The log of a run's latest job (submitit's names on Slurm), or of the preprocessing job where the task
-    never started. Locally, the run's own log, every attempt in it; before a worker took the run, the log
-    of the pool's first worker (its preprocessing step)."""
-    spec = read_spec(sweep)
-    matches = [r.run_id for r in spec.runs if run in (r.run_id, r.model)]
-    if not matches:
-        raise UserError(f"sweep {sweep.sweep_id} has no run {run!r}; its runs: {', '.join(r.run_id for r in spec.runs)}")
-    latest: dict[str, tuple[str, Submission]] = {}
-    for submission in read_submissions(sweep):
-        for rid, job in submission.tasks.items():
-            latest[rid] = (job, submission)
-    if matches[0] not in latest:
-        raise UserError(f"run {matches[0]} of sweep {sweep.sweep_id} was never submitted: it has no log")
-    job, submission = latest[matches[0]]
-    if submission.executor == "local":
-        from harness.cluster.local import worker_pids
-        path = sweep.local_log(matches[0])  # stdout and stderr together
-        return path if path.exists() else sweep.local_log(worker_pids(job)[0])
-    from harness.cluster.slurm import job_log
-
-    path = job_log(sweep, job, stream)
-    if not path.exists() and submission.preprocess_job:  # the task never started: the step it waited for tells why
-        return job_log(sweep, submission.preprocess_job, stream)
-    return path
+    """The log of a run's latest job, as its backend names it (the run named by its id or architecture)."""
+    results = SweepResults(sweep)
+    rid = _chosen_runs(results, [run])[0]
+    if rid not in results.latest:
+        raise UserError(f"run {rid} of sweep {sweep.sweep_id} was never submitted: it has no log")
+    return results.backend.log_path(sweep, rid, results.latest[rid], stream)
 
 
 def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:
@@ -390,6 +341,6 @@ def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[st
                 offset = handle.tell()
             if text:
                 yield text
-        if not follow or all(is_final(s) for s in sweep_status(sweep)[0]):
+        if not follow or all(is_final(s) for s in sweep_status(SweepResults(sweep))[0]):
             return
         time.sleep(1)

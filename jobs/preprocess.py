@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from harness.cluster.jobs import Preprocess
+from harness.cluster.node import Preprocess
 
 if __name__ == "__main__":
     Preprocess(Path(sys.argv[1]))()

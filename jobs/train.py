@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from harness.cluster.jobs import RunTaken, Train
+from harness.cluster.node import RunTaken, Train
 
 if __name__ == "__main__":
     for rid in sys.argv[2:]:

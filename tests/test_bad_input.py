@@ -645,7 +645,7 @@ CASES: list[Case] = [
         ("reencode", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "webp"), "webp")]],
     Case("choice-reencode-quality", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "jpeg:101"),
          words=("jpeg:101",), setup=image_folders),
-    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.cluster.jobs",)),
+    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.cluster.node",)),
     Case("cross-generator-and-ablate", sweep("--cross-generator", "--ablate-preprocessing"), words=("--cross-generator",)),
     Case("cross-generator-one-generator", sweep("--cross-generator"), words=("--cross-generator", "two generators")),
     Case("force-without-resume", sweep("--force"), words=("--force", "--resume")),

@@ -14,12 +14,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.analysis.intervals import t_cdf
+from harness.analysis.load import SweepResults
 from harness.cluster.base import JobState
-from harness.store.paths import SweepPaths
+from harness.stats.intervals import t_cdf
 from harness.store.perflog import FIGURE_UNITS, figures_of
-from harness.store.records import RunRecord, read_record, read_spec
-from harness.store.schema import DamagedFile
+from harness.store.records import RunRecord
 
 ALPHA = 0.05
 FIGURES = ["accuracy", "auc", "train_images_per_s", "infer_images_per_s", "data_wait_fraction", "gpu_util_median",
@@ -35,20 +34,6 @@ class RunFigures:
     record: RunRecord
     values: dict[str, float | None]
     notes: dict[str, str] = field(default_factory=dict)  # figure -> why it is null
-
-
-def completed_records(sweep: SweepPaths) -> dict[str, list[RunRecord]]:
-    """A sweep's completed records by leaderboard row (the architecture, and its variant), spec order."""
-    groups: dict[str, list[RunRecord]] = {}
-    for run in read_spec(sweep).runs:
-        groups.setdefault(run.label, [])
-        try:
-            record = read_record(sweep.run(run.run_id))
-        except DamagedFile:
-            continue
-        if record is not None and record.completed:
-            groups[run.label].append(record)
-    return groups
 
 
 def elapsed_seconds(text: str) -> float | None:
@@ -82,30 +67,21 @@ def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, st
     return wall * int(env.get("gpu_count") or 1) / 3600.0, "record", None
 
 
-def job_states(sweep: SweepPaths) -> tuple[dict[str, JobState], list[str]]:
+def run_jobs(results: SweepResults) -> tuple[dict[str, JobState], list[str]]:
     """Each run's latest job as the sweep's backend reports it (sacct on Slurm), and notes where it could not."""
-    from harness.cluster import get_backend
-    from harness.store.submissions import read_submissions
-
     try:
-        submissions = read_submissions(sweep)
-    except DamagedFile as err:
-        return {}, [str(err)]
-    latest = {rid: job for submission in submissions for rid, job in submission.tasks.items()}
-    if not latest or submissions[-1].executor != "slurm":
-        return {}, []  # the local backend knows no elapsed time nor GPUs: the records say them
-    try:
-        states = get_backend("slurm").states(sorted(set(latest.values())))
+        states = results.job_states
     except Exception as err:  # sacct missing or failing: the records still give wall times
-        return {}, [f"sweep {sweep.sweep_id}: the scheduler did not answer ({err}); GPU-hours from the records"]
-    return {rid: states[job] for rid, job in latest.items() if job in states}, []
+        return {}, [f"sweep {results.sweep.sweep_id}: the scheduler did not answer ({err}); GPU-hours from the records"]
+    jobs = {rid: results.job_of(rid) for rid in results.latest}
+    return {rid: states[job] for rid, job in jobs.items() if job in states}, []
 
 
-def sweep_figures(sweep: SweepPaths) -> tuple[dict[str, list[RunFigures]], list[str]]:
+def sweep_figures(results: SweepResults) -> tuple[dict[str, list[RunFigures]], list[str]]:
     """Every completed run's figures, GPU-hours and accuracy per GPU-hour included, by leaderboard row."""
-    jobs, notes = job_states(sweep)
+    jobs, notes = run_jobs(results)
     rows: dict[str, list[RunFigures]] = {}
-    for label, records in completed_records(sweep).items():
+    for label, records in results.completed().items():
         rows[label] = []
         for record in records:
             values: dict[str, float | None] = dict(figures_of(record))
@@ -172,7 +148,7 @@ def compare_figures(a: dict[str, list[RunFigures]], b: dict[str, list[RunFigures
     return rows
 
 
-def compare_sweeps(sweep_a: SweepPaths, sweep_b: SweepPaths) -> tuple[list[dict[str, Any]], list[str]]:
+def compare_sweeps(sweep_a: SweepResults, sweep_b: SweepResults) -> tuple[list[dict[str, Any]], list[str]]:
     a, notes_a = sweep_figures(sweep_a)
     b, notes_b = sweep_figures(sweep_b)
     return compare_figures(a, b), notes_a + notes_b

@@ -11,12 +11,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from harness.analysis.leaderboard import leaderboard  # noqa: E402
-from harness.perturb import PERTURBATIONS  # noqa: E402
+from harness.analysis.load import SweepResults  # noqa: E402
+from harness.data.perturb import PERTURBATIONS  # noqa: E402
 from harness.store.atomic import refuse_symlink, write_atomic  # noqa: E402
 from harness.store.paths import SweepPaths  # noqa: E402
-from harness.store.records import RunRecord, read_record, read_spec  # noqa: E402
-from harness.store.schema import DamagedFile  # noqa: E402
+from harness.store.records import RunRecord  # noqa: E402
 
 Runs = dict[str, list[tuple[str, RunRecord]]]
 
@@ -27,17 +26,10 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def completed_runs(sweep: SweepPaths) -> Runs:
-    """Completed runs by leaderboard row (architecture and variant): [(run id, record)], in the spec's order."""
-    runs: Runs = {}
-    for run in read_spec(sweep).runs:
-        try:
-            record = read_record(sweep.run(run.run_id))
-        except DamagedFile:
-            continue
-        if record is not None and record.completed:
-            runs.setdefault(run.label, []).append((run.run_id, record))
-    return runs
+def completed_runs(results: SweepResults) -> Runs:
+    """Completed runs by leaderboard row (architecture and variant): [(run id, record)], in the spec's order;
+    a row without one is left out."""
+    return {label: [(r.run_id, r) for r in records] for label, records in results.completed().items() if records}
 
 
 NOTE_STYLE: dict[str, Any] = {"ha": "center", "va": "center", "fontsize": 9, "color": "0.25", "wrap": True,
@@ -234,10 +226,10 @@ def robustness_heatmap(table: pd.DataFrame, path: Path) -> None:
     _save(draw_robustness_heatmap(table), path)
 
 
-def cross_generator_tables(sweep: SweepPaths) -> dict[str, pd.DataFrame]:
+def cross_generator_tables(results: SweepResults) -> dict[str, pd.DataFrame]:
     """Per architecture: test AUC (mean over seeds) by training generator (rows) and test generator (columns)."""
     cells: dict[str, dict[tuple[str, str], list[float]]] = {}
-    for model_runs in completed_runs(sweep).values():
+    for model_runs in completed_runs(results).values():
         for _, record in model_runs:
             trained_on = record.config.get("train_generator")
             if not trained_on:
@@ -280,22 +272,22 @@ def cross_generator_heatmaps(tables: dict[str, pd.DataFrame], path: Path) -> Non
     _save(draw_cross_generator_heatmaps(tables), path)
 
 
-def make_figures(sweep: SweepPaths, board: list[dict] | None = None) -> list[Path]:
-    """Write every figure the sweep's completed runs allow; returns their paths. board: the sweep's
-    leaderboard, when the caller has it already (it costs a scheduler query)."""
+def make_figures(results: SweepResults, board: list[dict]) -> list[Path]:
+    """Write every figure the sweep's completed runs allow; returns their paths. board: its leaderboard."""
+    sweep = results.sweep
     folder = sweep.figures
     refuse_symlink(folder)
     folder.mkdir(exist_ok=True)
-    runs = completed_runs(sweep)
+    runs = completed_runs(results)
     if not runs:
         return []
     paths = {name: folder / f"{name}.png" for name in ("training_curves", "roc", "accuracy_vs_speed", "confusion", "robustness")}
     training_curves(sweep, runs, paths["training_curves"])
     roc_curves(sweep, runs, paths["roc"])
-    accuracy_vs_speed(pd.DataFrame(leaderboard(sweep) if board is None else board), paths["accuracy_vs_speed"])
+    accuracy_vs_speed(pd.DataFrame(board), paths["accuracy_vs_speed"])
     confusion_matrices(runs, paths["confusion"])
     robustness_heatmap(robustness_table(runs), paths["robustness"])
-    tables = cross_generator_tables(sweep)
+    tables = cross_generator_tables(results)
     if tables:
         paths["cross_generator"] = folder / "cross_generator.png"
         cross_generator_heatmaps(tables, paths["cross_generator"])

@@ -9,12 +9,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.intervals import mean_interval
+from harness.analysis.load import SweepResults
 from harness.analysis.status import sweep_status
 from harness.errors import UserError
+from harness.stats.intervals import mean_interval
 from harness.store.paths import SweepPaths
-from harness.store.records import RunRecord, read_record, read_spec
-from harness.store.schema import DamagedFile
+from harness.store.records import RunRecord
 
 PAPER_TABLE = Path(__file__).resolve().parent.parent / "resources" / "paper_table2.csv"
 METRICS = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
@@ -52,29 +52,19 @@ def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
     return (False, value if sort in LOWER_IS_BETTER else (-value if not isinstance(value, str) else value))
 
 
-def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any]]:
+def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str, Any]]:
     """One row per architecture (and variant): the mean of each value over its completed seeds, and for
     each metric `<metric>_lo`/`<metric>_hi`, its 95% Student-t interval (None below two seeds)."""
     if sort not in SORTABLE:
         raise UserError(f"cannot sort by {sort!r}; choose one of {', '.join(SORTABLE)}")
-    spec = read_spec(sweep)
-    state_of = {s.run_id: s.state for s in sweep_status(sweep)[0]}
+    state_of = {s.run_id: s.state for s in sweep_status(results)[0]}
     groups: dict[str, list] = {}
-    records_of: dict[str, list[RunRecord]] = {}
-    for run in spec.runs:
+    for run in results.spec.runs:
         groups.setdefault(run.label, []).append(run)
+    records_of = results.completed()
     rows = []
     for label, members in groups.items():
-        records: list[RunRecord] = []
-        for run in members:
-            if state_of[run.run_id] == "COMPLETED":
-                try:
-                    record = read_record(sweep.run(run.run_id))
-                except DamagedFile:
-                    record = None
-                if record is not None and record.completed:
-                    records.append(record)
-        records_of[label] = records
+        records = records_of[label]
         counts = Counter(state_of[r.run_id] for r in members)
         status = "COMPLETED" if counts["COMPLETED"] == len(members) else ", ".join(f"{n} {s}" for s, n in counts.items())
         row: dict[str, Any] = {"model": label, "architecture": members[0].model, "variant": members[0].variant,
@@ -91,7 +81,7 @@ def leaderboard(sweep: SweepPaths, sort: str = "accuracy") -> list[dict[str, Any
                 row[f"{column}_lo"], row[f"{column}_hi"] = low, high
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(sort, r))
-    _mark_separable(sweep, rows, groups, records_of, "accuracy" if sort == "accuracy" else "auc")
+    _mark_separable(results.sweep, rows, records_of, "accuracy" if sort == "accuracy" else "auc")
     return rows
 
 
@@ -108,12 +98,11 @@ def _test_scores(sweep: SweepPaths, run_ids: list[str]) -> tuple[Any, Any] | Non
     return loaded[0][0], np.mean([a[1] for a in loaded], axis=0)
 
 
-def _mark_separable(sweep: SweepPaths, rows: list[dict[str, Any]], groups: dict[str, list], records_of: dict[str, list],
-                    metric: str) -> None:
+def _mark_separable(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]], metric: str) -> None:
     """For each row, the architectures the test data cannot tell from it: a paired test on the same test
     images (McNemar for accuracy, DeLong for AUC) of their seeds' mean scores, Holm-corrected over all
     pairs, at 5%. Rows without test scores (or scored on other images) are left out."""
-    from harness.paired import separable_pairs
+    from harness.stats.paired import separable_pairs
 
     found = {row["model"]: _test_scores(sweep, [r.run_id for r in records_of[row["model"]]])
              for row in rows if records_of[row["model"]]}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.store.paths import RunPaths, SweepPaths, find_sweep
-from harness.store.records import RunRecord, read_record, read_spec
+from harness.store.records import RunRecord, read_spec, record_or_damage
 from harness.store.schema import DamagedFile
 
 
@@ -29,12 +29,10 @@ def find_run(results: Path, reference: str) -> TrainedRun:
     damaged: DamagedFile | None = None
     for run in sorted(runs, key=lambda r: r.seed):
         paths = sweep.run(run.run_id)
-        try:
-            record = read_record(paths)
-        except DamagedFile as err:
-            damaged = damaged or err
-            continue
-        if record is not None and record.completed:
+        record = record_or_damage(paths)
+        if isinstance(record, DamagedFile):
+            damaged = damaged or record
+        elif record is not None and record.completed:
             return TrainedRun(sweep, paths, record)
     if damaged:  # say why rather than "nothing trained"
         raise UserError(f"no completed run {run_ref!r} in sweep {sweep.sweep_id}: {damaged}; "

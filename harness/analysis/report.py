@@ -8,14 +8,14 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from harness.analysis.comparison import setting_line, setting_rows
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
 from harness.analysis.leaderboard import leaderboard, paper_table, with_paper
+from harness.analysis.load import SweepResults
+from harness.analysis.paper import setting_line, setting_rows
 from harness.errors import UserError
-from harness.render import interval
 from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import SweepPaths
-from harness.store.records import SweepSpec, read_spec
+from harness.store.records import SweepSpec
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 SETTINGS = ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster", "code")
@@ -40,7 +40,7 @@ def _with_interval(row: pd.Series, metric: str) -> str:
     if pd.isna(row.get(metric)):
         return "-"
     low, high = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
-    return _percent(row[metric]) + ("" if pd.isna(low) or pd.isna(high) else f" {interval(low, high)}")
+    return _percent(row[metric]) + ("" if pd.isna(low) or pd.isna(high) else f" [{_percent(low)}, {_percent(high)}]")
 
 
 QUESTION_TEXT = (
@@ -68,7 +68,8 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
     """The ablation's table: per architecture, test accuracy under each input, the paper's condition recreated,
     Table 2, and which inputs are right for the weights loaded; with a sentence on what the sweep can tell."""
     from harness.zoo import ABLATION
-    from harness.zoo.models import get_spec, preprocessing_for
+    from harness.zoo.lookup import spec_of
+    from harness.zoo.models import preprocessing_for
 
     sizes = spec.image_sizes()
     paper = {p["model"]: p for p in paper_table()}
@@ -79,7 +80,7 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
         for _, row in group.iterrows():
             for name in str(row["variant"]).split("-"):
                 accuracy[name] = row["accuracy"]
-        keras = get_spec(arch).keras_mode
+        keras = spec_of(arch).keras_mode
         own = preprocessing_for(arch, "timm", sizes[arch])
         right = [n for n in ABLATION if preprocessing_for(arch, n, sizes[arch]).same_input(own)]
         hypothesised = accuracy.get("timm") if keras == PAPER_PROBABLE_MODE else accuracy.get(PAPER_PROBABLE_MODE)
@@ -113,11 +114,8 @@ def weights_table(spec: SweepSpec) -> tuple[str, pd.DataFrame]:
     return text, table[["model", "timm_weights", "timm_recipe", "timm_input", "keras_weights", "same"]]
 
 
-def sections(sweep: SweepPaths) -> list[Section]:
-    """(title, kind, content) in report order; kind is text, table or figure."""
-    spec = read_spec(sweep)
-    rows = with_paper(leaderboard(sweep))
-    board = pd.DataFrame(rows)
+def board_tables(board: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The leaderboard as the report shows it, and beside the paper's Table 2 (board: with_paper's rows)."""
     ranked = pd.DataFrame({
         "model": board["model"], "seeds": board["seeds"],
         "accuracy % (95% CI)": [_with_interval(r, "accuracy") for _, r in board.iterrows()],
@@ -132,7 +130,28 @@ def sections(sweep: SweepPaths) -> list[Section]:
         **{f"{m} %": board[m].map(_percent) for m in ("accuracy", "loss", "precision", "recall", "f1")},
         **{f"paper {m} %": board[f"paper_{m}"].map(_percent) for m in ("accuracy", "loss", "precision", "recall", "f1")},
     })
-    runs = completed_runs(sweep)
+    return ranked, paper
+
+
+def variant_sections(board: pd.DataFrame, spec: SweepSpec) -> list[Section]:
+    """The preprocessing ablation's answer to the paper's question, or accuracy by any other variant."""
+    if not board["variant"].ne("").any():
+        return []
+    ablation = board["variant"].str.split("-").map(lambda names: PAPER_PROBABLE_MODE in names or PAPER_PREPROCESSING in names)
+    if ablation.any():
+        text, question = paper_question(board, spec)
+        return [("The paper's question: own input, Keras' mode, caffe for all (test accuracy %)", "text", text),
+                ("", "table", question)]
+    by_variant = board.pivot_table(index="architecture", columns="variant", values="accuracy", sort=False).map(_percent)
+    return [("Test accuracy % by variant", "table", by_variant.reset_index())]
+
+
+def sections(results: SweepResults, rows: list[dict[str, Any]]) -> list[Section]:
+    """(title, kind, content) in report order; kind is text, table or figure. rows: the sweep's leaderboard."""
+    spec = results.spec
+    board = pd.DataFrame(with_paper(rows))
+    ranked, paper = board_tables(board)
+    runs = completed_runs(results)
     setting = setting_rows(spec)
     weights_text, weights = weights_table(spec)
     out: list[Section] = [
@@ -158,42 +177,36 @@ def sections(sweep: SweepPaths) -> list[Section]:
         robust = pd.DataFrame({f"{condition} {name}": table[condition].map(_percent)
                                for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})
         out.append(("Robustness (test accuracy % and AUC %)", "table", robust.reset_index(names="model")))
-    ablation = board["variant"].ne("").any() and board["variant"].str.split("-").map(
-        lambda names: PAPER_PROBABLE_MODE in names or PAPER_PREPROCESSING in names).any()
-    if ablation:
-        text, question = paper_question(board, spec)
-        out.append(("The paper's question: own input, Keras' mode, caffe for all (test accuracy %)", "text", text))
-        out.append(("", "table", question))
-    elif board["variant"].ne("").any():
-        by_variant = board.pivot_table(index="architecture", columns="variant", values="accuracy", sort=False).map(_percent)
-        out.append(("Test accuracy % by variant", "table", by_variant.reset_index()))
-    for model, table in cross_generator_tables(sweep).items():
+    out += variant_sections(board, spec)
+    for model, table in cross_generator_tables(results).items():
         out.append((f"{model}: test AUC % across generators (rows: trained on, columns: tested on)", "table",
                     table.map(_percent).reset_index()))
-    for path in make_figures(sweep, rows):
+    for path in make_figures(results, rows):
         out.append((FIGURE_CAPTIONS[path.stem], "figure", path))
     return out
 
 
-def check_report_targets(sweep: SweepPaths, path: Path) -> None:
-    """Before anything is written: no link planted where the report or a figure goes, and a run to report."""
+def check_report_targets(sweep: SweepPaths, path: Path, rows: list[dict[str, Any]]) -> None:
+    """Before anything is written: no link planted where the report or a figure goes, and a run to report
+    (rows: the sweep's leaderboard)."""
     refuse_symlink(path)
     refuse_symlink(sweep.figures)
     if sweep.figures.is_dir():
         for planted in sweep.figures.iterdir():
             refuse_symlink(planted)
-    rows = leaderboard(sweep)
     if not any(row["seeds"] for row in rows):
         states = "; ".join(f"{row['model']}: {row['status']}" for row in rows)
         raise UserError(f"sweep {sweep.sweep_id} has no completed run: nothing to report ({states}); "
                         f"python -m harness status {sweep.sweep_id} shows where its runs stand")
 
 
-def write_report(sweep: SweepPaths, fmt: str = "html") -> Path:
+def write_report(results: SweepResults, fmt: str = "html") -> Path:
     """Write report.html (self-contained) or report.md (beside figures/); returns its path."""
+    sweep = results.sweep
     path = sweep.report(fmt)
-    check_report_targets(sweep, path)
-    parts = sections(sweep)
+    rows = leaderboard(results)
+    check_report_targets(sweep, path, rows)
+    parts = sections(results, rows)
     if fmt == "md":
         lines = [f"# Sweep {sweep.sweep_id}"]
         for section in parts:

@@ -1,19 +1,18 @@
 """Where every run of a sweep stands: its result record first, then its job's state, then its progress.
 
 Success is judged by the result record, not by the scheduler's state alone. `run_status` is pure
-(records and job states in, a row out); `sweep_status` reads the files and asks the sweep's backend
-for its jobs' states in one query. Imports neither torch nor submitit.
+(records and job states in, a row out); `sweep_status` takes a sweep as read once (load.SweepResults),
+whose backend says each run's state in one query. Imports neither torch nor submitit.
 """
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cluster import get_backend
+from harness.analysis.load import SweepResults
 from harness.cluster.base import FINAL_STATES, JobState
 from harness.store.paths import SweepPaths
-from harness.store.records import RunRecord, RunSpec, read_progress, read_record, read_spec
+from harness.store.records import RunRecord, RunSpec, read_progress
 from harness.store.schema import DamagedFile, load_json
-from harness.store.submissions import Submission, read_submissions
 
 DAMAGED = "DAMAGED"
 
@@ -40,7 +39,7 @@ class RunStatus:
 
 
 def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: dict[str, Any], job_id: str | None,
-               job: JobState | None, preprocess: dict[str, Any], executor: str, sweep_id: str) -> RunStatus:
+               job: JobState | None, preprocess: dict[str, Any], sweep_id: str) -> RunStatus:
     """One run's row, from what is known of it (preprocess: the step's row, from preprocess_status)."""
     status = RunStatus(run.run_id, run.model, run.seed, "NOT SUBMITTED", job_id=job_id,
                        epoch=progress.get("epoch"), epochs=progress.get("epochs"), val_accuracy=progress.get("val_accuracy"))
@@ -61,8 +60,6 @@ def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: d
     elif preprocess["state"] == "FAILED" and (job.final or job.state == "PENDING"):
         # its job never started (Slurm cancels it: --kill-on-invalid-dep), or the local pool ended
         status.state, status.reason = "CANCELLED", f"the preprocessing step FAILED ({preprocess.get('reason', '')})"
-    elif executor == "local" and job.state == "RUNNING" and not progress:
-        status.state, status.reason = "PENDING", "waiting for its worker"
     elif job.state == "COMPLETED":
         status.state, status.reason = "FAILED", "the job completed without writing a result"
     else:
@@ -70,13 +67,6 @@ def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: d
     if record is None and job_id is not None and status.state in FINAL_STATES:
         status.reason = f"{status.reason}; python -m harness logs {sweep_id}/{run.run_id} shows its log".lstrip("; ")
     return status
-
-
-def _record(sweep: SweepPaths, rid: str) -> RunRecord | DamagedFile | None:
-    try:
-        return read_record(sweep.run(rid))
-    except DamagedFile as damaged:
-        return damaged
 
 
 def last_line(path: Path | None) -> str:
@@ -108,33 +98,22 @@ def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None
     return row
 
 
-def sweep_status(sweep: SweepPaths) -> tuple[list[RunStatus], dict[str, Any]]:
+def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]]:
     """The status of each run (in the spec's order) and of the preprocessing step."""
-    spec = read_spec(sweep)
-    submissions = read_submissions(sweep)
-    latest: dict[str, tuple[str, Submission]] = {}
-    for submitted in submissions:
-        for rid, job in submitted.tasks.items():
-            latest[rid] = (job, submitted)
-    executor = submissions[-1].executor if submissions else spec.executor
-    backend = get_backend(executor)
-    pre_job = submissions[-1].preprocess_job if submissions else None
-    ids = sorted({job for job, _ in latest.values()} | {s.preprocess_job for s in submissions if s.preprocess_job})
-    states = backend.states(ids) if ids else {}
-    pre = preprocess_status(sweep, pre_job, states.get(pre_job or ""), bool(submissions),
-                            backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
+    sweep, submissions, states = results.sweep, results.submissions, results.job_states
+    preprocess_job = submissions[-1].preprocess_job if submissions else None
+    preprocess = preprocess_status(sweep, preprocess_job, states.get(preprocess_job or ""), bool(submissions),
+                                   results.backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
     statuses = []
-    for run in spec.runs:
-        job_id, submission = latest[run.run_id] if run.run_id in latest else (None, None)
+    for run in results.spec.runs:
+        job_id = results.job_of(run.run_id)
         state = states.get(job_id or "")
-        if executor == "local" and state is not None:  # a pool's job: the run's own worker, where one took it
-            from harness.cluster.local import run_state
-
-            state = run_state(sweep, run.run_id, state)
+        if state is not None:  # the run's own state, where its job holds several runs
+            state = results.backend.run_state(sweep, run.run_id, state)
             job_id = state.job_id
-        statuses.append(run_status(run, _record(sweep, run.run_id), read_progress(sweep.run(run.run_id)), job_id,
-                                   state, pre, executor, spec.sweep_id))
-    return statuses, pre
+        statuses.append(run_status(run, results.records[run.run_id], read_progress(sweep.run(run.run_id)), job_id,
+                                   state, preprocess, results.spec.sweep_id))
+    return statuses, preprocess
 
 
 def is_final(status: RunStatus) -> bool:

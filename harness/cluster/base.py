@@ -1,5 +1,6 @@
 """The interface every cluster backend offers (as submitit's executors share one): whether it is
-there, a check before anything is written, submission, the batch scripts, job states, cancel."""
+there, a check before anything is written, submission, the batch scripts, the states of jobs and
+runs, their logs, cancel. Code outside cluster/ asks a backend; it never names one."""
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,9 @@ from harness.store.submissions import Submission
 # States in which a job will not change any more.
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                           "BOOT_FAIL", "DEADLINE", "REVOKED"})
+# States in which a job is queued or running: a resume leaves its run alone (unless forced).
+ALIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
+                          "REQUEUE_HOLD", "REQUEUE_FED"})
 
 
 @dataclass
@@ -59,8 +63,17 @@ class Backend(Protocol):
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         """The state of each job (array tasks expanded), in as few scheduler queries as possible."""
 
+    def run_state(self, sweep: SweepPaths, run_id: str, job: JobState) -> JobState:
+        """The state of a run whose latest job is in the state `job` (a job may hold several runs)."""
+
+    def log_path(self, sweep: SweepPaths, run_id: str, submission: Submission, stream: str) -> Path:
+        """The log of the run's job in that submission: stdout ("out") or stderr ("err")."""
+
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         """The log that ends with the preprocessing step's error, if it failed."""
 
     def cancel(self, job_ids: list[str]) -> None:
         """Stop these jobs (queued or running)."""
+
+    def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
+        """Stop these runs (run id -> its latest job) and no other run of the sweep."""

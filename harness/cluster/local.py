@@ -1,7 +1,7 @@
 """The local backend: this machine, no scheduler. A bounded number of worker processes, started in
 their own session (they outlive the command that started them, so `sweep` returns at once), each
 running the shared preprocessing step and then taking the sweep's runs one at a time: a pool, where
-whoever is free takes the next run no other worker has taken (cluster.jobs.run_in_turn). The pool's
+whoever is free takes the next run no other worker has taken (cluster.node.run_in_turn). The pool's
 job id joins the workers' process ids with '+'."""
 import os
 import signal
@@ -13,6 +13,7 @@ from pathlib import Path
 from harness.cluster.base import JobState
 from harness.cluster.profiles import Profile
 from harness.store.paths import SweepPaths
+from harness.store.records import completed_record, read_progress, read_spec, write_record
 from harness.store.submissions import Submission
 
 MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
@@ -21,7 +22,7 @@ MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
 def default_parallelism() -> int:
     """Runs at a time: one where an NVIDIA GPU is present (the runs would share it), else one per logical
     CPU up to MAX_CPU_WORKERS. A small CPU run gains more from a worker of its own than from a second
-    thread: on two cores the first command took 256 s with two workers, 320 s with one (README)."""
+    thread (README, "Performance")."""
     if any(Path("/proc/driver/nvidia/gpus").glob("*")):
         return 1
     return min(len(os.sched_getaffinity(0)), MAX_CPU_WORKERS)
@@ -39,10 +40,10 @@ def worker_pids(job_id: str) -> list[str]:
     return job_id.split("+")
 
 
-def holder(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
-    """The worker of the pool job_id that took the run, if one did (an earlier pool's holder is not it)."""
+def worker_of_run(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
+    """The worker of the pool job_id that took the run, if one did (an earlier pool's worker is not it)."""
     try:
-        pid = sweep.run(rid).holder.read_text().strip()
+        pid = sweep.run(rid).worker.read_text().strip()
     except OSError:
         return None
     return pid if pid in worker_pids(job_id) else None
@@ -51,7 +52,7 @@ def holder(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
 def run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
     """A run's job in its pool: the worker that took it while that worker lives; else the pool, PENDING
     where the run's worker died but others live on (a worker's second round takes such a run up)."""
-    worker = holder(sweep, rid, pool.job_id)
+    worker = worker_of_run(sweep, rid, pool.job_id)
     if worker is None:
         return pool
     if pid_alive(worker):
@@ -80,7 +81,7 @@ class LocalBackend:
         return [f"ok: {len(run_ids)} runs start at once on this machine, {self.max_parallel} at a time"]
 
     def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
-        return [sys.executable, "-m", "harness.cluster.jobs", str(sweep.folder), *run_ids]
+        return [sys.executable, "-m", "harness.cluster.node", str(sweep.folder), *run_ids]
 
     def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
         workers = min(self.max_parallel, len(run_ids))
@@ -111,6 +112,19 @@ class LocalBackend:
                 JobState(job, "FAILED", reason="the local workers ended without a result for this run")
                 for job in set(job_ids)}
 
+    def run_state(self, sweep: SweepPaths, run_id: str, job: JobState) -> JobState:
+        """The run's worker's state (run_state); PENDING while no worker has started it."""
+        state = run_state(sweep, run_id, job)
+        if state.state == "RUNNING" and not read_progress(sweep.run(run_id)):
+            return JobState(state.job_id, "PENDING", reason="waiting for its worker")
+        return state
+
+    def log_path(self, sweep: SweepPaths, run_id: str, submission: Submission, stream: str) -> Path:
+        """The run's own log (stdout and stderr together, every attempt in it); before a worker took the
+        run, the log of the pool's first worker (its preprocessing step)."""
+        path = sweep.local_log(run_id)
+        return path if path.exists() else sweep.local_log(worker_pids(submission.tasks[run_id])[0])
+
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         pools = list(submission.tasks.values())
         return sweep.local_log(worker_pids(pools[0])[0]) if pools else None  # every worker runs the step first
@@ -122,3 +136,20 @@ class LocalBackend:
                     os.killpg(int(pid), signal.SIGTERM)  # the worker and anything it started
                 except ProcessLookupError:
                     pass
+
+    def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
+        """The pool's workers share the sweep's runs, so a run is cancelled alone: it gets a FAILED record
+        saying so (no worker takes a run with a record), then the worker that took it, if one did, is
+        stopped; the pool's other workers go on with the rest."""
+        from harness.training.config import config_for
+        from harness.training.record import failed_record
+
+        spec = read_spec(sweep)
+        for rid, job in jobs.items():
+            if completed_record(sweep.run(rid)):
+                continue
+            write_record(sweep.run(rid), failed_record(spec.sweep_id, rid, config_for(spec, spec.run(rid)),
+                                                       "cancelled by `harness cancel`"))
+            worker = worker_of_run(sweep, rid, job)
+            if worker:
+                self.cancel([worker])

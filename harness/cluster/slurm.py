@@ -85,8 +85,8 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     extra = dict(profile.sbatch) | {"chdir": str(sweep.folder)} | ({"reservation": profile.reservation} if profile.reservation else {})
     # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
     setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
-    pre = submitit.SlurmExecutor(folder=sweep.logs)
-    pre.update_parameters(job_name=f"{sweep.sweep_id}-preprocess", partition=profile.cpu_partition,
+    preprocess = submitit.SlurmExecutor(folder=sweep.logs)
+    preprocess.update_parameters(job_name=f"{sweep.sweep_id}-preprocess", partition=profile.cpu_partition,
                           cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
                           time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra, **common)
     train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS)
@@ -95,7 +95,7 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
                             array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
                             signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
                             additional_parameters=extra, **common)
-    return pre, train
+    return preprocess, train
 
 
 def _after(job_id: str) -> dict[str, str]:
@@ -176,15 +176,15 @@ class SlurmBackend:
         """One preprocessing job, then the training arrays (several where the runs outnumber the site's
         MaxArraySize), each afterok on it: a handful of sbatch calls however many runs. Yields the
         submission as it grows, after every sbatch, so that a failure part-way loses no queued job."""
-        from harness.cluster.jobs import Preprocess, Train
+        from harness.cluster.node import Preprocess, Train
 
         chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
-        pre, train = _executors(sweep, profile, max(map(len, chunks)))
-        pre_job = sbatch_retrying(partial(pre.submit, Preprocess(sweep.folder)))
-        submission = Submission(self.name, pre_job.job_id, {})
+        preprocess, train = _executors(sweep, profile, max(map(len, chunks)))
+        preprocess_job = sbatch_retrying(partial(preprocess.submit, Preprocess(sweep.folder)))
+        submission = Submission(self.name, preprocess_job.job_id, {})
         yield submission
         train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
-                                                       **_after(pre_job.job_id)})
+                                                       **_after(preprocess_job.job_id)})
         for chunk in chunks:
             jobs = sbatch_retrying(partial(train.map_array, Train(sweep.folder), chunk))
             submission = replace(submission, tasks={**submission.tasks, **{rid: job.job_id for rid, job in zip(chunk, jobs)}})
@@ -192,10 +192,10 @@ class SlurmBackend:
 
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
         chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
-        pre, train = _executors(sweep, profile, max(map(len, chunks)))
+        preprocess, train = _executors(sweep, profile, max(map(len, chunks)))
         dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
                                                 **_after("<preprocess job id>")}}
-        return [batch_script(pre), *(batch_script(train, map_count=len(chunk), **dependency) for chunk in chunks)]
+        return [batch_script(preprocess), *(batch_script(train, map_count=len(chunk), **dependency) for chunk in chunks)]
 
     def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
         """Slurm's own word on each batch script (sbatch --test-only): whether and when it would start."""
@@ -215,9 +215,23 @@ class SlurmBackend:
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         return job_states(job_ids)[0]
 
+    def run_state(self, sweep: SweepPaths, run_id: str, job: JobState) -> JobState:
+        return job  # one array task per run
+
+    def log_path(self, sweep: SweepPaths, run_id: str, submission: Submission, stream: str) -> Path:
+        """The task's log; where the task never started, the preprocessing job's (the step it waited for
+        tells why)."""
+        path = job_log(sweep, submission.tasks[run_id], stream)
+        if not path.exists() and submission.preprocess_job:
+            return job_log(sweep, submission.preprocess_job, stream)
+        return path
+
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         return job_log(sweep, submission.preprocess_job, "err") if submission.preprocess_job else None
 
     def cancel(self, job_ids: list[str]) -> None:
         if job_ids:
             _run(["scancel", *job_ids])
+
+    def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
+        self.cancel(sorted(set(jobs.values())))

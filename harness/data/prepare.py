@@ -152,6 +152,66 @@ def assign_splits(frame: pd.DataFrame, seed: int) -> pd.Series:
     return groups.map(split_of)
 
 
+def _image_folders(real: Path, fakes: list[Path], out: Path) -> list[tuple[str, Path, list[Path]]]:
+    """(label, folder, its images) for the real folder and each fake one, checked; out created."""
+    folders = [("real", Path(real))] + [("fake", Path(f)) for f in fakes]
+    for label, folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"the {label} folder {folder} does not exist")
+    found = [(label, folder, find_images(folder)) for label, folder in folders]
+    for label, folder, images in found:
+        if not images:
+            raise UserError(f"the {label} folder {folder} holds no .jpg/.jpeg/.png/.webp/.bmp images")
+    check_folders(real, fakes, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create {out}: {err.strerror}") from None
+    return found
+
+
+def _inspected(folders: list[tuple[str, Path, list[Path]]], report: PrepareReport) -> pd.DataFrame:
+    """One row per image that decodes (those that do not go to report.skipped)."""
+    rows = []
+    for label, folder, found in folders:
+        for info in _inspect_all(found, f"checking {folder}"):
+            if info.error:
+                report.skipped.append((str(info.path), info.error))
+            else:
+                rows.append({"path": str(info.path.resolve()), "label": label, "sha256": info.sha256,
+                             "pixel_sha256": info.pixel_sha256, "width": info.width, "height": info.height,
+                             "format": info.format, "generator": "" if label == "real" else folder.name, "group": ""})
+    return pd.DataFrame(rows, columns=[*(c for c in COLUMNS if c != "split"), "pixel_sha256"])
+
+
+def _deduplicated(frame: pd.DataFrame, report: PrepareReport) -> pd.DataFrame:
+    """Same pixels is the same image, whatever its metadata or codec: a copy in the other class is dropped
+    from both, a copy in its own class once (the first in path order is kept)."""
+    labels_of = frame.groupby("pixel_sha256")["label"].nunique()
+    report.in_both_classes = sorted(labels_of[labels_of > 1].index)
+    frame = frame[~frame["pixel_sha256"].isin(report.in_both_classes)]
+    before = len(frame)
+    frame = frame.drop_duplicates("sha256")
+    report.duplicates_bytes = before - len(frame)
+    before = len(frame)
+    frame = frame.drop_duplicates("pixel_sha256")
+    report.duplicates_pixels = before - len(frame)
+    return frame
+
+
+def _sampled(frame: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFrame:
+    """per_class images of each class (all of them when None), drawn with the seed, in path order."""
+    rng = np.random.default_rng(seed)
+    sampled = []
+    for label in LABELS:
+        members = frame[frame["label"] == label]
+        if len(members) < 3:
+            raise UserError(f"the {label} folder has {len(members)} usable images; at least 3 are needed (one per split)")
+        take = len(members) if per_class is None else min(per_class, len(members))
+        sampled.append(members.iloc[np.sort(rng.choice(len(members), take, replace=False))])
+    return pd.concat(sampled, ignore_index=True)
+
+
 def prepare_dataset(
     real: Path,
     fakes: list[Path],
@@ -167,53 +227,10 @@ def prepare_dataset(
     codec = parse_reencode(reencode)
     if per_class is not None and per_class < 3:
         raise UserError(f"--per-class must be at least 3 (one image per split), got {per_class}")
-    folders = [("real", Path(real))] + [("fake", Path(f)) for f in fakes]
-    for label, folder in folders:
-        if not folder.is_dir():
-            raise UserError(f"the {label} folder {folder} does not exist")
-    paths = [(label, folder, find_images(folder)) for label, folder in folders]
-    for label, folder, found in paths:
-        if not found:
-            raise UserError(f"the {label} folder {folder} holds no .jpg/.jpeg/.png/.webp/.bmp images")
     out = Path(out)
-    check_folders(real, fakes, out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create {out}: {err.strerror}") from None
-
+    folders = _image_folders(real, fakes, out)
     report = PrepareReport(manifest=out / "manifest.csv", counts={})
-    rows = []
-    for label, folder, found in paths:
-        for info in _inspect_all(found, f"checking {folder}"):
-            if info.error:
-                report.skipped.append((str(info.path), info.error))
-            else:
-                rows.append({"path": str(info.path.resolve()), "label": label, "sha256": info.sha256,
-                             "pixel_sha256": info.pixel_sha256, "width": info.width, "height": info.height,
-                             "format": info.format, "generator": "" if label == "real" else folder.name, "group": ""})
-    frame = pd.DataFrame(rows, columns=[*(c for c in COLUMNS if c != "split"), "pixel_sha256"])
-    # Same pixels is the same image, whatever its metadata or codec: a copy in the other class is dropped
-    # from both, a copy in its own class once (the first in path order is kept).
-    labels_of = frame.groupby("pixel_sha256")["label"].nunique()
-    report.in_both_classes = sorted(labels_of[labels_of > 1].index)
-    frame = frame[~frame["pixel_sha256"].isin(report.in_both_classes)]
-    before = len(frame)
-    frame = frame.drop_duplicates("sha256")
-    report.duplicates_bytes = before - len(frame)
-    before = len(frame)
-    frame = frame.drop_duplicates("pixel_sha256")
-    report.duplicates_pixels = before - len(frame)
-
-    rng = np.random.default_rng(seed)
-    sampled = []
-    for label in LABELS:
-        members = frame[frame["label"] == label]
-        if len(members) < 3:
-            raise UserError(f"the {label} folder has {len(members)} usable images; at least 3 are needed (one per split)")
-        take = len(members) if per_class is None else min(per_class, len(members))
-        sampled.append(members.iloc[np.sort(rng.choice(len(members), take, replace=False))])
-    frame = pd.concat(sampled, ignore_index=True)
+    frame = _sampled(_deduplicated(_inspected(folders, report), report), per_class, seed)
     report.format_warnings, report.notes = format_bias_warnings(frame, codec)  # the originals, before --reencode
     if codec:
         frame = _reencode(frame, out, codec)

@@ -36,6 +36,7 @@ def is_run_id(text: str) -> bool:
 @dataclass(frozen=True)
 class RunPaths:
     folder: Path
+    sweep_folder: Path | None = None  # the sweep it belongs to (None for a run outside a sweep)
 
     @property
     def run_id(self) -> str:
@@ -82,7 +83,7 @@ class RunPaths:
         return self.folder / ".run.lock"
 
     @property
-    def holder(self) -> Path:
+    def worker(self) -> Path:
         """The process id of the local worker that took the run (a pool's workers share its runs)."""
         return self.folder / ".holder"
 
@@ -147,7 +148,7 @@ class SweepPaths:
     def run(self, run_id: str) -> RunPaths:
         if not is_run_id(run_id):
             raise UserError(f"{run_id!r} is not a run id (letters, digits, '.', '_', '-')")
-        return RunPaths(self.folder / "runs" / run_id)
+        return RunPaths(self.folder / "runs" / run_id, self.folder)
 
 
 def perflog(results: Path) -> Path:

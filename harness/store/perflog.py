@@ -151,7 +151,7 @@ def settings_of(record: RunRecord) -> dict[str, Any]:
 
 def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) -> dict[str, Any]:
     """Where the run ran: its record's environment, the sweep's code, and what the job found at its end
-    (found: cluster, gpu_count, driver; see training.perf.collect_system)."""
+    (found: cluster, gpu_count, driver; see measure.system.collect_system)."""
     import harness
 
     env, code = record.environment or {}, (spec.code if spec else {}) or {}

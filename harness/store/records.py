@@ -13,7 +13,6 @@ from harness.store.schema import DamagedFile, from_fields, load_json
 SWEEP_SCHEMA = 1
 RESULT_SCHEMA = 1
 STATUSES = ("COMPLETED", "FAILED")
-EXECUTORS = ("slurm", "local")  # the backends harness.cluster registers
 
 
 @dataclass(frozen=True)
@@ -91,8 +90,6 @@ class SweepSpec:
                               "as an absolute path in the file, or start the sweep anew")
         if not spec.executor:
             raise DamagedFile(path, "cluster.executor is missing")
-        if spec.executor not in EXECUTORS:
-            raise DamagedFile(path, f"cluster.executor {spec.executor!r} is not one of {', '.join(EXECUTORS)}")
         return spec
 
 
@@ -170,6 +167,20 @@ def read_record(run: RunPaths) -> RunRecord | None:
     if record.run_id != run.run_id:
         raise DamagedFile(run.result, f"it is the record of run {record.run_id!r}, not of {run.run_id!r}")
     return record
+
+
+def record_or_damage(run: RunPaths) -> RunRecord | DamagedFile | None:
+    """The run's record, None when it has none yet, or the damage that keeps it from being read."""
+    try:
+        return read_record(run)
+    except DamagedFile as damaged:
+        return damaged
+
+
+def completed_record(run: RunPaths) -> RunRecord | None:
+    """The run's record where it is whole and COMPLETED; None otherwise (missing, damaged or FAILED)."""
+    record = record_or_damage(run)
+    return record if isinstance(record, RunRecord) and record.completed else None
 
 
 def write_record(run: RunPaths, record: RunRecord) -> None:

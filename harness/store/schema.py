@@ -24,22 +24,23 @@ class DamagedFile(UserError):
         self.path, self.reason = Path(path), reason
 
 
-def _matches(value: Any, kind: Any) -> bool:
+def matches_type(value: Any, kind: Any) -> bool:
+    """Whether a value read from JSON is of a declared type (bool is not a number; an int is a float)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if kind is Any:
         return True
     if kind is type(None):
         return value is None
     if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in args)
+        return any(matches_type(value, arg) for arg in args)
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if origin is list:
-        return isinstance(value, list) and all(_matches(item, args[0]) for item in value)
+        return isinstance(value, list) and all(matches_type(item, args[0]) for item in value)
     if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) and _matches(v, args[1]) for k, v in value.items())
+        return isinstance(value, dict) and all(isinstance(k, str) and matches_type(v, args[1]) for k, v in value.items())
     if dataclasses.is_dataclass(kind):
         return isinstance(value, dict)
     return isinstance(value, kind)
@@ -67,7 +68,7 @@ def from_fields(cls: type[T], data: Any, path: Path) -> T:
                 raise DamagedFile(path, f"field {name!r} is missing")
             continue
         kind, value = hints[name], data[name]
-        if not _matches(value, kind):
+        if not matches_type(value, kind):
             raise DamagedFile(path, f"field {name!r} is {value!r:.60}, not {getattr(kind, '__name__', kind)}")
         inner = typing.get_args(kind)[0] if typing.get_origin(kind) is list else None
         if inner is not None and dataclasses.is_dataclass(inner):

@@ -43,7 +43,7 @@ class TrainConfig:
     tf32: bool = False  # fp32 matmuls and convolutions on TF32 tensor cores (else IEEE fp32)
     channels_last: bool = False
     device: str = "auto"
-    compile: bool = False  # the step's forward and loss through torch.compile (Run.compile_step)
+    compile: bool = False  # the step's forward and loss through torch.compile (Trainer.compile_step)
     allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
 
     def validate(self) -> None:
@@ -62,7 +62,8 @@ class TrainConfig:
             raise UserError(f"--image-size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
         if not DEVICE.fullmatch(self.device):
             raise UserError(f"unknown --device {self.device!r}; choose auto, cpu, cuda or cuda:N")
-        from harness.zoo.registry import check_image_size, spec_of  # the paper's eight without importing timm
+        from harness.zoo.lookup import spec_of  # the paper's eight without importing timm
+        from harness.zoo.registry import check_image_size
 
         check_image_size(spec_of(self.model), self.image_size)
 
@@ -122,12 +123,12 @@ def config_for(spec: SweepSpec, run: RunSpec) -> TrainConfig:
 
 def check_train_types(config: TrainConfig) -> TrainConfig:
     """config, each value of its field's type (a config read back from sweep.json may hold anything)."""
-    from harness.store.schema import _matches
+    from harness.store.schema import matches_type
 
     hints = typing.get_type_hints(TrainConfig)
     for name, kind in hints.items():
         value = getattr(config, name)
-        if not _matches(value, kind) or (kind is float and isinstance(value, float) and not math.isfinite(value)):
+        if not matches_type(value, kind) or (kind is float and isinstance(value, float) and not math.isfinite(value)):
             raise UserError(f"training option {name} is {value!r:.60}, not {getattr(kind, '__name__', kind)}")
     return config
 

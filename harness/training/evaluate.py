@@ -3,13 +3,13 @@ from dataclasses import replace
 from typing import Any
 
 from harness.data.cache import CachedSplit
-from harness.measure import StepMeter
-from harness.metrics import bootstrap_interval, detection_metrics
-from harness.perturb import PERTURBATIONS, perturb
-from harness.training.run import DeviceSplit, Run, only_generator
+from harness.data.perturb import PERTURBATIONS, perturb
+from harness.measure.meters import StepMeter
+from harness.stats.metrics import bootstrap_interval, detection_metrics
+from harness.training.trainer import DeviceSplit, Trainer, only_generator
 
 
-def robustness(run: Run, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
+def robustness(run: Trainer, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
     """The test metrics on perturbed copies of the test split (the same perturbation for both classes)."""
     out = {}
     for name in PERTURBATIONS:
@@ -19,7 +19,7 @@ def robustness(run: Run, test: CachedSplit, threshold: float) -> dict[str, dict[
     return out
 
 
-def cross_generator(run: Run, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
+def cross_generator(run: Trainer, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
     """The test metrics against each generator's fakes alone (with as many reals)."""
     out = {}
     for generator in sorted(set(test.index["generator"]) - {""}):
@@ -37,7 +37,7 @@ def image_intervals(labels: Any, probs: Any, index: Any) -> dict[str, Any]:
             "interval_resamples": "groups" if groups is not None else "images"}
 
 
-def timed_test(run: Run, test: CachedSplit) -> tuple[Any, Any, StepMeter]:
+def timed_test(run: Trainer, test: CachedSplit) -> tuple[Any, Any, StepMeter]:
     """Probabilities and labels of the test split, timed as inference throughput."""
     meter = StepMeter(run.device, warmup=0)  # the model is already warm from the validation passes
     probs, labels = run.evaluate(DeviceSplit.load(test, run.device), meter)

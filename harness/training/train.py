@@ -12,17 +12,17 @@ import numpy as np
 import torch
 
 from harness.data.cache import load_split, resplit
-from harness.flops import compute_precision, flops_per_image, model_flops_utilisation
-from harness.measure import GpuSampler, StepMeter, environment, peak_memory
-from harness.metrics import best_threshold, detection_metrics
+from harness.measure.flops import compute_precision, flops_per_image, model_flops_utilisation
+from harness.measure.meters import GpuSampler, StepMeter, environment, peak_memory
+from harness.measure.system import log_performance
+from harness.stats.metrics import best_threshold, detection_metrics
 from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
 from harness.store.records import RunRecord, write_record
 from harness.training.config import TrainConfig
 from harness.training.evaluate import cross_generator, image_intervals, robustness, timed_test
-from harness.training.perf import log_performance
 from harness.training.record import completed_record, now, throughput
-from harness.training.run import SELECT_BY, DeviceSplit, Run, only_generator
+from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, only_generator
 from harness.zoo.models import keras_param_count
 
 log = logging.getLogger("harness.training")
@@ -52,7 +52,7 @@ def _progress(paths: RunPaths, **fields: Any) -> None:
     write_json_atomic(paths.progress, {**fields, "updated": now()})
 
 
-def _flop_counts(run: Run, train: DeviceSplit) -> tuple[int | None, int | None]:
+def _flop_counts(run: Trainer, train: DeviceSplit) -> tuple[int | None, int | None]:
     sample, labels = train.take(slice(0, 2), run.device), train.labels[:2].to(run.device)
     weights = copy.deepcopy(run.model.state_dict())
     # A deep copy: the optimiser's state dict shares its tensors with the live state, which the
@@ -67,7 +67,7 @@ def _flop_counts(run: Run, train: DeviceSplit) -> tuple[int | None, int | None]:
     return train_flops, infer_flops
 
 
-def _fit(run: Run, splits: dict[str, DeviceSplit], meter: StepMeter, sampler: GpuSampler) -> None:
+def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler: GpuSampler) -> None:
     """The epochs not yet done: train, validate, keep the best epoch's weights, checkpoint."""
     config, paths = run.config, run.paths
     for epoch in range(run.start_epoch, config.epochs):
@@ -95,7 +95,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     returns the run's record."""
     started = now()
     attempts = _count_attempt(paths)
-    run = Run(config, dataset, cache_root, paths)
+    run = Trainer(config, dataset, cache_root, paths)
     run.restore_state()
     cached = {name: load_split(run.cache, name) for name in ("train", "val", "test")}
     if config.resplit:

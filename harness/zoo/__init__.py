@@ -1,4 +1,5 @@
-"""The model zoo: the paper's architectures over timm (models), NASNetMobile, and their preprocessing.
+"""The model zoo: the paper's architectures as a table of configs (registry), any name looked up (lookup), the
+networks built over timm with the paper's head (models), NASNetMobile, and their preprocessing.
 This package's own namespace stays light: the command line reads it without importing torch."""
 
 WEIGHTS_HELP = "'imagenet' (timm's pretrained weights, from the local cache), 'none' (random init) or a weights file"

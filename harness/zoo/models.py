@@ -1,10 +1,6 @@
-"""The paper's eight architectures: a registry of configs over timm, each with the paper's head.
-
-One ``ModelSpec`` per architecture (as timm keeps one config per model): which timm network is the
-backbone, which Keras preprocessing its Keras weights expect, Table 2's parameter count, and the
-smallest input the network accepts.
-"""
-import functools
+"""Building a detector: the backbone an architecture's ModelSpec names (zoo.lookup), from timm, with
+the paper's head; its ImageNet weights (from the local cache only), its preprocessing, and its
+parameters counted as Keras counts them."""
 import os
 from pathlib import Path
 from typing import Any
@@ -15,93 +11,11 @@ from torch import nn
 
 from harness.errors import UserError
 from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
+from harness.zoo.lookup import spec_of
 from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
-from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS, ModelSpec, check_image_size
+from harness.zoo.registry import MODEL_SPECS, ModelSpec, check_image_size
 
 HEAD_WIDTH = 512
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The paper's architecture of that name, or any timm model (by timm's name, a pretrained tag allowed)."""
-    if name in MODEL_SPECS:
-        return MODEL_SPECS[name]
-    spec = timm_spec(name)
-    if spec is None:
-        raise UserError(f"unknown architecture {name!r}; choose from {', '.join(MODEL_NAMES)} or any timm model name "
-                        f"(python -m harness models --all PATTERN lists them){_did_you_mean(name)}")
-    return spec
-
-
-# --- any timm model (issue 14): the backbone from timm, the paper's head, its own pretrained config ---
-# Inputs below which a family's stem or reductions have nothing left to convolve (Keras' own minimums).
-MIN_IMAGE_SIZE_BY_MODULE = {"inception_v3": 75, "inception_v4": 75, "inception_resnet_v2": 75, "xception": 71}
-
-
-def _did_you_mean(name: str) -> str:
-    import difflib
-
-    known = [*MODEL_NAMES, *timm.list_models()]
-    close = [n for n in MODEL_NAMES if n.lower() == name.lower()]
-    close += [n for n in difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.75) if n not in close]
-    return f"; did you mean {', '.join(close[:5])}?" if close else ""
-
-
-def _pretrained_cfg(timm_name: str) -> Any:
-    """timm's pretrained config of a model name (its default tag unless the name has one); None where timm
-    has no model of that name or no such tag."""
-    if not timm.is_model(timm_name):
-        return None
-    try:
-        return timm.get_pretrained_cfg(timm_name)
-    except RuntimeError:  # "Invalid pretrained tag"
-        return None
-
-
-def _takes_dynamic_size(timm_name: str) -> bool:
-    """Whether timm builds the model with dynamic_img_size (ViT, DeiT, EVA, Swin do; LeViT, CoaT do not),
-    asked of a model built on the meta device: no memory, no weights."""
-    try:
-        with torch.device("meta"):
-            timm.create_model(timm_name, pretrained=False, num_classes=0, global_pool="", dynamic_img_size=True)
-    except TypeError:
-        return False
-    return True
-
-
-@functools.cache
-def timm_spec(name: str) -> ModelSpec | None:
-    """A ModelSpec for any timm model name (e.g. resnet50, convnext_tiny, vit_small_patch16_224,
-    efficientnet_b0): no Keras mode, no Table 2 count; None where timm has no such model."""
-    cfg = _pretrained_cfg(name)
-    if cfg is None or name in MODEL_SPECS:
-        return None
-    own_size = int(cfg.input_size[-1])
-    module = timm.models._registry._model_to_module.get(name.split(".")[0], "")
-    minimum = MIN_IMAGE_SIZE_BY_MODULE.get(module, 32)
-    dynamic = bool(cfg.fixed_input_size) and _takes_dynamic_size(name)
-    only = own_size if cfg.fixed_input_size and not dynamic else None
-    return ModelSpec(name, name, keras_mode=None, paper_params=None, min_image_size=only or minimum,
-                     dynamic_img_size=dynamic, only_image_size=only)
-
-
-def list_timm_models(pattern: str = "*") -> list[dict[str, Any]]:
-    """What timm offers under a pattern (fnmatch, e.g. 'convnext*'): each model, whether timm knows
-    pretrained weights for it (and its default tag), its own input size, and the paper's name for it."""
-    names = timm.list_models(pattern)
-    tags: dict[str, list[str]] = {}
-    for tagged in timm.list_models(pattern, pretrained=True):
-        base, _, tag = tagged.partition(".")
-        tags.setdefault(base, []).append(tag)
-    paper = {spec.timm_name: spec.name for spec in MODEL_SPECS.values()}
-    rows = []
-    for name in names:
-        cfg = _pretrained_cfg(name)
-        rows.append({"model": name, "pretrained": "yes" if tags.get(name) else "no",
-                     "default_tag": (cfg.tag or "") if cfg is not None and tags.get(name) else "",
-                     "tags": len(tags.get(name, [])), "input_size": int(cfg.input_size[-1]) if cfg is not None else None,
-                     "fixed_input_size": bool(cfg.fixed_input_size) if cfg is not None else None,
-                     "paper": paper.get(name, "")})
-    return rows
 
 
 class Detector(nn.Module):
@@ -132,7 +46,7 @@ def pool_features(backbone: nn.Module, features: torch.Tensor, pool: nn.Module) 
 
 def imagenet_cfg(name: str) -> Any:
     """timm's pretrained config of the architecture; UserError where timm has no ImageNet weights for it."""
-    spec = get_spec(name)
+    spec = spec_of(name)
     cfg = timm.get_pretrained_cfg(spec.timm_name)
     if cfg is None or not (cfg.hf_hub_id or cfg.url):
         raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file")
@@ -165,7 +79,7 @@ def check_imagenet_weights(names: list[str]) -> None:
     cache (or do not exist in timm): a sweep must not fail at run time on a compute node that is offline."""
     absent, no_weights, fetch = [], [], []
     for name in names:
-        spec = get_spec(name)
+        spec = spec_of(name)
         cfg = timm.get_pretrained_cfg(spec.timm_name)
         if cfg is None or not (cfg.hf_hub_id or cfg.url):
             no_weights.append(name)
@@ -202,7 +116,7 @@ TIMM_RECIPES = {
 def weights_provenance(name: str) -> dict[str, Any]:
     """Where timm's ImageNet weights come from beside Keras' (the paper's): the tag of timm's pretrained
     config, its recipe, Keras' source, whether they are the same weights, and the input each was trained on."""
-    spec = get_spec(name)
+    spec = spec_of(name)
     cfg = timm.get_pretrained_cfg(spec.timm_name)
     tag = cfg.tag if cfg is not None else None
     exists = cfg is not None and bool(cfg.hf_hub_id or cfg.url)
@@ -264,7 +178,7 @@ def load_backbone_weights(backbone: nn.Module, path: Path, arch: str) -> None:
 
 def build_model(name: str, weights: str = "none") -> Detector:
     """The paper's detector for one architecture. weights: 'imagenet', 'none' or a path to a file."""
-    spec = get_spec(name)
+    spec = spec_of(name)
     backbone = _create_backbone(spec, weights)
     return Detector(backbone, _feature_channels(backbone, spec.min_image_size))
 
@@ -283,7 +197,7 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
 
 def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None) -> Preprocessing:
     """timm's pretrained config for the architecture, or a Keras mode's normalisation."""
-    spec = get_spec(name)
+    spec = spec_of(name)
     check_image_size(spec, image_size)
     cfg = timm.get_pretrained_cfg(spec.timm_name)
     if cfg is None:  # not reached: every spec's timm name has a pretrained config

@@ -11,7 +11,7 @@ from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS
 class ModelSpec:
     name: str
     timm_name: str
-    keras_mode: str | None  # None: not one of the paper's (any timm model, see timm_spec)
+    keras_mode: str | None  # None: not one of the paper's (any timm model, see zoo.lookup)
     paper_params: int | None
     min_image_size: int = 32
     # timm modules beyond Keras' include_top=False convolutional base.
@@ -63,16 +63,6 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               keras_weights="trained by the Keras authors (tf-mode input)"),
 )}
 MODEL_NAMES = tuple(MODEL_SPECS)
-
-
-def spec_of(name: str) -> ModelSpec:
-    """The paper's architecture of that name from this registry; any other name is asked of timm
-    (zoo.models.get_spec, which imports it)."""
-    if name in MODEL_SPECS:
-        return MODEL_SPECS[name]
-    from harness.zoo.models import get_spec
-
-    return get_spec(name)
 
 
 def nearest_image_size(spec: ModelSpec, wanted: int) -> int:

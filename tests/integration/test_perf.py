@@ -9,7 +9,7 @@ from harness.data.cache import load_split
 from harness.store.paths import RunPaths, list_sweeps, perflog
 from harness.store.perflog import read_perflog
 from harness.training.config import TrainConfig
-from harness.training.run import DeviceSplit, Run
+from harness.training.trainer import DeviceSplit, Trainer
 
 TINY = ["--cluster", "local", "--epochs", "1", "--image-size", "32", "--batch-size", "8"]
 
@@ -87,9 +87,10 @@ def test_timm_names_are_checked_and_listed(cli, results):
 
 
 def test_a_vision_transformer_takes_the_sweeps_image_size():
-    from harness.zoo.models import build_model, get_spec, keras_param_count, preprocessing_for
+    from harness.zoo.lookup import spec_of
+    from harness.zoo.models import build_model, keras_param_count, preprocessing_for
 
-    assert get_spec("vit_small_patch16_224").dynamic_img_size
+    assert spec_of("vit_small_patch16_224").dynamic_img_size
     model = build_model("vit_small_patch16_224")
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2,) and model(torch.zeros(1, 3, 96, 96)).shape == (1,)
     # timm's ViT-S/16 (21,665,664 without its classifier) and the paper's head: 384*512+512 + 512+1
@@ -98,7 +99,7 @@ def test_a_vision_transformer_takes_the_sweeps_image_size():
 
 
 def test_compile_falls_back_to_the_eager_step_with_its_reason(tiny_demo, tmp_path, monkeypatch, caplog):
-    run = Run(TrainConfig(model="MobileNetV2", image_size=32, batch_size=8, compile=True), tiny_demo,
+    run = Trainer(TrainConfig(model="MobileNetV2", image_size=32, batch_size=8, compile=True), tiny_demo,
               tmp_path / "cache", RunPaths(tmp_path / "run"))
     data = DeviceSplit.load(load_split(run.cache, "train"), run.device)
 

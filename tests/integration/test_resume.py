@@ -5,8 +5,8 @@ import torch
 
 from harness.store.paths import RunPaths
 from harness.training.config import TrainConfig
-from harness.training.run import Run
 from harness.training.train import train_run
+from harness.training.trainer import Trainer
 
 TIMINGS = {"throughput", "gpu", "memory", "environment", "requeues", "train_seconds_this_attempt", "started_at",
            "finished_at", "cache"}
@@ -20,17 +20,17 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tiny_demo, tmp_path, monkeyp
     config = TrainConfig(model="MobileNetV2", epochs=2, image_size=32, batch_size=8, device="cpu")
     whole = train_run(config, tiny_demo, tmp_path / "cache", RunPaths(tmp_path / "whole" / "MobileNetV2-s0"))
 
-    save_state = Run.save_state
+    save_state = Trainer.save_state
 
-    def stop_after_first_epoch(run: Run, epoch: int) -> None:
+    def stop_after_first_epoch(run: Trainer, epoch: int) -> None:
         save_state(run, epoch)
         if epoch == 1:
             raise Stopped
 
-    monkeypatch.setattr(Run, "save_state", stop_after_first_epoch)
+    monkeypatch.setattr(Trainer, "save_state", stop_after_first_epoch)
     with pytest.raises(Stopped):
         train_run(config, tiny_demo, tmp_path / "cache", RunPaths(tmp_path / "resumed" / "MobileNetV2-s0"))
-    monkeypatch.setattr(Run, "save_state", save_state)
+    monkeypatch.setattr(Trainer, "save_state", save_state)
     resumed = train_run(config, tiny_demo, tmp_path / "cache", RunPaths(tmp_path / "resumed" / "MobileNetV2-s0"))
 
     assert resumed.requeues == 1 and whole.requeues == 0

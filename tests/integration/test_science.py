@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from harness.metrics import detection_metrics, equal_error_rate
-from harness.perturb import PERTURBATIONS, perturb
+from harness.analysis.load import SweepResults
+from harness.data.perturb import PERTURBATIONS, perturb
+from harness.stats.metrics import detection_metrics, equal_error_rate
 
 
 def test_equal_error_rate_and_threshold_metrics():
@@ -87,6 +88,16 @@ def test_report_holds_every_table_and_figure(cli, trained):
     assert "![" in markdown and "| MobileNetV2 |" in markdown
 
 
+def test_report_asks_the_scheduler_once(cli, trained, monkeypatch):
+    from harness.cluster.local import LocalBackend
+
+    queries = []
+    states = LocalBackend.states
+    monkeypatch.setattr(LocalBackend, "states", lambda self, job_ids: queries.append(job_ids) or states(self, job_ids))
+    assert cli("report", "sci", "--results", trained).code == 0
+    assert len(queries) == 1
+
+
 def test_predict_on_an_image_outside_the_dataset(cli, trained, tmp_path):
     from pathlib import Path
 
@@ -120,7 +131,7 @@ def test_cross_generator_matrix_on_a_tiny_demo(cli, tmp_path):
     assert sorted(row["model"] for row in board) == [f"MobileNetV2 [{g}]" for g in ("bilinear_conv", "dcgan", "upsampler")]
     from harness.analysis.figures import cross_generator_tables
     from harness.store.paths import SweepPaths
-    matrix = cross_generator_tables(SweepPaths(results / "xgen"))["MobileNetV2"]
+    matrix = cross_generator_tables(SweepResults(SweepPaths(results / "xgen")))["MobileNetV2"]
     assert matrix.shape == (3, 3) and list(matrix.index) == list(matrix.columns) == ["bilinear_conv", "dcgan", "upsampler"]
     assert ((matrix >= 0) & (matrix <= 1)).all().all()
     assert cli("report", "xgen", "--results", results).code == 0

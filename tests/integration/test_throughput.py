@@ -10,10 +10,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from harness.data.cache import load_split
-from harness.measure import GpuSampler, StepMeter, samples_inside
+from harness.measure.meters import GpuSampler, StepMeter, samples_inside
 from harness.store.paths import RunPaths
 from harness.training.config import TrainConfig
-from harness.training.run import DeviceSplit, Run
+from harness.training.trainer import DeviceSplit, Trainer
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
 # What makes the host wait for the device: a read of a value (item, float, bool), a data-dependent
@@ -40,7 +40,7 @@ class HostWaits(TorchDispatchMode):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_training_step_never_waits_for_the_device(tiny_demo, tmp_path, device):
-    run = Run(TrainConfig(model="MobileNetV2", image_size=32, batch_size=4, device=device), tiny_demo,
+    run = Trainer(TrainConfig(model="MobileNetV2", image_size=32, batch_size=4, device=device), tiny_demo,
               tmp_path / "cache", RunPaths(tmp_path / "run"))
     data = DeviceSplit.load(load_split(run.cache, "train"), run.device)
     run.train_epoch(data, 0, StepMeter(run.device))  # the first epoch makes what later ones reuse

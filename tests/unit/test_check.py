@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.check import Reference, References, check_sweep, parse_references, read_references, to_toml, update_references
+from harness.analysis.load import SweepResults
 from harness.errors import UserError
 
 from perf_helpers import make_sweep, record
@@ -109,7 +110,7 @@ accuracy = { value = 0.87, lower = -0.05, upper = 0.05 }
 [InceptionV3]
 accuracy = { value = 0.67, lower = -0.05, upper = 0.05 }
 ''')
-    rows = {(r["model"], r["figure"]): r for r in check_sweep(sweep, refs)}
+    rows = {(r["model"], r["figure"]): r for r in check_sweep(SweepResults(sweep), refs)}
     assert rows["ResNet50", "accuracy"]["verdict"] == "pass" and rows["ResNet50", "accuracy"]["value"] == pytest.approx(0.92)
     assert rows["ResNet50", "accuracy"]["seeds"] == 2
     assert rows["ResNet50", "train_images_per_s"]["verdict"] == "FAIL"  # 105 < 126
@@ -125,7 +126,7 @@ accuracy = { value = 0.67, lower = -0.05, upper = 0.05 }
 def test_update_references_keeps_tolerances_and_other_architectures(tmp_path):
     sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.90, train_ips=100.0)])
     path = tmp_path / "refs.toml"
-    first = update_references(sweep, path)
+    first = update_references(SweepResults(sweep), path)
     assert {(r.figure, r.lower, r.upper) for r in first.references} == {
         ("accuracy", -0.05, 0.05), ("auc", -0.05, 0.05), ("train_images_per_s", -0.10, None),
         ("infer_images_per_s", -0.10, None)}
@@ -133,7 +134,7 @@ def test_update_references_keeps_tolerances_and_other_architectures(tmp_path):
     path.write_text(path.read_text().replace("lower = -0.1,", "lower = -0.2,", 1)
                     + '\n[VGG16]\naccuracy = { value = 0.97, lower = -0.05, upper = 0.05 }\n')
     again = make_sweep(tmp_path, "b", [record("ResNet50", 0, sweep="b", accuracy=0.95, train_ips=200.0)])
-    second = update_references(again, path)
+    second = update_references(SweepResults(again), path)
     assert second.find("ResNet50", "accuracy").value == 0.95
     assert second.find("ResNet50", "train_images_per_s") == Reference("ResNet50", "train_images_per_s", 200.0, -0.2, None)
     assert second.find("VGG16", "accuracy").value == 0.97

@@ -14,6 +14,7 @@ from harness.analysis.compare import (
     gpu_hours,
     welch,
 )
+from harness.analysis.load import SweepResults
 from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 
 from perf_helpers import make_sweep, record
@@ -86,7 +87,7 @@ def test_compare_figures_per_architecture():
 def test_compare_two_sweeps_from_their_records(tmp_path):
     a = make_sweep(tmp_path, "a", [record("ResNet50", s, accuracy=0.9, train_ips=100.0 + s, device="cuda") for s in range(2)])
     b = make_sweep(tmp_path, "b", [record("ResNet50", s, sweep="b", accuracy=0.9, train_ips=300.0 + s) for s in range(2)])
-    rows, notes = compare_sweeps(a, b)
+    rows, notes = compare_sweeps(SweepResults(a), SweepResults(b))
     rows = {r["figure"]: r for r in rows}
     assert notes == []
     assert rows["train_images_per_s"]["ratio"] == pytest.approx(300.5 / 100.5)

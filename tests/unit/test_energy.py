@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness.measure import GpuSampler, energy_per_image, power_integral
+from harness.measure.meters import GpuSampler, energy_per_image, power_integral
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness.flops import (
+from harness.measure.flops import (
     PEAK_TFLOPS,
     compute_precision,
     flop_counter,
@@ -145,7 +145,7 @@ def test_peaks_match_the_exact_device_name():
 def test_an_unknown_or_merely_similar_name_has_no_peak():
     for name in ("NVIDIA RTX A1000", "NVIDIA H100", "H100 80GB HBM3", "NVIDIA A100"):
         peak, reason = peak_tflops(name, "fp32")
-        assert peak is None and reason == f"peak of {name} at fp32 unknown: add it to harness.flops.PEAK_TFLOPS"
+        assert peak is None and reason == f"peak of {name} at fp32 unknown: add it to harness.measure.flops.PEAK_TFLOPS"
     peak, reason = peak_tflops("Tesla V100-SXM2-16GB", "bf16")
     assert peak is None and "no bf16" in reason
     with pytest.raises(ValueError):

@@ -4,8 +4,9 @@ import math
 import pytest
 from scipy import stats
 
-from harness.analysis.intervals import mean_interval, t_quantile
 from harness.analysis.leaderboard import leaderboard, with_paper
+from harness.analysis.load import SweepResults
+from harness.stats.intervals import mean_interval, t_quantile
 from harness.store.paths import SweepPaths
 from harness.store.records import RunSpec, write_record, write_spec
 
@@ -25,7 +26,7 @@ def sweep_with(tmp_path, accuracies: dict[str, list[float | None]]) -> SweepPath
 
 
 def test_mean_and_student_t_interval_over_seeds(tmp_path):
-    rows = {r["model"]: r for r in leaderboard(sweep_with(tmp_path, {"ResNet50": [0.90, 0.92, 0.94], "VGG16": [0.7]}))}
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep_with(tmp_path, {"ResNet50": [0.90, 0.92, 0.94], "VGG16": [0.7]})))}
     resnet = rows["ResNet50"]
     half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
     assert resnet["accuracy"] == pytest.approx(0.92) and resnet["seeds"] == 3 and resnet["status"] == "COMPLETED"
@@ -34,19 +35,19 @@ def test_mean_and_student_t_interval_over_seeds(tmp_path):
 
 
 def test_an_interval_never_leaves_the_metric_range(tmp_path):
-    row = leaderboard(sweep_with(tmp_path, {"ResNet50": [0.5, 0.99]}))[0]
+    row = leaderboard(SweepResults(sweep_with(tmp_path, {"ResNet50": [0.5, 0.99]})))[0]
     assert 0 <= row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"] <= 1  # unclipped: [-2.6, 4.1]
 
 
 def test_missing_runs_keep_their_row_with_a_status(tmp_path):
-    rows = leaderboard(sweep_with(tmp_path, {"ResNet50": [0.9, None], "VGG16": [None]}))
+    rows = leaderboard(SweepResults(sweep_with(tmp_path, {"ResNet50": [0.9, None], "VGG16": [None]})))
     assert [r["model"] for r in rows] == ["ResNet50", "VGG16"]  # ranked by accuracy, the empty row last
     assert rows[0]["status"] == "1 COMPLETED, 1 NOT SUBMITTED" and rows[0]["seeds"] == 1
     assert rows[1]["accuracy"] is None and rows[1]["status"] == "1 NOT SUBMITTED"
 
 
 def test_sort_by_a_lower_is_better_metric_and_the_paper_beside(tmp_path):
-    rows = with_paper(leaderboard(sweep_with(tmp_path, {"ResNet50": [0.9], "VGG16": [0.8]}), sort="loss"))
+    rows = with_paper(leaderboard(SweepResults(sweep_with(tmp_path, {"ResNet50": [0.9], "VGG16": [0.8]})), sort="loss"))
     assert {r["paper_accuracy"] for r in rows} == {0.9934, 0.9771}
 
 
@@ -68,14 +69,14 @@ def test_separability_is_a_paired_test_on_the_same_test_images(tmp_path):
     for model, correct in right.items():
         probs = np.where(correct, labels, 1 - labels) * 0.8 + 0.1
         np.save(sweep.run(f"{model}-s0").test_scores, np.stack([labels, probs]))
-    rows = {r["model"]: r for r in leaderboard(sweep)}
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
     assert rows["A"]["not_separable_from"] == "B" and rows["B"]["not_separable_from"] == "A"
     assert rows["C"]["not_separable_from"] == "" and "McNemar" in rows["C"]["separability_test"]
 
 
 def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
     sweep = sweep_with(tmp_path, {"ResNet50": [0.9, 0.92], "VGG16": [0.8]})
-    rows = {r["model"]: r for r in leaderboard(sweep)}
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
     assert "split is fixed" in rows["ResNet50"]["interval_covers"] and rows["VGG16"]["interval_covers"] is None
     write_record(sweep.run("ResNet50-s1"), completed("ResNet50-s1", 0.92, seed=1, config={"resplit": True}))
-    assert "split (--resplit)" in leaderboard(sweep)[0]["interval_covers"]
+    assert "split (--resplit)" in leaderboard(SweepResults(sweep))[0]["interval_covers"]

@@ -6,9 +6,9 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from harness.analysis.intervals import mean_interval
-from harness.metrics import _weighted_auc, best_threshold, bootstrap_interval, detection_metrics
-from harness.paired import delong_covariance, delong_test, holm_bonferroni, mcnemar_test, midranks, separable_pairs
+from harness.stats.intervals import mean_interval
+from harness.stats.metrics import _weighted_auc, best_threshold, bootstrap_interval, detection_metrics
+from harness.stats.paired import delong_covariance, delong_test, holm_bonferroni, mcnemar_test, midranks, separable_pairs
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:

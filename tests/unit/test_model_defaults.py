@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from harness import sweeps
-from harness.analysis.comparison import setting_rows
+from harness.analysis.paper import setting_rows
 from harness.cli import build_parser
 from harness.errors import UserError
 from harness.store.records import SweepSpec
 from harness.training.config import TrainConfig, config_for, model_defaults, train_options
-from harness.training.run import Run
+from harness.training.trainer import Trainer
 from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS
 
 DEFAULT = TrainConfig(model="")
@@ -87,6 +87,6 @@ def test_the_warm_up_raises_the_lr_linearly_over_its_epochs(warmup_epochs, expec
     run = SimpleNamespace(config=TrainConfig(model="VGG16", lr=1.0, warmup_epochs=warmup_epochs), optimizer=optimizer)
     seen = []
     for step in range(6):  # two epochs of three steps
-        Run.set_lr(run, step, steps_per_epoch=3)
+        Trainer.set_lr(run, step, steps_per_epoch=3)
         seen.append(optimizer.param_groups[0]["lr"])
     assert seen == pytest.approx(expected)

@@ -10,13 +10,14 @@ import torch
 from rich.console import Console
 
 from harness import sweeps
-from harness.analysis.comparison import paper_view, setting_line, setting_rows
+from harness.analysis.paper import paper_view, setting_line, setting_rows
+from harness.cli.render import table
 from harness.errors import UserError
-from harness.render import table
 from harness.store.records import RunSpec, SweepSpec
 from harness.training.config import TrainConfig, train_options
-from harness.zoo.models import MODEL_NAMES, MODEL_SPECS, build_model, check_imagenet_weights, preprocessing_for, weights_provenance
+from harness.zoo.models import build_model, check_imagenet_weights, preprocessing_for, weights_provenance
 from harness.zoo.preprocessing import KERAS_MODES
+from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS
 
 # What keras.applications' preprocess_input does for each of the paper's networks.
 KERAS_APPLICATION_MODE = {"ResNet50": "caffe", "VGG16": "caffe", "VGG19": "caffe", "DenseNet121": "torch",

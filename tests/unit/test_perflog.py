@@ -6,10 +6,10 @@ import multiprocessing
 import pytest
 
 from harness.errors import UserError
+from harness.measure.system import collect_system, log_performance
 from harness.store.paths import perflog
 from harness.store.perflog import FIGURE_UNITS, PerfEntry, append_entry, entry_from_record, figures_of, read_perflog
 from harness.store.records import read_spec
-from harness.training.perf import collect_system, log_performance
 
 from perf_helpers import entry, make_sweep, record
 
@@ -137,6 +137,6 @@ def test_a_failure_to_log_is_a_warning_not_a_failed_run(tmp_path, monkeypatch, c
     def full_disk(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("harness.training.perf.append_entry", full_disk)
+    monkeypatch.setattr("harness.measure.system.append_entry", full_disk)
     assert log_performance(made, sweep.run(made.run_id)) is None
     assert "not added to the performance log" in caplog.text and "No space left" in caplog.text

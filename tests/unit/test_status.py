@@ -1,4 +1,5 @@
 """A run's status row from its record and its job's state: pure, so every case is a line here."""
+import json
 import subprocess
 from pathlib import Path
 
@@ -22,8 +23,8 @@ DATA = Path(__file__).parent / "data"
 PREPROCESSED = {"job_id": "100", "state": "COMPLETED"}
 
 
-def status(record=None, progress=None, job_id="101_0", job=None, pre=PREPROCESSED, executor="slurm"):
-    return run_status(RUN, record, progress or {}, job_id, job, pre, executor, "sweep-1")
+def status(record=None, progress=None, job_id="101_0", job=None, pre=PREPROCESSED):
+    return run_status(RUN, record, progress or {}, job_id, job, pre, "sweep-1")
 
 
 def test_the_record_decides_before_the_scheduler():
@@ -67,7 +68,7 @@ def test_the_tasks_of_a_throttled_array_are_pending_never_unknown():
     waiting = [job for job in states.values() if job.state == "PENDING"]
     assert len(waiting) >= 2
     for job in waiting:
-        row = run_status(RUN, None, {}, job.job_id, job, PREPROCESSED, "slurm", "sweep-1")
+        row = run_status(RUN, None, {}, job.job_id, job, PREPROCESSED, "sweep-1")
         assert row.state == "PENDING" and row.state != "UNKNOWN"
 
 
@@ -76,11 +77,17 @@ def test_unknown_only_with_a_reason_to_act_on():
     assert row.state == "UNKNOWN" and "job 101_0" in row.reason
 
 
-def test_a_local_run_waiting_for_its_worker_is_pending_and_a_dead_worker_failed():
-    assert status(job_id="4242", job=JobState("4242", "RUNNING"), executor="local").state == "PENDING"
-    assert status(job_id="4242", job=JobState("4242", "RUNNING"), progress={"epoch": 1}, executor="local").state == "RUNNING"
-    dead = status(job_id="4242", job=JobState("4242", "FAILED", reason="the local worker ended without a result"),
-                  executor="local")
+def test_a_local_run_waiting_for_its_worker_is_pending_and_a_dead_worker_failed(tmp_path):
+    sweep, local = SweepPaths(tmp_path), LocalBackend()
+
+    def local_status(job, progress=None):
+        if progress:
+            sweep.run(RUN.run_id).folder.mkdir(parents=True, exist_ok=True)
+            sweep.run(RUN.run_id).progress.write_text(json.dumps(progress))
+        return status(job_id="4242", job=local.run_state(sweep, RUN.run_id, job), progress=progress)
+    assert local_status(JobState("4242", "RUNNING")).state == "PENDING"
+    assert local_status(JobState("4242", "RUNNING"), progress={"epoch": 1}).state == "RUNNING"
+    dead = local_status(JobState("4242", "FAILED", reason="the local worker ended without a result"))
     assert dead.state == "FAILED" and "worker ended" in dead.reason
 
 
@@ -107,7 +114,7 @@ def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died
 
     def held_by(pid) -> None:
         sweep.run("A-s0").folder.mkdir(parents=True, exist_ok=True)
-        sweep.run("A-s0").holder.write_text(str(pid))
+        sweep.run("A-s0").worker.write_text(str(pid))
     try:
         assert run_state(sweep, "A-s0", running) == running  # not taken yet: the pool's
         held_by(alive.pid)

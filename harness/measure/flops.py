@@ -104,7 +104,7 @@ def peak_tflops(device_name: str, precision: str) -> tuple[float | None, str | N
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     peaks = PEAK_TFLOPS.get(device_name.strip())
     if peaks is None:
-        return None, f"peak of {device_name} at {precision} unknown: add it to harness.flops.PEAK_TFLOPS"
+        return None, f"peak of {device_name} at {precision} unknown: add it to harness.measure.flops.PEAK_TFLOPS"
     if peaks[precision] is None:
         return None, f"{device_name} has no {precision} arithmetic (its datasheet gives no {precision} peak)"
     return peaks[precision], None

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from harness.data.cache import CachedSplit, build_cache
 from harness.errors import UserError
-from harness.flops import set_float32_matmul
-from harness.measure import StepMeter, resolve_device, synchronize
+from harness.measure.flops import set_float32_matmul
+from harness.measure.meters import StepMeter, resolve_device, synchronize
 from harness.progress import progress_bar
 from harness.store.atomic import write_atomic
 from harness.store.paths import RunPaths
@@ -69,7 +69,7 @@ def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, devic
     return OPTIMIZERS[name](params, lr=lr, fused=device.type in FUSED_OPTIMIZER_DEVICES)
 
 
-class Run:
+class Trainer:
     """The state of one run while it trains; see harness.training.train.train_run."""
 
     def __init__(self, config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths) -> None:

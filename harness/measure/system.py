@@ -35,9 +35,9 @@ def log_performance(record: RunRecord, paths: RunPaths) -> Path | None:
     """Append a completed run's figures to results/perflog.jsonl; returns the log's path. Only runs of a
     sweep (results/<sweep>/runs/<run>) are logged, and a failure here is a warning: the run's record is
     already written and stays its result."""
-    if not record.completed or paths.folder.parent.name != "runs":
+    if not record.completed or paths.sweep_folder is None:
         return None
-    sweep = SweepPaths(paths.folder.parent.parent)
+    sweep = SweepPaths(paths.sweep_folder)
     if not sweep.spec.is_file():
         return None
     try:

@@ -1,5 +1,5 @@
 """What runs on the nodes: the preprocessing job and the training tasks, as submitit callables, and
-the local worker (`python -m harness.cluster.jobs SWEEP RUN...`) that runs both in turn.
+the local worker (`python -m harness.cluster.node SWEEP RUN...`) that runs both in turn.
 
 Each job reads its orders from the sweep's sweep.json; its pickle carries only the sweep folder.
 Training is imported inside the calls: the backends import this module to submit, not to train.
@@ -130,7 +130,7 @@ class Train(submitit.helpers.Checkpointable):
             if paths.result.exists():
                 raise RunTaken(f"run {rid} already has a result; this copy stops")
             log.info("%s: taken by process %d on %s", rid, os.getpid(), os.uname().nodename)  # marks each attempt
-            write_text_atomic(paths.holder, str(os.getpid()))
+            write_text_atomic(paths.worker, str(os.getpid()))
             config = config_for(spec, spec.run(rid))
             try:
                 record = train_run(config, Path(spec.dataset), Path(spec.cache_root), paths, spec.sweep_id)

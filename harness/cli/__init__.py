@@ -1,0 +1,40 @@
+"""The command line: parse, call one use case, render. Bad input ends in one line and exit code 2.
+
+Each command group is a module that declares its commands' options beside their handlers
+(`add_commands`). Nothing heavy is imported at module level: each command imports what it needs,
+so `status` and `--help` start without torch, timm or submitit.
+"""
+import argparse
+import re
+import sys
+
+from harness.cli import results, setup, sweep, track
+from harness.cli.options import Parser
+from harness.errors import UserError
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+COMMAND_GROUPS = (setup, sweep, track, results)  # in the order --help lists them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m harness", description="Benchmark deep-fake face detectors on Slurm.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in COMMAND_GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad argument already explained in one line
+        return int(stop.code or 0)
+    try:
+        return int(args.func(args))
+    except UserError as error:
+        message = " ".join(str(error).split())  # one line, whatever the message holds
+        message = CONTROL.sub(lambda found: repr(found.group())[1:-1], message)  # a NUL from a path, shown as \x00
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,65 @@
+"""Option types and the options several commands share: a value typed on the command line is
+checked, and a path made absolute, where it is parsed."""
+import argparse
+import math
+import os
+from pathlib import Path
+
+
+def user_path(text: str) -> Path:
+    """A path as typed, made absolute here, once: sweeps, jobs and workers run in other folders."""
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def dataset_path(text: str) -> str:
+    """--dataset: 'demo', or a folder made absolute (user_path)."""
+    return text if text == "demo" else str(user_path(text))
+
+
+def profile_name_or_path(text: str) -> str:
+    """--profile: a packaged profile's name, or a file (it has a suffix, as load_profile reads it) made absolute."""
+    return str(user_path(text)) if Path(text).suffix else text
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_results(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=user_path, default="results", help="where sweeps are written")
+
+
+def add_sweep(parser: argparse.ArgumentParser) -> None:
+    """The sweep a reading command reads: SWEEP (default: the latest) under --results."""
+    parser.add_argument("sweep", nargs="?", help="sweep id or unique prefix (default: the latest)")
+    add_results(parser)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (what is wrong and where), not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog.removeprefix('python -m ')}: {message} (see --help)\n")

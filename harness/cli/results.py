@@ -1,0 +1,213 @@
+"""Commands that read a sweep's results: leaderboard, report, predict, and across sweeps history,
+compare and check. Each reads a sweep once (analysis.load.SweepResults)."""
+import argparse
+from typing import Any
+
+from harness.cli.options import add_results, add_sweep, user_path
+
+
+def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
+    """The sweep named on the command line (id, unique prefix, or None: the latest), read once."""
+    from harness.analysis.load import SweepResults
+    from harness.store.paths import find_sweep
+
+    return SweepResults(find_sweep(args.results, sweep))
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from harness.analysis.leaderboard import COLUMNS, leaderboard, with_paper
+    from harness.cli.render import as_csv, as_json, as_markdown, interval, print_table
+
+    results = read_sweep(args, args.sweep)
+    sweep = results.sweep
+    rows = leaderboard(results, args.sort)
+    columns = list(COLUMNS)
+    if any(r.get("accuracy_lo") is not None for r in rows):  # several seeds: each accuracy's 95% interval
+        for row in rows:
+            row["acc 95% CI (seeds)"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
+        columns.insert(columns.index("accuracy") + 1, "acc 95% CI (seeds)")
+    if any(r.get("not_separable_from") is not None for r in rows):
+        columns.insert(columns.index("status"), "not_separable_from")
+    if args.compare == "paper":  # our setting beside the paper's, and Table 2's figures in brackets beside ours
+        from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
+        from harness.cli.render import err
+
+        setting = setting_rows(results.spec)
+        if args.format == "table":
+            print_table(setting, SETTING_COLUMNS, title=f"sweep {sweep.sweep_id}: its setting beside the paper's")
+            view, view_columns = paper_view(rows)
+            print_table(view, view_columns, title=VIEW_TITLE, caption=setting_line(setting), compact=True)
+            return 0
+        err.print(setting_line(setting), markup=False, highlight=False)
+        rows = with_paper(rows)
+        columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
+    if args.format == "json":
+        print(as_json(rows))
+    elif args.format == "csv":
+        print(as_csv(rows), end="")
+    elif args.format == "markdown":
+        print(as_markdown(rows, columns), end="")
+    else:
+        covers = {r["interval_covers"] for r in rows if r.get("interval_covers")}
+        print_table(rows, columns, title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds"
+                    + (f"; intervals over {', '.join(sorted(covers))})" if covers else ")"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.analysis.report import write_report
+    from harness.cli.render import out
+
+    path = write_report(read_sweep(args, args.sweep), args.format)
+    out.print(f"report: {path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from harness.analysis.predict import find_run, predict
+    from harness.cli.render import as_json, print_table
+
+    run = find_run(args.results, args.run)
+    rows = [{"image": path, "p_fake": p, "verdict": "-" if p is None else ("fake" if p >= 0.5 else "real"), "reason": reason}
+            for path, p, reason in predict(run, args.images)]
+    name = f"{run.sweep.sweep_id}/{run.paths.run_id}"
+    if args.format == "json":
+        print(as_json({"run": name, "predictions": rows}))
+    else:
+        print_table(rows, ["image", "p_fake", "verdict", "reason"], title=f"P(fake) by {name}")
+    return 0 if all(r["p_fake"] is not None for r in rows) else 1
+
+
+def _print_problems(problems: list[str]) -> None:
+    from harness.cli.render import err
+
+    for problem in problems:
+        err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness.analysis.history import COLUMNS, history_rows, load_history, plot_history
+    from harness.cli.render import as_csv, as_json, out, print_table
+
+    points, problems = load_history(args.results, args.metric, args.model, args.partition)
+    _print_problems(problems)
+    rows = history_rows(points, args.metric)
+    if args.format == "png":
+        where = args.out or args.results / f"history-{args.metric}.png"
+        what = " ".join(filter(None, [args.model, args.partition and f"partition {args.partition}"]))
+        out.print(f"figure: {plot_history(points, args.metric, where, f'{args.metric} over time {what}'.strip())}")
+    elif args.format == "json":
+        print(as_json(rows))
+    elif args.format == "csv":
+        print(as_csv(rows), end="")
+    else:
+        columns = [*COLUMNS[:5], "seeds", args.metric, *COLUMNS[6:]]
+        for row in rows:
+            row["change"] = "-" if row["change"] is None else f"x{row['change']:.3f}"
+        print_table(rows, columns, title=f"{args.metric} ({rows[0]['unit']}) per sweep, one series per (model, system, settings)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.analysis.compare import compare_sweeps, shown
+    from harness.cli.render import as_csv, as_json, as_markdown, print_table
+
+    results_a, results_b = read_sweep(args, args.sweep_a), read_sweep(args, args.sweep_b)
+    sweep_a, sweep_b = results_a.sweep, results_b.sweep
+    rows, notes = compare_sweeps(results_a, results_b)
+    _print_problems(notes)
+    if args.format == "json":
+        print(as_json({"a": sweep_a.sweep_id, "b": sweep_b.sweep_id, "rows": rows}))
+        return 0
+    if args.format == "csv":
+        print(as_csv(rows), end="")
+        return 0
+    # a figure neither sweep measured (GPU figures on CPUs) says nothing in a table, unless it has a reason
+    shown_rows = [{**row, "a": shown(row["unit"], row["a"]), "b": shown(row["unit"], row["b"]),
+                   "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}",
+                   "a_seeds": str(row["a_seeds"]), "b_seeds": str(row["b_seeds"])}
+                  for row in rows if row["a"] is not None or row["b"] is not None or row["note"]]
+    columns = ["model", "figure", "a", "a_seeds", "b", "b_seeds", "ratio", "beyond_spread", "test", "note"]
+    if args.format == "markdown":
+        print(as_markdown(shown_rows, columns), end="")
+    else:
+        print_table(shown_rows, columns, title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} "
+                    "(means over seeds; beyond_spread: Welch's t-test at 5%)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.analysis.check import check_sweep, read_references, update_references
+    from harness.analysis.compare import shown
+    from harness.cli.render import as_csv, as_json, err, print_table
+
+    results = read_sweep(args, args.sweep)
+    sweep = results.sweep
+    if args.update_references:
+        references = update_references(results, args.references)
+        err.print(f"wrote {len(references.references)} references from sweep {sweep.sweep_id} to {args.references}",
+                  markup=False, highlight=False)
+        return 0
+    rows = check_sweep(results, read_references(args.references))
+    failed = [row for row in rows if row["verdict"] == "FAIL"]
+    if args.format == "json":
+        print(as_json({"sweep": sweep.sweep_id, "references": str(args.references), "failed": len(failed), "rows": rows}))
+    elif args.format == "csv":
+        print(as_csv(rows), end="")
+    else:
+        shown_rows = [{**row, **{k: shown(row["unit"], row[k]) for k in ("value", "reference", "lower_bound", "upper_bound")},
+                       "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}"} for row in rows]
+        print_table(shown_rows, ["model", "figure", "value", "reference", "lower_bound", "upper_bound", "ratio", "seeds",
+                                 "verdict", "reason"], title=f"sweep {sweep.sweep_id} against {args.references}")
+    if failed:
+        err.print(f"{len(failed)} of {len(rows)} figures outside their reference: "
+                  + ", ".join(f"{r['model']} {r['figure']}" for r in failed), markup=False, highlight=False)
+    return 1 if failed else 0
+
+
+def add_commands(commands: Any) -> None:
+    from harness.store.perflog import FIGURE_UNITS
+
+    board = commands.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
+    add_sweep(board)
+    board.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    board.add_argument("--sort", default="accuracy", help="metric to rank by")
+    board.add_argument("--compare", choices=["paper"], help="put the paper's Table 2 beside ours")
+    board.set_defaults(func=cmd_leaderboard)
+
+    report = commands.add_parser("report", help="one self-contained report of a sweep: tables, figures, settings")
+    add_sweep(report)
+    report.add_argument("--format", choices=["html", "md"], default="html")
+    report.set_defaults(func=cmd_report)
+
+    predict = commands.add_parser("predict", help="the probability that each image is fake, by a trained run")
+    predict.add_argument("--run", required=True, help="SWEEP/ARCH (its first completed seed) or SWEEP/RUN-ID")
+    predict.add_argument("images", nargs="+", type=user_path)
+    predict.add_argument("--format", choices=["table", "json"], default="table")
+    add_results(predict)
+    predict.set_defaults(func=cmd_predict)
+    history = commands.add_parser("history", help="a figure over time from results/perflog.jsonl, per system and settings")
+    history.add_argument("--model", help="one architecture (as the sweep named it)")
+    history.add_argument("--partition", help="one partition ('local' for runs outside Slurm)")
+    history.add_argument("--metric", choices=list(FIGURE_UNITS), default="train_images_per_s", metavar="METRIC",
+                         help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURE_UNITS)}")
+    history.add_argument("--format", choices=["table", "csv", "json", "png"], default="table")
+    history.add_argument("--out", type=user_path, help="with --format png: the figure's path (default RESULTS/history-METRIC.png)")
+    add_results(history)
+    history.set_defaults(func=cmd_history)
+
+    compare = commands.add_parser("compare", help="two sweeps side by side per architecture: ratios, spread, GPU-hours")
+    compare.add_argument("sweep_a", metavar="SWEEP_A", help="the baseline (sweep id or unique prefix)")
+    compare.add_argument("sweep_b", metavar="SWEEP_B", help="the sweep compared with it")
+    compare.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    add_results(compare)
+    compare.set_defaults(func=cmd_compare)
+
+    check = commands.add_parser("check", help="every figure of a sweep against its reference; exit 1 when one is outside")
+    add_sweep(check)
+    check.add_argument("--references", type=user_path, required=True,
+                       help="TOML file of references with tolerances (examples in slurm/references/)")
+    check.add_argument("--update-references", action="store_true",
+                       help="write the sweep's figures into --references as the new values instead of checking")
+    check.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    check.set_defaults(func=cmd_check)

@@ -1,0 +1,140 @@
+"""Commands that show what there is before a sweep: the architectures, the datasets, the Slurm site."""
+import argparse
+from typing import Any
+
+from harness.cli.options import Parser, non_negative_int, positive_int, user_path
+from harness.data import DEMO
+from harness.errors import UserError
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from harness.cli.render import as_json, out, print_table
+    from harness.zoo.models import describe_models
+
+    if args.all is not None:
+        return cmd_models_all(args)
+    rows = describe_models()
+    if args.format == "json":
+        print(as_json(rows))
+        return 0
+    print_table(rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
+                title="The paper's eight architectures (parameters counted as Keras counts them)")
+    for row in rows:
+        if row["note"]:
+            out.print(f"[bold]{row['model']}[/bold] {row['delta']:+,}: {row['note']}")
+    return 0
+
+
+def cmd_models_all(args: argparse.Namespace) -> int:
+    from harness.cli.render import as_json, print_table
+    from harness.zoo.lookup import list_timm_models
+
+    rows = list_timm_models(args.all)
+    if not rows:
+        raise UserError(f"timm has no model matching {args.all!r} (a pattern such as 'convnext*' or '*vit_small*')")
+    if args.format == "json":
+        print(as_json(rows))
+    else:
+        print_table(rows, ["model", "pretrained", "default_tag", "tags", "input_size", "fixed_input_size", "paper"],
+                    title=f"timm models matching {args.all!r}: any of them goes to sweep --models")
+    return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from harness.cli.render import err, out, print_table
+    from harness.data.prepare import prepare_dataset
+
+    report = prepare_dataset(args.real, args.fake, args.out, args.per_class, args.seed, args.reencode)
+    share = {"label": "fake share", **{split: f"{value:.1%}" for split, value in report.fake_share.items()}}
+    print_table([*({"label": label, **counts} for label, counts in report.counts.items()), share],
+                ["label", "train", "val", "test"], title=f"{report.manifest}")
+    if report.skipped:
+        err.print(f"skipped {len(report.skipped)} files that do not decode:")
+        for path, reason in report.skipped:
+            err.print(f"  {path}: {reason}", markup=False)
+    if report.duplicates_dropped:
+        out.print(f"dropped {report.duplicates_dropped} duplicates: {report.duplicates_bytes} byte-identical, "
+                  f"{report.duplicates_pixels} pixel-identical (the same decoded image in other bytes)")
+    for digest in report.in_both_classes:
+        err.print(f"[yellow]warning:[/yellow] an image (sha256 {digest[:16]}...) is both real and fake; dropped from both")
+    for warning in report.warnings:  # codec, size and class balance
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+    for note in report.notes:
+        err.print(note, markup=False)
+    return 0
+
+
+def cmd_data_demo(args: argparse.Namespace) -> int:
+    import csv
+    from collections import Counter
+
+    from harness.cli.render import print_table
+    from harness.data.demo import make_demo
+
+    generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
+    path = make_demo(args.out, args.per_class, args.size, args.seed, generators)
+    with open(path, newline="") as handle:
+        counts = Counter((r["label"] if r["label"] == "real" else f"fake: {r['generator']}", r["split"]) for r in csv.DictReader(handle))
+    kinds = sorted({kind for kind, _ in counts})
+    print_table([{"kind": k, **{s: counts[(k, s)] for s in ("train", "val", "test")}} for k in kinds],
+                ["kind", "train", "val", "test"], title=str(path))
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from harness.cli.render import err, print_table
+    from harness.cluster.site import derive_settings, read_site, settings_as_toml, settings_table
+    from harness.cluster.slurm import slurm_answers
+
+    reason = slurm_answers()
+    if reason:
+        raise UserError(f"no Slurm answers here ({reason}); run this on a login node of the cluster")
+    site = read_site()
+    settings = derive_settings(site, args.partition, args.cpu_partition)
+    if args.format == "toml":
+        print(settings_as_toml(settings), end="")
+        return 0
+    partitions = [{"partition": p.name + (" (default)" if p.is_default else ""), "state": p.state, "nodes": len(p.nodes),
+                   "cpus/node": p.cpus_per_node, "mem MB/node": p.mem_mb_per_node, "gpus/node": p.gpus_per_node,
+                   "gpu types": ", ".join(sorted(p.gpu_types)) or "-", "max time": "-" if p.max_time_min is None else p.max_time_min,
+                   "default time": "-" if p.default_time_min is None else p.default_time_min} for p in site.partitions.values()]
+    print_table(partitions, list(partitions[0]) if partitions else [], title=f"Slurm cluster {site.cluster_name} "
+                f"(MaxArraySize {site.max_array_size}; times in minutes)")
+    print_table([{"setting": k, "value": v, "source": why} for k, v, why in settings_table(settings)],
+                ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)")
+    err.print("override any of them with sweep's options or a profile (--profile site.toml)", markup=False)
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    models = commands.add_parser("models", help="the paper's eight architectures, their parameter counts and preprocessing")
+    models.add_argument("--format", choices=["table", "json"], default="table")
+    models.add_argument("--all", nargs="?", const="*", metavar="PATTERN",
+                        help="list timm's models matching PATTERN (e.g. 'convnext*'; default: all), any of which --models takes")
+    models.set_defaults(func=cmd_models)
+
+    data = commands.add_parser("data", help="datasets: prepare your own, or build the demo").add_subparsers(
+        dest="data_command", required=True, parser_class=Parser)
+    prepare = data.add_parser("prepare", help="check, deduplicate and split a real and a fake folder into manifest.csv")
+    prepare.add_argument("--real", type=user_path, required=True, help="folder of real images (any depth)")
+    prepare.add_argument("--fake", type=user_path, required=True, action="append",
+                         help="folder of fake images (any depth); repeat it, one folder per generator")
+    prepare.add_argument("--out", type=user_path, required=True, help="folder for manifest.csv (and re-encoded images)")
+    prepare.add_argument("--per-class", type=positive_int, help="sample this many images per class (the paper: 5000)")
+    prepare.add_argument("--seed", type=non_negative_int, default=0)
+    prepare.add_argument("--reencode", metavar="png|jpeg:Q", help="pass both classes through the same codec")
+    prepare.set_defaults(func=cmd_data_prepare)
+    demo = data.add_parser("demo", help="build the built-in demo dataset (no download)")
+    demo.add_argument("--out", type=user_path, required=True)
+    demo.add_argument("--per-class", type=positive_int, default=DEMO["per_class"])
+    demo.add_argument("--size", type=positive_int, default=DEMO["size"], help="image side in pixels")
+    demo.add_argument("--seed", type=non_negative_int, default=DEMO["seed"])
+    demo.add_argument("--generators", default="upsampler",
+                      help="kinds of fake, comma-separated: upsampler (GAN-style upsamplers), bilinear_conv, dcgan")
+    demo.set_defaults(func=cmd_data_demo)
+
+    cluster = commands.add_parser("cluster", help="what this Slurm site offers, and the settings a sweep would use")
+    cluster.add_argument("--partition", help="GPU partition (default: the only one with GPUs)")
+    cluster.add_argument("--cpu-partition", help="CPU partition (default: the default partition, or the most CPU-only nodes)")
+    cluster.add_argument("--format", choices=["table", "toml"], default="table", help="toml: a ready profile to edit and keep")
+    cluster.set_defaults(func=cmd_cluster)

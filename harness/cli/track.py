@@ -1,0 +1,117 @@
+"""Commands that follow a sweep's jobs: status (and --watch), cancel, logs."""
+import argparse
+import sys
+from typing import Any
+
+from harness.cli.options import add_results, add_sweep
+from harness.errors import UserError
+
+STATUS_COLUMNS = ["run_id", "state", "job_id", "partition", "node", "elapsed", "epoch", "val_accuracy", "requeues", "reason"]
+
+
+def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> Any:
+    from harness.cli.render import table
+
+    done = f", {preprocess['done']}/{preprocess['total']} images at {preprocess['images_per_s']:.0f}/s" if "done" in preprocess else ""
+    done += f" ({preprocess['reason']})" if preprocess.get("reason") else ""
+    rows, columns = [], STATUS_COLUMNS + (["energy_j"] if any(s.energy_j for s in statuses) else [])
+    for status in statuses:
+        row = status.as_dict()
+        if row["epoch"] is not None and row["epochs"]:
+            row["epoch"] = f"{row['epoch']}/{row['epochs']}"
+        rows.append(row)
+    return table(rows, columns, title=f"sweep {sweep_id}; preprocessing: {preprocess.get('state')}{done}")
+
+
+def watch(sweep: Any) -> int:
+    """Show the sweep's status until every run is final; exit 0 only when all completed. On a terminal
+    a live table; otherwise one plain line per change."""
+    from rich.live import Live
+
+    from harness import sweeps
+    from harness.cli.render import err, out
+
+    statuses: list = []
+    if out.is_terminal:
+        with Live(console=out, refresh_per_second=1, transient=True) as live:
+            for statuses, preprocess in sweeps.statuses_until_final(sweep):
+                live.update(_status_table(sweep.sweep_id, statuses, preprocess))
+        out.print(_status_table(sweep.sweep_id, statuses, preprocess))
+    else:
+        last = ""
+        for statuses, preprocess in sweeps.statuses_until_final(sweep):
+            line = "; ".join(f"{s.run_id} {s.state}" + (f" {s.epoch}/{s.epochs}" if s.epoch else "") for s in statuses)
+            if line != last:
+                why = f" ({preprocess['reason']})" if preprocess.get("reason") else ""
+                err.print(f"{sweep.sweep_id}: preprocessing {preprocess.get('state')}{why}; {line}", markup=False, highlight=False)
+                last = line
+    failed = [s.run_id for s in statuses if s.state != "COMPLETED"]
+    if failed:
+        err.print(f"{len(failed)} runs did not complete: {', '.join(failed)}", markup=False)
+    return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.analysis.load import SweepResults
+    from harness.analysis.status import sweep_status
+    from harness.cli.render import as_json, out
+    from harness.store.paths import find_sweep
+
+    sweep = find_sweep(args.results, args.sweep)
+    if args.watch:
+        return watch(sweep)
+    statuses, preprocess = sweep_status(SweepResults(sweep))
+    if args.format == "json":
+        print(as_json({"sweep_id": sweep.sweep_id, "preprocess": preprocess, "runs": [s.as_dict() for s in statuses]}))
+    else:
+        out.print(_status_table(sweep.sweep_id, statuses, preprocess))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from harness import sweeps
+    from harness.cli.render import err
+    from harness.store.paths import find_sweep
+
+    sweep = find_sweep(args.results, args.sweep)
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()] if args.runs else None
+    cancelled = sweeps.cancel(sweep, runs)
+    err.print(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} runs" + (f" ({', '.join(cancelled)})" if cancelled else ""),
+              markup=False)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from harness import sweeps
+    from harness.store.paths import find_sweep
+
+    sweep_ref, _, run = args.run.rpartition("/")
+    if not sweep_ref or not run:
+        raise UserError(f"logs takes SWEEP/RUN (a run id or an architecture), not {args.run!r}")
+    sweep = find_sweep(args.results, sweep_ref)
+    path = sweeps.log_path(sweep, run, "err" if args.err else "out")
+    for chunk in sweeps.read_log(sweep, path, follow=args.follow):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    status = commands.add_parser("status", help="where every job of a sweep stands")
+    add_sweep(status)
+    status.add_argument("--format", choices=["table", "json"], default="table")
+    status.add_argument("--watch", action="store_true",
+                        help="follow until every run is final (exit 0 when all completed); plain lines when not on a terminal")
+    status.set_defaults(func=cmd_status)
+
+    cancel = commands.add_parser("cancel", help="cancel a sweep's jobs (queued or running)")
+    add_sweep(cancel)
+    cancel.add_argument("--runs", help="comma-separated run ids or architectures (default: every job of the sweep)")
+    cancel.set_defaults(func=cmd_cancel)
+
+    logs = commands.add_parser("logs", help="a run's job log (stdout, or --err), for its latest attempt")
+    logs.add_argument("run", metavar="SWEEP/RUN", help="a sweep id (or prefix) and a run id or architecture")
+    logs.add_argument("--err", action="store_true", help="the job's stderr instead of its stdout")
+    logs.add_argument("--follow", action="store_true", help="keep printing as the log grows, until the job ends")
+    add_results(logs)
+    logs.set_defaults(func=cmd_logs)

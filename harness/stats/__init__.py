@@ -1,0 +1,1 @@
+"""The statistics of a result: detection metrics, paired tests between models, intervals."""
