@@ -20,7 +20,7 @@ from typing import Any
 from harness.store.atomic import locked, refuse_symlink
 from harness.store.paths import perflog, perflog_lock
 from harness.store.records import RunRecord, SweepSpec
-from harness.store.schema import DamagedFile, from_fields
+from harness.store.schema import DamagedFile, from_versioned_fields
 
 PERFLOG_SCHEMA = 1
 # Every figure an entry carries, and its unit ("fraction": a share in [0, 1]).
@@ -70,9 +70,7 @@ class PerfEntry:
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "PerfEntry":
         """An entry from one parsed line; DamagedFile (with the reason) when it is not one."""
-        entry = from_fields(cls, data, path)
-        if entry.schema_version != PERFLOG_SCHEMA:
-            raise DamagedFile(path, f"schema_version {entry.schema_version}; this harness reads {PERFLOG_SCHEMA}")
+        entry = from_versioned_fields(cls, data, path, PERFLOG_SCHEMA)
         try:
             datetime.fromisoformat(entry.time)
         except ValueError:

@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.store.atomic import write_json_atomic
 from harness.store.paths import SWEEP_NAME, RunPaths, SweepPaths, is_run_id
-from harness.store.schema import DamagedFile, from_fields, load_json
+from harness.store.schema import DamagedFile, from_versioned_fields, load_json
 
 SWEEP_SCHEMA = 1
 RESULT_SCHEMA = 1
@@ -70,9 +70,7 @@ class SweepSpec:
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "SweepSpec":
-        spec = from_fields(cls, data, path)
-        if spec.schema_version != SWEEP_SCHEMA:
-            raise DamagedFile(path, f"schema_version {spec.schema_version}; this harness reads {SWEEP_SCHEMA}")
+        spec = from_versioned_fields(cls, data, path, SWEEP_SCHEMA)
         if not SWEEP_NAME.fullmatch(spec.sweep_id):
             raise DamagedFile(path, f"sweep_id {spec.sweep_id!r} is not a plain folder name")
         ids = [r.run_id for r in spec.runs]
@@ -143,9 +141,7 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "RunRecord":
-        record = from_fields(cls, data, path)
-        if record.schema_version != RESULT_SCHEMA:
-            raise DamagedFile(path, f"schema_version {record.schema_version}; this harness reads {RESULT_SCHEMA}")
+        record = from_versioned_fields(cls, data, path, RESULT_SCHEMA)
         if record.status not in STATUSES:
             raise DamagedFile(path, f"status {record.status!r} is not one of {', '.join(STATUSES)}")
         if record.completed:

@@ -9,7 +9,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from harness.errors import UserError
 
@@ -83,3 +83,20 @@ def load_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise DamagedFile(path, f"not whole JSON ({err})") from None
+
+
+
+class Versioned(Protocol):
+    @property
+    def schema_version(self) -> int: ...
+
+
+V = TypeVar("V", bound=Versioned)
+
+
+def from_versioned_fields(cls: type[V], data: Any, path: Path, version: int) -> V:
+    """from_fields for a file with a `schema_version`: one of another version is damaged, not half-read."""
+    made = from_fields(cls, data, path)
+    if made.schema_version != version:
+        raise DamagedFile(path, f"schema_version {made.schema_version}; this harness reads {version}")
+    return made
