@@ -18,13 +18,13 @@ from typing import Any
 import harness
 from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
-from harness.cluster.base import ALIVE_STATES, Backend
+from harness.cluster.base import ALIVE_STATES, NODE_MODULE, Backend
 from harness.cluster.profiles import Profile
 from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.paths import SweepPaths, cache_root, check_sweep_name
-from harness.store.records import RunSpec, SweepSpec, completed_record, run_id, write_spec
+from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
@@ -250,7 +250,7 @@ def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     for rid in run_ids:
         result = sweep.run(rid).result
-        if completed_record(sweep.run(rid)):
+        if read_completed(sweep.run(rid)):
             continue
         if result.exists():
             result.replace(result.with_name(f"result.{stamp}.previous.json"))
@@ -265,7 +265,6 @@ def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
         profile = Profile().override(**stored)
     except (TypeError, ValueError, UserError) as err:
         raise DamagedFile(sweep.spec, f"its cluster settings are not valid ({err})") from None
-    check_results_path(sweep.folder)  # checked when it was planned; a folder moved since is checked anew
     for run in spec.runs:
         try:
             check_train_types(config_for(spec, run)).validate()
@@ -275,10 +274,15 @@ def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
 
 
 def check_resumable(sweep: SweepPaths) -> None:
-    """What a resubmission writes (jobs.json, under its lock) must not be a link planted elsewhere:
-    checked before any record is set aside or any job submitted."""
+    """Before any record is set aside or any job submitted: what a resubmission writes (jobs.json, under
+    its lock) is not a link planted elsewhere, and the sweep's code snapshot, which its jobs import,
+    holds what this harness submits (a sweep planned by an older harness may not)."""
     refuse_symlink(sweep.jobs)
     refuse_symlink(sweep.jobs_lock)
+    node = sweep.code.joinpath(*NODE_MODULE.split(".")).with_suffix(".py")
+    if sweep.code.is_dir() and not node.is_file():
+        raise UserError(f"sweep {sweep.sweep_id} was planned by an older harness: its code snapshot has no "
+                        f"{node.relative_to(sweep.code)}, which this harness's jobs run; start the sweep anew")
 
 
 def statuses_until_final(sweep: SweepPaths) -> Iterator[tuple[list[RunStatus], dict[str, Any]]]:
@@ -323,7 +327,7 @@ def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
     rid = _chosen_runs(results, [run])[0]
     if rid not in results.latest:
         raise UserError(f"run {rid} of sweep {sweep.sweep_id} was never submitted: it has no log")
-    return results.backend.log_path(sweep, rid, results.latest[rid], stream)
+    return results.backend_of(rid).log_path(sweep, rid, results.latest[rid], stream)
 
 
 def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:

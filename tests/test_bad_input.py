@@ -196,6 +196,9 @@ def build_world(root: Path) -> Path:
                        "best-wrong-keys": (inputs / "wrong-keys.pt").read_bytes(), "best-exploit": (inputs / "exploit.pt").read_bytes(),
                        "best-list": (inputs / "a-list.pt").read_bytes(), "best-missing": None}.items():
         _run_folder(_write_sweep(results, name, seeds=1), 0, best=best)
+    old = _write_sweep(results, "old-snapshot", seeds=1)
+    (old / "code" / "harness" / "cluster").mkdir(parents=True)
+    (old / "code" / "harness" / "cluster" / "jobs.py").write_text("# what an older harness ran on the nodes\n")
     sweep = _write_sweep(results, "bad-preprocessing", seeds=1)
     _run_folder(sweep, 0, record={**_completed(sweep.name, f"{MODEL}-s0", 0), "preprocessing": {"mean": "x"}}, best=good_best)
 
@@ -672,6 +675,8 @@ CASES: list[Case] = [
     Case("report-unknown", results("report", "nope"), words=("no sweep 'nope'",)),
     Case("cancel-unknown", results("cancel", "nope"), words=("no sweep 'nope'",)),
     Case("resume-unknown", results("sweep", "--resume", "nope"), words=("no sweep 'nope'",)),
+    Case("resume-older-snapshot", results("sweep", "--resume", "old-snapshot"), words=("older harness", "node.py")),
+    Case("resume-with-resplit", results("sweep", "--resume", "done", "--resplit"), words=("--resplit", "--resume")),
     Case("status-ambiguous", results("status", "spec-"), words=("ambiguous",)),
     Case("status-path-escape", results("status", "../../etc"), words=("no sweep",)),
     Case("status-folder-without-spec", results("status", "not-a-sweep"), words=("no sweep 'not-a-sweep'",)),

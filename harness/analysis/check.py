@@ -138,9 +138,9 @@ def read_references(path: Path) -> References:
     return parse_references(text, path)
 
 
-def sweep_means(sweep: SweepResults) -> tuple[dict[str, dict[str, float | None]], dict[str, int]]:
+def sweep_means(results: SweepResults) -> tuple[dict[str, dict[str, float | None]], dict[str, int]]:
     """Each leaderboard row's figures (mean over its completed seeds), and how many seeds each has."""
-    rows, _ = sweep_figures(sweep)
+    rows, _ = sweep_figures(results)
     means: dict[str, dict[str, float | None]] = {}
     for label, runs in rows.items():
         means[label] = {}
@@ -158,9 +158,9 @@ def verdict(reference: Reference, value: float | None, ran: bool) -> str:
     return "pass" if reference.holds(value) else "FAIL"
 
 
-def check_sweep(sweep: SweepResults, references: References) -> list[dict[str, Any]]:
+def check_sweep(results: SweepResults, references: References) -> list[dict[str, Any]]:
     """One row per reference: the sweep's figure, the reference, its bounds, and pass, FAIL or not run."""
-    means, seeds = sweep_means(sweep)
+    means, seeds = sweep_means(results)
     rows = []
     for ref in references.references:
         ran = ref.architecture in means
@@ -177,10 +177,10 @@ def check_sweep(sweep: SweepResults, references: References) -> list[dict[str, A
     return rows
 
 
-def updated_references(sweep: SweepResults, previous: References | None) -> References:
+def updated_references(results: SweepResults, previous: References | None) -> References:
     """The sweep's figures as references: each one already in previous keeps its tolerance and takes the
     new value; the others get DEFAULT_TOLERANCE. Previous references the sweep has no value for stay."""
-    means, _ = sweep_means(sweep)
+    means, _ = sweep_means(results)
     kept = list(previous.references) if previous else []
     for label, figures in means.items():
         for figure, (lower, upper) in DEFAULT_TOLERANCE.items():
@@ -192,7 +192,7 @@ def updated_references(sweep: SweepResults, previous: References | None) -> Refe
                 kept[kept.index(old)] = replace(old, value=value)
             else:
                 kept.append(Reference(label, figure, value, lower, upper))
-    description = previous.description if previous and previous.description else f"references from sweep {sweep.spec.sweep_id}"
+    description = previous.description if previous and previous.description else f"references from sweep {results.spec.sweep_id}"
     return References(kept, description)
 
 
@@ -227,14 +227,14 @@ def to_toml(references: References, source: str = "") -> str:
     return "\n".join(lines)
 
 
-def update_references(sweep: SweepResults, path: Path) -> References:
+def update_references(results: SweepResults, path: Path) -> References:
     """Write the sweep's figures as the references in path (atomically), keeping the tolerances and the
     other architectures' references it already holds."""
     path = Path(path)
     previous = read_references(path) if path.exists() else None
-    references = updated_references(sweep, previous)
+    references = updated_references(results, previous)
     if not references.references:
-        raise UserError(f"sweep {sweep.spec.sweep_id} has no completed run with a figure to keep as a reference")
+        raise UserError(f"sweep {results.spec.sweep_id} has no completed run with a figure to keep as a reference")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    write_text_atomic(path, to_toml(references, f"Values written by --update-references from sweep {sweep.spec.sweep_id}, {stamp}."))
+    write_text_atomic(path, to_toml(references, f"Values written by --update-references from sweep {results.spec.sweep_id}, {stamp}."))
     return references

@@ -19,6 +19,7 @@ from harness.cluster.base import JobState
 from harness.stats.intervals import t_cdf
 from harness.store.perflog import FIGURE_UNITS, figures_of
 from harness.store.records import RunRecord
+from harness.store.schema import DamagedFile
 
 ALPHA = 0.05
 FIGURES = ["accuracy", "auc", "train_images_per_s", "infer_images_per_s", "data_wait_fraction", "gpu_util_median",
@@ -71,6 +72,8 @@ def run_jobs(results: SweepResults) -> tuple[dict[str, JobState], list[str]]:
     """Each run's latest job as the sweep's backend reports it (sacct on Slurm), and notes where it could not."""
     try:
         states = results.job_states
+    except DamagedFile as err:  # jobs.json: the records still give wall times
+        return {}, [str(err)]
     except Exception as err:  # sacct missing or failing: the records still give wall times
         return {}, [f"sweep {results.sweep.sweep_id}: the scheduler did not answer ({err}); GPU-hours from the records"]
     jobs = {rid: results.job_of(rid) for rid in results.latest}

@@ -1,9 +1,10 @@
 """One sweep, read once per command: its spec, its submissions and each run's latest job, its records
-(damaged ones marked), and the states of its jobs, asked of its backend in one query when first
-needed. Status, leaderboard, figures, report and compare all read a sweep through this."""
+(damaged ones marked), and the states of its jobs, asked of its backend in one query. Each part is
+read when first needed, so a command that needs no job (compare's records) does not fail on jobs.json.
+Status, leaderboard, figures, report, compare and check all read a sweep through this."""
 import functools
 
-from harness.cluster import get_backend
+from harness.cluster import check_backend_name, get_backend
 from harness.cluster.base import Backend, JobState
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord, read_spec, record_or_damage
@@ -15,13 +16,28 @@ class SweepResults:
     def __init__(self, sweep: SweepPaths) -> None:
         self.sweep = sweep
         self.spec = read_spec(sweep)
-        self.submissions = read_submissions(sweep)
-        self.latest: dict[str, Submission] = latest_submissions(self.submissions)  # run id -> its latest submission
-        get_backend(self.spec.executor, recorded_in=sweep.spec)  # every name recorded is a backend's
-        for submission in self.submissions:
-            get_backend(submission.executor, recorded_in=sweep.jobs)
-        # the latest submission's backend answers for the sweep (a resume may go to another cluster)
-        self.backend: Backend = get_backend(self.submissions[-1].executor if self.submissions else self.spec.executor)
+        check_backend_name(self.spec.executor, recorded_in=sweep.spec, field="cluster.executor")
+
+    @functools.cached_property
+    def submissions(self) -> list[Submission]:
+        submissions = read_submissions(self.sweep)
+        for submission in submissions:
+            check_backend_name(submission.executor, recorded_in=self.sweep.jobs)
+        return submissions
+
+    @functools.cached_property
+    def latest(self) -> dict[str, Submission]:
+        """Each submitted run's latest submission (its job: `latest[run_id].tasks[run_id]`)."""
+        return latest_submissions(self.submissions)
+
+    @functools.cached_property
+    def backend(self) -> Backend:
+        """The backend of the latest submission: it answers for the sweep's jobs (a resume may go elsewhere)."""
+        return get_backend(self.submissions[-1].executor if self.submissions else self.spec.executor)
+
+    def backend_of(self, run_id: str) -> Backend:
+        """The backend of the run's latest job."""
+        return get_backend(self.latest[run_id].executor)
 
     def job_of(self, run_id: str) -> str | None:
         """The run's latest job id; None when it was never submitted."""

@@ -1,5 +1,5 @@
 """Showing results: rich tables on a terminal, csv, markdown and json, with one formatter for
-percentages and intervals shared by every command (leaderboard, status, report)."""
+percentages and intervals shared by every command (the report lays out its own HTML and Markdown)."""
 import csv
 import io
 import json

@@ -117,8 +117,6 @@ def profile_from_options(args: argparse.Namespace, base: Any) -> Any:
                          reservation=args.reservation, sbatch=extra)
 
 
-
-
 def sweep_request(args: argparse.Namespace) -> Any:
     """The planning options as a SweepRequest (every training option by its TrainConfig name)."""
     from harness import sweeps

@@ -21,12 +21,15 @@ def _local(max_parallel: int | None = None, **_: Any) -> Backend:
 BACKENDS: dict[str, Callable[..., Backend]] = {"slurm": _slurm, "local": _local}
 
 
-def get_backend(name: str, recorded_in: Path | None = None, **options: Any) -> Backend:
-    """The backend registered under name; options go to its constructor (local: max_parallel). A name
-    read from a results file (recorded_in) that no backend has makes that file damaged."""
+def check_backend_name(name: str, recorded_in: Path, field: str = "executor") -> None:
+    """A backend's name read from a results file: one that no backend has makes the file damaged."""
     if name not in BACKENDS:
-        if recorded_in is not None:
-            raise DamagedFile(recorded_in, f"executor {name!r} is not one of {', '.join(BACKENDS)}")
+        raise DamagedFile(recorded_in, f"{field} {name!r} is not one of {', '.join(BACKENDS)}")
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    """The backend registered under name; options go to its constructor (local: max_parallel)."""
+    if name not in BACKENDS:
         raise UserError(f"unknown cluster {name!r}; choose from {', '.join(BACKENDS)}")
     return BACKENDS[name](**options)
 

@@ -10,6 +10,8 @@ from harness.cluster.profiles import Profile
 from harness.store.paths import SweepPaths
 from harness.store.submissions import Submission
 
+# What every backend runs on a node, imported there from the sweep's code snapshot.
+NODE_MODULE = "harness.cluster.node"
 # States in which a job will not change any more.
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                           "BOOT_FAIL", "DEADLINE", "REVOKED"})

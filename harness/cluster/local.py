@@ -3,6 +3,7 @@ their own session (they outlive the command that started them, so `sweep` return
 running the shared preprocessing step and then taking the sweep's runs one at a time: a pool, where
 whoever is free takes the next run no other worker has taken (cluster.node.run_in_turn). The pool's
 job id joins the workers' process ids with '+'."""
+import json
 import os
 import signal
 import subprocess
@@ -10,10 +11,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.cluster.base import JobState
+from harness.cluster.base import NODE_MODULE, JobState
 from harness.cluster.profiles import Profile
 from harness.store.paths import SweepPaths
-from harness.store.records import completed_record, read_progress, read_spec, write_record
+from harness.store.records import read_completed, read_progress, read_spec, write_record
 from harness.store.submissions import Submission
 
 MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
@@ -40,6 +41,14 @@ def worker_pids(job_id: str) -> list[str]:
     return job_id.split("+")
 
 
+def preprocessing_failed(sweep: SweepPaths) -> bool:
+    try:
+        progress = json.loads(sweep.preprocess_progress.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(progress, dict) and progress.get("state") == "failed"
+
+
 def worker_of_run(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
     """The worker of the pool job_id that took the run, if one did (an earlier pool's worker is not it)."""
     try:
@@ -49,7 +58,7 @@ def worker_of_run(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
     return pid if pid in worker_pids(job_id) else None
 
 
-def run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
+def pool_run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
     """A run's job in its pool: the worker that took it while that worker lives; else the pool, PENDING
     where the run's worker died but others live on (a worker's second round takes such a run up)."""
     worker = worker_of_run(sweep, rid, pool.job_id)
@@ -81,7 +90,7 @@ class LocalBackend:
         return [f"ok: {len(run_ids)} runs start at once on this machine, {self.max_parallel} at a time"]
 
     def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
-        return [sys.executable, "-m", "harness.cluster.node", str(sweep.folder), *run_ids]
+        return [sys.executable, "-m", NODE_MODULE, str(sweep.folder), *run_ids]
 
     def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
         workers = min(self.max_parallel, len(run_ids))
@@ -113,9 +122,11 @@ class LocalBackend:
                 for job in set(job_ids)}
 
     def run_state(self, sweep: SweepPaths, run_id: str, job: JobState) -> JobState:
-        """The run's worker's state (run_state); PENDING while no worker has started it."""
-        state = run_state(sweep, run_id, job)
-        if state.state == "RUNNING" and not read_progress(sweep.run(run_id)):
+        """The run's worker's state (pool_run_state); PENDING while no worker has started it. Not where the
+        preprocessing step failed: every worker runs the step first, and one still running may yet get
+        past it and take the run, so the run is not CANCELLED (final) while its pool lives."""
+        state = pool_run_state(sweep, run_id, job)
+        if state.state == "RUNNING" and not read_progress(sweep.run(run_id)) and not preprocessing_failed(sweep):
             return JobState(state.job_id, "PENDING", reason="waiting for its worker")
         return state
 
@@ -146,7 +157,7 @@ class LocalBackend:
 
         spec = read_spec(sweep)
         for rid, job in jobs.items():
-            if completed_record(sweep.run(rid)):
+            if read_completed(sweep.run(rid)):
                 continue
             write_record(sweep.run(rid), failed_record(spec.sweep_id, rid, config_for(spec, spec.run(rid)),
                                                        "cancelled by `harness cancel`"))

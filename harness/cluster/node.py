@@ -19,7 +19,7 @@ from harness.store.atomic import locked_or_none, write_json_atomic, write_text_a
 from harness.store.paths import SweepPaths
 from harness.store.records import read_spec, write_record
 
-log = logging.getLogger("harness.jobs")
+log = logging.getLogger("harness.node")
 LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
 
 

@@ -9,7 +9,7 @@ from harness.store.paths import RunPaths, SweepPaths
 from harness.store.perflog import append_entry, entry_from_record
 from harness.store.records import RunRecord, read_spec
 
-log = logging.getLogger("harness.training")
+log = logging.getLogger("harness.measure")
 
 
 def nvidia_driver() -> str | None:

@@ -173,7 +173,7 @@ def record_or_damage(run: RunPaths) -> RunRecord | DamagedFile | None:
         return damaged
 
 
-def completed_record(run: RunPaths) -> RunRecord | None:
+def read_completed(run: RunPaths) -> RunRecord | None:
     """The run's record where it is whole and COMPLETED; None otherwise (missing, damaged or FAILED)."""
     record = record_or_damage(run)
     return record if isinstance(record, RunRecord) and record.completed else None

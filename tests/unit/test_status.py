@@ -8,7 +8,7 @@ import pytest
 from harness.analysis.status import DAMAGED, is_final, run_status
 from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 from harness.cluster.base import FINAL_STATES, JobState
-from harness.cluster.local import LocalBackend, run_state
+from harness.cluster.local import LocalBackend, pool_run_state
 from harness.store.paths import SweepPaths
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
@@ -91,6 +91,17 @@ def test_a_local_run_waiting_for_its_worker_is_pending_and_a_dead_worker_failed(
     assert dead.state == "FAILED" and "worker ended" in dead.reason
 
 
+def test_a_local_run_is_not_cancelled_while_a_worker_may_still_get_past_a_failed_preprocessing_step(tmp_path):
+    sweep, local = SweepPaths(tmp_path), LocalBackend()
+    sweep.preprocess_progress.parent.mkdir(parents=True)
+    sweep.preprocess_progress.write_text(json.dumps({"state": "failed", "error": "no space left"}))
+    failed = {"job_id": None, "state": "FAILED", "reason": "no space left"}
+    alive = status(job_id="4242", job=local.run_state(sweep, RUN.run_id, JobState("4242", "RUNNING")), pre=failed)
+    assert not is_final(alive)
+    ended = status(job_id="4242", job=local.run_state(sweep, RUN.run_id, JobState("4242", "FAILED")), pre=failed)
+    assert ended.state == "CANCELLED" and "no space left" in ended.reason
+
+
 def test_a_pool_of_local_workers_lives_while_any_of_its_workers_does():
     alive, dead = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
     dead.wait()
@@ -116,15 +127,15 @@ def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died
         sweep.run("A-s0").folder.mkdir(parents=True, exist_ok=True)
         sweep.run("A-s0").worker.write_text(str(pid))
     try:
-        assert run_state(sweep, "A-s0", running) == running  # not taken yet: the pool's
+        assert pool_run_state(sweep, "A-s0", running) == running  # not taken yet: the pool's
         held_by(alive.pid)
-        assert run_state(sweep, "A-s0", running) == JobState(str(alive.pid), "RUNNING")
+        assert pool_run_state(sweep, "A-s0", running) == JobState(str(alive.pid), "RUNNING")
         held_by(dead.pid)
-        pending = run_state(sweep, "A-s0", running)
+        pending = pool_run_state(sweep, "A-s0", running)
         assert pending.state == "PENDING" and f"worker {dead.pid} died" in pending.reason
-        assert run_state(sweep, "A-s0", ended).state == "FAILED"
+        assert pool_run_state(sweep, "A-s0", ended).state == "FAILED"
         held_by(999_999_999)  # an earlier pool's worker is not this pool's
-        assert run_state(sweep, "A-s0", running) == running
+        assert pool_run_state(sweep, "A-s0", running) == running
     finally:
         alive.kill()
         alive.wait()
@@ -133,3 +144,19 @@ def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died
 def test_a_run_never_submitted():
     row = status(job_id=None)
     assert row.state == "NOT SUBMITTED" and is_final(row)
+
+
+def test_a_runs_log_is_named_by_the_backend_that_ran_it(tmp_path):
+    """A sweep resumed on another cluster: each run's log comes from the backend of its own latest job."""
+    from harness import sweeps
+    from harness.store.records import write_spec
+    from harness.store.submissions import Submission, record_submission
+
+    from test_store import spec
+
+    sweep = SweepPaths(tmp_path / "s1")
+    write_spec(sweep, spec(runs=[RunSpec("ResNet50-s0", "ResNet50", 0), RunSpec("ResNet50-s1", "ResNet50", 1)]))
+    record_submission(sweep, Submission("local", None, {"ResNet50-s0": "41+42", "ResNet50-s1": "41+42"}, submitted="1"))
+    record_submission(sweep, Submission("slurm", "100", {"ResNet50-s1": "101_0"}, submitted="2"))
+    assert sweeps.log_path(sweep, "ResNet50-s0") == sweep.local_log("41")  # no run log yet: its pool's first worker
+    assert sweeps.log_path(sweep, "ResNet50-s1") == sweep.logs / "100_0_log.out"  # the task never started
