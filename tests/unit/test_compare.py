@@ -94,3 +94,12 @@ def test_compare_two_sweeps_from_their_records(tmp_path):
     assert rows["gpu_hours"]["a"] == pytest.approx(600 / 3600) and rows["gpu_hours"]["b"] is None
     assert rows["accuracy_per_gpu_hour"]["a"] == pytest.approx(0.9 * 3600 / 600)
     assert "from record" in rows["gpu_hours"]["note"] and "no GPU in use" in rows["gpu_hours"]["note"]
+
+
+def test_a_damaged_jobs_file_leaves_gpu_hours_to_the_records(tmp_path):
+    a = make_sweep(tmp_path, "a", [record("ResNet50", 0, device="cuda")])
+    (a.folder / "jobs.json").write_text('{"submissions": [')
+    rows, notes = compare_sweeps(SweepResults(a), SweepResults(a))
+    assert any("jobs.json" in note for note in notes)
+    hours = next(r for r in rows if r["figure"] == "gpu_hours")
+    assert hours["a"] is not None and "from record" in hours["note"]
