@@ -37,7 +37,6 @@ def _did_you_mean(name: str) -> str:
     import difflib
 
     timm = _timm()
-
     known = [*MODEL_NAMES, *timm.list_models()]
     close = [n for n in MODEL_NAMES if n.lower() == name.lower()]
     close += [n for n in difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.75) if n not in close]
