@@ -5,9 +5,10 @@ import getpass
 import subprocess
 from dataclasses import dataclass
 
+from harness.cluster.base import ALIVE_STATES
 from harness.errors import UserError
 
-QUEUED = "PENDING,RUNNING,REQUEUED,SUSPENDED,CONFIGURING,COMPLETING,RESIZING,REQUEUE_HOLD"
+QUEUED = ",".join(sorted(ALIVE_STATES))  # the jobs that count against a submit limit
 
 
 @dataclass(frozen=True)

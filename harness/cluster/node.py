@@ -43,6 +43,11 @@ def configure_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def error_line(err: Exception) -> str:
+    """What a job records of its error: a UserError's own words, else the exception's type and message."""
+    return str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+
+
 class Preprocess:
     """The preprocessing job (CPU partition): decode and resize every image once into the sweep's caches."""
 
@@ -57,8 +62,7 @@ class Preprocess:
             return self._build(sweep)
         except Exception as err:
             # status shows the step FAILED with this reason, on every backend, and cancels the runs behind it
-            message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-            write_json_atomic(sweep.preprocess_progress, {"state": "failed", "error": message})
+            write_json_atomic(sweep.preprocess_progress, {"state": "failed", "error": error_line(err)})
             raise
 
     def _build(self, sweep: SweepPaths) -> list[str]:
@@ -136,7 +140,7 @@ class Train(submitit.helpers.Checkpointable):
                 record = train_run(config, Path(spec.dataset), Path(spec.cache_root), paths, spec.sweep_id)
             except Exception as err:
                 # A failed run still leaves a record, so the leaderboard shows it with its reason.
-                message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+                message = error_line(err)
                 log.error("%s failed: %s\n%s", rid, message, traceback.format_exc())
                 write_record(paths, failed_record(spec.sweep_id, rid, config, message))
                 raise

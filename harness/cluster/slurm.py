@@ -87,8 +87,9 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
     preprocess = submitit.SlurmExecutor(folder=sweep.logs)
     preprocess.update_parameters(job_name=f"{sweep.sweep_id}-preprocess", partition=profile.cpu_partition,
-                          cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
-                          time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra, **common)
+                                 cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
+                                 time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra,
+                                 **common)
     train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS)
     train.update_parameters(job_name=f"{sweep.sweep_id}-train", partition=profile.gpu_partition, gres=profile.gres,
                             cpus_per_task=profile.cpus_per_task, mem=profile.mem, time=profile.time_min,
