@@ -122,7 +122,7 @@ def build_world(root: Path) -> Path:
     from harness.zoo.models import build_model
 
     datasets, inputs, results = root / "datasets", root / "inputs", root / "results"
-    make_demo(datasets / "good", per_class=15, size=40, seed=0)
+    make_demo(datasets / "good", per_class=22, size=40, seed=0)
     manifest = pd.read_csv(datasets / "good" / "manifest.csv", keep_default_na=False, dtype=str)
     manifest["path"] = [str(datasets / "good" / p) for p in manifest["path"]]
 
