@@ -11,6 +11,7 @@ from typing import Any
 from harness.analysis.leaderboard import paper_table
 from harness.store.records import SweepSpec
 from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS
+from harness.zoo.preprocessing import resize_in_words
 
 PAPER_PER_CLASS = 5000
 # What the paper states (Berrahal et al. 2023, sections 2.3, 3.1 and 4), and what it does not.
@@ -53,6 +54,17 @@ def _input_size(spec: SweepSpec) -> tuple[str, bool | None]:
     return text, all(s is None or s == KERAS_INPUT_SIZE.get(m) for m, s in sizes.items())
 
 
+def _preprocessing(spec: SweepSpec) -> str:
+    """Each preprocessing the runs use (several under --ablate-preprocessing), by how it resizes:
+    'timm: timm's centre crop; paper, caffe: whole image, no crop'."""
+    by_resize: dict[str, list[str]] = {}
+    for run in spec.runs:
+        choice = str(run.overrides.get("preprocessing", spec.train.get("preprocessing")))
+        if choice not in by_resize.setdefault(resize_in_words(choice), []):
+            by_resize[resize_in_words(choice)].append(choice)
+    return "; ".join(f"{', '.join(choices)}: {words}" for words, choices in by_resize.items())
+
+
 def _weights(spec: SweepSpec) -> tuple[str, bool]:
     weights = str(spec.train.get("weights"))
     if weights == "none":
@@ -83,7 +95,7 @@ def setting_rows(spec: SweepSpec) -> list[dict[str, Any]]:
         ("input size", size, same_size),
         ("epochs", str(spec.train.get("epochs")), None),
         ("seeds", str(spec.seeds), None),
-        ("preprocessing", str(spec.train.get("preprocessing")) + (f", fakes of {generators}" if generators else ""), None),
+        ("preprocessing", _preprocessing(spec) + (f", fakes of {generators}" if generators else ""), None),
     ]
     return [{"item": item, "this sweep": ours, "paper": PAPER_SETTING[item],
              "same": "?" if same is None else "yes" if same else "no"} for item, ours, same in rows]
