@@ -29,11 +29,12 @@ from harness.errors import UserError
 from harness.store.staging import staging_folder
 
 # Photographs inside the wheels of packages the harness installs (nothing fetched over the network):
-# each package, its folder of sample data, and the photographs taken from it.
+# each package, its folder of sample data, and the photographs taken from it. Not the Hubble deep field:
+# its crops are mostly black, and a gain pattern on black pixels leaves no fingerprint to learn.
 PHOTOGRAPHS = {
     "skimage": ("data", (
         "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "retina.jpg",
-        "hubble_deep_field.jpg", "ihc.png", "camera.png", "brick.png", "grass.png", "gravel.png", "moon.png",
+        "ihc.png", "camera.png", "brick.png", "grass.png", "gravel.png", "moon.png",
         "coins.png", "page.png", "cell.png", "clock_motion.png", "text.png", "microaneurysms.png")),
     "sklearn": ("datasets/images", ("china.jpg", "flower.jpg")),
     "matplotlib": ("mpl-data/sample_data", ("grace_hopper.jpg",)),
@@ -41,7 +42,7 @@ PHOTOGRAPHS = {
 PHOTOGRAPH_COUNT = sum(len(names) for _, names in PHOTOGRAPHS.values())
 # Photographs per split, the rest train. Ten test photographs: the test split's images are clustered by
 # photograph, and an interval over fewer groups cannot reach its nominal coverage (issue 23).
-PHOTOGRAPHS_PER_SPLIT = (("test", 10), ("val", 3))
+PHOTOGRAPHS_PER_SPLIT = (("test", 10), ("val", 2))
 
 
 def _photographs() -> dict[str, np.ndarray]:
@@ -136,7 +137,7 @@ def generator_kernels(seed: int) -> dict[str, torch.Tensor]:
 # The energy the pattern adds (high-frequency share, file size) is the same for both classes: what tells a
 # fake is that its pattern is its generator's. The strength is what the eight architectures,
 # trained from scratch, pick up within the first command's few CPU minutes.
-PHASE_GAIN = 0.2
+PHASE_GAIN = 0.25
 
 
 def _phase_pattern(rng: np.random.Generator) -> np.ndarray:
