@@ -117,8 +117,6 @@ def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", im
     )
 
 
-def resize_in_words(choice: str) -> str:
-    """How a preprocessing choice (PREPROCESSING_CHOICES) resizes, for `leaderboard --compare paper`."""
-    if choice in (PAPER_PREPROCESSING, *KERAS_MODES):
-        return "whole image, no crop"
-    return "timm's centre crop"
+def crops(choice: str) -> bool:
+    """Whether a preprocessing choice (PREPROCESSING_CHOICES) centre-crops (timm's) or resizes the whole image (Keras')."""
+    return choice not in (PAPER_PREPROCESSING, *KERAS_MODES)

@@ -92,7 +92,8 @@ def test_compare_paper_fits_100_columns_and_says_where_the_setting_differs(cli, 
     assert "[74.0]" in shown.out and "[86.7]" in shown.out  # Table 2's accuracy beside ours
     text = " ".join(shown.out.split())
     assert "Not the paper's setting: images per class, weights, input size differ" in text  # transfer, as the paper
-    for item in ("images per class", "30 real, 30 fake", "5,000 real, 5,000 fake", "none (random init)", "64 px"):
+    for item in ("images per class", "30 real, 30 fake", "5,000 real, 5,000 fake", "none (random init)", "64 px",
+                 "timm: centre; paper, caffe: none"):  # the crop each input takes
         assert item in shown.out
     machine = cli("leaderboard", "abl", "--compare", "paper", "--format", "csv", "--results", ablation)
     assert machine.code == 0 and "paper_accuracy" in machine.out.splitlines()[0]

@@ -140,10 +140,10 @@ def test_the_demo_setting_is_said_to_differ_from_the_papers(tmp_path):
 
 
 @pytest.mark.parametrize("preprocessing, ablate, shown", [
-    ("timm", False, "timm: timm's centre crop"),
-    ("paper", False, "paper: whole image, no crop"),
-    ("tf", False, "tf: whole image, no crop"),
-    ("timm", True, "timm: timm's centre crop; paper, caffe: whole image, no crop"),
+    ("timm", False, ("timm", "centre (timm's crop_pct)")),
+    ("paper", False, ("paper", "none (whole image resized)")),
+    ("tf", False, ("tf", "none (whole image resized)")),
+    ("timm", True, ("timm, paper, caffe", "timm: centre; paper, caffe: none")),
 ])
 def test_compare_paper_names_the_crop(tmp_path, preprocessing, ablate, shown):
     spec = _spec(_dataset(tmp_path / "faces", 10), ["MobileNetV2"], preprocessing=preprocessing)
@@ -151,7 +151,8 @@ def test_compare_paper_names_the_crop(tmp_path, preprocessing, ablate, shown):
         spec = dataclasses.replace(spec, runs=[RunSpec(f"MobileNetV2-{v}-s0", "MobileNetV2", 0, v, o)
                                                for v, o in sweeps.preprocessing_variants("MobileNetV2")])
     setting = {row["item"]: row for row in setting_rows(spec)}
-    assert setting["preprocessing"]["this sweep"] == shown
+    assert (setting["preprocessing"]["this sweep"], setting["crop"]["this sweep"]) == shown
+    assert setting["crop"]["paper"] == "not stated (Keras: none)"
 
 
 def test_the_papers_own_setting_is_said_to_be_the_same_where_the_paper_says(tmp_path):
