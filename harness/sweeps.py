@@ -92,7 +92,7 @@ def generator_variants(dataset: Path) -> list[Variant]:
 # input its Keras application expects (paper), and ResNet50's caffe input for all (the paper's probable one).
 def preprocessing_variants(model: str, image_size: int | None = None) -> list[Variant]:
     """The ablation's variants for one architecture. Those that feed the network the same tensors run once,
-    under the names joined by '-' (DenseNet121's own input is Keras' torch mode: variant 'timm-paper')."""
+    under the names joined by '-' (ResNet50's Keras mode is caffe: variant 'paper-caffe')."""
     from harness.zoo.models import preprocessing_for
 
     groups: list[tuple[list[str], Any]] = []

@@ -122,7 +122,7 @@ def build_world(root: Path) -> Path:
     from harness.zoo.models import build_model
 
     datasets, inputs, results = root / "datasets", root / "inputs", root / "results"
-    make_demo(datasets / "good", per_class=15, size=40, seed=0)
+    make_demo(datasets / "good", per_class=22, size=40, seed=0)
     manifest = pd.read_csv(datasets / "good" / "manifest.csv", keep_default_na=False, dtype=str)
     manifest["path"] = [str(datasets / "good" / p) for p in manifest["path"]]
 
@@ -444,6 +444,26 @@ def no_marker(places: dict[str, Path]) -> None:
     assert not (places["I"] / "pwned").exists(), "loading a pickle ran code"
 
 
+def killed_demo_build(name: str) -> Callable[[dict[str, Path]], None]:
+    """{R}/<name> as a `data demo --out {R}/d` killed mid-way leaves it (its lock free: the builder is gone)."""
+    def setup(places: dict[str, Path]) -> None:
+        left = places["R"] / name
+        if name.endswith(".lock"):
+            left.write_text("")
+        else:
+            (left / "real").mkdir(parents=True)
+            (left / "real" / "real_00000_astronaut.png").write_bytes(b"half a png")
+    return setup
+
+
+def demo_built_and_temporary_gone(name: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        assert (places["R"] / "d" / "manifest.csv").is_file()
+        left = sorted(p.name for p in places["R"].iterdir() if p.name.startswith(".d."))
+        assert not left, f"{name}: left behind {left}"
+    return check
+
+
 ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
 CHARACTERS = {  # what matters to sbatch (#SBATCH lines end at a newline) and to bash
     "newline": "proj\n#SBATCH --wrap=id", "trailing-newline": "proj\n", "cr": "proj\r#SBATCH --wrap=id",
@@ -708,6 +728,12 @@ CASES: list[Case] = [
     Case("process-leaderboard-nothing-completed", results("leaderboard", "nothing-done", "--sort", "eer"), code=0,
          words=("NOT SUBMITTED",), process=True),
     Case("process-spec-escape", results("status", "spec-escape"), words=("sweep.json",), process=True),
+    # --- issue 23: the demo (a build killed mid-way leaves its temporary folder) ---
+    *[Case(f"demo-killed-build-{label}", ("data", "demo", "--out", "{R}/d", "--per-class", "22", "--size", "16"), code=0,
+           words=("manifest.csv",), changes=True, setup=killed_demo_build(name), check=demo_built_and_temporary_gone(name))
+      for label, name in [("pid-dead", f".d.tmp-{2**22 + 1}"),  # above Linux's largest pid
+                          ("pid-reused", ".d.tmp-1"),  # pid 1 is alive, and no builder of ours
+                          ("lock-only", f".d.tmp-{2**22 + 1}.lock")]],  # killed between the rename and the lock's removal
 ]
 CASES += [Case(f"name{option}-{label}", dry(f"{option}={value}"), words=(option, message))
           for option, message in NAME_OPTIONS.items() for label, value in CHARACTERS.items()]

@@ -11,6 +11,7 @@ from typing import Any
 from harness.analysis.leaderboard import paper_table
 from harness.store.records import SweepSpec
 from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS
+from harness.zoo.preprocessing import crops
 
 PAPER_PER_CLASS = 5000
 # What the paper states (Berrahal et al. 2023, sections 2.3, 3.1 and 4), and what it does not.
@@ -23,6 +24,7 @@ PAPER_SETTING = {
     "epochs": "not stated",
     "seeds": "not stated (one run shown)",
     "preprocessing": "not stated",
+    "crop": "not stated (Keras: none)",
 }
 # Table 2's figures shown beside ours, and the short header of each.
 COMPARED = ("accuracy", "precision", "recall", "f1", "loss")  # shown as "acc %" etc. (render.label)
@@ -53,6 +55,16 @@ def _input_size(spec: SweepSpec) -> tuple[str, bool | None]:
     return text, all(s is None or s == KERAS_INPUT_SIZE.get(m) for m, s in sizes.items())
 
 
+def _preprocessing(spec: SweepSpec) -> tuple[str, str]:
+    """The preprocessing the runs use (several under --ablate-preprocessing), and how each crops:
+    ('paper', "none (whole image resized)") or ('timm, paper, caffe', 'timm: centre; paper, caffe: none')."""
+    choices = list(dict.fromkeys(str(run.overrides.get("preprocessing", spec.train.get("preprocessing"))) for run in spec.runs))
+    if len(choices) == 1:
+        return choices[0], "centre (timm's crop_pct)" if crops(choices[0]) else "none (whole image resized)"
+    by_crop = {word: [c for c in choices if crops(c) == cropped] for word, cropped in (("centre", True), ("none", False))}
+    return ", ".join(choices), "; ".join(f"{', '.join(named)}: {word}" for word, named in by_crop.items() if named)
+
+
 def _weights(spec: SweepSpec) -> tuple[str, bool]:
     weights = str(spec.train.get("weights"))
     if weights == "none":
@@ -75,6 +87,7 @@ def setting_rows(spec: SweepSpec) -> list[dict[str, Any]]:
     weights, same_weights = _weights(spec)
     mode = str(spec.train.get("mode"))
     size, same_size = _input_size(spec)
+    preprocessing, crop = _preprocessing(spec)
     rows = [
         ("dataset", "built-in demo" if demo else f"folder {dataset.name}", False if demo else None),
         ("images per class", images, same_images),
@@ -83,7 +96,8 @@ def setting_rows(spec: SweepSpec) -> list[dict[str, Any]]:
         ("input size", size, same_size),
         ("epochs", str(spec.train.get("epochs")), None),
         ("seeds", str(spec.seeds), None),
-        ("preprocessing", str(spec.train.get("preprocessing")) + (f", fakes of {generators}" if generators else ""), None),
+        ("preprocessing", preprocessing + (f", fakes of {generators}" if generators else ""), None),
+        ("crop", crop, None),
     ]
     return [{"item": item, "this sweep": ours, "paper": PAPER_SETTING[item],
              "same": "?" if same is None else "yes" if same else "no"} for item, ours, same in rows]

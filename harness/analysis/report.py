@@ -82,7 +82,7 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
                 accuracy[name] = row["accuracy"]
         keras = spec_of(arch).keras_mode
         own = preprocessing_for(arch, "timm", sizes[arch])
-        right = [n for n in ABLATION if preprocessing_for(arch, n, sizes[arch]).same_input(own)]
+        right = [n for n in ABLATION if preprocessing_for(arch, n, sizes[arch]).normalisation_key == own.normalisation_key]
         hypothesised = accuracy.get("timm") if keras == PAPER_PROBABLE_MODE else accuracy.get(PAPER_PROBABLE_MODE)
         rows.append({"model": arch, "Keras mode": keras, "timm %": _percent(accuracy.get("timm")),
                      "paper %": _percent(accuracy.get(PAPER_PREPROCESSING)), "caffe %": _percent(accuracy.get(PAPER_PROBABLE_MODE)),

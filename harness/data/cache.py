@@ -13,7 +13,6 @@ temporary folder.
 """
 import fcntl
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from harness.data.images import UndecodableImage, decode
 from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
 from harness.errors import UserError
 from harness.store.atomic import read_json, write_json_atomic
+from harness.store.staging import staging_folder
 
 CACHE_SCHEMA = 1
 CHUNK = 64
@@ -122,10 +122,6 @@ def build_cache(dataset: Path, resize: ResizeKey, cache_root: Path, workers: int
             return folder
         frame = read_manifest(dataset)
         workers = workers or max(1, len(os.sched_getaffinity(0)))
-        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a builder that died: none runs now
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        tmp.mkdir()
         done, total, start = 0, len(frame), time.perf_counter()
 
         def report(count: int) -> None:
@@ -135,19 +131,16 @@ def build_cache(dataset: Path, resize: ResizeKey, cache_root: Path, workers: int
                 on_progress(done, total, done / max(time.perf_counter() - start, 1e-9))
 
         skipped = []
-        try:
+        with staging_folder(folder) as tmp:
             for split in SPLITS:
                 skipped += _write_split(tmp, split, frame[frame["split"] == split], resize, workers, report)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        seconds = time.perf_counter() - start
-        write_json_atomic(tmp / "header.json", {
-            "schema": CACHE_SCHEMA, "manifest_sha256": digest, "image_size": resize[0], "interpolation": resize[1],
-            "crop_pct": resize[2], "images": total - len(skipped), "skipped": skipped,
-            "seconds": round(seconds, 3), "images_per_s": round(total / max(seconds, 1e-9), 1), "workers": workers,
-        })
-        os.replace(tmp, folder)
+            seconds = time.perf_counter() - start
+            write_json_atomic(tmp / "header.json", {
+                "schema": CACHE_SCHEMA, "manifest_sha256": digest, "image_size": resize[0], "interpolation": resize[1],
+                "crop_pct": resize[2], "images": total - len(skipped), "skipped": skipped,
+                "seconds": round(seconds, 3), "images_per_s": round(total / max(seconds, 1e-9), 1), "workers": workers,
+            })
+            os.replace(tmp, folder)
     return folder
 
 

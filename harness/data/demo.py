@@ -1,4 +1,4 @@
-"""The built-in demo dataset: no download, built from photographs that ship inside scikit-image.
+"""The built-in demo dataset: no download, built from photographs that ship inside installed packages.
 
 Both classes are crops of those photographs taken down to half size and brought back up: a real
 image by a clean resize (bilinear), a fake by a GAN-style upsampler with seeded weights (Zhang,
@@ -10,15 +10,14 @@ apart, and tests/unit/test_demo_shortcuts.py checks that no simple per-image sta
 Train, val and test are split by source photograph, so no photograph feeds two splits.
 """
 import fcntl
+import importlib.util
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import skimage
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -27,19 +26,33 @@ from harness.data import DEMO
 from harness.data.images import decode, sha256_of
 from harness.data.manifest import MANIFEST_NAME, write_manifest
 from harness.errors import UserError
+from harness.store.staging import staging_folder
 
-# Photographs inside scikit-image's wheel (nothing that scikit-image would fetch over the network).
-PHOTOGRAPHS = (
-    "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "retina.jpg",
-    "hubble_deep_field.jpg", "ihc.png", "camera.png", "brick.png", "grass.png", "gravel.png", "moon.png",
-    "coins.png", "page.png",
-)
-SPLIT_OF_PHOTOGRAPH_SHARE = (("test", 0.2), ("val", 0.2))  # the rest train
+# Photographs inside the wheels of packages the harness installs (nothing fetched over the network):
+# each package, its folder of sample data, and the photographs taken from it. Not the Hubble deep field:
+# its crops are mostly black, and a gain pattern on black pixels leaves no fingerprint to learn.
+PHOTOGRAPHS = {
+    "skimage": ("data", (
+        "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "retina.jpg",
+        "ihc.png", "camera.png", "brick.png", "grass.png", "gravel.png", "moon.png",
+        "coins.png", "page.png", "cell.png", "clock_motion.png", "text.png", "microaneurysms.png")),
+    "sklearn": ("datasets/images", ("china.jpg", "flower.jpg")),
+    "matplotlib": ("mpl-data/sample_data", ("grace_hopper.jpg",)),
+}
+PHOTOGRAPH_COUNT = sum(len(names) for _, names in PHOTOGRAPHS.values())
+# Photographs per split, the rest train. Ten test photographs: the test split's images are clustered by
+# photograph, and an interval over fewer groups cannot reach its nominal coverage (issue 23).
+PHOTOGRAPHS_PER_SPLIT = (("test", 10), ("val", 2))
 
 
 def _photographs() -> dict[str, np.ndarray]:
-    folder = Path(skimage.__file__).parent / "data"
-    return {Path(name).stem: np.asarray(decode(folder / name)[0]) for name in PHOTOGRAPHS}
+    photographs = {}
+    for package, (folder, names) in PHOTOGRAPHS.items():
+        spec = importlib.util.find_spec(package)  # found, not imported: matplotlib's import costs a second
+        assert spec is not None and spec.origin is not None  # each is one of the harness's install requirements
+        for name in names:
+            photographs[Path(name).stem] = np.asarray(decode(Path(spec.origin).parent / folder / name)[0])
+    return photographs
 
 
 def _seeded_kernel(generator: torch.Generator, base: torch.Tensor, jitter: float) -> torch.Tensor:
@@ -124,7 +137,7 @@ def generator_kernels(seed: int) -> dict[str, torch.Tensor]:
 # The energy the pattern adds (high-frequency share, file size) is the same for both classes: what tells a
 # fake is that its pattern is its generator's. The strength is what the eight architectures,
 # trained from scratch, pick up within the first command's few CPU minutes.
-PHASE_GAIN = 0.2
+PHASE_GAIN = 0.25
 
 
 def _phase_pattern(rng: np.random.Generator) -> np.ndarray:
@@ -181,8 +194,7 @@ def _fake_from(crop: Image.Image, size: int, upsampler: str, kernel: torch.Tenso
 def photograph_splits(names: list[str], seed: int) -> dict[str, str]:
     order = list(np.random.default_rng(seed).permutation(names))
     split_of, start = {}, 0
-    for split, share in SPLIT_OF_PHOTOGRAPH_SHARE:
-        count = max(1, round(share * len(order)))
+    for split, count in PHOTOGRAPHS_PER_SPLIT:
         split_of.update(dict.fromkeys(order[start:start + count], split))
         start += count
     split_of.update(dict.fromkeys(order[start:], "train"))
@@ -195,13 +207,14 @@ def make_demo(out: Path, per_class: int = DEMO["per_class"], size: int = DEMO["s
     the manifest's path.
 
     generators: the kinds of fake (GENERATORS), sharing the per_class fakes evenly. The demo is built in
-    a temporary folder beside out and renamed into place: out holds a whole demo or nothing.
+    a temporary folder beside out and renamed into place: out holds a whole demo or nothing, and a
+    temporary left by a build that was killed is removed by the next (harness.store.staging).
     """
     unknown = [g for g in generators if g not in GENERATORS]
     if unknown or not generators:
         raise UserError(f"unknown generator {', '.join(unknown) or '(none)'}; choose from {', '.join(GENERATORS)}")
-    if per_class < len(PHOTOGRAPHS):
-        raise UserError(f"--per-class must be at least {len(PHOTOGRAPHS)} (one image per source photograph), got {per_class}")
+    if per_class < PHOTOGRAPH_COUNT:
+        raise UserError(f"--per-class must be at least {PHOTOGRAPH_COUNT} (one image per source photograph), got {per_class}")
     if size < 16 or size % 2:
         raise UserError(f"--size must be an even number of pixels, at least 16, got {size}")
     out = Path(out)
@@ -209,20 +222,12 @@ def make_demo(out: Path, per_class: int = DEMO["per_class"], size: int = DEMO["s
         raise UserError(f"--out {out} is a file; the demo needs a new or empty folder")
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"--out {out} already holds files; the demo needs a new or empty folder")
-    tmp = out.absolute().with_name(f".{out.absolute().name}.tmp-{os.getpid()}")
     try:
-        tmp.mkdir(parents=True)
+        with staging_folder(out) as tmp:
+            _write_demo(tmp, per_class, size, seed, generators, dcgan_steps)
+            os.replace(tmp, out)  # out is absent or empty: the rename replaces it whole
     except OSError as err:
         raise UserError(f"cannot write the demo to {out}: {err.strerror or err}") from None
-    try:
-        _write_demo(tmp, per_class, size, seed, generators, dcgan_steps)
-        os.replace(tmp, out)  # out is absent or empty: the rename replaces it whole
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"cannot write the demo to {out}: {err.strerror or err}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / MANIFEST_NAME
 
 
@@ -231,7 +236,7 @@ def ensure_demo(folder: Path, **params: Any) -> Path:
 
     Callers that start at once (two sweeps) take turns under a file lock beside folder: the first
     builds, the others wait and find the demo whole. A builder that died left only a temporary folder,
-    cleared here.
+    which make_demo clears.
     """
     folder = Path(folder)
     if (folder / MANIFEST_NAME).is_file():
@@ -244,8 +249,6 @@ def ensure_demo(folder: Path, **params: Any) -> Path:
     with lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)  # per process: released when the holder dies, however it dies
         if not (folder / MANIFEST_NAME).is_file():
-            for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
-                shutil.rmtree(stale, ignore_errors=True)
             make_demo(folder, **params)
     return folder
 

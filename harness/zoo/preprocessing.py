@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from harness.zoo import PAPER_PREPROCESSING
+
 if TYPE_CHECKING:  # torch is imported where pixels are normalised, not where choices are read
     import torch
 
@@ -22,9 +24,15 @@ KERAS_MODES: dict[str, dict[str, Any]] = {
     "torch": {"bgr": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "tf": {"bgr": False, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
 }
+# Keras' resize, for every Keras mode: the whole image to the input size, no crop, bilinear (the default of
+# Keras' image_dataset_from_directory and Resizing layer; load_img and ImageDataGenerator default to nearest,
+# and the paper names no loader). A square image is resized whole; a non-square one keeps its aspect ratio and
+# loses the ends of its long side, where Keras would squash it. timm's eval transform instead centre-crops
+# (each model's crop_pct, 0.875 to 0.95 for the eight).
+KERAS_RESIZE: dict[str, Any] = {"interpolation": "bilinear", "crop_pct": 1.0}
 # timm: each model's own config; paper: per architecture the Keras mode its Keras application uses
 # (caffe for ResNet50/VGG, torch for DenseNet121, tf for the others); caffe/torch/tf: one mode for all.
-PREPROCESSING_CHOICES = ("timm", "paper", *KERAS_MODES)
+PREPROCESSING_CHOICES = ("timm", PAPER_PREPROCESSING, *KERAS_MODES)
 
 
 @dataclass(frozen=True)
@@ -45,9 +53,14 @@ class Preprocessing:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def normalisation_key(self) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
+        """What pretrained weights expect of their input: the channel order, mean and std."""
+        return (self.mean, self.std, self.bgr)
+
     def same_input(self, other: "Preprocessing") -> bool:
         """Whether the network sees the same tensors from both (the name of the mode aside)."""
-        return (self.resize_key, self.mean, self.std, self.bgr) == (other.resize_key, other.mean, other.std, other.bgr)
+        return (self.resize_key, self.normalisation_key) == (other.resize_key, other.normalisation_key)
 
     def normalise(self, batch_uint8_nhwc: torch.Tensor, flip: torch.Tensor | None = None,
                   dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -80,22 +93,30 @@ def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.devic
 
 def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", image_size: int | None = None,
                           keras_mode: str | None = None) -> Preprocessing:
-    """Preprocessing from a timm pretrained config, optionally with a Keras mode's normalisation.
-    mode 'paper' takes keras_mode, the architecture's own Keras mode, and records it as the mode applied."""
+    """Preprocessing from a timm pretrained config (its input size), or with a Keras mode's resize and
+    normalisation. mode 'paper' takes keras_mode, the architecture's own Keras mode, and records it as the
+    mode applied."""
     if mode not in PREPROCESSING_CHOICES:
         raise ValueError(f"unknown preprocessing {mode!r}; choose one of {', '.join(PREPROCESSING_CHOICES)}")
-    if mode == "paper":
+    if mode == PAPER_PREPROCESSING:
         if keras_mode not in KERAS_MODES:
             raise ValueError(f"preprocessing 'paper' needs the architecture's Keras mode, got {keras_mode!r}")
         mode = keras_mode
     size = image_size or int(pretrained_cfg["input_size"][-1])
     norm = KERAS_MODES.get(mode, {"bgr": False, "mean": tuple(pretrained_cfg["mean"]), "std": tuple(pretrained_cfg["std"])})
+    resize = KERAS_RESIZE if mode in KERAS_MODES else {"interpolation": pretrained_cfg.get("interpolation", "bilinear"),
+                                                       "crop_pct": pretrained_cfg.get("crop_pct", 0.875)}
     return Preprocessing(
         image_size=size,
-        interpolation=str(pretrained_cfg.get("interpolation", "bilinear")),
-        crop_pct=float(pretrained_cfg.get("crop_pct", 0.875)),
+        interpolation=str(resize["interpolation"]),
+        crop_pct=float(resize["crop_pct"]),
         mean=tuple(norm["mean"]),
         std=tuple(norm["std"]),
         bgr=norm["bgr"],
         mode=mode,
     )
+
+
+def crops(choice: str) -> bool:
+    """Whether a preprocessing choice (PREPROCESSING_CHOICES) centre-crops (timm's) or resizes the whole image (Keras')."""
+    return choice not in (PAPER_PREPROCESSING, *KERAS_MODES)

@@ -10,7 +10,7 @@ import pytest
 from harness.data.demo import ensure_demo
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL = ("--per-class", "15", "--size", "16")
+SMALL = ("--per-class", "22", "--size", "16")
 
 
 @pytest.mark.parametrize("where, message", [

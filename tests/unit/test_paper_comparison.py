@@ -2,6 +2,7 @@
 (issue 13): the `paper` preprocessing per architecture, the ablation's variants, the weights' provenance,
 the setting beside the paper's, the 100-column comparison table, the transfer/weights refusals."""
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ def test_paper_preprocessing_is_each_architectures_keras_mode(name):
     pre = preprocessing_for(name, "paper", 96)
     mode = KERAS_MODES[spec.keras_mode]
     assert (pre.mode, pre.bgr, pre.mean, pre.std) == (spec.keras_mode, mode["bgr"], mode["mean"], mode["std"])
-    # the resize is the architecture's own: only the normalisation is Keras'
-    assert pre.resize_key == preprocessing_for(name, "timm", 96).resize_key
+    # and Keras' resize: the whole image, no crop, bilinear; timm's centre-crops
+    assert pre.resize_key == (96, "bilinear", 1.0) != preprocessing_for(name, "timm", 96).resize_key
+    assert preprocessing_for(name, "timm", 96).crop_pct < 1
 
 
 def test_paper_preprocessing_normalises_a_pixel_as_keras_does():
@@ -48,7 +50,7 @@ def test_paper_preprocessing_normalises_a_pixel_as_keras_does():
 def test_the_ablation_runs_each_distinct_input_once_and_covers_all_three():
     variants = {name: sweeps.preprocessing_variants(name) for name in MODEL_NAMES}
     assert [v for v, _ in variants["ResNet50"]] == ["timm", "paper-caffe"]  # Keras' mode for ResNet50 is caffe
-    assert [v for v, _ in variants["DenseNet121"]] == ["timm-paper", "caffe"]  # timm's input is Keras' torch mode
+    assert [v for v, _ in variants["DenseNet121"]] == ["timm", "paper", "caffe"]  # Keras' torch mode, but not timm's crop
     assert [v for v, _ in variants["MobileNetV2"]] == ["timm", "paper", "caffe"]  # timm's weights: ImageNet mean/std
     for name, found in variants.items():
         names = [n for variant, _ in found for n in variant.split("-")]
@@ -137,6 +139,22 @@ def test_the_demo_setting_is_said_to_differ_from_the_papers(tmp_path):
     assert "\n" not in line
 
 
+@pytest.mark.parametrize("preprocessing, ablate, shown", [
+    ("timm", False, ("timm", "centre (timm's crop_pct)")),
+    ("paper", False, ("paper", "none (whole image resized)")),
+    ("tf", False, ("tf", "none (whole image resized)")),
+    ("timm", True, ("timm, paper, caffe", "timm: centre; paper, caffe: none")),
+])
+def test_compare_paper_names_the_crop(tmp_path, preprocessing, ablate, shown):
+    spec = _spec(_dataset(tmp_path / "faces", 10), ["MobileNetV2"], preprocessing=preprocessing)
+    if ablate:
+        spec = dataclasses.replace(spec, runs=[RunSpec(f"MobileNetV2-{v}-s0", "MobileNetV2", 0, v, o)
+                                               for v, o in sweeps.preprocessing_variants("MobileNetV2")])
+    setting = {row["item"]: row for row in setting_rows(spec)}
+    assert (setting["preprocessing"]["this sweep"], setting["crop"]["this sweep"]) == shown
+    assert setting["crop"]["paper"] == "not stated (Keras: none)"
+
+
 def test_the_papers_own_setting_is_said_to_be_the_same_where_the_paper_says(tmp_path):
     faces = _dataset(tmp_path / "faces", 5000)
     setting = {row["item"]: row for row in setting_rows(_spec(faces, ["Xception"], weights="imagenet", mode="transfer"))}
@@ -193,7 +211,8 @@ def test_the_paper_question_table_recreates_the_papers_condition(tmp_path):
     board = pd.DataFrame([
         {"architecture": "ResNet50", "variant": "timm", "accuracy": 0.99},
         {"architecture": "ResNet50", "variant": "paper-caffe", "accuracy": 0.80},
-        {"architecture": "DenseNet121", "variant": "timm-paper", "accuracy": 0.95},
+        {"architecture": "DenseNet121", "variant": "timm", "accuracy": 0.95},
+        {"architecture": "DenseNet121", "variant": "paper", "accuracy": 0.94},
         {"architecture": "DenseNet121", "variant": "caffe", "accuracy": 0.70},
         {"architecture": "MobileNetV2", "variant": "timm", "accuracy": 0.93},
         {"architecture": "MobileNetV2", "variant": "paper", "accuracy": 0.90},
@@ -205,7 +224,8 @@ def test_the_paper_question_table_recreates_the_papers_condition(tmp_path):
     # the right input (timm) for the caffe-mode network, caffe input for the others
     assert rows["as hypothesised %"].tolist() == ["99.00", "70.00", "60.00"]
     assert rows.loc["ResNet50", "paper %"] == rows.loc["ResNet50", "caffe %"] == "80.00"  # one run, two cells
-    assert rows.loc["DenseNet121", "timm %"] == rows.loc["DenseNet121", "paper %"] == "95.00"
+    assert (rows.loc["DenseNet121", "timm %"], rows.loc["DenseNet121", "paper %"]) == ("95.00", "94.00")
+    # Keras' torch mode normalises as DenseNet121's timm weights expect (only the crop differs)
     assert rows.loc["DenseNet121", "right input for timm's weights"] == "timm, paper"
     assert rows.loc["MobileNetV2", "right input for timm's weights"] == "timm"
     assert "cannot answer" not in text
