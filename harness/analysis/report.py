@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
-from harness.analysis.leaderboard import leaderboard, paper_table, with_paper
+from harness.analysis.leaderboard import leaderboard, paper_table, separability_caption, with_paper
 from harness.analysis.load import SweepResults
 from harness.analysis.paper import setting_line, setting_rows
 from harness.errors import UserError
@@ -164,10 +164,11 @@ def sections(results: SweepResults, rows: list[dict[str, Any]]) -> list[Section]
         ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
         ("", "table", weights),
         ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval over the seeds (initialisation and "
-                                "data order; the test split is fixed; none with one seed). 'Not separable from' names the "
-                                "architectures a paired test on the same test images (McNemar on accuracy, DeLong on AUC, "
-                                "of each architecture's seed-averaged scores) cannot tell apart at 5% after Holm's "
-                                "correction for the number of pairs."),
+                                "data order; the test split is fixed unless --resplit; none with one seed). 'Not separable "
+                                "from' names the architectures a paired test on the independent unit (the seeds where there "
+                                "are several, else the test photographs or identities where the manifest has groups, else "
+                                "the test images) cannot tell apart at 5% after Holm's correction for the number of pairs. "
+                                f"Here: {separability_caption(rows)}."),
         ("", "table", ranked),
         ("Beside the paper's Table 2", "text", setting_line(setting)),
         ("", "table", paper),

@@ -57,8 +57,9 @@ def test_the_quantile_in_plain_python_is_scipys():
     assert mean_interval([0.2, 1.9], bounds=(0.0, None))[2] > 1  # a loss is bounded below only
 
 
-def test_separability_is_a_paired_test_on_the_same_test_images(tmp_path):
-    """Three architectures on the same 200 test images: A and B nearly agree, C is right far less often."""
+def scored_sweep(tmp_path, groups=None):
+    """Three architectures, one seed each, on the same 200 test images: A and B nearly agree, C is right
+    far less often. groups: each test image's group number, written as test_scores.npy's third row."""
     import numpy as np
 
     sweep = sweep_with(tmp_path, {"A": [0.9], "B": [0.89], "C": [0.6]})
@@ -68,10 +69,49 @@ def test_separability_is_a_paired_test_on_the_same_test_images(tmp_path):
     right["B"] = right["A"] ^ (rng.random(200) < 0.02)
     for model, correct in right.items():
         probs = np.where(correct, labels, 1 - labels) * 0.8 + 0.1
-        np.save(sweep.run(f"{model}-s0").test_scores, np.stack([labels, probs]))
-    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+        np.save(sweep.run(f"{model}-s0").test_scores, np.stack([labels, probs, *([] if groups is None else [groups])]))
+    return sweep
+
+
+def test_separability_over_independent_test_images_is_mcnemars(tmp_path):
+    rows = {r["model"]: r for r in leaderboard(SweepResults(scored_sweep(tmp_path)))}
     assert rows["A"]["not_separable_from"] == "B" and rows["B"]["not_separable_from"] == "A"
-    assert rows["C"]["not_separable_from"] == "" and "McNemar" in rows["C"]["separability_test"]
+    assert rows["C"]["not_separable_from"] == "" and rows["C"]["separability_test"] == (
+        "McNemar on accuracy over the test images, Holm over 3 pairs, 5%")
+    assert rows["C"]["not_tested_against"] is None and rows["C"]["separability_reason"] is None
+    assert "DeLong on AUC over the test images" in leaderboard(SweepResults(scored_sweep(tmp_path / "auc")), sort="auc")[0]["separability_test"]
+
+
+def test_separability_pairs_on_the_test_groups_where_the_manifest_has_them(tmp_path):
+    import numpy as np
+
+    rows = {r["model"]: r for r in leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.arange(200) % 20)))}
+    assert rows["C"]["separability_test"] == "cluster-robust paired t-test on accuracy over 20 test groups, Holm over 3 pairs, 5%"
+    assert rows["A"]["not_separable_from"] == "B" and rows["C"]["not_separable_from"] == ""
+    auc = leaderboard(SweepResults(scored_sweep(tmp_path / "auc", groups=np.arange(200) % 20)), sort="auc")[0]
+    assert auc["separability_test"].startswith("DeLong on AUC clustered by group (Obuchowski) over 20 test groups")
+
+
+def test_with_one_test_group_nothing_is_called_separable_or_not(tmp_path):
+    import numpy as np
+
+    from harness.analysis.leaderboard import separability_caption
+
+    rows = leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.zeros(200))))
+    assert all(r["not_separable_from"] is None and r["separability_test"] is None for r in rows)
+    assert rows[0]["separability_reason"] == "the test split holds one group: a spread between groups needs 2"
+    assert separability_caption(rows) == ("not separable from: no pair tested; not tested where the test split holds one "
+                                           "group: a spread between groups needs 2")
+
+
+def test_with_several_seeds_separability_is_a_paired_t_test_on_the_seeds_accuracy(tmp_path):
+    sweep = sweep_with(tmp_path, {"A": [0.90, 0.92, 0.91], "B": [0.80, 0.83, 0.80], "C": [0.91, 0.90, 0.92], "D": [0.7]})
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+    p = stats.ttest_rel([0.90, 0.92, 0.91], [0.80, 0.83, 0.80]).pvalue
+    assert p * 3 < 0.05 and rows["A"]["not_separable_from"] == "C" and rows["B"]["not_separable_from"] == ""
+    assert rows["A"]["separability_test"] == "paired t-test on per-seed accuracy, Holm over 3 pairs, 5%"
+    assert rows["A"]["not_tested_against"] == "D" and rows["D"]["not_separable_from"] is None
+    assert rows["D"]["not_tested_against"] == "A, C, B" and rows["D"]["separability_reason"] == "1 seed in common: a spread needs 2"
 
 
 def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
