@@ -45,6 +45,17 @@ VALUE_COLUMNS = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "achieved_tflops", "mfu"
                  "gpu_util_median", "train_energy_per_image_j", "infer_energy_per_image_j"]
 
 
+def _test_interval(records: list[RunRecord]) -> dict[str, Any]:
+    """With one seed, its record's 95% interval of test accuracy over the test split's independent units
+    (`accuracy_test_lo`/`_hi`), and how it was made or why there is none (`test_interval`). With several
+    seeds the interval over seeds is the row's; records of earlier versions (a percentile bootstrap,
+    no method recorded) give none."""
+    test = (records[0].test or {}) if len(records) == 1 else {}
+    interval = test.get("accuracy_interval") if test.get("accuracy_interval_method") else None
+    return {"accuracy_test_lo": interval[0] if interval else None, "accuracy_test_hi": interval[1] if interval else None,
+            "test_interval": test.get("accuracy_interval_reason") or test.get("accuracy_interval_method")}
+
+
 def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
     value = row.get(sort)
     if value is None:
@@ -54,7 +65,8 @@ def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
 
 def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str, Any]]:
     """One row per architecture (and variant): the mean of each value over its completed seeds, and for
-    each metric `<metric>_lo`/`<metric>_hi`, its 95% Student-t interval (None below two seeds)."""
+    each metric `<metric>_lo`/`<metric>_hi`, its 95% Student-t interval (None below two seeds, with
+    `interval_reason`; then the record's interval over test units, see _test_interval)."""
     if sort not in SORTABLE:
         raise UserError(f"cannot sort by {sort!r}; choose one of {', '.join(SORTABLE)}")
     state_of = {s.run_id: s.state for s in sweep_status(results)[0]}
@@ -73,6 +85,8 @@ def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str,
         resplit = any(r.config.get("resplit") for r in records)
         row["interval_covers"] = (None if len(records) < 2 else "seeds: initialisation, order and split (--resplit)"
                                   if resplit else "seeds: initialisation and order; the split is fixed")
+        row["interval_reason"] = None if len(records) > 1 else f"{len(records)} seed: an interval over seeds needs 2"
+        row.update(_test_interval(records))
         values = [_values(r) for r in records]
         for column in VALUE_COLUMNS:
             mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else (0.0, None))

@@ -26,6 +26,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for row in rows:
             row["acc 95% CI (seeds)"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
         columns.insert(columns.index("accuracy") + 1, "acc 95% CI (seeds)")
+    if any(r.get("accuracy_test_lo") is not None for r in rows):  # one seed: its record's interval over test units
+        for row in rows:
+            row["acc 95% CI (test)"] = interval(row.get("accuracy_test_lo"), row.get("accuracy_test_hi"))
+        columns.insert(columns.index("accuracy") + 1, "acc 95% CI (test)")
     if any(r.get("not_separable_from") is not None for r in rows):
         columns.insert(columns.index("status"), "not_separable_from")
         if any(r.get("not_tested_against") for r in rows):
@@ -50,9 +54,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         print(as_markdown(rows, columns) + f"\n{separability_caption(rows)}\n", end="")
     else:
-        covers = {r["interval_covers"] for r in rows if r.get("interval_covers")}
+        covers = {f"intervals over {r['interval_covers']}" for r in rows if r.get("interval_covers")}
+        covers |= {f"test intervals: {r['test_interval']}" for r in rows if r.get("accuracy_test_lo") is not None}
         print_table(rows, columns, title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds"
-                    + (f"; intervals over {', '.join(sorted(covers))})" if covers else ")"), caption=separability_caption(rows))
+                    + (f"; {'; '.join(sorted(covers))})" if covers else ")"), caption=separability_caption(rows))
     return 0
 
 

@@ -120,3 +120,20 @@ def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
     assert "split is fixed" in rows["ResNet50"]["interval_covers"] and rows["VGG16"]["interval_covers"] is None
     write_record(sweep.run("ResNet50-s1"), completed("ResNet50-s1", 0.92, seed=1, config={"resplit": True}))
     assert "split (--resplit)" in leaderboard(SweepResults(sweep))[0]["interval_covers"]
+
+
+def test_with_one_seed_the_row_shows_its_records_interval_over_test_groups(tmp_path):
+    sweep = sweep_with(tmp_path, {"ResNet50": [0.9], "VGG16": [0.8, 0.82]})
+    method = "Wilson with a design effect over 3 groups (t, 2 df)"
+    test = {"accuracy": 0.9, "loss": 0.3, "auc": 0.95, "accuracy_interval": [0.71, 0.97], "accuracy_interval_method": method}
+    write_record(sweep.run("ResNet50-s0"), completed("ResNet50-s0", 0.9, test=test))
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+    resnet, vgg = rows["ResNet50"], rows["VGG16"]
+    assert (resnet["accuracy_test_lo"], resnet["accuracy_test_hi"], resnet["test_interval"]) == (0.71, 0.97, method)
+    assert resnet["accuracy_lo"] is None and resnet["interval_reason"] == "1 seed: an interval over seeds needs 2"
+    assert vgg["accuracy_test_lo"] is None and vgg["interval_reason"] is None and vgg["accuracy_lo"] is not None
+    reason = "the test split holds 1 independent unit: a spread needs 2"
+    write_record(sweep.run("ResNet50-s0"), completed("ResNet50-s0", 0.9, test={
+        **test, "accuracy_interval": None, "accuracy_interval_reason": reason}))
+    resnet = leaderboard(SweepResults(sweep))[0]
+    assert resnet["accuracy_test_lo"] is None and resnet["test_interval"] == reason
