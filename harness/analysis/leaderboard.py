@@ -110,9 +110,9 @@ def _test_scores(sweep: SweepPaths, run_id: str) -> tuple[Any, Any, Any] | None:
         return None
     if scores.ndim != 2 or scores.shape[0] not in (2, 3) or not np.isfinite(scores).all():
         return None
-    groups = scores[2].astype(np.int64) if len(scores) == 3 else None
-    if groups is not None and (groups.min() < 0 or not np.array_equal(groups, scores[2])):
+    if len(scores) == 3 and not np.array_equal(scores[2], np.round(scores[2])):
         return None
+    groups = np.unique(scores[2], return_inverse=True)[1] if len(scores) == 3 else None  # numbered 0..G-1
     return scores[0].astype(bool), scores[1], groups
 
 
@@ -149,6 +149,8 @@ def separability(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict
     if not scored:
         return {pair: (None, "no test scores (test_scores.npy)") for pair in pairs}, ""
     labels, _, units = next(iter(scored.values()))
+    if metric == "auc" and (labels.all() or not labels.any()):
+        return {pair: (None, "the test split holds one class: it has no AUC") for pair in pairs}, ""
     same = {m for m, (y, _, groups) in scored.items() if y.shape == labels.shape and (y == labels).all()
             and (groups is None if units is None else groups is not None and (groups == units).all())}
     if units is None:
