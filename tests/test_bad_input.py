@@ -737,7 +737,7 @@ CASES: list[Case] = [
     Case("scores-one-group-auc", results("leaderboard", "scores-one-group", "--sort", "auc", "--format", "markdown"), code=0,
          words=("no pair tested", "the test split holds one group")),
     Case("scores-fractional-groups", results("leaderboard", "scores-fractional-groups", "--format", "json"), code=0,
-         words=("not both scored on the same test images",)),
+         words=('"not_separable_from": null', "test scores missing or damaged (test_scores.npy)")),
 ]
 CASES += [Case(f"name{option}-{label}", dry(f"{option}={value}"), words=(option, message))
           for option, message in NAME_OPTIONS.items() for label, value in CHARACTERS.items()]

@@ -146,8 +146,9 @@ def separability(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict
         return tested, f"paired t-test on per-seed {metric}"
     metric = "auc" if sort == "auc" else "accuracy"
     scored = {m: found for m in models if (found := _test_scores(sweep, records_of[m][0].run_id)) is not None}
+    unreadable = "test scores missing or damaged (test_scores.npy)"
     if not scored:
-        return {pair: (None, "no test scores (test_scores.npy)") for pair in pairs}, ""
+        return {pair: (None, unreadable) for pair in pairs}, ""
     labels, _, units = next(iter(scored.values()))
     if metric == "auc" and (labels.all() or not labels.any()):
         return {pair: (None, "the test split holds one class: it has no AUC") for pair in pairs}, ""
@@ -164,7 +165,7 @@ def separability(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict
     tested = {}
     for a, b in pairs:
         if a not in same or b not in same:
-            tested[(a, b)] = (None, "not both scored on the same test images (test_scores.npy)")
+            tested[(a, b)] = (None, unreadable if a not in scored or b not in scored else "not both scored on the same test images")
             continue
         p = image_pair_test(labels, scored[a][1], scored[b][1], metric, units)
         tested[(a, b)] = (p, None if p is not None else f"every group differs by the same share: {NO_SPREAD}")

@@ -137,3 +137,16 @@ def test_with_one_seed_the_row_shows_its_records_interval_over_test_groups(tmp_p
         **test, "accuracy_interval": None, "accuracy_interval_reason": reason}))
     resnet = leaderboard(SweepResults(sweep))[0]
     assert resnet["accuracy_test_lo"] is None and resnet["test_interval"] == reason
+
+
+def test_a_run_on_other_test_images_or_without_scores_is_not_tested_and_says_why(tmp_path):
+    import numpy as np
+
+    sweep = scored_sweep(tmp_path)
+    np.save(sweep.run("C-s0").test_scores, np.stack([np.zeros(50), np.full(50, 0.2)]))  # another test split
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+    assert rows["A"]["not_separable_from"] == "B" and rows["A"]["not_tested_against"] == "C"
+    assert rows["C"]["not_separable_from"] is None and rows["C"]["separability_reason"] == "not both scored on the same test images"
+    assert rows["C"]["separability_test"] == "McNemar on accuracy over the test images, Holm over 1 pair, 5%"
+    sweep.run("C-s0").test_scores.unlink()
+    assert leaderboard(SweepResults(sweep))[-1]["separability_reason"] == "test scores missing or damaged (test_scores.npy)"
