@@ -238,6 +238,24 @@ def build_world(root: Path) -> Path:
     _run_folder(sweep, 1, record={**_completed("running", f"{MODEL}-s1", 1), "status": "FAILED", "error": "boom",
                                   "test": None, "val": None})
     (results / "not-a-sweep").mkdir()
+    # --- issue 23: intervals and separability (records whose test interval is not one; test scores with odd groups) ---
+    import numpy as np
+
+    for name, interval in {"record-interval-reversed": {"accuracy_interval": [0.9, 0.2]},
+                           "record-interval-text": {"auc_interval": "high"},
+                           "record-interval-outside": {"accuracy_interval": [-0.1, 1.5]}}.items():
+        record = _completed(name, f"{MODEL}-s0", 0)
+        _run_folder(_write_sweep(results, name, seeds=1), 0, record={**record, "test": {**record["test"], **interval}})
+    for name, groups in {"scores-fractional-groups": [0.5] * 20, "scores-one-group": [0.0] * 20}.items():
+        sweep = _write_sweep(results, name, seeds=1, edit=lambda data: data.update(models=[MODEL, "ResNet50"], runs=[
+            {"run_id": rid, "model": model, "seed": 0, "variant": "", "overrides": {}}
+            for rid, model in ((f"{MODEL}-s0", MODEL), ("ResNet50-s0", "ResNet50"))]))
+        for rid, model in ((f"{MODEL}-s0", MODEL), ("ResNet50-s0", "ResNet50")):
+            folder = sweep / "runs" / rid
+            folder.mkdir(parents=True)
+            (folder / "result.json").write_text(json.dumps({**_completed(name, rid, 0), "model": model}))
+            np.save(folder / "test_scores.npy", np.stack([np.repeat([0.0, 1.0], 10), np.linspace(0, 1, 20), groups]))
+    # --- end of issue 23: intervals and separability ---
     return root
 
 
@@ -734,6 +752,18 @@ CASES: list[Case] = [
       for label, name in [("pid-dead", f".d.tmp-{2**22 + 1}"),  # above Linux's largest pid
                           ("pid-reused", ".d.tmp-1"),  # pid 1 is alive, and no builder of ours
                           ("lock-only", f".d.tmp-{2**22 + 1}.lock")]],  # killed between the rename and the lock's removal
+    # --- issue 23: intervals and separability ---
+    Case("record-interval-reversed", results("status", "record-interval-reversed"), code=0,
+         words=("DAMAGED", "test.accuracy_interval", "not null or [low, high] in [0, 1]")),
+    Case("record-interval-text", results("leaderboard", "record-interval-text"), code=0, words=("1 DAMAGED",)),
+    Case("record-interval-outside", results("status", "record-interval-outside", "--format", "json"), code=0,
+         words=("DAMAGED", "accuracy_interval")),
+    Case("scores-one-group", results("leaderboard", "scores-one-group"), code=0,
+         words=("no pair tested", "the test split holds one group")),
+    Case("scores-one-group-auc", results("leaderboard", "scores-one-group", "--sort", "auc", "--format", "markdown"), code=0,
+         words=("no pair tested", "the test split holds one group")),
+    Case("scores-fractional-groups", results("leaderboard", "scores-fractional-groups", "--format", "json"), code=0,
+         words=('"not_separable_from": null', "test scores missing or damaged (test_scores.npy)")),
 ]
 CASES += [Case(f"name{option}-{label}", dry(f"{option}={value}"), words=(option, message))
           for option, message in NAME_OPTIONS.items() for label, value in CHARACTERS.items()]

@@ -120,7 +120,7 @@ def training_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
 def roc_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 6))
     for i, (model, model_runs) in enumerate(runs.items()):
-        labels, scores = np.concatenate([np.load(sweep.run(rid).test_scores) for rid, _ in model_runs], axis=1)
+        labels, scores = np.concatenate([np.load(sweep.run(rid).test_scores)[:2] for rid, _ in model_runs], axis=1)  # [2]: groups
         fpr, tpr, _ = roc_curve(labels, scores)
         auc = np.mean([(r.test or {})["auc"] for _, r in model_runs])
         ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {auc:.3f})", clip_on=False)

@@ -45,6 +45,17 @@ VALUE_COLUMNS = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "achieved_tflops", "mfu"
                  "gpu_util_median", "train_energy_per_image_j", "infer_energy_per_image_j"]
 
 
+def _test_interval(records: list[RunRecord]) -> dict[str, Any]:
+    """With one seed, its record's 95% interval of test accuracy over the test split's independent units
+    (`accuracy_test_lo`/`_hi`), and how it was made or why there is none (`test_interval`). With several
+    seeds the interval over seeds is the row's; records of earlier versions (a percentile bootstrap,
+    no method recorded) give none."""
+    test = (records[0].test or {}) if len(records) == 1 else {}
+    interval = test.get("accuracy_interval") if test.get("accuracy_interval_method") else None
+    return {"accuracy_test_lo": interval[0] if interval else None, "accuracy_test_hi": interval[1] if interval else None,
+            "test_interval": test.get("accuracy_interval_reason") or test.get("accuracy_interval_method")}
+
+
 def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
     value = row.get(sort)
     if value is None:
@@ -54,7 +65,8 @@ def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
 
 def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str, Any]]:
     """One row per architecture (and variant): the mean of each value over its completed seeds, and for
-    each metric `<metric>_lo`/`<metric>_hi`, its 95% Student-t interval (None below two seeds)."""
+    each metric `<metric>_lo`/`<metric>_hi`, its 95% Student-t interval (None below two seeds, with
+    `interval_reason`; then the record's interval over test units, see _test_interval)."""
     if sort not in SORTABLE:
         raise UserError(f"cannot sort by {sort!r}; choose one of {', '.join(SORTABLE)}")
     state_of = {s.run_id: s.state for s in sweep_status(results)[0]}
@@ -73,6 +85,8 @@ def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str,
         resplit = any(r.config.get("resplit") for r in records)
         row["interval_covers"] = (None if len(records) < 2 else "seeds: initialisation, order and split (--resplit)"
                                   if resplit else "seeds: initialisation and order; the split is fixed")
+        row["interval_reason"] = None if len(records) > 1 else f"{len(records)} seed: an interval over seeds needs 2"
+        row.update(_test_interval(records))
         values = [_values(r) for r in records]
         for column in VALUE_COLUMNS:
             mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else (0.0, None))
@@ -81,41 +95,108 @@ def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str,
                 row[f"{column}_lo"], row[f"{column}_hi"] = low, high
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(sort, r))
-    _mark_separable(results.sweep, rows, records_of, "accuracy" if sort == "accuracy" else "auc")
+    _mark_separable(results.sweep, rows, records_of, sort)
     return rows
 
 
-def _test_scores(sweep: SweepPaths, run_ids: list[str]) -> tuple[Any, Any] | None:
-    """The test labels and the mean of the runs' test probabilities (their seeds' ensemble)."""
+def _test_scores(sweep: SweepPaths, run_id: str) -> tuple[Any, Any, Any] | None:
+    """A run's test labels, probabilities and each image's group number (None where the manifest has no
+    groups); None where its test_scores.npy is missing or not what the run writes."""
     import numpy as np
 
     try:
-        loaded = [np.load(sweep.run(rid).test_scores) for rid in run_ids]
+        scores = np.load(sweep.run(run_id).test_scores)
     except (OSError, ValueError):
         return None
-    if not loaded or any(a.shape != loaded[0].shape or not np.array_equal(a[0], loaded[0][0]) for a in loaded):
+    if scores.ndim != 2 or scores.shape[0] not in (2, 3) or not np.isfinite(scores).all():
         return None
-    return loaded[0][0], np.mean([a[1] for a in loaded], axis=0)
+    if len(scores) == 3 and not np.array_equal(scores[2], np.round(scores[2])):
+        return None
+    groups = np.unique(scores[2], return_inverse=True)[1] if len(scores) == 3 else None  # numbered 0..G-1
+    return scores[0].astype(bool), scores[1], groups
 
 
-def _mark_separable(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]], metric: str) -> None:
-    """For each row, the architectures the test data cannot tell from it: a paired test on the same test
-    images (McNemar for accuracy, DeLong for AUC) of their seeds' mean scores, Holm-corrected over all
-    pairs, at 5%. Rows without test scores (or scored on other images) are left out."""
+Tested = tuple[float | None, str | None]  # a pair's p-value, or None with the reason it was not tested
+NO_SPREAD = "no spread to judge the difference by"
+
+
+def separability(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]],
+                 sort: str) -> tuple[dict[tuple[str, str], Tested], str]:
+    """Each pair of rows' p-value (or the reason it was not tested) and the test that ran.
+
+    The test pairs on the unit that is independent: with several seeds, the seeds (Student's paired t
+    on each seed's value of the metric the table sorts by, accuracy where it sorts by no metric); with
+    one, the test photographs or identities where the manifest has groups (cluster-robust tests), else
+    the test images (McNemar's on accuracy, DeLong's on AUC where the table sorts by AUC)."""
+    from itertools import combinations
+
+    from harness.stats.paired import image_pair_test, paired_t_test
+
+    models = [row["model"] for row in rows if records_of[row["model"]]]
+    pairs = list(combinations(models, 2))
+    if any(len(records_of[m]) > 1 for m in models):
+        metric = sort if sort in METRICS + EXTRA_METRICS else "accuracy"
+        per_seed = {m: {r.seed: v for r in records_of[m] if (v := _values(r)[metric]) is not None} for m in models}
+        tested: dict[tuple[str, str], Tested] = {}
+        for a, b in pairs:
+            p = paired_t_test(per_seed[a], per_seed[b])
+            common = len(set(per_seed[a]) & set(per_seed[b]))
+            tested[(a, b)] = (p, None if p is not None else f"{common} seed in common: a spread needs 2"
+                              if common < 2 else f"every seed differs by the same amount: {NO_SPREAD}")
+        return tested, f"paired t-test on per-seed {metric}"
+    metric = "auc" if sort == "auc" else "accuracy"
+    scored = {m: found for m in models if (found := _test_scores(sweep, records_of[m][0].run_id)) is not None}
+    unreadable = "test scores missing or damaged (test_scores.npy)"
+    if not scored:
+        return {pair: (None, unreadable) for pair in pairs}, ""
+    labels, _, units = next(iter(scored.values()))
+    if metric == "auc" and (labels.all() or not labels.any()):
+        return {pair: (None, "the test split holds one class: it has no AUC") for pair in pairs}, ""
+    same = {m for m, (y, _, groups) in scored.items() if y.shape == labels.shape and (y == labels).all()
+            and (groups is None if units is None else groups is not None and (groups == units).all())}
+    if units is None:
+        test = {"accuracy": "McNemar on accuracy", "auc": "DeLong on AUC"}[metric] + " over the test images"
+    else:
+        count = int(units.max()) + 1
+        test = {"accuracy": "cluster-robust paired t-test on accuracy", "auc": "DeLong on AUC clustered by group (Obuchowski)"}[metric]
+        test += f" over {count} test groups"
+        if count < 2:
+            return {pair: (None, "the test split holds one group: a spread between groups needs 2") for pair in pairs}, test
+    tested = {}
+    for a, b in pairs:
+        if a not in same or b not in same:
+            tested[(a, b)] = (None, unreadable if a not in scored or b not in scored else "not both scored on the same test images")
+            continue
+        p = image_pair_test(labels, scored[a][1], scored[b][1], metric, units)
+        tested[(a, b)] = (p, None if p is not None else f"every group differs by the same share: {NO_SPREAD}")
+    return tested, test
+
+
+def _mark_separable(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]], sort: str) -> None:
+    """For each row, the architectures the test cannot tell from it at 5% after Holm's correction over
+    the pairs tested (not_separable_from), those it was not tested against (not_tested_against), the
+    test (separability_test) and why pairs were not tested (separability_reason)."""
     from harness.stats.paired import separable_pairs
 
-    found = {row["model"]: _test_scores(sweep, [r.run_id for r in records_of[row["model"]]])
-             for row in rows if records_of[row["model"]]}
-    both = {model: pair for model, pair in found.items() if pair is not None}
-    labels = next(iter(both.values()))[0] if both else None
-    scored = {m: probs for m, (y, probs) in both.items() if labels is not None and len(y) == len(labels) and (y == labels).all()}
-    pairs = separable_pairs(labels, scored, metric=metric) if labels is not None and len(scored) > 1 else []
-    test = {"accuracy": "McNemar on accuracy", "auc": "DeLong on AUC"}[metric]
+    tested, test = separability(sweep, rows, records_of, sort)
+    pairs = separable_pairs({pair: p for pair, (p, _) in tested.items()})
+    count = sum(p["separable"] is not None for p in pairs)
     for row in rows:
-        same = [p["b"] if p["a"] == row["model"] else p["a"] for p in pairs
-                if row["model"] in (p["a"], p["b"]) and not p["separable"]]
-        row["not_separable_from"] = ", ".join(same) if row["model"] in scored and len(scored) > 1 else None
-        row["separability_test"] = f"{test}, Holm over {len(pairs)} pairs, 5%" if pairs else None
+        mine = [(p["b"] if p["a"] == row["model"] else p["a"], p["separable"]) for p in pairs if row["model"] in (p["a"], p["b"])]
+        reasons = sorted({reason for pair, (_, reason) in tested.items() if reason and row["model"] in pair})
+        row["not_separable_from"] = (", ".join(other for other, separable in mine if separable is False)
+                                     if any(separable is not None for _, separable in mine) else None)
+        row["not_tested_against"] = ", ".join(other for other, separable in mine if separable is None) or None
+        row["separability_test"] = f"{test}, Holm over {count} pair{'s' if count > 1 else ''}, 5%" if count else None
+        row["separability_reason"] = "; ".join(reasons) or None
+
+
+def separability_caption(rows: list[dict[str, Any]]) -> str:
+    """One line under the leaderboard: the separability test that ran, and which pairs it did not test, why."""
+    tests = sorted({row["separability_test"] for row in rows if row.get("separability_test")})
+    reasons = sorted({reason for row in rows if row.get("separability_reason") for reason in row["separability_reason"].split("; ")})
+    line = f"not separable from: {'; '.join(tests)}" if tests else "not separable from: no pair tested"
+    return line + (f"; not tested where {'; '.join(reasons)}" if reasons else "")
 
 
 def with_paper(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
-from harness.analysis.leaderboard import leaderboard, paper_table, with_paper
+from harness.analysis.leaderboard import leaderboard, paper_table, separability_caption, with_paper
 from harness.analysis.load import SweepResults
 from harness.analysis.paper import setting_line, setting_rows
 from harness.errors import UserError
@@ -36,10 +36,13 @@ def _percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}"
 
 
-def _with_interval(row: pd.Series, metric: str) -> str:
+def _with_interval(row: pd.Series, metric: str, bounds: tuple[str, str] | None = None) -> str:
+    """The metric with its interval over seeds, else (bounds: the columns of another) that one."""
     if pd.isna(row.get(metric)):
         return "-"
     low, high = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
+    if (pd.isna(low) or pd.isna(high)) and bounds:
+        low, high = row.get(bounds[0]), row.get(bounds[1])
     return _percent(row[metric]) + ("" if pd.isna(low) or pd.isna(high) else f" [{_percent(low)}, {_percent(high)}]")
 
 
@@ -118,7 +121,7 @@ def board_tables(board: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The leaderboard as the report shows it, and beside the paper's Table 2 (board: with_paper's rows)."""
     ranked = pd.DataFrame({
         "model": board["model"], "seeds": board["seeds"],
-        "accuracy % (95% CI)": [_with_interval(r, "accuracy") for _, r in board.iterrows()],
+        "accuracy % (95% CI)": [_with_interval(r, "accuracy", ("accuracy_test_lo", "accuracy_test_hi")) for _, r in board.iterrows()],
         "AUC % (95% CI)": [_with_interval(r, "auc") for _, r in board.iterrows()],
         "AP %": board["average_precision"].map(_percent), "EER %": board["eer"].map(_percent),
         "acc. at val threshold %": board["accuracy_at_threshold"].map(_percent),
@@ -164,10 +167,15 @@ def sections(results: SweepResults, rows: list[dict[str, Any]]) -> list[Section]
         ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
         ("", "table", weights),
         ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval over the seeds (initialisation and "
-                                "data order; the test split is fixed; none with one seed). 'Not separable from' names the "
-                                "architectures a paired test on the same test images (McNemar on accuracy, DeLong on AUC, "
-                                "of each architecture's seed-averaged scores) cannot tell apart at 5% after Holm's "
-                                "correction for the number of pairs."),
+                                "data order; the test split is fixed unless --resplit). With one seed, the accuracy's "
+                                "interval is the run's over the test split's independent units (its photographs or "
+                                "identities where the manifest has groups, else its images): "
+                                + (", ".join(sorted({r["test_interval"] for r in rows if r.get("accuracy_test_lo") is not None}))
+                                   or "none here") + " (the AUC's is in each record: test.auc_interval). 'Not separable "
+                                "from' names the architectures a paired test on the independent unit (the seeds where there "
+                                "are several, else the test photographs or identities where the manifest has groups, else "
+                                "the test images) cannot tell apart at 5% after Holm's correction for the number of pairs. "
+                                f"Here: {separability_caption(rows)}."),
         ("", "table", ranked),
         ("Beside the paper's Table 2", "text", setting_line(setting)),
         ("", "table", paper),

@@ -20,9 +20,11 @@ PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "av
 LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
           "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
           "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode",
-          "not_separable_from": "not separable from (5%)", "timm_weights": "timm weights"}
+          "not_separable_from": "not separable from (5%)", "not_tested_against": "not tested against",
+          "timm_weights": "timm weights"}
 LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
-        "this sweep", "paper", "partition", "setting", "source", "state", "gpu types", "not_separable_from"}
+        "this sweep", "paper", "partition", "setting", "source", "state", "gpu types", "not_separable_from",
+        "not_tested_against"}
 
 
 def fmt(column: str, value: Any) -> str:

@@ -15,7 +15,7 @@ def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from harness.analysis.leaderboard import COLUMNS, leaderboard, with_paper
+    from harness.analysis.leaderboard import COLUMNS, leaderboard, separability_caption, with_paper
     from harness.cli.render import as_csv, as_json, as_markdown, interval, print_table
 
     results = read_sweep(args, args.sweep)
@@ -26,8 +26,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for row in rows:
             row["acc 95% CI (seeds)"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
         columns.insert(columns.index("accuracy") + 1, "acc 95% CI (seeds)")
+    if any(r.get("accuracy_test_lo") is not None for r in rows):  # one seed: its record's interval over test units
+        for row in rows:
+            row["acc 95% CI (test)"] = interval(row.get("accuracy_test_lo"), row.get("accuracy_test_hi"))
+        columns.insert(columns.index("accuracy") + 1, "acc 95% CI (test)")
     if any(r.get("not_separable_from") is not None for r in rows):
         columns.insert(columns.index("status"), "not_separable_from")
+        if any(r.get("not_tested_against") for r in rows):
+            columns.insert(columns.index("status"), "not_tested_against")
     if args.compare == "paper":  # our setting beside the paper's, and Table 2's figures in brackets beside ours
         from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
         from harness.cli.render import err
@@ -46,11 +52,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         print(as_csv(rows), end="")
     elif args.format == "markdown":
-        print(as_markdown(rows, columns), end="")
+        print(as_markdown(rows, columns) + f"\n{separability_caption(rows)}\n", end="")
     else:
-        covers = {r["interval_covers"] for r in rows if r.get("interval_covers")}
+        covers = {f"intervals over {r['interval_covers']}" for r in rows if r.get("interval_covers")}
+        covers |= {f"test intervals: {r['test_interval']}" for r in rows if r.get("accuracy_test_lo") is not None}
         print_table(rows, columns, title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds"
-                    + (f"; intervals over {', '.join(sorted(covers))})" if covers else ")"))
+                    + (f"; {'; '.join(sorted(covers))})" if covers else ")"), caption=separability_caption(rows))
     return 0
 
 

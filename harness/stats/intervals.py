@@ -1,5 +1,7 @@
-"""The mean over seeds and its Student-t interval, in plain Python: the leaderboard imports no scipy
-(a command typed often must start fast). tests/unit checks the quantile against scipy's."""
+"""Student's t and Wilson's interval in plain Python, and the mean over seeds with its t-interval: the
+leaderboard imports no scipy (a command typed often must start fast). tests/unit checks the quantile
+against scipy's, and tests/unit/test_intervals_coverage.py that each interval covers what it claims."""
+import functools
 import math
 from collections.abc import Sequence
 
@@ -39,6 +41,7 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
+@functools.cache  # a leaderboard or a coverage test asks for the same few quantiles again and again
 def t_quantile(p: float, df: float) -> float:
     """The t with P(T <= t) = p, by bisection on the CDF (monotone)."""
     low, high = -1e4, 1e4
@@ -49,6 +52,20 @@ def t_quantile(p: float, df: float) -> float:
         else:
             high = middle
     return (low + high) / 2
+
+
+def two_sided_p(t: float, df: float) -> float:
+    """The two-sided p-value of a t statistic with df degrees of freedom."""
+    return min(1.0, 2.0 * t_cdf(-abs(t), df))
+
+
+def wilson_interval(proportion: float, effective_n: float, z: float) -> tuple[float, float]:
+    """Wilson's score interval of a proportion observed over effective_n independent trials, at quantile z:
+    inside [0, 1] by construction, and of non-zero width at 0% and 100%."""
+    shrink = 1.0 + z * z / effective_n
+    centre = (proportion + z * z / (2 * effective_n)) / shrink
+    half = z / shrink * math.sqrt(proportion * (1 - proportion) / effective_n + z * z / (4 * effective_n ** 2))
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def mean_interval(values: Sequence[float | None], confidence: float = 0.95,

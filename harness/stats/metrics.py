@@ -1,15 +1,26 @@
-"""Detection metrics (fake = positive class), the intervals around them, and the tests that compare runs.
+"""Detection metrics (fake = positive class) and their intervals over the test split's independent units.
 
 Scores are the model's probabilities that an image is fake, used as given (float32 or float64, never
 clipped except inside the log loss): a threshold is chosen and applied on the same values.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 from sklearn import metrics as skm
 
-BOOTSTRAP_METRICS = ("accuracy", "auc")
-BOOTSTRAP_CHUNK = 250  # draws evaluated at once: memory bounded by this x the images
+from harness.stats.intervals import t_quantile, wilson_interval
+from harness.stats.paired import clustered_auc_covariance
+
+CONFIDENCE = 0.95
+MIN_UNITS = 2  # a spread between units needs two of them
+
+
+class MetricInterval(NamedTuple):
+    """An interval of a test metric; low and high None with the reason where there is no honest one."""
+    low: float | None
+    high: float | None
+    reason: str | None
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -64,62 +75,40 @@ def detection_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 
     }
 
 
-def _clip(value: float, bounds: tuple[float | None, float | None] | None) -> float:
-    low, high = bounds or (None, None)
-    return float(min(max(value, -math.inf if low is None else low), math.inf if high is None else high))
+def accuracy_interval(labels: np.ndarray, scores: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE,
+                      threshold: float = 0.5) -> MetricInterval:
+    """The accuracy of scores >= threshold and its interval over independent units (units: each image's).
+
+    Wilson's interval with a design effect: the variance of the accuracy is estimated between units
+    (cluster-robust, the ratio estimator's), Wilson's interval is taken over the effective number of
+    images it implies, at Student's t quantile for G - 1 degrees of freedom, as the variance rests on G
+    units. With one image per unit this is Wilson's interval over the images. Where every unit has the
+    same accuracy (no spread to measure), the images count as independent."""
+    correct = (np.asarray(scores, dtype=np.float64) >= threshold) == np.asarray(labels).astype(bool)
+    count = int(units.max()) + 1
+    if count < MIN_UNITS:
+        return MetricInterval(None, None, f"the test split holds {count} independent unit: a spread needs {MIN_UNITS}")
+    accuracy = float(correct.mean())
+    sizes, right = np.bincount(units, minlength=count), np.bincount(units, weights=correct, minlength=count)
+    variance = count / (count - 1) * float(np.sum((right - accuracy * sizes) ** 2)) / len(correct) ** 2
+    effective_n = accuracy * (1 - accuracy) / variance if variance > 0 else float(len(correct))
+    return MetricInterval(*wilson_interval(accuracy, effective_n, t_quantile((1 + confidence) / 2, count - 1)), None)
 
 
-def _weighted_accuracy(weights: np.ndarray, labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    correct = (scores >= threshold) == labels
-    return weights @ correct / weights.sum(axis=1)
-
-
-def _weighted_auc(weights: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """AUC of each row of weights (how many times each image is drawn), ties counted half; NaN where a
-    draw holds one class only."""
-    _, level = np.unique(scores, return_inverse=True)
-    order = np.argsort(level, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(level[order]) != 0])
-    fakes = np.add.reduceat((weights * labels)[:, order], starts, axis=1)  # weight of each distinct score
-    reals = np.add.reduceat((weights * ~labels)[:, order], starts, axis=1)
-    reals_below = np.cumsum(reals, axis=1) - reals
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (fakes * (reals_below + reals / 2)).sum(axis=1) / (fakes.sum(axis=1) * reals.sum(axis=1))
-
-
-def bootstrap_interval(labels: np.ndarray, scores: np.ndarray, metric: str = "auc", groups: np.ndarray | None = None,
-                       n_boot: int = 2000, seed: int = 0, confidence: float = 0.95, threshold: float = 0.5
-                       ) -> tuple[float, float | None, float | None]:
-    """A run's metric on its test images and the percentile bootstrap interval of it, in [0, 1].
-
-    metric: "accuracy" (of scores >= threshold) or "auc". groups: the source of each image (photograph,
-    identity); where given, whole groups are drawn with replacement, as images of one source are not
-    independent; else images are drawn. Draws holding one class only are left out of the AUC's
-    interval. Seeded: the same arguments give the same interval.
-    """
-    if metric not in BOOTSTRAP_METRICS:
-        raise ValueError(f"metric must be one of {', '.join(BOOTSTRAP_METRICS)}, got {metric!r}")
+def auc_interval(labels: np.ndarray, scores: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE) -> MetricInterval:
+    """The AUC's interval over independent units: DeLong's variance taken between units (Obuchowski's
+    clustered form; DeLong's own with one image per unit), on the logit scale so that it stays inside
+    (0, 1), at Student's t quantile for G - 1 degrees of freedom."""
     labels = np.asarray(labels).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    members = np.unique(np.asarray(groups), return_inverse=True)[1] if groups is not None else np.arange(len(labels))
-    n_groups = int(members.max()) + 1
-
-    def evaluate(weights: np.ndarray) -> np.ndarray:
-        if metric == "accuracy":
-            return _weighted_accuracy(weights, labels, scores, threshold)
-        return _weighted_auc(weights, labels, scores)
-
-    estimate = float(evaluate(np.ones((1, len(labels))))[0])
-    rng = np.random.default_rng(seed)
-    chunks = []
-    for start in range(0, n_boot, BOOTSTRAP_CHUNK):
-        size = min(BOOTSTRAP_CHUNK, n_boot - start)
-        drawn = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=size)  # times each group is drawn
-        chunks.append(evaluate(drawn[:, members].astype(np.float64)))
-    draws = np.concatenate(chunks) if chunks else np.empty(0)
-    draws = draws[~np.isnan(draws)]
-    if len(draws) == 0:
-        return (estimate, None, None)
-    alpha = 1 - confidence
-    low, high = np.percentile(draws, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return (estimate, _clip(low, (0.0, 1.0)), _clip(high, (0.0, 1.0)))
+    count = int(units.max()) + 1
+    if labels.all() or not labels.any():
+        return MetricInterval(None, None, "the test split holds one class only: it has no AUC")
+    if count < MIN_UNITS:
+        return MetricInterval(None, None, f"the test split holds {count} independent unit: a spread needs {MIN_UNITS}")
+    aucs, covariance = clustered_auc_covariance(labels, scores, units)
+    auc, variance = float(aucs[0]), float(covariance[0, 0])
+    if not 0 < auc < 1 or variance <= 0:
+        return MetricInterval(None, None, f"an AUC of {auc:.3g} with no spread between units: its variance cannot be estimated")
+    half = t_quantile((1 + confidence) / 2, count - 1) * math.sqrt(variance) / (auc * (1 - auc))
+    centre = math.log(auc / (1 - auc))
+    return MetricInterval(1 / (1 + math.exp(half - centre)), 1 / (1 + math.exp(-half - centre)), None)

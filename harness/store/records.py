@@ -152,6 +152,12 @@ class RunRecord:
                 value = getattr(record, split).get("accuracy")
                 if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                     raise DamagedFile(path, f"{split}.accuracy is {value!r}, not a number in [0, 1]")
+            for name in ("accuracy_interval", "auc_interval"):  # null (with its reason) or [low, high] inside [0, 1]
+                interval = (record.test or {}).get(name)
+                if interval is not None and not (isinstance(interval, list) and len(interval) == 2
+                                                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval)
+                                                 and 0 <= interval[0] <= interval[1] <= 1):
+                    raise DamagedFile(path, f"test.{name} is {interval!r:.60}, not null or [low, high] in [0, 1]")
         return record
 
 

@@ -2,10 +2,12 @@
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from harness.data.cache import CachedSplit
 from harness.data.perturb import PERTURBATIONS, perturb
 from harness.measure.meters import StepMeter
-from harness.stats.metrics import bootstrap_interval, detection_metrics
+from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
 from harness.training.trainer import DeviceSplit, Trainer, only_generator
 
 
@@ -28,13 +30,29 @@ def cross_generator(run: Trainer, test: CachedSplit, threshold: float) -> dict[s
     return out
 
 
-def image_intervals(labels: Any, probs: Any, index: Any) -> dict[str, Any]:
-    """The 95% bootstrap intervals of test accuracy and AUC over the test images, resampling whole
-    sources (photographs, identities: the manifest's group column) where the data has them."""
-    groups = index["group"].to_numpy() if "group" in index and index["group"].astype(bool).all() else None
-    return {"accuracy_interval": list(bootstrap_interval(labels, probs, "accuracy", groups=groups)[1:]),
-            "auc_interval": list(bootstrap_interval(labels, probs, "auc", groups=groups)[1:]),
-            "interval_resamples": "groups" if groups is not None else "images"}
+def test_groups(index: Any) -> np.ndarray | None:
+    """Each test image's group (photograph, identity: the manifest's group column) numbered 0..G-1, where
+    every image has one; None where they are not all given (images are then the independent unit)."""
+    if "group" not in index or not index["group"].astype(bool).all():
+        return None
+    return np.unique(index["group"].to_numpy(), return_inverse=True)[1]
+
+
+def image_intervals(labels: Any, probs: Any, groups: np.ndarray | None) -> dict[str, Any]:
+    """The 95% intervals of test accuracy and AUC over the test split's independent units (its groups
+    where the manifest has them, else its images), each with the method that made it, or null with the
+    reason there is none."""
+    units = groups if groups is not None else np.arange(len(labels))
+    unit = "groups" if groups is not None else "images"
+    count = int(units.max()) + 1
+    accuracy, auc = accuracy_interval(labels, probs, units), auc_interval(labels, probs, units)
+    return {"accuracy_interval": None if accuracy.low is None else [accuracy.low, accuracy.high],
+            "accuracy_interval_method": f"Wilson with a design effect over {count} {unit} (t, {count - 1} df)",
+            "accuracy_interval_reason": accuracy.reason,
+            "auc_interval": None if auc.low is None else [auc.low, auc.high],
+            "auc_interval_method": f"DeLong clustered by unit (Obuchowski) over {count} {unit}, logit scale (t, {count - 1} df)",
+            "auc_interval_reason": auc.reason,
+            "interval_unit": unit, "interval_units": count}
 
 
 def timed_test(run: Trainer, test: CachedSplit) -> tuple[Any, Any, StepMeter]:

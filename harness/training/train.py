@@ -20,7 +20,7 @@ from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
 from harness.store.records import RunRecord, write_record
 from harness.training.config import TrainConfig
-from harness.training.evaluate import cross_generator, image_intervals, robustness, timed_test
+from harness.training.evaluate import cross_generator, image_intervals, robustness, test_groups, timed_test
 from harness.training.record import completed_record, now, throughput
 from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, only_generator
 from harness.zoo.models import keras_param_count
@@ -117,7 +117,9 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         threshold = best_threshold(val_labels, val_probs)
         with sampler.measuring("infer", images=len(cached["test"].labels)):
             test_probs, test_labels, infer_meter = timed_test(run, cached["test"])
-    np.save(paths.test_scores, np.stack([test_labels, test_probs]))
+    groups = test_groups(cached["test"].index)
+    # labels, probabilities and, where the manifest has groups, each image's group number: the leaderboard pairs on it
+    np.save(paths.test_scores, np.stack([test_labels, test_probs, *([] if groups is None else [groups])]))
 
     env = environment(run.device)
     train_ips = meter.images_per_s()
@@ -133,7 +135,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         epochs_completed=len(run.history),
         val=detection_metrics(val_labels, val_probs, threshold),
         test={**detection_metrics(test_labels, test_probs, threshold),
-              **image_intervals(test_labels, test_probs, cached["test"].index)},
+              **image_intervals(test_labels, test_probs, groups)},
         robustness=robustness(run, cached["test"], threshold),
         cross_generator=cross_generator(run, cached["test"], threshold),
         throughput=throughput(train_ips, infer_meter.images_per_s(), meter.data_wait_fraction(),

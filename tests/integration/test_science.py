@@ -49,6 +49,11 @@ def test_leaderboard_shows_intervals_over_seeds_and_separability(cli, trained):
         assert "eer" in row and "average_precision" in row and "accuracy_at_threshold" in row
     table = cli("leaderboard", "sci", "--results", trained)
     assert "acc 95% CI (seeds)" in table.out and "not separable from" in table.out
+    # the caption: the test on the seeds, or (two seeds that differ by the same amount) why it could not run
+    caption = ("not separable from: paired t-test on per-seed accuracy, Holm over 1 pair, 5%" if board[0]["separability_test"] else
+               "not separable from: no pair tested; not tested where every seed differs by the same amount")
+    assert caption in " ".join(table.out.split())
+    assert cli("leaderboard", "sci", "--format", "markdown", "--results", trained).out.splitlines()[-1].startswith(caption)
 
 
 
@@ -67,8 +72,13 @@ def test_every_run_is_evaluated_under_every_perturbation(trained):
     import json
     record = json.loads((trained / "sci" / "runs" / "ResNet50-s1" / "result.json").read_text())
     assert set(record["robustness"]) == set(PERTURBATIONS)
-    low, high = record["test"]["accuracy_interval"]
-    assert 0 <= low <= record["test"]["accuracy"] <= high <= 1 and record["test"]["interval_resamples"] == "groups"
+    test = record["test"]
+    low, high = test["accuracy_interval"]  # the demo's test photographs are its groups: the interval is between them
+    assert 0 <= low <= test["accuracy"] <= high <= 1 and test["interval_unit"] == "groups" and test["accuracy_interval_reason"] is None
+    units = test["interval_units"]
+    assert test["accuracy_interval_method"] == f"Wilson with a design effect over {units} groups (t, {units - 1} df)"
+    scores = np.load(trained / "sci" / "runs" / "ResNet50-s1" / "test_scores.npy")  # labels, probabilities, groups
+    assert scores.shape == (3, test["count"]) and int(scores[2].max()) + 1 == test["interval_units"]
     for metrics in record["robustness"].values():
         assert 0 <= metrics["accuracy"] <= 1 and metrics["count"] == record["test"]["count"]
 

@@ -57,8 +57,9 @@ def test_the_quantile_in_plain_python_is_scipys():
     assert mean_interval([0.2, 1.9], bounds=(0.0, None))[2] > 1  # a loss is bounded below only
 
 
-def test_separability_is_a_paired_test_on_the_same_test_images(tmp_path):
-    """Three architectures on the same 200 test images: A and B nearly agree, C is right far less often."""
+def scored_sweep(tmp_path, groups=None):
+    """Three architectures, one seed each, on the same 200 test images: A and B nearly agree, C is right
+    far less often. groups: each test image's group number, written as test_scores.npy's third row."""
     import numpy as np
 
     sweep = sweep_with(tmp_path, {"A": [0.9], "B": [0.89], "C": [0.6]})
@@ -68,10 +69,50 @@ def test_separability_is_a_paired_test_on_the_same_test_images(tmp_path):
     right["B"] = right["A"] ^ (rng.random(200) < 0.02)
     for model, correct in right.items():
         probs = np.where(correct, labels, 1 - labels) * 0.8 + 0.1
-        np.save(sweep.run(f"{model}-s0").test_scores, np.stack([labels, probs]))
-    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+        np.save(sweep.run(f"{model}-s0").test_scores, np.stack([labels, probs, *([] if groups is None else [groups])]))
+    return sweep
+
+
+def test_separability_over_independent_test_images_is_mcnemars(tmp_path):
+    rows = {r["model"]: r for r in leaderboard(SweepResults(scored_sweep(tmp_path)))}
     assert rows["A"]["not_separable_from"] == "B" and rows["B"]["not_separable_from"] == "A"
-    assert rows["C"]["not_separable_from"] == "" and "McNemar" in rows["C"]["separability_test"]
+    assert rows["C"]["not_separable_from"] == "" and rows["C"]["separability_test"] == (
+        "McNemar on accuracy over the test images, Holm over 3 pairs, 5%")
+    assert rows["C"]["not_tested_against"] is None and rows["C"]["separability_reason"] is None
+    by_auc = leaderboard(SweepResults(scored_sweep(tmp_path / "auc")), sort="auc")
+    assert by_auc[0]["separability_test"] == "DeLong on AUC over the test images, Holm over 3 pairs, 5%"
+
+
+def test_separability_pairs_on_the_test_groups_where_the_manifest_has_them(tmp_path):
+    import numpy as np
+
+    rows = {r["model"]: r for r in leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.arange(200) % 20)))}
+    assert rows["C"]["separability_test"] == "cluster-robust paired t-test on accuracy over 20 test groups, Holm over 3 pairs, 5%"
+    assert rows["A"]["not_separable_from"] == "B" and rows["C"]["not_separable_from"] == ""
+    auc = leaderboard(SweepResults(scored_sweep(tmp_path / "auc", groups=np.arange(200) % 20)), sort="auc")[0]
+    assert auc["separability_test"].startswith("DeLong on AUC clustered by group (Obuchowski) over 20 test groups")
+
+
+def test_with_one_test_group_nothing_is_called_separable_or_not(tmp_path):
+    import numpy as np
+
+    from harness.analysis.leaderboard import separability_caption
+
+    rows = leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.zeros(200))))
+    assert all(r["not_separable_from"] is None and r["separability_test"] is None for r in rows)
+    assert rows[0]["separability_reason"] == "the test split holds one group: a spread between groups needs 2"
+    assert separability_caption(rows) == ("not separable from: no pair tested; not tested where the test split holds one "
+                                           "group: a spread between groups needs 2")
+
+
+def test_with_several_seeds_separability_is_a_paired_t_test_on_the_seeds_accuracy(tmp_path):
+    sweep = sweep_with(tmp_path, {"A": [0.90, 0.92, 0.91], "B": [0.80, 0.83, 0.80], "C": [0.91, 0.90, 0.92], "D": [0.7]})
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+    p = stats.ttest_rel([0.90, 0.92, 0.91], [0.80, 0.83, 0.80]).pvalue
+    assert p * 3 < 0.05 and rows["A"]["not_separable_from"] == "C" and rows["B"]["not_separable_from"] == ""
+    assert rows["A"]["separability_test"] == "paired t-test on per-seed accuracy, Holm over 3 pairs, 5%"
+    assert rows["A"]["not_tested_against"] == "D" and rows["D"]["not_separable_from"] is None
+    assert rows["D"]["not_tested_against"] == "A, C, B" and rows["D"]["separability_reason"] == "1 seed in common: a spread needs 2"
 
 
 def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
@@ -80,3 +121,33 @@ def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
     assert "split is fixed" in rows["ResNet50"]["interval_covers"] and rows["VGG16"]["interval_covers"] is None
     write_record(sweep.run("ResNet50-s1"), completed("ResNet50-s1", 0.92, seed=1, config={"resplit": True}))
     assert "split (--resplit)" in leaderboard(SweepResults(sweep))[0]["interval_covers"]
+
+
+def test_with_one_seed_the_row_shows_its_records_interval_over_test_groups(tmp_path):
+    sweep = sweep_with(tmp_path, {"ResNet50": [0.9], "VGG16": [0.8, 0.82]})
+    method = "Wilson with a design effect over 3 groups (t, 2 df)"
+    test = {"accuracy": 0.9, "loss": 0.3, "auc": 0.95, "accuracy_interval": [0.71, 0.97], "accuracy_interval_method": method}
+    write_record(sweep.run("ResNet50-s0"), completed("ResNet50-s0", 0.9, test=test))
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+    resnet, vgg = rows["ResNet50"], rows["VGG16"]
+    assert (resnet["accuracy_test_lo"], resnet["accuracy_test_hi"], resnet["test_interval"]) == (0.71, 0.97, method)
+    assert resnet["accuracy_lo"] is None and resnet["interval_reason"] == "1 seed: an interval over seeds needs 2"
+    assert vgg["accuracy_test_lo"] is None and vgg["interval_reason"] is None and vgg["accuracy_lo"] is not None
+    reason = "the test split holds 1 independent unit: a spread needs 2"
+    write_record(sweep.run("ResNet50-s0"), completed("ResNet50-s0", 0.9, test={
+        **test, "accuracy_interval": None, "accuracy_interval_reason": reason}))
+    resnet = leaderboard(SweepResults(sweep))[0]
+    assert resnet["accuracy_test_lo"] is None and resnet["test_interval"] == reason
+
+
+def test_a_run_on_other_test_images_or_without_scores_is_not_tested_and_says_why(tmp_path):
+    import numpy as np
+
+    sweep = scored_sweep(tmp_path)
+    np.save(sweep.run("C-s0").test_scores, np.stack([np.zeros(50), np.full(50, 0.2)]))  # another test split
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+    assert rows["A"]["not_separable_from"] == "B" and rows["A"]["not_tested_against"] == "C"
+    assert rows["C"]["not_separable_from"] is None and rows["C"]["separability_reason"] == "not both scored on the same test images"
+    assert rows["C"]["separability_test"] == "McNemar on accuracy over the test images, Holm over 1 pair, 5%"
+    sweep.run("C-s0").test_scores.unlink()
+    assert leaderboard(SweepResults(sweep))[-1]["separability_reason"] == "test scores missing or damaged (test_scores.npy)"

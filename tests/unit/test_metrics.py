@@ -7,8 +7,20 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from harness.stats.intervals import mean_interval
-from harness.stats.metrics import _weighted_auc, best_threshold, bootstrap_interval, detection_metrics
-from harness.stats.paired import delong_covariance, delong_test, holm_bonferroni, mcnemar_test, midranks, separable_pairs
+from harness.stats.metrics import accuracy_interval, auc_interval, best_threshold, detection_metrics
+from harness.stats.paired import (
+    clustered_auc_covariance,
+    delong_covariance,
+    delong_test,
+    grouped_accuracy_test,
+    grouped_auc_test,
+    holm_bonferroni,
+    image_pair_test,
+    mcnemar_test,
+    midranks,
+    paired_t_test,
+    separable_pairs,
+)
 
 
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -78,48 +90,94 @@ def test_among_equally_good_thresholds_the_one_nearest_one_half():
     assert best_threshold(labels, np.array([0.1, 0.3, 0.35, 0.9])) == pytest.approx(0.325)
 
 
-# --- bootstrap over test images ---
-def test_the_bootstrap_is_seeded_and_its_estimate_is_the_metric():
-    labels, a, _ = two_runs()
-    auc = bootstrap_interval(labels, a, "auc", n_boot=500, seed=3)
-    assert auc == bootstrap_interval(labels, a, "auc", n_boot=500, seed=3)
-    assert auc[0] == pytest.approx(roc_auc_score(labels, a)) and auc[1] < auc[0] < auc[2]
-    accuracy = bootstrap_interval(labels, a, "accuracy", n_boot=500, seed=3)
-    assert accuracy[0] == pytest.approx(np.mean((a >= 0.5) == labels))
+# --- intervals over the test split's independent units ---
+def wilson(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson's score interval, from its textbook form."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
 
 
-def test_the_auc_of_a_draw_is_the_auc_weighted_by_how_often_each_image_is_drawn():
-    labels, a, _ = two_runs(n=200)
-    a = np.round(a, 2)  # ties
-    weights = np.random.default_rng(0).multinomial(200, np.full(200, 1 / 200), size=5).astype(float)
-    expected = [roc_auc_score(labels, a, sample_weight=w) for w in weights]
-    assert _weighted_auc(weights, labels, a) == pytest.approx(expected)
+def test_over_independent_images_the_accuracy_interval_is_wilsons():
+    labels, a, _ = two_runs(n=300)
+    accuracy = np.mean((a >= 0.5) == labels)
+    low, high, reason = accuracy_interval(labels, a, np.arange(300))
+    # the variance between 300 one-image units is p(1 - p) / 299: Wilson over 299 images, at t with 299 df
+    assert (low, high) == pytest.approx(wilson(accuracy, 299, stats.t.ppf(0.975, 299))) and reason is None
+    assert high - low == pytest.approx(2 * 1.96 * math.sqrt(accuracy * (1 - accuracy) / 300), rel=0.05)
 
 
-def test_the_bootstrap_interval_matches_the_normal_approximation():
-    labels, a, _ = two_runs(n=600)
-    _, lo, hi = bootstrap_interval(labels, a, "auc", n_boot=2000, seed=0)
-    _, cov = delong_covariance(labels, a)
-    assert hi - lo == pytest.approx(2 * 1.96 * math.sqrt(cov[0, 0]), rel=0.15)
-    accuracy, lo, hi = bootstrap_interval(labels, a, "accuracy", n_boot=2000, seed=0)
-    assert hi - lo == pytest.approx(2 * 1.96 * math.sqrt(accuracy * (1 - accuracy) / len(labels)), rel=0.15)
-
-
-def test_the_bootstrap_draws_whole_sources_where_given():
+def test_images_of_one_source_count_as_one_unit():
     # ten crops of each photograph, scored alike: 30 photographs, not 300 independent images
     labels, a, _ = two_runs(n=30, seed=2)
     labels, a, groups = np.repeat(labels, 10), np.repeat(a, 10), np.repeat(np.arange(30), 10)
-    _, lo_images, hi_images = bootstrap_interval(labels, a, "accuracy", n_boot=1000)
-    _, lo_sources, hi_sources = bootstrap_interval(labels, a, "accuracy", groups=groups, n_boot=1000)
-    assert (hi_sources - lo_sources) > 2 * (hi_images - lo_images)  # about sqrt(10) times wider
-    assert 0.0 <= lo_sources and hi_sources <= 1.0
+    low_images, high_images, _ = accuracy_interval(labels, a, np.arange(300))
+    low_sources, high_sources, _ = accuracy_interval(labels, a, groups)
+    assert (high_sources - low_sources) > 2.5 * (high_images - low_images)  # about sqrt(10) times wider
+    accuracy = np.mean((a >= 0.5) == labels)
+    # the design effect is 10: Wilson over the 30 photographs' worth of images, at t with 29 df
+    assert (low_sources, high_sources) == pytest.approx(wilson(accuracy, accuracy * (1 - accuracy) / (
+        30 / 29 * np.sum((np.bincount(groups, (a >= 0.5) == labels) - 10 * accuracy) ** 2) / 300 ** 2), stats.t.ppf(0.975, 29)))
 
 
-def test_the_bootstrap_stays_in_the_unit_interval():
-    labels = np.array([0, 1] * 10, dtype=bool)
-    assert bootstrap_interval(labels, labels * 0.9, "accuracy", n_boot=200) == (1.0, 1.0, 1.0)
-    with pytest.raises(ValueError):
-        bootstrap_interval(labels, labels * 0.9, "f1")
+def test_the_accuracy_interval_stays_in_the_unit_interval_and_is_never_of_zero_width():
+    labels = np.array([0, 1] * 30, dtype=bool)
+    low, high, _ = accuracy_interval(labels, labels * 0.9, np.repeat(np.arange(3), 20))  # all right
+    assert 0.0 < low < high == 1.0
+    low, high, _ = accuracy_interval(labels, 1 - labels * 0.9, np.arange(60))  # all wrong
+    assert low == 0.0 < high < 1.0
+
+
+def test_with_one_group_there_is_no_interval_and_a_reason():
+    labels, a, _ = two_runs(n=40)
+    for interval in (accuracy_interval(labels, a, np.zeros(40, dtype=int)), auc_interval(labels, a, np.zeros(40, dtype=int))):
+        assert interval.low is None and interval.high is None and "1 independent unit" in interval.reason
+
+
+def test_a_perfect_auc_has_no_interval_rather_than_one_of_zero_width():
+    labels = np.array([0, 1] * 30, dtype=bool)
+    low, high, reason = auc_interval(labels, labels * 0.8 + 0.1, np.arange(60))
+    assert low is None and high is None and "AUC of 1" in reason
+    assert auc_interval(np.ones(10, dtype=bool), np.ones(10), np.arange(10)).reason.endswith("it has no AUC")
+
+
+def test_the_auc_interval_over_images_is_delongs_on_the_logit_scale():
+    labels, a, _ = two_runs(n=400)
+    aucs, cov = delong_covariance(labels, a)
+    low, high, _ = auc_interval(labels, a, np.arange(400))
+    auc = aucs[0]
+    assert 0 < low < auc < high < 1
+    logit_half = (math.log(high / (1 - high)) - math.log(low / (1 - low))) / 2
+    assert logit_half * auc * (1 - auc) == pytest.approx(1.96 * math.sqrt(cov[0, 0]), rel=0.01)
+
+
+def test_the_clustered_auc_covariance_is_delongs_with_one_image_per_unit():
+    labels, a, b = two_runs(n=300)
+    scores = np.stack([a, b])
+    aucs, delong = delong_covariance(labels, scores)
+    clustered_aucs, clustered = clustered_auc_covariance(labels, scores, np.arange(300))
+    m = labels.sum()
+    assert clustered_aucs == pytest.approx(aucs)
+    # DeLong divides each class's squares by (m - 1) m; Obuchowski by m^2, times G / (G - 1); equal classes here
+    assert clustered == pytest.approx(delong * (m - 1) / m * 300 / 299, rel=1e-12)
+
+
+def test_the_clustered_auc_covariance_matches_a_bootstrap_of_whole_groups():
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(60), 10)
+    labels = np.arange(600) % 2 == 1
+    shift = rng.normal(0, 0.8, 60)[groups]  # each photograph's fakes are as easy to catch as it makes them
+    a = labels * (1.0 + shift) + rng.normal(size=600)
+    b = a + 0.5 * rng.normal(size=600)
+    aucs, cov = clustered_auc_covariance(labels, np.stack([a, b]), groups)
+    boots = []
+    for _ in range(2000):
+        draw = np.concatenate([np.flatnonzero(groups == g) for g in rng.integers(0, 60, 60)])
+        boots.append([rank_auc(labels[draw], a[draw]), rank_auc(labels[draw], b[draw])])
+    boots = np.array(boots)
+    assert np.var(boots[:, 0], ddof=1) == pytest.approx(cov[0, 0], rel=0.15)
+    assert np.var(boots[:, 0] - boots[:, 1], ddof=1) == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=0.15)
+    assert cov[0, 0] > 2 * delong_covariance(labels, a)[1][0, 0]  # images of one photograph are not independent
 
 
 # --- paired tests between two runs ---
@@ -175,15 +233,45 @@ def test_holm_adjusts_as_computed_by_hand():
 def test_separable_pairs_after_correction():
     labels, a, b = two_runs(n=2000)
     chance = np.random.default_rng(1).uniform(size=len(labels))
-    pairs = separable_pairs(labels, {"A": a, "B": b, "Chance": chance})
+    p_values = {(x, y): delong_test(labels, scores[x], scores[y]) for scores in [{"A": a, "B": b, "Chance": chance}]
+                for x, y in [("A", "B"), ("A", "Chance"), ("B", "Chance")]}
+    pairs = separable_pairs({**p_values, ("A", "Untested"): None})
     by_pair = {(p["a"], p["b"]): p for p in pairs}
-    assert set(by_pair) == {("A", "B"), ("A", "Chance"), ("B", "Chance")}
-    assert all(p["separable"] for p in pairs)
-    assert by_pair[("A", "B")]["p_adjusted"] >= by_pair[("A", "B")]["p_value"]
-    same = separable_pairs(labels, {"A": a, "A again": a.copy()}, metric="accuracy")
+    assert set(by_pair) == {("A", "B"), ("A", "Chance"), ("B", "Chance"), ("A", "Untested")}
+    assert all(by_pair[pair]["separable"] for pair in p_values)
+    assert by_pair[("A", "B")]["p_adjusted"] == pytest.approx(min(1, 3 * p_values[("A", "B")]), rel=1e-9) or \
+        by_pair[("A", "B")]["p_adjusted"] >= by_pair[("A", "B")]["p_value"]
+    assert by_pair[("A", "Untested")] == {"a": "A", "b": "Untested", "p_value": None, "p_adjusted": None, "separable": None}
+    same = separable_pairs({("A", "A again"): image_pair_test(labels, a, a.copy(), "accuracy")})
     assert same == [{"a": "A", "b": "A again", "p_value": 1.0, "p_adjusted": 1.0, "separable": False}]
     with pytest.raises(ValueError):
-        separable_pairs(labels, {"A": a, "short": b[:10]})
+        image_pair_test(labels, a, b, "f1")
+
+
+def test_the_grouped_accuracy_test_is_the_paired_t_test_on_per_group_accuracy():
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(8), 15)
+    labels = rng.random(120) < 0.5
+    a, b = rng.random(120), rng.random(120)
+    per_group = [[np.mean(((s >= 0.5) == labels)[groups == g]) for g in range(8)] for s in (a, b)]
+    assert grouped_accuracy_test(labels, a, b, groups) == pytest.approx(stats.ttest_rel(*per_group).pvalue, rel=1e-9)
+    assert grouped_accuracy_test(labels, a, a, groups) == 1.0
+    b_scores = np.ones(120)
+    b_scores[::15] = 0.0  # b wrong on one image of each group, a on none: nothing to judge the spread by
+    assert grouped_accuracy_test(np.ones(120, dtype=bool), np.ones(120), b_scores, groups) is None
+
+
+def test_the_grouped_auc_test_is_delongs_with_one_image_per_unit():
+    labels, a, b = two_runs(n=2000)
+    assert grouped_auc_test(labels, a, b, np.arange(2000)) == pytest.approx(delong_test(labels, a, b), rel=0.02)
+
+
+def test_the_paired_t_test_over_seeds_is_scipys_on_the_seeds_both_ran():
+    a, b = {0: 0.91, 1: 0.88, 2: 0.93, 3: 0.90}, {0: 0.86, 1: 0.87, 2: 0.90, 5: 0.5}
+    assert paired_t_test(a, b) == pytest.approx(stats.ttest_rel([0.91, 0.88, 0.93], [0.86, 0.87, 0.90]).pvalue, rel=1e-9)
+    assert paired_t_test({0: 0.9}, {0: 0.8}) is None  # one seed in common: no spread
+    assert paired_t_test({0: 0.9, 1: 0.8}, {0: 0.85, 1: 0.75}) is None  # the same difference twice: no spread
+    assert paired_t_test({0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8}) == 1.0
 
 
 def test_midranks_are_scipys_rankdata():
