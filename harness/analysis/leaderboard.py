@@ -15,6 +15,7 @@ from harness.errors import UserError
 from harness.stats.intervals import mean_interval
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord
+from harness.store.schema import DamagedFile
 
 PAPER_TABLE = Path(__file__).resolve().parent.parent / "resources" / "paper_table2.csv"
 METRICS = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
@@ -89,11 +90,14 @@ def _test_scores(sweep: SweepPaths, run_ids: list[str]) -> tuple[Any, Any] | Non
     """The test labels and the mean of the runs' test probabilities (their seeds' ensemble)."""
     import numpy as np
 
+    from harness.store.run_files import read_test_scores
+
     try:
-        loaded = [np.load(sweep.run(rid).test_scores) for rid in run_ids]
-    except (OSError, ValueError):
+        found = [read_test_scores(sweep.run(rid).test_scores) for rid in run_ids]
+    except DamagedFile:
         return None
-    if not loaded or any(a.shape != loaded[0].shape or not np.array_equal(a[0], loaded[0][0]) for a in loaded):
+    loaded = [a for a in found if a is not None]
+    if not loaded or len(loaded) < len(found) or any(not np.array_equal(a[0], loaded[0][0]) for a in loaded):
         return None
     return loaded[0][0], np.mean([a[1] for a in loaded], axis=0)
 

@@ -8,8 +8,20 @@ from typing import Annotated, Any, Literal
 from harness.store.atomic import write_json_atomic
 from harness.store.paths import SWEEP_NAME, RunPaths, SweepPaths, is_run_id
 from harness.store.run_files import check_run_files
-from harness.store.schema import (Amount, Count, DamagedFile, Date, Fraction, Keys, Length, Positive, Range,
-                                  from_versioned_fields, load_json, matches_type)
+from harness.store.schema import (
+    Amount,
+    Count,
+    DamagedFile,
+    Date,
+    Fraction,
+    Keys,
+    Length,
+    Positive,
+    Range,
+    from_versioned_fields,
+    load_json,
+    type_problem,
+)
 from harness.zoo import MAX_IMAGE_SIZE
 
 SWEEP_SCHEMA = 1
@@ -235,16 +247,22 @@ PROGRESS = Keys({"epoch": Count | None, "epochs": Positive | None, "val_accuracy
 
 
 def read_progress(run: RunPaths) -> dict[str, Any]:
-    """The run's progress (epoch, epochs, val_accuracy, state); empty when absent or unreadable
-    (progress is advisory and rewritten every epoch)."""
-    return read_advisory(run.progress, PROGRESS)
+    """The run's progress (epoch, epochs, val_accuracy, state); empty when absent or damaged (progress is
+    advisory and rewritten every epoch: the run's state comes from its record and its job)."""
+    try:
+        return read_advisory(run.progress, PROGRESS)
+    except DamagedFile:
+        return {}
 
 
 def read_advisory(path: Path, keys: Keys) -> dict[str, Any]:
-    """A progress file: an object whose known keys are of their declared types; empty when it is absent,
-    not whole JSON or not of its schema (it is advisory and rewritten as the work goes on)."""
+    """A progress file: an object whose known keys are of their declared types; empty when it is absent
+    (or unreadable: it is rewritten as the work goes on); DamagedFile when it is not of its schema."""
     try:
         data = load_json(path)
-    except (OSError, DamagedFile):
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         return {}
-    return data if matches_type(data, Annotated[dict[str, Any], keys]) else {}
+    problem = type_problem(data, Annotated[dict[str, Any], keys])
+    if problem:
+        raise DamagedFile(path, problem)
+    return data
