@@ -260,7 +260,7 @@ def read_advisory(path: Path, keys: Keys) -> dict[str, Any]:
     (or unreadable: it is rewritten as the work goes on); DamagedFile when it is not of its schema."""
     try:
         data = load_json(path)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+    except OSError:
         return {}
     problem = type_problem(data, Annotated[dict[str, Any], keys])
     if problem:
