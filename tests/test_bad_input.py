@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,7 @@ class Exploit:
 
 def build_world(root: Path) -> Path:
     """root/datasets, root/inputs, root/results: the template every case copies."""
+    import numpy as np
     import pandas as pd
     import torch
 
@@ -239,8 +241,6 @@ def build_world(root: Path) -> Path:
                                   "test": None, "val": None})
     (results / "not-a-sweep").mkdir()
     # --- issue 23: intervals and separability (records whose test interval is not one; test scores with odd groups) ---
-    import numpy as np
-
     for name, interval in {"record-interval-reversed": {"accuracy_interval": [0.9, 0.2]},
                            "record-interval-text": {"auc_interval": "high"},
                            "record-interval-outside": {"accuracy_interval": [-0.1, 1.5]}}.items():
@@ -256,6 +256,64 @@ def build_world(root: Path) -> Path:
             (folder / "result.json").write_text(json.dumps({**_completed(name, rid, 0), "model": model}))
             np.save(folder / "test_scores.npy", np.stack([np.repeat([0.0, 1.0], 10), np.linspace(0, 1, 20), groups]))
     # --- end of issue 23: intervals and separability ---
+    # --- issue 23: records (every field of a record and a spec, the files beside a record, progress) ---
+    def record(name: str, seed: int = 0, **fields: Any) -> dict[str, Any]:
+        return {**_completed(name, f"{MODEL}-s{seed}", seed), **fields}
+
+    def test_field(name: str, **values: Any) -> dict[str, Any]:
+        data = record(name)
+        return {**data, "test": {**data["test"], **values}}
+
+    def preprocessing(name: str, **values: Any) -> dict[str, Any]:
+        data = record(name)
+        return {**data, "preprocessing": {**data["preprocessing"], **values}}
+
+    for name, damaged in {
+        "rec-auc-text": test_field("rec-auc-text", auc="high"), "rec-auc-big": test_field("rec-auc-big", auc=7.5),
+        "rec-params-negative": record("rec-params-negative", params=-5),
+        "rec-infinity": json.dumps(test_field("rec-infinity", f1=0.5)).replace('"f1": 0.5', '"f1": Infinity'),
+        "rec-nan": json.dumps(record("rec-nan")).replace('"train_images_per_s": 100.0', '"train_images_per_s": NaN'),
+        "rec-other-sweep": record("done"), "rec-other-model": record("rec-other-model", model="ResNet50"),
+        "rec-other-seed": {**record("rec-other-seed"), "seed": 3},
+        "rec-requeues-negative": record("rec-requeues-negative", requeues=-1),
+        "rec-epochs-negative": record("rec-epochs-negative", epochs_completed=-4),
+        "rec-std-zero": preprocessing("rec-std-zero", std=[0, 0, 0]),
+        "rec-image-size-huge": preprocessing("rec-image-size-huge", image_size=50000),
+        "rec-crop-zero": preprocessing("rec-crop-zero", crop_pct=0),
+        "rec-interpolation": preprocessing("rec-interpolation", interpolation="sinc"),
+    }.items():
+        _run_folder(_write_sweep(results, name, seeds=1), 0, record=damaged, best=good_best)
+    for name, edit in {"spec-seeds-negative": edited(seeds=-3), "spec-seeds-zero": edited(seeds=0),
+                       "spec-runs-empty": edited(runs=[]), "spec-models-empty": edited(models=[]),
+                       "spec-created": edited(created="yesterday")}.items():
+        _write_sweep(results, name, edit=edit)
+    files = {"history-garbage": ("history.csv", b"\x00\xffnot,a,history\n1,2\n"),
+             "history-columns": ("history.csv", b"epoch,loss\n1,0.5\n2,0.4\n"),
+             "history-accuracy": ("history.csv", b"epoch,train_loss,train_accuracy,val_loss,val_accuracy\n"
+                                                 b"1,0.7,5,0.7,0.5\n2,0.6,0.6,0.6,0.7\n"),
+             "scores-garbage": ("test_scores.npy", b"not an array\n"), "scores-shape": ("test_scores.npy", None)}
+    for name, (file_name, text) in files.items():
+        sweep = _write_sweep(results, f"files-{name}")  # seed 0 whole, seed 1's file damaged
+        _run_folder(sweep, 0, best=good_best)
+        run = _run_folder(sweep, 1, best=good_best)
+        if text is None:
+            np.save(run / file_name, np.zeros(5))
+        else:
+            (run / file_name).write_bytes(text)
+    for name, progress in {"progress-odd": {"epoch": "x", "epochs": [1], "val_accuracy": "high", "state": "training"},
+                           "progress-list": [1, 2]}.items():
+        sweep = _write_sweep(results, name, seeds=1)
+        (sweep / "runs" / f"{MODEL}-s0").mkdir(parents=True)
+        (sweep / "runs" / f"{MODEL}-s0" / "progress.json").write_text(json.dumps(progress))
+    for name, progress in {"preprocess-odd": {"state": "running", "done": "x", "total": 5, "images_per_s": "fast"},
+                           "preprocess-state-number": {"state": 5}}.items():
+        sweep = _write_sweep(results, name, seeds=1)
+        (sweep / "preprocess").mkdir()
+        (sweep / "preprocess" / "progress.json").write_text(json.dumps(progress))
+    nan_best = {key: torch.full_like(value, float("nan")) if value.is_floating_point() else value for key, value in state.items()}
+    torch.save(nan_best, inputs / "nan.pt")
+    _run_folder(_write_sweep(results, "best-nan", seeds=1), 0, best=(inputs / "nan.pt").read_bytes())
+    # --- end of issue 23: records ---
     return root
 
 
@@ -491,6 +549,62 @@ CHARACTERS = {  # what matters to sbatch (#SBATCH lines end at a newline) and to
 NAME_OPTIONS = {option: "is not valid" for option in ("--account", "--qos", "--partition", "--cpu-partition", "--gpu-type",
                                                       "--reservation", "--constraint", "--exclude")}
 NAME_OPTIONS["--name"] = "must be a plain folder name"
+
+# --- issue 23: records (helpers of its cases) ---
+def perflog_lines(*times: str) -> Callable[[dict[str, Path]], None]:
+    """{R}/perflog.jsonl with one entry of the "done" sweep's run per time (as written, unchecked)."""
+    def setup(places: dict[str, Path]) -> None:
+        from harness.store.perflog import entry_from_record
+        from harness.store.records import RunRecord
+
+        record = RunRecord.from_json(_completed("done", f"{MODEL}-s0", 0), Path("result.json"))
+        entry = entry_from_record(record, None, {}).to_json()
+        lines = [json.dumps({**entry, "sweep": f"sweep-{i}", "time": time}) for i, time in enumerate(times)]
+        (places["R"] / "perflog.jsonl").write_text("\n".join(lines) + "\n")
+    return setup
+
+
+def folder_in_results(name: str) -> Callable[[dict[str, Path]], None]:
+    return lambda places: (places["R"] / name).mkdir()
+
+
+def figure_in(name: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        assert (places["R"] / name / "history-train_images_per_s.png").is_file(), "no figure in the folder"
+    return check
+
+
+def future(*sweeps: str) -> Callable[[dict[str, Path]], None]:
+    """sweep.json of these sweeps (all: every one) dated a year ahead."""
+    def setup(places: dict[str, Path]) -> None:
+        ahead = time.time() + 365 * 86400
+        for spec in places["R"].glob("*/sweep.json"):
+            if not sweeps or spec.parent.name in sweeps:
+                os.utime(spec, (ahead, ahead))
+    return setup
+
+
+def references(text: str) -> Callable[[dict[str, Path]], None]:
+    return lambda places: (places["T"] / "refs.toml").write_text(text)
+
+
+def report_says(sweep_id: str, *words: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        text = (places["R"] / sweep_id / "report.md").read_text()
+        assert all(word in text for word in words), f"the report lacks {words}"
+    return check
+
+
+def nothing_written(sweep_id: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        folder = places["R"] / sweep_id
+        assert not (folder / "figures").exists() and not list(folder.glob("report.*")), "report left files behind"
+    return check
+
+
+def status_of(sweep_id: str, *args: str) -> tuple[str, ...]:
+    return results("status", sweep_id, *args)
+
 
 CASES: list[Case] = [
     # --- tracebacks, once: each must be one line, or handled ---
@@ -764,6 +878,74 @@ CASES: list[Case] = [
          words=("no pair tested", "the test split holds one group")),
     Case("scores-fractional-groups", results("leaderboard", "scores-fractional-groups", "--format", "json"), code=0,
          words=('"not_separable_from": null', "test scores missing or damaged (test_scores.npy)")),
+    # --- issue 23: records ---
+    Case("rec-auc-text-leaderboard", results("leaderboard", "rec-auc-text"), code=0, words=("1 DAMAGED",)),
+    Case("rec-auc-text-status", status_of("rec-auc-text"), code=0, words=("DAMAGED", "test.auc", "'high'")),
+    Case("rec-auc-above-one", results("leaderboard", "rec-auc-big", "--format", "json"), code=0,
+         words=('"status": "1 DAMAGED"',)),
+    Case("rec-auc-above-one-status", status_of("rec-auc-big"), code=0, words=("DAMAGED", "test.auc", "7.5")),
+    Case("rec-params-negative", status_of("rec-params-negative"), code=0, words=("DAMAGED", "params", "-5")),
+    Case("rec-requeues-negative", status_of("rec-requeues-negative"), code=0, words=("DAMAGED", "requeues")),
+    Case("rec-epochs-negative", status_of("rec-epochs-negative"), code=0, words=("DAMAGED", "epochs_completed")),
+    Case("rec-infinity-leaderboard-json", results("leaderboard", "rec-infinity", "--format", "json"), code=0,
+         words=('"status": "1 DAMAGED"',)),
+    Case("rec-infinity-status", status_of("rec-infinity"), code=0, words=("DAMAGED", "Infinity")),
+    Case("rec-infinity-report", results("report", "rec-infinity"), words=("no completed run", "DAMAGED"),
+         check=nothing_written("rec-infinity")),
+    Case("rec-nan-leaderboard", results("leaderboard", "rec-nan", "--format", "json"), code=0, words=('"status": "1 DAMAGED"',)),
+    Case("rec-other-sweep", status_of("rec-other-sweep"), code=0, words=("DAMAGED", "sweep 'done'")),
+    Case("rec-other-model", status_of("rec-other-model"), code=0, words=("DAMAGED", "ResNet50")),
+    Case("rec-other-seed", status_of("rec-other-seed"), code=0, words=("DAMAGED", "seed 3")),
+    Case("spec-seeds-negative", status_of("spec-seeds-negative"), words=("sweep.json", "seeds", "-3")),
+    Case("spec-seeds-zero", results("leaderboard", "spec-seeds-zero"), words=("sweep.json", "seeds")),
+    Case("spec-runs-empty", status_of("spec-runs-empty"), words=("sweep.json", "no run")),
+    Case("spec-models-empty", results("report", "spec-models-empty"), words=("sweep.json", "no architecture")),
+    Case("spec-created-not-a-date", status_of("spec-created"), words=("sweep.json", "created", "ISO 8601")),
+    Case("files-history-garbage-status", status_of("files-history-garbage"), code=0, words=("DAMAGED", "history.csv")),
+    Case("files-history-garbage-leaderboard", results("leaderboard", "files-history-garbage"), code=0,
+         words=("1 COMPLETED, 1 DAMAGED",)),
+    Case("files-history-garbage-report", results("report", "files-history-garbage", "--format", "md"), code=0,
+         changes=True, words=("report:",), check=report_says("files-history-garbage", "DAMAGED")),
+    Case("files-history-columns", results("leaderboard", "files-history-columns"), code=0, words=("1 DAMAGED",)),
+    Case("files-history-accuracy", status_of("files-history-accuracy"), code=0, words=("DAMAGED", "train_accuracy")),
+    Case("files-scores-garbage-leaderboard", results("leaderboard", "files-scores-garbage"), code=0, words=("1 DAMAGED",)),
+    Case("files-scores-garbage-report", results("report", "files-scores-garbage", "--format", "md"), code=0,
+         changes=True, words=("report:",), check=report_says("files-scores-garbage", "DAMAGED")),
+    Case("files-scores-shape", status_of("files-scores-shape"), code=0, words=("DAMAGED", "test_scores.npy", "shape")),
+    Case("progress-odd-status", status_of("progress-odd"), code=0, words=("NOT SUBMITTED",)),
+    Case("progress-list-status-json", status_of("progress-list", "--format", "json"), code=0, words=('"state": "NOT SUBMITTED"',)),
+    Case("preprocess-progress-odd", status_of("preprocess-odd"), code=0, words=("DAMAGED", "progress.json")),
+    Case("preprocess-progress-state-number", status_of("preprocess-state-number", "--format", "json"), code=0,
+         words=('"state": "DAMAGED"', "state")),
+    Case("predict-std-zero", ("predict", "--run", "rec-std-zero/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("rec-std-zero", "preprocessing.std")),
+    Case("predict-image-size-huge", ("predict", "--run", "rec-image-size-huge/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("preprocessing.image_size", "50000")),
+    Case("predict-crop-zero", ("predict", "--run", "rec-crop-zero/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("preprocessing.crop_pct",)),
+    Case("predict-interpolation-unknown", ("predict", "--run", "rec-interpolation/MobileNetV2", "{I}/face.png", "--results", "{R}"),
+         words=("preprocessing.interpolation", "sinc")),
+    Case("predict-nan-weights-json", ("predict", "--run", "best-nan/MobileNetV2", "{I}/face.png", "--format", "json",
+                                      "--results", "{R}"), code=1, words=('"p_fake": null', "not finite")),
+    Case("history-iso-week-date", results("history"), code=0, words=("2024-12-30",),
+         setup=perflog_lines("2025-W01-1", "2025-02-01T00:00:00+00:00")),
+    Case("history-date-without-zone", results("history", "--format", "json"), code=0, words=("2025-01-02T03:04:05+00:00",),
+         setup=perflog_lines("2025-01-02T03:04:05", "2025-02-01T00:00:00+00:00")),
+    Case("history-date-beyond-axis", results("history"), code=0, words=("line 1", "between 1970"),
+         setup=perflog_lines("9999-01-01T00:00:00+00:00", "2025-02-01T00:00:00+00:00")),
+    Case("history-out-folder", results("history", "--format", "png", "--out", "{R}/figs"), code=0, changes=True,
+         words=("history-train_images_per_s.png",), setup=lambda p: (perflog_lines("2025-01-01T00:00:00+00:00")(p),
+                                                                     folder_in_results("figs")(p)), check=figure_in("figs")),
+    Case("history-out-folder-slash", results("history", "--format", "png", "--out", "{R}/figs/"), code=0, changes=True,
+         setup=lambda p: (perflog_lines("2025-01-01T00:00:00+00:00")(p), folder_in_results("figs")(p)), check=figure_in("figs")),
+    Case("check-no-architecture-matches", results("check", "done", "--references", "{T}/refs.toml"),
+         words=("refs.toml", "ResNet50", "nothing to check"), setup=references("[ResNet50]\naccuracy = { value = 0.9, lower = -0.05 }\n")),
+    Case("check-timm-name-matches-nothing", results("check", "done", "--references", "{T}/refs.toml"),
+         words=("mobilenetv2_100", "nothing to check", "MobileNetV2"),
+         setup=references("[mobilenetv2_100]\naccuracy = { value = 0.9, lower = -0.05 }\n")),
+    Case("future-sweep-not-latest", ("status", "--results", "{R}"), code=0, words=("sweep preprocess-state-number",),
+         setup=future("best-nan")),
+    Case("future-every-sweep", ("status", "--results", "{R}"), words=("dated in the future",), setup=future()),
 ]
 CASES += [Case(f"name{option}-{label}", dry(f"{option}={value}"), words=(option, message))
           for option, message in NAME_OPTIONS.items() for label, value in CHARACTERS.items()]
@@ -958,3 +1140,19 @@ def test_the_code_snapshot_path_is_quoted_in_the_batch_script(tmp_path):
     for executor in (pre, train):
         line = executor.parameters["setup"][-1]
         assert shlex.split(line)[1].startswith(f"PYTHONPATH={sweep.code}"), line
+
+
+# --- issue 23: records (a reader of stdout that goes away) ---
+@pytest.mark.parametrize("command", ["status done --format json | true", "leaderboard done --format csv | head -c 1"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(command, template, tmp_path):
+    """`status --format json | true`: no BrokenPipeError traceback; the command ends with 0 (it wrote in
+    time) or 141 (128 + SIGPIPE, as a writer killed by the signal), and writes nothing."""
+    results = template / "results"
+    before = snapshot(results)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    head, _, tail = command.partition(" | ")
+    script = f"{sys.executable} -m harness {head} --results {results} | {tail} >/dev/null; echo $" + "{PIPESTATUS[0]} >&2"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1] in ("0", "141"), done.stderr
+    assert snapshot(results) == before

@@ -13,8 +13,9 @@ The figure passes when value + lower x |value| <= figure <= value + upper x |val
 value x (1 + lower) ... value x (1 + upper) for the positive figures the harness measures; lower or
 upper left out: no bound on that side. Figures are
 the sweep's means over its completed seeds. An architecture of the file that the sweep did not run is
-"not run", not a failure; one it ran without a value for the figure (its runs failed, or a GPU figure
-on a CPU) fails. Plain Python, like the leaderboard.
+"not run", not a failure (a file none of whose architectures the sweep ran checks nothing: refused);
+one it ran without a value for the figure (its runs failed, or a GPU figure on a CPU) fails. Plain
+Python, like the leaderboard.
 """
 import json
 import math
@@ -161,6 +162,11 @@ def verdict(reference: Reference, value: float | None, ran: bool) -> str:
 def check_sweep(results: SweepResults, references: References) -> list[dict[str, Any]]:
     """One row per reference: the sweep's figure, the reference, its bounds, and pass, FAIL or not run."""
     means, seeds = sweep_means(results)
+    if not any(ref.architecture in means for ref in references.references):  # every row "not run": checks nothing
+        named = sorted({ref.architecture for ref in references.references})
+        raise UserError(f"no architecture of the references ({', '.join(named)[:200]}) is in sweep "
+                        f"{results.spec.sweep_id}, whose rows are {', '.join(means)}: nothing to check (a table "
+                        "of the file is named as the leaderboard names its row)")
     rows = []
     for ref in references.references:
         ran = ref.architecture in means

@@ -1,5 +1,7 @@
 """PNG figures of a sweep under results/<sweep>/figures/: training curves (the paper's Figure 5), ROC
 curves, accuracy against training speed, confusion matrices, robustness as a heat map."""
+import functools
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +18,19 @@ from harness.data.perturb import PERTURBATIONS  # noqa: E402
 from harness.store.atomic import refuse_symlink, write_atomic  # noqa: E402
 from harness.store.paths import SweepPaths  # noqa: E402
 from harness.store.records import RunRecord  # noqa: E402
+from harness.store.run_files import read_history, read_test_scores  # noqa: E402
 
 Runs = dict[str, list[tuple[str, RunRecord]]]
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
-    """Written whole or not at all, never through a link planted where the figure goes."""
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
+def _png(fig: plt.Figure) -> bytes:
+    """The figure as PNG bytes: every figure of a report is drawn before any file is written."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def completed_runs(results: SweepResults) -> Runs:
@@ -76,8 +83,10 @@ def plain_log_axis(axis: "matplotlib.axis.Axis", low: float, high: float) -> Non
 
 def mean_histories(sweep: SweepPaths, runs: Runs) -> dict[str, pd.DataFrame]:
     """Per leaderboard row: train/val accuracy and loss per epoch, the mean over its seeds."""
-    return {model: pd.concat([pd.read_csv(sweep.run(rid).history) for rid, _ in model_runs]).groupby("epoch").mean()
-            for model, model_runs in runs.items()}
+    histories = {model: [pd.DataFrame(read_history(sweep.run(rid).history) or []) for rid, _ in model_runs]
+                 for model, model_runs in runs.items()}
+    return {model: pd.concat(frames).groupby("epoch").mean() for model, frames in histories.items()
+            if any(not frame.empty for frame in frames)}
 
 
 def draw_training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
@@ -113,14 +122,18 @@ def draw_training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
-def training_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
-    _save(draw_training_curves(mean_histories(sweep, runs)), path)
+def training_curves(sweep: SweepPaths, runs: Runs) -> bytes:
+    return _png(draw_training_curves(mean_histories(sweep, runs)))
 
 
-def roc_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
+def roc_curves(sweep: SweepPaths, runs: Runs) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 6))
     for i, (model, model_runs) in enumerate(runs.items()):
-        labels, scores = np.concatenate([np.load(sweep.run(rid).test_scores)[:2] for rid, _ in model_runs], axis=1)  # [2]: groups
+        found = [read_test_scores(sweep.run(rid).test_scores) for rid, _ in model_runs]
+        scored = [pair for pair in found if pair is not None]
+        if not scored:  # runs of a first release, without test_scores.npy
+            continue
+        labels, scores = np.concatenate([pair[0] for pair in scored]), np.concatenate([pair[1] for pair in scored])
         fpr, tpr, _ = roc_curve(labels, scores)
         auc = np.mean([(r.test or {})["auc"] for _, r in model_runs])
         ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {auc:.3f})", clip_on=False)
@@ -129,7 +142,7 @@ def roc_curves(sweep: SweepPaths, runs: Runs, path: Path) -> None:
            ylabel="true positive rate (fake caught)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    _save(fig, path)
+    return _png(fig)
 
 
 def draw_accuracy_vs_speed(table: pd.DataFrame) -> plt.Figure:
@@ -162,11 +175,11 @@ def draw_accuracy_vs_speed(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def accuracy_vs_speed(table: pd.DataFrame, path: Path) -> None:
-    _save(draw_accuracy_vs_speed(table), path)
+def accuracy_vs_speed(table: pd.DataFrame) -> bytes:
+    return _png(draw_accuracy_vs_speed(table))
 
 
-def confusion_matrices(runs: Runs, path: Path) -> None:
+def confusion_matrices(runs: Runs) -> bytes:
     n = len(runs)
     cols = min(4, n)
     rows = (n + cols - 1) // cols
@@ -181,7 +194,7 @@ def confusion_matrices(runs: Runs, path: Path) -> None:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    _save(fig, path)
+    return _png(fig)
 
 
 def robustness_table(runs: Runs, metric: str = "accuracy") -> pd.DataFrame:
@@ -222,8 +235,8 @@ def draw_robustness_heatmap(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def robustness_heatmap(table: pd.DataFrame, path: Path) -> None:
-    _save(draw_robustness_heatmap(table), path)
+def robustness_heatmap(table: pd.DataFrame) -> bytes:
+    return _png(draw_robustness_heatmap(table))
 
 
 def cross_generator_tables(results: SweepResults) -> dict[str, pd.DataFrame]:
@@ -268,27 +281,28 @@ def draw_cross_generator_heatmaps(tables: dict[str, pd.DataFrame]) -> plt.Figure
     return fig
 
 
-def cross_generator_heatmaps(tables: dict[str, pd.DataFrame], path: Path) -> None:
-    _save(draw_cross_generator_heatmaps(tables), path)
+def cross_generator_heatmaps(tables: dict[str, pd.DataFrame]) -> bytes:
+    return _png(draw_cross_generator_heatmaps(tables))
 
 
-def make_figures(results: SweepResults, board: list[dict]) -> list[Path]:
-    """Write every figure the sweep's completed runs allow; returns their paths. board: its leaderboard."""
+def make_figures(results: SweepResults, board: list[dict]) -> dict[Path, bytes]:
+    """Every figure the sweep's completed runs allow, drawn (PNG bytes), by the path it goes to under the
+    sweep's figures/; nothing is written (write_figures). board: its leaderboard."""
     sweep = results.sweep
-    folder = sweep.figures
-    refuse_symlink(folder)
-    folder.mkdir(exist_ok=True)
     runs = completed_runs(results)
     if not runs:
-        return []
-    paths = {name: folder / f"{name}.png" for name in ("training_curves", "roc", "accuracy_vs_speed", "confusion", "robustness")}
-    training_curves(sweep, runs, paths["training_curves"])
-    roc_curves(sweep, runs, paths["roc"])
-    accuracy_vs_speed(pd.DataFrame(board), paths["accuracy_vs_speed"])
-    confusion_matrices(runs, paths["confusion"])
-    robustness_heatmap(robustness_table(runs), paths["robustness"])
+        return {}
+    figures = {"training_curves": training_curves(sweep, runs), "roc": roc_curves(sweep, runs),
+               "accuracy_vs_speed": accuracy_vs_speed(pd.DataFrame(board)), "confusion": confusion_matrices(runs),
+               "robustness": robustness_heatmap(robustness_table(runs))}
     tables = cross_generator_tables(results)
     if tables:
-        paths["cross_generator"] = folder / "cross_generator.png"
-        cross_generator_heatmaps(tables, paths["cross_generator"])
-    return list(paths.values())
+        figures["cross_generator"] = cross_generator_heatmaps(tables)
+    return {sweep.figures / f"{name}.png": data for name, data in figures.items()}
+
+
+def write_figures(sweep: SweepPaths, figures: dict[Path, bytes]) -> None:
+    """Each figure written whole, never through a link planted where the folder or a figure goes."""
+    refuse_symlink(sweep.figures)
+    for path, data in figures.items():
+        write_atomic(path, functools.partial(Path.write_bytes, data=data))

@@ -15,6 +15,7 @@ from harness.errors import UserError
 from harness.stats.intervals import mean_interval
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord
+from harness.store.schema import DamagedFile
 
 PAPER_TABLE = Path(__file__).resolve().parent.parent / "resources" / "paper_table2.csv"
 METRICS = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
@@ -102,18 +103,13 @@ def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str,
 def _test_scores(sweep: SweepPaths, run_id: str) -> tuple[Any, Any, Any] | None:
     """A run's test labels, probabilities and each image's group number (None where the manifest has no
     groups); None where its test_scores.npy is missing or not what the run writes."""
-    import numpy as np
+    from harness.store.run_files import read_test_scores
 
     try:
-        scores = np.load(sweep.run(run_id).test_scores)
-    except (OSError, ValueError):
+        scores = read_test_scores(sweep.run(run_id).test_scores)
+    except DamagedFile:
         return None
-    if scores.ndim != 2 or scores.shape[0] not in (2, 3) or not np.isfinite(scores).all():
-        return None
-    if len(scores) == 3 and not np.array_equal(scores[2], np.round(scores[2])):
-        return None
-    groups = np.unique(scores[2], return_inverse=True)[1] if len(scores) == 3 else None  # numbered 0..G-1
-    return scores[0].astype(bool), scores[1], groups
+    return None if scores is None else (scores[0].astype(bool), scores[1], scores[2])
 
 
 Tested = tuple[float | None, str | None]  # a pair's p-value, or None with the reason it was not tested

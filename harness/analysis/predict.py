@@ -1,5 +1,6 @@
 """`predict`: the probability that each image is fake, by one trained run, preprocessed as in training.
 torch is imported only when a prediction is made."""
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,5 +73,9 @@ def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None
             continue
         with torch.no_grad():
             x = pre.normalise(torch.tensor(pixels)[None])
-            out.append((str(path), float(torch.sigmoid(model(x))[0]), ""))
+            p_fake = float(torch.sigmoid(model(x))[0])
+        if math.isfinite(p_fake):
+            out.append((str(path), p_fake, ""))
+        else:  # NaN weights in best.pt: no verdict, rather than "real" from a comparison with NaN
+            out.append((str(path), None, f"the network gave {p_fake} (its weights in {run.paths.best} are not finite)"))
     return out

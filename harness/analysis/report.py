@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table
+from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
 from harness.analysis.leaderboard import leaderboard, paper_table, separability_caption, with_paper
 from harness.analysis.load import SweepResults
 from harness.analysis.paper import setting_line, setting_rows
@@ -149,8 +149,9 @@ def variant_sections(board: pd.DataFrame, spec: SweepSpec) -> list[Section]:
     return [("Test accuracy % by variant", "table", by_variant.reset_index())]
 
 
-def sections(results: SweepResults, rows: list[dict[str, Any]]) -> list[Section]:
-    """(title, kind, content) in report order; kind is text, table or figure. rows: the sweep's leaderboard."""
+def sections(results: SweepResults, rows: list[dict[str, Any]], figures: dict[Path, bytes]) -> list[Section]:
+    """(title, kind, content) in report order; kind is text, table or figure. rows: the sweep's leaderboard;
+    figures: make_figures' drawings, by path."""
     spec = results.spec
     board = pd.DataFrame(with_paper(rows))
     ranked, paper = board_tables(board)
@@ -189,7 +190,7 @@ def sections(results: SweepResults, rows: list[dict[str, Any]]) -> list[Section]
     for model, table in cross_generator_tables(results).items():
         out.append((f"{model}: test AUC % across generators (rows: trained on, columns: tested on)", "table",
                     table.map(_percent).reset_index()))
-    for path in make_figures(results, rows):
+    for path in figures:
         out.append((FIGURE_CAPTIONS[path.stem], "figure", path))
     return out
 
@@ -209,12 +210,21 @@ def check_report_targets(sweep: SweepPaths, path: Path, rows: list[dict[str, Any
 
 
 def write_report(results: SweepResults, fmt: str = "html") -> Path:
-    """Write report.html (self-contained) or report.md (beside figures/); returns its path."""
+    """Write report.html (self-contained) or report.md (beside figures/); returns its path. Every table
+    and figure is made before the first file is written: a report that fails leaves none behind."""
     sweep = results.sweep
     path = sweep.report(fmt)
     rows = leaderboard(results)
     check_report_targets(sweep, path, rows)
-    parts = sections(results, rows)
+    figures = make_figures(results, rows)
+    text = report_text(sweep, sections(results, rows, figures), figures, fmt)
+    write_figures(sweep, figures)
+    write_text_atomic(path, text)
+    return path
+
+
+def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, bytes], fmt: str) -> str:
+    """The report's text: Markdown linking figures/, or HTML with each figure embedded."""
     if fmt == "md":
         lines = [f"# Sweep {sweep.sweep_id}"]
         for section in parts:
@@ -223,13 +233,12 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
                 lines += [f"![{title}](figures/{section[2].name})", f"*{title}*"]
             else:
                 lines += [f"## {title}" if title else "", section[2].to_markdown(index=False) if section[1] == "table" else section[2]]
-        write_text_atomic(path, "\n\n".join(line for line in lines if line) + "\n")
-        return path
+        return "\n\n".join(line for line in lines if line) + "\n"
     body = [f"<h1>Sweep {html.escape(sweep.sweep_id)}</h1>"]
     for section in parts:
         title = section[0]
         if section[1] == "figure":
-            data = base64.b64encode(section[2].read_bytes()).decode()
+            data = base64.b64encode(figures[section[2]]).decode()
             body.append(f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%">'
                         f'<figcaption>{html.escape(title)}</figcaption></figure>')
         else:
@@ -240,6 +249,5 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
                         f"<p>{html.escape(section[2])}</p>")
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}"
              "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}")
-    write_text_atomic(path, f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.sweep_id)}</title>"
-                            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-    return path
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.sweep_id)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")

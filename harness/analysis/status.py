@@ -11,10 +11,14 @@ from typing import Any
 from harness.analysis.load import SweepResults
 from harness.cluster.base import FINAL_STATES, JobState
 from harness.store.paths import SweepPaths
-from harness.store.records import RunRecord, RunSpec, read_progress
-from harness.store.schema import DamagedFile, load_json
+from harness.store.records import RunRecord, RunSpec, read_advisory, read_progress
+from harness.store.schema import Amount, Count, DamagedFile, Keys
 
 DAMAGED = "DAMAGED"
+# What the preprocessing step writes (cluster.node): its state, and while it runs how far it is.
+PREPROCESS_PROGRESS = Keys({"state": str, "error": str | None, "cache": Count, "caches": Count | list[str],
+                            "done": Count, "total": Count, "images_per_s": Amount | list[Amount], "skipped": Count,
+                            "workers": Count})
 
 
 @dataclass
@@ -84,16 +88,18 @@ def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None
                       log: Path | None) -> dict[str, Any]:
     """The preprocessing step's row: its job's state (where a scheduler has one), else what the step wrote
     in its progress file; FAILED with a reason (the step's own error, else the last line of its log)."""
+    damage = None
     try:
-        progress = load_json(sweep.preprocess_progress) if sweep.preprocess_progress.exists() else {}
-    except DamagedFile:
-        progress = {}
-    progress = progress if isinstance(progress, dict) else {}
-    written = str(progress.get("state", "pending" if submitted else "not submitted")).upper()
+        progress = read_advisory(sweep.preprocess_progress, PREPROCESS_PROGRESS)
+    except DamagedFile as damaged:
+        progress, damage = {}, damaged
+    written = DAMAGED if damage else str(progress.get("state", "pending" if submitted else "not submitted")).upper()
     shown = "COMPLETED" if written == "DONE" else state.state if state else written
     row = {"job_id": job, "state": shown, "node": state.node if state else "",
            **{k: v for k, v in progress.items() if k not in ("state", "error")}}
-    if shown not in ("COMPLETED", "PENDING", "RUNNING", "NOT SUBMITTED"):
+    if damage:
+        row["reason"] = f"{damage.path.name}: {damage.reason}"
+    elif shown not in ("COMPLETED", "PENDING", "RUNNING", "NOT SUBMITTED"):
         row["reason"] = str(progress.get("error") or last_line(log) or (state.reason if state else "") or "no reason given")
     return row
 

@@ -5,6 +5,7 @@ Each command group is a module that declares its commands' options beside their 
 so `status` and `--help` start without torch, timm or submitit.
 """
 import argparse
+import os
 import re
 import sys
 
@@ -30,7 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help, or a bad argument already explained in one line
         return int(stop.code or 0)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit: a reader that has gone (`| head`) is met inside this try
+        return code
+    except BrokenPipeError:
+        # The reader of stdout went away (`status --format json | head -1`): stop quietly as a killed
+        # writer would, with 141 (128 + SIGPIPE) as the shell reports one; stdout to /dev/null, so that
+        # the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except UserError as error:
         message = " ".join(str(error).split())  # one line, whatever the message holds
         message = CONTROL.sub(lambda found: repr(found.group())[1:-1], message)  # a NUL from a path, shown as \x00

@@ -88,4 +88,6 @@ def as_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def as_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)
+    """JSON any reader takes: what is read is checked finite where it enters (store.schema.parse_json), so
+    a NaN or an infinity here is a bug, refused rather than printed as JSON no other reader accepts."""
+    return json.dumps(data, indent=2, default=str, allow_nan=False)

@@ -100,7 +100,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     _print_problems(problems)
     rows = history_rows(points, args.metric)
     if args.format == "png":
-        where = args.out or args.results / f"history-{args.metric}.png"
+        where = args.results / f"history-{args.metric}.png" if args.out is None else \
+            args.out / f"history-{args.metric}.png" if args.out.is_dir() else args.out  # a folder: the figure in it
         what = " ".join(filter(None, [args.model, args.partition and f"partition {args.partition}"]))
         out.print(f"figure: {plot_history(points, args.metric, where, f'{args.metric} over time {what}'.strip())}")
     elif args.format == "json":
@@ -199,7 +200,8 @@ def add_commands(commands: Any) -> None:
     history.add_argument("--metric", choices=list(FIGURE_UNITS), default="train_images_per_s", metavar="METRIC",
                          help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURE_UNITS)}")
     history.add_argument("--format", choices=["table", "csv", "json", "png"], default="table")
-    history.add_argument("--out", type=user_path, help="with --format png: the figure's path (default RESULTS/history-METRIC.png)")
+    history.add_argument("--out", type=user_path, help="with --format png: the figure's path, or a folder to put history-METRIC.png in "
+                         "(default RESULTS/history-METRIC.png)")
     add_results(history)
     history.set_defaults(func=cmd_history)
 

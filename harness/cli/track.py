@@ -12,7 +12,8 @@ STATUS_COLUMNS = ["run_id", "state", "job_id", "partition", "node", "elapsed", "
 def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> Any:
     from harness.cli.render import table
 
-    done = f", {preprocess['done']}/{preprocess['total']} images at {preprocess['images_per_s']:.0f}/s" if "done" in preprocess else ""
+    running = all(isinstance(preprocess.get(k), (int, float)) for k in ("done", "total", "images_per_s"))
+    done = f", {preprocess['done']}/{preprocess['total']} images at {preprocess['images_per_s']:.0f}/s" if running else ""
     done += f" ({preprocess['reason']})" if preprocess.get("reason") else ""
     rows, columns = [], STATUS_COLUMNS + (["energy_j"] if any(s.energy_j for s in statuses) else [])
     for status in statuses:

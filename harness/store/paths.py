@@ -12,6 +12,7 @@ results/perflog.jsonl        every completed run's figures, across the sweeps of
 """
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from harness.errors import UserError
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
 SPEC_FILE = "sweep.json"
+CLOCK_SKEW_S = 300  # how far a file server's clock may run ahead of this machine's
 
 
 def check_sweep_name(name: str) -> str:
@@ -180,7 +182,12 @@ def find_sweep(results: Path, sweep: str | None) -> SweepPaths:
     if sweep is None:
         if not sweeps:
             raise UserError(f"no sweep under {results}; start one with: python -m harness sweep")
-        return sweeps[-1]
+        # a sweep.json dated in the future (a clock set wrong, a copy, a touch) would stay "the latest" for good
+        written = [s for s in sweeps if s.spec.stat().st_mtime <= time.time() + CLOCK_SKEW_S]
+        if not written:
+            raise UserError(f"every sweep under {results} is dated in the future (its sweep.json modified after now): "
+                            f"name the one you mean ({', '.join(s.sweep_id for s in sweeps[-5:])})")
+        return written[-1]
     if not sweep:
         raise UserError(f"no sweep '' under {results}: give a sweep id, or none for the latest")
     if (Path(sweep) / SPEC_FILE).is_file():

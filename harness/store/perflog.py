@@ -12,15 +12,15 @@ number and skipped, never fatal. Plain Python: no torch, no pandas.
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness.store.atomic import locked, refuse_symlink
 from harness.store.paths import perflog, perflog_lock
 from harness.store.records import RunRecord, SweepSpec
-from harness.store.schema import DamagedFile, from_versioned_fields
+from harness.store.schema import DamagedFile, from_versioned_fields, parse_json
 
 PERFLOG_SCHEMA = 1
 # Every figure an entry carries, and its unit ("fraction": a share in [0, 1]).
@@ -46,6 +46,7 @@ SETTINGS = ("image_size", "batch_size", "lr", "warmup_epochs", "optimizer", "pre
 SYSTEM = ("cluster", "partition", "node", "device", "gpu_name", "gpu_count", "driver", "cuda", "torch", "timm",
           "harness_version", "git_commit", "git_dirty")
 SCALAR = (str, int, float, bool, type(None))
+FIRST_YEAR, LAST_YEAR = 1970, 2261  # the dates a time axis (pandas' Timestamp) can hold
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,14 @@ class PerfEntry:
         """An entry from one parsed line; DamagedFile (with the reason) when it is not one."""
         entry = from_versioned_fields(cls, data, path, PERFLOG_SCHEMA)
         try:
-            datetime.fromisoformat(entry.time)
+            when = datetime.fromisoformat(entry.time)
         except ValueError:
             raise DamagedFile(path, f"time {entry.time!r:.40} is not an ISO 8601 date") from None
+        if not FIRST_YEAR <= when.year <= LAST_YEAR:
+            raise DamagedFile(path, f"time {entry.time!r:.40} is not a date between {FIRST_YEAR} and {LAST_YEAR}")
+        # one spelling of a time for every reader: an ISO week date (2025-W01-1) or a time without its
+        # zone (taken as UTC) reads as any other
+        entry = replace(entry, time=(when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat())
         if entry.seed < 0:
             raise DamagedFile(path, f"seed {entry.seed} is negative")
         for part in ("settings", "system"):
@@ -223,7 +229,7 @@ def read_perflog(path: Path) -> tuple[list[PerfEntry], list[str]]:
             if not raw.strip():
                 continue
             try:
-                data = json.loads(raw.decode("utf-8"))
+                data = parse_json(raw.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
                 problems.append(f"{path} line {number}: not a JSON object ({str(err)[:80]}); skipped")
                 continue

@@ -1,18 +1,64 @@
 """The on-disk contract: a sweep's spec (sweep.json) and a run's record (result.json), as dataclasses
 with a documented, versioned schema (README, "Results"). Every read is checked (store.schema)."""
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from harness.store.atomic import write_json_atomic
 from harness.store.paths import SWEEP_NAME, RunPaths, SweepPaths, is_run_id
-from harness.store.schema import DamagedFile, from_versioned_fields, load_json
+from harness.store.run_files import check_run_files
+from harness.store.schema import (
+    Amount,
+    Count,
+    DamagedFile,
+    Date,
+    Fraction,
+    Keys,
+    Length,
+    Positive,
+    Range,
+    from_versioned_fields,
+    load_json,
+    type_problem,
+)
+from harness.zoo import MAX_IMAGE_SIZE
 
 SWEEP_SCHEMA = 1
 RESULT_SCHEMA = 1
 STATUSES = ("COMPLETED", "FAILED")
+
+# The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
+# nested objects name their known keys; keys a later version adds pass.
+ImageSize = Annotated[int, Range(1, MAX_IMAGE_SIZE)]
+Rate = Annotated[float, Range(0, above=True)]  # a learning rate, a std: more than 0
+TRAINING = Keys({"epochs": Positive, "batch_size": Positive, "lr": Rate | None, "warmup_epochs": Count | None,
+                 "image_size": ImageSize | None, "seed": Count, "model": str})
+Training = Annotated[dict[str, Any], TRAINING]
+Metrics = Annotated[dict[str, Any], Keys({
+    **dict.fromkeys(("accuracy", "precision", "recall", "f1", "accuracy_at_threshold"), Fraction),
+    **dict.fromkeys(("auc", "average_precision", "eer"), Fraction | None),
+    "loss": Amount, "threshold": float, "count": Count,
+    "confusion_matrix": Annotated[list[Annotated[list[Count], Length(2)]], Length(2)],
+    **dict.fromkeys(("accuracy_interval", "auc_interval"), Annotated[list[Fraction], Length(2)] | None),
+    **dict.fromkeys(("accuracy_interval_method", "accuracy_interval_reason", "auc_interval_method",
+                     "auc_interval_reason", "interval_unit"), str | None),
+    "interval_units": Count | None})]
+Preprocessing = Annotated[dict[str, Any], Keys({
+    "image_size": ImageSize, "interpolation": Literal["nearest", "bilinear", "bicubic", "lanczos"],
+    "crop_pct": Annotated[float, Range(0, 1, above=True)], "mean": Annotated[list[float], Length(3)],
+    "std": Annotated[list[Rate], Length(3)], "bgr": bool, "mode": str})]
+Throughput = Annotated[dict[str, Any], Keys({
+    **dict.fromkeys(("train_images_per_s", "infer_images_per_s", "achieved_tflops", "peak_tflops", "mfu",
+                     "compile_seconds"), Amount | None),
+    "data_wait_fraction": Fraction | None, "steady_train_steps": Count,
+    "train_flops_per_image": Count | None, "infer_flops_per_image": Count | None})]
+Memory = Annotated[dict[str, Any], Keys({"peak_host_rss_bytes": Count | None, "peak_gpu_memory_bytes": Count | None})]
+ENERGY = {"energy_j": Amount | None, "images": Count, "energy_per_image_j": Amount | None}
+Gpu = Annotated[dict[str, Any], Keys({
+    "util_mean": Fraction | None, "util_median": Fraction | None, "util_period_s": Amount | None, "samples": Count,
+    "memory_used_max_bytes": Count | None, "power_mean_w": Amount | None, **ENERGY,
+    "infer": Annotated[dict[str, Any], Keys(ENERGY)] | None})]
 
 
 @dataclass(frozen=True)
@@ -21,9 +67,9 @@ class RunSpec:
 
     run_id: str
     model: str
-    seed: int
+    seed: Count
     variant: str = ""
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: Training = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -40,12 +86,12 @@ class SweepSpec:
     """Every option of a sweep and its run list, written once before any job starts."""
 
     sweep_id: str
-    created: str
+    created: Annotated[str, Date()]
     dataset: str
     cache_root: str
     models: list[str]
-    seeds: int
-    train: dict[str, Any]
+    seeds: Positive
+    train: Training
     cluster: dict[str, Any]  # the backend's name under "executor", and its settings
     runs: list[RunSpec]
     code: dict[str, Any] = field(default_factory=dict)  # the source the jobs run: snapshot, git commit, dirty
@@ -68,6 +114,11 @@ class SweepSpec:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def check_runs(self, path: Path) -> None:
+        """A sweep has architectures and runs: one without is no sweep any command can show."""
+        if not self.models or not self.runs:
+            raise DamagedFile(path, f"it lists no {'architecture' if not self.models else 'run'}")
+
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "SweepSpec":
         spec = from_versioned_fields(cls, data, path, SWEEP_SCHEMA)
@@ -80,8 +131,9 @@ class SweepSpec:
         if len(set(ids)) != len(ids):
             raise DamagedFile(path, "a run id is listed twice")
         for run in spec.runs:  # a run's folder is named after its architecture, variant and seed: nothing else
-            if run.seed < 0 or run.run_id != run_id(run.model, run.seed, run.variant):
+            if run.run_id != run_id(run.model, run.seed, run.variant):
                 raise DamagedFile(path, f"run id {run.run_id!r} is not the id of {run.model!r}, variant {run.variant!r}, seed {run.seed}")
+        spec.check_runs(path)
         relative = [name for name in ("dataset", "cache_root") if not Path(getattr(spec, name)).is_absolute()]
         if relative:  # a job starts in the sweep's folder, where a relative path points elsewhere
             raise DamagedFile(path, f"its {relative[0]} {getattr(spec, relative[0])!r} is a relative path; give it "
@@ -108,28 +160,28 @@ class RunRecord:
     sweep_id: str
     run_id: str
     model: str
-    seed: int
+    seed: Count
     status: str
-    config: dict[str, Any]
-    finished_at: str
+    config: Training
+    finished_at: Annotated[str, Date()]
     error: str | None = None
-    preprocessing: dict[str, Any] | None = None
+    preprocessing: Preprocessing | None = None
     cache: str | None = None
-    params: int | None = None
-    trainable_params: int | None = None
-    best_epoch: int | None = None
-    epochs_completed: int | None = None
-    val: dict[str, Any] | None = None
-    test: dict[str, Any] | None = None
-    robustness: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cross_generator: dict[str, dict[str, Any]] = field(default_factory=dict)
-    throughput: dict[str, Any] | None = None
-    memory: dict[str, Any] | None = None
-    gpu: dict[str, Any] | None = None
+    params: Positive | None = None
+    trainable_params: Count | None = None
+    best_epoch: Positive | None = None
+    epochs_completed: Count | None = None
+    val: Metrics | None = None
+    test: Metrics | None = None
+    robustness: dict[str, Metrics] = field(default_factory=dict)
+    cross_generator: dict[str, Metrics] = field(default_factory=dict)
+    throughput: Throughput | None = None
+    memory: Memory | None = None
+    gpu: Gpu | None = None
     environment: dict[str, Any] | None = None
-    requeues: int = 0
-    train_seconds_this_attempt: float | None = None
-    started_at: str | None = None
+    requeues: Count = 0
+    train_seconds_this_attempt: Amount | None = None
+    started_at: Annotated[str, Date()] | None = None
     schema_version: int = RESULT_SCHEMA
 
     @property
@@ -146,28 +198,37 @@ class RunRecord:
             raise DamagedFile(path, f"status {record.status!r} is not one of {', '.join(STATUSES)}")
         if record.completed:
             missing = [n for n in ("test", "val", "throughput", "gpu", "params", "memory") if getattr(record, n) is None]
+            missing += [f"{split}.accuracy" for split in ("test", "val") if "accuracy" not in (getattr(record, split) or {})]
             if missing:
                 raise DamagedFile(path, f"a COMPLETED record without {', '.join(missing)}")
-            for split in ("test", "val"):
-                value = getattr(record, split).get("accuracy")
-                if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                    raise DamagedFile(path, f"{split}.accuracy is {value!r}, not a number in [0, 1]")
-            for name in ("accuracy_interval", "auc_interval"):  # null (with its reason) or [low, high] inside [0, 1]
+            for name in ("accuracy_interval", "auc_interval"):  # the schema checks each bound; here their order
                 interval = (record.test or {}).get(name)
-                if interval is not None and not (isinstance(interval, list) and len(interval) == 2
-                                                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval)
-                                                 and 0 <= interval[0] <= interval[1] <= 1):
+                if interval is not None and interval[0] > interval[1]:
                     raise DamagedFile(path, f"test.{name} is {interval!r:.60}, not null or [low, high] in [0, 1]")
         return record
 
+    def check_folder(self, run: RunPaths) -> None:
+        """The record is of the run whose folder holds it: its sweep, its id, and the architecture and seed
+        that id names (a record copied from another run is not this run's result)."""
+        where = run.result
+        if self.run_id != run.run_id:
+            raise DamagedFile(where, f"it is the record of run {self.run_id!r}, not of {run.run_id!r}")
+        if run.sweep_folder is not None and self.sweep_id != run.sweep_folder.name:
+            raise DamagedFile(where, f"it is a record of sweep {self.sweep_id!r}, not of {run.sweep_folder.name!r}")
+        variant = self.run_id.removeprefix(f"{self.model}-").removesuffix(f"s{self.seed}").removesuffix("-")
+        if run_id(self.model, self.seed, variant) != self.run_id:
+            raise DamagedFile(where, f"its model {self.model!r} and seed {self.seed} are not those of run {self.run_id!r}")
+
 
 def read_record(run: RunPaths) -> RunRecord | None:
-    """The run's record; None when it has none yet; DamagedFile when it cannot be read."""
+    """The run's record; None when it has none yet; DamagedFile when it, or a file beside it that a
+    completed run's figures come from (store.run_files), cannot be read as its schema says."""
     if not run.result.is_file():
         return None
     record = RunRecord.from_json(load_json(run.result), run.result)
-    if record.run_id != run.run_id:
-        raise DamagedFile(run.result, f"it is the record of run {record.run_id!r}, not of {run.run_id!r}")
+    record.check_folder(run)
+    if record.completed:
+        check_run_files(run, (record.test or {}).get("count"), record.epochs_completed)
     return record
 
 
@@ -189,11 +250,26 @@ def write_record(run: RunPaths, record: RunRecord) -> None:
     write_json_atomic(run.result, record.to_json())
 
 
+PROGRESS = Keys({"epoch": Count | None, "epochs": Positive | None, "val_accuracy": Fraction | None, "state": str})
+
+
 def read_progress(run: RunPaths) -> dict[str, Any]:
-    """The run's progress (epoch, epochs, val_accuracy, state); empty when absent or unreadable
-    (progress is advisory and rewritten every epoch)."""
+    """The run's progress (epoch, epochs, val_accuracy, state); empty when absent or damaged (progress is
+    advisory and rewritten every epoch: the run's state comes from its record and its job)."""
     try:
-        data = json.loads(run.progress.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+        return read_advisory(run.progress, PROGRESS)
+    except DamagedFile:
         return {}
-    return data if isinstance(data, dict) else {}
+
+
+def read_advisory(path: Path, keys: Keys) -> dict[str, Any]:
+    """A progress file: an object whose known keys are of their declared types; empty when it is absent
+    (or unreadable: it is rewritten as the work goes on); DamagedFile when it is not of its schema."""
+    try:
+        data = load_json(path)
+    except OSError:
+        return {}
+    problem = type_problem(data, Annotated[dict[str, Any], keys])
+    if problem:
+        raise DamagedFile(path, problem)
+    return data

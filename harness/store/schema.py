@@ -6,10 +6,14 @@ schema says is reported as damaged, with the file and the field, never half-used
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from harness.errors import UserError
 
@@ -24,32 +28,126 @@ class DamagedFile(UserError):
         self.path, self.reason = Path(path), reason
 
 
-def matches_type(value: Any, kind: Any) -> bool:
-    """Whether a value read from JSON is of a declared type (bool is not a number; an int is a float)."""
+@dataclass(frozen=True)
+class Range:
+    """A number's bounds, declared beside its type: Annotated[float, Range(0, 1)]. above: low itself is out."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+
+    def holds(self, value: float) -> bool:
+        return ((self.low is None or (value > self.low if self.above else value >= self.low))
+                and (self.high is None or value <= self.high))
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        return f"{'(' if self.above else '['}{low}, {'inf' if self.high is None else f'{self.high:g}'}]"
+
+
+@dataclass(frozen=True)
+class Length:
+    """A list's length, declared beside its type: Annotated[list[float], Length(3)]."""
+
+    count: int
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: typing hashes what Annotated carries
+class Keys:
+    """A JSON object whose known keys have declared types: Annotated[dict[str, Any], Keys({...})]. Other
+    keys pass (fields a later version adds to a nested object); a known key may be absent."""
+
+    kinds: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Date:
+    """Text that is an ISO 8601 date and time, declared beside its type: Annotated[str, Date()]."""
+
+
+# The kinds of number a results file holds (every number read is finite: parse_json).
+Fraction = Annotated[float, Range(0, 1)]  # a metric, a share, a probability
+Count = Annotated[int, Range(0)]  # images, epochs, requeues, samples
+Positive = Annotated[int, Range(1)]  # parameters, seeds of a sweep, batch size
+Amount = Annotated[float, Range(0)]  # images/s, seconds, joules, bytes
+
+
+def _is_date(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _name(kind: Any) -> str:
+    if typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
+    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
+
+
+def type_problem(value: Any, kind: Any, where: str = "") -> str | None:
+    """Why a value read from JSON is not of a declared type (None when it is): its type (bool is not a
+    number; an int is a float), the Range, Length and Keys declared beside it, nested lists and objects
+    item by item. where: the value's name in the file ('test.auc'), for the message."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if kind is Any:
-        return True
-    if kind is type(None):
-        return value is None
+    shown = where or "the value"
+    if origin is Annotated:
+        problem = type_problem(value, args[0], where)
+        if problem or value is None:
+            return problem
+        for rule in args[1:]:
+            if isinstance(rule, Range) and not rule.holds(value):
+                return f"{shown} is {value!r:.40}, outside {rule}"
+            if isinstance(rule, Length) and len(value) != rule.count:
+                return f"{shown} holds {len(value)} values, not {rule.count}"
+            if isinstance(rule, Date) and not _is_date(value):
+                return f"{shown} is {value!r:.40}, not an ISO 8601 date"
+            if isinstance(rule, Keys):
+                for key, inner in rule.kinds.items():
+                    if key in value and (problem := type_problem(value[key], inner, f"{where}.{key}".lstrip("."))):
+                        return problem
+        return None
     if origin in (typing.Union, types.UnionType):
-        return any(matches_type(value, arg) for arg in args)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        problems = [type_problem(value, arg, where) for arg in args]
+        if all(problems):  # the reason of the arm whose type it has (a number out of its range), else its type
+            of_its_type = [p for p, arg in zip(problems, args) if typing.get_origin(arg) is Annotated
+                           and matches_type(value, typing.get_args(arg)[0])]
+            return of_its_type[0] if of_its_type else f"{shown} is {value!r:.60}, not {' or '.join(map(_name, args))}"
+        return None
+    if origin is typing.Literal:
+        return None if value in args and type(value) is type(args[0]) else \
+            f"{shown} is {value!r:.60}, not one of {', '.join(map(str, args))}"
     if origin is list:
-        return isinstance(value, list) and all(matches_type(item, args[0]) for item in value)
+        if not isinstance(value, list):
+            return f"{shown} is {value!r:.60}, not a list"
+        return next((p for i, item in enumerate(value) if (p := type_problem(item, args[0], f"{where}[{i}]"))), None)
     if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) and matches_type(v, args[1]) for k, v in value.items())
-    if dataclasses.is_dataclass(kind):
-        return isinstance(value, dict)
-    return isinstance(value, kind)
+        if not isinstance(value, dict):
+            return f"{shown} is {value!r:.60}, not an object"
+        return next((p for k, v in value.items() if (p := type_problem(v, args[1], f"{where}.{k}".lstrip(".")))), None)
+    if kind is Any or (dataclasses.is_dataclass(kind) and isinstance(value, dict)):
+        return None
+    if kind is type(None):
+        matches = value is None
+    elif kind is float:
+        matches = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind is int:
+        matches = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        matches = isinstance(value, kind)
+    return None if matches else f"{shown} is {value!r:.60}, not {_name(kind)}"
+
+
+def matches_type(value: Any, kind: Any) -> bool:
+    """Whether a value read from JSON is of a declared type (type_problem finds nothing)."""
+    return type_problem(value, kind) is None
 
 
 @functools.cache
 def _declared(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
     """A dataclass's field types and fields (read once per class: a sweep's spec has a run per seed)."""
-    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+    return typing.get_type_hints(cls, include_extras=True), {f.name: f for f in dataclasses.fields(cls)}
 
 
 def from_fields(cls: type[T], data: Any, path: Path) -> T:
@@ -68,8 +166,9 @@ def from_fields(cls: type[T], data: Any, path: Path) -> T:
                 raise DamagedFile(path, f"field {name!r} is missing")
             continue
         kind, value = hints[name], data[name]
-        if not matches_type(value, kind):
-            raise DamagedFile(path, f"field {name!r} is {value!r:.60}, not {getattr(kind, '__name__', kind)}")
+        problem = type_problem(value, kind, name)
+        if problem:
+            raise DamagedFile(path, f"field {name!r}: {problem}")
         inner = typing.get_args(kind)[0] if typing.get_origin(kind) is list else None
         if inner is not None and dataclasses.is_dataclass(inner):
             value = [from_fields(inner, item, path) for item in value]  # type: ignore[arg-type]
@@ -77,10 +176,41 @@ def from_fields(cls: type[T], data: Any, path: Path) -> T:
     return cls(**values)
 
 
+class NotFinite(ValueError):
+    """A number no figure can be: NaN, an infinity, or beyond what a float or an int64 holds."""
+
+
+def _refuse_constant(text: str) -> Any:
+    raise NotFinite(f"it holds {text}, not a finite number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotFinite(f"it holds {text:.40}, beyond what a number can be")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if abs(value) >= 2**63:
+        raise NotFinite(f"it holds {text:.40}, beyond what an int64 holds")
+    return value
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON as every results file holds it: each number finite (Python's json reads NaN and Infinity,
+    which no figure can be and no other JSON reader accepts). ValueError otherwise."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+
+
 def load_json(path: Path) -> Any:
-    """The JSON in path; DamagedFile when it is not whole JSON (a truncated write, an edit)."""
+    """The JSON in path; DamagedFile when it is not whole JSON (a truncated write, an edit) or holds a
+    number that is not finite."""
     try:
-        return json.loads(Path(path).read_text())
+        return parse_json(Path(path).read_bytes())
+    except NotFinite as err:
+        raise DamagedFile(path, str(err)) from None
     except (ValueError, UnicodeDecodeError) as err:
         raise DamagedFile(path, f"not whole JSON ({err})") from None
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from harness.store.records import RunSpec, SweepSpec
+from harness.zoo import MAX_IMAGE_SIZE
 
 if TYPE_CHECKING:
     from harness.zoo.preprocessing import Preprocessing
@@ -19,7 +20,6 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 # Which epoch a run keeps (see run.SELECT_BY): highest val accuracy (ties: lowest loss), or Keras' lowest loss.
 SELECT_BY = ("accuracy", "loss")
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")  # re.fullmatch: "cuda\n" is no device
-MAX_IMAGE_SIZE = 2048  # the paper's networks take 224-299 px; above this a batch of one fills a GPU
 WEIGHTS_KEYWORDS = ("imagenet", "none")
 
 

@@ -19,6 +19,7 @@ from harness.stats.metrics import best_threshold, detection_metrics
 from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
 from harness.store.records import RunRecord, write_record
+from harness.store.run_files import HISTORY_COLUMNS
 from harness.training.config import TrainConfig
 from harness.training.evaluate import cross_generator, image_intervals, robustness, test_groups, timed_test
 from harness.training.record import completed_record, now, throughput
@@ -26,9 +27,6 @@ from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, only_gener
 from harness.zoo.models import keras_param_count
 
 log = logging.getLogger("harness.training")
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-
-
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:

@@ -2,6 +2,9 @@
 networks built over timm with the paper's head (models), NASNetMobile, and their preprocessing.
 This package's own namespace stays light: the command line reads it without importing torch."""
 
+# The largest input side a run may ask for: the paper's networks take 224-299 px; above this a batch of one
+# fills a GPU (and a record asking for more is damaged, not a size to resize to).
+MAX_IMAGE_SIZE = 2048
 WEIGHTS_HELP = "'imagenet' (timm's pretrained weights, from the local cache), 'none' (random init) or a weights file"
 # The Keras preprocessing mode the paper most likely fed every network (README, "The paper's question").
 PAPER_PROBABLE_MODE = "caffe"
