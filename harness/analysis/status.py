@@ -51,7 +51,7 @@ def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: d
         status.partition, status.node, status.elapsed, status.requeues = job.partition, job.node, job.elapsed, job.restarts
         status.energy_j = job.energy_j
     if isinstance(record, DamagedFile):
-        status.state, status.reason = DAMAGED, f"{record.reason}; sweep --resume reruns it"
+        status.state, status.reason = DAMAGED, f"{record.path.name}: {record.reason}; sweep --resume reruns it"
     elif record is not None and record.completed:
         status.state, status.requeues = "COMPLETED", record.requeues
     elif record is not None:

@@ -132,6 +132,11 @@ def _now_us() -> int:
     return int(time.time() * 1e6)  # NVML stamps its samples with the host's clock, in microseconds
 
 
+# NVML refreshes its energy counter and power reading in steps of the order of 100 ms (NVIDIA documents
+# no period): over a shorter span, a difference of the counter cannot be told from zero.
+ENERGY_UPDATE_PERIOD_US = 100_000
+
+
 def energy_per_image(joules: float | None, images: int) -> float | None:
     """Joules per image of a pass; None where the energy is unknown or no image was processed."""
     return joules / images if joules is not None and images > 0 else None
@@ -293,6 +298,11 @@ class GpuSampler:
             reason = self.reason or "NVML was not opened (measuring outside sampling())"
         elif not blocks:
             reason = f"no {phase} block was measured"
+        elif (span := sum(b.end_us - b.start_us for b in blocks)) < ENERGY_UPDATE_PERIOD_US:
+            reason = (f"the {phase} blocks lasted {span / 1000:.0f} ms, under the ~{ENERGY_UPDATE_PERIOD_US // 1000} ms "
+                      "in which NVML updates its energy readings")
+        elif all(b.energy_mj is not None for b in blocks) and sum(b.energy_mj or 0.0 for b in blocks) <= 0:
+            reason = f"NVML's energy counter did not advance over the {phase} blocks"
         elif all(b.energy_mj is not None for b in blocks):
             joules, source = sum(b.energy_mj or 0.0 for b in blocks) / 1000.0, "nvml_counter"
         else:

@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.data.cache import CachedSplit
 from harness.data.perturb import PERTURBATIONS, perturb
-from harness.measure.meters import StepMeter
+from harness.measure.meters import GpuSampler, StepMeter, synchronize
 from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
 from harness.training.trainer import DeviceSplit, Trainer, only_generator
 
@@ -55,8 +55,13 @@ def image_intervals(labels: Any, probs: Any, groups: np.ndarray | None) -> dict[
             "interval_unit": unit, "interval_units": count}
 
 
-def timed_test(run: Trainer, test: CachedSplit) -> tuple[Any, Any, StepMeter]:
-    """Probabilities and labels of the test split, timed as inference throughput."""
+def timed_test(run: Trainer, test: CachedSplit, sampler: GpuSampler) -> tuple[Any, Any, StepMeter]:
+    """Probabilities and labels of the test split, timed as inference throughput and measured as the
+    sampler's "infer" phase. The split is on the device before the block starts: it times inference
+    alone, not the copy."""
+    data = DeviceSplit.load(test, run.device)
+    synchronize(run.device)
     meter = StepMeter(run.device, warmup=0)  # the model is already warm from the validation passes
-    probs, labels = run.evaluate(DeviceSplit.load(test, run.device), meter)
+    with sampler.measuring("infer", images=len(data)):
+        probs, labels = run.evaluate(data, meter)
     return probs, labels, meter

@@ -113,8 +113,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         run.model.load_state_dict(torch.load(paths.best, map_location=run.device, weights_only=True))
         val_probs, val_labels = run.evaluate(splits["val"])
         threshold = best_threshold(val_labels, val_probs)
-        with sampler.measuring("infer", images=len(cached["test"].labels)):
-            test_probs, test_labels, infer_meter = timed_test(run, cached["test"])
+        test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
     groups = test_groups(cached["test"].index)
     # labels, probabilities and, where the manifest has groups, each image's group number: the leaderboard pairs on it
     np.save(paths.test_scores, np.stack([test_labels, test_probs, *([] if groups is None else [groups])]))

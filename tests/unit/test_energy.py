@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from harness.measure import meters
 from harness.measure.meters import GpuSampler, energy_per_image, power_integral
 
 
@@ -46,7 +47,7 @@ def train_then_infer(sampler: GpuSampler) -> None:
                 time.sleep(0.05)
             time.sleep(0.02)  # evaluation, checkpoints: not counted
         with sampler.measuring("infer", images=40):
-            time.sleep(0.03)
+            time.sleep(0.11)  # longer than NVML's update period (a shorter block: the test below)
 
 
 def test_without_a_gpu_the_energy_is_null_with_its_reason():
@@ -96,6 +97,22 @@ def test_neither_counter_nor_power_leaves_the_energy_null_with_its_reason(nvml):
     assert energy["energy_j"] is None and "energy counter" in energy["energy_reason"]
 
 
+@pytest.mark.parametrize("span_us, counter, reason", [
+    (20_000, [7_000, 7_001], "lasted 20 ms, under the ~100 ms"),  # a demo-sized pass: shorter than an update
+    (500_000, [7_000, 7_000], "did not advance"),  # long enough, but the counter stood still: never a zero
+])
+def test_an_energy_nvml_cannot_tell_from_zero_is_null_with_its_reason(nvml, monkeypatch, span_us, counter, reason):
+    clock = {"us": 1_000_000}  # a faked clock: the block lasts span_us
+    monkeypatch.setattr(meters, "_now_us", lambda: clock["us"])
+    nvml.counter = counter
+    sampler = GpuSampler(torch.device("cuda"), interval_s=0.01)
+    with sampler.sampling():
+        with sampler.measuring("infer", images=40):
+            clock["us"] += span_us
+    infer = sampler.energy("infer")
+    assert infer["energy_j"] is None and infer["energy_per_image_j"] is None and reason in infer["energy_reason"]
+
+
 def test_the_power_integral_is_the_trapezoid_over_the_block():
     readings = [(-1_000_000, 900.0), (0, 100.0), (1_000_000, 200.0), (3_000_000, 200.0), (4_000_000, 900.0)]
     assert power_integral(readings, 0, 3_000_000) == pytest.approx(150.0 + 400.0)  # outside readings left out
@@ -105,3 +122,25 @@ def test_the_power_integral_is_the_trapezoid_over_the_block():
 def test_energy_per_image():
     assert energy_per_image(300.0, 1000) == 0.3
     assert energy_per_image(None, 1000) is None and energy_per_image(300.0, 0) is None
+
+
+def test_the_timed_inference_block_holds_inference_alone(monkeypatch):
+    """The test split is copied to the device before the "infer" block opens: its throughput and energy
+    are those of inference, not of the copy."""
+    from contextlib import contextmanager
+
+    from harness.training import evaluate
+
+    events: list[str] = []
+    monkeypatch.setattr(evaluate.DeviceSplit, "load", staticmethod(lambda split, device: events.append("copy") or [0] * 4))
+
+    class Sampler:
+        @contextmanager
+        def measuring(self, phase, images):
+            events.append(f"{phase} block opens ({images} images)")
+            yield
+            events.append(f"{phase} block closes")
+
+    run = SimpleNamespace(device=torch.device("cpu"), evaluate=lambda data, meter: events.append("inference") or ([], []))
+    evaluate.timed_test(run, SimpleNamespace(), Sampler())
+    assert events == ["copy", "infer block opens (4 images)", "inference", "infer block closes"]
