@@ -22,7 +22,7 @@ import math
 import re
 import statistics
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ class Reference:
 class References:
     references: list[Reference]
     description: str = ""
+    source: Path | None = field(default=None, compare=False)  # the file read, named in messages about it
 
     def find(self, architecture: str, figure: str) -> Reference | None:
         return next((r for r in self.references if r.architecture == architecture and r.figure == figure), None)
@@ -124,7 +125,7 @@ def parse_references(text: str, path: Path) -> References:
             references.append(_entry(path, architecture, figure, entry))
     if not references:
         raise UserError(f"references {path} holds no reference")
-    return References(references, description)
+    return References(references, description, path)
 
 
 def read_references(path: Path) -> References:
@@ -164,7 +165,7 @@ def check_sweep(results: SweepResults, references: References) -> list[dict[str,
     means, seeds = sweep_means(results)
     if not any(ref.architecture in means for ref in references.references):  # every row "not run": checks nothing
         named = sorted({ref.architecture for ref in references.references})
-        raise UserError(f"no architecture of the references ({', '.join(named)[:200]}) is in sweep "
+        raise UserError(f"no architecture of the references{f' in {references.source}' if references.source else ''} ({', '.join(named)[:200]}) is in sweep "
                         f"{results.spec.sweep_id}, whose rows are {', '.join(means)}: nothing to check (a table "
                         "of the file is named as the leaderboard names its row)")
     rows = []
@@ -199,7 +200,7 @@ def updated_references(results: SweepResults, previous: References | None) -> Re
             else:
                 kept.append(Reference(label, figure, value, lower, upper))
     description = previous.description if previous and previous.description else f"references from sweep {results.spec.sweep_id}"
-    return References(kept, description)
+    return References(kept, description, previous.source if previous else None)
 
 
 def _key(text: str) -> str:
