@@ -36,6 +36,7 @@ from harness.zoo import ABLATION
 # InceptionV3 75) gets its own minimum, from an upscaled image: the first command stays within a few
 # CPU minutes.
 DEMO_IMAGE_SIZE = 35
+MAX_SEEDS = 1_000  # runs per architecture: beyond any interval's need, and each is a job and a folder
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
 
 
@@ -116,10 +117,12 @@ def parse_models(text: str | None) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UserError(f"--models {text!r} names no architecture; choose from {', '.join(MODEL_NAMES)}")
+    networks: dict[str, str] = {}  # timm's name -> the name given: MobileNetV2 and mobilenetv2_100 are one network
     for name in names:
-        spec_of(name)
-    if len(set(names)) != len(names):
-        raise UserError(f"an architecture is listed twice in {text!r}")
+        first = networks.setdefault(spec_of(name).timm_name, name)
+        if first != name or names.count(name) > 1:
+            twice = f"{first} and {name} are" if first != name else f"{name} is"
+            raise UserError(f"--models {text!r:.200}: {twice} the same network, listed twice")
     return names
 
 
@@ -137,8 +140,8 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     """The sweep's folder and spec, every run's config checked; nothing is written."""
     if request.cross_generator and request.ablate_preprocessing:
         raise UserError("--cross-generator and --ablate-preprocessing each make their own variants: use one per sweep")
-    if request.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {request.seeds}")
+    if not 1 <= request.seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}, got {request.seeds}")
     check_results_path(Path(request.results))
     sweep = SweepPaths.of(request.results, new_sweep_id(request.name))
     dataset = demo_folder(request.results) if request.dataset == "demo" else Path(request.dataset)
@@ -201,10 +204,15 @@ def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
     return {"snapshot": str(sweep.code), "harness_version": harness.__version__, **_git_state()}
 
 
+def run_devices(spec: SweepSpec) -> set[str]:
+    """The --device of every run of the sweep."""
+    return {config_for(spec, run).device for run in spec.runs}
+
+
 def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile) -> Submission:
     """Write the sweep (folder, spec, code snapshot) and submit every run."""
+    backend.preflight(profile, len(spec.runs), run_devices(spec))  # refuses before anything is written
     _check_writable(sweep.results)
-    backend.preflight(profile, len(spec.runs))
     if spec.dataset == str(demo_folder(sweep.results).resolve()):
         from harness.data.demo import ensure_demo
 
@@ -307,18 +315,30 @@ def _chosen_runs(results: SweepResults, runs: list[str]) -> list[str]:
 
 
 def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
-    """Cancel the sweep's jobs (only those of the named runs, when given); returns the run ids cancelled."""
+    """Cancel the sweep's runs that have not ended (only the named runs, when given); returns their ids.
+
+    Each gets a CANCELLED record first (on every backend: status says so, no local worker takes the run,
+    and --resume reruns it), then its job is stopped: only the named runs' jobs, or every job of the
+    sweep, its preprocessing step among them."""
+    from harness.store.records import write_record
+    from harness.training.record import failed_record
+
     results = SweepResults(sweep)
     if not results.submissions:
         return []
-    chosen = [rid for rid in (_chosen_runs(results, runs) if runs else [r.run_id for r in results.spec.runs])
-              if rid in results.latest]
-    jobs = {rid: results.latest[rid].tasks[rid] for rid in chosen}
+    chosen = _chosen_runs(results, runs) if runs else [r.run_id for r in results.spec.runs]
+    ended = {s.run_id for s in sweep_status(results)[0] if is_final(s)}
+    live = [rid for rid in chosen if rid in results.latest and rid not in ended]
+    for rid in live:
+        config = config_for(results.spec, results.spec.run(rid))
+        write_record(sweep.run(rid), failed_record(results.spec.sweep_id, rid, config, "cancelled by `harness cancel`",
+                                                   status="CANCELLED"))
+    jobs = {rid: results.latest[rid].tasks[rid] for rid in live}
     if runs:
         results.backend.cancel_runs(sweep, jobs)
-    else:
-        results.backend.cancel(sorted(set(jobs.values())) + [s.preprocess_job for s in results.submissions if s.preprocess_job])
-    return chosen
+    elif live:
+        results.backend.cancel(sweep, sorted(set(jobs.values())) + [s.preprocess_job for s in results.submissions if s.preprocess_job])
+    return live
 
 
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:

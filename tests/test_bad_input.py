@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from harness.cluster.local import LocalBackend
+from harness.cluster.local import LocalBackend, has_nvidia_gpu, worker_token
 from harness.store.submissions import Submission
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,6 +119,7 @@ def build_world(root: Path) -> Path:
     import numpy as np
     import pandas as pd
     import torch
+    from PIL import Image
 
     from harness.data.demo import make_demo
     from harness.zoo.models import build_model
@@ -155,6 +156,11 @@ def build_world(root: Path) -> Path:
     (inputs / "weights-dir").mkdir()
     shutil.copy(datasets / "good" / manifest["path"].iloc[0], inputs / "face.png")
     (inputs / "text.png").write_text("a text file named .png\n")
+    # issue 23: what an image path may be instead of an image (read without blocking, sized from the header)
+    os.mkfifo(inputs / "fifo.png")
+    (inputs / "folder.jpg").mkdir()
+    Image.new("L", (200_000, 1)).save(inputs / "thin.png")  # a few hundred bytes; 2.4 GB once resized
+    Image.new("1", (10_000, 10_000)).save(inputs / "gigapixel.png")
     profiles = {
         "bad-toml": "gpu_partition = [unclosed\n", "unknown-key": 'gpu_partitions = "gpu"\n', "zero-time": "time_min = 0\n",
         "time-string": "time = 60\n", "account-number": "account = 5\n", "partition-bool": "gpu_partition = true\n",
@@ -221,16 +227,22 @@ def build_world(root: Path) -> Path:
         "spec-executor": cluster(executor="pbs"), "spec-no-executor": lambda d: d["cluster"].pop("executor"),
         "spec-train-unknown": lambda d: d["train"].update(dropout=0.5), "spec-epochs": lambda d: d["train"].update(epochs="5"),
         "spec-sweep-id": edited(sweep_id="../x"), "spec-model": lambda d: d["runs"][0].update(model="AlexNet"),
+        # issue 23: caches the jobs would build outside the results folder (it was moved; the file edited)
+        "spec-cache-moved": edited(cache_root=str(results.parent / "before-the-move" / "cache")),
+        "spec-cache-sibling": edited(cache_root=str(results / "other-cache")),
     }.items():
         _write_sweep(results, name, edit=edit)
     (_write_sweep(results, "spec-truncated").joinpath("sweep.json")).write_text('{"sweep_id": "spec-trunc')
     (_write_sweep(results, "spec-list").joinpath("sweep.json")).write_text("[]")
     (_write_sweep(results, "spec-binary").joinpath("sweep.json")).write_bytes(b"\xff\xfe\x00\x01")
     for name, jobs in {
-        "jobs-text-id": _jobs({f"{MODEL}-s0": "123; scancel -u root"}), "jobs-escape": _jobs({"../../x": "123"}),
+        "jobs-text-id": _jobs({f"{MODEL}-s0": "123; scancel -u root"}), "jobs-escape": _jobs({"../../x": "123@1"}),
         "jobs-truncated": '{"submissions": [{"executor": "loc', "jobs-list": "[1]",
         "jobs-pre-id": _jobs({f"{MODEL}-s0": "123"}, executor="slurm", pre="$(id)"),
         "jobs-executor": _jobs({f"{MODEL}-s0": "123"}, executor="pbs"),
+        # issue 23: processes that are not ours (pid 1 lives, but did not start when the token says; a bare pid)
+        "jobs-pid-reused": _jobs({f"{MODEL}-s0": "1@5", f"{MODEL}-s1": "1@5"}),
+        "jobs-pid-bare": _jobs({f"{MODEL}-s0": "1"}), "jobs-local-slurm-id": _jobs({f"{MODEL}-s0": "123_4"}),
     }.items():
         _write_sweep(results, name, jobs=jobs)
     # a run whose worker is alive (this test process stands for it) and one that failed
@@ -379,18 +391,22 @@ class Guard(LocalBackend):
     allowed = False
     submitted: list[list[str]] = []
 
-    def preflight(self, profile: Any, runs: int) -> None:
-        if not Guard.allowed:
-            raise AssertionError("a bad-input case reached the backend's preflight")
-
     def submit(self, sweep: Any, profile: Any, run_ids: list[str]) -> Iterator[Submission]:
         if not Guard.allowed:
             raise AssertionError(f"a bad-input case submitted {run_ids}")
         Guard.submitted.append(list(run_ids))
-        yield Submission("local", None, dict.fromkeys(run_ids, "999999999"))
+        yield Submission("local", None, dict.fromkeys(run_ids, "999999999@1"))
 
-    def cancel(self, job_ids: list[str]) -> None:  # the "running" sweep's job is this very process
-        raise AssertionError(f"a case cancelled {job_ids}")
+    def cancel(self, sweep: Any, job_ids: list[str]) -> None:
+        """The local backend's cancel, but a signal sent fails the case: the "running" sweep's worker is
+        this very process, and no other process is any case's."""
+        def refuse(group: int, signal: int) -> None:
+            raise AssertionError(f"a case signalled process group {group}")
+        real, os.killpg = os.killpg, refuse
+        try:
+            super().cancel(sweep, job_ids)
+        finally:
+            os.killpg = real
 
 
 @pytest.fixture
@@ -405,16 +421,16 @@ def world(template, tmp_path, monkeypatch):
     shutil.copytree(template / "results", results, symlinks=True,
                     copy_function=lambda src, dst: os.link(src, dst) if src.endswith(".pt") else shutil.copy2(src, dst))
     running = results / "running" / "jobs.json"
-    running.write_text(running.read_text().replace("PID", str(os.getpid())))
+    running.write_text(running.read_text().replace("PID", worker_token(os.getpid())))
     Guard.allowed, Guard.submitted = False, []
     real_slurm = clusters.BACKENDS["slurm"]
 
     def guarded_slurm(**options: Any) -> Any:
         backend = real_slurm(**options)
         backend.submit = Guard().submit
-        backend.preflight = lambda profile, runs: None  # the site is the recorded local cluster (recorded_site)
+        backend.preflight = lambda profile, runs, devices: None  # the site is the recorded local cluster (recorded_site)
         backend.available = lambda: None
-        backend.cancel = lambda jobs: (_ for _ in ()).throw(AssertionError(f"a case cancelled {jobs}"))
+        backend.cancel = lambda sweep, jobs: (_ for _ in ()).throw(AssertionError(f"a case cancelled {jobs}"))
         backend.states = lambda ids: {}  # never ask the real cluster about made-up job ids
         return backend
 
@@ -946,6 +962,43 @@ CASES: list[Case] = [
     Case("future-sweep-not-latest", ("status", "--results", "{R}"), code=0, words=("sweep preprocess-state-number",),
          setup=future("best-nan")),
     Case("future-every-sweep", ("status", "--results", "{R}"), words=("dated in the future",), setup=future()),
+    # --- issue 23: predict reads images, nothing else, and none too large ---
+    *[Case(f"predict-{name}", ("predict", "--run", "damaged/MobileNetV2", path, "--results", "{R}"), code=1, words=words)
+      for name, path, words in [("fifo", "{I}/fifo.png", ("a FIFO",)), ("dev-zero", "/dev/zero", ("a device",)),
+                                ("folder-named-jpg", "{I}/folder.jpg", ("a folder",)),
+                                ("long-thin-png", "{I}/thin.png", ("200000x1", "times the other")),
+                                ("gigapixel-png", "{I}/gigapixel.png", ("10000x10000", "more than"))]],
+    # --- issue 23: processes that are not ours, and what cancel says ---
+    Case("pid-reused-status", results("status", "jobs-pid-reused", "--format", "json"), code=0,
+         words=('"state": "FAILED"', "workers ended")),
+    Case("pid-reused-cancel", results("cancel", "jobs-pid-reused"), code=0, words=("nothing to cancel",)),
+    Case("pid-reused-cancel-run", results("cancel", "jobs-pid-reused", "--runs", MODEL), code=0, words=("nothing to cancel",)),
+    Case("pid-bare-status", results("status", "jobs-pid-bare"), words=("jobs.json", "'1'", "local")),
+    Case("pid-bare-cancel", results("cancel", "jobs-pid-bare"), words=("jobs.json", "job id")),
+    Case("local-slurm-id-cancel", results("cancel", "jobs-local-slurm-id"), words=("jobs.json", "'123_4'")),
+    Case("cancel-finished-sweep", results("cancel", "done"), code=0, words=("nothing to cancel", "every run has ended")),
+    Case("cancel-finished-run", results("cancel", "done", "--runs", MODEL), code=0, words=("nothing to cancel", "those runs")),
+    # --- issue 23: paths from sweep.json (a cache_root outside the results folder that holds the sweep) ---
+    # (the jobs build them in the results folder that holds the sweep, whatever sweep.json says: tests/unit/test_node.py)
+    *[Case(f"spec-cache-root-{name}-resume", results("sweep", "--resume", f"spec-cache-{name}"), code=0, changes=True,
+           submits=(f"{MODEL}-s0", f"{MODEL}-s1")) for name in ("moved", "sibling")],
+    # --- issue 23: sizes without bound, and options accepted in silence ---
+    Case("seeds-huge", dry("--seeds", "100000000"), words=("--seeds", "1000")),
+    Case("seeds-just-over", dry("--seeds", "1001"), words=("--seeds", "1001")),
+    Case("epochs-huge", dry("--epochs", "99999999999999999999"), words=("--epochs", "10000")),
+    Case("batch-size-huge", dry("--batch-size", "1000000"), words=("--batch-size", "65536")),
+    Case("lr-huge", dry("--lr", "1e308"), words=("--lr", "at most 10")),
+    Case("lr-just-over", dry("--lr", "11"), words=("--lr",)),
+    Case("warmup-longer-than-training", dry("--epochs", "2", "--warmup-epochs", "5"), words=("--warmup-epochs", "--epochs (2)")),
+    Case("warmup-longer-local", sweep("--epochs", "1", "--warmup-epochs", "2"), words=("--warmup-epochs",)),
+    Case("dry-run-and-check", dry("--check"), words=("--dry-run", "--check")),
+    Case("slurm-option-on-local", sweep("--partition", "gpu"), words=("--partition", "--cluster local")),
+    Case("slurm-sbatch-on-local", sweep("--sbatch", "mail-type=END"), words=("--sbatch", "--cluster local")),
+    Case("network-twice-paper-and-timm", dry("--models", "MobileNetV2,mobilenetv2_100"),
+         words=("MobileNetV2 and mobilenetv2_100", "same network")),
+    Case("network-twice-timm-and-paper", dry("--models", "resnet50,ResNet50"), words=("resnet50 and ResNet50",)),
+    *[Case(f"device-{device.replace(':', '')}-without-gpu", sweep("--device", device), words=(f"--device {device}", "no NVIDIA GPU"),
+           marks=(pytest.mark.skipif(has_nvidia_gpu(), reason="this machine has an NVIDIA GPU"),)) for device in ("cuda", "cuda:1")],
 ]
 CASES += [Case(f"name{option}-{label}", dry(f"{option}={value}"), words=(option, message))
           for option, message in NAME_OPTIONS.items() for label, value in CHARACTERS.items()]

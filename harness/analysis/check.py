@@ -165,7 +165,8 @@ def check_sweep(results: SweepResults, references: References) -> list[dict[str,
     means, seeds = sweep_means(results)
     if not any(ref.architecture in means for ref in references.references):  # every row "not run": checks nothing
         named = sorted({ref.architecture for ref in references.references})
-        raise UserError(f"no architecture of the references{f' in {references.source}' if references.source else ''} ({', '.join(named)[:200]}) is in sweep "
+        source = f" in {references.source}" if references.source else ""
+        raise UserError(f"no architecture of the references{source} ({', '.join(named)[:200]}) is in sweep "
                         f"{results.spec.sweep_id}, whose rows are {', '.join(means)}: nothing to check (a table "
                         "of the file is named as the leaderboard names its row)")
     rows = []

@@ -69,7 +69,7 @@ def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None
         try:
             pixels = resize_center_crop(decode(Path(path))[0], pre.resize_key)
         except (UndecodableImage, OSError, ValueError) as err:  # ValueError: a path holding a NUL
-            out.append((str(path), None, str(err) or type(err).__name__))
+            out.append((str(path), None, getattr(err, "strerror", None) or str(err) or type(err).__name__))
             continue
         with torch.no_grad():
             x = pre.normalise(torch.tensor(pixels)[None])

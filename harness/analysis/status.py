@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.load import SweepResults
-from harness.cluster.base import FINAL_STATES, JobState
+from harness.cluster.base import FINAL_STATES, JobState, last_line
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord, RunSpec, read_advisory, read_progress
 from harness.store.schema import Amount, Count, DamagedFile, Keys
@@ -71,17 +71,6 @@ def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: d
     if record is None and job_id is not None and status.state in FINAL_STATES:
         status.reason = f"{status.reason}; python -m harness logs {sweep_id}/{run.run_id} shows its log".lstrip("; ")
     return status
-
-
-def last_line(path: Path | None) -> str:
-    """The last non-blank line of a log ('' when there is none)."""
-    try:
-        with open(path or "", "rb") as handle:
-            handle.seek(max(0, handle.seek(0, 2) - 4096))
-            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
 
 
 def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None, submitted: bool,

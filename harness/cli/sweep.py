@@ -78,26 +78,32 @@ def add_commands(commands: Any) -> None:
                        help="ask Slurm whether and when the jobs would start (sbatch --test-only), without submitting")
     sweep.add_argument("--max-parallel", type=positive_int, help=f"local runs at a time (default here: {default_parallelism()})")
     slurm = sweep.add_argument_group("Slurm (defaults read from the site: see `harness cluster`; a profile overrides them)")
-    slurm.add_argument("--profile", type=profile_name_or_path,
-                       help="a packaged profile name (local, marwan) or a .toml path (default: none; "
-                       "with --resume, the sweep's own settings)")
-    slurm.add_argument("--partition", help="GPU partition of the training tasks")
-    slurm.add_argument("--cpu-partition", help="CPU partition of the preprocessing job")
-    slurm.add_argument("--gres", help="a training task's GRES: gpu:N or gpu:TYPE:N")
-    slurm.add_argument("--gpu-type", help="GPU type in --gres=gpu:TYPE:N")
-    slurm.add_argument("--gpus-per-run", type=positive_int, help="GPUs per training task (N in --gres)")
-    slurm.add_argument("--time", help="time limit of a training task, as sbatch reads it: MIN, HH:MM:SS, D-HH:MM, ...")
-    slurm.add_argument("--mem", help="memory of a training task, as sbatch reads it: 8000 (MB), 16G, ...")
-    slurm.add_argument("--cpus-per-task", type=positive_int)
-    slurm.add_argument("--array-parallelism", type=positive_int, help="training tasks running at once")
-    slurm.add_argument("--account")
-    slurm.add_argument("--qos")
-    slurm.add_argument("--constraint", help="node features, as sbatch --constraint")
-    slurm.add_argument("--exclude", help="nodes to avoid, as sbatch --exclude")
-    slurm.add_argument("--reservation")
-    slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
-                       help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
-    sweep.set_defaults(func=cmd_sweep, planning_defaults={name: sweep.get_default(name) for name in planning})
+    slurm_actions: list[argparse.Action] = []
+
+    def slurm_option(*flags: str, **settings: Any) -> None:
+        slurm_actions.append(slurm.add_argument(*flags, **settings))
+
+    slurm_option("--profile", type=profile_name_or_path,
+                 help="a packaged profile name (local, marwan) or a .toml path (default: none; "
+                 "with --resume, the sweep's own settings)")
+    slurm_option("--partition", help="GPU partition of the training tasks")
+    slurm_option("--cpu-partition", help="CPU partition of the preprocessing job")
+    slurm_option("--gres", help="a training task's GRES: gpu:N or gpu:TYPE:N")
+    slurm_option("--gpu-type", help="GPU type in --gres=gpu:TYPE:N")
+    slurm_option("--gpus-per-run", type=positive_int, help="GPUs per training task (N in --gres)")
+    slurm_option("--time", help="time limit of a training task, as sbatch reads it: MIN, HH:MM:SS, D-HH:MM, ...")
+    slurm_option("--mem", help="memory of a training task, as sbatch reads it: 8000 (MB), 16G, ...")
+    slurm_option("--cpus-per-task", type=positive_int)
+    slurm_option("--array-parallelism", type=positive_int, help="training tasks running at once")
+    slurm_option("--account")
+    slurm_option("--qos")
+    slurm_option("--constraint", help="node features, as sbatch --constraint")
+    slurm_option("--exclude", help="nodes to avoid, as sbatch --exclude")
+    slurm_option("--reservation")
+    slurm_option("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                 help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
+    sweep.set_defaults(func=cmd_sweep, planning_defaults={name: sweep.get_default(name) for name in planning},
+                       slurm_options={action.dest: action.option_strings[0] for action in slurm_actions})
 
 
 def profile_from_options(args: argparse.Namespace, base: Any) -> Any:
@@ -131,12 +137,21 @@ def sweep_request(args: argparse.Namespace) -> Any:
 def cmd_sweep(args: argparse.Namespace) -> int:
     if args.force and not args.resume:
         raise UserError("--force resubmits the live runs of a sweep: it goes with --resume SWEEP")
+    if args.dry_run and args.check:
+        raise UserError("--dry-run prints the batch scripts and --check asks Slurm about them: give one")
     return resume_sweep(args) if args.resume else new_sweep(args)
 
 
 def scheduler_options(args: argparse.Namespace) -> bool:
     """Whether the options name a scheduler's settings (a partition, a profile): --cluster auto picks one."""
     return bool(args.partition or args.cpu_partition or args.profile)
+
+
+def refuse_unused_slurm_options(args: argparse.Namespace, cluster: str) -> None:
+    """Slurm's options on a sweep that does not go to Slurm would be ignored: refused instead."""
+    given = [flag for dest, flag in args.slurm_options.items() if getattr(args, dest) not in (None, [])]
+    if cluster != "slurm" and given:
+        raise UserError(f"{given[0]} is a Slurm option, but the sweep runs on --cluster {cluster}: drop it, or use --cluster slurm")
 
 
 def new_sweep(args: argparse.Namespace) -> int:
@@ -146,6 +161,7 @@ def new_sweep(args: argparse.Namespace) -> int:
 
     profile = profile_from_options(args, load_profile(args.profile) if args.profile else Profile())
     cluster = chosen_backend(args.cluster, scheduler_options(args))
+    refuse_unused_slurm_options(args, cluster)  # after profile_from_options: a bad value is named as such first
     request = sweep_request(args)
     backend = get_backend(cluster, max_parallel=args.max_parallel)
     profile = backend.resolve(profile)  # the site's settings where the profile and the options set none
@@ -176,6 +192,7 @@ def resume_sweep(args: argparse.Namespace) -> int:
     stored_cluster, stored_profile = sweeps.resume_settings(spec, sweep)
     cluster = chosen_backend(args.cluster, scheduler_options(args), recorded=stored_cluster)
     profile = profile_from_options(args, load_profile(args.profile) if args.profile else stored_profile)
+    refuse_unused_slurm_options(args, cluster)  # after profile_from_options: a bad value is named as such first
     sweeps.check_resumable(sweep)
     run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
     for status in alive:
@@ -188,7 +205,7 @@ def resume_sweep(args: argparse.Namespace) -> int:
     profile = backend.resolve(profile)
     if args.dry_run or args.check:
         return show_submission(args, backend, sweep, profile, run_ids)
-    backend.preflight(profile, len(run_ids))
+    backend.preflight(profile, len(run_ids), sweeps.run_devices(spec))
     sweeps.set_aside_records(sweep, run_ids)
     return submitted(args, sweep, cluster, run_ids, sweeps.submit(sweep, backend, profile, run_ids))
 

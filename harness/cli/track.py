@@ -77,8 +77,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     sweep = find_sweep(args.results, args.sweep)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()] if args.runs else None
     cancelled = sweeps.cancel(sweep, runs)
-    err.print(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} runs" + (f" ({', '.join(cancelled)})" if cancelled else ""),
-              markup=False)
+    if cancelled:
+        err.print(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} runs ({', '.join(cancelled)})", markup=False)
+    else:
+        err.print(f"sweep {sweep.sweep_id}: nothing to cancel, {'those runs have' if runs else 'every run has'} ended "
+                  "or was never submitted", markup=False)
     return 0
 
 

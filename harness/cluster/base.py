@@ -20,6 +20,17 @@ ALIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMP
                           "REQUEUE_HOLD", "REQUEUE_FED"})
 
 
+def last_line(path: Path | None) -> str:
+    """The last non-blank line of a log ('' when there is none): where a job that ended says why."""
+    try:
+        with open(path or "", "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - 4096))
+            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
 @dataclass
 class JobState:
     job_id: str  # "123", "124_3" for an array task, a local worker's pid
@@ -45,9 +56,10 @@ class Backend(Protocol):
     def available(self) -> str | None:
         """None when jobs can be submitted here; otherwise why not, in a few words."""
 
-    def preflight(self, profile: Profile, runs: int) -> None:
-        """Everything about the cluster that can be checked before a sweep of `runs` runs writes its first
-        file or queues its first job (the site's limits among it)."""
+    def preflight(self, profile: Profile, runs: int, devices: set[str]) -> None:
+        """Everything about the cluster that can be checked before a sweep of `runs` runs, on `devices`
+        (their --device: auto, cpu, cuda, cuda:N), writes its first file or queues its first job (the
+        site's limits among it)."""
 
     def resolve(self, profile: Profile) -> Profile:
         """The settings a sweep will use here: the profile's, the rest read from the cluster; checked."""
@@ -74,8 +86,9 @@ class Backend(Protocol):
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         """The log that ends with the preprocessing step's error, if it failed."""
 
-    def cancel(self, job_ids: list[str]) -> None:
-        """Stop these jobs (queued or running)."""
+    def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
+        """Stop these jobs of the sweep (queued or running); a job that is not provably the sweep's (an id
+        reused, a jobs.json edited) is left alone."""
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
         """Stop these runs (run id -> its latest job) and no other run of the sweep."""

@@ -1,43 +1,76 @@
 """The local backend: this machine, no scheduler. A bounded number of worker processes, started in
 their own session (they outlive the command that started them, so `sweep` returns at once), each
 running the shared preprocessing step and then taking the sweep's runs one at a time: a pool, where
-whoever is free takes the next run no other worker has taken (cluster.node.run_in_turn). The pool's
-job id joins the workers' process ids with '+'."""
+whoever is free takes the next run no other worker has taken (cluster.node.run_in_turn).
+
+A worker is named by its process id and its start time ("4242@918273", worker_token): a process id is
+reused once its process ends, and a live process is this sweep's worker only where both match. Only
+such a process is signalled. The pool's job id joins its workers' tokens with '+'."""
 import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from harness.cluster.base import NODE_MODULE, JobState
+from harness.cluster.base import NODE_MODULE, JobState, last_line
 from harness.cluster.profiles import Profile
+from harness.errors import UserError
 from harness.store.paths import SweepPaths
-from harness.store.records import read_completed, read_progress, read_spec, write_record
+from harness.store.records import read_progress
 from harness.store.submissions import Submission
 
 MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
+
+
+def has_nvidia_gpu() -> bool:
+    """Whether the NVIDIA driver lists a GPU here (asked of /proc: no torch, no CUDA context)."""
+    return any(Path("/proc/driver/nvidia/gpus").glob("*"))
 
 
 def default_parallelism() -> int:
     """Runs at a time: one where an NVIDIA GPU is present (the runs would share it), else one per logical
     CPU up to MAX_CPU_WORKERS. A small CPU run gains more from a worker of its own than from a second
     thread (README, "Performance")."""
-    if any(Path("/proc/driver/nvidia/gpus").glob("*")):
+    if has_nvidia_gpu():
         return 1
     return min(len(os.sched_getaffinity(0)), MAX_CPU_WORKERS)
 
 
-def pid_alive(pid: str) -> bool:
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields from the state on (the 3rd field of proc(5)); None where no such process."""
     try:
-        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, ValueError):
-        return False
-    return fields[0] != "Z"  # a finished child not yet reaped is a zombie, not a worker
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def worker_token(pid: int) -> str:
+    """A live process named so that no later process can pass for it: its pid and its start time (clock
+    ticks after boot, proc(5) field 22)."""
+    fields = _stat(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    return f"{pid}@{fields[19]}"
+
+
+def token_pid(token: str) -> str:
+    """The process id of a worker's token (what its log is named after)."""
+    return token.split("@")[0]
+
+
+def pid_alive(token: str) -> bool:
+    """Whether the worker of this token still runs: its pid is alive, not a zombie (a finished child not
+    yet reaped), and started when the token says. A bare pid (no start time) proves nothing: not ours."""
+    pid, _, start = token.partition("@")
+    fields = _stat(int(pid)) if pid.isdigit() and start.isdigit() else None
+    return fields is not None and fields[0] != "Z" and fields[19] == start
 
 
 def worker_pids(job_id: str) -> list[str]:
+    """The worker tokens of a pool's job id."""
     return job_id.split("+")
 
 
@@ -80,8 +113,12 @@ class LocalBackend:
     def available(self) -> str | None:
         return None
 
-    def preflight(self, profile: Profile, runs: int) -> None:
-        return None
+    def preflight(self, profile: Profile, runs: int, devices: set[str]) -> None:
+        """A run asking for CUDA would fail in its worker where this machine has no NVIDIA GPU: refused now."""
+        cuda = sorted(d for d in devices if d.startswith("cuda"))
+        if cuda and not has_nvidia_gpu():
+            raise UserError(f"--device {cuda[0]}, but this machine has no NVIDIA GPU (the local workers run here): "
+                            "use --device auto or cpu, or a GPU partition with --cluster slurm")
 
     def resolve(self, profile: Profile) -> Profile:
         return profile
@@ -109,7 +146,7 @@ class LocalBackend:
                 process = subprocess.Popen(self._command(sweep, run_ids), stdin=subprocess.DEVNULL, stdout=out,
                                            stderr=subprocess.STDOUT, env=env, cwd=sweep.folder, start_new_session=True)
             log.rename(sweep.local_log(str(process.pid)))
-            pids.append(str(process.pid))
+            pids.append(worker_token(process.pid))  # not yet reaped: a worker that ended at once is a zombie still
         yield Submission(self.name, None, dict.fromkeys(run_ids, "+".join(pids)))
 
     def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
@@ -128,39 +165,36 @@ class LocalBackend:
         state = pool_run_state(sweep, run_id, job)
         if state.state == "RUNNING" and not read_progress(sweep.run(run_id)) and not preprocessing_failed(sweep):
             return JobState(state.job_id, "PENDING", reason="waiting for its worker")
-        return state
+        said = last_line(self._log(sweep, run_id, job.job_id)) if state.final else ""
+        return replace(state, reason=f"{state.reason}; its log ends: {said:.300}") if said else state
+
+    def _log(self, sweep: SweepPaths, run_id: str, pool: str) -> Path:
+        """The run's own log; before a worker took the run, the log of the pool's first worker."""
+        path = sweep.local_log(run_id)
+        return path if path.exists() else sweep.local_log(token_pid(worker_pids(pool)[0]))
 
     def log_path(self, sweep: SweepPaths, run_id: str, submission: Submission, stream: str) -> Path:
         """The run's own log (stdout and stderr together, every attempt in it); before a worker took the
         run, the log of the pool's first worker (its preprocessing step)."""
-        path = sweep.local_log(run_id)
-        return path if path.exists() else sweep.local_log(worker_pids(submission.tasks[run_id])[0])
+        return self._log(sweep, run_id, submission.tasks[run_id])
 
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         pools = list(submission.tasks.values())
-        return sweep.local_log(worker_pids(pools[0])[0]) if pools else None  # every worker runs the step first
+        return sweep.local_log(token_pid(worker_pids(pools[0])[0])) if pools else None  # every worker runs the step first
 
-    def cancel(self, job_ids: list[str]) -> None:
-        for pid in {pid for job in job_ids for pid in worker_pids(job)}:
-            if pid_alive(pid):
+    def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
+        """SIGTERM to each worker of these pools that is provably one (pid_alive), and to what it started:
+        a worker leads its own session and process group (start_new_session)."""
+        for token in {token for job in job_ids for token in worker_pids(job)}:
+            if pid_alive(token):
                 try:
-                    os.killpg(int(pid), signal.SIGTERM)  # the worker and anything it started
+                    os.killpg(int(token_pid(token)), signal.SIGTERM)
                 except ProcessLookupError:
                     pass
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
-        """The pool's workers share the sweep's runs, so a run is cancelled alone: it gets a FAILED record
-        saying so (no worker takes a run with a record), then the worker that took it, if one did, is
-        stopped; the pool's other workers go on with the rest."""
-        from harness.training.config import config_for
-        from harness.training.record import failed_record
-
-        spec = read_spec(sweep)
-        for rid, job in jobs.items():
-            if read_completed(sweep.run(rid)):
-                continue
-            write_record(sweep.run(rid), failed_record(spec.sweep_id, rid, config_for(spec, spec.run(rid)),
-                                                       "cancelled by `harness cancel`"))
-            worker = worker_of_run(sweep, rid, job)
-            if worker:
-                self.cancel([worker])
+        """The pool's workers share the sweep's runs, so a run is stopped alone: the worker that took it, if
+        one did (the run's record, written before, keeps the others from taking it); the pool's other
+        workers go on with the rest."""
+        workers = [worker for rid, job in jobs.items() if (worker := worker_of_run(sweep, rid, job))]
+        self.cancel(sweep, workers)

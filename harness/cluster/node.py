@@ -14,9 +14,10 @@ from pathlib import Path
 
 import submitit
 
+from harness.cluster.local import worker_token
 from harness.errors import UserError
 from harness.store.atomic import locked_or_none, write_json_atomic, write_text_atomic
-from harness.store.paths import SweepPaths
+from harness.store.paths import SweepPaths, cache_root
 from harness.store.records import read_spec, write_record
 
 log = logging.getLogger("harness.node")
@@ -75,7 +76,7 @@ class Preprocess:
         built, headers = [], []
         for number, key in enumerate(keys, 1):
             report = _progress_reporter(sweep, number, len(keys), key)
-            folder = build_cache(Path(spec.dataset), key, Path(spec.cache_root), workers, report)
+            folder = build_cache(Path(spec.dataset), key, cache_root(sweep.results), workers, report)
             header = cache_header(folder)
             for skipped in header["skipped"]:
                 log.warning("skipped %s: %s", skipped["path"], skipped["reason"])
@@ -134,10 +135,10 @@ class Train(submitit.helpers.Checkpointable):
             if paths.result.exists():
                 raise RunTaken(f"run {rid} already has a result; this copy stops")
             log.info("%s: taken by process %d on %s", rid, os.getpid(), os.uname().nodename)  # marks each attempt
-            write_text_atomic(paths.worker, str(os.getpid()))
+            write_text_atomic(paths.worker, worker_token(os.getpid()))
             config = config_for(spec, spec.run(rid))
             try:
-                record = train_run(config, Path(spec.dataset), Path(spec.cache_root), paths, spec.sweep_id)
+                record = train_run(config, Path(spec.dataset), cache_root(sweep.results), paths, spec.sweep_id)
             except Exception as err:
                 # A failed run still leaves a record, so the leaderboard shows it with its reason.
                 message = error_line(err)

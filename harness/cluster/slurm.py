@@ -72,6 +72,11 @@ def _chunks(run_ids: list[str], size: int) -> list[list[str]]:
     return [run_ids[i:i + size] for i in range(0, len(run_ids), size)]
 
 
+def job_names(sweep: SweepPaths) -> tuple[str, str]:
+    """The Slurm job names of a sweep's preprocessing job and its training arrays."""
+    return f"{sweep.sweep_id}-preprocess", f"{sweep.sweep_id}-train"
+
+
 def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, Any]:
     """submitit's Slurm executors for the preprocessing job and the training array; every setting
     reaches Slurm through submitit's parameters (already checked by Profile)."""
@@ -86,12 +91,12 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
     setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
     preprocess = submitit.SlurmExecutor(folder=sweep.logs)
-    preprocess.update_parameters(job_name=f"{sweep.sweep_id}-preprocess", partition=profile.cpu_partition,
+    preprocess.update_parameters(job_name=job_names(sweep)[0], partition=profile.cpu_partition,
                                  cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
                                  time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra,
                                  **common)
     train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS)
-    train.update_parameters(job_name=f"{sweep.sweep_id}-train", partition=profile.gpu_partition, gres=profile.gres,
+    train.update_parameters(job_name=job_names(sweep)[1], partition=profile.gpu_partition, gres=profile.gres,
                             cpus_per_task=profile.cpus_per_task, mem=profile.mem, time=profile.time_min,
                             array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
                             signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
@@ -158,8 +163,8 @@ class SlurmBackend:
             raise UserError(f"--cluster slurm, but no Slurm answers here ({reason}); "
                             "start one with slurm/local-cluster up, or use --cluster local")
 
-    def preflight(self, profile: Profile, runs: int) -> None:
-        """Slurm answers, and its limits leave room for every job of the sweep."""
+    def preflight(self, profile: Profile, runs: int, devices: set[str]) -> None:
+        """Slurm answers, and its limits leave room for every job of the sweep (the devices are the nodes')."""
         from harness.cluster.limits import check_room, submission_limits
 
         self._require()
@@ -230,9 +235,12 @@ class SlurmBackend:
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         return job_log(sweep, submission.preprocess_job, "err") if submission.preprocess_job else None
 
-    def cancel(self, job_ids: list[str]) -> None:
+    def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
+        """scancel, restricted to the jobs named as this sweep's (_executors): Slurm signals a listed id
+        only where its name matches, so an id that is another job's is left alone."""
         if job_ids:
-            _run(["scancel", *job_ids])
+            for name in job_names(sweep):
+                _run(["scancel", f"--name={name}", *job_ids])
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
-        self.cancel(sorted(set(jobs.values())))
+        self.cancel(sweep, sorted(set(jobs.values())))

@@ -7,7 +7,9 @@ An entry says which run it is (sweep, run, architecture, seed), the settings tha
 commit), and each figure with its unit (`{"value": ..., "unit": ...}`; value null where the run could
 not measure it). Jobs append concurrently: each line is written whole, under a lock, with one
 O_APPEND write and an fsync. A reader checks every line; a broken one is reported with its line
-number and skipped, never fatal. Plain Python: no torch, no pandas.
+number and skipped, never fatal. A run completed again (a record set aside and its run rerun by
+--resume) appends another line: the reader keeps the last line of each (sweep, run), the attempt the
+sweep's record now holds. Plain Python: no torch, no pandas.
 """
 import json
 import math
@@ -217,8 +219,9 @@ def append_entry(results: Path, entry: PerfEntry) -> Path:
 
 
 def read_perflog(path: Path) -> tuple[list[PerfEntry], list[str]]:
-    """Every valid entry of a perflog, in file order, and one warning per line skipped (with its number).
-    A missing file is an empty log."""
+    """The valid entries of a perflog, in file order, the last of each (sweep, run) only (a rerun's line
+    replaces the attempt before it); and one warning per line skipped (with its number). A missing file
+    is an empty log."""
     path = Path(path)
     entries: list[PerfEntry] = []
     problems: list[str] = []
@@ -237,4 +240,5 @@ def read_perflog(path: Path) -> tuple[list[PerfEntry], list[str]]:
                 entries.append(PerfEntry.from_json(data, path))
             except DamagedFile as err:
                 problems.append(f"{path} line {number}: {err.reason}; skipped")
-    return entries, problems
+    last = {(entry.sweep, entry.run): index for index, entry in enumerate(entries)}
+    return [entry for index, entry in enumerate(entries) if last[entry.sweep, entry.run] == index], problems

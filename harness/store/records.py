@@ -26,7 +26,7 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 SWEEP_SCHEMA = 1
 RESULT_SCHEMA = 1
-STATUSES = ("COMPLETED", "FAILED")
+STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
 # nested objects name their known keys; keys a later version adds pass.
@@ -88,7 +88,7 @@ class SweepSpec:
     sweep_id: str
     created: Annotated[str, Date()]
     dataset: str
-    cache_root: str
+    cache_root: str  # where the caches were when the sweep started; its jobs use the results folder's own (node)
     models: list[str]
     seeds: Positive
     train: Training

@@ -21,6 +21,11 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 SELECT_BY = ("accuracy", "loss")
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")  # re.fullmatch: "cuda\n" is no device
 WEIGHTS_KEYWORDS = ("imagenet", "none")
+# The largest values a run takes: far beyond any study (the paper trains 5 epochs at batch 32, lr 1e-3),
+# small enough that a slip of the keyboard is refused rather than queued for ever.
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_LR = 10.0
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,14 @@ class TrainConfig:
     allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.warmup_epochs < 0:
-            raise UserError(f"--warmup-epochs must be at least 0, got {self.warmup_epochs}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise UserError(f"--lr must be a positive number, got {self.lr}")
+        for name, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
+            if not 1 <= getattr(self, name) <= most:
+                raise UserError(f"--{name.replace('_', '-')} must be between 1 and {most}, got {getattr(self, name)}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise UserError(f"--warmup-epochs must be between 0 and --epochs ({self.epochs}): the warm-up is part of "
+                            f"the training, got {self.warmup_epochs}")
+        if not 0 < self.lr <= MAX_LR or not math.isfinite(self.lr):
+            raise UserError(f"--lr must be more than 0 and at most {MAX_LR:g}, got {self.lr:g}")
         for option, value, allowed in (("--optimizer", self.optimizer, OPTIMIZERS), ("--mode", self.mode, MODES),
                                        ("--select-by", self.select_by, SELECT_BY), ("--precision", self.precision, PRECISIONS)):
             if value not in allowed:

@@ -11,9 +11,10 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def failed_record(sweep_id: str, run_id: str, config: TrainConfig, message: str) -> RunRecord:
-    """The record of a run that failed: its identity, its whole config (variant included) and why."""
-    return RunRecord(sweep_id=sweep_id, run_id=run_id, model=config.model, seed=config.seed, status="FAILED",
+def failed_record(sweep_id: str, run_id: str, config: TrainConfig, message: str, status: str = "FAILED") -> RunRecord:
+    """The record of a run that ended without a result: FAILED (or CANCELLED), its identity, its whole
+    config (variant included) and why."""
+    return RunRecord(sweep_id=sweep_id, run_id=run_id, model=config.model, seed=config.seed, status=status,
                      error=message, config=asdict(config), finished_at=now())
 
 

@@ -130,3 +130,20 @@ def test_a_truncated_result_is_damaged_in_status_and_rerun_by_resume(cli, result
     assert progress_epoch(folder, RID) == 2
     # the job ends after its result is written, not with it: wait for it (the bound only catches a hang)
     wait_until(lambda: not _queued({submission(folder)["tasks"][RID]}), 600, "the rerun's job to leave the queue")
+
+
+def test_cancel_signals_only_the_sweeps_own_jobs(tmp_path):
+    """A job id in jobs.json that is another job's (reused, or the file edited) is not cancelled: Slurm
+    signals a listed id only where its job name is the sweep's."""
+    from harness.cluster.slurm import SlurmBackend, job_names
+    from harness.store.paths import SweepPaths
+
+    sweep = SweepPaths(tmp_path / "mine")
+    foreign = sh("sbatch", "--parsable", "-p", "compute", "-J", "someone-elses", "--wrap", "sleep 300").strip()
+    own = sh("sbatch", "--parsable", "-p", "compute", "-J", job_names(sweep)[1], "--wrap", "sleep 300").strip()
+    try:
+        SlurmBackend().cancel(sweep, [foreign, own])
+        wait_until(lambda: _queued({own}) == set(), 60, "the sweep's own job to leave the queue")
+        assert _queued({foreign}) == {foreign}
+    finally:
+        subprocess.run(["scancel", foreign, own], capture_output=True)

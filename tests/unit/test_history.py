@@ -45,6 +45,15 @@ def test_one_point_per_sweep_one_series_per_system_and_settings(results):
     assert rows[0]["system"] == "marwan/p100 Tesla P100 x1" and rows[0]["unit"] == "images/s"
 
 
+def test_a_run_rerun_by_resume_counts_once_with_its_last_figures(tmp_path):
+    """A record set aside and its run completed again appends a second line: history neither counts it
+    as a second seed nor averages the old attempt in."""
+    _log(tmp_path, "one-seed", 1, P100, [400.0])
+    _log(tmp_path, "one-seed", 1, P100, [600.0])  # the same sweep and run, completed again
+    rows = history_rows(load_history(tmp_path, "train_images_per_s")[0], "train_images_per_s")
+    assert [(r["sweep"], r["seeds"], r["train_images_per_s"]) for r in rows] == [("one-seed", 1, 600.0)]
+
+
 def test_filters_and_what_they_leave(results):
     points, _ = load_history(results, "train_images_per_s", partition="v100")
     assert list(points["sweep"]) == ["v-jan"]

@@ -30,7 +30,7 @@ def test_a_missing_log_is_empty(tmp_path):
 
 
 def test_broken_lines_are_reported_by_number_and_skipped(tmp_path):
-    good = json.dumps(entry().to_json())
+    good, other = json.dumps(entry().to_json()), json.dumps(entry("VGG16-s1").to_json())
     bad_type = json.dumps({**entry().to_json(), "seed": "zero"})
     bad_figure = json.dumps({**entry().to_json(), "figures": {"accuracy": {"value": "high", "unit": "fraction"}}})
     no_unit = json.dumps({**entry().to_json(), "figures": {"accuracy": {"value": 0.5}}})
@@ -39,7 +39,7 @@ def test_broken_lines_are_reported_by_number_and_skipped(tmp_path):
     nested = json.dumps({**entry().to_json(), "system": {"cluster": {"name": "x"}}})
     path = tmp_path / "perflog.jsonl"
     path.write_bytes("\n".join([good, "{not json", bad_type, "", bad_figure, no_unit, unknown, bad_time, nested,
-                                "[1, 2]", good]).encode() + b"\n\xff\xfe\n")
+                                "[1, 2]", other]).encode() + b"\n\xff\xfe\n")
     entries, problems = read_perflog(path)
     assert len(entries) == 2
     numbers = [int(p.split(" line ")[1].split(":")[0]) for p in problems]

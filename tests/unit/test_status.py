@@ -1,5 +1,6 @@
 """A run's status row from its record and its job's state: pure, so every case is a line here."""
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 from harness.analysis.status import DAMAGED, is_final, run_status
 from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 from harness.cluster.base import FINAL_STATES, JobState
-from harness.cluster.local import LocalBackend, pool_run_state
+from harness.cluster.local import LocalBackend, pid_alive, pool_run_state, worker_token
 from harness.store.paths import SweepPaths
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
@@ -104,23 +105,36 @@ def test_a_local_run_is_not_cancelled_while_a_worker_may_still_get_past_a_failed
 
 def test_a_pool_of_local_workers_lives_while_any_of_its_workers_does():
     alive, dead = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
+    dead_token = worker_token(dead.pid)  # taken while it runs or is a zombie, as the backend takes it
     dead.wait()
-    pool = f"{dead.pid}+{alive.pid}"
+    pool = f"{dead_token}+{worker_token(alive.pid)}"
     try:
-        states = LocalBackend().states([pool, str(dead.pid)])
-        assert states[pool].state == "RUNNING" and states[str(dead.pid)].state == "FAILED"
-        assert JOB_ID.fullmatch(pool)  # jobs.json accepts the pool's id
+        states = LocalBackend().states([pool, dead_token])
+        assert states[pool].state == "RUNNING" and states[dead_token].state == "FAILED"
+        assert JOB_ID["local"].fullmatch(pool)  # jobs.json accepts the pool's id
     finally:
         alive.kill()
         alive.wait()
     assert LocalBackend().states([pool])[pool].state == "FAILED"
 
 
+def test_a_process_that_took_a_workers_pid_is_not_that_worker():
+    """A pid is reused once its process ends: only the pid and the start time together name a worker,
+    and a token without a start time (an old or edited jobs.json) names none."""
+    this = worker_token(os.getpid())
+    pid, start = this.split("@")
+    assert pid_alive(this)
+    for other in (f"{pid}@{int(start) + 1}", pid, "1", "1@0", f"{pid}@"):
+        assert not pid_alive(other)
+
+
 def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died(tmp_path):
     alive, dead = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
+    dead_token = worker_token(dead.pid)
     dead.wait()
     sweep = SweepPaths(tmp_path)
-    pool = f"{dead.pid}+{alive.pid}"
+    alive_token = worker_token(alive.pid)
+    pool = f"{dead_token}+{alive_token}"
     running, ended = JobState(pool, "RUNNING"), JobState(pool, "FAILED", reason="the local workers ended")
 
     def held_by(pid) -> None:
@@ -128,13 +142,13 @@ def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died
         sweep.run("A-s0").worker.write_text(str(pid))
     try:
         assert pool_run_state(sweep, "A-s0", running) == running  # not taken yet: the pool's
-        held_by(alive.pid)
-        assert pool_run_state(sweep, "A-s0", running) == JobState(str(alive.pid), "RUNNING")
-        held_by(dead.pid)
+        held_by(alive_token)
+        assert pool_run_state(sweep, "A-s0", running) == JobState(alive_token, "RUNNING")
+        held_by(dead_token)
         pending = pool_run_state(sweep, "A-s0", running)
-        assert pending.state == "PENDING" and f"worker {dead.pid} died" in pending.reason
+        assert pending.state == "PENDING" and f"worker {dead_token} died" in pending.reason
         assert pool_run_state(sweep, "A-s0", ended).state == "FAILED"
-        held_by(999_999_999)  # an earlier pool's worker is not this pool's
+        held_by("999999999@1")  # an earlier pool's worker is not this pool's
         assert pool_run_state(sweep, "A-s0", running) == running
     finally:
         alive.kill()
@@ -156,7 +170,7 @@ def test_a_runs_log_is_named_by_the_backend_that_ran_it(tmp_path):
 
     sweep = SweepPaths(tmp_path / "s1")
     write_spec(sweep, spec(runs=[RunSpec("ResNet50-s0", "ResNet50", 0), RunSpec("ResNet50-s1", "ResNet50", 1)]))
-    record_submission(sweep, Submission("local", None, {"ResNet50-s0": "41+42", "ResNet50-s1": "41+42"}, submitted="1"))
+    record_submission(sweep, Submission("local", None, {"ResNet50-s0": "41@7+42@7", "ResNet50-s1": "41@7+42@7"}, submitted="1"))
     record_submission(sweep, Submission("slurm", "100", {"ResNet50-s1": "101_0"}, submitted="2"))
     assert sweeps.log_path(sweep, "ResNet50-s0") == sweep.local_log("41")  # no run log yet: its pool's first worker
     assert sweeps.log_path(sweep, "ResNet50-s1") == sweep.logs / "100_0_log.out"  # the task never started
