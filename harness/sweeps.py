@@ -23,8 +23,8 @@ from harness.cluster.profiles import Profile
 from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
-from harness.store.paths import SweepPaths, cache_root, check_sweep_name
-from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, write_spec
+from harness.store.paths import SweepPaths, cache_root, check_inside, check_sweep_name
+from harness.store.records import RunSpec, SweepSpec, read_completed, read_spec, run_id, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
@@ -221,8 +221,12 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile
         sweep.folder.mkdir()  # atomic: of two sweeps started at once under one name, one gets the folder
     except FileExistsError:
         raise UserError(f"a sweep named {sweep.sweep_id!r} already exists in {sweep.results}; pick another --name or --resume it") from None
-    spec = replace(spec, code=_snapshot_code(sweep))
-    write_spec(sweep, spec)
+    try:
+        spec = replace(spec, code=_snapshot_code(sweep))
+        write_spec(sweep, spec)
+    except BaseException:  # a full disk, an interrupt: no folder without its sweep.json (neither new nor resumable)
+        shutil.rmtree(sweep.folder, ignore_errors=True)
+        raise
     return submit(sweep, backend, profile, [r.run_id for r in spec.runs])
 
 
@@ -287,6 +291,9 @@ def check_resumable(sweep: SweepPaths) -> None:
     holds what this harness submits (a sweep planned by an older harness may not)."""
     refuse_symlink(sweep.jobs)
     refuse_symlink(sweep.jobs_lock)
+    for run in read_spec(sweep).runs:  # a run's files, its record set aside among them, and its local log
+        check_inside(sweep.run(run.run_id).result, sweep.folder)
+        check_inside(sweep.local_log(run.run_id), sweep.folder)
     node = sweep.code.joinpath(*NODE_MODULE.split(".")).with_suffix(".py")
     if sweep.code.is_dir() and not node.is_file():
         raise UserError(f"sweep {sweep.sweep_id} was planned by an older harness: its code snapshot has no "

@@ -12,6 +12,7 @@ Placeholders in a row's arguments: {R} the case's results folder (a fresh copy o
 sweep per kind of damage), {D} the datasets, {I} other inputs (weights, profiles, images), {T} the
 case's own scratch folder.
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -499,6 +500,20 @@ def plant_link(link: str, target: str, target_text: str | None = "precious\n") -
     return setup
 
 
+def moved_behind_link(folder: str, target: str) -> Callable[[dict[str, Path]], None]:
+    """Move a folder of the results ({R}/folder) to {T}/target and leave a symbolic link in its place."""
+    def setup(places: dict[str, Path]) -> None:
+        shutil.move(places["R"] / folder, places["T"] / target)
+        (places["R"] / folder).symlink_to(places["T"] / target)
+    return setup
+
+
+def unchanged_folder(target: str, names: tuple[str, ...]) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        assert sorted(p.name for p in (places["T"] / target).iterdir()) == sorted(names), f"{target} was written"
+    return check
+
+
 def untouched(target: str, text: str | None = "precious\n") -> Callable[[dict[str, Path]], None]:
     def check(places: dict[str, Path]) -> None:
         path = places["T"] / target
@@ -978,6 +993,15 @@ CASES: list[Case] = [
     Case("local-slurm-id-cancel", results("cancel", "jobs-local-slurm-id"), words=("jobs.json", "'123_4'")),
     Case("cancel-finished-sweep", results("cancel", "done"), code=0, words=("nothing to cancel", "every run has ended")),
     Case("cancel-finished-run", results("cancel", "done", "--runs", MODEL), code=0, words=("nothing to cancel", "those runs")),
+    # --- issue 23: links along the path (a run folder, runs/, a log leading out of the sweep) ---
+    Case("link-run-folder-cancel", results("cancel", "running", "--runs", MODEL),
+         words=("symbolic link", f"{MODEL}-s0"), setup=moved_behind_link(f"running/runs/{MODEL}-s0", "run-elsewhere"),
+         check=unchanged_folder("run-elsewhere", ("progress.json",))),
+    Case("link-runs-folder-resume", results("sweep", "--resume", "all-damaged"), words=("symbolic link", "runs"),
+         setup=moved_behind_link("all-damaged/runs", "runs-elsewhere"),
+         check=unchanged_folder("runs-elsewhere", (f"{MODEL}-s0", f"{MODEL}-s1"))),
+    Case("link-local-log-resume", results("sweep", "--resume", "all-damaged"), words=("symbolic link", "local-"),
+         setup=plant_link(f"all-damaged/logs/local-{MODEL}-s0.log", "victim.log"), check=untouched("victim.log")),
     # --- issue 23: paths from sweep.json (a cache_root outside the results folder that holds the sweep) ---
     # (the jobs build them in the results folder that holds the sweep, whatever sweep.json says: tests/unit/test_node.py)
     *[Case(f"spec-cache-root-{name}-resume", results("sweep", "--resume", f"spec-cache-{name}"), code=0, changes=True,
@@ -1209,3 +1233,49 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(command, template, tmp
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1] in ("0", "141"), done.stderr
     assert snapshot(results) == before
+
+
+# --- issue 23: a disk that is read-only or full (a real file system of each kind: tmpfs, mounted as root) ---
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of that size at folder; the test is skipped, saying why, where this user cannot mount one."""
+    folder.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], capture_output=True)
+
+
+READ_ONLY_COMMANDS = {
+    "report": ("report", "done"), "history-png": ("history", "--format", "png"),
+    "resume": ("sweep", "--resume", "all-damaged"), "cancel-run": ("cancel", "running", "--runs", MODEL),
+    "new-sweep": ("sweep", "--cluster", "local", "--dataset", "{D}/good", "--models", MODEL, "--image-size", "64"),
+}
+
+
+@pytest.mark.parametrize("name", READ_ONLY_COMMANDS)
+def test_a_read_only_results_folder_is_one_line_and_nothing_written(name, world, cli):
+    perflog_lines("2025-01-01T00:00:00+00:00")(world)
+    with mounted_tmpfs(world["T"] / "ro", "200m") as mount:
+        for part in ("done", "all-damaged", "running", "perflog.jsonl"):
+            (shutil.copytree if (world["R"] / part).is_dir() else shutil.copy2)(world["R"] / part, mount / part)
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        before = snapshot(mount)
+        shown = cli(*[fill(a, world) for a in READ_ONLY_COMMANDS[name]], "--results", str(mount))
+        assert shown.code == 2 and "Traceback" not in shown.err, shown.err[-2000:]
+        assert shown.err.count("\n") == 1 and "Read-only file system" in shown.err, shown.err
+        assert snapshot(mount) == before
+
+
+def test_a_full_disk_leaves_no_sweep_half_made(world, cli):
+    """The code snapshot does not fit: the sweep's folder goes with it, and the same command says the same."""
+    with mounted_tmpfs(world["T"] / "full", "64k") as mount:
+        args = ("sweep", "--cluster", "local", "--dataset", fill("{D}/good", world), "--models", MODEL, "--image-size", "64",
+                "--name", "full", "--results", str(mount / "results"))
+        for _ in range(2):  # the second time: no "already exists", as the first left nothing
+            shown = cli(*args)
+            assert shown.code == 2 and shown.err.count("\n") == 1 and "No space left on device" in shown.err, shown.err
+            assert not (mount / "results" / "full").exists()

@@ -7,6 +7,7 @@ so `status` and `--help` start without torch, timm or submitit.
 import argparse
 import os
 import re
+import shutil
 import sys
 
 from harness.cli import results, setup, sweep, track
@@ -25,6 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_line(error: OSError) -> str:
+    """What the system refused, and where: 'No space left on device: results/x/code/harness/sweeps.py'."""
+    if isinstance(error, shutil.Error) and error.args and isinstance(error.args[0], list) and error.args[0]:
+        return re.sub(r"^\[Errno \d+\] ", "", str(error.args[0][0][2]))  # a tree's copy: (src, dst, why) per file
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    return f"{error.strerror or type(error).__name__}{f': {where}' if where else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -40,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         # the interpreter's own flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except UserError as error:
-        message = " ".join(str(error).split())  # one line, whatever the message holds
+    except (UserError, OSError) as error:  # OSError: the disk refused (read-only, full, failing), said in one line
+        message = " ".join(str(error if isinstance(error, UserError) else os_error_line(error)).split())
         message = CONTROL.sub(lambda found: repr(found.group())[1:-1], message)  # a NUL from a path, shown as \x00
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -147,11 +147,12 @@ def scheduler_options(args: argparse.Namespace) -> bool:
     return bool(args.partition or args.cpu_partition or args.profile)
 
 
-def refuse_unused_slurm_options(args: argparse.Namespace, cluster: str) -> None:
+def refuse_unused_slurm_options(args: argparse.Namespace, backend: Any) -> None:
     """Slurm's options on a sweep that does not go to Slurm would be ignored: refused instead."""
     given = [flag for dest, flag in args.slurm_options.items() if getattr(args, dest) not in (None, [])]
-    if cluster != "slurm" and given:
-        raise UserError(f"{given[0]} is a Slurm option, but the sweep runs on --cluster {cluster}: drop it, or use --cluster slurm")
+    if given and not backend.scheduler:
+        raise UserError(f"{given[0]} is a Slurm option, but the sweep runs on --cluster {backend.name}: drop it, "
+                        "or use --cluster slurm")
 
 
 def new_sweep(args: argparse.Namespace) -> int:
@@ -161,9 +162,9 @@ def new_sweep(args: argparse.Namespace) -> int:
 
     profile = profile_from_options(args, load_profile(args.profile) if args.profile else Profile())
     cluster = chosen_backend(args.cluster, scheduler_options(args))
-    refuse_unused_slurm_options(args, cluster)  # after profile_from_options: a bad value is named as such first
-    request = sweep_request(args)
     backend = get_backend(cluster, max_parallel=args.max_parallel)
+    refuse_unused_slurm_options(args, backend)  # after profile_from_options: a bad value is named as such first
+    request = sweep_request(args)
     profile = backend.resolve(profile)  # the site's settings where the profile and the options set none
     sweep, spec = sweeps.plan(request, {"executor": cluster, **profile.to_json()})
     run_ids = [r.run_id for r in spec.runs]
@@ -192,7 +193,8 @@ def resume_sweep(args: argparse.Namespace) -> int:
     stored_cluster, stored_profile = sweeps.resume_settings(spec, sweep)
     cluster = chosen_backend(args.cluster, scheduler_options(args), recorded=stored_cluster)
     profile = profile_from_options(args, load_profile(args.profile) if args.profile else stored_profile)
-    refuse_unused_slurm_options(args, cluster)  # after profile_from_options: a bad value is named as such first
+    backend = get_backend(cluster, max_parallel=args.max_parallel)
+    refuse_unused_slurm_options(args, backend)  # after profile_from_options: a bad value is named as such first
     sweeps.check_resumable(sweep)
     run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
     for status in alive:
@@ -201,7 +203,6 @@ def resume_sweep(args: argparse.Namespace) -> int:
         err.print(f"sweep {spec.sweep_id}: no run to resubmit")
         print(spec.sweep_id, flush=True)
         return watch(sweep) if args.wait else 0
-    backend = get_backend(cluster, max_parallel=args.max_parallel)
     profile = backend.resolve(profile)
     if args.dry_run or args.check:
         return show_submission(args, backend, sweep, profile, run_ids)

@@ -52,6 +52,7 @@ class JobState:
 
 class Backend(Protocol):
     name: str
+    scheduler: bool  # whether it queues jobs through Slurm (and so reads sweep's Slurm options)
 
     def available(self) -> str | None:
         """None when jobs can be submitted here; otherwise why not, in a few words."""

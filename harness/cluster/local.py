@@ -106,6 +106,7 @@ def pool_run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
 
 class LocalBackend:
     name = "local"
+    scheduler = False
 
     def __init__(self, max_parallel: int | None = None) -> None:
         self.max_parallel = max_parallel or default_parallelism()

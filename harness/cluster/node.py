@@ -17,7 +17,7 @@ import submitit
 from harness.cluster.local import worker_token
 from harness.errors import UserError
 from harness.store.atomic import locked_or_none, write_json_atomic, write_text_atomic
-from harness.store.paths import SweepPaths, cache_root
+from harness.store.paths import SweepPaths, cache_root, check_inside
 from harness.store.records import read_spec, write_record
 
 log = logging.getLogger("harness.node")
@@ -126,6 +126,7 @@ class Train(submitit.helpers.Checkpointable):
         sweep = SweepPaths(self.sweep_dir)
         spec = read_spec(sweep)
         paths = sweep.run(rid)
+        check_inside(paths.result, sweep.folder)  # every file of the run is written beside its record
         paths.folder.mkdir(parents=True, exist_ok=True)
         with locked_or_none(paths.lock) as held:
             # A second copy of this run (a resubmission racing a requeue, a local worker of the same pool)
@@ -179,6 +180,7 @@ def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
     for rid in [*rids, *rids]:  # the second round takes up a run whose worker died (or that no one could take)
         if sweep.run(rid).result.exists():  # finished by another worker (Train checks again, under the run's lock)
             continue
+        check_inside(sweep.local_log(rid), sweep.folder)
         with output_to(sweep.local_log(rid)):
             try:
                 outcomes[rid] = Train(sweep_dir)(rid)

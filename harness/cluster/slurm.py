@@ -153,6 +153,7 @@ def batch_script(executor: Any, **extra: Any) -> str:
 
 class SlurmBackend:
     name = "slurm"
+    scheduler = True
 
     def available(self) -> str | None:
         return slurm_answers()

@@ -66,7 +66,8 @@ def _inspect_all(paths: list[Path], description: str) -> list[ImageInfo]:
                 infos.append(info)
                 progress.advance(task)
         except OSError as err:  # a file that cannot be read is a fault of the storage, not an image to skip
-            raise UserError(f"cannot read {err.filename}: {err.strerror or err}") from None
+            failed = err.filename or paths[len(infos)]  # results come in order: the failing one is next
+            raise UserError(f"cannot read {failed}: {err.strerror or err}") from None
     return infos
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from harness.store.atomic import write_json_atomic
-from harness.store.paths import SWEEP_NAME, RunPaths, SweepPaths, is_run_id
+from harness.store.paths import SWEEP_NAME, RunPaths, SweepPaths, check_inside, is_run_id
 from harness.store.run_files import check_run_files
 from harness.store.schema import (
     Amount,
@@ -247,6 +247,8 @@ def read_completed(run: RunPaths) -> RunRecord | None:
 
 
 def write_record(run: RunPaths, record: RunRecord) -> None:
+    if run.sweep_folder is not None:
+        check_inside(run.result, run.sweep_folder)
     write_json_atomic(run.result, record.to_json())
 
 

@@ -88,6 +88,11 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
                  config.epochs, row["train_loss"], row["val_loss"], row["val_accuracy"])
 
 
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a handle: given a name, np.save would add ".npy" to it
+        np.save(handle, array)
+
+
 def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, sweep_id: str = "") -> RunRecord:
     """Train, keep the best epoch on val (config.select_by), evaluate it on test, measure; writes and
     returns the run's record."""
@@ -116,7 +121,8 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
     groups = test_groups(cached["test"].index)
     # labels, probabilities and, where the manifest has groups, each image's group number: the leaderboard pairs on it
-    np.save(paths.test_scores, np.stack([test_labels, test_probs, *([] if groups is None else [groups])]))
+    scores = np.stack([test_labels, test_probs, *([] if groups is None else [groups])])
+    write_atomic(paths.test_scores, lambda tmp: _save_array(tmp, scores))
 
     env = environment(run.device)
     train_ips = meter.images_per_s()

@@ -10,7 +10,8 @@ SWEEP = ("--cluster", "local", "--max-parallel", "2", "--epochs", "10", "--image
 
 
 def _holder(folder, rid: str) -> int:
-    return int((folder / "runs" / rid / ".holder").read_text())
+    """The pid of the worker that took the run (its token: pid@start time)."""
+    return int((folder / "runs" / rid / ".holder").read_text().split("@")[0])
 
 
 def _status(cli, results) -> dict[str, dict]:
