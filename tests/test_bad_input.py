@@ -145,6 +145,13 @@ def build_world(root: Path) -> Path:
     missing = manifest.copy()
     missing.loc[missing.index[:3], "path"] = [str(datasets / "gone" / f"{i}.png") for i in range(3)]
     dataset("missing-files", missing.to_csv(index=False))
+    # issue 23: one image listed in train and again in test; a width that once overflowed; a sha256 that is none
+    twice = manifest.copy()
+    first_train, last_test = twice.index[twice["split"] == "train"][0], twice.index[twice["split"] == "test"][-1]
+    twice.loc[last_test, ["path", "label"]] = twice.loc[first_train, ["path", "label"]].to_numpy()
+    dataset("same-file-twice", twice.to_csv(index=False))
+    dataset("width-huge", manifest.assign(width="9" * 30).to_csv(index=False))
+    dataset("sha-not-hex", manifest.assign(sha256="not a digest").to_csv(index=False))
     (datasets / "no-manifest").mkdir()
 
     inputs.mkdir()
@@ -498,6 +505,12 @@ def plant_link(link: str, target: str, target_text: str | None = "precious\n") -
         (places["R"] / link).parent.mkdir(parents=True, exist_ok=True)
         (places["R"] / link).symlink_to(destination)
     return setup
+
+
+def absent(relative: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        assert not (places["T"] / relative).exists(), f"{relative} was left behind"
+    return check
 
 
 def moved_behind_link(folder: str, target: str) -> Callable[[dict[str, Path]], None]:
@@ -993,6 +1006,16 @@ CASES: list[Case] = [
     Case("local-slurm-id-cancel", results("cancel", "jobs-local-slurm-id"), words=("jobs.json", "'123_4'")),
     Case("cancel-finished-sweep", results("cancel", "done"), code=0, words=("nothing to cancel", "every run has ended")),
     Case("cancel-finished-run", results("cancel", "done", "--runs", MODEL), code=0, words=("nothing to cancel", "those runs")),
+    # --- issue 23: manifests (an image in two splits, sizes that overflowed, digests that are none) ---
+    Case("manifest-same-file-in-train-and-test", dry("--dataset", "{D}/same-file-twice"), words=("is not listed once", "line")),
+    Case("manifest-same-file-local", sweep("--dataset", "{D}/same-file-twice"), words=("is not listed once",)),
+    Case("manifest-width-huge", dry("--dataset", "{D}/width-huge"), words=("width", "whole number of pixels")),
+    Case("manifest-sha-not-hex", dry("--dataset", "{D}/sha-not-hex"), words=("sha256", "64 hex digits")),
+    # --- issue 23: data prepare with too few images for its splits ---
+    Case("prepare-per-class-three", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/o",
+                                     "--per-class", "3"), words=("--per-class", "at least 4"), setup=image_folders, check=absent("o")),
+    Case("prepare-too-few-images", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/o"),
+         words=("3 real", "too few", "at least 4"), setup=image_folders, check=absent("o")),
     # --- issue 23: links along the path (a run folder, runs/, a log leading out of the sweep) ---
     Case("link-run-folder-cancel", results("cancel", "running", "--runs", MODEL),
          words=("symbolic link", f"{MODEL}-s0"), setup=moved_behind_link(f"running/runs/{MODEL}-s0", "run-elsewhere"),

@@ -12,6 +12,7 @@ releases it even while orphaned workers linger, and the next builder clears the 
 temporary folder.
 """
 import fcntl
+import hashlib
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from harness.data.images import UndecodableImage, decode
+from harness.data.images import UndecodableImage, decode_bytes, read_image_file
 from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
 from harness.errors import UserError
 from harness.store.atomic import read_json, write_json_atomic
@@ -54,13 +55,19 @@ def cache_key(digest: str, resize: ResizeKey) -> str:
     return f"{digest[:16]}-{size}px-{interpolation}-crop{crop_pct:g}"
 
 
-def _decode_chunk(args: tuple[list[str], ResizeKey]) -> list[np.ndarray | str]:
-    """Each path's pixels, or the reason it does not decode; a file that cannot be read stops the build."""
-    paths, resize = args
+def _decode_chunk(args: tuple[list[str], list[str], ResizeKey]) -> list[np.ndarray | str]:
+    """Each path's pixels, or the reason it is skipped (it does not decode, or its bytes are no longer
+    those the manifest's sha256 names); a file that cannot be read stops the build."""
+    paths, digests, resize = args
     out: list[np.ndarray | str] = []
-    for path in paths:
+    for path, digest in zip(paths, digests):
         try:
-            out.append(resize_center_crop(decode(Path(path))[0], resize))
+            data = read_image_file(Path(path))
+            found = hashlib.sha256(data).hexdigest()
+            if found != digest:
+                out.append(f"changed since its manifest was written (sha256 {found[:12]}..., the manifest says {digest[:12]}...)")
+                continue
+            out.append(resize_center_crop(decode_bytes(data)[0], resize))
         except UndecodableImage as err:
             out.append(str(err))
         except OSError as err:  # missing, no permission, an I/O error, an unmounted path: not the image's fault
@@ -79,8 +86,8 @@ def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: ResizeKey
                  report: Callable[[int], None]) -> list[dict[str, str]]:
     size = resize[0]
     images = np.lib.format.open_memmap(folder / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
-    paths = rows["path"].tolist()
-    chunks = [(paths[i:i + CHUNK], resize) for i in range(0, len(paths), CHUNK)]
+    paths, digests = rows["path"].tolist(), rows["sha256"].tolist()
+    chunks = [(paths[i:i + CHUNK], digests[i:i + CHUNK], resize) for i in range(0, len(paths), CHUNK)]
     kept, skipped, cursor = [], [], 0
     with ProcessPoolExecutor(workers) as pool:
         for chunk_start, decoded in zip(range(0, len(paths), CHUNK), pool.map(_decode_chunk, chunks)):

@@ -5,6 +5,7 @@ Columns: path (relative to the manifest's folder, or absolute), label (real|fake
 empty for real images), group (images of one group never straddle two splits).
 """
 import hashlib
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -63,10 +64,15 @@ def read_manifest(dataset: Path) -> pd.DataFrame:
     _first_bad_row(path, frame, "path", frame["path"] != "", "a file path")
     _first_bad_row(path, frame, "label", frame["label"].isin(list(LABELS)), f"one of {', '.join(LABELS)}")
     _first_bad_row(path, frame, "split", frame["split"].isin(SPLITS), f"one of {', '.join(SPLITS)}")
-    for column in ("width", "height"):
-        _first_bad_row(path, frame, column, frame[column].str.fullmatch(r"[0-9]+"), "a whole number of pixels")
+    _first_bad_row(path, frame, "sha256", frame["sha256"].str.fullmatch(r"[0-9a-f]{64}"), "a sha256 (64 hex digits)")
+    for column in ("width", "height"):  # nine digits at most: no image comes near, and the number stays an int
+        _first_bad_row(path, frame, column, frame[column].str.fullmatch(r"[0-9]{1,9}"), "a whole number of pixels")
         frame[column] = frame[column].astype(int)
+    written = frame.copy()
     frame["path"] = [str(p if Path(p).is_absolute() else (path.parent / p)) for p in frame["path"]]
+    resolved = pd.Series([os.path.realpath(p) for p in frame["path"]])
+    _first_bad_row(path, written, "path", ~resolved.duplicated(), "listed once (an image listed twice, perhaps in two "
+                   "splits, would be tested on what it trained on)")
     for split in SPLITS:
         for label in LABELS:
             if not ((frame["split"] == split) & (frame["label"] == label)).any():

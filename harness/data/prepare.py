@@ -1,6 +1,8 @@
 """`data prepare`: from a folder of real and a folder of fake images to a checked, split manifest."""
+import hashlib
 import io
 import os
+import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from harness.errors import UserError
 from harness.progress import progress_bar
 
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+MIN_PER_CLASS = 4  # the fewest images of each class that these fractions split with one of each class in every split
 
 
 LOSSY_FORMATS = {"JPEG", "WEBP", "MPO"}  # codecs that leave a compression history PNG cannot undo
@@ -137,7 +140,8 @@ def _reencode(frame: pd.DataFrame, out: Path, codec: tuple[str, int]) -> pd.Data
         buffer = io.BytesIO()
         image.save(buffer, name, **({"quality": quality} if name == "JPEG" else {}))
         target.write_bytes(buffer.getvalue())
-        rows.append({**row._asdict(), "path": str(target.relative_to(out)), "format": name})
+        rows.append({**row._asdict(), "path": str(target.relative_to(out)), "format": name,
+                     "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()})  # the bytes the cache will check
     return pd.DataFrame(rows)
 
 
@@ -147,14 +151,19 @@ def assign_splits(frame: pd.DataFrame, seed: int) -> pd.Series:
     keys = frame.assign(key=groups).drop_duplicates("key")[["key", "label"]]
     test_size = SPLIT_FRACTIONS["test"]
     val_size = SPLIT_FRACTIONS["val"] / (1 - test_size)
-    rest, test = train_test_split(keys, test_size=test_size, stratify=keys["label"], random_state=seed)
-    train, val = train_test_split(rest, test_size=val_size, stratify=rest["label"], random_state=seed)
+    try:
+        rest, test = train_test_split(keys, test_size=test_size, stratify=keys["label"], random_state=seed)
+        train, val = train_test_split(rest, test_size=val_size, stratify=rest["label"], random_state=seed)
+    except ValueError:  # too few of a class for each split to hold one
+        counts = ", ".join(f"{n} {label}" for label, n in keys["label"].value_counts().items())
+        raise UserError(f"{counts} images (or source groups) are too few for each split to hold one of each class; "
+                        f"give at least {MIN_PER_CLASS} of each") from None
     split_of = {**dict.fromkeys(train["key"], "train"), **dict.fromkeys(val["key"], "val"), **dict.fromkeys(test["key"], "test")}
     return groups.map(split_of)
 
 
 def _image_folders(real: Path, fakes: list[Path], out: Path) -> list[tuple[str, Path, list[Path]]]:
-    """(label, folder, its images) for the real folder and each fake one, checked; out created."""
+    """(label, folder, its images) for the real folder and each fake one, checked."""
     folders = [("real", Path(real))] + [("fake", Path(f)) for f in fakes]
     for label, folder in folders:
         if not folder.is_dir():
@@ -164,10 +173,6 @@ def _image_folders(real: Path, fakes: list[Path], out: Path) -> list[tuple[str, 
         if not images:
             raise UserError(f"the {label} folder {folder} holds no .jpg/.jpeg/.png/.webp/.bmp images")
     check_folders(real, fakes, out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create {out}: {err.strerror}") from None
     return found
 
 
@@ -226,17 +231,27 @@ def prepare_dataset(
     fakes: one folder per generator; a fake's generator is its folder's name.
     """
     codec = parse_reencode(reencode)
-    if per_class is not None and per_class < 3:
-        raise UserError(f"--per-class must be at least 3 (one image per split), got {per_class}")
+    if per_class is not None and per_class < MIN_PER_CLASS:
+        raise UserError(f"--per-class must be at least {MIN_PER_CLASS} (each split one image of each class at the "
+                        f"fractions {SPLIT_FRACTIONS}), got {per_class}")
     out = Path(out)
     folders = _image_folders(real, fakes, out)
     report = PrepareReport(manifest=out / "manifest.csv", counts={})
     frame = _sampled(_deduplicated(_inspected(folders, report), report), per_class, seed)
     report.format_warnings, report.notes = format_bias_warnings(frame, codec)  # the originals, before --reencode
-    if codec:
-        frame = _reencode(frame, out, codec)
-    frame["split"] = assign_splits(frame, seed)
-    write_manifest(frame, out)
+    frame["split"] = assign_splits(frame, seed)  # every check done before out is created
+    new = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if codec:
+            frame = _reencode(frame, out, codec)
+        write_manifest(frame, out)
+    except BaseException as err:  # a full disk, an interrupt: no folder of ours left half-made
+        if new:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+        raise
     report.counts = {label: frame[frame["label"] == label]["split"].value_counts().to_dict() for label in LABELS}
     report.fake_share, report.balance_warnings = balance_warnings(frame)
     return report

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.data.cache import build_cache, cache_header, load_split
+from harness.data.images import sha256_of
 from harness.data.manifest import COLUMNS
 from harness.errors import UserError
 
@@ -23,7 +24,7 @@ def _dataset(folder: Path, per_cell: int = 2) -> pd.DataFrame:
             for i in range(per_cell):
                 name = f"{label}-{split}-{i}.png"
                 Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / name)
-                rows.append({"path": name, "label": label, "split": split, "sha256": "0" * 64, "width": 20,
+                rows.append({"path": name, "label": label, "split": split, "sha256": sha256_of(folder / name), "width": 20,
                              "height": 20, "format": "PNG", "generator": "" if label == "real" else "gan", "group": ""})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -43,6 +44,16 @@ def test_a_file_that_does_not_decode_is_skipped_and_listed(tmp_path):
     folder = build_cache(tmp_path, RESIZE, tmp_path / "cache")
     assert [s["path"] for s in cache_header(folder)["skipped"]] == [str(tmp_path / frame["path"][0])]
     assert load_split(folder, "train").images.shape == (3, 16, 16, 3)
+
+
+def test_an_image_changed_since_its_manifest_was_written_is_skipped_and_listed(tmp_path):
+    frame = _dataset(tmp_path)
+    changed = tmp_path / frame["path"][0]
+    Image.new("RGB", (20, 20), "white").save(changed)  # decodes, but is no longer the image the manifest names
+    _save(frame, tmp_path)
+    folder = build_cache(tmp_path, RESIZE, tmp_path / "cache")
+    (skipped,) = cache_header(folder)["skipped"]
+    assert skipped["path"] == str(changed) and "changed since its manifest was written" in skipped["reason"]
 
 
 @pytest.mark.parametrize("fault", ["missing", "directory"])

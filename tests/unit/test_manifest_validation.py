@@ -45,6 +45,9 @@ def test_a_valid_manifest_reads_with_absolute_paths_and_integer_sizes(tmp_path):
     ("width", "8.5", "line 3: width '8.5' is not a whole number of pixels"),
     ("height", "", "line 3: height '' is not a whole number of pixels"),
     ("path", "", "line 3: path '' is not a file path"),
+    ("width", "9" * 30, f"line 3: width '{'9' * 30}' is not a whole number of pixels"),  # once an overflow
+    ("sha256", "abc", "line 3: sha256 'abc' is not a sha256 (64 hex digits)"),
+    ("path", "real-train.png", "line 3: path 'real-train.png' is not listed once"),  # the row before it, again
 ])
 def test_a_bad_row_is_named_by_file_and_line(tmp_path, column, value, message):
     rows = _rows(tmp_path)
@@ -52,7 +55,18 @@ def test_a_bad_row_is_named_by_file_and_line(tmp_path, column, value, message):
     path = _write(tmp_path, rows)
     with pytest.raises(UserError) as raised:
         read_manifest(tmp_path)
-    assert str(raised.value) == f"{path} {message}"
+    assert str(raised.value).startswith(f"{path} {message}")
+
+
+def test_one_file_in_two_splits_by_two_spellings_is_refused(tmp_path):
+    """A train image listed again as a test image (through a second path to it) would be tested on what
+    the network trained on."""
+    rows = _rows(tmp_path)
+    (tmp_path / "sub").mkdir()
+    rows[5]["path"] = "sub/../real-train.png"
+    _write(tmp_path, rows)
+    with pytest.raises(UserError, match="line 7: path 'sub/../real-train.png' is not listed once"):
+        read_manifest(tmp_path)
 
 
 @pytest.mark.parametrize("text, message", [
