@@ -121,8 +121,8 @@ def parse_models(text: str | None) -> list[str]:
     for name in names:
         first = networks.setdefault(spec_of(name).timm_name, name)
         if first != name or names.count(name) > 1:
-            twice = f"{first} and {name} are" if first != name else f"{name} is"
-            raise UserError(f"--models {text!r:.200}: {twice} the same network, listed twice")
+            twice = f"{first} and {name} are the same network" if first != name else f"{name} is"
+            raise UserError(f"--models {text!r:.200}: {twice} listed twice")
     return names
 
 

@@ -33,7 +33,7 @@ def last_line(path: Path | None) -> str:
 
 @dataclass
 class JobState:
-    job_id: str  # "123", "124_3" for an array task, a local worker's pid
+    job_id: str  # "123", "124_3" for an array task, a local worker's token (pid@start time)
     state: str
     partition: str = ""
     node: str = ""
@@ -52,7 +52,7 @@ class JobState:
 
 class Backend(Protocol):
     name: str
-    scheduler: bool  # whether it queues jobs through Slurm (and so reads sweep's Slurm options)
+    scheduler: bool  # whether it queues jobs through Slurm (and so uses the sweep command's Slurm options)
 
     def available(self) -> str | None:
         """None when jobs can be submitted here; otherwise why not, in a few words."""

@@ -61,7 +61,7 @@ def token_pid(token: str) -> str:
     return token.split("@")[0]
 
 
-def pid_alive(token: str) -> bool:
+def worker_alive(token: str) -> bool:
     """Whether the worker of this token still runs: its pid is alive, not a zombie (a finished child not
     yet reaped), and started when the token says. A bare pid (no start time) proves nothing: not ours."""
     pid, _, start = token.partition("@")
@@ -69,7 +69,7 @@ def pid_alive(token: str) -> bool:
     return fields is not None and fields[0] != "Z" and fields[19] == start
 
 
-def worker_pids(job_id: str) -> list[str]:
+def worker_tokens(job_id: str) -> list[str]:
     """The worker tokens of a pool's job id."""
     return job_id.split("+")
 
@@ -88,7 +88,7 @@ def worker_of_run(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
         pid = sweep.run(rid).worker.read_text().strip()
     except OSError:
         return None
-    return pid if pid in worker_pids(job_id) else None
+    return pid if pid in worker_tokens(job_id) else None
 
 
 def pool_run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
@@ -97,7 +97,7 @@ def pool_run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
     worker = worker_of_run(sweep, rid, pool.job_id)
     if worker is None:
         return pool
-    if pid_alive(worker):
+    if worker_alive(worker):
         return JobState(worker, "RUNNING")
     if pool.state == "RUNNING":
         return JobState(pool.job_id, "PENDING", reason=f"its worker {worker} died; another worker of the pool takes it up")
@@ -155,7 +155,7 @@ class LocalBackend:
         return [" ".join(self._command(sweep, run_ids))] * workers
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
-        return {job: JobState(job, "RUNNING") if any(pid_alive(pid) for pid in worker_pids(job)) else
+        return {job: JobState(job, "RUNNING") if any(worker_alive(pid) for pid in worker_tokens(job)) else
                 JobState(job, "FAILED", reason="the local workers ended without a result for this run")
                 for job in set(job_ids)}
 
@@ -172,7 +172,7 @@ class LocalBackend:
     def _log(self, sweep: SweepPaths, run_id: str, pool: str) -> Path:
         """The run's own log; before a worker took the run, the log of the pool's first worker."""
         path = sweep.local_log(run_id)
-        return path if path.exists() else sweep.local_log(token_pid(worker_pids(pool)[0]))
+        return path if path.exists() else sweep.local_log(token_pid(worker_tokens(pool)[0]))
 
     def log_path(self, sweep: SweepPaths, run_id: str, submission: Submission, stream: str) -> Path:
         """The run's own log (stdout and stderr together, every attempt in it); before a worker took the
@@ -181,13 +181,13 @@ class LocalBackend:
 
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         pools = list(submission.tasks.values())
-        return sweep.local_log(token_pid(worker_pids(pools[0])[0])) if pools else None  # every worker runs the step first
+        return sweep.local_log(token_pid(worker_tokens(pools[0])[0])) if pools else None  # every worker runs the step first
 
     def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
-        """SIGTERM to each worker of these pools that is provably one (pid_alive), and to what it started:
+        """SIGTERM to each worker of these pools that is provably one (worker_alive), and to what it started:
         a worker leads its own session and process group (start_new_session)."""
-        for token in {token for job in job_ids for token in worker_pids(job)}:
-            if pid_alive(token):
+        for token in {token for job in job_ids for token in worker_tokens(job)}:
+            if worker_alive(token):
                 try:
                     os.killpg(int(token_pid(token)), signal.SIGTERM)
                 except ProcessLookupError:

@@ -9,7 +9,7 @@ import pytest
 from harness.analysis.status import DAMAGED, is_final, run_status
 from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 from harness.cluster.base import FINAL_STATES, JobState
-from harness.cluster.local import LocalBackend, pid_alive, pool_run_state, worker_token
+from harness.cluster.local import LocalBackend, pool_run_state, worker_alive, worker_token
 from harness.store.paths import SweepPaths
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
@@ -123,9 +123,9 @@ def test_a_process_that_took_a_workers_pid_is_not_that_worker():
     and a token without a start time (an old or edited jobs.json) names none."""
     this = worker_token(os.getpid())
     pid, start = this.split("@")
-    assert pid_alive(this)
+    assert worker_alive(this)
     for other in (f"{pid}@{int(start) + 1}", pid, "1", "1@0", f"{pid}@"):
-        assert not pid_alive(other)
+        assert not worker_alive(other)
 
 
 def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died(tmp_path):
