@@ -235,7 +235,7 @@ def build_world(root: Path) -> Path:
         "spec-executor": cluster(executor="pbs"), "spec-no-executor": lambda d: d["cluster"].pop("executor"),
         "spec-train-unknown": lambda d: d["train"].update(dropout=0.5), "spec-epochs": lambda d: d["train"].update(epochs="5"),
         "spec-sweep-id": edited(sweep_id="../x"), "spec-model": lambda d: d["runs"][0].update(model="AlexNet"),
-        # issue 23: caches the jobs would build outside the results folder (it was moved; the file edited)
+        # issue 23: a cache_root that is not the results folder's (the folder was moved; the file edited)
         "spec-cache-moved": edited(cache_root=str(results.parent / "before-the-move" / "cache")),
         "spec-cache-sibling": edited(cache_root=str(results / "other-cache")),
     }.items():

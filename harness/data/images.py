@@ -96,9 +96,9 @@ def decode_bytes(data: bytes) -> tuple[Image.Image, str]:
 
 
 def decode(path: Path) -> tuple[Image.Image, str]:
-    """Read and decode one file. A file that cannot be read (missing, no permission, an I/O error)
-    raises OSError: that is a fault of the storage, not of the image, and must not pass as a skipped
-    image. A file that reads but does not decode, or is no regular file, raises UndecodableImage."""
+    """Read and decode one file. A file that cannot be read (missing, no permission, an I/O error, a
+    folder) raises OSError: that is a fault of the storage, not of the image, and must not pass as a
+    skipped image. A file that reads but does not decode, a FIFO or a device raises UndecodableImage."""
     return decode_bytes(read_image_file(path))
 
 
