@@ -90,6 +90,11 @@ def test_a_local_run_waiting_for_its_worker_is_pending_and_a_dead_worker_failed(
     assert local_status(JobState("4242", "RUNNING"), progress={"epoch": 1}).state == "RUNNING"
     dead = local_status(JobState("4242", "FAILED", reason="the local worker ended without a result"))
     assert dead.state == "FAILED" and "worker ended" in dead.reason
+    # what the worker said last, where the user would otherwise have to open its log to find it
+    sweep.logs.mkdir(parents=True, exist_ok=True)
+    sweep.local_log(RUN.run_id).write_text("ResNet50 epoch 1/5\nOSError: [Errno 28] No space left on device\n\n")
+    dead = local_status(JobState("4242@7", "FAILED", reason="the local workers ended without a result"))
+    assert dead.reason.startswith("the local workers ended without a result; its log ends: OSError: [Errno 28] No space")
 
 
 def test_a_local_run_is_not_cancelled_while_a_worker_may_still_get_past_a_failed_preprocessing_step(tmp_path):
