@@ -24,7 +24,7 @@ from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.paths import SweepPaths, cache_root, check_inside, check_sweep_name
-from harness.store.records import RunSpec, SweepSpec, read_completed, read_spec, run_id, write_spec
+from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
@@ -285,13 +285,13 @@ def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
     return spec.executor, profile
 
 
-def check_resumable(sweep: SweepPaths) -> None:
+def check_resumable(sweep: SweepPaths, spec: SweepSpec) -> None:
     """Before any record is set aside or any job submitted: what a resubmission writes (jobs.json, under
     its lock) is not a link planted elsewhere, and the sweep's code snapshot, which its jobs import,
     holds what this harness submits (a sweep planned by an older harness may not)."""
     refuse_symlink(sweep.jobs)
     refuse_symlink(sweep.jobs_lock)
-    for run in read_spec(sweep).runs:  # a run's files, its record set aside among them, and its local log
+    for run in spec.runs:  # a run's files, its record set aside among them, and its local log
         check_inside(sweep.run(run.run_id).result, sweep.folder)
         check_inside(sweep.local_log(run.run_id), sweep.folder)
     node = sweep.code.joinpath(*NODE_MODULE.split(".")).with_suffix(".py")

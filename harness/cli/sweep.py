@@ -195,7 +195,7 @@ def resume_sweep(args: argparse.Namespace) -> int:
     profile = profile_from_options(args, load_profile(args.profile) if args.profile else stored_profile)
     backend = get_backend(cluster, max_parallel=args.max_parallel)
     refuse_unused_slurm_options(args, backend)  # after profile_from_options: a bad value is named as such first
-    sweeps.check_resumable(sweep)
+    sweeps.check_resumable(sweep, spec)
     run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
     for status in alive:
         err.print(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)", markup=False)

@@ -1,7 +1,6 @@
 """Reading an image: regular files only (never blocking on a FIFO or reading a device for ever), sizes
 checked from the header before anything is decoded, and the picture upright as its EXIF says."""
 import os
-import time
 
 import numpy as np
 import pytest
@@ -11,15 +10,13 @@ from harness.data.images import MAX_IMAGE_PIXELS, UndecodableImage, decode, find
 
 
 def test_what_is_not_a_regular_file_is_refused_at_once_with_what_it_is(tmp_path):
-    os.mkfifo(tmp_path / "fifo.png")  # no writer: a blocking read would wait for ever
+    os.mkfifo(tmp_path / "fifo.png")  # no writer: a blocking open would wait for ever, and the test with it
     (tmp_path / "folder.jpg").mkdir()
-    started = time.monotonic()
     for path, kind in ((tmp_path / "fifo.png", "a FIFO"), ("/dev/zero", "a device")):
         with pytest.raises(UndecodableImage, match=kind):
             decode(path)
     with pytest.raises(IsADirectoryError, match="a folder"):  # where a manifest lists a file: the storage's fault
         decode(tmp_path / "folder.jpg")
-    assert time.monotonic() - started < 60  # a bound on hanging, not a speed figure
     assert find_images(tmp_path) == [tmp_path / "fifo.png", tmp_path / "folder.jpg"]  # listed, so the reason is told
     assert [inspect_image(p).error for p in find_images(tmp_path)] == ["a FIFO, not an image file", "a folder, not an image file"]
 
