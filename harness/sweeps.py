@@ -23,7 +23,7 @@ from harness.cluster.profiles import Profile
 from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
-from harness.store.paths import SweepPaths, cache_root, check_inside, check_sweep_name
+from harness.store.paths import SweepPaths, cache_root, check_inside, check_sweep_name, list_sweeps
 from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, record_submission
@@ -36,6 +36,7 @@ from harness.zoo import ABLATION
 # InceptionV3 75) gets its own minimum, from an upscaled image: the first command stays within a few
 # CPU minutes.
 DEMO_IMAGE_SIZE = 35
+POLL_FIRST, POLL_MOST = 2.0, 60.0  # seconds between two looks at a sweep that --wait or --watch follows
 MAX_SEEDS = 1_000  # runs per architecture: beyond any interval's need, and each is a job and a folder
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
 
@@ -300,16 +301,29 @@ def check_resumable(sweep: SweepPaths, spec: SweepSpec) -> None:
                         f"{node.relative_to(sweep.code)}, which this harness's jobs run; start the sweep anew")
 
 
-def statuses_until_final(sweep: SweepPaths) -> Iterator[tuple[list[RunStatus], dict[str, Any]]]:
-    """The sweep's status, again and again, until every run is final (the last one yielded is final)."""
+def poll_interval(elapsed: float, interval: float | None, scheduler: bool) -> float:
+    """Seconds until the next look at a sweep followed for elapsed seconds: interval where given; else,
+    where a scheduler is asked (one sacct and one squeue a look, which sites rate-limit), a tenth of the
+    time followed so far, from POLL_FIRST up to POLL_MOST (an ending is seen at most 10% late); else (this
+    machine's own processes and files) POLL_FIRST."""
+    if interval:
+        return interval
+    return min(POLL_MOST, max(POLL_FIRST, elapsed / 10)) if scheduler else POLL_FIRST
+
+
+def statuses_until_final(sweep: SweepPaths, interval: float | None = None) -> Iterator[tuple[list[RunStatus], dict[str, Any]]]:
+    """The sweep's status, again and again (poll_interval apart), until every run is final (the last one
+    yielded is final)."""
     import time
 
+    started = time.monotonic()
     while True:
-        statuses, preprocess = sweep_status(SweepResults(sweep))
+        results = SweepResults(sweep)
+        statuses, preprocess = sweep_status(results)
         yield statuses, preprocess
         if all(is_final(s) for s in statuses):
             return
-        time.sleep(2)
+        time.sleep(poll_interval(time.monotonic() - started, interval, results.backend.scheduler))
 
 
 def _chosen_runs(results: SweepResults, runs: list[str]) -> list[str]:
@@ -346,6 +360,24 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     elif live:
         results.backend.cancel(sweep, sorted(set(jobs.values())) + [s.preprocess_job for s in results.submissions if s.preprocess_job])
     return live
+
+
+def clean(sweep: SweepPaths, cache: bool = False) -> tuple[str, int]:
+    """Free what a finished sweep no longer needs: its completed runs' resume checkpoints, or (cache) the
+    image caches of its results folder, which every sweep there shares and rebuilds when it needs them.
+    Returns what was removed, in words, and the bytes freed."""
+    from harness.store.disk import completed_checkpoints, remove
+
+    if not cache:
+        checkpoints = completed_checkpoints(sweep)
+        return f"{len(checkpoints)} resume checkpoints of sweep {sweep.sweep_id}'s completed runs", remove(checkpoints)
+    for other in list_sweeps(sweep.results):
+        going = [s.run_id for s in sweep_status(SweepResults(other))[0] if not is_final(s)]
+        if going:
+            raise UserError(f"sweep {other.sweep_id} still has runs to go ({', '.join(going[:3])}{', ...' if len(going) > 3 else ''}), "
+                            "which read the caches: clean --cache once they end, or cancel them")
+    caches = cache_root(sweep.results)
+    return f"the image caches of {sweep.results} ({caches.name}/; rebuilt when a sweep needs them)", remove([caches])
 
 
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:

@@ -99,7 +99,8 @@ def check_what_the_sweep_left(cli, results: Path) -> None:
         assert f"{model} epoch 5/5" in log.out and f"{other} epoch" not in log.out, log.err
     history = pd.read_csv(folder / "runs" / "ResNet50-s0" / "history.csv")
     assert list(history.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-    assert (folder / "runs" / "ResNet50-s0" / "best.pt").is_file()
+    assert (folder / "runs" / "ResNet50-s0" / "best.pt").is_file() and (folder / "runs" / "ResNet50-s0" / "test_scores.npy").is_file()
+    assert not list(folder.glob("runs/*/state*")), "a completed run keeps no resume checkpoint without --keep-checkpoints"
     csv = cli("leaderboard", "--format", "csv", "--results", results)
     assert csv.code == 0 and csv.out.startswith("model,")
     compared = {row["model"]: row for row in cli("leaderboard", "--format", "json", "--compare", "paper", "--results", results).json()}

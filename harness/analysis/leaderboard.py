@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.columns import EXTRA_METRICS, LOWER_IS_BETTER, METRICS, SORTABLE, THROUGHPUT
 from harness.analysis.load import SweepResults
 from harness.analysis.status import sweep_status
 from harness.errors import UserError
@@ -18,12 +19,6 @@ from harness.store.records import RunRecord
 from harness.store.schema import DamagedFile
 
 PAPER_TABLE = Path(__file__).resolve().parent.parent / "resources" / "paper_table2.csv"
-METRICS = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
-EXTRA_METRICS = ["average_precision", "eer", "accuracy_at_threshold"]
-THROUGHPUT = ["train_images_per_s", "infer_images_per_s"]
-COLUMNS = ["model", "params", *METRICS, *THROUGHPUT, "gpu_util_mean", "status"]
-SORTABLE = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "gpu_util_mean", "params", "model"]
-LOWER_IS_BETTER = {"loss", "eer", "model"}
 UNIT_RANGE = set(METRICS + EXTRA_METRICS) - {"loss"}
 
 

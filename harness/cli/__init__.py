@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 
+from harness import __version__
 from harness.cli import results, setup, sweep, track
 from harness.cli.options import Parser
 from harness.errors import UserError
@@ -19,7 +20,10 @@ COMMAND_GROUPS = (setup, sweep, track, results)  # in the order --help lists the
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m harness", description="Benchmark deep-fake face detectors on Slurm.")
+    # `harness` where the console script was typed, `python -m harness` otherwise
+    prog = "harness" if os.path.basename(sys.argv[0]) == "harness" else "python -m harness"
+    parser = Parser(prog=prog, description="Benchmark deep-fake face detectors on Slurm.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in COMMAND_GROUPS:
         group.add_commands(commands)

@@ -1,9 +1,11 @@
 """Option types and the options several commands share: a value typed on the command line is
 checked, and a path made absolute, where it is parsed."""
 import argparse
+import copy
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 
 def user_path(text: str) -> Path:
@@ -48,8 +50,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_interval(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--interval", type=positive_float, metavar="SECONDS",
+                        help="with --wait or --watch: seconds between two looks at the sweep (default: 2, growing to 60 "
+                        "on Slurm, whose accounting sites ask not to poll in tight loops)")
+
+
+RESULTS_VARIABLE = "HARNESS_RESULTS"
+
+
 def add_results(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=user_path, default="results", help="where sweeps are written")
+    parser.add_argument("--results", type=user_path, default=os.environ.get(RESULTS_VARIABLE) or "results",
+                        help=f"the folder of sweeps, read and written (default: ${RESULTS_VARIABLE}, else ./results)")
 
 
 def add_sweep(parser: argparse.ArgumentParser) -> None:
@@ -58,8 +70,31 @@ def add_sweep(parser: argparse.ArgumentParser) -> None:
     add_results(parser)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, where it has one its help does not already state (an
+    option without help shows its default alone)."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and shows_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return f"{text} (default: %(default)s)" if shows_default(action) and "default" not in text else text
+
+
+def shows_default(action: argparse.Action) -> bool:
+    return bool(action.option_strings) and action.default not in (None, False, [], argparse.SUPPRESS)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (what is wrong and where), not a usage block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {self.prog.removeprefix('python -m ')}: {message} (see --help)\n")

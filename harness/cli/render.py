@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -11,9 +12,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-# Piped output is not cut to 80 columns: a table in a log or a file keeps every column whole.
-out = Console() if sys.stdout.isatty() else Console(width=250)
-err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=250)
+PIPED_WIDTH = 250  # piped output is not cut to 80 columns: a table in a log or a file keeps every column whole
+
+
+def console(stderr: bool) -> Console:
+    """A console as wide as COLUMNS says, else the terminal (on a terminal) or PIPED_WIDTH. It writes to
+    whatever sys.stdout (sys.stderr) is when it prints, as rich's default console does."""
+    columns = os.environ.get("COLUMNS", "")
+    terminal = (sys.stderr if stderr else sys.stdout).isatty()
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else None if terminal else PIPED_WIDTH
+    return Console(stderr=stderr, width=width)
+
+
+out, err = console(stderr=False), console(stderr=True)
 
 PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "average_precision", "eer",
            "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction"}

@@ -15,7 +15,8 @@ def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from harness.analysis.leaderboard import COLUMNS, leaderboard, separability_caption, with_paper
+    from harness.analysis.columns import COLUMNS
+    from harness.analysis.leaderboard import leaderboard, separability_caption, with_paper
     from harness.cli.render import as_csv, as_json, as_markdown, interval, print_table
 
     results = read_sweep(args, args.sweep)
@@ -174,12 +175,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
+    from harness.analysis.columns import SORTABLE
     from harness.store.perflog import FIGURE_UNITS
 
     board = commands.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
     add_sweep(board)
     board.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
-    board.add_argument("--sort", default="accuracy", help="metric to rank by")
+    board.add_argument("--sort", choices=SORTABLE, default="accuracy", metavar="METRIC",
+                       help=f"what to rank by: {', '.join(SORTABLE)}")
     board.add_argument("--compare", choices=["paper"], help="put the paper's Table 2 beside ours")
     board.set_defaults(func=cmd_leaderboard)
 

@@ -4,7 +4,15 @@ make the Profile; --resume may change the second kind only."""
 import argparse
 from typing import Any
 
-from harness.cli.options import add_results, dataset_path, non_negative_int, positive_float, positive_int, profile_name_or_path
+from harness.cli.options import (
+    add_interval,
+    add_results,
+    dataset_path,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    profile_name_or_path,
+)
 from harness.errors import UserError
 
 
@@ -56,6 +64,8 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
            "(the paper's likely input); variants that feed the same input run once")
     option("--allow-random-backbone", action="store_true",
            help="accept --mode transfer --weights none (a frozen random backbone; refused otherwise)")
+    option("--keep-checkpoints", action="store_true",
+           help="a completed run keeps its resume checkpoints (state.pt, the optimiser's state too), not only best.pt")
     option("--name", help="the sweep id (default: a timestamp)")
     return [action.dest for action in actions]
 
@@ -70,6 +80,7 @@ def add_commands(commands: Any) -> None:
                        help="auto: Slurm when --partition is given or a Slurm controller answers, else this machine")
     add_results(sweep)
     sweep.add_argument("--wait", action="store_true", help="follow the sweep until every run ends")
+    add_interval(sweep)
     sweep.add_argument("--resume", metavar="SWEEP",
                        help="resubmit the runs of SWEEP that have no result, with the cluster settings it was submitted with")
     sweep.add_argument("--force", action="store_true", help="with --resume: resubmit runs whose job is still queued or running")
@@ -202,7 +213,7 @@ def resume_sweep(args: argparse.Namespace) -> int:
     if not run_ids:
         err.print(f"sweep {spec.sweep_id}: no run to resubmit")
         print(spec.sweep_id, flush=True)
-        return watch(sweep) if args.wait else 0
+        return watch(sweep, args.interval) if args.wait else 0
     profile = backend.resolve(profile)
     if args.dry_run or args.check:
         return show_submission(args, backend, sweep, profile, run_ids)
@@ -232,4 +243,4 @@ def submitted(args: argparse.Namespace, sweep: Any, cluster: str, run_ids: list[
     if submission.preprocess_job:
         err.print(f"preprocessing job {submission.preprocess_job}; training job ids: {', '.join(sorted(set(submission.tasks.values())))}")
     print(sweep.sweep_id, flush=True)
-    return watch(sweep) if args.wait else 0
+    return watch(sweep, args.interval) if args.wait else 0

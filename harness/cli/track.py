@@ -3,13 +3,13 @@ import argparse
 import sys
 from typing import Any
 
-from harness.cli.options import add_results, add_sweep
+from harness.cli.options import add_interval, add_results, add_sweep
 from harness.errors import UserError
 
 STATUS_COLUMNS = ["run_id", "state", "job_id", "partition", "node", "elapsed", "epoch", "val_accuracy", "requeues", "reason"]
 
 
-def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> Any:
+def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any], size: int | None = None) -> Any:
     from harness.cli.render import table
 
     running = all(isinstance(preprocess.get(k), (int, float)) for k in ("done", "total", "images_per_s"))
@@ -21,12 +21,17 @@ def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> 
         if row["epoch"] is not None and row["epochs"]:
             row["epoch"] = f"{row['epoch']}/{row['epochs']}"
         rows.append(row)
-    return table(rows, columns, title=f"sweep {sweep_id}; preprocessing: {preprocess.get('state')}{done}")
+    from harness.store.disk import human_bytes
+
+    on_disk = f" ({human_bytes(size)} on disk)" if size is not None else ""
+    return table(rows, columns, title=f"sweep {sweep_id}{on_disk}; preprocessing: {preprocess.get('state')}{done}")
 
 
-def watch(sweep: Any) -> int:
+def watch(sweep: Any, interval: float | None = None) -> int:
     """Show the sweep's status until every run is final; exit 0 only when all completed. On a terminal
-    a live table; otherwise one plain line per change."""
+    a live table; otherwise one timestamped line per change, never wrapped."""
+    from datetime import datetime
+
     from rich.live import Live
 
     from harness import sweeps
@@ -35,16 +40,17 @@ def watch(sweep: Any) -> int:
     statuses: list = []
     if out.is_terminal:
         with Live(console=out, refresh_per_second=1, transient=True) as live:
-            for statuses, preprocess in sweeps.statuses_until_final(sweep):
+            for statuses, preprocess in sweeps.statuses_until_final(sweep, interval):
                 live.update(_status_table(sweep.sweep_id, statuses, preprocess))
         out.print(_status_table(sweep.sweep_id, statuses, preprocess))
     else:
         last = ""
-        for statuses, preprocess in sweeps.statuses_until_final(sweep):
+        for statuses, preprocess in sweeps.statuses_until_final(sweep, interval):
             line = "; ".join(f"{s.run_id} {s.state}" + (f" {s.epoch}/{s.epochs}" if s.epoch else "") for s in statuses)
             if line != last:
                 why = f" ({preprocess['reason']})" if preprocess.get("reason") else ""
-                err.print(f"{sweep.sweep_id}: preprocessing {preprocess.get('state')}{why}; {line}", markup=False, highlight=False)
+                print(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {sweep.sweep_id}: "
+                      f"preprocessing {preprocess.get('state')}{why}; {line}", file=sys.stderr, flush=True)
                 last = line
     failed = [s.run_id for s in statuses if s.state != "COMPLETED"]
     if failed:
@@ -56,16 +62,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     from harness.analysis.load import SweepResults
     from harness.analysis.status import sweep_status
     from harness.cli.render import as_json, out
+    from harness.store.disk import folder_bytes
     from harness.store.paths import find_sweep
 
     sweep = find_sweep(args.results, args.sweep)
     if args.watch:
-        return watch(sweep)
+        return watch(sweep, args.interval)
     statuses, preprocess = sweep_status(SweepResults(sweep))
+    size = folder_bytes(sweep.folder)
     if args.format == "json":
-        print(as_json({"sweep_id": sweep.sweep_id, "preprocess": preprocess, "runs": [s.as_dict() for s in statuses]}))
+        print(as_json({"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess, "runs": [s.as_dict() for s in statuses]}))
     else:
-        out.print(_status_table(sweep.sweep_id, statuses, preprocess))
+        out.print(_status_table(sweep.sweep_id, statuses, preprocess, size))
     return 0
 
 
@@ -82,6 +90,16 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     else:
         err.print(f"sweep {sweep.sweep_id}: nothing to cancel, {'those runs have' if runs else 'every run has'} ended "
                   "or was never submitted", markup=False)
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from harness import sweeps
+    from harness.store.disk import human_bytes
+    from harness.store.paths import find_sweep
+
+    what, freed = sweeps.clean(find_sweep(args.results, args.sweep), cache=args.cache)
+    print(f"freed {human_bytes(freed)}: {what}")
     return 0
 
 
@@ -106,12 +124,22 @@ def add_commands(commands: Any) -> None:
     status.add_argument("--format", choices=["table", "json"], default="table")
     status.add_argument("--watch", action="store_true",
                         help="follow until every run is final (exit 0 when all completed); plain lines when not on a terminal")
+    add_interval(status)
     status.set_defaults(func=cmd_status)
 
     cancel = commands.add_parser("cancel", help="cancel a sweep's jobs (queued or running)")
     add_sweep(cancel)
     cancel.add_argument("--runs", help="comma-separated run ids or architectures (default: every job of the sweep)")
     cancel.set_defaults(func=cmd_cancel)
+
+    clean = commands.add_parser("clean", help="free disk: a sweep's resume checkpoints of completed runs, or the image caches")
+    add_sweep(clean)
+    what = clean.add_mutually_exclusive_group()
+    what.add_argument("--checkpoints", action="store_true",
+                      help="the completed runs' state.pt and state.prev.pt (best.pt, records and scores stay); the default")
+    what.add_argument("--cache", action="store_true",
+                      help="the results folder's image caches, shared by its sweeps (refused while a sweep there has runs to go)")
+    clean.set_defaults(func=cmd_clean)
 
     logs = commands.add_parser("logs", help="a run's job log (stdout, or --err), for its latest attempt")
     logs.add_argument("run", metavar="SWEEP/RUN", help="a sweep id (or prefix) and a run id or architecture")

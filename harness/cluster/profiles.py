@@ -58,6 +58,9 @@ class Profile:
     exclude: str | None = None
     reservation: str | None = None
     setup: tuple[str, ...] = ()  # shell lines each job runs first (module load ..., source venv/bin/activate)
+    # the command that runs Python in a job, as the shell reads it (apptainer exec image.sif python);
+    # None: the interpreter that submitted the sweep
+    python: str | None = None
     sbatch: tuple[tuple[str, str], ...] = ()  # further sbatch options, (long option without --, value)
 
     def override(self, **values: Any) -> "Profile":
@@ -121,6 +124,11 @@ def _checked(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{option} must be a whole number of at least 1, got {value!r}")
         return value
+    if name == "python":
+        command = _text(option, value)
+        if not command.strip() or CONTROL.search(command):
+            raise UserError(f"python {command!r} is not a command line (the Python a job runs, e.g. \"apptainer exec image.sif python\")")
+        return command
     if name == "setup":
         lines = value if isinstance(value, (list, tuple)) else None
         if lines is None or not all(isinstance(line, str) and not CONTROL.search(line) for line in lines):

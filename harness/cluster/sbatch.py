@@ -20,6 +20,9 @@ NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
 NODE_LIST = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._,\[\]-]*")
 CONSTRAINT = re.compile(r"[A-Za-z0-9._\[][A-Za-z0-9._,&|*\[\]-]*")
 SBATCH_KEY = re.compile(r"[a-z][a-z0-9-]*")
+# sbatch --dependency: TYPE:JOB[:JOB...] (a job may carry +MINUTES), or singleton, joined by ',' (all) or '?' (any)
+_DEPENDENCY_ITEM = r"(?:(?:after|afterany|afterok|afternotok|aftercorr|afterburstbuffer)(?::[0-9]+(?:_[0-9]+)?(?:\+[0-9]+)?)+|singleton)"
+DEPENDENCY = re.compile(rf"{_DEPENDENCY_ITEM}(?:[,?]{_DEPENDENCY_ITEM})*")
 # Control characters (NUL, CR, LF, tab, ...) would end or split an #SBATCH line.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -27,7 +30,7 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 RESERVED_KEYS = {
     "partition": "--partition / --cpu-partition", "gres": "--gres", "gpus": "--gres", "gpus-per-node": "--gres",
     "gpus-per-task": "--gres", "time": "--time", "mem": "--mem", "mem-per-cpu": "--mem", "mem-per-gpu": "--mem",
-    "cpus-per-task": "--cpus-per-task", "cpus-per-gpu": "--cpus-per-task", "array": None, "dependency": None,
+    "cpus-per-task": "--cpus-per-task", "cpus-per-gpu": "--cpus-per-task", "array": None,
     "job-name": None, "output": None, "error": None, "open-mode": None, "signal": "signal_delay_s in the profile", "nodes": None,
     "ntasks": None, "ntasks-per-node": None, "wckey": None, "wrap": None, "parsable": None, "test-only": None,
     "account": "--account", "qos": "--qos", "constraint": "--constraint", "exclude": "--exclude",
@@ -146,6 +149,9 @@ def parse_sbatch_extra(items: list[str], option: str = "--sbatch") -> dict[str, 
             instead = RESERVED_KEYS[key]
             raise UserError(f"{option} {item!r}: the harness sets --{key} itself"
                             + (f"; use {instead}" if instead else ""))
+        if key == "dependency" and not DEPENDENCY.fullmatch(value):
+            raise _refuse(f"{option} dependency=", value, "TYPE:JOBID[:JOBID...] with TYPE after, afterany, afterok, "
+                          "afternotok, aftercorr or afterburstbuffer, or singleton, several joined by ',' (all) or '?' (any)")
         if key in extra:
             raise UserError(f"{option} {key}= is given twice ({extra[key]!r} and {value!r}); give it once")
         extra[key] = value

@@ -90,12 +90,12 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     extra = dict(profile.sbatch) | {"chdir": str(sweep.folder)} | ({"reservation": profile.reservation} if profile.reservation else {})
     # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
     setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
-    preprocess = submitit.SlurmExecutor(folder=sweep.logs)
+    preprocess = submitit.SlurmExecutor(folder=sweep.logs, python=profile.python)
     preprocess.update_parameters(job_name=job_names(sweep)[0], partition=profile.cpu_partition,
                                  cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
                                  time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra,
                                  **common)
-    train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS)
+    train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS, python=profile.python)
     train.update_parameters(job_name=job_names(sweep)[1], partition=profile.gpu_partition, gres=profile.gres,
                             cpus_per_task=profile.cpus_per_task, mem=profile.mem, time=profile.time_min,
                             array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
@@ -104,10 +104,14 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
     return preprocess, train
 
 
-def _after(job_id: str) -> dict[str, str]:
-    """A training array's dependency on the preprocessing job: should that job fail, Slurm takes the
-    array out of the queue instead of keeping it PENDING (DependencyNeverSatisfied) for ever."""
-    return {"dependency": f"afterok:{job_id}", "kill_on_invalid_dep": "yes"}
+def _after(job_id: str, profile: Profile) -> dict[str, str]:
+    """A training array's dependency on the preprocessing job, joined with the user's own (--sbatch
+    dependency=, which the preprocessing job waits on too; an any-of '?' list holds through that job
+    alone, as Slurm does not mix ',' and '?'). Should a dependency fail, Slurm takes the array out of the
+    queue instead of keeping it PENDING (DependencyNeverSatisfied) for ever."""
+    theirs = dict(profile.sbatch).get("dependency")
+    joined = f"afterok:{job_id}" + (f",{theirs}" if theirs and "?" not in theirs else "")
+    return {"dependency": joined, "kill_on_invalid_dep": "yes"}
 
 
 # sbatch's answers when the controller is busy or full for a moment: worth another try
@@ -191,7 +195,7 @@ class SlurmBackend:
         submission = Submission(self.name, preprocess_job.job_id, {})
         yield submission
         train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
-                                                       **_after(preprocess_job.job_id)})
+                                                       **_after(preprocess_job.job_id, profile)})
         for chunk in chunks:
             jobs = sbatch_retrying(partial(train.map_array, Train(sweep.folder), chunk))
             submission = replace(submission, tasks={**submission.tasks, **{rid: job.job_id for rid, job in zip(chunk, jobs)}})
@@ -201,7 +205,7 @@ class SlurmBackend:
         chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
         preprocess, train = _executors(sweep, profile, max(map(len, chunks)))
         dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
-                                                **_after("<preprocess job id>")}}
+                                                **_after("<preprocess job id>", profile)}}
         return [batch_script(preprocess), *(batch_script(train, map_count=len(chunk), **dependency) for chunk in chunks)]
 
     def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:

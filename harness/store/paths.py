@@ -5,7 +5,8 @@ results/<sweep-id>/
   jobs.json                  how its jobs were submitted (Submissions)
   preprocess/progress.json   the preprocessing job's progress
   runs/<run-id>/result.json  the run's record (RunRecord), written atomically once the run ends
-  runs/<run-id>/...          history.csv, progress.json, best.pt, state.pt, attempts.json, test_scores.npy
+  runs/<run-id>/...          history.csv, progress.json, best.pt, state.pt (until it completes), attempts.json,
+                               test_scores.npy
   logs/                      the jobs' logs
   figures/, report.html      written by `report`
 results/perflog.jsonl        every completed run's figures, across the sweeps of the folder (store.perflog)
@@ -84,6 +85,11 @@ class RunPaths:
     @property
     def state_next(self) -> Path:
         return self.folder / "state.next.pt"
+
+    def resume_checkpoints(self) -> list[Path]:
+        """The files a run resumes from (and those set aside as damaged): a completed run no longer needs them."""
+        return [path for path in (self.state, self.state_prev, self.state_next) if path.exists()] + \
+            sorted(self.folder.glob("state*.damaged-*"))
 
     @property
     def test_scores(self) -> Path:

@@ -50,6 +50,7 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False  # the step's forward and loss through torch.compile (Trainer.compile_step)
     allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
+    keep_checkpoints: bool = False  # a completed run keeps its resume checkpoints (state.pt), not only best.pt
 
     def validate(self) -> None:
         for name, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):

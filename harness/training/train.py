@@ -151,6 +151,9 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         started_at=started,
     )
     write_record(paths, record)
+    if not config.keep_checkpoints:  # the record, best.pt and the scores are what a completed run is read from
+        for checkpoint in paths.resume_checkpoints():
+            checkpoint.unlink(missing_ok=True)
     log_performance(record, paths)  # results/perflog.jsonl, after the record: never in its way
     _progress(paths, state="done", epoch=config.epochs, epochs=config.epochs, val_accuracy=run.history[-1]["val_accuracy"])
     return record

@@ -1,9 +1,11 @@
 """The harness on a real Slurm cluster (slurm/local-cluster): fan-out, accounting, requeue and resume."""
 
+import sys
+
 import pandas as pd
 import pytest
 
-from slurm_helpers import latest_sweep, release_held_jobs, result, sh, train_until, wait_until
+from slurm_helpers import latest_sweep, release_held_jobs, result, sacct_rows, sh, submission, train_until, wait_until
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
@@ -44,3 +46,23 @@ def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, result
     _history_is_whole(folder, "MobileNetV2-s0", epochs)
     logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.*"))
     assert "timed-out" in logs and "resumed from state" in logs
+
+
+def test_a_sweep_waits_for_another_workflows_job_and_runs_in_the_sites_python(cli, results, tmp_path, tiny_demo):
+    """--sbatch dependency= holds the sweep behind another job; the profile's python (a container's, here a
+    wrapper script that says it ran) runs every job."""
+    ran = tmp_path / "ran-through-wrapper"
+    wrapper = tmp_path / "container-python"
+    wrapper.write_text(f'#!/bin/sh\necho "$SLURM_JOB_ID" >> {ran}\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    profile = tmp_path / "site.toml"
+    profile.write_text(f'python = "{wrapper}"\n')
+    other = sh("sbatch", "--parsable", "--partition", "compute", "--output", "/dev/null", "--wrap", "sleep 10").strip()
+    sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", tiny_demo, "--models", "MobileNetV2",
+                "--epochs", "1", "--image-size", "32", "--sbatch", f"dependency=afterok:{other}", "--results", results, "--wait")
+    assert sweep.code == 0, sweep.err
+    jobs = submission(latest_sweep(results))
+    rows = {row["JobID"]: row for row in sacct_rows(other, jobs["preprocess_job"], jobs["tasks"]["MobileNetV2-s0"])}
+    assert rows[other]["State"] == "COMPLETED"
+    assert rows[jobs["preprocess_job"]]["Start"] >= rows[other]["End"]  # ISO times: as text, in order
+    assert len(ran.read_text().split()) == 2  # the preprocessing job and the training task, each through the wrapper

@@ -51,6 +51,19 @@ def test_dry_run_prints_the_two_batch_scripts_and_writes_nothing(cli, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_sweep_waits_for_another_workflows_job(cli, tmp_path):
+    shown = cli("sweep", "--dry-run", "--models", "MobileNetV2", "--sbatch", "dependency=afterok:123",
+                "--results", tmp_path / "results")
+    assert shown.code == 0, shown.err
+    preprocess, train = shown.out.split("#!/bin/bash")[1:]
+    assert "#SBATCH --dependency=afterok:123" in preprocess
+    assert "#SBATCH --dependency='afterok:<preprocess job id>,afterok:123'" in train
+    any_of = cli("sweep", "--dry-run", "--models", "MobileNetV2", "--sbatch", "dependency=afterok:1?afterok:2",
+                 "--results", tmp_path / "results")
+    assert "#SBATCH --dependency='afterok:<preprocess job id>'" in any_of.out.split("#!/bin/bash")[2]
+
+
 def test_a_dataset_without_one_class_is_refused(cli, tmp_path, tiny_demo):
     dataset = tmp_path / "half"
     shutil.copytree(tiny_demo, dataset)

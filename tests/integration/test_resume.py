@@ -17,7 +17,7 @@ class Stopped(Exception):
 
 
 def test_a_resumed_run_equals_the_uninterrupted_one(tiny_demo, tmp_path, monkeypatch):
-    config = TrainConfig(model="MobileNetV2", epochs=2, image_size=32, batch_size=8, device="cpu")
+    config = TrainConfig(model="MobileNetV2", epochs=2, image_size=32, batch_size=8, device="cpu", keep_checkpoints=True)
     whole = train_run(config, tiny_demo, tmp_path / "cache", RunPaths(tmp_path / "whole" / "MobileNetV2-s0"))
 
     save_state = Trainer.save_state

@@ -47,7 +47,7 @@ def test_the_packaged_profiles_load():
 
 def test_the_one_private_submitit_call_still_has_its_shape():
     """cluster.slurm.batch_script renders submitit's batch script with its private _make_sbatch_string:
-    setup.cfg pins submitit's minor version, and this fails loudly when a new one moves it."""
+    pyproject.toml pins submitit's minor version, and this fails loudly when a new one moves it."""
     from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
     names = set(inspect.signature(_make_sbatch_string).parameters)

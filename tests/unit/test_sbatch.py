@@ -137,13 +137,26 @@ def test_sbatch_extra_refuses_other_forms_and_line_breaks(item):
 
 @pytest.mark.parametrize("item, hint", [
     ("partition=gpu", "--partition / --cpu-partition"), ("gres=gpu:2", "--gres"), ("time=10", "--time"), ("mem=1G", "--mem"),
-    ("account=x", "--account"), ("array=0-3", None), ("dependency=afterok:1", None), ("job-name=x", None),
+    ("account=x", "--account"), ("array=0-3", None), ("job-name=x", None),
     ("output=/tmp/x", None), ("error=/tmp/x", None), ("wrap=id", None)])
 def test_sbatch_extra_refuses_what_the_harness_sets(item, hint):
     key = item.split("=")[0]
     with pytest.raises(UserError, match=f"^--sbatch '{re.escape(item)}': the harness sets --{key} itself") as error:
         parse_sbatch_extra([item])
     assert (f"use {hint}" in str(error.value)) == (hint is not None)
+
+
+@pytest.mark.parametrize("value", ["afterok:123", "afterany:1:2,afternotok:3_4", "after:5+10", "afterok:1?afterok:2",
+                                   "singleton", "afterok:1,singleton"])
+def test_a_dependency_on_another_workflows_job_is_taken(value):
+    assert parse_sbatch_extra([f"dependency={value}"]) == {"dependency": value}
+
+
+@pytest.mark.parametrize("value", ["afterok", "afterok:", "afterok:x", "before:1", "afterok:1,", "afterok:1,afterok:2?", "ok:1",
+                                   "afterok:1 ; rm -rf ~"])
+def test_a_dependency_slurm_would_not_read_is_refused(value):
+    with pytest.raises(UserError, match=r"^--sbatch dependency= .* accepted forms: TYPE:JOBID"):
+        parse_sbatch_extra([f"dependency={value}"])
 
 
 def test_sbatch_extra_refuses_a_key_given_twice():

@@ -179,3 +179,26 @@ def test_a_runs_log_is_named_by_the_backend_that_ran_it(tmp_path):
     record_submission(sweep, Submission("slurm", "100", {"ResNet50-s1": "101_0"}, submitted="2"))
     assert sweeps.log_path(sweep, "ResNet50-s0") == sweep.local_log("41")  # no run log yet: its pool's first worker
     assert sweeps.log_path(sweep, "ResNet50-s1") == sweep.logs / "100_0_log.out"  # the task never started
+
+
+def test_the_caches_are_kept_while_a_sweep_of_the_folder_has_runs_to_go(tmp_path, cli):
+    from harness.store.submissions import Submission, record_submission
+
+    from perf_helpers import make_sweep, record
+
+    results = tmp_path / "results"
+    done = make_sweep(results, "a-done", [record("ResNet50", sweep="a-done")])
+    going = make_sweep(results, "b-going", [record("ResNet50", sweep="b-going")], models=["ResNet50", "VGG16"])
+    (results / "cache" / "key").mkdir(parents=True)
+    (results / "cache" / "key" / "train.npy").write_bytes(b"\0" * 1000)
+    worker = subprocess.Popen(["sleep", "60"])
+    try:
+        record_submission(going, Submission("local", None, {"VGG16-s0": worker_token(worker.pid)}))
+        refused = cli("clean", done.sweep_id, "--cache", "--results", results)
+        assert refused.code == 2 and "sweep b-going still has runs to go (VGG16-s0)" in refused.err
+        assert (results / "cache" / "key" / "train.npy").is_file()
+    finally:
+        worker.kill()
+        worker.wait()
+    freed = cli("clean", done.sweep_id, "--cache", "--results", results)
+    assert freed.out.startswith("freed 1.0 kB: the image caches") and not (results / "cache").exists(), freed.err

@@ -1,0 +1,51 @@
+"""What a results folder holds on disk, and freeing what a finished sweep no longer needs."""
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from harness.store.paths import SweepPaths
+from harness.store.records import read_completed
+
+UNITS = ("B", "kB", "MB", "GB", "TB")
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the regular files under folder (links not followed, a file gone meanwhile skipped)."""
+    total = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return total
+
+
+def human_bytes(size: int) -> str:
+    """1234567 -> '1.2 MB' (powers of 1000, as df -H and the GPU datasheets count)."""
+    value, unit = float(size), 0
+    while value >= 1000 and unit < len(UNITS) - 1:
+        value, unit = value / 1000, unit + 1
+    return f"{value:.0f} {UNITS[unit]}" if unit == 0 else f"{value:.1f} {UNITS[unit]}"
+
+
+def completed_checkpoints(sweep: SweepPaths) -> list[Path]:
+    """The resume checkpoints of the sweep's COMPLETED runs (a failed or cancelled run keeps its own: --resume
+    continues from them)."""
+    runs = sorted(p.parent for p in sweep.folder.glob("runs/*/result.json"))
+    return [path for folder in runs if read_completed(sweep.run(folder.name)) for path in sweep.run(folder.name).resume_checkpoints()]
+
+
+def remove(paths: list[Path]) -> int:
+    """Delete files and folders; returns the bytes freed."""
+    freed = 0
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            freed += folder_bytes(path)
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            freed += path.lstat().st_size
+            path.unlink()
+    return freed

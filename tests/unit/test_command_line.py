@@ -1,0 +1,82 @@
+"""The command line's own surface, as a site's user meets it: the console script, --version, the
+defaults in --help, and the results folder named once in the environment."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import harness
+from harness.analysis.columns import SORTABLE
+from harness.cli import build_parser
+
+from perf_helpers import make_sweep, record
+
+SCRIPT = Path(sys.executable).parent / "harness"  # where `pip install -e .` puts the console script
+
+
+def run(*command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_the_console_script_and_python_m_are_one_command(tmp_path):
+    for command in ([str(SCRIPT)], [sys.executable, "-m", "harness"]):
+        done = run(*command, "--version", cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (0, f"harness {harness.__version__}\n"), done.stderr
+    assert run(str(SCRIPT), "status", "--help", cwd=tmp_path).stdout.startswith("usage: harness status")
+
+
+def test_the_results_folder_can_be_named_once_in_the_environment(tmp_path):
+    shared = tmp_path / "project" / "results"
+    make_sweep(shared, "s1", [record("ResNet50", sweep="s1")])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run(sys.executable, "-m", "harness", "leaderboard", "--format", "csv", cwd=elsewhere, HARNESS_RESULTS=str(shared))
+    assert done.returncode == 0 and done.stdout.startswith("model,") and "ResNet50" in done.stdout, done.stderr
+    given = run(sys.executable, "-m", "harness", "status", "--results", str(elsewhere), cwd=elsewhere, HARNESS_RESULTS=str(shared))
+    assert given.returncode == 2 and f"no sweep under {elsewhere}" in given.stderr  # the option wins over the variable
+
+
+def subcommands(parser):
+    (commands,) = [action for action in parser._actions if action.choices and isinstance(action.choices, dict)]
+    return commands.choices
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    for name, command in subcommands(build_parser()).items():
+        text = " ".join(command.format_help().split("\n\n", 1)[1].split())  # the options, below the usage
+        for action in command._actions:
+            if action.option_strings and action.default not in (None, False, [], "==SUPPRESS=="):
+                flag = action.option_strings[-1]
+                assert "default" in text.split(flag, 1)[1][:400], (name, flag)
+
+
+def test_sort_lists_what_it_can_rank_by():
+    text = " ".join(subcommands(build_parser())["leaderboard"].format_help().split())
+    assert all(metric in text for metric in SORTABLE)
+
+
+def test_following_a_sweep_on_slurm_backs_off_to_a_minute():
+    from harness.sweeps import POLL_FIRST, POLL_MOST, poll_interval
+
+    looks, gaps = [0.0], []
+    while looks[-1] < 3600:  # an hour of a sweep followed
+        gaps.append(poll_interval(looks[-1], None, scheduler=True))
+        looks.append(looks[-1] + gaps[-1])
+    assert gaps[0] == POLL_FIRST and max(gaps) == POLL_MOST and gaps == sorted(gaps)
+    assert len(looks) < 100  # about 95 sacct calls, not the 1,800 of a 2 s loop
+    assert all(gap <= max(POLL_FIRST, start / 10) for start, gap in zip(looks, gaps))  # an ending is seen at most 10% late
+    assert {poll_interval(t, None, scheduler=False) for t in (0, 60, 3600)} == {POLL_FIRST}  # this machine's files
+    assert {poll_interval(t, 7.5, scheduler=True) for t in (0, 60, 3600)} == {7.5}
+
+
+def test_a_piped_watch_prints_a_timestamped_line_per_change(tmp_path):
+    from datetime import datetime
+
+    results = tmp_path / "results"
+    make_sweep(results, "s1", [record("ResNet50", sweep="s1"), record("VGG16", sweep="s1")])
+    done = run(sys.executable, "-m", "harness", "status", "--watch", "--results", str(results), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stderr.splitlines()
+    stamp, text = line.split(" ", 1)
+    assert datetime.fromisoformat(stamp).tzinfo is not None
+    assert text == "s1: preprocessing NOT SUBMITTED; ResNet50-s0 COMPLETED; VGG16-s0 COMPLETED"
