@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+# pytest-xdist's workers export COLUMNS=80, which the tables honour: the tests read them as a pipe gives
+# them, with COLUMNS unset (a shell does not export it), tests/unit/test_command_line.py the widths.
+os.environ.pop("COLUMNS", None)
+
+from harness.cli import main  # noqa: E402
 from harness.cluster.slurm import slurm_answers
 
 REPO = Path(__file__).resolve().parent.parent

@@ -83,7 +83,7 @@ def check_what_the_sweep_left(cli, results: Path) -> None:
         assert row["params"] > 0 and row["status"] == "COMPLETED"
         assert row["gpu_util_mean"] is None and "no NVIDIA GPU" in row["gpu_reason"]
     status = cli("status", "--format", "json", "--results", results).json()
-    assert [run["state"] for run in status["runs"]] == ["COMPLETED"] * 8
+    assert [run["state"] for run in status] == ["COMPLETED"] * 8
     folder = list_sweeps(results)[-1].folder
     record = json.loads((folder / "runs" / "ResNet50-s0" / "result.json").read_text())
     assert record["schema_version"] == 1 and record["config"]["image_size"] == DEMO_IMAGE_SIZE and record["config"]["epochs"] == 5
@@ -139,8 +139,8 @@ def test_a_sweep_on_the_gpu_partition_typed_from_a_folder_outside_the_repository
     for task in tasks:
         assert task["Partition"] == "gpu" and task["NodeList"].startswith("gpu") and "gres/gpu=1" in task["AllocTRES"]
         assert datetime.fromisoformat(task["Start"]) >= datetime.fromisoformat(pre["End"])
-    status = subprocess.run([sys.executable, "-m", "harness", "status", "--format", "json"], cwd=where, env=env,
+    status = subprocess.run([sys.executable, "-m", "harness", "status", "--format", "json", "--meta"], cwd=where, env=env,
                             capture_output=True, text=True, check=True)
     rows = json.loads(status.stdout)
     assert rows["preprocess"]["state"] == "COMPLETED"
-    assert all(run["state"] == "COMPLETED" and run["node"].startswith("gpu") for run in rows["runs"])
+    assert all(run["state"] == "COMPLETED" and run["node"].startswith("gpu") for run in rows["rows"])

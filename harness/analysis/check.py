@@ -59,10 +59,11 @@ class Reference:
     upper: float | None = None
 
     def bounds(self) -> tuple[float | None, float | None]:
-        """The figure's allowed range; None on a side without a bound."""
-        scale = abs(self.value)
-        return (None if self.lower is None else self.value + self.lower * scale,
-                None if self.upper is None else self.value + self.upper * scale)
+        """The figure's allowed range, within what the figure can be (a fraction is at most 1: an accuracy
+        of 0.99 + 5% allows up to 1, not 1.04); None on a side without a bound."""
+        most = 1.0 if FIGURE_UNITS.get(self.figure) == "fraction" else math.inf
+        return (None if self.lower is None else self.value * (1 + self.lower),
+                None if self.upper is None else min(most, self.value * (1 + self.upper)))
 
     def holds(self, figure: float) -> bool:
         low, high = self.bounds()
@@ -92,8 +93,10 @@ def _entry(path: Path, architecture: str, figure: str, entry: Any) -> Reference:
     unknown = sorted(set(entry) - ENTRY_KEYS)
     if unknown:
         raise UserError(f"{where}: unknown keys {', '.join(unknown)}; an entry has value, lower, upper and unit")
-    if not _number(entry.get("value")):
-        raise UserError(f"{where}: value must be a number, got {entry.get('value')!r:.40}")
+    most = 1 if FIGURE_UNITS[figure] == "fraction" else math.inf
+    if not (_number(entry.get("value")) and 0 <= entry["value"] <= most):
+        raise UserError(f"{where}: value must be a number from 0{' to 1' if most == 1 else ''} "
+                        f"({FIGURE_UNITS[figure]}), got {entry.get('value')!r:.40}")
     lower, upper = entry.get("lower"), entry.get("upper")
     if lower is not None and not (_number(lower) and -1 <= lower <= 0):
         raise UserError(f"{where}: lower must be a fraction between -1 and 0 (e.g. -0.05 for 5% below), got {lower!r:.40}")

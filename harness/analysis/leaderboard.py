@@ -165,19 +165,22 @@ def separability(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict
 
 def _mark_separable(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]], sort: str) -> None:
     """For each row, the architectures the test cannot tell from it at 5% after Holm's correction over
-    the pairs tested (not_separable_from), those it was not tested against (not_tested_against), the
-    test (separability_test) and why pairs were not tested (separability_reason)."""
-    from harness.stats.paired import separable_pairs
+    the pairs tested (not_separable_from), those it was not tested against (not_tested_against), both
+    as compact letters (group: rows that share a letter are not separable; an untested pair counts as
+    not separable), the test (separability_test) and why pairs were not tested (separability_reason)."""
+    from harness.stats.paired import compact_letters, separable_pairs
 
     tested, test = separability(sweep, rows, records_of, sort)
     pairs = separable_pairs({pair: p for pair, (p, _) in tested.items()})
     count = sum(p["separable"] is not None for p in pairs)
+    letters = compact_letters([row["model"] for row in rows], [frozenset((p["a"], p["b"])) for p in pairs if p["separable"]])
     for row in rows:
         mine = [(p["b"] if p["a"] == row["model"] else p["a"], p["separable"]) for p in pairs if row["model"] in (p["a"], p["b"])]
         reasons = sorted({reason for pair, (_, reason) in tested.items() if reason and row["model"] in pair})
-        row["not_separable_from"] = (", ".join(other for other, separable in mine if separable is False)
-                                     if any(separable is not None for _, separable in mine) else None)
-        row["not_tested_against"] = ", ".join(other for other, separable in mine if separable is None) or None
+        any_tested = any(separable is not None for _, separable in mine)
+        row["group"] = letters[row["model"]] if any_tested else None
+        row["not_separable_from"] = [other for other, separable in mine if separable is False] if any_tested else None
+        row["not_tested_against"] = [other for other, separable in mine if separable is None] or None
         row["separability_test"] = f"{test}, Holm over {count} pair{'s' if count > 1 else ''}, 5%" if count else None
         row["separability_reason"] = "; ".join(reasons) or None
 
@@ -186,7 +189,8 @@ def separability_caption(rows: list[dict[str, Any]]) -> str:
     """One line under the leaderboard: the separability test that ran, and which pairs it did not test, why."""
     tests = sorted({row["separability_test"] for row in rows if row.get("separability_test")})
     reasons = sorted({reason for row in rows if row.get("separability_reason") for reason in row["separability_reason"].split("; ")})
-    line = f"not separable from: {'; '.join(tests)}" if tests else "not separable from: no pair tested"
+    line = f"group: architectures that share a letter are not separable ({'; '.join(tests)})" if tests else \
+        "group: no pair tested"
     return line + (f"; not tested where {'; '.join(reasons)}" if reasons else "")
 
 

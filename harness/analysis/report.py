@@ -2,7 +2,7 @@
 sweep's settings, leaderboard with intervals, the paper's Table 2, robustness, and every figure."""
 import base64
 import html
-import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,26 @@ Section = tuple[str, Literal["text"], str] | tuple[str, Literal["table"], pd.Dat
 
 def _percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}"
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None or pd.isna(value) else f"{float(value):.4f}"
+
+
+def settings_table(spec: SweepSpec) -> pd.DataFrame:
+    """The sweep's settings, one row each ("train.epochs", "cluster.gres", ...): nested values flattened."""
+    rows: list[dict[str, str]] = []
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                add(f"{name}.{key}", inner)
+        else:
+            rows.append({"setting": name, "value": ", ".join(map(str, value)) if isinstance(value, list) else
+                         "-" if value is None or value == {} else str(value)})
+    for key in SETTINGS:
+        add(key, getattr(spec, key))
+    return pd.DataFrame(rows)
 
 
 def _with_interval(row: pd.Series, metric: str, bounds: tuple[str, str] | None = None) -> str:
@@ -126,12 +146,13 @@ def board_tables(board: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "AP %": board["average_precision"].map(_percent), "EER %": board["eer"].map(_percent),
         "acc. at val threshold %": board["accuracy_at_threshold"].map(_percent),
         "F1 %": board["f1"].map(_percent), "train img/s": board["train_images_per_s"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
-        "not separable from (5%)": board["not_separable_from"], "status": board["status"],
+        "group (5%)": board["group"].map(lambda letters: letters if isinstance(letters, str) else "-"), "status": board["status"],
     })
     paper = pd.DataFrame({
         "model": board["model"], "params": board["params"], "paper params": board["paper_params"],
-        **{f"{m} %": board[m].map(_percent) for m in ("accuracy", "loss", "precision", "recall", "f1")},
-        **{f"paper {m} %": board[f"paper_{m}"].map(_percent) for m in ("accuracy", "loss", "precision", "recall", "f1")},
+        **{f"{m} %": board[m].map(_percent) for m in ("accuracy", "precision", "recall", "f1")},
+        **{f"paper {m} %": board[f"paper_{m}"].map(_percent) for m in ("accuracy", "precision", "recall", "f1")},
+        "loss (BCE)": board["loss"].map(_loss), "paper loss (BCE)": board["paper_loss"].map(_loss),
     })
     return ranked, paper
 
@@ -159,27 +180,26 @@ def sections(results: SweepResults, rows: list[dict[str, Any]], figures: dict[Pa
     setting = setting_rows(spec)
     weights_text, weights = weights_table(spec)
     out: list[Section] = [
-        ("Settings", "text", "```\n" + json.dumps({k: getattr(spec, k) for k in SETTINGS},
-                                                  indent=2) + "\n```"),
-        ("Each architecture's own settings (where it overrides the sweep's, or the sweep leaves it to the "
-         "architecture)", "table", own_settings(spec)),
-        ("This sweep's setting beside the paper's", "text", setting_line(setting)),
-        ("", "table", pd.DataFrame(setting)),
-        ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
-        ("", "table", weights),
         ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval over the seeds (initialisation and "
                                 "data order; the test split is fixed unless --resplit). With one seed, the accuracy's "
                                 "interval is the run's over the test split's independent units (its photographs or "
                                 "identities where the manifest has groups, else its images): "
                                 + (", ".join(sorted({r["test_interval"] for r in rows if r.get("accuracy_test_lo") is not None}))
-                                   or "none here") + " (the AUC's is in each record: test.auc_interval). 'Not separable "
-                                "from' names the architectures a paired test on the independent unit (the seeds where there "
+                                   or "none here") + " (the AUC's is in each record: test.auc_interval). Architectures "
+                                "that share a letter in 'group' are those a paired test on the independent unit (the seeds where there "
                                 "are several, else the test photographs or identities where the manifest has groups, else "
-                                "the test images) cannot tell apart at 5% after Holm's correction for the number of pairs. "
+                                "the test images) cannot tell apart at 5% after Holm's correction for the number of pairs "
+                                "(a compact letter display; a pair not tested counts as not separable). "
                                 f"Here: {separability_caption(rows)}."),
         ("", "table", ranked),
         ("Beside the paper's Table 2", "text", setting_line(setting)),
         ("", "table", paper),
+        ("This sweep's setting beside the paper's", "table", pd.DataFrame(setting)),
+        ("Settings", "table", settings_table(spec)),
+        ("Each architecture's own settings (where it overrides the sweep's, or the sweep leaves it to the "
+         "architecture)", "table", own_settings(spec)),
+        ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
+        ("", "table", weights),
     ]
     if runs:
         accuracy, auc = robustness_table(runs, "accuracy"), robustness_table(runs, "auc")
@@ -223,9 +243,22 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
     return path
 
 
+NUMBER = re.compile(r"[-+]?[0-9][0-9,]*(\.[0-9]+)?%?( \[[-+0-9.,% ]+\])?|-|")  # 91.20, 1,234, 80.25% [77.1, 83.4], -
+
+
+def html_table(table: pd.DataFrame) -> str:
+    """An HTML table whose columns of numbers are right-aligned and whose text is left-aligned."""
+    numeric = [all(NUMBER.fullmatch(str(v)) for v in table[c]) and not all(str(v) == "-" for v in table[c]) for c in table]
+    align = [' class="number"' if n else "" for n in numeric]
+    head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(table.columns, align))
+    body = "".join("<tr>" + "".join(f"<td{a}>{html.escape(str(v))}</td>" for v, a in zip(row, align)) + "</tr>"
+                   for row in table.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, bytes], fmt: str) -> str:
     """The report's text: Markdown linking figures/, or HTML with each figure embedded."""
-    if fmt == "md":
+    if fmt == "markdown":
         lines = [f"# Sweep {sweep.sweep_id}"]
         for section in parts:
             title = section[0]
@@ -244,10 +277,8 @@ def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, byt
         else:
             if title:
                 body.append(f"<h2>{html.escape(title)}</h2>")
-            body.append(section[2].to_html(index=False, border=0) if section[1] == "table" else
-                        f"<pre>{html.escape(section[2].strip('`'))}</pre>" if section[2].startswith("```") else
-                        f"<p>{html.escape(section[2])}</p>")
+            body.append(html_table(section[2]) if section[1] == "table" else f"<p>{html.escape(section[2])}</p>")
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}"
-             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}")
+             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.number{text-align:right}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.sweep_id)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")

@@ -56,6 +56,21 @@ def add_interval(parser: argparse.ArgumentParser) -> None:
                         "on Slurm, whose accounting sites ask not to poll in tight loops)")
 
 
+ROW_FORMATS = ("table", "csv", "json", "markdown")
+
+
+def add_format(parser: argparse.ArgumentParser, *more: str, meta: bool = False) -> None:
+    """--format, the same words on every command that prints rows (more: a command's own, such as png);
+    meta: --meta, JSON with what the rows are of."""
+    parser.add_argument("--format", choices=[*ROW_FORMATS, *more], default="table",
+                        help="table on a terminal; csv and json (a list of rows) for a program; markdown for a page")
+    parser.add_argument("--wide", action="store_true",
+                        help="table: every column, however wide (by default those the terminal cannot hold make way)")
+    if meta:
+        parser.add_argument("--meta", action="store_true",
+                            help="with --format json: an object of what the rows are of, with the rows under \"rows\"")
+
+
 RESULTS_VARIABLE = "HARNESS_RESULTS"
 
 

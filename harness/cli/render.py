@@ -26,7 +26,7 @@ def console(stderr: bool) -> Console:
 
 out, err = console(stderr=False), console(stderr=True)
 
-PERCENT = {"p_fake", "accuracy", "loss", "precision", "recall", "f1", "auc", "average_precision", "eer",
+PERCENT = {"p_fake", "accuracy", "precision", "recall", "f1", "auc", "average_precision", "eer",
            "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction"}
 LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
           "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
@@ -35,7 +35,7 @@ LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1"
           "timm_weights": "timm weights"}
 LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
         "this sweep", "paper", "partition", "setting", "source", "state", "gpu types", "not_separable_from",
-        "not_tested_against"}
+        "not_tested_against", "figure", "note", "test", "beyond_spread", "group", "system", "settings", "sweep"}
 
 
 def fmt(column: str, value: Any) -> str:
@@ -44,6 +44,10 @@ def fmt(column: str, value: Any) -> str:
         return "-"
     if isinstance(value, str):  # already formatted ("91.2 [99.3]")
         return value
+    if isinstance(value, list):  # names: "VGG16, VGG19"
+        return ", ".join(map(str, value)) or "-"
+    if column.removeprefix("paper_") == "loss":  # binary cross-entropy, not a share
+        return f"{value:.4f}"
     if column in PERCENT or column.removeprefix("paper_") in PERCENT:
         return f"{100 * value:.2f}"
     if isinstance(value, float):
@@ -65,29 +69,73 @@ def label(column: str) -> str:
     return text + (" %" if base in PERCENT else "")
 
 
+# Columns of prose: they wrap within PROSE_WIDTH rather than widen the table (every other cell stays whole).
+PROSE = {"reason", "note", "caption", "separability_reason", "tags"}
+PROSE_WIDTH = 28
+
+
+def cell_width(column: str, rows: list[dict[str, Any]]) -> int:
+    """The width a column needs: its widest cell (a prose column's up to PROSE_WIDTH), and its header's
+    longest word (a header wraps at its spaces)."""
+    cells = max((len(fmt(column, row.get(column))) for row in rows), default=1)
+    header = max(len(word) for word in label(column).split() or [""])
+    return max(header, min(cells, PROSE_WIDTH) if column in PROSE else cells)
+
+
+def fit(rows: list[dict[str, Any]], columns: list[str], optional: list[str], width: int) -> list[str]:
+    """The columns that fit in width, each cell whole: the optional ones (first listed, first dropped)
+    go until the rest fit (a frame of 3 characters a column and 1)."""
+    kept, needed = list(columns), {c: cell_width(c, rows) for c in columns}
+    for column in [c for c in optional if c in columns]:
+        if sum(needed[c] + 3 for c in kept) + 1 <= width:
+            break
+        kept.remove(column)
+    return kept
+
+
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
-          compact: bool = False) -> Table:
-    """compact: no outer frame, no padding at the edges (4 columns fewer)."""
+          compact: bool = False, optional: tuple[str, ...] = (), width: int | None = None) -> Table:
+    """A rich table whose cells are never cut: where width is given, optional columns (first listed,
+    first dropped) make way until the table fits, and the caption names them. compact: no outer frame,
+    no padding at the edges (4 columns fewer)."""
+    shown_columns = fit(rows, columns, list(optional), width) if width else columns
+    dropped = [label(c) for c in columns if c not in shown_columns]
+    if dropped:
+        caption = (caption + "\n" if caption else "") + f"--wide for {len(dropped)} more columns: {', '.join(dropped)}"
     shown = Table(title=title and escape(title), caption=caption and escape(caption), caption_justify="left",
                   show_edge=not compact, pad_edge=not compact)
-    for column in columns:
-        shown.add_column(escape(label(column)), justify="left" if column in LEFT else "right")
+    # a column exactly as wide as its widest cell, or its header where the line has room for every header
+    # whole (else the header wraps at its spaces); prose takes what is left
+    widths = {c: cell_width(c, rows) for c in shown_columns}
+    whole_headers = {c: max(widths[c], len(label(c))) for c in shown_columns}
+    if width is None or sum(whole_headers.values()) + 3 * len(shown_columns) + 1 <= width:
+        widths = whole_headers
+    for column in shown_columns:
+        shown.add_column(escape(label(column)), justify="left" if column in LEFT else "right",
+                         width=None if column in PROSE else widths[column], overflow="fold")
     for row in rows:
-        shown.add_row(*(escape(fmt(c, row.get(c))) for c in columns))  # "ResNet50 [caffe]" is not markup
+        shown.add_row(*(escape(fmt(c, row.get(c))) for c in shown_columns))  # "ResNet50 [caffe]" is not markup
     return shown
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
-                compact: bool = False) -> None:
-    out.print(table(rows, columns, title, caption, compact))
+                compact: bool = False, optional: tuple[str, ...] = (), wide: bool = False) -> None:
+    """The table at the console's width (optional columns dropped to fit), or with wide every column, the
+    console widened to hold them."""
+    if wide:  # a console of its own: rich clamps a print's width to its console's
+        needed = sum(cell_width(c, rows) + 3 for c in columns) + 1
+        Console(width=max(out.width, needed)).print(table(rows, columns, title, caption, compact))
+    else:
+        out.print(table(rows, columns, title, caption, compact, optional, out.width))
 
 
 def as_csv(rows: list[dict[str, Any]]) -> str:
+    """Every key of the rows a column; a list is one cell, its items joined by ';'."""
     columns = list(dict.fromkeys(c for row in rows for c in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
@@ -96,6 +144,23 @@ def as_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
              "|" + "|".join(":---" if c in LEFT else "---:" for c in columns) + "|"]
     lines += ["| " + " | ".join(fmt(c, row.get(c)).replace("|", "\\|") for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def print_rows(fmt: str, rows: list[dict[str, Any]], columns: list[str], title: str | None = None,
+               caption: str | None = None, meta: dict[str, Any] | None = None, shown: list[dict[str, Any]] | None = None,
+               optional: tuple[str, ...] = (), wide: bool = False) -> None:
+    """A command's rows in the format asked (ROW_FORMATS): json is a list of row objects (pandas.read_json
+    reads it as is), or with meta (--meta) an object of meta's keys and "rows"; csv has every field of the
+    rows; table and markdown show columns of shown (the rows as a table shows them; default rows), with the
+    caption under them; a table drops optional columns to fit the console, unless wide (print_table)."""
+    if fmt == "json":
+        print(as_json(rows if meta is None else {**meta, "rows": rows}))
+    elif fmt == "csv":
+        print(as_csv(rows), end="")
+    elif fmt == "markdown":
+        print(as_markdown(rows if shown is None else shown, columns) + (f"\n{caption}\n" if caption else ""), end="")
+    else:
+        print_table(rows if shown is None else shown, columns, title, caption, optional=optional, wide=wide)
 
 
 def as_json(data: Any) -> str:

@@ -3,7 +3,10 @@ compare and check. Each reads a sweep once (analysis.load.SweepResults)."""
 import argparse
 from typing import Any
 
-from harness.cli.options import add_results, add_sweep, user_path
+from harness.cli.options import add_format, add_results, add_sweep, user_path
+
+# The leaderboard's columns that make way on a narrow terminal, first listed first (--wide shows them).
+BOARD_OPTIONAL = ("infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1", "train_images_per_s")
 
 
 def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
@@ -17,7 +20,7 @@ def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness.analysis.columns import COLUMNS
     from harness.analysis.leaderboard import leaderboard, separability_caption, with_paper
-    from harness.cli.render import as_csv, as_json, as_markdown, interval, print_table
+    from harness.cli.render import interval, print_rows, print_table
 
     results = read_sweep(args, args.sweep)
     sweep = results.sweep
@@ -31,10 +34,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for row in rows:
             row["acc 95% CI (test)"] = interval(row.get("accuracy_test_lo"), row.get("accuracy_test_hi"))
         columns.insert(columns.index("accuracy") + 1, "acc 95% CI (test)")
-    if any(r.get("not_separable_from") is not None for r in rows):
-        columns.insert(columns.index("status"), "not_separable_from")
-        if any(r.get("not_tested_against") for r in rows):
-            columns.insert(columns.index("status"), "not_tested_against")
+    if any(r.get("group") is not None for r in rows):
+        columns.insert(columns.index("status"), "group")
     if args.compare == "paper":  # our setting beside the paper's, and Table 2's figures in brackets beside ours
         from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
         from harness.cli.render import err
@@ -48,41 +49,30 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         err.print(setting_line(setting), markup=False, highlight=False)
         rows = with_paper(rows)
         columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
-    if args.format == "json":
-        print(as_json(rows))
-    elif args.format == "csv":
-        print(as_csv(rows), end="")
-    elif args.format == "markdown":
-        print(as_markdown(rows, columns) + f"\n{separability_caption(rows)}\n", end="")
-    else:
-        covers = {f"intervals over {r['interval_covers']}" for r in rows if r.get("interval_covers")}
-        covers |= {f"test intervals: {r['test_interval']}" for r in rows if r.get("accuracy_test_lo") is not None}
-        print_table(rows, columns, title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds"
-                    + (f"; {'; '.join(sorted(covers))})" if covers else ")"), caption=separability_caption(rows))
+    covers = {f"intervals over {r['interval_covers']}" for r in rows if r.get("interval_covers")}
+    covers |= {f"test intervals: {r['test_interval']}" for r in rows if r.get("accuracy_test_lo") is not None}
+    print_rows(args.format, rows, columns, caption=separability_caption(rows), optional=BOARD_OPTIONAL, wide=args.wide,
+               title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds" + (f"; {'; '.join(sorted(covers))})" if covers else ")"))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.analysis.report import write_report
-    from harness.cli.render import out
 
-    path = write_report(read_sweep(args, args.sweep), args.format)
-    out.print(f"report: {path}")
+    print(write_report(read_sweep(args, args.sweep), args.format))  # the path alone: `xdg-open $(harness report)`
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from harness.analysis.predict import find_run, predict
-    from harness.cli.render import as_json, print_table
+    from harness.cli.render import print_rows
 
     run = find_run(args.results, args.run)
     rows = [{"image": path, "p_fake": p, "verdict": "-" if p is None else ("fake" if p >= 0.5 else "real"), "reason": reason}
             for path, p, reason in predict(run, args.images)]
     name = f"{run.sweep.sweep_id}/{run.paths.run_id}"
-    if args.format == "json":
-        print(as_json({"run": name, "predictions": rows}))
-    else:
-        print_table(rows, ["image", "p_fake", "verdict", "reason"], title=f"P(fake) by {name}")
+    print_rows(args.format, rows, ["image", "p_fake", "verdict", "reason"], title=f"P(fake) by {name}", wide=args.wide,
+               meta={"run": name} if args.meta else None)
     return 0 if all(r["p_fake"] is not None for r in rows) else 1
 
 
@@ -95,7 +85,7 @@ def _print_problems(problems: list[str]) -> None:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from harness.analysis.history import COLUMNS, history_rows, load_history, plot_history
-    from harness.cli.render import as_csv, as_json, out, print_table
+    from harness.cli.render import print_rows
 
     points, problems = load_history(args.results, args.metric, args.model, args.partition)
     _print_problems(problems)
@@ -104,51 +94,39 @@ def cmd_history(args: argparse.Namespace) -> int:
         where = args.results / f"history-{args.metric}.png" if args.out is None else \
             args.out / f"history-{args.metric}.png" if args.out.is_dir() else args.out  # a folder: the figure in it
         what = " ".join(filter(None, [args.model, args.partition and f"partition {args.partition}"]))
-        out.print(f"figure: {plot_history(points, args.metric, where, f'{args.metric} over time {what}'.strip())}")
-    elif args.format == "json":
-        print(as_json(rows))
-    elif args.format == "csv":
-        print(as_csv(rows), end="")
-    else:
-        columns = [*COLUMNS[:5], "seeds", args.metric, *COLUMNS[6:]]
-        for row in rows:
-            row["change"] = "-" if row["change"] is None else f"x{row['change']:.3f}"
-        print_table(rows, columns, title=f"{args.metric} ({rows[0]['unit']}) per sweep, one series per (model, system, settings)")
+        print(plot_history(points, args.metric, where, f"{args.metric} over time {what}".strip()))  # the path alone
+        return 0
+    columns = [*COLUMNS[:5], "seeds", args.metric, *COLUMNS[6:]]
+    shown = [{**row, "change": "-" if row["change"] is None else f"x{row['change']:.3f}"} for row in rows]
+    print_rows(args.format, rows, columns, shown=shown, wide=args.wide, optional=("commit", "driver", "cuda", "torch", "change"),
+               title=f"{args.metric} ({rows[0]['unit']}) per sweep, one series per (model, system, settings)")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.analysis.compare import compare_sweeps, shown
-    from harness.cli.render import as_csv, as_json, as_markdown, print_table
+    from harness.cli.render import print_rows
 
     results_a, results_b = read_sweep(args, args.sweep_a), read_sweep(args, args.sweep_b)
     sweep_a, sweep_b = results_a.sweep, results_b.sweep
     rows, notes = compare_sweeps(results_a, results_b)
     _print_problems(notes)
-    if args.format == "json":
-        print(as_json({"a": sweep_a.sweep_id, "b": sweep_b.sweep_id, "rows": rows}))
-        return 0
-    if args.format == "csv":
-        print(as_csv(rows), end="")
-        return 0
     # a figure neither sweep measured (GPU figures on CPUs) says nothing in a table, unless it has a reason
     shown_rows = [{**row, "a": shown(row["unit"], row["a"]), "b": shown(row["unit"], row["b"]),
                    "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}",
                    "a_seeds": str(row["a_seeds"]), "b_seeds": str(row["b_seeds"])}
                   for row in rows if row["a"] is not None or row["b"] is not None or row["note"]]
     columns = ["model", "figure", "a", "a_seeds", "b", "b_seeds", "ratio", "beyond_spread", "test", "note"]
-    if args.format == "markdown":
-        print(as_markdown(shown_rows, columns), end="")
-    else:
-        print_table(shown_rows, columns, title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} "
-                    "(means over seeds; beyond_spread: Welch's t-test at 5%)")
+    print_rows(args.format, rows, columns, shown=shown_rows, meta={"a": sweep_a.sweep_id, "b": sweep_b.sweep_id} if args.meta else None,
+               optional=("test", "a_seeds", "b_seeds"), wide=args.wide,
+               title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} (means over seeds; beyond_spread: Welch's t-test at 5%)")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.analysis.check import check_sweep, read_references, update_references
     from harness.analysis.compare import shown
-    from harness.cli.render import as_csv, as_json, err, print_table
+    from harness.cli.render import err, print_rows
 
     results = read_sweep(args, args.sweep)
     sweep = results.sweep
@@ -159,15 +137,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     rows = check_sweep(results, read_references(args.references))
     failed = [row for row in rows if row["verdict"] == "FAIL"]
-    if args.format == "json":
-        print(as_json({"sweep": sweep.sweep_id, "references": str(args.references), "failed": len(failed), "rows": rows}))
-    elif args.format == "csv":
-        print(as_csv(rows), end="")
-    else:
-        shown_rows = [{**row, **{k: shown(row["unit"], row[k]) for k in ("value", "reference", "lower_bound", "upper_bound")},
-                       "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}"} for row in rows]
-        print_table(shown_rows, ["model", "figure", "value", "reference", "lower_bound", "upper_bound", "ratio", "seeds",
-                                 "verdict", "reason"], title=f"sweep {sweep.sweep_id} against {args.references}")
+    shown_rows = [{**row, **{k: shown(row["unit"], row[k]) for k in ("value", "reference", "lower_bound", "upper_bound")},
+                   "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}"} for row in rows]
+    print_rows(args.format, rows, ["model", "figure", "value", "reference", "lower_bound", "upper_bound", "ratio", "seeds",
+                                   "verdict", "reason"], shown=shown_rows, title=f"sweep {sweep.sweep_id} against {args.references}",
+               optional=("seeds", "ratio", "lower_bound", "upper_bound"), wide=args.wide,
+               meta={"sweep": sweep.sweep_id, "references": str(args.references), "failed": len(failed)} if args.meta else None)
     if failed:
         err.print(f"{len(failed)} of {len(rows)} figures outside their reference: "
                   + ", ".join(f"{r['model']} {r['figure']}" for r in failed), markup=False, highlight=False)
@@ -180,7 +155,7 @@ def add_commands(commands: Any) -> None:
 
     board = commands.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
     add_sweep(board)
-    board.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    add_format(board)
     board.add_argument("--sort", choices=SORTABLE, default="accuracy", metavar="METRIC",
                        help=f"what to rank by: {', '.join(SORTABLE)}")
     board.add_argument("--compare", choices=["paper"], help="put the paper's Table 2 beside ours")
@@ -188,13 +163,14 @@ def add_commands(commands: Any) -> None:
 
     report = commands.add_parser("report", help="one self-contained report of a sweep: tables, figures, settings")
     add_sweep(report)
-    report.add_argument("--format", choices=["html", "md"], default="html")
+    report.add_argument("--format", choices=["html", "markdown"], default="html",
+                        help="html: one self-contained page, figures inside; markdown: report.md beside the figures' PNGs")
     report.set_defaults(func=cmd_report)
 
     predict = commands.add_parser("predict", help="the probability that each image is fake, by a trained run")
     predict.add_argument("--run", required=True, help="SWEEP/ARCH (its first completed seed) or SWEEP/RUN-ID")
     predict.add_argument("images", nargs="+", type=user_path)
-    predict.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(predict, meta=True)
     add_results(predict)
     predict.set_defaults(func=cmd_predict)
     history = commands.add_parser("history", help="a figure over time from results/perflog.jsonl, per system and settings")
@@ -202,7 +178,7 @@ def add_commands(commands: Any) -> None:
     history.add_argument("--partition", help="one partition ('local' for runs outside Slurm)")
     history.add_argument("--metric", choices=list(FIGURE_UNITS), default="train_images_per_s", metavar="METRIC",
                          help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURE_UNITS)}")
-    history.add_argument("--format", choices=["table", "csv", "json", "png"], default="table")
+    add_format(history, "png")
     history.add_argument("--out", type=user_path, help="with --format png: the figure's path, or a folder to put history-METRIC.png in "
                          "(default RESULTS/history-METRIC.png)")
     add_results(history)
@@ -211,7 +187,7 @@ def add_commands(commands: Any) -> None:
     compare = commands.add_parser("compare", help="two sweeps side by side per architecture: ratios, spread, GPU-hours")
     compare.add_argument("sweep_a", metavar="SWEEP_A", help="the baseline (sweep id or unique prefix)")
     compare.add_argument("sweep_b", metavar="SWEEP_B", help="the sweep compared with it")
-    compare.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
+    add_format(compare, meta=True)
     add_results(compare)
     compare.set_defaults(func=cmd_compare)
 
@@ -221,5 +197,5 @@ def add_commands(commands: Any) -> None:
                        help="TOML file of references with tolerances (examples in slurm/references/)")
     check.add_argument("--update-references", action="store_true",
                        help="write the sweep's figures into --references as the new values instead of checking")
-    check.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    add_format(check, meta=True)
     check.set_defaults(func=cmd_check)

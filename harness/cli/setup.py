@@ -2,23 +2,22 @@
 import argparse
 from typing import Any
 
-from harness.cli.options import Parser, non_negative_int, positive_int, user_path
+from harness.cli.options import Parser, add_format, non_negative_int, positive_int, user_path
 from harness.data import DEMO
 from harness.errors import UserError
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from harness.cli.render import as_json, out, print_table
+    from harness.cli.render import out, print_rows
     from harness.zoo.models import describe_models
 
     if args.all is not None:
         return cmd_models_all(args)
     rows = describe_models()
-    if args.format == "json":
-        print(as_json(rows))
+    print_rows(args.format, rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
+               title="The paper's eight architectures (parameters counted as Keras counts them)")
+    if args.format != "table":
         return 0
-    print_table(rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
-                title="The paper's eight architectures (parameters counted as Keras counts them)")
     for row in rows:
         if row["note"]:
             out.print(f"[bold]{row['model']}[/bold] {row['delta']:+,}: {row['note']}")
@@ -26,17 +25,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_models_all(args: argparse.Namespace) -> int:
-    from harness.cli.render import as_json, print_table
+    from harness.cli.render import print_rows
     from harness.zoo.lookup import list_timm_models
 
     rows = list_timm_models(args.all)
     if not rows:
         raise UserError(f"timm has no model matching {args.all!r} (a pattern such as 'convnext*' or '*vit_small*')")
-    if args.format == "json":
-        print(as_json(rows))
-    else:
-        print_table(rows, ["model", "pretrained", "default_tag", "tags", "input_size", "fixed_input_size", "paper"],
-                    title=f"timm models matching {args.all!r}: any of them goes to sweep --models")
+    print_rows(args.format, rows, ["model", "pretrained", "default_tag", "tags", "input_size", "fixed_input_size", "paper"],
+               title=f"timm models matching {args.all!r}: any of them goes to sweep --models")
     return 0
 
 
@@ -108,7 +104,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     models = commands.add_parser("models", help="the paper's eight architectures, their parameter counts and preprocessing")
-    models.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(models)
     models.add_argument("--all", nargs="?", const="*", metavar="PATTERN",
                         help="list timm's models matching PATTERN (e.g. 'convnext*'; default: all), any of which --models takes")
     models.set_defaults(func=cmd_models)

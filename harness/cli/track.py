@@ -3,14 +3,17 @@ import argparse
 import sys
 from typing import Any
 
-from harness.cli.options import add_interval, add_results, add_sweep
+from harness.cli.options import add_format, add_interval, add_results, add_sweep
 from harness.errors import UserError
 
+# The columns that make way on a narrow terminal, first listed first (--wide shows them).
+STATUS_OPTIONAL = ("partition", "job_id", "requeues", "energy_j", "elapsed", "node", "val_accuracy", "epoch")
 STATUS_COLUMNS = ["run_id", "state", "job_id", "partition", "node", "elapsed", "epoch", "val_accuracy", "requeues", "reason"]
 
 
-def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any], size: int | None = None) -> Any:
-    from harness.cli.render import table
+def _status_rows(sweep_id: str, statuses: list, preprocess: dict[str, Any], size: int | None = None) -> tuple[list, list[str], str]:
+    """The status table's rows, columns and title."""
+    from harness.store.disk import human_bytes
 
     running = all(isinstance(preprocess.get(k), (int, float)) for k in ("done", "total", "images_per_s"))
     done = f", {preprocess['done']}/{preprocess['total']} images at {preprocess['images_per_s']:.0f}/s" if running else ""
@@ -21,10 +24,16 @@ def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any], siz
         if row["epoch"] is not None and row["epochs"]:
             row["epoch"] = f"{row['epoch']}/{row['epochs']}"
         rows.append(row)
-    from harness.store.disk import human_bytes
-
     on_disk = f" ({human_bytes(size)} on disk)" if size is not None else ""
-    return table(rows, columns, title=f"sweep {sweep_id}{on_disk}; preprocessing: {preprocess.get('state')}{done}")
+    return rows, columns, f"sweep {sweep_id}{on_disk}; preprocessing: {preprocess.get('state')}{done}"
+
+
+def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> Any:
+    """The live table of --watch, at the terminal's width."""
+    from harness.cli.render import out, table
+
+    rows, columns, title = _status_rows(sweep_id, statuses, preprocess)
+    return table(rows, columns, title, optional=STATUS_OPTIONAL, width=out.width)
 
 
 def watch(sweep: Any, interval: float | None = None) -> int:
@@ -61,7 +70,7 @@ def watch(sweep: Any, interval: float | None = None) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.analysis.load import SweepResults
     from harness.analysis.status import sweep_status
-    from harness.cli.render import as_json, out
+    from harness.cli.render import print_rows, print_table
     from harness.store.disk import folder_bytes
     from harness.store.paths import find_sweep
 
@@ -70,10 +79,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return watch(sweep, args.interval)
     statuses, preprocess = sweep_status(SweepResults(sweep))
     size = folder_bytes(sweep.folder)
-    if args.format == "json":
-        print(as_json({"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess, "runs": [s.as_dict() for s in statuses]}))
+    if args.format == "table":
+        rows, columns, title = _status_rows(sweep.sweep_id, statuses, preprocess, size)
+        print_table(rows, columns, title, optional=STATUS_OPTIONAL, wide=args.wide)
     else:
-        out.print(_status_table(sweep.sweep_id, statuses, preprocess, size))
+        print_rows(args.format, [s.as_dict() for s in statuses], STATUS_COLUMNS,
+                   meta={"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess} if args.meta else None)
     return 0
 
 
@@ -121,7 +132,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     status = commands.add_parser("status", help="where every job of a sweep stands")
     add_sweep(status)
-    status.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(status, meta=True)
     status.add_argument("--watch", action="store_true",
                         help="follow until every run is final (exit 0 when all completed); plain lines when not on a terminal")
     add_interval(status)

@@ -42,6 +42,7 @@ def configure_logging() -> None:
     """One timestamped line per event in the job's log (submitit captures stdout and stderr)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("submitit").propagate = False  # submitit prints its lines itself: not a second time
 
 
 def error_line(err: Exception) -> str:

@@ -26,6 +26,7 @@ from harness.data import DEMO
 from harness.data.images import decode, sha256_of
 from harness.data.manifest import MANIFEST_NAME, write_manifest
 from harness.errors import UserError
+from harness.progress import progress_bar
 from harness.store.staging import staging_folder
 
 # Photographs inside the wheels of packages the harness installs (nothing fetched over the network):
@@ -261,31 +262,34 @@ def _write_demo(out: Path, per_class: int, size: int, seed: int, generators: tup
     names = list(photos)
     dcgan = _dcgan_samples(photos, split_of, per_class, seed, dcgan_steps) if "dcgan" in generators else None
     rows = []
-    for label in ("real", "fake"):
-        (out / label).mkdir()
-        for index in range(per_class):
-            source = names[index % len(names)]
-            crop = _random_crop(photos[source], rng, size)
-            cycle = index // len(names)  # every photograph is faked by every kind in turn
-            kind = "" if label == "real" else generators[cycle % len(generators)]
-            group = source
-            if label == "real":
-                image = with_phase_gains(_real_from(crop, size), _phase_pattern(rng))
-            elif kind == "dcgan":  # sampled from noise: no source photograph, spread over the splits as photographs are
-                assert dcgan is not None  # drawn above whenever "dcgan" is among the generators
-                image = _real_from(_dcgan_colour(Image.fromarray(dcgan[index]), photos[source]), size)
-                group = f"dcgan-{index}"
-            else:
-                upsamplers = GENERATORS[kind]
-                upsampler = upsamplers[(cycle // len(generators)) % len(upsamplers)]
-                image = _fake_from(crop, size, upsampler, kernels[upsampler])
-            if label == "fake":
-                image = with_phase_gains(image, patterns[kind])
-            path = out / label / f"{label}_{index:05d}_{kind or source}.png"
-            image.save(path, "PNG")
-            rows.append({"path": str(path.relative_to(out)), "label": label, "split": split_of[source],
-                         "sha256": sha256_of(path), "width": size, "height": size, "format": "PNG",
-                         "generator": kind, "group": group})
+    with progress_bar() as bar:
+        task = bar.add_task("building the demo dataset", total=2 * per_class)
+        for label in ("real", "fake"):
+            (out / label).mkdir()
+            for index in range(per_class):
+                source = names[index % len(names)]
+                crop = _random_crop(photos[source], rng, size)
+                cycle = index // len(names)  # every photograph is faked by every kind in turn
+                kind = "" if label == "real" else generators[cycle % len(generators)]
+                group = source
+                if label == "real":
+                    image = with_phase_gains(_real_from(crop, size), _phase_pattern(rng))
+                elif kind == "dcgan":  # sampled from noise: no source photograph, spread over the splits as photographs are
+                    assert dcgan is not None  # drawn above whenever "dcgan" is among the generators
+                    image = _real_from(_dcgan_colour(Image.fromarray(dcgan[index]), photos[source]), size)
+                    group = f"dcgan-{index}"
+                else:
+                    upsamplers = GENERATORS[kind]
+                    upsampler = upsamplers[(cycle // len(generators)) % len(upsamplers)]
+                    image = _fake_from(crop, size, upsampler, kernels[upsampler])
+                if label == "fake":
+                    image = with_phase_gains(image, patterns[kind])
+                path = out / label / f"{label}_{index:05d}_{kind or source}.png"
+                image.save(path, "PNG")
+                rows.append({"path": str(path.relative_to(out)), "label": label, "split": split_of[source],
+                             "sha256": sha256_of(path), "width": size, "height": size, "format": "PNG",
+                             "generator": kind, "group": group})
+                bar.advance(task)
     write_manifest(pd.DataFrame(rows), out)
 
 

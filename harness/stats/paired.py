@@ -3,7 +3,8 @@ for AUC), groups of test images (their cluster-robust analogues) or seeds (Stude
 Holm's correction over the pairs. numpy and math only: the leaderboard, a command typed often, imports
 this (tests/unit recompute each result with scipy and check the tests' size by simulation)."""
 import math
-from collections.abc import Mapping, Sequence
+import string
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,3 +181,26 @@ def separable_pairs(p_values: Mapping[tuple[str, str], float | None], alpha: flo
     adjusted = dict(zip(tested, holm_bonferroni(list(tested.values())))) if tested else {}
     return [{"a": a, "b": b, "p_value": p, "p_adjusted": None if p is None else float(adjusted[(a, b)]),
              "separable": None if p is None else bool(adjusted[(a, b)] < alpha)} for (a, b), p in p_values.items()]
+
+
+def compact_letters(order: Sequence[str], separable: Collection[frozenset[str]]) -> dict[str, str]:
+    """The compact letter display of pairwise tests (Piepho's insert-and-absorb, 2004): each name gets
+    letters such that two names share a letter exactly when their pair is not separable. Letters run
+    a, b, ... in the order given (the table's ranking; past z, A to Z, then g52, g53, ... spaced); a pair
+    not in separable counts as not separable."""
+    columns: list[set[str]] = [set(order)]
+    for pair in separable:
+        a, b = tuple(pair)
+        split = []
+        for column in columns:
+            if a in column and b in column:  # insert: the column splits in two, one without each
+                split += [column - {a}, column - {b}]
+            else:
+                split.append(column)
+        # absorb: a column inside another says nothing more
+        columns = [c for i, c in enumerate(split) if not any(c < o or (c == o and j < i) for j, o in enumerate(split))]
+    rank = {name: number for number, name in enumerate(order)}
+    columns.sort(key=lambda column: min(rank[name] for name in column))
+    letters = [*string.ascii_lowercase, *string.ascii_uppercase, *(f"g{i}" for i in range(52, len(columns)))]
+    shown = {name: [letters[i] for i, column in enumerate(columns) if name in column] for name in order}
+    return {name: ("".join if len(columns) <= 52 else " ".join)(tokens) for name, tokens in shown.items()}

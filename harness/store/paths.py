@@ -87,9 +87,9 @@ class RunPaths:
         return self.folder / "state.next.pt"
 
     def resume_checkpoints(self) -> list[Path]:
-        """The files a run resumes from (and those set aside as damaged): a completed run no longer needs them."""
-        return [path for path in (self.state, self.state_prev, self.state_next) if path.exists()] + \
-            sorted(self.folder.glob("state*.damaged-*"))
+        """The files a run resumes from, which a completed run no longer needs (one set aside as damaged,
+        state.pt.damaged-TIME, stays: it is the evidence of what went wrong)."""
+        return [path for path in (self.state, self.state_prev, self.state_next) if path.exists()]
 
     @property
     def test_scores(self) -> Path:
@@ -160,7 +160,8 @@ class SweepPaths:
         return self.folder / "figures"
 
     def report(self, fmt: str) -> Path:
-        return self.folder / f"report.{fmt}"
+        """report.html, or report.md for the markdown format."""
+        return self.folder / f"report.{'md' if fmt == 'markdown' else fmt}"
 
     def run(self, run_id: str) -> RunPaths:
         if not is_run_id(run_id):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from harness.errors import UserError
+from harness.progress import progress_bar
 from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.zoo.lookup import spec_of
 from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
@@ -214,25 +215,28 @@ def keras_param_count(model: nn.Module) -> int:
 
 def describe_models() -> list[dict[str, Any]]:
     """One row per architecture: our count beside Table 2's, and the preprocessing each expects."""
-    rows = []
-    for spec in MODEL_SPECS.values():
-        count = keras_param_count(build_model(spec.name))
-        pre = preprocessing_for(spec.name)
-        rows.append({
-            "model": spec.name,
-            "timm": spec.timm_name,
-            "params": count,
-            "paper_params": spec.paper_params,
-            "delta": count - spec.paper_params if spec.paper_params is not None else None,
-            "note": spec.params_note,
-            "input_size": pre.image_size,
-            "interpolation": pre.interpolation,
-            "crop_pct": pre.crop_pct,
-            "mean": list(pre.mean),
-            "std": list(pre.std),
-            "keras_mode": spec.keras_mode,
-            "keras_input_size": spec.keras_input_size,
-            "timm_weights": weights_provenance(spec.name)["timm_weights"],
-            "min_image_size": spec.min_image_size,
-        })
-    return rows
+    with progress_bar() as bar:  # building the eight takes half a minute on two cores
+        return [_describe(spec) for spec in bar.track(MODEL_SPECS.values(), description="counting each architecture's parameters")]
+
+
+def _describe(spec: ModelSpec) -> dict[str, Any]:
+    """An architecture's row of describe_models."""
+    count = keras_param_count(build_model(spec.name))
+    pre = preprocessing_for(spec.name)
+    return {
+        "model": spec.name,
+        "timm": spec.timm_name,
+        "params": count,
+        "paper_params": spec.paper_params,
+        "delta": count - spec.paper_params if spec.paper_params is not None else None,
+        "note": spec.params_note,
+        "input_size": pre.image_size,
+        "interpolation": pre.interpolation,
+        "crop_pct": pre.crop_pct,
+        "mean": list(pre.mean),
+        "std": list(pre.std),
+        "keras_mode": spec.keras_mode,
+        "keras_input_size": spec.keras_input_size,
+        "timm_weights": weights_provenance(spec.name)["timm_weights"],
+        "min_image_size": spec.min_image_size,
+    }

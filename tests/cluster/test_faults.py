@@ -69,14 +69,14 @@ def test_a_preprocessing_job_killed_mid_build_does_not_block_the_next_sweep(cli,
     assert _preprocess_progress(again).get("state") == "done"
     assert not list((results / "cache").glob(".*.tmp-*")), "the killed build's temporary folder was not cleaned"
     status = cli("status", "after-kill", "--format", "json", "--results", results).json()
-    assert status["runs"][0]["state"] == "COMPLETED"
+    assert status[0]["state"] == "COMPLETED"
 
 
 def test_resume_while_a_run_is_running_does_not_start_a_second_copy(cli, results):
     epochs = 10
     folder, job = train_until(cli, results, epochs=epochs, until_epoch=2)
     submissions = json.loads((folder / "jobs.json").read_text())["submissions"]
-    status = cli("status", folder.name, "--format", "json", "--results", results).json()["runs"][0]
+    status = cli("status", folder.name, "--format", "json", "--results", results).json()[0]
     assert status["state"] == "RUNNING" and status["job_id"] == job
 
     resumed = cli("sweep", "--resume", folder.name, "--results", results)
@@ -110,7 +110,7 @@ def test_a_truncated_result_is_damaged_in_status_and_rerun_by_resume(cli, result
 
     status = cli("status", folder.name, "--format", "json", "--results", results)
     assert status.code == 0, status.err
-    run = status.json()["runs"][0]
+    run = status.json()[0]
     assert run["state"] == "DAMAGED" and "not whole JSON" in run["reason"] and "--resume" in run["reason"]
     board = cli("leaderboard", folder.name, "--format", "json", "--results", results)
     assert board.code == 0 and board.json()[0]["status"] == "1 DAMAGED", board.err
@@ -125,7 +125,7 @@ def test_a_truncated_result_is_damaged_in_status_and_rerun_by_resume(cli, result
     wait_until(lambda: result(folder, RID) is not None, 600, "the rerun", tick=release_held_jobs)
     assert result(folder, RID)["status"] == "COMPLETED"
     time.sleep(1)
-    run = cli("status", folder.name, "--format", "json", "--results", results).json()["runs"][0]
+    run = cli("status", folder.name, "--format", "json", "--results", results).json()[0]
     assert run["state"] == "COMPLETED"
     assert progress_epoch(folder, RID) == 2
     # the job ends after its result is written, not with it: wait for it (the bound only catches a hang)

@@ -63,7 +63,7 @@ def test_a_submission_refused_part_way_is_tracked_cancellable_and_resumed_withou
     assert len(tracked) == 1 and sorted(tracked[0]["tasks"]) == ["MobileNetV2-s0", "ResNet50-s0"]
     assert len(queued("part-way")) == 3
 
-    rows = {r["run_id"]: r for r in cli("status", "part-way", "--results", results, "--format", "json").json()["runs"]}
+    rows = {r["run_id"]: r for r in cli("status", "part-way", "--results", results, "--format", "json").json()}
     assert [rows[r]["state"] for r in ("MobileNetV2-s0", "ResNet50-s0")] == ["PENDING", "PENDING"]
     assert [rows[r]["state"] for r in ("VGG16-s0", "DenseNet121-s0")] == ["NOT SUBMITTED", "NOT SUBMITTED"]
 

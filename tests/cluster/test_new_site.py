@@ -26,7 +26,7 @@ def other_site():
 
 
 def _states(cli, results) -> list[str]:
-    return [run["state"] for run in cli("status", "--format", "json", "--results", results).json()["runs"]]
+    return [run["state"] for run in cli("status", "--format", "json", "--results", results).json()]
 
 
 def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tiny_demo, other_site):

@@ -34,7 +34,7 @@ def test_two_sweeps_on_the_gpu_partition(cli, results, tiny_demo, tmp_path):
     assert png.code == 0 and (tmp_path / "history.png").stat().st_size > 0
 
     # compare: two seeds a side, so the spread test runs; GPU-hours from sacct (the fake p100s are allocated)
-    compared = cli("compare", "before", "after", "--format", "json", "--results", results).json()["rows"]
+    compared = cli("compare", "before", "after", "--format", "json", "--results", results).json()
     rows = {(r["model"], r["figure"]): r for r in compared}
     assert rows["MobileNetV2", "accuracy"]["beyond_spread"] in ("yes", "no")
     assert rows["MobileNetV2", "accuracy"]["a_seeds"] == rows["MobileNetV2", "accuracy"]["b_seeds"] == 2

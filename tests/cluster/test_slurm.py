@@ -26,7 +26,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint(cli, results):
     _history_is_whole(folder, "MobileNetV2-s0", epochs)
     logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.out"))
     assert "resumed from state" in logs  # state.pt, or state.prev.pt when the kill fell inside a save
-    status = cli("status", "--format", "json", "--results", results).json()["runs"][0]
+    status = cli("status", "--format", "json", "--results", results).json()[0]
     assert status["state"] == "COMPLETED" and status["requeues"] >= 1
 
 
@@ -66,3 +66,5 @@ def test_a_sweep_waits_for_another_workflows_job_and_runs_in_the_sites_python(cl
     assert rows[other]["State"] == "COMPLETED"
     assert rows[jobs["preprocess_job"]]["Start"] >= rows[other]["End"]  # ISO times: as text, in order
     assert len(ran.read_text().split()) == 2  # the preprocessing job and the training task, each through the wrapper
+    logs = "".join(path.read_text() for path in (latest_sweep(results) / "logs").glob("*_log.out"))
+    assert logs.count("Job completed successfully") == 2  # each job's line once, not again through the harness's handler

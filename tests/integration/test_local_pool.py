@@ -15,7 +15,7 @@ def _holder(folder, rid: str) -> int:
 
 
 def _status(cli, results) -> dict[str, dict]:
-    return {row["run_id"]: row for row in cli("status", "--format", "json", "--results", results).json()["runs"]}
+    return {row["run_id"]: row for row in cli("status", "--format", "json", "--results", results).json()}
 
 
 def test_cancelling_one_local_run_leaves_the_pool_to_finish_the_others(cli, results, tiny_demo):

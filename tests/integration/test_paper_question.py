@@ -101,7 +101,7 @@ def test_compare_paper_fits_100_columns_and_says_where_the_setting_differs(cli, 
 
 
 def test_the_report_answers_with_three_inputs_weights_and_auc(cli, ablation):
-    assert cli("report", "abl", "--format", "md", "--results", ablation).code == 0
+    assert cli("report", "abl", "--format", "markdown", "--results", ablation).code == 0
     report = (ablation / "abl" / "report.md").read_text()
     assert "The paper's question" in report and "as hypothesised %" in report
     assert "cannot answer it" in report  # --weights none: the sweep says it cannot test the hypothesis

@@ -38,7 +38,7 @@ def test_two_sweeps_one_perflog_history_compare_and_check(cli, results, tiny_dem
 
     # compare: one seed a side says nothing of the spread; GPU-hours are null with their reason on a CPU
     compared = cli("compare", "first", "second", "--format", "json", "--results", results).json()
-    figures = {r["figure"]: r for r in compared["rows"] if r["model"] == "MobileNetV2"}
+    figures = {r["figure"]: r for r in compared if r["model"] == "MobileNetV2"}
     assert figures["accuracy"]["beyond_spread"] == "unknown" and "one seed" in figures["accuracy"]["test"]
     speed = figures["train_images_per_s"]
     assert speed["ratio"] == pytest.approx(speed["b"] / speed["a"])
@@ -50,7 +50,7 @@ def test_two_sweeps_one_perflog_history_compare_and_check(cli, results, tiny_dem
     made = cli("check", "first", "--references", references, "--update-references", "--results", results)
     assert made.code == 0 and references.is_file()
     passed = cli("check", "first", "--references", references, "--format", "json", "--results", results)
-    assert passed.code == 0 and {r["verdict"] for r in passed.json()["rows"]} == {"pass"}
+    assert passed.code == 0 and {r["verdict"] for r in passed.json()} == {"pass"}
     text = references.read_text()
     start = text.index("train_images_per_s = { value = ") + len("train_images_per_s = { value = ")
     impossible = text[:start] + "1e12" + text[text.index(",", start):]

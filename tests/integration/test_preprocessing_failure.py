@@ -12,8 +12,8 @@ def break_the_cache_folder(results) -> None:
 
 
 def check_the_sweep_ended_on_its_preprocessing(cli, results) -> None:
-    status = cli("status", "--format", "json", "--results", results).json()
-    pre, (run,) = status["preprocess"], status["runs"]
+    status = cli("status", "--format", "json", "--meta", "--results", results).json()
+    pre, (run,) = status["preprocess"], status["rows"]
     assert pre["state"] == "FAILED" and "cache" in pre["reason"], pre
     assert run["state"] == "CANCELLED", run
     assert run["reason"].startswith(f"the preprocessing step FAILED ({pre['reason']})")
@@ -44,6 +44,6 @@ def test_on_slurm(cli, results, tiny_demo):
     ours = {jobs["preprocess_job"], *(job.split("_")[0] for job in jobs["tasks"].values())}
     # --kill-on-invalid-dep: the training array leaves the queue with its failed dependency
     wait_until(lambda: not ours & set(sh("squeue", "-h", "-r", "-o", "%A").split()), 120, "the sweep's jobs to leave the queue")
-    wait_until(lambda: cli("status", "--format", "json", "--results", results).json()["runs"][0]["state"] == "CANCELLED",
+    wait_until(lambda: cli("status", "--format", "json", "--results", results).json()[0]["state"] == "CANCELLED",
                60, "the run to show CANCELLED")
     check_the_sweep_ended_on_its_preprocessing(cli, results)

@@ -107,8 +107,8 @@ def test_the_preprocessing_step_skips_and_lists_an_image_that_no_longer_decodes(
     result = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1",
                  "--image-size", "64", "--results", tmp_path / "results", "--wait")
     assert result.code == 0, result.err
-    status = cli("status", "--format", "json", "--results", tmp_path / "results").json()
-    assert status["preprocess"]["skipped"] == 1 and status["runs"][0]["state"] == "COMPLETED"
+    status = cli("status", "--format", "json", "--meta", "--results", tmp_path / "results").json()
+    assert status["preprocess"]["skipped"] == 1 and status["rows"][0]["state"] == "COMPLETED"
     logs = "".join(p.read_text() for p in (latest_sweep(tmp_path / "results") / "logs").glob("*.log"))
     assert f"skipped {victim}" in logs
 
@@ -144,7 +144,7 @@ def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, re
     wait_until(lambda: any(r["State"].startswith("CANCELLED") for r in sacct_rows(jobs["ResNet50-s0"])), 60, "sacct to say CANCELLED")
     # Slurm shows the job COMPLETING until its processes are gone (KillWait): status says so meanwhile
     wait_until(lambda: jobs["ResNet50-s0"] not in sh("squeue", "-h", "-r", "-o", "%i").split(), 60, "the job to leave the queue")
-    status = {r["run_id"]: r for r in cli("status", "--format", "json", "--results", results).json()["runs"]}
+    status = {r["run_id"]: r for r in cli("status", "--format", "json", "--results", results).json()}
     assert status["ResNet50-s0"]["state"] == "CANCELLED" and status["MobileNetV2-s0"]["state"] == "COMPLETED"
     board = {r["model"]: r for r in cli("leaderboard", "--format", "json", "--results", results).json()}
     assert board["MobileNetV2"]["status"] == "COMPLETED" and board["MobileNetV2"]["accuracy"] is not None

@@ -48,10 +48,10 @@ def test_leaderboard_shows_intervals_over_seeds_and_separability(cli, trained):
         assert row["seeds"] == 2 and row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"]
         assert "eer" in row and "average_precision" in row and "accuracy_at_threshold" in row
     table = cli("leaderboard", "sci", "--results", trained)
-    assert "acc 95% CI (seeds)" in table.out and "not separable from" in table.out
+    assert "acc 95% CI (seeds)" in table.out and "group" in table.out
     # the caption: the test on the seeds, or (two seeds that differ by the same amount) why it could not run
-    caption = ("not separable from: paired t-test on per-seed accuracy, Holm over 1 pair, 5%" if board[0]["separability_test"] else
-               "not separable from: no pair tested; not tested where every seed differs by the same amount")
+    caption = ("group: architectures that share a letter are not separable (paired t-test on per-seed accuracy, Holm over 1 pair, 5%)"
+               if board[0]["separability_test"] else "group: no pair tested; not tested where every seed differs by the same amount")
     assert caption in " ".join(table.out.split())
     assert cli("leaderboard", "sci", "--format", "markdown", "--results", trained).out.splitlines()[-1].startswith(caption)
 
@@ -93,7 +93,7 @@ def test_report_holds_every_table_and_figure(cli, trained):
     for figure in ("training_curves", "roc", "accuracy_vs_speed", "confusion", "robustness"):
         with Image.open(trained / "sci" / "figures" / f"{figure}.png") as image:
             assert image.width >= 300 and image.height >= 200
-    assert cli("report", "sci", "--format", "md", "--results", trained).code == 0
+    assert cli("report", "sci", "--format", "markdown", "--results", trained).code == 0
     markdown = (trained / "sci" / "report.md").read_text()
     assert "![" in markdown and "| MobileNetV2 |" in markdown
 
@@ -116,15 +116,15 @@ def test_predict_on_an_image_outside_the_dataset(cli, trained, tmp_path):
     source = Path(skimage.__file__).parent / "data" / "horse.png"
     stranger = tmp_path / "stranger.jpg"
     Image.open(source).convert("RGB").resize((120, 90)).save(stranger, quality=90)
-    result = cli("predict", "--run", "sci/ResNet50", stranger, "--format", "json", "--results", trained)
+    result = cli("predict", "--run", "sci/ResNet50", stranger, "--format", "json", "--meta", "--results", trained)
     assert result.code == 0, result.err
-    prediction = result.json()["predictions"][0]
+    prediction = result.json()["rows"][0]
     assert 0.0 <= prediction["p_fake"] <= 1.0 and prediction["verdict"] in ("real", "fake")
     assert result.json()["run"].endswith("ResNet50-s0")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
     partly = cli("predict", "--run", "sci/ResNet50-s1", stranger, broken, "--format", "json", "--results", trained)
-    assert partly.code == 1 and partly.json()["predictions"][1]["p_fake"] is None
+    assert partly.code == 1 and partly.json()[1]["p_fake"] is None
     missing = cli("predict", "--run", "sci/VGG16", stranger, "--results", trained)
     assert missing.code == 2 and "no run 'VGG16'" in missing.err
 

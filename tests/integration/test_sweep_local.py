@@ -16,7 +16,7 @@ def test_a_failed_run_is_a_row_with_its_status(cli, results, tiny_demo, tmp_path
     board = {row["model"]: row for row in cli("leaderboard", "--format", "json", "--results", results).json()}
     assert board["MobileNetV2"]["status"] == "COMPLETED"
     assert board["ResNet50"]["status"] == "1 FAILED" and board["ResNet50"]["accuracy"] is None
-    status = {r["run_id"]: r for r in cli("status", "--format", "json", "--results", results).json()["runs"]}
+    status = {r["run_id"]: r for r in cli("status", "--format", "json", "--results", results).json()}
     assert "does not fit ResNet50" in status["ResNet50-s0"]["reason"]
 
 
@@ -28,13 +28,13 @@ def test_clean_frees_what_a_finished_sweep_no_longer_needs(cli, results, tiny_de
     run = folder / "runs" / "MobileNetV2-s0"
     kept = sum(p.stat().st_size for p in run.glob("state*.pt"))
     assert {p.name for p in run.glob("state*.pt")} == {"state.pt", "state.prev.pt"}
-    size = cli("status", "--format", "json", "--results", results).json()["bytes"]
+    size = cli("status", "--format", "json", "--meta", "--results", results).json()["bytes"]
     assert size == sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
     cleaned = cli("clean", "--results", results)
     assert cleaned.code == 0 and cleaned.out.startswith("freed ") and "2 resume checkpoints" in cleaned.out, cleaned.err
     assert not list(run.glob("state*")) and (run / "best.pt").is_file()
-    assert cli("status", "--format", "json", "--results", results).json()["bytes"] == size - kept
+    assert cli("status", "--format", "json", "--meta", "--results", results).json()["bytes"] == size - kept
     assert cli("clean", "--results", results).out.startswith("freed 0 B: 0 resume checkpoints")
 
     caches = results / "cache"

@@ -80,3 +80,31 @@ def test_a_piped_watch_prints_a_timestamped_line_per_change(tmp_path):
     stamp, text = line.split(" ", 1)
     assert datetime.fromisoformat(stamp).tzinfo is not None
     assert text == "s1: preprocessing NOT SUBMITTED; ResNet50-s0 COMPLETED; VGG16-s0 COMPLETED"
+
+
+EIGHT = ["ResNet50", "VGG16", "VGG19", "DenseNet121", "MobileNetV2", "Xception", "NASNetMobile", "InceptionV3"]
+
+
+def test_the_tables_read_whole_at_100_columns_and_at_80(tmp_path):
+    """leaderboard, status, compare and check on eight architectures of two seeds each: no line wider than
+    the terminal, no cell cut; what makes way is named (--wide shows it)."""
+    results = tmp_path / "results"
+    for name, speed in (("before", 100.0), ("after", 120.0)):
+        make_sweep(results, name, [record(model, seed=seed, sweep=name, accuracy=0.80 + 0.01 * i + 0.004 * seed, train_ips=speed + seed)
+                                   for i, model in enumerate(EIGHT) for seed in (0, 1)])
+    references = tmp_path / "refs.toml"
+    references.write_text("".join(f'[{model}]\naccuracy = {{ value = 0.85, lower = -0.05, upper = 0.05 }}\n' for model in EIGHT))
+    commands = [("leaderboard", "after"), ("status", "after"), ("compare", "before", "after"),
+                ("check", "after", "--references", str(references))]
+    for width in (100, 80):
+        for command in commands:
+            done = run(sys.executable, "-m", "harness", *command, "--results", str(results), cwd=tmp_path, COLUMNS=str(width))
+            assert done.returncode in (0, 1), done.stderr
+            lines = done.stdout.splitlines()
+            assert max(map(len, lines)) <= width and "…" not in done.stdout, (width, command, done.stdout)
+            assert all(model in done.stdout for model in EIGHT), (width, command)
+        wide = run(sys.executable, "-m", "harness", "leaderboard", "after", "--wide", "--results", str(results), cwd=tmp_path,
+                   COLUMNS=str(width))
+        assert "infer" in wide.stdout and "recall" in wide.stdout and "--wide for" not in wide.stdout and "…" not in wide.stdout
+    narrow = run(sys.executable, "-m", "harness", "leaderboard", "after", "--results", str(results), cwd=tmp_path, COLUMNS="80")
+    assert "--wide for" in narrow.stdout and "infer img/s" in narrow.stdout.split("--wide for")[1]

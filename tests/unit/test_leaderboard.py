@@ -75,8 +75,9 @@ def scored_sweep(tmp_path, groups=None):
 
 def test_separability_over_independent_test_images_is_mcnemars(tmp_path):
     rows = {r["model"]: r for r in leaderboard(SweepResults(scored_sweep(tmp_path)))}
-    assert rows["A"]["not_separable_from"] == "B" and rows["B"]["not_separable_from"] == "A"
-    assert rows["C"]["not_separable_from"] == "" and rows["C"]["separability_test"] == (
+    assert rows["A"]["not_separable_from"] == ["B"] and rows["B"]["not_separable_from"] == ["A"]
+    assert (rows["A"]["group"], rows["B"]["group"], rows["C"]["group"]) == ("a", "a", "b")
+    assert rows["C"]["not_separable_from"] == [] and rows["C"]["separability_test"] == (
         "McNemar on accuracy over the test images, Holm over 3 pairs, 5%")
     assert rows["C"]["not_tested_against"] is None and rows["C"]["separability_reason"] is None
     by_auc = leaderboard(SweepResults(scored_sweep(tmp_path / "auc")), sort="auc")
@@ -88,7 +89,7 @@ def test_separability_pairs_on_the_test_groups_where_the_manifest_has_them(tmp_p
 
     rows = {r["model"]: r for r in leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.arange(200) % 20)))}
     assert rows["C"]["separability_test"] == "cluster-robust paired t-test on accuracy over 20 test groups, Holm over 3 pairs, 5%"
-    assert rows["A"]["not_separable_from"] == "B" and rows["C"]["not_separable_from"] == ""
+    assert rows["A"]["not_separable_from"] == ["B"] and rows["C"]["not_separable_from"] == []
     auc = leaderboard(SweepResults(scored_sweep(tmp_path / "auc", groups=np.arange(200) % 20)), sort="auc")[0]
     assert auc["separability_test"].startswith("DeLong on AUC clustered by group (Obuchowski) over 20 test groups")
 
@@ -99,9 +100,9 @@ def test_with_one_test_group_nothing_is_called_separable_or_not(tmp_path):
     from harness.analysis.leaderboard import separability_caption
 
     rows = leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.zeros(200))))
-    assert all(r["not_separable_from"] is None and r["separability_test"] is None for r in rows)
+    assert all(r["not_separable_from"] is None and r["group"] is None and r["separability_test"] is None for r in rows)
     assert rows[0]["separability_reason"] == "the test split holds one group: a spread between groups needs 2"
-    assert separability_caption(rows) == ("not separable from: no pair tested; not tested where the test split holds one "
+    assert separability_caption(rows) == ("group: no pair tested; not tested where the test split holds one "
                                            "group: a spread between groups needs 2")
 
 
@@ -109,10 +110,10 @@ def test_with_several_seeds_separability_is_a_paired_t_test_on_the_seeds_accurac
     sweep = sweep_with(tmp_path, {"A": [0.90, 0.92, 0.91], "B": [0.80, 0.83, 0.80], "C": [0.91, 0.90, 0.92], "D": [0.7]})
     rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
     p = stats.ttest_rel([0.90, 0.92, 0.91], [0.80, 0.83, 0.80]).pvalue
-    assert p * 3 < 0.05 and rows["A"]["not_separable_from"] == "C" and rows["B"]["not_separable_from"] == ""
+    assert p * 3 < 0.05 and rows["A"]["not_separable_from"] == ["C"] and rows["B"]["not_separable_from"] == []
     assert rows["A"]["separability_test"] == "paired t-test on per-seed accuracy, Holm over 3 pairs, 5%"
-    assert rows["A"]["not_tested_against"] == "D" and rows["D"]["not_separable_from"] is None
-    assert rows["D"]["not_tested_against"] == "A, C, B" and rows["D"]["separability_reason"] == "1 seed in common: a spread needs 2"
+    assert rows["A"]["not_tested_against"] == ["D"] and rows["D"]["not_separable_from"] is None
+    assert rows["D"]["not_tested_against"] == ["A", "C", "B"] and rows["D"]["separability_reason"] == "1 seed in common: a spread needs 2"
 
 
 def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
@@ -146,8 +147,26 @@ def test_a_run_on_other_test_images_or_without_scores_is_not_tested_and_says_why
     sweep = scored_sweep(tmp_path)
     np.save(sweep.run("C-s0").test_scores, np.stack([np.zeros(50), np.full(50, 0.2)]))  # another test split
     rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
-    assert rows["A"]["not_separable_from"] == "B" and rows["A"]["not_tested_against"] == "C"
+    assert rows["A"]["not_separable_from"] == ["B"] and rows["A"]["not_tested_against"] == ["C"]
     assert rows["C"]["not_separable_from"] is None and rows["C"]["separability_reason"] == "not both scored on the same test images"
     assert rows["C"]["separability_test"] == "McNemar on accuracy over the test images, Holm over 1 pair, 5%"
     sweep.run("C-s0").test_scores.unlink()
     assert leaderboard(SweepResults(sweep))[-1]["separability_reason"] == "test scores missing or damaged (test_scores.npy)"
+
+
+def test_compact_letters_share_a_letter_exactly_where_a_pair_is_not_separable():
+    import itertools
+    import random
+
+    from harness.stats.paired import compact_letters
+
+    assert compact_letters("ABC", [frozenset("AC")]) == {"A": "a", "B": "ab", "C": "b"}
+    assert compact_letters("ABC", []) == {"A": "a", "B": "a", "C": "a"}
+    assert compact_letters("ABC", [frozenset(p) for p in ("AB", "AC", "BC")]) == {"A": "a", "B": "b", "C": "c"}
+    chance = random.Random(0)
+    for _ in range(300):  # the display's one property, on random outcomes of the 28 pairs of eight architectures
+        names = list("ABCDEFGH")
+        separable = [frozenset(pair) for pair in itertools.combinations(names, 2) if chance.random() < 0.5]
+        letters = compact_letters(names, separable)
+        for a, b in itertools.combinations(names, 2):
+            assert bool(set(letters[a]) & set(letters[b])) == (frozenset((a, b)) not in separable), (a, b, letters)
