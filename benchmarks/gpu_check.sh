@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for a lent GPU machine (see README, "Performance"): the overhead and
+# The GPU checks, as one script for a lent GPU machine (see docs/performance.md): the overhead and
 # input benchmarks, the CUDA cases of tests/integration/test_throughput.py (no host waits inside a
 # step; NVML utilisation counted inside the steps only), short ResNet50 trainings through the harness
 # (bf16, fp16, bf16 with --compile) with their energy per image, and `check` against references made

@@ -1,4 +1,4 @@
-"""The figures behind the README's "Trustworthy results": how often each nominal 95% interval covers the
+"""The figures behind docs/science.md's "Trustworthy results": how often each nominal 95% interval covers the
 truth, and how often Holm's correction calls architectures equal by construction separable, over 2,000
 simulated test splits each. The simulations are tests/unit/test_intervals_coverage.py's (which bound
 them: 93-97% coverage, at most 5% + 1 point of false separations); this prints what they measure.

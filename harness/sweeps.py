@@ -90,7 +90,7 @@ def generator_variants(dataset: Path) -> list[Variant]:
     return [(g, {"train_generator": g}) for g in generators]
 
 
-# --ablate-preprocessing (README, "The paper's question"): each architecture's own input (timm), the
+# --ablate-preprocessing (docs/science.md, "The paper's question"): each architecture's own input (timm), the
 # input its Keras application expects (paper), and ResNet50's caffe input for all (the paper's probable one).
 def preprocessing_variants(model: str, image_size: int | None = None) -> list[Variant]:
     """The ablation's variants for one architecture. Those that feed the network the same tensors run once,

@@ -16,16 +16,27 @@ the sweep's means over its completed seeds. An architecture of the file that the
 "not run", not a failure (a file none of whose architectures the sweep ran checks nothing: refused);
 one it ran without a value for the figure (its runs failed, or a GPU figure on a CPU) fails. Plain
 Python, like the leaderboard.
+
+References can be kept per system, as ReFrame keys them by 'system:partition': a table
+[systems."CLUSTER:PARTITION:GPU".ARCHITECTURE] holds the references of the sweeps that ran there (each
+part a shell pattern, case-insensitive, "*" any; parts left out match anything), and an architecture's
+table at the top holds references for every system. A sweep is checked against its own system's
+(the most specific pattern that matches it), else the top-level ones; a figure with references for
+other systems only is "no reference", never a failure.
+
+    [systems."marwan:gpu:*P100*".ResNet50]
+    train_images_per_s = { value = 412.0, lower = -0.10 }
 """
-import json
+import fnmatch
 import math
 import re
 import statistics
 import tomllib
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import tomlkit
 
 from harness.analysis.compare import sweep_figures
 from harness.analysis.load import SweepResults
@@ -47,7 +58,28 @@ DEFAULT_TOLERANCE: dict[str, tuple[float | None, float | None]] = {
     "peak_gpu_memory_bytes": (None, 0.10),
 }
 ENTRY_KEYS = {"value", "lower", "upper", "unit"}
-BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+NO_REFERENCE = "no reference"  # the references hold the figure for other systems only
+SYSTEM_KEY = re.compile(r"[^:\x00-\x1f]+(:[^:\x00-\x1f]+){0,2}")
+
+
+ANY_SYSTEM = "*"
+SYSTEM_PARTS = 3  # cluster, partition, GPU
+
+
+def system_parts(pattern: str) -> list[str]:
+    """A system key's parts, cluster:partition:GPU, those left out as '*'."""
+    parts = pattern.split(":")
+    return parts + ["*"] * (SYSTEM_PARTS - len(parts))
+
+
+def system_matches(pattern: str, system: str) -> bool:
+    """Whether a system key (each part a shell pattern, case-insensitive) names system (CLUSTER:PARTITION:GPU)."""
+    return all(fnmatch.fnmatch(have.lower(), want.lower()) for want, have in zip(system_parts(pattern), system_parts(system)))
+
+
+def specificity(pattern: str) -> int:
+    """How many parts of a system key name something: the most specific key that matches is the one used."""
+    return sum(part != "*" for part in system_parts(pattern))
 
 
 @dataclass(frozen=True)
@@ -57,6 +89,7 @@ class Reference:
     value: float
     lower: float | None = None
     upper: float | None = None
+    system: str = ANY_SYSTEM  # the systems it holds for (a key of [systems]), or every system
 
     def bounds(self) -> tuple[float | None, float | None]:
         """The figure's allowed range, within what the figure can be (a fraction is at most 1: an accuracy
@@ -76,8 +109,16 @@ class References:
     description: str = ""
     source: Path | None = field(default=None, compare=False)  # the file read, named in messages about it
 
-    def find(self, architecture: str, figure: str) -> Reference | None:
-        return next((r for r in self.references if r.architecture == architecture and r.figure == figure), None)
+    def find(self, architecture: str, figure: str, system: str = ANY_SYSTEM) -> Reference | None:
+        """The reference written for exactly this system key (default: the one for every system)."""
+        return next((r for r in self.references if (r.architecture, r.figure, r.system) == (architecture, figure, system)), None)
+
+    def for_system(self, architecture: str, figure: str, system: str) -> Reference | None:
+        """The reference a sweep on system (CLUSTER:PARTITION:GPU) is checked against: the most specific
+        system key that matches it; None when only other systems have one."""
+        matching = [r for r in self.references if (r.architecture, r.figure) == (architecture, figure)
+                    and system_matches(r.system, system)]
+        return max(matching, key=lambda r: specificity(r.system), default=None)
 
 
 def _number(value: Any) -> bool:
@@ -119,13 +160,19 @@ def parse_references(text: str, path: Path) -> References:
     description = data.pop("description", "")
     if not isinstance(description, str):
         raise UserError(f"references {path}: description must be text")
+    systems = data.pop("systems", {})
+    if not isinstance(systems, dict) or not all(isinstance(t, dict) for t in systems.values()):
+        raise UserError(f"references {path}: systems must hold tables, [systems.\"CLUSTER:PARTITION:GPU\".ARCHITECTURE]")
     references = []
-    for architecture, figures in data.items():
-        if not isinstance(figures, dict):
-            raise UserError(f"references {path}: {architecture} = {figures!r:.40} is not a table of figures; "
-                            f"write [{architecture}] and one figure a line beneath it")
-        for figure, entry in figures.items():
-            references.append(_entry(path, architecture, figure, entry))
+    for system, architectures in [(ANY_SYSTEM, data), *systems.items()]:
+        if not SYSTEM_KEY.fullmatch(system):
+            raise UserError(f"references {path}: system {system!r:.60} is not CLUSTER:PARTITION:GPU (patterns, '*' any)")
+        for architecture, figures in architectures.items():
+            if not isinstance(figures, dict):
+                raise UserError(f"references {path}: {architecture} = {figures!r:.40} is not a table of figures; "
+                                f"write [{architecture}] and one figure a line beneath it")
+            for figure, entry in figures.items():
+                references.append(replace(_entry(path, architecture, figure, entry), system=system))
     if not references:
         raise UserError(f"references {path} holds no reference")
     return References(references, description, path)
@@ -163,8 +210,21 @@ def verdict(reference: Reference, value: float | None, ran: bool) -> str:
     return "pass" if reference.holds(value) else "FAIL"
 
 
+def sweep_system(results: SweepResults) -> str:
+    """Where a sweep ran, as a reference's system key reads it: CLUSTER:PARTITION:GPU from its first
+    completed run's record (cluster and partition 'local' outside Slurm; GPU the device's name, or cpu)."""
+    for records in results.completed().values():
+        env = records[0].environment or {}
+        slurm = env.get("slurm_job_id") is not None
+        cluster = env.get("slurm_cluster") or ("unknown" if slurm else "local")
+        gpu = env.get("device_name") if env.get("device") == "cuda" else "cpu"
+        return f"{cluster}:{env.get('slurm_partition') or 'local'}:{gpu or 'unknown'}"
+    return "none:none:none"
+
+
 def check_sweep(results: SweepResults, references: References) -> list[dict[str, Any]]:
-    """One row per reference: the sweep's figure, the reference, its bounds, and pass, FAIL or not run."""
+    """One row per (architecture, figure) the references hold: the sweep's figure, the reference for its
+    system (References.for_system), the bounds, and pass, FAIL, not run or no reference."""
     means, seeds = sweep_means(results)
     if not any(ref.architecture in means for ref in references.references):  # every row "not run": checks nothing
         named = sorted({ref.architecture for ref in references.references})
@@ -172,80 +232,72 @@ def check_sweep(results: SweepResults, references: References) -> list[dict[str,
         raise UserError(f"no architecture of the references{source} ({', '.join(named)[:200]}) is in sweep "
                         f"{results.spec.sweep_id}, whose rows are {', '.join(means)}: nothing to check (a table "
                         "of the file is named as the leaderboard names its row)")
-    rows = []
-    for ref in references.references:
-        ran = ref.architecture in means
-        value = means.get(ref.architecture, {}).get(ref.figure)
+    system, rows = sweep_system(results), []
+    for architecture, figure in dict.fromkeys((r.architecture, r.figure) for r in references.references):
+        ref = references.for_system(architecture, figure, system)
+        ran = architecture in means
+        value = means.get(architecture, {}).get(figure)
+        row = {"model": architecture, "figure": figure, "unit": FIGURE_UNITS[figure], "value": value, "system": system,
+               "reference": None, "lower_bound": None, "upper_bound": None, "ratio": None, "seeds": seeds.get(architecture, 0)}
+        if ref is None:
+            others = sorted({r.system for r in references.references if (r.architecture, r.figure) == (architecture, figure)})
+            rows.append({**row, "verdict": NO_REFERENCE, "reason": f"references only for {', '.join(others)}"})
+            continue
         low, high = ref.bounds()
         outcome = verdict(ref, value, ran)
         why = ("the sweep has no such architecture" if not ran else
-               f"no value ({'no completed run' if not seeds[ref.architecture] else 'not measured'})" if value is None else
+               f"no value ({'no completed run' if not seeds[architecture] else 'not measured'})" if value is None else
                "" if outcome == "pass" else f"{'below' if low is not None and value < low else 'above'} the reference's range")
-        rows.append({"model": ref.architecture, "figure": ref.figure, "unit": FIGURE_UNITS[ref.figure], "value": value,
-                     "reference": ref.value, "lower_bound": low, "upper_bound": high, "ratio":
-                     value / ref.value if value is not None and ref.value else None,
-                     "seeds": seeds.get(ref.architecture, 0), "verdict": outcome, "reason": why})
+        rows.append({**row, "reference": ref.value, "lower_bound": low, "upper_bound": high,
+                     "ratio": value / ref.value if value is not None and ref.value else None, "verdict": outcome, "reason": why})
     return rows
 
 
-def updated_references(results: SweepResults, previous: References | None) -> References:
-    """The sweep's figures as references: each one already in previous keeps its tolerance and takes the
-    new value; the others get DEFAULT_TOLERANCE. Previous references the sweep has no value for stay."""
-    means, _ = sweep_means(results)
-    kept = list(previous.references) if previous else []
+def _table(document: Any, system: str, architecture: str) -> Any:
+    """The TOML table of an architecture's references for a system key, made where it is missing."""
+    parent = document
+    if system != ANY_SYSTEM:
+        parent = document.setdefault("systems", tomlkit.table(is_super_table=True))
+        parent = parent.setdefault(system, tomlkit.table(is_super_table=True))
+    return parent.setdefault(architecture, tomlkit.table())
+
+
+def _new_references(results: SweepResults) -> Any:
+    document = tomlkit.document()
+    for line in ('References for `python -m harness check SWEEP --references FILE` (docs/site.md, "A benchmark across sweeps").',
+                 "Per system, architecture and figure: value, and the tolerance as fractions of it, ReFrame's way: the",
+                 "figure passes when value * (1 + lower) <= figure <= value * (1 + upper); no lower or no upper: no bound."):
+        document.add(tomlkit.comment(line))
+    document.add("description", f"references from sweep {results.spec.sweep_id}")
+    return document
+
+
+def update_references(results: SweepResults, path: Path) -> References:
+    """Write the sweep's figures into the references in path (atomically), as an editor would: each figure
+    that has a reference for the sweep's system takes the new value and keeps its tolerance; the others are
+    added for the sweep's system with DEFAULT_TOLERANCE. Comments, the description and every other
+    reference stay as they were (tomlkit). Returns the references written."""
+    path = Path(path)
+    previous = read_references(path) if path.exists() else None  # refused in one line when not valid
+    document = tomlkit.parse(path.read_text()) if previous else _new_references(results)
+    system, (means, _), written = sweep_system(results), sweep_means(results), 0
     for label, figures in means.items():
         for figure, (lower, upper) in DEFAULT_TOLERANCE.items():
             value = figures.get(figure)
             if value is None:
                 continue
-            old = previous.find(label, figure) if previous else None
+            old = previous.for_system(label, figure, system) if previous else None
             if old is not None:
-                kept[kept.index(old)] = replace(old, value=value)
+                _table(document, old.system, label)[figure]["value"] = value
             else:
-                kept.append(Reference(label, figure, value, lower, upper))
-    description = previous.description if previous and previous.description else f"references from sweep {results.spec.sweep_id}"
-    return References(kept, description, previous.source if previous else None)
-
-
-def _key(text: str) -> str:
-    return text if BARE_KEY.fullmatch(text) else json.dumps(text)
-
-
-def _toml_number(value: float) -> str:
-    return repr(value) if isinstance(value, float) else str(int(value))
-
-
-def to_toml(references: References, source: str = "") -> str:
-    """The references as a TOML file parse_references reads back to the same references."""
-    lines = ["# References for `python -m harness check SWEEP --references FILE` (README: \"A benchmark across sweeps\").",
-             "# Per architecture and figure: value, and the tolerance as fractions of it, ReFrame's way: the figure",
-             "# passes when value * (1 + lower) <= figure <= value * (1 + upper); no lower or no upper: no bound there."]
-    if source:
-        lines.append(f"# {source}")
-    lines += [f"description = {json.dumps(references.description)}", ""]
-    by_architecture: dict[str, list[Reference]] = {}
-    for ref in references.references:
-        by_architecture.setdefault(ref.architecture, []).append(ref)
-    for architecture, refs in by_architecture.items():
-        lines.append(f"[{_key(architecture)}]")
-        for ref in refs:
-            parts = [f"value = {_toml_number(ref.value)}"]
-            parts += [f"{side} = {_toml_number(bound)}" for side, bound in (("lower", ref.lower), ("upper", ref.upper))
-                      if bound is not None]
-            parts.append(f"unit = {json.dumps(FIGURE_UNITS[ref.figure])}")
-            lines.append(f"{_key(ref.figure)} = {{ {', '.join(parts)} }}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def update_references(results: SweepResults, path: Path) -> References:
-    """Write the sweep's figures as the references in path (atomically), keeping the tolerances and the
-    other architectures' references it already holds."""
-    path = Path(path)
-    previous = read_references(path) if path.exists() else None
-    references = updated_references(results, previous)
-    if not references.references:
+                entry = tomlkit.inline_table()
+                entry.update({"value": value, **({"lower": lower} if lower is not None else {}),
+                              **({"upper": upper} if upper is not None else {}), "unit": FIGURE_UNITS[figure]})
+                _table(document, system, label)[figure] = entry
+            written += 1
+    if not written:
         raise UserError(f"sweep {results.spec.sweep_id} has no completed run with a figure to keep as a reference")
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    write_text_atomic(path, to_toml(references, f"Values written by --update-references from sweep {results.spec.sweep_id}, {stamp}."))
+    text = tomlkit.dumps(document)
+    references = parse_references(text, path)
+    write_text_atomic(path, text)
     return references

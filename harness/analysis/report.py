@@ -67,7 +67,7 @@ def _with_interval(row: pd.Series, metric: str, bounds: tuple[str, str] | None =
 
 
 QUESTION_TEXT = (
-    "The hypothesis (README, 'The paper's question'): the paper fed every network ResNet50's caffe input. With Keras' "
+    "The hypothesis (docs/science.md, 'The paper's question'): the paper fed every network ResNet50's caffe input. With Keras' "
     "weights that input is right for ResNet50, VGG16 and VGG19 and wrong for the five others, which would explain "
     "Table 2's split along Keras' modes. Keras' weights cannot be loaded here; timm's can, and each was trained on its "
     "own input (column 'timm'), so caffe input is wrong for all eight. Columns: 'timm' each network's own input; "

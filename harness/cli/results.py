@@ -5,6 +5,8 @@ from typing import Any
 
 from harness.cli.options import add_format, add_results, add_sweep, user_path
 
+NO_REFERENCE_EXIT = 3  # check: the references hold no figure for the sweep's system (1: a figure outside its reference)
+
 # The leaderboard's columns that make way on a narrow terminal, first listed first (--wide shows them).
 BOARD_OPTIONAL = ("infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1", "train_images_per_s")
 
@@ -137,12 +139,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     rows = check_sweep(results, read_references(args.references))
     failed = [row for row in rows if row["verdict"] == "FAIL"]
+    system = rows[0]["system"]
     shown_rows = [{**row, **{k: shown(row["unit"], row[k]) for k in ("value", "reference", "lower_bound", "upper_bound")},
                    "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}"} for row in rows]
-    print_rows(args.format, rows, ["model", "figure", "value", "reference", "lower_bound", "upper_bound", "ratio", "seeds",
-                                   "verdict", "reason"], shown=shown_rows, title=f"sweep {sweep.sweep_id} against {args.references}",
+    columns = ["model", "figure", "value", "reference", "lower_bound", "upper_bound", "ratio", "seeds", "verdict", "reason"]
+    print_rows(args.format, rows, columns, shown=shown_rows, title=f"sweep {sweep.sweep_id} ({system}) against {args.references}",
                optional=("seeds", "ratio", "lower_bound", "upper_bound"), wide=args.wide,
-               meta={"sweep": sweep.sweep_id, "references": str(args.references), "failed": len(failed)} if args.meta else None)
+               meta={"sweep": sweep.sweep_id, "system": system, "references": str(args.references), "failed": len(failed)}
+               if args.meta else None)
+    if not any(row["verdict"] in ("pass", "FAIL") for row in rows):
+        err.print(f"no reference for this system ({system}) in {args.references}: nothing checked", markup=False, highlight=False)
+        return NO_REFERENCE_EXIT
     if failed:
         err.print(f"{len(failed)} of {len(rows)} figures outside their reference: "
                   + ", ".join(f"{r['model']} {r['figure']}" for r in failed), markup=False, highlight=False)
@@ -191,7 +198,8 @@ def add_commands(commands: Any) -> None:
     add_results(compare)
     compare.set_defaults(func=cmd_compare)
 
-    check = commands.add_parser("check", help="every figure of a sweep against its reference; exit 1 when one is outside")
+    check = commands.add_parser("check", help="every figure of a sweep against its system's reference; exit 1 when one is outside, "
+                                "3 when the references hold none for the sweep's system")
     add_sweep(check)
     check.add_argument("--references", type=user_path, required=True,
                        help="TOML file of references with tolerances (examples in slurm/references/)")

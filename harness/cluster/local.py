@@ -33,7 +33,7 @@ def has_nvidia_gpu() -> bool:
 def default_parallelism() -> int:
     """Runs at a time: one where an NVIDIA GPU is present (the runs would share it), else one per logical
     CPU up to MAX_CPU_WORKERS. A small CPU run gains more from a worker of its own than from a second
-    thread (README, "Performance")."""
+    thread (docs/performance.md)."""
     if has_nvidia_gpu():
         return 1
     return min(len(os.sched_getaffinity(0)), MAX_CPU_WORKERS)

@@ -67,6 +67,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
         "slurm_node": os.environ.get("SLURMD_NODENAME"),
         "slurm_partition": os.environ.get("SLURM_JOB_PARTITION"),
+        "slurm_cluster": os.environ.get("SLURM_CLUSTER_NAME"),  # with the partition and the GPU: a reference's system
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

@@ -17,12 +17,12 @@ import os
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from harness.store.atomic import locked, refuse_symlink
 from harness.store.paths import perflog, perflog_lock
 from harness.store.records import RunRecord, SweepSpec
-from harness.store.schema import DamagedFile, from_versioned_fields, parse_json
+from harness.store.schema import DamagedFile, Date, from_versioned_fields, parse_json
 
 PERFLOG_SCHEMA = 1
 # Every figure an entry carries, and its unit ("fraction": a share in [0, 1]).
@@ -53,7 +53,7 @@ FIRST_YEAR, LAST_YEAR = 1970, 2261  # the dates a time axis (pandas' Timestamp) 
 
 @dataclass(frozen=True)
 class PerfEntry:
-    time: str  # when the run finished (ISO 8601, UTC)
+    time: Annotated[str, Date()]  # when the run finished (ISO 8601, UTC)
     sweep: str
     run: str
     architecture: str

@@ -1,5 +1,5 @@
 """The on-disk contract: a sweep's spec (sweep.json) and a run's record (result.json), as dataclasses
-with a documented, versioned schema (README, "Results"). Every read is checked (store.schema)."""
+with a documented, versioned schema (docs/results.md). Every read is checked (store.schema)."""
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +24,10 @@ from harness.store.schema import (
 )
 from harness.zoo import MAX_IMAGE_SIZE
 
-SWEEP_SCHEMA = 1
-RESULT_SCHEMA = 1
+# Each file's schema: its major version (schema_version; another one is not read) and its minor version
+# (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 1  # 1.1: train.keep_checkpoints, cluster.python
+RESULT_SCHEMA, RESULT_MINOR = 1, 1  # 1.1: config.keep_checkpoints, environment.slurm_cluster
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
@@ -96,6 +98,7 @@ class SweepSpec:
     runs: list[RunSpec]
     code: dict[str, Any] = field(default_factory=dict)  # the source the jobs run: snapshot, git commit, dirty
     schema_version: int = SWEEP_SCHEMA
+    schema_minor: Count = SWEEP_MINOR
 
     @property
     def executor(self) -> str:
@@ -121,7 +124,7 @@ class SweepSpec:
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "SweepSpec":
-        spec = from_versioned_fields(cls, data, path, SWEEP_SCHEMA)
+        spec = from_versioned_fields(cls, data, path, SWEEP_SCHEMA, SWEEP_MINOR)
         if not SWEEP_NAME.fullmatch(spec.sweep_id):
             raise DamagedFile(path, f"sweep_id {spec.sweep_id!r} is not a plain folder name")
         ids = [r.run_id for r in spec.runs]
@@ -183,6 +186,7 @@ class RunRecord:
     train_seconds_this_attempt: Amount | None = None
     started_at: Annotated[str, Date()] | None = None
     schema_version: int = RESULT_SCHEMA
+    schema_minor: Count = RESULT_MINOR
 
     @property
     def completed(self) -> bool:
@@ -193,7 +197,7 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "RunRecord":
-        record = from_versioned_fields(cls, data, path, RESULT_SCHEMA)
+        record = from_versioned_fields(cls, data, path, RESULT_SCHEMA, RESULT_MINOR)
         if record.status not in STATUSES:
             raise DamagedFile(path, f"status {record.status!r} is not one of {', '.join(STATUSES)}")
         if record.completed:

@@ -6,6 +6,7 @@ schema says is reported as damaged, with the file and the field, never half-used
 import dataclasses
 import functools
 import json
+import logging
 import math
 import types
 import typing
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 from harness.errors import UserError
+
+log = logging.getLogger("harness.store")
 
 T = TypeVar("T")
 
@@ -145,7 +148,7 @@ def matches_type(value: Any, kind: Any) -> bool:
 
 
 @functools.cache
-def _declared(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+def declared_fields(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
     """A dataclass's field types and fields (read once per class: a sweep's spec has a run per seed)."""
     return typing.get_type_hints(cls, include_extras=True), {f.name: f for f in dataclasses.fields(cls)}
 
@@ -155,7 +158,7 @@ def from_fields(cls: type[T], data: Any, path: Path) -> T:
     Fields with a default may be absent (files written by an earlier version); unknown keys are refused."""
     if not isinstance(data, dict):
         raise DamagedFile(path, f"expected a JSON object, found {type(data).__name__}")
-    hints, fields = _declared(cls)  # type: ignore[arg-type]
+    hints, fields = declared_fields(cls)  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise DamagedFile(path, f"unknown fields {', '.join(unknown)}")
@@ -224,8 +227,21 @@ class Versioned(Protocol):
 V = TypeVar("V", bound=Versioned)
 
 
-def from_versioned_fields(cls: type[V], data: Any, path: Path, version: int) -> V:
-    """from_fields for a file with a `schema_version`: one of another version is damaged, not half-read."""
+def from_versioned_fields(cls: type[V], data: Any, path: Path, version: int, minor: int = 0) -> V:
+    """from_fields for a file with a `schema_version` (its major version) and a `schema_minor`: a file of
+    another major version is damaged, not half-read; one of a newer minor version (fields added by a later
+    harness) is read without the fields this harness does not know, each file with a warning."""
+    if isinstance(data, dict) and isinstance(data.get("schema_version"), int) and data["schema_version"] > version:
+        raise DamagedFile(path, f"schema_version {data['schema_version']} is a newer harness's; this harness reads "
+                                f"{version}: upgrade harness to read it")
+    newer = isinstance(data, dict) and isinstance(data.get("schema_minor"), int) and data["schema_minor"] > minor
+    if newer:
+        known = set(declared_fields(cls)[1])
+        unknown = sorted(set(data) - known)
+        if unknown:
+            log.warning("%s: schema %s.%s is newer than this harness's %s.%s; its fields %s are not read",
+                        path, data.get("schema_version"), data["schema_minor"], version, minor, ", ".join(unknown))
+        data = {k: v for k, v in data.items() if k in known}
     made = from_fields(cls, data, path)
     if made.schema_version != version:
         raise DamagedFile(path, f"schema_version {made.schema_version}; this harness reads {version}")

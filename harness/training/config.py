@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
-from harness.store.records import RunSpec, SweepSpec
+from harness.store.records import SWEEP_MINOR, RunSpec, SweepSpec
 from harness.zoo import MAX_IMAGE_SIZE
 
 if TYPE_CHECKING:
@@ -121,8 +121,10 @@ def config_for(spec: SweepSpec, run: RunSpec) -> TrainConfig:
     an option left None (lr, warmup_epochs) takes the architecture's own default."""
     options = {**spec.train, **run.overrides}
     unknown = set(options) - set(TRAIN_OPTIONS)
-    if unknown:
+    if unknown and spec.schema_minor <= SWEEP_MINOR:
         raise UserError(f"sweep {spec.sweep_id}: unknown training options {', '.join(sorted(unknown))} in sweep.json")
+    for name in unknown:  # a later harness's option (a newer schema_minor): read past, as from_versioned_fields does
+        options.pop(name)
     own = model_defaults(run.model)
     options.update({name: own[name] for name in PER_MODEL_OPTIONS if options.get(name) is None})
     return TrainConfig(model=run.model, seed=run.seed, **options)

@@ -6,7 +6,7 @@ This package's own namespace stays light: the command line reads it without impo
 # fills a GPU (and a record asking for more is damaged, not a size to resize to).
 MAX_IMAGE_SIZE = 2048
 WEIGHTS_HELP = "'imagenet' (timm's pretrained weights, from the local cache), 'none' (random init) or a weights file"
-# The Keras preprocessing mode the paper most likely fed every network (README, "The paper's question").
+# The Keras preprocessing mode the paper most likely fed every network (docs/science.md, "The paper's question").
 PAPER_PROBABLE_MODE = "caffe"
 # `--preprocessing paper`: each network with the Keras mode its Keras application uses (ModelSpec.keras_mode).
 PAPER_PREPROCESSING = "paper"

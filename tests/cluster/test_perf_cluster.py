@@ -2,6 +2,8 @@
 partition write one performance log with the cluster's name, partition and node; compare takes
 GPU-hours from sacct (elapsed x the gres/gpu allocated); check passes against references made from
 the first sweep and fails against an impossible one."""
+import re
+
 import pytest
 
 from harness.store.paths import perflog
@@ -48,9 +50,7 @@ def test_two_sweeps_on_the_gpu_partition(cli, results, tiny_demo, tmp_path):
     references = tmp_path / "gpu.toml"
     assert cli("check", "before", "--references", references, "--update-references", "--results", results).code == 0
     assert cli("check", "before", "--references", references, "--results", results).code == 0
-    text = references.read_text()
-    start = text.index("accuracy = { value = ") + len("accuracy = { value = ")
     impossible = tmp_path / "impossible.toml"
-    impossible.write_text(text[:start] + "1e-6" + text[text.index(",", start):])
+    impossible.write_text(re.sub(r"(accuracy = \{ ?value = )[^,]+", r"\g<1>1e-6", references.read_text(), count=1))
     failed = cli("check", "before", "--references", impossible, "--results", results)
     assert failed.code == 1 and "FAIL" in failed.out

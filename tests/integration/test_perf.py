@@ -1,11 +1,15 @@
 """A benchmark across sweeps on this machine: two sweeps into one results folder make one performance
 log; history, compare and check read it; any timm model trains; --compile falls back where it fails."""
 import json
+import re
 
+import jsonschema
 import pytest
 import torch
 
+import harness
 from harness.data.cache import load_split
+from harness.store.json_schema import SCHEMA_DIR
 from harness.store.paths import RunPaths, list_sweeps, perflog
 from harness.store.perflog import read_perflog
 from harness.training.config import TrainConfig
@@ -26,6 +30,15 @@ def test_two_sweeps_one_perflog_history_compare_and_check(cli, results, tiny_dem
     assert entries[0].settings["batch_size"] == 4 and entries[0].settings["image_size"] == 32
     assert entries[0].figures["train_images_per_s"]["unit"] == "images/s" and entries[0].value("train_images_per_s") > 0
     assert entries[0].system["git_commit"] == json.loads((results / "first" / "sweep.json").read_text())["code"]["git_commit"]
+    for name, data in (("sweep", json.loads((results / "first" / "sweep.json").read_text())),
+                       ("jobs", json.loads((results / "first" / "jobs.json").read_text())),
+                       ("result", json.loads((results / "first" / "runs" / "MobileNetV2-s0" / "result.json").read_text())),
+                       *(("perflog-line", json.loads(line)) for line in perflog(results).read_text().splitlines())):
+        schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())  # shipped; checked by another library
+        assert not list(jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(data)), name
+    loaded = harness.load(results)  # the notebook's view: the latest sweep, and the perflog of every sweep
+    assert loaded.sweep_id == "second" and list(loaded.perflog["sweep"]) == ["first", "second"]
+    assert loaded.perflog["figures.train_images_per_s.value"].tolist() == [e.value("train_images_per_s") for e in entries]
 
     # history: one series (same system, same settings), a point per sweep, the second with its change
     rows = cli("history", "--metric", "accuracy", "--format", "json", "--results", results).json()
@@ -52,8 +65,7 @@ def test_two_sweeps_one_perflog_history_compare_and_check(cli, results, tiny_dem
     passed = cli("check", "first", "--references", references, "--format", "json", "--results", results)
     assert passed.code == 0 and {r["verdict"] for r in passed.json()} == {"pass"}
     text = references.read_text()
-    start = text.index("train_images_per_s = { value = ") + len("train_images_per_s = { value = ")
-    impossible = text[:start] + "1e12" + text[text.index(",", start):]
+    impossible = re.sub(r"(train_images_per_s = \{ ?value = )[^,]+", r"\g<1>1e12", text)
     broken = tmp_path / "impossible.toml"
     broken.write_text(impossible)
     failed = cli("check", "first", "--references", broken, "--results", results)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.check import Reference, References, check_sweep, parse_references, read_references, to_toml, update_references
+from harness.analysis.check import Reference, References, check_sweep, parse_references, read_references, update_references
 from harness.analysis.load import SweepResults
 from harness.errors import UserError
 
@@ -78,9 +78,56 @@ def test_a_missing_reference_file_says_how_to_make_one(tmp_path):
         read_references(tmp_path / "none.toml")
 
 
-def test_written_references_read_back_the_same():
-    refs = parse(GOOD)
-    assert parse(to_toml(refs, "a comment")) == refs
+PER_SYSTEM = '''
+description = "accuracy anywhere; speed per system"
+[ResNet50]
+accuracy = { value = 0.90, lower = -0.05, upper = 0.05 }
+train_images_per_s = { value = 100.0, lower = -0.10 }
+[systems."*:*:NVIDIA H100*".ResNet50]
+train_images_per_s = { value = 3000.0, lower = -0.10 }
+[systems."marwan:gpu:*P100*".ResNet50]
+train_images_per_s = { value = 400.0, lower = -0.10 }
+[systems."marwan:gpu".VGG16]
+train_images_per_s = { value = 300.0, lower = -0.10 }
+'''
+
+
+def test_a_reference_is_for_the_most_specific_system_that_names_the_sweeps():
+    refs = parse(PER_SYSTEM)
+    speed = {system: refs.for_system("ResNet50", "train_images_per_s", system) for system in
+             ("local:local:cpu", "lab:gpu:NVIDIA H100 80GB HBM3", "marwan:gpu:Tesla P100-PCIE-16GB", "MARWAN:GPU:tesla p100")}
+    assert [ref.value for ref in speed.values()] == [100.0, 3000.0, 400.0, 400.0]
+    assert refs.for_system("VGG16", "train_images_per_s", "marwan:gpu:Tesla V100") is not None
+    assert refs.for_system("VGG16", "train_images_per_s", "local:local:cpu") is None  # only for marwan's gpu partition
+    assert refs.find("ResNet50", "train_images_per_s", "*:*:NVIDIA H100*").value == 3000.0
+
+
+def test_a_sweep_on_a_system_the_references_do_not_name_gets_no_reference_not_a_failure(tmp_path, cli):
+    sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.90, train_ips=100.0)])
+    path = tmp_path / "h100.toml"
+    path.write_text('[systems."*:*:NVIDIA H100*".ResNet50]\ntrain_images_per_s = { value = 3000.0, lower = -0.10 }\n')
+    (row,) = check_sweep(SweepResults(sweep), read_references(path))
+    assert (row["verdict"], row["system"]) == ("no reference", "local:local:cpu") and "*:*:NVIDIA H100*" in row["reason"]
+    done = cli("check", "--references", path, "--results", tmp_path)
+    assert done.code == 3 and "no reference for this system (local:local:cpu)" in done.err
+    on_h100 = make_sweep(tmp_path / "gpu", "b", [record("ResNet50", 0, sweep="b", device="cuda", train_ips=3100.0)])
+    (row,) = check_sweep(SweepResults(on_h100), read_references(path))
+    assert row["verdict"] == "pass" and row["system"] == "local:local:NVIDIA H100"
+
+
+def test_update_references_keeps_the_files_comments_and_description(tmp_path):
+    sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.91, train_ips=120.0)])
+    path = tmp_path / "refs.toml"
+    path.write_text("# our partition's references: keep this line\n" + PER_SYSTEM.replace("[ResNet50]", "[ResNet50]  # the paper's"))
+    written = update_references(SweepResults(sweep), path)
+    text = path.read_text()
+    assert "# our partition's references: keep this line" in text and "# the paper's" in text
+    assert 'description = "accuracy anywhere; speed per system"' in text
+    assert written.find("ResNet50", "accuracy").value == 0.91  # the reference for every system held: updated in place
+    assert written.find("ResNet50", "train_images_per_s").value == 120.0
+    assert written.find("ResNet50", "train_images_per_s", "*:*:NVIDIA H100*").value == 3000.0  # other systems' stay
+    assert written.find("ResNet50", "auc", "local:local:cpu").value == pytest.approx(0.93)  # new: for this system only
+    assert read_references(path) == written
 
 
 def test_the_papers_table_2_is_a_reference_file_of_its_accuracies():
@@ -132,12 +179,13 @@ def test_update_references_keeps_tolerances_and_other_architectures(tmp_path):
     assert {(r.figure, r.lower, r.upper) for r in first.references} == {
         ("accuracy", -0.05, 0.05), ("auc", -0.05, 0.05), ("train_images_per_s", -0.10, None),
         ("infer_images_per_s", -0.10, None)}
-    assert read_references(path) == first
+    assert read_references(path) == first and {r.system for r in first.references} == {"local:local:cpu"}
     path.write_text(path.read_text().replace("lower = -0.1,", "lower = -0.2,", 1)
                     + '\n[VGG16]\naccuracy = { value = 0.97, lower = -0.05, upper = 0.05 }\n')
     again = make_sweep(tmp_path, "b", [record("ResNet50", 0, sweep="b", accuracy=0.95, train_ips=200.0)])
     second = update_references(SweepResults(again), path)
-    assert second.find("ResNet50", "accuracy").value == 0.95
-    assert second.find("ResNet50", "train_images_per_s") == Reference("ResNet50", "train_images_per_s", 200.0, -0.2, None)
+    system = "local:local:cpu"
+    assert second.find("ResNet50", "accuracy", system).value == 0.95
+    assert second.find("ResNet50", "train_images_per_s", system) == Reference("ResNet50", "train_images_per_s", 200.0, -0.2, None, system)
     assert second.find("VGG16", "accuracy").value == 0.97
-    assert read_references(path) == second and "from sweep b" in path.read_text()
+    assert read_references(path) == second and "from sweep a" in path.read_text()  # the description the file had

@@ -1,5 +1,6 @@
 """The command line's own surface, as a site's user meets it: the console script, --version, the
 defaults in --help, and the results folder named once in the environment."""
+import json
 import os
 import subprocess
 import sys
@@ -108,3 +109,43 @@ def test_the_tables_read_whole_at_100_columns_and_at_80(tmp_path):
         assert "infer" in wide.stdout and "recall" in wide.stdout and "--wide for" not in wide.stdout and "…" not in wide.stdout
     narrow = run(sys.executable, "-m", "harness", "leaderboard", "after", "--results", str(results), cwd=tmp_path, COLUMNS="80")
     assert "--wide for" in narrow.stdout and "infer img/s" in narrow.stdout.split("--wide for")[1]
+
+
+def test_every_json_output_is_rows_pandas_reads_as_they_are(tmp_path):
+    import io
+
+    import pandas as pd
+
+    results = tmp_path / "results"
+    for name in ("before", "after"):
+        make_sweep(results, name, [record(model, seed=seed, sweep=name, accuracy=0.8 + 0.01 * i + 0.004 * seed * (i + 1))
+                                   for i, model in enumerate(EIGHT[:3]) for seed in (0, 1, 2)])
+    references = tmp_path / "refs.toml"
+    references.write_text('[ResNet50]\naccuracy = { value = 0.85, lower = -0.05, upper = 0.05 }\n')
+    for command in (("leaderboard",), ("status",), ("compare", "before", "after"), ("check", "--references", str(references))):
+        done = run(sys.executable, "-m", "harness", *command, "--format", "json", "--results", str(results), cwd=tmp_path)
+        frame = pd.read_json(io.StringIO(done.stdout))
+        assert len(frame) >= 1 and {"model", "run_id"} & set(frame.columns), (command, done.stderr)
+        assert len(frame) == len(json.loads(done.stdout)), command
+    board = json.loads(run(sys.executable, "-m", "harness", "leaderboard", "--format", "json", "--results", str(results),
+                           cwd=tmp_path).stdout)
+    assert all(isinstance(row["not_separable_from"], list) for row in board)
+    meta = json.loads(run(sys.executable, "-m", "harness", "status", "--format", "json", "--meta", "--results", str(results),
+                          cwd=tmp_path).stdout)
+    assert set(meta) == {"sweep_id", "bytes", "preprocess", "rows"} and meta["sweep_id"] == "after"
+
+
+def test_a_notebook_loads_a_sweep_as_pandas_frames(tmp_path):
+    import harness
+
+    results = tmp_path / "results"
+    sweep = make_sweep(results, "nb", [record("ResNet50", accuracy=0.9, sweep="nb"), record("VGG16", accuracy=0.8, sweep="nb")],
+                       models=["ResNet50", "VGG16", "DenseNet121"])
+    sweep.run("VGG16-s0").result.write_text("{not json")
+    loaded = harness.load(results)
+    runs = loaded.runs.set_index("run_id")
+    assert loaded.sweep_id == "nb" and list(runs.index) == ["ResNet50-s0", "VGG16-s0", "DenseNet121-s0"]
+    assert list(runs["state"]) == ["COMPLETED", "DAMAGED", "NO RECORD"] and runs.loc["ResNet50-s0", "test.accuracy"] == 0.9
+    assert "not whole JSON" in runs.loc["VGG16-s0", "reason"]
+    assert list(loaded.leaderboard["model"]) == ["ResNet50", "VGG16", "DenseNet121"]
+    assert loaded.perflog.empty  # no run of this made-up sweep wrote the perflog

@@ -47,9 +47,34 @@ def test_a_version_1_record_written_before_the_dataclasses_still_reads(tmp_path)
     assert read_record(sweep.run("ResNet50-s0")).test["accuracy"] == 0.9
 
 
+def test_a_newer_minor_versions_fields_are_read_past_with_a_warning(tmp_path, caplog):
+    """A record and a spec a later harness wrote (schema 1.N, N above this one's): what this harness knows
+    is read; the fields it does not, and a training option it does not know, are named once and left."""
+    from harness.store.records import RESULT_MINOR, SWEEP_MINOR
+    from harness.training.config import config_for
+
+    sweep = SweepPaths(tmp_path / "s1")
+    newer_spec = {**spec().to_json(), "schema_minor": SWEEP_MINOR + 1, "priority": "high",
+                  "train": {"epochs": 1, "gradient_noise": 0.1}}
+    sweep.folder.mkdir(parents=True)
+    sweep.spec.write_text(json.dumps(newer_spec))
+    read = read_spec(sweep)
+    assert config_for(read, read.runs[0]).epochs == 1
+    run = sweep.run("ResNet50-s0")
+    run.folder.mkdir(parents=True)
+    run.result.write_text(json.dumps({**completed().to_json(), "schema_minor": RESULT_MINOR + 1, "carbon_g": 12.5}))
+    assert read_record(run).test["accuracy"] == 0.9
+    assert "its fields priority are not read" in caplog.text and "its fields carbon_g are not read" in caplog.text
+    same_minor = {**spec().to_json(), "train": {"epochs": 1, "gradient_noise": 0.1}}
+    sweep.spec.write_text(json.dumps(same_minor))
+    with pytest.raises(UserError, match="unknown training options gradient_noise"):
+        config_for(read_spec(sweep), read_spec(sweep).runs[0])
+
+
 @pytest.mark.parametrize("damage, words", [
     (lambda d: "{\"schema_version\": 1, \"sweep", "not whole JSON"),
-    (lambda d: {**d, "schema_version": 2}, "schema_version 2"),
+    (lambda d: {**d, "schema_version": 2}, "schema_version 2 is a newer harness's; this harness reads 1: upgrade"),
+    (lambda d: {**d, "schema_version": 0}, "schema_version 0; this harness reads 1"),
     (lambda d: {**d, "status": "DONE"}, "status 'DONE'"),
     (lambda d: {**d, "seed": "0"}, "field 'seed'"),
     (lambda d: {**d, "test": None}, "COMPLETED record without test"),
