@@ -77,3 +77,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "slurm_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("slurm"))
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A headless browser (Debian's chromium, installed when missing, as the Slurm packages are)."""
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+            subprocess.run(command, capture_output=True, env=env)
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("no chromium, and it cannot be installed here (apt-get as root)")
+    return found

@@ -23,7 +23,7 @@ from harness.store.run_files import read_history, read_test_scores  # noqa: E402
 Runs = dict[str, list[tuple[str, RunRecord]]]
 
 
-def _png(fig: plt.Figure) -> bytes:
+def png_bytes(fig: plt.Figure) -> bytes:
     """The figure as PNG bytes: every figure of a report is drawn before any file is written."""
     buffer = io.BytesIO()
     try:
@@ -123,7 +123,7 @@ def draw_training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
 
 
 def training_curves(sweep: SweepPaths, runs: Runs) -> bytes:
-    return _png(draw_training_curves(mean_histories(sweep, runs)))
+    return png_bytes(draw_training_curves(mean_histories(sweep, runs)))
 
 
 def roc_curves(sweep: SweepPaths, runs: Runs) -> bytes:
@@ -142,7 +142,7 @@ def roc_curves(sweep: SweepPaths, runs: Runs) -> bytes:
            ylabel="true positive rate (fake caught)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def draw_accuracy_vs_speed(table: pd.DataFrame) -> plt.Figure:
@@ -176,7 +176,7 @@ def draw_accuracy_vs_speed(table: pd.DataFrame) -> plt.Figure:
 
 
 def accuracy_vs_speed(table: pd.DataFrame) -> bytes:
-    return _png(draw_accuracy_vs_speed(table))
+    return png_bytes(draw_accuracy_vs_speed(table))
 
 
 def confusion_matrices(runs: Runs) -> bytes:
@@ -194,7 +194,7 @@ def confusion_matrices(runs: Runs) -> bytes:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def robustness_table(runs: Runs, metric: str = "accuracy") -> pd.DataFrame:
@@ -236,7 +236,7 @@ def draw_robustness_heatmap(table: pd.DataFrame) -> plt.Figure:
 
 
 def robustness_heatmap(table: pd.DataFrame) -> bytes:
-    return _png(draw_robustness_heatmap(table))
+    return png_bytes(draw_robustness_heatmap(table))
 
 
 def cross_generator_tables(results: SweepResults) -> dict[str, pd.DataFrame]:
@@ -282,7 +282,7 @@ def draw_cross_generator_heatmaps(tables: dict[str, pd.DataFrame]) -> plt.Figure
 
 
 def cross_generator_heatmaps(tables: dict[str, pd.DataFrame]) -> bytes:
-    return _png(draw_cross_generator_heatmaps(tables))
+    return png_bytes(draw_cross_generator_heatmaps(tables))
 
 
 def make_figures(results: SweepResults, board: list[dict]) -> dict[Path, bytes]:

@@ -156,6 +156,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from harness.analysis.check import read_references
+    from harness.analysis.dashboard import write_dashboard
+
+    references = read_references(args.references) if args.references else None
+    print(write_dashboard(args.results, args.out, references))  # the path alone
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     from harness.analysis.columns import SORTABLE
     from harness.store.perflog import FIGURE_UNITS
@@ -197,6 +206,13 @@ def add_commands(commands: Any) -> None:
     add_format(compare, meta=True)
     add_results(compare)
     compare.set_defaults(func=cmd_compare)
+
+    dashboard = commands.add_parser("dashboard", help="one HTML page over the results folder's whole perflog: trends per "
+                                    "system, quality against cost, the latest leaderboard and check")
+    dashboard.add_argument("--out", type=user_path, required=True, help="the page to write (FILE.html)")
+    dashboard.add_argument("--references", type=user_path, help="references (TOML): their bands, and the latest sweep checked")
+    add_results(dashboard)
+    dashboard.set_defaults(func=cmd_dashboard)
 
     check = commands.add_parser("check", help="every figure of a sweep against its system's reference; exit 1 when one is outside, "
                                 "3 when the references hold none for the sweep's system")

@@ -147,12 +147,19 @@ def job_log(sweep: SweepPaths, job_id: str, stream: str = "out") -> Path:
 
 
 def batch_script(executor: Any, **extra: Any) -> str:
-    """The batch script submitit writes for executor. submitit has no public call for it: this is the
-    one place that uses its private API, pinned by setup.cfg's submitit range and by a unit test."""
-    from submitit.slurm.slurm import _make_sbatch_string
+    """The batch script submitit writes for executor (--dry-run, --check). submitit has no public call for
+    it: this is the one place that uses its private API (a unit test holds its shape), so that a submitit
+    release that moves it costs those two options, in one line, and never a submission."""
+    import submitit
 
-    parameters = {**executor.parameters, **extra}
-    return _make_sbatch_string(command=executor._submitit_command_str, folder=executor.folder, **parameters)
+    try:
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        parameters = {**executor.parameters, **extra}
+        return _make_sbatch_string(command=executor._submitit_command_str, folder=executor.folder, **parameters)
+    except (ImportError, AttributeError, TypeError) as err:
+        raise UserError(f"--dry-run and --check render submitit's batch script through a call submitit "
+                        f"{submitit.__version__} no longer has ({type(err).__name__}: {err}); submitting without them works") from None
 
 
 class SlurmBackend:

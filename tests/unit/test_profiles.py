@@ -47,9 +47,22 @@ def test_the_packaged_profiles_load():
 
 def test_the_one_private_submitit_call_still_has_its_shape():
     """cluster.slurm.batch_script renders submitit's batch script with its private _make_sbatch_string:
-    pyproject.toml pins submitit's minor version, and this fails loudly when a new one moves it."""
+    this fails loudly when a submitit release moves it (the pin follows releases this passes on), and
+    --dry-run then says so in one line."""
     from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 
     names = set(inspect.signature(_make_sbatch_string).parameters)
     assert {"command", "folder", "map_count", "additional_parameters", "setup", "gres", "mem", "time"} <= names
     assert isinstance(SlurmExecutor._submitit_command_str, property)
+
+
+def test_a_submitit_that_moved_its_private_call_costs_dry_run_one_line(monkeypatch):
+    import submitit.slurm.slurm
+
+    from harness.cluster.slurm import batch_script
+    from harness.errors import UserError
+
+    monkeypatch.delattr(submitit.slurm.slurm, "_make_sbatch_string")
+    executor = submitit.SlurmExecutor(folder="/tmp/x")
+    with pytest.raises(UserError, match="--dry-run and --check render submitit's batch script through a call submitit"):
+        batch_script(executor)

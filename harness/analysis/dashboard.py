@@ -1,0 +1,165 @@
+"""`dashboard`: one self-contained HTML page over a results folder's whole perflog, for a site: per
+architecture a trend per system (cluster, partition, GPU) with the reference band, detection quality
+against cost (AUC against energy per image and against GPU-hours, the Pareto front marked), the latest
+sweep's leaderboard and its `check` verdict."""
+import base64
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from harness.analysis.check import References, check_sweep
+from harness.analysis.compare import shown as shown_figure
+from harness.analysis.figures import note, plt, png_bytes
+from harness.analysis.history import entries_frame, system_text
+from harness.analysis.leaderboard import leaderboard
+from harness.analysis.load import SweepResults
+from harness.analysis.report import html_table
+from harness.errors import UserError
+from harness.store.atomic import refuse_symlink, write_text_atomic
+from harness.store.paths import list_sweeps, perflog
+from harness.store.perflog import FIGURE_UNITS, PerfEntry, read_perflog
+
+TREND = "train_images_per_s"  # the figure each architecture's trend follows
+COSTS = {"energy_per_image_j": "energy per image (J)", "gpu_hours": "GPU-hours per run"}
+
+
+def reference_key(entry: PerfEntry) -> str:
+    """An entry's system as a reference's key reads it: CLUSTER:PARTITION:GPU."""
+    return f"{entry.system.get('cluster')}:{entry.system.get('partition')}:{entry.system.get('gpu_name') or 'cpu'}"
+
+
+def cost_frame(entries: list[PerfEntry]) -> pd.DataFrame:
+    """Per (architecture, system), the mean AUC and costs of the latest sweep that ran it there. GPU-hours:
+    the run's wall time x the GPUs it held (none on a CPU)."""
+    rows = []
+    for e in entries:
+        gpus, wall = e.system.get("gpu_count") or 0, e.value("wall_time_s")
+        rows.append({"architecture": e.architecture, "system": system_text(e.system), "sweep": e.sweep, "time": e.time,
+                     "auc": e.value("auc"), "energy_per_image_j": e.value("energy_per_image_j"),
+                     "gpu_hours": wall * gpus / 3600 if wall is not None and gpus else None})
+    frame = pd.DataFrame(rows).sort_values("time", kind="stable")
+    frame = frame[frame["sweep"] == frame.groupby(["architecture", "system"])["sweep"].transform("last")]
+    return frame.groupby(["architecture", "system"], as_index=False)[["auc", *COSTS]].mean()
+
+
+def pareto_front(points: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """The points no other beats on both: a lower cost and a higher AUC (ties on both kept)."""
+    ranked = points.dropna(subset=["auc", cost]).sort_values([cost, "auc"], ascending=[True, False])
+    front, best = [], -1.0
+    for _, point in ranked.iterrows():
+        if point["auc"] > best:
+            front.append(point)
+            best = point["auc"]
+    return pd.DataFrame(front)
+
+
+def draw_trends(entries: list[PerfEntry], references: References | None) -> bytes:
+    """Per architecture, TREND against date, one line per system; the reference's band where one holds."""
+    frame = entries_frame(entries, TREND)
+    systems = {reference_key(e): system_text(e.system) for e in entries}  # a reference's key -> the series it is for
+    colour = {system: f"C{number % 10}" for number, system in enumerate(sorted(set(systems.values())))}
+    architectures = sorted(frame["architecture"].unique())
+    columns = min(4, len(architectures))
+    rows = -(-len(architectures) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for ax, architecture in zip(axes.flat, architectures):
+        mine = frame[frame["architecture"] == architecture].sort_values("time")
+        for system, series in mine.groupby("system", sort=True):
+            ax.plot(series["time"].dt.tz_convert(None), series[TREND], marker="o", color=colour[system], label=system)
+        for key, system in sorted(systems.items()):
+            ref = references.for_system(architecture, TREND, key) if references and system in set(mine["system"]) else None
+            if ref is not None:  # the band it allows; a side without a bound runs to the axis' edge
+                low, high = ref.bounds()
+                bottom, top = ax.get_ylim()
+                ax.axhspan(bottom if low is None else low, max(top, ref.value) if high is None else high,
+                           color=colour[system], alpha=0.12, label=f"reference {ref.system}")
+        if mine[TREND].isna().all():
+            note(ax, f"no {TREND} measured")
+        ax.set_title(architecture, fontsize=10)
+        ax.set_ylabel(f"{TREND} ({FIGURE_UNITS[TREND]})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(architectures):]:
+        ax.axis("off")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
+    """AUC against each cost, one point per (architecture, system), the Pareto front joined and ringed."""
+    fig, axes = plt.subplots(1, len(COSTS), figsize=(6 * len(COSTS), 4.4))
+    for ax, (cost, label) in zip(axes, COSTS.items()):
+        shown = points.dropna(subset=["auc", cost])
+        if shown.empty:
+            why = "no run measured its energy (it needs an NVIDIA GPU)" if cost == "energy_per_image_j" else "no run held a GPU"
+            note(ax, f"{label}: {why}")
+        else:
+            ax.scatter(shown[cost], shown["auc"], color="C0")
+            for _, point in shown.iterrows():
+                ax.annotate(f"{point['architecture']} ({point['system']})", (point[cost], point["auc"]), fontsize=6,
+                            textcoords="offset points", xytext=(3, 3))
+            front = pareto_front(shown, cost)
+            ax.step(front[cost], front["auc"], where="post", color="C3", label="Pareto front")
+            ax.scatter(front[cost], front["auc"], s=90, facecolors="none", edgecolors="C3")
+            ax.legend(fontsize=8)
+        ax.set(xlabel=label, ylabel="test AUC", title=f"AUC against {label}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def _figure(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode()
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def dashboard_html(results: Path, references: References | None) -> str:
+    """The page, every part made before anything is written."""
+    entries, problems = read_perflog(perflog(results))
+    if not entries:
+        raise UserError(f"no performance log entry under {results}: every completed run of a sweep adds one")
+    sweeps = list_sweeps(results)
+    parts = [f"<h1>harness dashboard: {html.escape(str(results))}</h1>",
+             f"<p>{len(entries)} completed runs of {len({e.sweep for e in entries})} sweeps on "
+             f"{len({reference_key(e) for e in entries})} systems; made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+             + (f"; {len(problems)} perflog lines skipped" if problems else "") + ".</p>"]
+    parts.append("<h2>Trends per architecture and system</h2>")
+    parts.append(_figure(draw_trends(entries, references), f"{TREND} per sweep, one line per system (cluster/partition GPU); "
+                         "the shaded band: the reference that holds for that system"))
+    parts.append("<h2>Detection quality against cost</h2>")
+    parts.append(_figure(draw_quality_against_cost(cost_frame(entries)), "test AUC against energy per image and against "
+                         "GPU-hours, per architecture and system (its latest sweep); ringed: the Pareto front"))
+    if sweeps:
+        latest = SweepResults(sweeps[-1])
+        board = leaderboard(latest)
+        shown = pd.DataFrame([{"model": r["model"], "seeds": r["seeds"], "accuracy": shown_figure("fraction", r["accuracy"]),
+                               "AUC": shown_figure("fraction", r["auc"]),
+                               "train img/s": shown_figure("images/s", r["train_images_per_s"]),
+                               "group": r.get("group") or "-", "status": r["status"]} for r in board])
+        parts.append(f"<h2>Leaderboard of the latest sweep, {html.escape(latest.spec.sweep_id)}</h2>")
+        parts.append(html_table(shown))
+        parts.append("<h2>Check of the latest sweep</h2>")
+        if references is None:
+            parts.append("<p>No references given (dashboard --references FILE).</p>")
+        else:
+            rows = [{**row, "value": shown_figure(row["unit"], row["value"]), "reference": shown_figure(row["unit"], row["reference"])}
+                    for row in check_sweep(latest, references)]
+            parts.append(html_table(pd.DataFrame(rows)[["model", "figure", "system", "value", "reference", "verdict", "reason"]]))
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;font-size:13px}"
+             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.number{text-align:right}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>harness dashboard</title><style>{style}</style>"
+            f"</head><body>{''.join(parts)}</body></html>\n")
+
+
+def write_dashboard(results: Path, out: Path, references: References | None = None) -> Path:
+    """Write the dashboard to out (atomically); returns its path."""
+    refuse_symlink(out)
+    page = dashboard_html(results, references)
+    write_text_atomic(out, page)
+    return out
+
