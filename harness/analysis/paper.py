@@ -113,9 +113,11 @@ def setting_line(setting: list[dict[str, Any]]) -> str:
     return f"The paper's setting where the paper states one{tail}."
 
 
-def _pair(ours: Any, paper: Any) -> str:
-    mine = "-" if ours is None else f"{100 * ours:.1f}"
-    return mine if paper is None else f"{mine} [{100 * paper:.1f}]"
+def _pair(ours: Any, paper: Any, metric: str) -> str:
+    """"91.2 [99.3]": a share in % with one decimal; the loss (binary cross-entropy, no share) with three."""
+    shown = (lambda v: f"{v:.3f}") if metric == "loss" else (lambda v: f"{100 * v:.1f}")
+    mine = "-" if ours is None else shown(ours)
+    return mine if paper is None else f"{mine} [{shown(paper)}]"
 
 
 def _runs_done(row: dict[str, Any]) -> str:
@@ -126,7 +128,8 @@ def _runs_done(row: dict[str, Any]) -> str:
 
 
 def paper_view(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Our figures with Table 2's in brackets beside them ("91.2 [99.3]"), in % with one decimal; a
+    """Our figures with Table 2's in brackets beside them ("91.2 [99.3]"), in % with one decimal (the loss
+    as itself); a
     'runs' column only where a row did not complete. Fits a 100-column terminal."""
     paper = {p["model"]: p for p in paper_table()}
     view = []
@@ -134,7 +137,7 @@ def paper_view(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[s
         theirs = paper.get(row["architecture"], {})
         shown = {"model": row["model"], "runs": "all done" if row.get("status") == "COMPLETED" else _runs_done(row)}
         for metric in COMPARED:
-            shown[metric] = _pair(row.get(metric), theirs.get(metric))
+            shown[metric] = _pair(row.get(metric), theirs.get(metric), metric)
         view.append(shown)
     columns = ["model", *COMPARED]
     if any(r["runs"] != "all done" for r in view):
