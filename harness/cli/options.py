@@ -59,11 +59,12 @@ def add_interval(parser: argparse.ArgumentParser) -> None:
 ROW_FORMATS = ("table", "csv", "json", "markdown")
 
 
-def add_format(parser: argparse.ArgumentParser, *more: str, meta: bool = False) -> None:
-    """--format, the same words on every command that prints rows (more: a command's own, such as png);
-    meta: --meta, JSON with what the rows are of."""
+def add_format(parser: argparse.ArgumentParser, *more: str, meta: bool = False, more_help: str = "") -> None:
+    """--format, the same words on every command that prints rows (more: a command's own, such as png, and
+    more_help what it gives); meta: --meta, JSON with what the rows are of."""
     parser.add_argument("--format", choices=[*ROW_FORMATS, *more], default="table",
-                        help="table on a terminal; csv and json (a list of rows) for a program; markdown for a page")
+                        help="table on a terminal; csv and json (a list of rows) for a program; markdown for a page"
+                        + (f"; {more_help}" if more_help else ""))
     parser.add_argument("--wide", action="store_true",
                         help="table: every column, however wide (by default those the terminal cannot hold make way)")
     if meta:

@@ -194,7 +194,7 @@ def add_commands(commands: Any) -> None:
     history.add_argument("--partition", help="one partition ('local' for runs outside Slurm)")
     history.add_argument("--metric", choices=list(FIGURE_UNITS), default="train_images_per_s", metavar="METRIC",
                          help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURE_UNITS)}")
-    add_format(history, "png")
+    add_format(history, "png", more_help="png: the figure (see --out)")
     history.add_argument("--out", type=user_path, help="with --format png: the figure's path, or a folder to put history-METRIC.png in "
                          "(default RESULTS/history-METRIC.png)")
     add_results(history)

@@ -37,19 +37,19 @@ def cmd_models_all(args: argparse.Namespace) -> int:
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
-    from harness.cli.render import err, out, print_table
+    from harness.cli.render import err, table
     from harness.data.prepare import prepare_dataset
 
     report = prepare_dataset(args.real, args.fake, args.out, args.per_class, args.seed, args.reencode)
     share = {"label": "fake share", **{split: f"{value:.1%}" for split, value in report.fake_share.items()}}
-    print_table([*({"label": label, **counts} for label, counts in report.counts.items()), share],
-                ["label", "train", "val", "test"], title=f"{report.manifest}")
+    err.print(table([*({"label": label, **counts} for label, counts in report.counts.items()), share],
+                    ["label", "train", "val", "test"], title=f"{report.manifest}"))
     if report.skipped:
         err.print(f"skipped {len(report.skipped)} files that do not decode:")
         for path, reason in report.skipped:
             err.print(f"  {path}: {reason}", markup=False)
     if report.duplicates_dropped:
-        out.print(f"dropped {report.duplicates_dropped} duplicates: {report.duplicates_bytes} byte-identical, "
+        err.print(f"dropped {report.duplicates_dropped} duplicates: {report.duplicates_bytes} byte-identical, "
                   f"{report.duplicates_pixels} pixel-identical (the same decoded image in other bytes)")
     for digest in report.in_both_classes:
         err.print(f"[yellow]warning:[/yellow] an image (sha256 {digest[:16]}...) is both real and fake; dropped from both")
@@ -57,6 +57,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         err.print(f"[yellow]warning:[/yellow] {warning}")
     for note in report.notes:
         err.print(note, markup=False)
+    print(report.manifest)  # the file written, alone on stdout; what it holds is on stderr above
     return 0
 
 
@@ -64,7 +65,7 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
     import csv
     from collections import Counter
 
-    from harness.cli.render import print_table
+    from harness.cli.render import err, table
     from harness.data.demo import make_demo
 
     generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
@@ -72,13 +73,14 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
     with open(path, newline="") as handle:
         counts = Counter((r["label"] if r["label"] == "real" else f"fake: {r['generator']}", r["split"]) for r in csv.DictReader(handle))
     kinds = sorted({kind for kind, _ in counts})
-    print_table([{"kind": k, **{s: counts[(k, s)] for s in ("train", "val", "test")}} for k in kinds],
-                ["kind", "train", "val", "test"], title=str(path))
+    err.print(table([{"kind": k, **{s: counts[(k, s)] for s in ("train", "val", "test")}} for k in kinds],
+                    ["kind", "train", "val", "test"], title=str(path)))
+    print(path)  # the file written, alone on stdout
     return 0
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from harness.cli.render import err, print_table
+    from harness.cli.render import err, print_rows, print_table
     from harness.cluster.site import derive_settings, read_site, settings_as_toml, settings_table
     from harness.cluster.slurm import slurm_answers
 
@@ -90,12 +92,17 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.format == "toml":
         print(settings_as_toml(settings), end="")
         return 0
-    partitions = [{"partition": p.name + (" (default)" if p.is_default else ""), "state": p.state, "nodes": len(p.nodes),
+    partitions = [{"partition": p.name, "default": p.is_default, "state": p.state, "nodes": len(p.nodes),
                    "cpus/node": p.cpus_per_node, "mem MB/node": p.mem_mb_per_node, "gpus/node": p.gpus_per_node,
-                   "gpu types": ", ".join(sorted(p.gpu_types)) or "-", "max time": "-" if p.max_time_min is None else p.max_time_min,
-                   "default time": "-" if p.default_time_min is None else p.default_time_min} for p in site.partitions.values()]
+                   "gpu types": sorted(p.gpu_types), "max time": p.max_time_min, "default time": p.default_time_min}
+                  for p in site.partitions.values()]
+    if args.format != "table":  # the partitions as rows; --meta: with the cluster and the settings a sweep would use
+        meta = {"cluster": site.cluster_name, "max_array_size": site.max_array_size,
+                "settings": {k: v for k, v, _ in settings_table(settings)}}
+        print_rows(args.format, partitions, list(partitions[0]) if partitions else [], meta=meta if args.meta else None)
+        return 0
     print_table(partitions, list(partitions[0]) if partitions else [], title=f"Slurm cluster {site.cluster_name} "
-                f"(MaxArraySize {site.max_array_size}; times in minutes)")
+                f"(MaxArraySize {site.max_array_size}; times in minutes)", wide=args.wide)
     print_table([{"setting": k, "value": v, "source": why} for k, v, why in settings_table(settings)],
                 ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)")
     err.print("override any of them with sweep's options or a profile (--profile site.toml)", markup=False)
@@ -132,5 +139,5 @@ def add_commands(commands: Any) -> None:
     cluster = commands.add_parser("cluster", help="what this Slurm site offers, and the settings a sweep would use")
     cluster.add_argument("--partition", help="GPU partition (default: the only one with GPUs)")
     cluster.add_argument("--cpu-partition", help="CPU partition (default: the default partition, or the most CPU-only nodes)")
-    cluster.add_argument("--format", choices=["table", "toml"], default="table", help="toml: a ready profile to edit and keep")
+    add_format(cluster, "toml", meta=True, more_help="toml: the settings a sweep would use, as a profile to edit and keep")
     cluster.set_defaults(func=cmd_cluster)

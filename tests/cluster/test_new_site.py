@@ -33,6 +33,10 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
     shown = cli("cluster", "--format", "toml")
     assert shown.code == 0 and 'gpu_partition = "a100"' in shown.out and 'gres = "gpu:a100:1"' in shown.out
     assert 'cpu_partition = "batch"' in shown.out and "MaxArraySize is 5" in shown.out
+    rows = {row["partition"]: row for row in cli("cluster", "--format", "json").json()}  # the partitions as rows
+    assert rows["a100"]["gpu types"] == ["a100"] and rows["batch"]["gpus/node"] == 0
+    described = cli("cluster", "--format", "json", "--meta").json()
+    assert described["max_array_size"] == 5 and described["settings"]["gpu_partition"] == "a100"
     # six runs, at most two at once: more than one array (MaxArraySize 5) and tasks waiting behind the throttle
     sweep = cli("sweep", "--partition", "a100", "--dataset", tiny_demo, "--models", "MobileNetV2", "--seeds", "6",
                 "--epochs", "1", "--image-size", "32", "--array-parallelism", "2", "--results", results)

@@ -68,7 +68,8 @@ def test_prepare_skips_bad_files_drops_duplicates_and_splits(cli, messy):
     assert {"UPPER.JPG", "UPPER.PNG", "grey.png", "rgba.png", "sixteen.png"} <= names
     # an image present in both classes is reported and dropped from both; duplicates collapse
     assert "both real and fake" in result.err
-    assert "dropped 2 duplicates: 1 byte-identical, 1 pixel-identical" in result.out and "fake share" in result.out
+    assert "dropped 2 duplicates: 1 byte-identical, 1 pixel-identical" in result.err and "fake share" in result.err
+    assert result.out == f"{out / 'manifest.csv'}\n"  # the file written, alone on stdout
     assert _sha(messy / "real" / "r0.png") not in set(manifest["sha256"])
     assert manifest["sha256"].is_unique
     assert set(manifest["split"]) == {"train", "val", "test"}
