@@ -32,9 +32,10 @@ LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1"
           "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
           "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode",
           "not_separable_from": "not separable from (5%)", "not_tested_against": "not tested against",
-          "timm_weights": "timm weights"}
+          "timm_weights": "timm weights", "cpus_per_node": "cpus/node", "mem_mb_per_node": "mem MB/node",
+          "gpus_per_node": "gpus/node", "gpu_types": "gpu types", "max_time_min": "max time", "default_time_min": "default time"}
 LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
-        "this sweep", "paper", "partition", "setting", "source", "state", "gpu types", "not_separable_from",
+        "this sweep", "paper", "partition", "setting", "source", "state", "gpu_types", "not_separable_from",
         "not_tested_against", "figure", "note", "test", "beyond_spread", "group", "system", "settings", "sweep"}
 
 

@@ -93,8 +93,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         print(settings_as_toml(settings), end="")
         return 0
     partitions = [{"partition": p.name, "default": p.is_default, "state": p.state, "nodes": len(p.nodes),
-                   "cpus/node": p.cpus_per_node, "mem MB/node": p.mem_mb_per_node, "gpus/node": p.gpus_per_node,
-                   "gpu types": sorted(p.gpu_types), "max time": p.max_time_min, "default time": p.default_time_min}
+                   "cpus_per_node": p.cpus_per_node, "mem_mb_per_node": p.mem_mb_per_node, "gpus_per_node": p.gpus_per_node,
+                   "gpu_types": sorted(p.gpu_types), "max_time_min": p.max_time_min, "default_time_min": p.default_time_min}
                   for p in site.partitions.values()]
     if args.format != "table":  # the partitions as rows; --meta: with the cluster and the settings a sweep would use
         meta = {"cluster": site.cluster_name, "max_array_size": site.max_array_size,

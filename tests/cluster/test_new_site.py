@@ -34,7 +34,7 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
     assert shown.code == 0 and 'gpu_partition = "a100"' in shown.out and 'gres = "gpu:a100:1"' in shown.out
     assert 'cpu_partition = "batch"' in shown.out and "MaxArraySize is 5" in shown.out
     rows = {row["partition"]: row for row in cli("cluster", "--format", "json").json()}  # the partitions as rows
-    assert rows["a100"]["gpu types"] == ["a100"] and rows["batch"]["gpus/node"] == 0
+    assert rows["a100"]["gpu_types"] == ["a100"] and rows["batch"]["gpus_per_node"] == 0
     described = cli("cluster", "--format", "json", "--meta").json()
     assert described["max_array_size"] == 5 and described["settings"]["gpu_partition"] == "a100"
     # six runs, at most two at once: more than one array (MaxArraySize 5) and tasks waiting behind the throttle
