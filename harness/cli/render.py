@@ -123,8 +123,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
                 compact: bool = False, optional: tuple[str, ...] = (), wide: bool = False) -> None:
     """The table at the console's width (optional columns dropped to fit), or with wide every column, the
     console widened to hold them."""
-    if wide:  # a console of its own: rich clamps a print's width to its console's
-        needed = sum(cell_width(c, rows) + 3 for c in columns) + 1
+    if wide:  # a console of its own (rich clamps a print's width to its console's), as wide as whole headers need
+        needed = sum(max(cell_width(c, rows), len(label(c))) + 3 for c in columns) + 1
         Console(width=max(out.width, needed)).print(table(rows, columns, title, caption, compact))
     else:
         out.print(table(rows, columns, title, caption, compact, optional, out.width))
