@@ -3,7 +3,8 @@
 # input benchmarks, the CUDA cases of tests/integration/test_throughput.py (no host waits inside a
 # step; NVML utilisation counted inside the steps only), short ResNet50 trainings through the harness
 # (bf16, fp16, bf16 with --compile) with their energy per image, and `check` against references made
-# from the first of them.
+# from the first of them; where the machine has several GPUs, a scaling sweep over 1 to all of them
+# (`--scaling`, NCCL), with NVIDIA's published figures beside it.
 # Usage: bash benchmarks/gpu_check.sh OUTDIR   (python3 there must hold torch with CUDA)
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUTDIR}
@@ -26,6 +27,15 @@ python3 -m harness leaderboard gpu --results /tmp/gpu-results --format json > "$
 python3 -m harness check gpu --results /tmp/gpu-results --references "$out/references.toml" --update-references
 python3 -m harness check gpu-compile --results /tmp/gpu-results --references "$out/references.toml" | tee "$out/check.txt"
 python3 -m harness compare gpu gpu-compile --results /tmp/gpu-results | tee "$out/compare.txt"
+gpus=$(nvidia-smi -L | wc -l)
+if [ "$gpus" -gt 1 ]; then
+  python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 2 --image-size 224 \
+    --batch-size 128 --precision fp16 --channels-last --device cuda --scaling "$(seq -s, 1 "$gpus")" \
+    --results /tmp/gpu-results --name gpu-scaling --wait
+  python3 -m harness leaderboard gpu-scaling --results /tmp/gpu-results --compare dle --wide | tee "$out/scaling.txt"
+else
+  echo "one GPU here: no scaling sweep" | tee "$out/scaling.txt"
+fi
 cp /tmp/gpu-results/gpu/runs/ResNet50-s0/result.json "$out/result-bf16.json"
 cp /tmp/gpu-results/gpu-fp16/runs/ResNet50-s0/result.json "$out/result-fp16.json"
 cp /tmp/gpu-results/gpu-compile/runs/ResNet50-s0/result.json "$out/result-bf16-compile.json"

@@ -18,7 +18,7 @@ from typing import Any
 import harness
 from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
-from harness.cluster.base import ALIVE_STATES, NODE_MODULE, Backend
+from harness.cluster.base import ALIVE_STATES, NODE_MODULE, Backend, Placement
 from harness.cluster.profiles import Profile
 from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
@@ -53,6 +53,7 @@ class SweepRequest:
     name: str | None = None
     cross_generator: bool = False
     ablate_preprocessing: bool = False
+    scaling: list[int] | None = None  # a scaling sweep: every architecture at each of these world sizes
 
 
 def new_sweep_id(name: str | None) -> str:
@@ -108,6 +109,17 @@ def preprocessing_variants(model: str, image_size: int | None = None) -> list[Va
     return [("-".join(names), {"preprocessing": names[0]}) for names, _ in groups]
 
 
+def scaling_variants(world_sizes: list[int], nodes: int) -> list[Variant]:
+    """--scaling: one variant per world size ("x2": two ranks). The largest is spread over `nodes` nodes;
+    that fixes the ranks a node holds, and each smaller size takes the nodes it needs (1 -> a node ->
+    several): 1,2,4,8 on two nodes runs 1, 2 and 4 on one node and 8 on two."""
+    per_node, remainder = divmod(max(world_sizes), nodes)
+    if remainder or per_node == 0:
+        raise UserError(f"--scaling {','.join(map(str, world_sizes))} --nodes-per-run {nodes}: the largest size must "
+                        "fill the nodes evenly")
+    return [(f"x{size}", {"world_size": size, "nodes": -(-size // per_node)}) for size in world_sizes]
+
+
 def parse_models(text: str | None) -> list[str]:
     """'ResNet50,VGG16' -> validated names (all eight when the option is not given)."""
     from harness.zoo.lookup import spec_of
@@ -139,8 +151,12 @@ def demo_image_sizes(models: list[str]) -> dict[str, dict[str, Any]]:
 
 def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, SweepSpec]:
     """The sweep's folder and spec, every run's config checked; nothing is written."""
-    if request.cross_generator and request.ablate_preprocessing:
-        raise UserError("--cross-generator and --ablate-preprocessing each make their own variants: use one per sweep")
+    kinds = [flag for flag, given in (("--cross-generator", request.cross_generator), ("--ablate-preprocessing",
+             request.ablate_preprocessing), ("--scaling", request.scaling)) if given]
+    if len(kinds) > 1:
+        raise UserError(f"{kinds[0]} and {kinds[1]} each make their own variants: use one per sweep")
+    if request.scaling and request.train.get("world_size", 1) != 1:
+        raise UserError("--scaling sets each run's --gpus-per-run itself: give one of them")
     if not 1 <= request.seeds <= MAX_SEEDS:
         raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}, got {request.seeds}")
     check_results_path(Path(request.results))
@@ -154,9 +170,14 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     sizes: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # the image size each architecture overrides
     if request.dataset == "demo" and train.get("image_size") is None:
         train, sizes = {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
-    shared = generator_variants(dataset) if request.cross_generator else [("", {})]
+    shared = (generator_variants(dataset) if request.cross_generator else
+              scaling_variants(request.scaling, train.get("nodes", 1)) if request.scaling else [("", {})])
     variants = {m: preprocessing_variants(m, sizes[m].get("image_size", train.get("image_size")))
                 if request.ablate_preprocessing else shared for m in request.models}
+    ranks = train.get("world_size", 1)
+    if ranks > 1:  # the rank count in every row's name: a reference or a series at 1 rank is not one at N
+        variants = {m: [(f"{name}-x{ranks}" if name else f"x{ranks}", overrides) for name, overrides in named]
+                    for m, named in variants.items()}
     runs = [RunSpec(run_id(m, s, name), m, s, name, {**sizes[m], **overrides})
             for m in request.models for name, overrides in variants[m] for s in range(request.seeds)]
     spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(), dataset=str(dataset.resolve()),
@@ -205,6 +226,12 @@ def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
     return {"snapshot": str(sweep.code), "harness_version": harness.__version__, **_git_state()}
 
 
+def placements(spec: SweepSpec, run_ids: list[str]) -> dict[str, Placement]:
+    """Where each run's ranks go: its nodes, and its ranks (one task each) per node."""
+    configs = {rid: config_for(spec, spec.run(rid)) for rid in run_ids}
+    return {rid: Placement(c.nodes, c.world_size // c.nodes) for rid, c in configs.items()}
+
+
 def run_devices(spec: SweepSpec) -> set[str]:
     """The --device of every run of the sweep."""
     return {config_for(spec, run).device for run in spec.runs}
@@ -212,7 +239,8 @@ def run_devices(spec: SweepSpec) -> set[str]:
 
 def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile) -> Submission:
     """Write the sweep (folder, spec, code snapshot) and submit every run."""
-    backend.preflight(profile, len(spec.runs), run_devices(spec))  # refuses before anything is written
+    runs = placements(spec, [r.run_id for r in spec.runs])
+    backend.preflight(profile, runs, run_devices(spec))  # refuses before anything is written
     _check_writable(sweep.results)
     if spec.dataset == str(demo_folder(sweep.results).resolve()):
         from harness.data.demo import ensure_demo
@@ -228,15 +256,17 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile
     except BaseException:  # a full disk, an interrupt: no folder without its sweep.json (neither new nor resumable)
         shutil.rmtree(sweep.folder, ignore_errors=True)
         raise
-    return submit(sweep, backend, profile, [r.run_id for r in spec.runs])
+    return submit(sweep, backend, profile, runs)
 
 
-def submit(sweep: SweepPaths, backend: Backend, profile: Profile, run_ids: list[str]) -> Submission:
-    """Queue the runs, recording every job in jobs.json as soon as it is queued: a submission that fails
-    part-way leaves its queued part tracked (status, cancel), and --resume submits only the rest."""
+def submit(sweep: SweepPaths, backend: Backend, profile: Profile, runs: dict[str, Placement]) -> Submission:
+    """Queue the runs (run id -> where its ranks go), recording every job in jobs.json as soon as it is
+    queued: a submission that fails part-way leaves its queued part tracked (status, cancel), and
+    --resume submits only the rest."""
     submission = Submission(backend.name, None, {})
+    run_ids = list(runs)
     try:
-        for submission in backend.submit(sweep, profile, run_ids):
+        for submission in backend.submit(sweep, profile, runs):
             record_submission(sweep, submission)
     except UserError as err:
         if not (submission.preprocess_job or submission.tasks):

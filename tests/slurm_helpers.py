@@ -57,12 +57,19 @@ def result(folder: Path, rid: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def train_until(cli, results: Path, epochs: int, until_epoch: int) -> tuple[Path, str]:
-    """Submit a MobileNetV2 run on the demo to the cluster and wait until it trains epoch until_epoch;
-    returns the sweep folder and the run's job id."""
+def train_until(cli, results: Path, epochs: int, until_epoch: int, *options: str) -> tuple[Path, str]:
+    """Submit a MobileNetV2 run on the demo to the cluster (with the sweep options given) and wait until it
+    trains epoch until_epoch; returns the sweep folder and the run's job id."""
     sweep = cli("sweep", "--partition", "gpu", "--dataset", "demo", "--models", "MobileNetV2", "--epochs", epochs,
-                "--image-size", "32", "--results", results)
+                "--image-size", "32", *options, "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
-    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= until_epoch, 300, f"epoch {until_epoch}")
-    return folder, submission(folder)["tasks"]["MobileNetV2-s0"]
+    rid = run_of(folder)
+    wait_until(lambda: progress_epoch(folder, rid) >= until_epoch, 300, f"epoch {until_epoch}")
+    return folder, submission(folder)["tasks"][rid]
+
+
+def run_of(folder: Path) -> str:
+    """The run id of a sweep of one run (MobileNetV2-s0; MobileNetV2-x2-s0 on two ranks)."""
+    (rid,) = [run["run_id"] for run in json.loads((folder / "sweep.json").read_text())["runs"]]
+    return rid

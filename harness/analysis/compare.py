@@ -54,7 +54,7 @@ def allocated_gpus(alloc_tres: str) -> int | None:
 
 def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, str | None, str | None]:
     """(GPU-hours, source, reason when null): sacct's elapsed x allocated GPUs where the scheduler gives
-    both, else the record's wall time x the GPUs it used, else null (no GPU)."""
+    both, else the record's wall time x the GPUs it used (one per rank), else null (no GPU)."""
     if job is not None:
         seconds, gpus = elapsed_seconds(job.elapsed), allocated_gpus(job.alloc_tres)
         if seconds is not None and gpus:
@@ -65,7 +65,8 @@ def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, st
     wall = figures_of(record)["wall_time_s"]
     if wall is None:
         return None, None, "the record has no start time to measure its wall time"
-    return wall * int(env.get("gpu_count") or 1) / 3600.0, "record", None
+    ranks = int((record.distributed or {}).get("world_size") or 1)  # one GPU per rank
+    return wall * ranks / 3600.0, "record", None
 
 
 def run_jobs(results: SweepResults) -> tuple[dict[str, JobState], list[str]]:

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from harness.analysis.load import SweepResults  # noqa: E402
+from harness.analysis.scaling import scaling_rows, with_dle
 from harness.data.perturb import PERTURBATIONS  # noqa: E402
 from harness.store.atomic import refuse_symlink, write_atomic  # noqa: E402
 from harness.store.paths import SweepPaths  # noqa: E402
@@ -285,6 +286,29 @@ def cross_generator_heatmaps(tables: dict[str, pd.DataFrame]) -> bytes:
     return png_bytes(draw_cross_generator_heatmaps(tables))
 
 
+def draw_scaling(rows: list[dict]) -> plt.Figure:
+    """Speedup against ranks per architecture (scaling.scaling_rows), each with its interval over seeds,
+    beside the ideal (speedup = ranks) and NVIDIA's published figure where one matches."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    top = max(row["ranks"] for row in rows)
+    ax.plot([1, top], [1, top], color="grey", linestyle=":", label="ideal (speedup = ranks)")
+    for i, (architecture, group) in enumerate(pd.DataFrame(rows).groupby("architecture", sort=False)):
+        group = group.dropna(subset=["speedup"])
+        low = (group["speedup"] - group["speedup_lo"]).fillna(0).clip(lower=0)
+        high = (group["speedup_hi"] - group["speedup"]).fillna(0).clip(lower=0)
+        ax.errorbar(group["ranks"], group["speedup"], yerr=[low, high], fmt="o-", color=f"C{i % 10}", capsize=3, label=architecture)
+        published = group.dropna(subset=["dle_speedup"]) if "dle_speedup" in group else group.iloc[0:0]
+        if not published.empty:
+            ax.plot(published["ranks"], published["dle_speedup"], "x", color=f"C{i % 10}", markersize=9,
+                    label=f"{architecture}: NVIDIA, {published['dle_gpu'].iloc[0]}")
+    ax.set(title="training speedup against one rank (batch per rank fixed)", xlabel="ranks (GPUs; CPU processes on a CPU)",
+           ylabel="speedup (images/s over one rank's)", xlim=(0.8, top * 1.1), ylim=(0, top * 1.1))
+    ax.set_xticks(sorted({row["ranks"] for row in rows}))
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def make_figures(results: SweepResults, board: list[dict]) -> dict[Path, bytes]:
     """Every figure the sweep's completed runs allow, drawn (PNG bytes), by the path it goes to under the
     sweep's figures/; nothing is written (write_figures). board: its leaderboard."""
@@ -298,6 +322,9 @@ def make_figures(results: SweepResults, board: list[dict]) -> dict[Path, bytes]:
     tables = cross_generator_tables(results)
     if tables:
         figures["cross_generator"] = cross_generator_heatmaps(tables)
+    scaling = with_dle(scaling_rows(results.completed()))
+    if scaling:
+        figures["scaling"] = png_bytes(draw_scaling(scaling))
     return {sweep.figures / f"{name}.png": data for name, data in figures.items()}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.analysis.columns import EXTRA_METRICS, LOWER_IS_BETTER, METRICS, SORTABLE, THROUGHPUT
 from harness.analysis.load import SweepResults
+from harness.analysis.scaling import add_scaling
 from harness.analysis.status import sweep_status
 from harness.errors import UserError
 from harness.stats.intervals import mean_interval
@@ -92,6 +93,7 @@ def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str,
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(sort, r))
     _mark_separable(results.sweep, rows, records_of, sort)
+    add_scaling(rows, records_of)  # a sweep at several rank counts: speedup and efficiency against one rank
     return rows
 
 

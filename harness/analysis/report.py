@@ -11,7 +11,9 @@ import pandas as pd
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
 from harness.analysis.leaderboard import leaderboard, paper_table, separability_caption, with_paper
 from harness.analysis.load import SweepResults
+from harness.analysis.makespan import span_line, sweep_span
 from harness.analysis.paper import setting_line, setting_rows
+from harness.analysis.scaling import scaling_rows, with_dle
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import SweepPaths
@@ -27,6 +29,8 @@ FIGURE_CAPTIONS = {
     "confusion": "Confusion matrices on the test split (seeds summed).",
     "robustness": "Test accuracy (%) under JPEG compression, downscaling and blur of both classes.",
     "cross_generator": "Test AUC of each architecture trained on one generator's fakes and tested on each generator's.",
+    "scaling": "Training speedup against one rank, measured (with its 95% interval over seeds) beside the ideal and NVIDIA's "
+               "published figure where the GPU and the precision match.",
 }
 # A report's section: (title, kind, content), the content's type following its kind.
 Section = tuple[str, Literal["text"], str] | tuple[str, Literal["table"], pd.DataFrame] | tuple[str, Literal["figure"], Path]
@@ -157,6 +161,23 @@ def board_tables(board: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ranked, paper
 
 
+def scaling_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """scaling.with_dle's rows as the report shows them: speedup and efficiency with their intervals over seeds."""
+    def times(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    return pd.DataFrame({
+        "architecture": [r["architecture"] for r in rows], "ranks": [r["ranks"] for r in rows], "nodes": [r["nodes"] for r in rows],
+        "seeds": [r["seeds"] for r in rows],
+        "train img/s": ["-" if r["train_images_per_s"] is None else f"{r['train_images_per_s']:,.1f}" for r in rows],
+        "speedup (95% CI)": [times(r["speedup"]) + ("" if r["speedup_lo"] is None else
+                             f" [{r['speedup_lo']:.2f}, {r['speedup_hi']:.2f}]") for r in rows],
+        "efficiency %": [_percent(r["efficiency"]) for r in rows],
+        "NVIDIA speedup": [times(r["dle_speedup"]) for r in rows],
+        "NVIDIA efficiency %": [_percent(r["dle_efficiency"]) for r in rows],
+    })
+
+
 def variant_sections(board: pd.DataFrame, spec: SweepSpec) -> list[Section]:
     """The preprocessing ablation's answer to the paper's question, or accuracy by any other variant."""
     if not board["variant"].ne("").any():
@@ -207,6 +228,14 @@ def sections(results: SweepResults, rows: list[dict[str, Any]], figures: dict[Pa
                                for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})
         out.append(("Robustness (test accuracy % and AUC %)", "table", robust.reset_index(names="model")))
     out += variant_sections(board, spec)
+    span = sweep_span(results)
+    if span:
+        out.append(("The sweep as a whole (from the scheduler's accounting, as MLPerf HPC counts a workload)", "text",
+                    span_line(span) + "."))
+    scaling = with_dle(scaling_rows(results.completed()))
+    if scaling:
+        out.append(("Scaling: speedup and efficiency against one rank (weak scaling, the batch per rank fixed)", "table",
+                    scaling_table(scaling)))
     for model, table in cross_generator_tables(results).items():
         out.append((f"{model}: test AUC % across generators (rows: trained on, columns: tested on)", "table",
                     table.map(_percent).reset_index()))

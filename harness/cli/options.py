@@ -33,6 +33,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def world_sizes(text: str) -> list[int]:
+    """--scaling 1,2,4,8: distinct rank counts, 1 among them (the baseline of every speedup), ascending."""
+    sizes = [positive_int(part.strip()) for part in text.split(",")] if text.strip() else []
+    if 1 not in sizes or len(set(sizes)) != len(sizes) or len(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: give distinct rank counts, 1 among them (the baseline), e.g. 1,2,4")
+    return sorted(sizes)
+
+
 def non_negative_int(text: str) -> int:
     value = int(text) if text.lstrip("-").isdigit() else None
     if value is None or value < 0:

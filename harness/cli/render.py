@@ -27,13 +27,15 @@ def console(stderr: bool) -> Console:
 out, err = console(stderr=False), console(stderr=True)
 
 PERCENT = {"p_fake", "accuracy", "precision", "recall", "f1", "auc", "average_precision", "eer",
-           "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction"}
+           "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction",
+           "efficiency", "dle_efficiency"}
 LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
           "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
           "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode",
           "not_separable_from": "not separable from (5%)", "not_tested_against": "not tested against",
           "timm_weights": "timm weights", "cpus_per_node": "cpus/node", "mem_mb_per_node": "mem MB/node",
-          "gpus_per_node": "gpus/node", "gpu_types": "gpu types", "max_time_min": "max time", "default_time_min": "default time"}
+          "gpus_per_node": "gpus/node", "gpu_types": "gpu types", "max_time_min": "max time", "default_time_min": "default time",
+          "efficiency": "efficiency", "dle_speedup": "NVIDIA speedup", "dle_efficiency": "NVIDIA efficiency"}
 LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
         "this sweep", "paper", "partition", "setting", "source", "state", "gpu_types", "not_separable_from",
         "not_tested_against", "figure", "note", "test", "beyond_spread", "group", "system", "settings", "sweep"}
@@ -49,6 +51,8 @@ def fmt(column: str, value: Any) -> str:
         return ", ".join(map(str, value)) or "-"
     if column.removeprefix("paper_") == "loss":  # binary cross-entropy, not a share
         return f"{value:.4f}"
+    if column in ("speedup", "dle_speedup"):
+        return f"{value:.2f}x"
     if column in PERCENT or column.removeprefix("paper_") in PERCENT:
         return f"{100 * value:.2f}"
     if isinstance(value, float):

@@ -8,7 +8,8 @@ from harness.cli.options import add_format, add_results, add_sweep, user_path
 NO_REFERENCE_EXIT = 3  # check: the references hold no figure for the sweep's system (1: a figure outside its reference)
 
 # The leaderboard's columns that make way on a narrow terminal, first listed first (--wide shows them).
-BOARD_OPTIONAL = ("infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1", "train_images_per_s")
+BOARD_OPTIONAL = ("infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1", "eff 95% CI (seeds)",
+                  "train_images_per_s")
 
 
 def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
@@ -23,6 +24,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness.analysis.columns import COLUMNS
     from harness.analysis.leaderboard import leaderboard, separability_caption, with_paper
     from harness.cli.render import interval, print_rows, print_table
+    from harness.errors import UserError
 
     results = read_sweep(args, args.sweep)
     sweep = results.sweep
@@ -38,6 +40,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         columns.insert(columns.index("accuracy") + 1, "acc 95% CI (test)")
     if any(r.get("group") is not None for r in rows):
         columns.insert(columns.index("status"), "group")
+    caption = separability_caption(rows)
+    if "speedup" in rows[0]:  # a sweep at several rank counts: weak scaling against its runs on one rank
+        for row in rows:
+            row["eff 95% CI (seeds)"] = interval(row.get("efficiency_lo"), row.get("efficiency_hi"))
+        at = columns.index("train_images_per_s") + 1
+        columns[at:at] = ["ranks", "speedup", "efficiency", "eff 95% CI (seeds)"]
+        caption += "; speedup: images/s against the same seed on one rank, the batch per rank fixed"
+    if args.compare == "dle":
+        from harness.analysis.scaling import DLE_SOURCE, with_dle
+
+        if "speedup" not in rows[0]:
+            raise UserError(f"--compare dle: sweep {sweep.sweep_id} ran each architecture at one rank count, and NVIDIA's "
+                            "figures are speedups (a sweep with --scaling 1,2,4,8 has them)")
+        rows = [with_dle([row])[0] if row["ranks"] else row for row in rows]
+        columns += ["dle_speedup", "dle_efficiency"]
+        reasons = sorted({row["dle_reason"] for row in rows if row.get("dle_reason") and row["ranks"] != 1})
+        caption += f"; NVIDIA: {DLE_SOURCE}" + (f" ({'; '.join(reasons)})" if reasons else "")
     if args.compare == "paper":  # our setting beside the paper's, and Table 2's figures in brackets beside ours
         from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
         from harness.cli.render import err
@@ -53,7 +72,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
     covers = {f"intervals over {r['interval_covers']}" for r in rows if r.get("interval_covers")}
     covers |= {f"test intervals: {r['test_interval']}" for r in rows if r.get("accuracy_test_lo") is not None}
-    print_rows(args.format, rows, columns, caption=separability_caption(rows), optional=BOARD_OPTIONAL, wide=args.wide,
+    print_rows(args.format, rows, columns, caption=caption, optional=BOARD_OPTIONAL, wide=args.wide,
                title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds" + (f"; {'; '.join(sorted(covers))})" if covers else ")"))
     return 0
 
@@ -174,7 +193,9 @@ def add_commands(commands: Any) -> None:
     add_format(board)
     board.add_argument("--sort", choices=SORTABLE, default="accuracy", metavar="METRIC",
                        help=f"what to rank by: {', '.join(SORTABLE)}")
-    board.add_argument("--compare", choices=["paper"], help="put the paper's Table 2 beside ours")
+    board.add_argument("--compare", choices=["paper", "dle"],
+                       help="paper: the paper's Table 2 beside ours; dle: NVIDIA's published speedups beside a scaling "
+                       "sweep's (where the GPU and the precision match)")
     board.set_defaults(func=cmd_leaderboard)
 
     report = commands.add_parser("report", help="one self-contained report of a sweep: tables, figures, settings")

@@ -12,6 +12,7 @@ from harness.cli.options import (
     positive_float,
     positive_int,
     profile_name_or_path,
+    world_sizes,
 )
 from harness.errors import UserError
 
@@ -19,7 +20,7 @@ from harness.errors import UserError
 def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     """What the sweep runs: its dataset, architectures, seeds, variants and training options. Returns
     their names, which --resume refuses (a resumed sweep keeps what it was planned with)."""
-    from harness.training.config import MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
+    from harness.training.config import LR_SCALING, MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
     from harness.zoo import WEIGHTS_HELP
     from harness.zoo.preprocessing import PREPROCESSING_CHOICES
 
@@ -57,6 +58,17 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     option("--compile", action="store_true",
            help="run the training step through torch.compile (compile time recorded apart; eager if it fails)")
     option("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
+    option("--gpus-per-run", dest="world_size", type=positive_int, default=defaults.world_size,
+           help="ranks that train each run together, data-parallel: one per GPU (on a CPU, one process each); "
+           "each takes --batch-size images a step")
+    option("--nodes-per-run", dest="nodes", type=positive_int, default=defaults.nodes,
+           help="nodes a run's ranks are spread over, as many on each (Slurm)")
+    option("--lr-scaling", choices=LR_SCALING, default=defaults.lr_scaling,
+           help="the lr as the global batch grows with the ranks: none, or linear (lr x ranks, Goyal et al. 2017)")
+    option("--sync-bn", action="store_true", help="batch normalisation over the global batch, not each rank's share")
+    option("--scaling", type=world_sizes,
+           help="a scaling sweep: each architecture at each of these --gpus-per-run, e.g. 1,2,4,8 (1 among them: "
+           "speedups are against it)")
     option("--cross-generator", action="store_true",
            help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     option("--ablate-preprocessing", action="store_true",
@@ -99,9 +111,8 @@ def add_commands(commands: Any) -> None:
                  "with --resume, the sweep's own settings)")
     slurm_option("--partition", help="GPU partition of the training tasks")
     slurm_option("--cpu-partition", help="CPU partition of the preprocessing job")
-    slurm_option("--gres", help="a training task's GRES: gpu:N or gpu:TYPE:N")
-    slurm_option("--gpu-type", help="GPU type in --gres=gpu:TYPE:N")
-    slurm_option("--gpus-per-run", type=positive_int, help="GPUs per training task (N in --gres)")
+    slurm_option("--gres", help="the GPUs' GRES: gpu or gpu:TYPE (a node's count is its ranks of the run)")
+    slurm_option("--gpu-type", help="GPU type in --gres=gpu:TYPE")
     slurm_option("--time", help="time limit of a training task, as sbatch reads it: MIN, HH:MM:SS, D-HH:MM, ...")
     slurm_option("--mem", help="memory of a training task, as sbatch reads it: 8000 (MB), 16G, ...")
     slurm_option("--cpus-per-task", type=positive_int)
@@ -122,11 +133,11 @@ def profile_from_options(args: argparse.Namespace, base: Any) -> Any:
     from harness.cluster.sbatch import check_slurm_name, format_gres, parse_gres, parse_sbatch_extra
 
     gres = args.gres
+    if gres is not None and parse_gres(gres)[1] > 1:
+        raise UserError(f"--gres {gres}: a run has one GPU per rank, and --gpus-per-run sets the ranks; give gpu or gpu:TYPE")
     if args.gpu_type is not None:  # refused as --gpu-type, not as the --gres it becomes
         check_slurm_name("--gpu-type", args.gpu_type)
-    if args.gpu_type or args.gpus_per_run:  # shorthands for parts of --gres
-        gpu_type, count = parse_gres(gres or base.gres or "gpu:1")
-        gres = format_gres(args.gpu_type or gpu_type, args.gpus_per_run or count)
+        gres = format_gres(args.gpu_type)
     extra = dict(base.sbatch) | parse_sbatch_extra(args.sbatch) if args.sbatch else None
     return base.override(cpu_partition=args.cpu_partition, gpu_partition=args.partition, gres=gres, time=args.time,
                          mem=args.mem, cpus_per_task=args.cpus_per_task, account=args.account, qos=args.qos,
@@ -142,7 +153,7 @@ def sweep_request(args: argparse.Namespace) -> Any:
     train = train_options(**{name: getattr(args, name) for name in TRAIN_OPTIONS if name in vars(args)})
     return sweeps.SweepRequest(dataset=args.dataset, models=sweeps.parse_models(args.models), seeds=args.seeds,
                                train=train, results=args.results, name=args.name, cross_generator=args.cross_generator,
-                               ablate_preprocessing=args.ablate_preprocessing)
+                               ablate_preprocessing=args.ablate_preprocessing, scaling=args.scaling)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -180,7 +191,7 @@ def new_sweep(args: argparse.Namespace) -> int:
     sweep, spec = sweeps.plan(request, {"executor": cluster, **profile.to_json()})
     run_ids = [r.run_id for r in spec.runs]
     if args.dry_run or args.check:
-        return show_submission(args, backend, sweep, profile, run_ids)
+        return show_submission(args, backend, sweep, profile, sweeps.placements(spec, run_ids))
     return submitted(args, sweep, cluster, run_ids, sweeps.start(sweep, spec, backend, profile))
 
 
@@ -215,20 +226,21 @@ def resume_sweep(args: argparse.Namespace) -> int:
         print(spec.sweep_id, flush=True)
         return watch(sweep, args.interval) if args.wait else 0
     profile = backend.resolve(profile)
+    runs = sweeps.placements(spec, run_ids)
     if args.dry_run or args.check:
-        return show_submission(args, backend, sweep, profile, run_ids)
-    backend.preflight(profile, len(run_ids), sweeps.run_devices(spec))
+        return show_submission(args, backend, sweep, profile, runs)
+    backend.preflight(profile, runs, sweeps.run_devices(spec))
     sweeps.set_aside_records(sweep, run_ids)
-    return submitted(args, sweep, cluster, run_ids, sweeps.submit(sweep, backend, profile, run_ids))
+    return submitted(args, sweep, cluster, run_ids, sweeps.submit(sweep, backend, profile, runs))
 
 
-def show_submission(args: argparse.Namespace, backend: Any, sweep: Any, profile: Any, run_ids: list[str]) -> int:
+def show_submission(args: argparse.Namespace, backend: Any, sweep: Any, profile: Any, runs: dict[str, Any]) -> int:
     """--dry-run: the batch scripts; --check: the scheduler's word on them (exit 1 when a job would not run)."""
     if args.dry_run:
-        for script in backend.scripts(sweep, profile, run_ids):
+        for script in backend.scripts(sweep, profile, runs):
             print(script)
         return 0
-    answers = backend.check(sweep, profile, run_ids)
+    answers = backend.check(sweep, profile, runs)
     for answer in answers:
         print(answer)
     return 0 if all(a.startswith("ok") for a in answers) else 1

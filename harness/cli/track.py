@@ -69,6 +69,7 @@ def watch(sweep: Any, interval: float | None = None) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.analysis.load import SweepResults
+    from harness.analysis.makespan import span_line, sweep_span
     from harness.analysis.status import sweep_status
     from harness.cli.render import print_rows, print_table
     from harness.store.disk import folder_bytes
@@ -77,14 +78,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     sweep = find_sweep(args.results, args.sweep)
     if args.watch:
         return watch(sweep, args.interval)
-    statuses, preprocess = sweep_status(SweepResults(sweep))
+    results = SweepResults(sweep)
+    statuses, preprocess = sweep_status(results)
+    span = sweep_span(results)  # from the same sacct answer as the states
     size = folder_bytes(sweep.folder)
     if args.format == "table":
         rows, columns, title = _status_rows(sweep.sweep_id, statuses, preprocess, size)
-        print_table(rows, columns, title, optional=STATUS_OPTIONAL, wide=args.wide)
+        print_table(rows, columns, title, optional=STATUS_OPTIONAL, wide=args.wide, caption=span_line(span) if span else None)
     else:
         print_rows(args.format, [s.as_dict() for s in statuses], STATUS_COLUMNS,
-                   meta={"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess} if args.meta else None)
+                   meta={"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess, "span": span} if args.meta else None)
     return 0
 
 

@@ -12,7 +12,8 @@ from dataclasses import replace
 from harness.cluster.base import FINAL_STATES, JobState
 from harness.errors import UserError
 
-SACCT_FIELDS = ["JobID", "State", "Partition", "NodeList", "Elapsed", "Start", "End", "AllocTRES", "Reason", "ConsumedEnergy"]
+SACCT_FIELDS = ["JobID", "State", "Partition", "NodeList", "Elapsed", "Start", "End", "AllocTRES", "Reason", "ConsumedEnergy",
+                "Submit"]
 _ENERGY_UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 SQUEUE_FORMAT = "%i|%T|%P|%N|%M|%r"  # the same order as the SQUEUE_COLUMNS below
 SQUEUE_COLUMNS = ["job_id", "state", "partition", "node", "elapsed", "reason"]
@@ -24,7 +25,8 @@ QUEUED_AGAIN = {"PENDING", "CONFIGURING", "RUNNING"} | REQUEUE_STATES
 # What sacct and squeue print where a value is absent.
 ABSENT = {"None", "None assigned", "Unknown", "(null)"}
 _ATTRIBUTE = {"JobID": "job_id", "State": "state", "Partition": "partition", "NodeList": "node",
-              "Elapsed": "elapsed", "Start": "start", "End": "end", "AllocTRES": "alloc_tres", "Reason": "reason"}
+              "Elapsed": "elapsed", "Start": "start", "End": "end", "AllocTRES": "alloc_tres", "Reason": "reason",
+              "Submit": "submit"}
 _TASK_RANGE = re.compile(r"(?P<job>[0-9]+)_\[(?P<spec>[^\]]*)\]")
 _TASK_SPAN = re.compile(r"([0-9]+)(?:-([0-9]+)(?::([0-9]+))?)?")
 
@@ -71,6 +73,7 @@ def _sacct_row(job_id: str, row: dict[str, str]) -> JobState:
     reason = _waiting_reason(state, values.get("reason", ""))
     return JobState(job_id, state, partition=values.get("partition", ""), node=values.get("node", ""),
                     elapsed=values.get("elapsed", ""), start=values.get("start", ""), end=values.get("end", ""),
+                    submit=values.get("submit", ""),
                     alloc_tres=values.get("alloc_tres", ""), reason=reason, energy_j=consumed_energy(row.get("ConsumedEnergy", "")))
 
 

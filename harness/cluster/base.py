@@ -31,6 +31,14 @@ def last_line(path: Path | None) -> str:
     return lines[-1] if lines else ""
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one run's ranks go: this many nodes, this many tasks (one per GPU) on each."""
+
+    nodes: int = 1
+    tasks_per_node: int = 1
+
+
 @dataclass
 class JobState:
     job_id: str  # "123", "124_3" for an array task, a local worker's token (pid@start time)
@@ -40,6 +48,7 @@ class JobState:
     elapsed: str = ""
     start: str = ""
     end: str = ""
+    submit: str = ""  # when the job (its current attempt) was queued, as sacct prints it
     alloc_tres: str = ""
     restarts: int = 0
     reason: str = ""  # why the state is what it is, where the scheduler or the backend says
@@ -57,22 +66,23 @@ class Backend(Protocol):
     def available(self) -> str | None:
         """None when jobs can be submitted here; otherwise why not, in a few words."""
 
-    def preflight(self, profile: Profile, runs: int, devices: set[str]) -> None:
-        """Everything about the cluster that can be checked before a sweep of `runs` runs, on `devices`
-        (their --device: auto, cpu, cuda, cuda:N), writes its first file or queues its first job (the
-        site's limits among it)."""
+    def preflight(self, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
+        """Everything about the cluster that can be checked before a sweep of these runs (run id -> where its
+        ranks go), on `devices` (their --device: auto, cpu, cuda, cuda:N), writes its first file or queues
+        its first job (the site's limits among it)."""
 
     def resolve(self, profile: Profile) -> Profile:
         """The settings a sweep will use here: the profile's, the rest read from the cluster; checked."""
 
-    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
-        """Queue the preprocessing step and one task per run, without waiting for them; yields the
-        submission as it grows, so that the caller records every job as soon as it is queued."""
+    def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> Iterator[Submission]:
+        """Queue the preprocessing step and one job per run (run id -> where its ranks go), without waiting
+        for them; yields the submission as it grows, so that the caller records every job as soon as it
+        is queued."""
 
-    def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+    def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
         """What a submission would run, as text (the batch scripts on Slurm)."""
 
-    def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+    def check(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
         """The scheduler's own word on a submission, without submitting (one line per job)."""
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:

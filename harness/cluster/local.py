@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from harness.cluster.base import NODE_MODULE, JobState, last_line
+from harness.cluster.base import NODE_MODULE, JobState, Placement, last_line
 from harness.cluster.profiles import Profile
 from harness.errors import UserError
 from harness.store.paths import SweepPaths
@@ -114,8 +114,13 @@ class LocalBackend:
     def available(self) -> str | None:
         return None
 
-    def preflight(self, profile: Profile, runs: int, devices: set[str]) -> None:
-        """A run asking for CUDA would fail in its worker where this machine has no NVIDIA GPU: refused now."""
+    def preflight(self, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
+        """A run asking for CUDA would fail in its worker where this machine has no NVIDIA GPU, and one on
+        several nodes cannot run on one machine: refused now."""
+        nodes = max(p.nodes for p in runs.values())
+        if nodes > 1:
+            raise UserError(f"--nodes-per-run {nodes}, but the local backend runs on this one machine: "
+                            "use --cluster slurm, or one node per run")
         cuda = sorted(d for d in devices if d.startswith("cuda"))
         if cuda and not has_nvidia_gpu():
             raise UserError(f"--device {cuda[0]}, but this machine has no NVIDIA GPU (the local workers run here): "
@@ -124,13 +129,16 @@ class LocalBackend:
     def resolve(self, profile: Profile) -> Profile:
         return profile
 
-    def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
-        return [f"ok: {len(run_ids)} runs start at once on this machine, {self.max_parallel} at a time"]
+    def check(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
+        return [f"ok: {len(runs)} runs start at once on this machine, {self.max_parallel} at a time"]
 
     def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
         return [sys.executable, "-m", NODE_MODULE, str(sweep.folder), *run_ids]
 
-    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
+    def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> Iterator[Submission]:
+        """A pool of workers on this machine; a run of several ranks is started by the worker that takes
+        it (cluster.node.local_ranks), all of them here: more than one node is refused (preflight)."""
+        run_ids = list(runs)
         workers = min(self.max_parallel, len(run_ids))
         sweep.logs.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -150,9 +158,9 @@ class LocalBackend:
             pids.append(worker_token(process.pid))  # not yet reaped: a worker that ended at once is a zombie still
         yield Submission(self.name, None, dict.fromkeys(run_ids, "+".join(pids)))
 
-    def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
-        workers = min(self.max_parallel, len(run_ids))
-        return [" ".join(self._command(sweep, run_ids))] * workers
+    def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
+        workers = min(self.max_parallel, len(runs))
+        return [" ".join(self._command(sweep, list(runs)))] * workers
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         return {job: JobState(job, "RUNNING") if any(worker_alive(pid) for pid in worker_tokens(job)) else

@@ -6,14 +6,18 @@ Training is imported inside the calls: the backends import this module to submit
 """
 import logging
 import os
+import socket
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import submitit
 
+from harness.cluster.base import NODE_MODULE
 from harness.cluster.local import worker_token
 from harness.errors import UserError
 from harness.store.atomic import locked_or_none, write_json_atomic, write_text_atomic
@@ -118,9 +122,8 @@ class Train(submitit.helpers.Checkpointable):
     def __call__(self, rid: str) -> str:
         import torch
 
+        from harness.training import distributed
         from harness.training.config import config_for
-        from harness.training.record import failed_record
-        from harness.training.train import train_run
 
         configure_logging()
         torch.set_num_threads(training_threads())  # the task's CPUs (a local worker's share), not the whole node's
@@ -129,25 +132,118 @@ class Train(submitit.helpers.Checkpointable):
         paths = sweep.run(rid)
         check_inside(paths.result, sweep.folder)  # every file of the run is written beside its record
         paths.folder.mkdir(parents=True, exist_ok=True)
-        with locked_or_none(paths.lock) as held:
+        config = config_for(spec, spec.run(rid))
+        slurm_ranks = export_slurm_ranks(config.world_size)
+        main = int(os.environ.get("RANK") or 0) == 0
+        with locked_or_none(paths.lock) if main else nullcontext(True) as held:
             # A second copy of this run (a resubmission racing a requeue, a local worker of the same pool)
-            # must not write it.
-            if not held:
-                raise RunTaken(f"run {rid} is being written by another worker; this copy stops")
-            if paths.result.exists():
-                raise RunTaken(f"run {rid} already has a result; this copy stops")
+            # must not write it; the main rank holds the lock, and the other ranks follow its word.
+            free = bool(held) and not (main and paths.result.exists())
+            started_here = free and main and not slurm_ranks
+            with local_ranks(sweep, rid, config.world_size if started_here else 1):
+                try:
+                    return self._train(sweep, spec, rid, config, free, main)
+                finally:
+                    distributed.stop()
+
+    def _train(self, sweep: SweepPaths, spec: Any, rid: str, config: Any, free: bool, main: bool) -> str:
+        from harness.measure.meters import resolve_device
+        from harness.training import distributed
+        from harness.training.record import failed_record
+        from harness.training.train import train_run
+
+        paths = sweep.run(rid)
+        try:
+            ranks = distributed.start(resolve_device(config.device).type)
+            go = distributed.all_agree(ranks, free)
+        except Exception as err:
+            if main and free:
+                write_record(paths, failed_record(spec.sweep_id, rid, config, f"the ranks could not meet: {error_line(err)}"))
+            raise
+        if not go:
+            if main:
+                raise RunTaken(f"run {rid} is being written by another worker or has a result; this copy stops")
+            return "TAKEN"
+        if main:
             log.info("%s: taken by process %d on %s", rid, os.getpid(), os.uname().nodename)  # marks each attempt
             write_text_atomic(paths.worker, worker_token(os.getpid()))
-            config = config_for(spec, spec.run(rid))
-            try:
-                record = train_run(config, Path(spec.dataset), cache_root(sweep.results), paths, spec.sweep_id)
-            except Exception as err:
-                # A failed run still leaves a record, so the leaderboard shows it with its reason.
-                message = error_line(err)
-                log.error("%s failed: %s\n%s", rid, message, traceback.format_exc())
+        else:
+            log.info("%s: rank %d of %d on %s", rid, ranks.rank, ranks.world_size, os.uname().nodename)
+        try:
+            record = train_run(config, Path(spec.dataset), cache_root(sweep.results), paths, spec.sweep_id, ranks)
+        except Exception as err:
+            message = error_line(err)
+            log.error("%s failed on rank %d: %s\n%s", rid, ranks.rank, message, traceback.format_exc())
+            if main:  # a failed run still leaves a record, so the leaderboard shows it with its reason
                 write_record(paths, failed_record(spec.sweep_id, rid, config, message))
-                raise
-        return record.status
+            raise
+        return record.status if record is not None else f"RANK {ranks.rank}"
+
+
+def job_port(job_id: int) -> int:
+    """The rendezvous port of a Slurm job's ranks: from its job id, so that two runs sharing a node (their
+    ids differ, by less than the span, among the jobs running at once) never pick the same one."""
+    return 20_000 + job_id % 40_000
+
+
+def export_slurm_ranks(world_size: int) -> bool:
+    """In a Slurm job of several tasks that submitit started, torch's env:// variables from Slurm's (submitit's
+    TorchDistributedEnvironment: rank 0's node is the rendezvous, every task uses the GPUs the job was
+    given, by its local rank); True there. False outside one: the caller starts its ranks itself."""
+    tasks = int(os.environ.get("SLURM_NTASKS") or 1)
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks == 1:  # (a local sweep inside an allocation is not one)
+        return False
+    if tasks != world_size:
+        raise UserError(f"the job has {tasks} tasks but the run trains on {world_size} ranks")
+    os.environ["MASTER_PORT"] = str(job_port(int(os.environ["SLURM_JOB_ID"])))
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    return True
+
+
+def free_port() -> int:
+    """A TCP port no process on this machine listens on now (the system picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def local_ranks(sweep: SweepPaths, rid: str, world_size: int) -> Iterator[None]:
+    """On this machine, a run of several ranks: this process becomes rank 0 and starts the others, each
+    `python -m harness.cluster.node --rank R SWEEP RUN` with the worker's threads shared among them, its
+    output where this process's goes. The worker's environment is its own again afterwards (it goes on
+    with other runs), and the ranks it started have ended."""
+    if world_size == 1:
+        yield
+        return
+    import torch
+
+    threads = max(1, training_threads() // world_size)
+    ranks_env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(world_size),
+                 "LOCAL_WORLD_SIZE": str(world_size), "RANK": "0", "LOCAL_RANK": "0", "OMP_NUM_THREADS": str(threads)}
+    saved, saved_threads = {name: os.environ.get(name) for name in ranks_env}, torch.get_num_threads()
+    os.environ.update(ranks_env)
+    torch.set_num_threads(threads)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    others = [subprocess.Popen([sys.executable, "-m", NODE_MODULE, "--rank", str(rank), str(sweep.folder), rid],
+                               env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank)}, stdin=subprocess.DEVNULL)
+              for rank in range(1, world_size)]
+    try:
+        yield
+    finally:
+        for process in others:
+            try:
+                process.wait(timeout=60)  # a rank ends with the run; one that lingers is ended
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                process.wait()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        torch.set_num_threads(saved_threads)
 
 
 @contextmanager
@@ -192,5 +288,13 @@ def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
     return outcomes
 
 
+def main(argv: list[str]) -> None:
+    """`SWEEP RUN...`: a local worker of a pool; `--rank R SWEEP RUN`: rank R of a run a worker trains."""
+    if argv[:1] == ["--rank"]:
+        Train(Path(argv[2]))(argv[3])
+    else:
+        run_in_turn(Path(argv[0]), argv[1:])
+
+
 if __name__ == "__main__":
-    run_in_turn(Path(sys.argv[1]), sys.argv[2:])
+    main(sys.argv[1:])

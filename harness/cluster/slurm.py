@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.cluster.accounting import job_states
-from harness.cluster.base import JobState
+from harness.cluster.base import JobState, Placement
 from harness.cluster.profiles import Profile
-from harness.cluster.sbatch import format_mem, format_time, parse_time
+from harness.cluster.sbatch import format_gres, format_mem, format_time, parse_mem, parse_time
 from harness.cluster.site import Site, derive_settings, read_site
 from harness.errors import UserError
 from harness.store.paths import SweepPaths
@@ -77,9 +77,20 @@ def job_names(sweep: SweepPaths) -> tuple[str, str]:
     return f"{sweep.sweep_id}-preprocess", f"{sweep.sweep_id}-train"
 
 
-def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, Any]:
-    """submitit's Slurm executors for the preprocessing job and the training array; every setting
-    reaches Slurm through submitit's parameters (already checked by Profile)."""
+def _placed(runs: dict[str, Placement], max_array_size: int | None) -> list[tuple[Placement, list[str]]]:
+    """The runs as job arrays: one per placement (an array's tasks share their resources), split where
+    they outnumber the site's MaxArraySize."""
+    groups: dict[Placement, list[str]] = {}
+    for rid, placement in runs.items():
+        groups.setdefault(placement, []).append(rid)
+    return [(placement, chunk) for placement, rids in groups.items() for chunk in _chunks(rids, max_array_size or len(rids))]
+
+
+def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Placement = Placement()) -> tuple[Any, Any]:
+    """submitit's Slurm executors for the preprocessing job and a training array whose runs are placed
+    so (a task per rank, the GPUs of its node's tasks in --gres, of the profile's type, and their memory
+    in --mem, which sbatch reads per node); every setting reaches Slurm through submitit's parameters
+    (already checked by Profile)."""
     import submitit
 
     optional = {"account": profile.account, "qos": profile.qos, "constraint": profile.constraint,
@@ -95,10 +106,13 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int) -> tuple[Any, A
                                  cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
                                  time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra,
                                  **common)
+    tasks = placement.tasks_per_node
+    gres = format_gres(profile.gpu_type, tasks) if profile.gres else None
+    mem = format_mem(parse_mem(profile.mem) * tasks) if profile.mem else None
     train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS, python=profile.python)
-    train.update_parameters(job_name=job_names(sweep)[1], partition=profile.gpu_partition, gres=profile.gres,
-                            cpus_per_task=profile.cpus_per_task, mem=profile.mem, time=profile.time_min,
-                            array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
+    train.update_parameters(job_name=job_names(sweep)[1], partition=profile.gpu_partition, gres=gres,
+                            nodes=placement.nodes, ntasks_per_node=tasks, cpus_per_task=profile.cpus_per_task, mem=mem,
+                            time=profile.time_min, array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
                             signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
                             additional_parameters=extra, **common)
     return preprocess, train
@@ -175,12 +189,12 @@ class SlurmBackend:
             raise UserError(f"--cluster slurm, but no Slurm answers here ({reason}); "
                             "start one with slurm/local-cluster up, or use --cluster local")
 
-    def preflight(self, profile: Profile, runs: int, devices: set[str]) -> None:
+    def preflight(self, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
         """Slurm answers, and its limits leave room for every job of the sweep (the devices are the nodes')."""
         from harness.cluster.limits import check_room, submission_limits
 
         self._require()
-        check_room(submission_limits(profile.account, profile.qos), runs)
+        check_room(submission_limits(profile.account, profile.qos), len(runs))
 
     def resolve(self, profile: Profile) -> Profile:
         """The profile, with what it does not set read from the site; its partitions and GPU type checked."""
@@ -190,37 +204,42 @@ class SlurmBackend:
         _check_gpu_type(site, resolved)
         return resolved
 
-    def submit(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> Iterator[Submission]:
-        """One preprocessing job, then the training arrays (several where the runs outnumber the site's
-        MaxArraySize), each afterok on it: a handful of sbatch calls however many runs. Yields the
-        submission as it grows, after every sbatch, so that a failure part-way loses no queued job."""
+    def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> Iterator[Submission]:
+        """One preprocessing job, then the training arrays (one per placement, several where the runs
+        outnumber the site's MaxArraySize), each afterok on it: a handful of sbatch calls however many
+        runs. Yields the submission as it grows, after every sbatch, so that a failure part-way loses no
+        queued job."""
         from harness.cluster.node import Preprocess, Train
 
-        chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
-        preprocess, train = _executors(sweep, profile, max(map(len, chunks)))
+        arrays = _placed(runs, profile.max_array_size)
+        preprocess, _ = _executors(sweep, profile, 1)
         preprocess_job = sbatch_retrying(partial(preprocess.submit, Preprocess(sweep.folder)))
         submission = Submission(self.name, preprocess_job.job_id, {})
         yield submission
-        train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
-                                                       **_after(preprocess_job.job_id, profile)})
-        for chunk in chunks:
+        for placement, chunk in arrays:
+            _, train = _executors(sweep, profile, len(chunk), placement)
+            train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
+                                                           **_after(preprocess_job.job_id, profile)})
             jobs = sbatch_retrying(partial(train.map_array, Train(sweep.folder), chunk))
             submission = replace(submission, tasks={**submission.tasks, **{rid: job.job_id for rid, job in zip(chunk, jobs)}})
             yield submission
 
-    def scripts(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
-        chunks = _chunks(run_ids, profile.max_array_size or len(run_ids))
-        preprocess, train = _executors(sweep, profile, max(map(len, chunks)))
-        dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
-                                                **_after("<preprocess job id>", profile)}}
-        return [batch_script(preprocess), *(batch_script(train, map_count=len(chunk), **dependency) for chunk in chunks)]
+    def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
+        preprocess, _ = _executors(sweep, profile, 1)
+        scripts = [batch_script(preprocess)]
+        for placement, chunk in _placed(runs, profile.max_array_size):
+            _, train = _executors(sweep, profile, len(chunk), placement)
+            dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
+                                                    **_after("<preprocess job id>", profile)}}
+            scripts.append(batch_script(train, map_count=len(chunk), **dependency))
+        return scripts
 
-    def check(self, sweep: SweepPaths, profile: Profile, run_ids: list[str]) -> list[str]:
+    def check(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
         """Slurm's own word on each batch script (sbatch --test-only): whether and when it would start."""
         import tempfile
 
         answers = []
-        for script in self.scripts(sweep, profile, run_ids):
+        for script in self.scripts(sweep, profile, runs):
             script = "\n".join(line for line in script.splitlines() if "--dependency" not in line)
             with tempfile.NamedTemporaryFile("w", suffix=".sh") as handle:
                 handle.write(script + "\n")

@@ -111,12 +111,14 @@ def peak_tflops(device_name: str, precision: str) -> tuple[float | None, str | N
 
 
 def model_flops_utilisation(flops_per_image: int | None, images_per_s: float | None, device_name: str | None,
-                            precision: str) -> dict[str, Any]:
-    """Achieved TFLOP/s and MFU of a run; device_name None means no GPU in use. Every null has a reason."""
+                            precision: str, devices: int = 1) -> dict[str, Any]:
+    """Achieved TFLOP/s and MFU of a run on `devices` GPUs of one kind (images_per_s: theirs together, the
+    peak: theirs together); device_name None means no GPU in use. Every null has a reason."""
     if precision == "tf32" and PEAK_TFLOPS.get(device_name or "", {}).get("tf32", 0.0) is None:
         precision = "fp32"  # the TF32 flags do nothing on a GPU without TF32 (before Ampere)
     achieved = flops_per_image * images_per_s / 1e12 if flops_per_image and images_per_s else None
     peak, reason = peak_tflops(device_name, precision) if device_name is not None else (None, "no GPU in use")
+    peak = peak * devices if peak is not None else None
     if reason is None and achieved is None:
         reason = "no FLOP count or no steady-state throughput"
     return {"achieved_tflops": achieved, "peak_tflops": peak, "peak_precision": precision,

@@ -10,7 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import timm
 import torch
@@ -84,22 +84,29 @@ class StepMeter:
 
     device: torch.device
     warmup: int = WARMUP_STEPS
+    # Called after the device is synchronised at every edge: with several ranks, a barrier, so that all
+    # of them are timed from the same moment to the same moment (their images over one span).
+    barrier: Callable[[], None] | None = None
     seen: int = 0
     images: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
     _mark: float | None = None
 
+    def _edge(self) -> float:
+        synchronize(self.device)
+        if self.barrier is not None:
+            self.barrier()
+        return time.perf_counter()
+
     @contextmanager
     def timing(self) -> Iterator[None]:
         """One timed pass (an epoch): time outside it (evaluation, checkpoints) is not counted."""
         if self.seen >= self.warmup:
-            synchronize(self.device)
-            self._mark = time.perf_counter()
+            self._mark = self._edge()
         yield
         if self._mark is not None:
-            synchronize(self.device)
-            self.seconds += time.perf_counter() - self._mark
+            self.seconds += self._edge() - self._mark
             self._mark = None
 
     def step(self, batch: int, data_seconds: float) -> None:
@@ -108,8 +115,7 @@ class StepMeter:
             self.images += batch
             self.data_seconds += data_seconds
         elif self.seen == self.warmup:  # the steady state starts once the warm-up steps are done
-            synchronize(self.device)
-            self._mark = time.perf_counter()
+            self._mark = self._edge()
 
     def images_per_s(self) -> float | None:
         """None, never zero, when no steady-state step was timed."""
@@ -341,6 +347,37 @@ class GpuSampler:
             "reason": reason,
             **self.energy(phase),
         }
+
+
+def over_ranks(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's GPU figures from its ranks' own (each rank reads its own device): the first rank's
+    alone for a run of one; else energy and images summed (energy per image over them all, null where
+    one rank's energy is), utilisation and power the ranks' mean, memory their largest, and each rank's
+    figures kept under per_rank."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def known(name: str) -> list[Any]:
+        return [p.get(name) for p in parts if p.get(name) is not None]
+
+    combined: dict[str, Any] = {"reason": next((p["reason"] for p in parts if p.get("reason")), None)} if "reason" in parts[0] else {}
+    for name in ("util_mean", "util_median", "power_mean_w"):
+        if name in parts[0]:
+            values = known(name)
+            combined[name] = statistics.fmean(values) if len(values) == len(parts) else None
+    if "memory_used_max_bytes" in parts[0]:
+        combined["memory_used_max_bytes"] = max(known("memory_used_max_bytes"), default=None)
+    for name in ("util_period_s", "energy_source"):
+        if name in parts[0]:
+            combined[name] = parts[0][name]
+    if "samples" in parts[0]:
+        combined["samples"] = sum(p["samples"] for p in parts)
+    images, joules = sum(p["images"] for p in parts), known("energy_j")
+    energy = sum(joules) if len(joules) == len(parts) else None
+    reasons = [f"rank {rank}: {p['energy_reason']}" for rank, p in enumerate(parts) if p.get("energy_reason")]
+    combined.update(energy_j=energy, images=images, energy_per_image_j=energy_per_image(energy, images),
+                    energy_reason="; ".join(reasons) or None, per_rank=parts)
+    return combined
 
 
 def peak_memory(device: torch.device) -> dict[str, Any]:

@@ -44,7 +44,7 @@ FIGURE_UNITS: dict[str, str] = {
 }
 # The training settings that change a figure: runs differing in one of them are not compared.
 SETTINGS = ("image_size", "batch_size", "lr", "warmup_epochs", "optimizer", "precision", "tf32", "channels_last", "compile",
-            "mode", "epochs")
+            "mode", "epochs", "world_size", "lr_scaling", "sync_bn")
 SYSTEM = ("cluster", "partition", "node", "device", "gpu_name", "gpu_count", "driver", "cuda", "torch", "timm",
           "harness_version", "git_commit", "git_dirty")
 SCALAR = (str, int, float, bool, type(None))
@@ -152,6 +152,9 @@ def settings_of(record: RunRecord) -> dict[str, Any]:
     settings = {name: config.get(name) for name in SETTINGS}
     settings["image_size"] = config.get("image_size") or pre.get("image_size")  # None: the architecture's own
     settings["compile"] = bool(config.get("compile", False))
+    # an entry from before data-parallel runs trained on one process
+    settings.update(world_size=config.get("world_size", 1), lr_scaling=config.get("lr_scaling", "none"),
+                    sync_bn=bool(config.get("sync_bn", False)))
     return {k: (v if isinstance(v, SCALAR) else str(v)) for k, v in settings.items()}
 
 
@@ -168,7 +171,9 @@ def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) 
         "node": env.get("slurm_node") or env.get("host"),
         "device": env.get("device"),
         "gpu_name": env.get("device_name") if on_gpu else None,
-        "gpu_count": found.get("gpu_count", 0 if not on_gpu else None),
+        # a run's GPUs: one per rank where it had several (rank 0 sees its own node's alone), else those visible
+        "gpu_count": ranks if on_gpu and (ranks := int((record.distributed or {}).get("world_size") or 1)) > 1
+        else found.get("gpu_count", 0 if not on_gpu else None),
         "driver": found.get("driver"),
         "cuda": env.get("cuda"),
         "torch": env.get("torch"),

@@ -26,8 +26,8 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 # Each file's schema: its major version (schema_version; another one is not read) and its minor version
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
-SWEEP_SCHEMA, SWEEP_MINOR = 1, 1  # 1.1: train.keep_checkpoints, cluster.python
-RESULT_SCHEMA, RESULT_MINOR = 1, 1  # 1.1: config.keep_checkpoints, environment.slurm_cluster
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 2  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling, sync_bn
+RESULT_SCHEMA, RESULT_MINOR = 1, 2  # 1.1: config.keep_checkpoints, environment.slurm_cluster; 1.2: distributed
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
@@ -35,7 +35,8 @@ STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel
 ImageSize = Annotated[int, Range(1, MAX_IMAGE_SIZE)]
 Rate = Annotated[float, Range(0, above=True)]  # a learning rate, a std: more than 0
 TRAINING = Keys({"epochs": Positive, "batch_size": Positive, "lr": Rate | None, "warmup_epochs": Count | None,
-                 "image_size": ImageSize | None, "seed": Count, "model": str})
+                 "image_size": ImageSize | None, "seed": Count, "model": str, "world_size": Positive, "nodes": Positive,
+                 "sync_bn": bool, "lr_scaling": str})
 Training = Annotated[dict[str, Any], TRAINING]
 Metrics = Annotated[dict[str, Any], Keys({
     **dict.fromkeys(("accuracy", "precision", "recall", "f1", "accuracy_at_threshold"), Fraction),
@@ -61,6 +62,10 @@ Gpu = Annotated[dict[str, Any], Keys({
     "util_mean": Fraction | None, "util_median": Fraction | None, "util_period_s": Amount | None, "samples": Count,
     "memory_used_max_bytes": Count | None, "power_mean_w": Amount | None, **ENERGY,
     "infer": Annotated[dict[str, Any], Keys(ENERGY)] | None})]
+# A run's ranks (training.distributed): how many, where, and each one's own figures.
+Distributed = Annotated[dict[str, Any], Keys({
+    "world_size": Positive, "nodes": Positive, "ranks_per_node": Positive, "backend": str | None, "lr_scaling": str,
+    "lr": Rate, "sync_bn": bool, "per_rank": list[dict[str, Any]]})]
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,7 @@ class RunRecord:
     throughput: Throughput | None = None
     memory: Memory | None = None
     gpu: Gpu | None = None
+    distributed: Distributed | None = None  # None: a record from before 1.2 (one process)
     environment: dict[str, Any] | None = None
     requeues: Count = 0
     train_seconds_this_attempt: Amount | None = None

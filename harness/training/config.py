@@ -26,6 +26,8 @@ WEIGHTS_KEYWORDS = ("imagenet", "none")
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
 MAX_LR = 10.0
+MAX_WORLD_SIZE = 1_024  # ranks of one run: Horovod's largest published run is 512 GPUs
+LR_SCALING = ("none", "linear")  # linear: lr x world size (Goyal et al. 2017), as the global batch grows
 
 
 @dataclass(frozen=True)
@@ -51,18 +53,38 @@ class TrainConfig:
     compile: bool = False  # the step's forward and loss through torch.compile (Trainer.compile_step)
     allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
     keep_checkpoints: bool = False  # a completed run keeps its resume checkpoints (state.pt), not only best.pt
+    # Data-parallel training (training.distributed): ranks of batch_size images each, one per GPU (a process
+    # per rank on a CPU), spread evenly over nodes; the lr follows lr_scaling as the global batch grows.
+    world_size: int = 1
+    nodes: int = 1
+    lr_scaling: str = "none"
+    sync_bn: bool = False  # batch normalisation over the global batch, not each rank's share
+
+    @property
+    def scaled_lr(self) -> float:
+        """The lr the optimiser uses: lr, times the world size under linear scaling."""
+        return self.lr * self.world_size if self.lr_scaling == "linear" else self.lr
 
     def validate(self) -> None:
         for name, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
             if not 1 <= getattr(self, name) <= most:
                 raise UserError(f"--{name.replace('_', '-')} must be between 1 and {most}, got {getattr(self, name)}")
+        if not 1 <= self.world_size <= MAX_WORLD_SIZE:
+            raise UserError(f"--gpus-per-run must be between 1 and {MAX_WORLD_SIZE}, got {self.world_size}")
+        if not 1 <= self.nodes <= self.world_size or self.world_size % self.nodes:
+            raise UserError(f"--nodes-per-run {self.nodes} must divide --gpus-per-run {self.world_size}: every node "
+                            "holds as many ranks")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise UserError(f"--warmup-epochs must be between 0 and --epochs ({self.epochs}): the warm-up is part of "
                             f"the training, got {self.warmup_epochs}")
         if not 0 < self.lr <= MAX_LR or not math.isfinite(self.lr):
             raise UserError(f"--lr must be more than 0 and at most {MAX_LR:g}, got {self.lr:g}")
+        if self.scaled_lr > MAX_LR:
+            raise UserError(f"--lr {self.lr:g} x {self.world_size} ranks (--lr-scaling linear) is {self.scaled_lr:g}, "
+                            f"above {MAX_LR:g}")
         for option, value, allowed in (("--optimizer", self.optimizer, OPTIMIZERS), ("--mode", self.mode, MODES),
-                                       ("--select-by", self.select_by, SELECT_BY), ("--precision", self.precision, PRECISIONS)):
+                                       ("--select-by", self.select_by, SELECT_BY), ("--precision", self.precision, PRECISIONS),
+                                       ("--lr-scaling", self.lr_scaling, LR_SCALING)):
             if value not in allowed:
                 raise UserError(f"unknown {option} {value!r}; choose one of {', '.join(allowed)}")
         if self.image_size is not None and not 1 <= self.image_size <= MAX_IMAGE_SIZE:

@@ -8,6 +8,7 @@ from harness.data.cache import CachedSplit
 from harness.data.perturb import PERTURBATIONS, perturb
 from harness.measure.meters import GpuSampler, StepMeter, synchronize
 from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
+from harness.training import distributed
 from harness.training.trainer import DeviceSplit, Trainer, only_generator
 
 
@@ -62,6 +63,7 @@ def timed_test(run: Trainer, test: CachedSplit, sampler: GpuSampler) -> tuple[An
     data = DeviceSplit.load(test, run.device)
     synchronize(run.device)
     meter = StepMeter(run.device, warmup=0)  # the model is already warm from the validation passes
-    with sampler.measuring("infer", images=len(data)):
+    share = distributed.shard(len(data), run.ranks)  # the images this rank scores
+    with sampler.measuring("infer", images=share.stop - share.start):
         probs, labels = run.evaluate(data, meter)
     return probs, labels, meter

@@ -4,6 +4,7 @@ import copy
 import csv
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,20 +14,24 @@ import torch
 
 from harness.data.cache import load_split, resplit
 from harness.measure.flops import compute_precision, flops_per_image, model_flops_utilisation
-from harness.measure.meters import GpuSampler, StepMeter, environment, peak_memory
+from harness.measure.meters import GpuSampler, StepMeter, environment, over_ranks, peak_memory
 from harness.measure.system import log_performance
 from harness.stats.metrics import best_threshold, detection_metrics
 from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
 from harness.store.records import RunRecord, write_record
 from harness.store.run_files import HISTORY_COLUMNS
+from harness.training import distributed
 from harness.training.config import TrainConfig
+from harness.training.distributed import Ranks
 from harness.training.evaluate import cross_generator, image_intervals, robustness, test_groups, timed_test
 from harness.training.record import completed_record, now, throughput
 from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, only_generator
 from harness.zoo.models import keras_param_count
 
 log = logging.getLogger("harness.training")
+
+
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
@@ -46,8 +51,9 @@ def _count_attempt(paths: RunPaths) -> int:
     return attempts + 1
 
 
-def _progress(paths: RunPaths, **fields: Any) -> None:
-    write_json_atomic(paths.progress, {**fields, "updated": now()})
+def _progress(run: Trainer, **fields: Any) -> None:
+    if run.ranks.main:
+        write_json_atomic(run.paths.progress, {**fields, "updated": now()})
 
 
 def _flop_counts(run: Trainer, train: DeviceSplit) -> tuple[int | None, int | None]:
@@ -69,9 +75,9 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
     """The epochs not yet done: train, validate, keep the best epoch's weights, checkpoint."""
     config, paths = run.config, run.paths
     for epoch in range(run.start_epoch, config.epochs):
-        _progress(paths, state="training", epoch=epoch + 1, epochs=config.epochs,
+        _progress(run, state="training", epoch=epoch + 1, epochs=config.epochs,
                   val_accuracy=run.history[-1]["val_accuracy"] if run.history else None)
-        with sampler.measuring("train", images=len(splits["train"])):
+        with sampler.measuring("train", images=distributed.usable(len(splits["train"]), run.ranks) // run.ranks.world_size):
             stats = run.train_epoch(splits["train"], epoch, meter)
         val_probs, val_labels = run.evaluate(splits["val"])
         val = detection_metrics(val_labels, val_probs)
@@ -80,10 +86,12 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
         rank = SELECT_BY[config.select_by](val)
         if run.best.get("rank") is None or rank < run.best["rank"]:
             run.best = {"epoch": epoch + 1, "rank": rank}
-            write_atomic(paths.best, lambda tmp: torch.save(run.model.state_dict(), tmp))
-        _write_history(paths.history, run.history)
+            if run.ranks.main:
+                write_atomic(paths.best, lambda tmp: torch.save(run.model.state_dict(), tmp))
+        if run.ranks.main:
+            _write_history(paths.history, run.history)
         run.save_state(epoch + 1)
-        _progress(paths, state="training", epoch=epoch + 1, epochs=config.epochs, val_accuracy=val["accuracy"])
+        _progress(run, state="training", epoch=epoch + 1, epochs=config.epochs, val_accuracy=val["accuracy"])
         log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f", config.model, epoch + 1,
                  config.epochs, row["train_loss"], row["val_loss"], row["val_accuracy"])
 
@@ -93,13 +101,39 @@ def _save_array(path: Path, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
-def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, sweep_id: str = "") -> RunRecord:
+def _rank_figures(meter: StepMeter, infer_meter: StepMeter) -> dict[str, Any]:
+    return {"host": os.uname().nodename, "train_images": meter.images, "train_seconds": meter.seconds,
+            "train_images_per_s": meter.images_per_s(), "data_wait_fraction": meter.data_wait_fraction(),
+            "infer_images": infer_meter.images, "infer_seconds": infer_meter.seconds,
+            "infer_images_per_s": infer_meter.images_per_s()}
+
+
+def global_rate(ranks: list[dict[str, Any]], phase: str) -> float | None:
+    """Images/s of all ranks together: their images over the longest rank's span (the ranks are timed
+    between the same barriers, so the spans differ by the barrier's own latency); None when untimed."""
+    images, seconds = sum(r[f"{phase}_images"] for r in ranks), max(r[f"{phase}_seconds"] for r in ranks)
+    return images / seconds if images and seconds > 0 else None
+
+
+def _distributed_figures(config: TrainConfig, ranks: Ranks, per_rank: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"world_size": ranks.world_size, "nodes": ranks.nodes, "ranks_per_node": ranks.world_size // ranks.nodes,
+            "backend": ranks.backend, "lr_scaling": config.lr_scaling, "lr": config.scaled_lr, "sync_bn": config.sync_bn,
+            "per_rank": [{"rank": rank, **figures} for rank, figures in enumerate(per_rank)] if ranks.world_size > 1 else []}
+
+
+def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, sweep_id: str = "",
+              ranks: Ranks = Ranks()) -> RunRecord | None:
     """Train, keep the best epoch on val (config.select_by), evaluate it on test, measure; writes and
-    returns the run's record."""
+    returns the run's record. With several ranks (ranks, a process group already joined), every rank
+    calls this and trains its share; the main rank writes the run's files and returns the record, the
+    others None."""
     started = now()
-    attempts = _count_attempt(paths)
-    run = Trainer(config, dataset, cache_root, paths)
+    attempts = _count_attempt(paths) if ranks.main else 0
+    run = Trainer(config, dataset, cache_root, paths, ranks)
     run.restore_state()
+    resumed = distributed.gather(ranks, run.start_epoch)
+    if len(set(resumed)) > 1:
+        raise RuntimeError(f"the ranks resumed from different epochs ({resumed}): a checkpoint changed while they read it")
     cached = {name: load_split(run.cache, name) for name in ("train", "val", "test")}
     if config.resplit:
         cached = resplit(cached, config.seed)
@@ -108,26 +142,35 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     train_flops, infer_flops = _flop_counts(run, splits["train"])
     compiled = run.compile_step(splits["train"])  # --compile: compiled here, timed apart from the steps
 
-    meter, sampler = StepMeter(run.device), GpuSampler(run.device)
+    meter, sampler = StepMeter(run.device, barrier=lambda: distributed.barrier(ranks)), GpuSampler(run.device)
     watch = time.perf_counter()
     with sampler.sampling():
         _fit(run, splits, meter, sampler)
         train_seconds = time.perf_counter() - watch
-        _progress(paths, state="evaluating", epoch=config.epochs, epochs=config.epochs,
+        _progress(run, state="evaluating", epoch=config.epochs, epochs=config.epochs,
                   val_accuracy=run.history[-1]["val_accuracy"])
+        distributed.barrier(ranks)  # the main rank has written best.pt
         run.model.load_state_dict(torch.load(paths.best, map_location=run.device, weights_only=True))
         val_probs, val_labels = run.evaluate(splits["val"])
         threshold = best_threshold(val_labels, val_probs)
         test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
+    robust = robustness(run, cached["test"], threshold)
+    across = cross_generator(run, cached["test"], threshold)
+    per_rank = distributed.gather(ranks, _rank_figures(meter, infer_meter))
+    gpu = distributed.gather(ranks, (sampler.summary("train"), sampler.energy("infer"), peak_memory(run.device)))
+    if not ranks.main:
+        return None
     groups = test_groups(cached["test"].index)
     # labels, probabilities and, where the manifest has groups, each image's group number: the leaderboard pairs on it
     scores = np.stack([test_labels, test_probs, *([] if groups is None else [groups])])
     write_atomic(paths.test_scores, lambda tmp: _save_array(tmp, scores))
 
     env = environment(run.device)
-    train_ips = meter.images_per_s()
+    train_ips = global_rate(per_rank, "train")
     mfu = model_flops_utilisation(train_flops, train_ips, env["device_name"] if run.device.type == "cuda" else None,
-                                  compute_precision(config.precision, run.float32_matmul))
+                                  compute_precision(config.precision, run.float32_matmul), devices=ranks.world_size)
+    data_waits = [r["data_wait_fraction"] for r in per_rank]
+    memories = [m for _, _, m in gpu]
     record = completed_record(
         sweep_id, paths.run_id, config,
         preprocessing=run.pre.as_dict(),
@@ -139,12 +182,17 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         val=detection_metrics(val_labels, val_probs, threshold),
         test={**detection_metrics(test_labels, test_probs, threshold),
               **image_intervals(test_labels, test_probs, groups)},
-        robustness=robustness(run, cached["test"], threshold),
-        cross_generator=cross_generator(run, cached["test"], threshold),
-        throughput=throughput(train_ips, infer_meter.images_per_s(), meter.data_wait_fraction(),
+        robustness=robust,
+        cross_generator=across,
+        # the slowest rank's data wait: the others wait for it at the gradients' all-reduce
+        throughput=throughput(train_ips, global_rate(per_rank, "infer"), None if None in data_waits else max(data_waits),
                               max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul) | compiled,
-        memory=peak_memory(run.device),
-        gpu={**sampler.summary("train"), "infer": sampler.energy("infer")},
+        memory=memories[0] if len(memories) == 1 else {
+            "peak_host_rss_bytes": max(m["peak_host_rss_bytes"] for m in memories),
+            "peak_gpu_memory_bytes": max((m["peak_gpu_memory_bytes"] for m in memories), key=lambda v: v or 0),
+            "peak_gpu_memory_reason": memories[0]["peak_gpu_memory_reason"]},
+        gpu={**over_ranks([g for g, _, _ in gpu]), "infer": over_ranks([i for _, i, _ in gpu])},
+        distributed=_distributed_figures(config, ranks, per_rank),
         environment=env,
         requeues=attempts - 1,
         train_seconds_this_attempt=train_seconds,
@@ -155,5 +203,5 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         for checkpoint in paths.resume_checkpoints():
             checkpoint.unlink(missing_ok=True)
     log_performance(record, paths)  # results/perflog.jsonl, after the record: never in its way
-    _progress(paths, state="done", epoch=config.epochs, epochs=config.epochs, val_accuracy=run.history[-1]["val_accuracy"])
+    _progress(run, state="done", epoch=config.epochs, epochs=config.epochs, val_accuracy=run.history[-1]["val_accuracy"])
     return record

@@ -21,7 +21,9 @@ from harness.measure.meters import StepMeter, resolve_device, synchronize
 from harness.progress import progress_bar
 from harness.store.atomic import write_atomic
 from harness.store.paths import RunPaths
+from harness.training import distributed
 from harness.training.config import TrainConfig
+from harness.training.distributed import Ranks
 from harness.zoo.models import Detector, build_model
 
 log = logging.getLogger("harness.training")
@@ -69,14 +71,36 @@ def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, devic
     return OPTIMIZERS[name](params, lr=lr, fused=device.type in FUSED_OPTIMIZER_DEVICES)
 
 
+def freeze_unreached(model: torch.nn.Module, image_size: int, device: torch.device) -> list[str]:
+    """Freeze the trainable parameters the detector's forward pass never reaches (a timm backbone's own
+    head norm, as ConvNeXt's: the detector pools forward_features; none of the paper's eight has one).
+    They never get a gradient, DDP waits for one from every trainable parameter, and the record's
+    trainable_params should not count them. Found by one backward pass in eval mode (no statistics
+    move); returns their names."""
+    training = model.training
+    model.eval()
+    with torch.enable_grad():
+        model(torch.zeros(2, 3, image_size, image_size, device=device)).sum().backward()
+    unreached = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    for name, p in model.named_parameters():
+        p.grad = None
+        if name in unreached:
+            p.requires_grad_(False)
+    model.train(training)
+    return unreached
+
+
 class Trainer:
     """The state of one run while it trains; see harness.training.train.train_run."""
 
-    def __init__(self, config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths) -> None:
+    def __init__(self, config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, ranks: Ranks = Ranks()) -> None:
         config.validate()
-        self.config, self.paths = config, paths
+        self.config, self.paths, self.ranks = config, paths, ranks
         self.paths.folder.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and ranks.world_size > 1 and self.device.index is None:
+            self.device = torch.device("cuda", ranks.local_rank)  # one GPU per rank, of those the job was given
+            torch.cuda.set_device(self.device)
         self.float32_matmul = set_float32_matmul(config.tf32)  # explicit, never torch's default
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
@@ -89,8 +113,18 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         if config.mode == "transfer":
             self.model.backbone.requires_grad_(False)
+        freeze_unreached(self.model, self.pre.image_size, self.device)
+        if config.sync_bn and ranks.world_size > 1:
+            distributed.global_batch_norm(self.model)
+        # What the training step runs: the model, or DDP around it (its gradients averaged over the ranks
+        # as the backward pass goes). The model itself is what is saved and evaluated.
+        self.network: torch.nn.Module = self.model
+        if ranks.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.network = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(config.optimizer, trainable, config.lr, self.device)
+        self.optimizer = make_optimizer(config.optimizer, trainable, config.scaled_lr, self.device)
         self.dtype = DTYPES[config.precision]
         if self.dtype is torch.float16 and self.device.type != "cuda":
             raise UserError("--precision fp16 needs a GPU; use fp32 or bf16 on a CPU")
@@ -119,7 +153,7 @@ class Trainer:
     def _forward_loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The step's forward pass and loss: what --compile runs through torch.compile (compile_step)."""
         with self.autocast():
-            logits = self.model(x).float()
+            logits = self.network(x).float()
             loss = F.binary_cross_entropy_with_logits(logits, labels)
         return logits, loss
 
@@ -171,10 +205,10 @@ class Trainer:
             return torch.sigmoid(self.model(self.inputs(images_uint8)).float())
 
     def set_lr(self, step: int, steps_per_epoch: int) -> None:
-        """The lr of this step: config.lr, raised linearly from lr / warm-up steps over the first
+        """The lr of this step: config.scaled_lr, raised linearly from lr / warm-up steps over the first
         config.warmup_epochs epochs (a function of the step alone, so a resumed run repeats it)."""
-        warmup = self.config.warmup_epochs * steps_per_epoch
-        lr = self.config.lr * min(1.0, (step + 1) / warmup) if warmup else self.config.lr
+        warmup, top = self.config.warmup_epochs * steps_per_epoch, self.config.scaled_lr
+        lr = top * min(1.0, (step + 1) / warmup) if warmup else top
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
@@ -184,47 +218,59 @@ class Trainer:
 
         The order, the flips and the labels are drawn once per epoch (from the seed and the epoch, so a
         resumed run repeats them) and the tally is made at its end: a step launches nothing but its own
-        work and never waits for the device.
+        work and never waits for the device. With several ranks, every rank draws the same order; a step
+        is a global batch of batch_size x world size positions of it, and each rank trains on its own
+        share (distributed.rank_part): the same images, step by step, as one process with the global batch.
         """
         self.set_train_mode()
+        ranks, size = self.ranks, self.config.batch_size * self.ranks.world_size
         draw = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
         order = torch.randperm(len(data), generator=draw)
         flips = (torch.rand(len(data), generator=draw) < 0.5).to(self.device)
         order = order.to(data.images.device)
         labels = data.labels[order].to(self.device)
-        starts = range(0, len(data), self.config.batch_size)
+        steps = [distributed.rank_part(slice(start, min(start + size, distributed.usable(len(data), ranks))), ranks)
+                 for start in range(0, distributed.usable(len(data), ranks), size)]
         logits = []
         with progress_bar() as bar, meter.timing():
-            task = bar.add_task(f"{self.config.model} epoch {epoch + 1}/{self.config.epochs}", total=len(starts))
-            for number, start in enumerate(starts):
-                self.set_lr(epoch * len(starts) + number, len(starts))
-                step = slice(start, start + self.config.batch_size)
+            task = bar.add_task(f"{self.config.model} epoch {epoch + 1}/{self.config.epochs}", total=len(steps))
+            for number, step in enumerate(steps):
+                self.set_lr(epoch * len(steps) + number, len(steps))
                 fetch = time.perf_counter()
                 images = data.take(order[step], self.device)
                 data_seconds = time.perf_counter() - fetch
                 logits.append(self.train_step(images, labels[step], flips[step]))
                 meter.step(len(images), data_seconds)
                 bar.advance(task)
-        seen = torch.cat(logits)
-        return {"train_loss": F.binary_cross_entropy_with_logits(seen, labels).item(),
-                "train_accuracy": ((seen >= 0) == (labels >= 0.5)).float().mean().item()}
+        seen, truth = torch.cat(logits), torch.cat([labels[step] for step in steps])
+        tally = torch.stack([F.binary_cross_entropy_with_logits(seen, truth, reduction="sum"),
+                             ((seen >= 0) == (truth >= 0.5)).float().sum(), truth.new_tensor(float(len(truth)))])
+        loss, correct, count = distributed.sum_tensor(ranks, tally.cpu()).tolist()
+        return {"train_loss": loss / count, "train_accuracy": correct / count}
 
     def evaluate(self, data: DeviceSplit, meter: StepMeter | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities and labels of a split; meter, if given, times the pass (inference throughput)."""
+        """Probabilities and labels of a split; meter, if given, times the pass (inference throughput).
+        With several ranks, each scores its own contiguous share and every rank gets all the scores, in
+        the split's order, each image scored once."""
         self.model.eval()
         meter = meter or StepMeter(self.device, warmup=len(data))  # a meter that never starts counting
-        probs = []
+        share = distributed.shard(len(data), self.ranks)
+        probs = [torch.empty(0, device=self.device)]
         with meter.timing():
-            for start in range(0, len(data), EVAL_BATCH):
+            for start in range(share.start, share.stop, EVAL_BATCH):
                 fetch = time.perf_counter()
-                images = data.take(slice(start, start + EVAL_BATCH), self.device)
+                images = data.take(slice(start, min(start + EVAL_BATCH, share.stop)), self.device)
                 data_seconds = time.perf_counter() - fetch
                 probs.append(self.predict(images))
                 meter.step(len(images), data_seconds)
-        return torch.cat(probs).float().cpu().numpy(), data.labels.cpu().numpy()
+        mine = torch.cat(probs).float().cpu().numpy()
+        return np.concatenate(distributed.gather(self.ranks, mine)), data.labels.cpu().numpy()
 
     # --- checkpoints ---
     def save_state(self, epoch: int) -> None:
+        """The checkpoint of the epoch, written by the main rank (every rank holds the same weights)."""
+        if not self.ranks.main:
+            return
         state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best}
         # Write the new checkpoint in full first, then rotate: a kill at any moment leaves a whole
@@ -246,9 +292,10 @@ class Trainer:
                 self.optimizer.load_state_dict(state["optimizer"])
                 self.scaler.load_state_dict(state["scaler"])
             except Exception as err:
-                aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
-                path.replace(aside)
-                log.warning("checkpoint %s cannot be read (%s); set aside as %s", path, err, aside.name)
+                if self.ranks.main:  # the one rank that writes the run's files
+                    aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+                    path.replace(aside)
+                    log.warning("checkpoint %s cannot be read (%s); set aside as %s", path, err, aside.name)
                 continue
             self.history, self.best, self.start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
             log.info("resumed from %s after epoch %d", path.name, self.start_epoch)

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,28 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
     for line in sh("sacct", "-X", "-P", "-n", "-j", ",".join(arrays), "-o", "JobID,Partition,AllocTRES").splitlines():
         job, partition, tres = line.split("|")
         assert partition == "a100" and "gres/gpu" in tres, line
+    # A scaling sweep over both nodes: 1 and 2 ranks on one node, 4 on two (two a node, meeting at the first).
+    scaling = cli("sweep", "--partition", "a100", "--dataset", tiny_demo, "--models", "MobileNetV2", "--scaling", "1,2,4",
+                  "--nodes-per-run", "2", "--epochs", "1", "--image-size", "32", "--results", results, "--wait")
+    assert scaling.code == 0, scaling.err
+    folder = latest_sweep(results)
+    placed = {size: result(folder, f"MobileNetV2-x{size}-s0")["distributed"] for size in (1, 2, 4)}
+    assert {size: (d["world_size"], d["nodes"]) for size, d in placed.items()} == {1: (1, 1), 2: (2, 1), 4: (4, 2)}
+    tres = sh("sacct", "-X", "-P", "-n", "-j", submission(folder)["tasks"]["MobileNetV2-x4-s0"], "-o", "AllocTRES")
+    assert "gres/gpu=4" in tres and "node=2" in tres, tres
+    # The sweep as a whole, from sacct: its makespan, and the GPU-hours it held against what the makespan offered
+    def read_span() -> dict:
+        return cli("status", "--format", "json", "--meta", "--results", results).json()["span"]
+
+    wait_until(lambda: read_span()["ended"], 60, "the jobs to end in sacct (a run's record comes before its job's end)")
+    span = read_span()
+    jobs = [submission(folder)["preprocess_job"], *submission(folder)["tasks"].values()]
+    rows = [line.split("|") for line in sh("sacct", "-X", "-P", "-n", "-j", ",".join(jobs), "-o", "Start,End,AllocTRES").splitlines()]
+    held = [(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() *
+            int(dict(kv.split("=") for kv in tres.split(","))["gres/gpu"]) for start, end, tres in rows if "gres/gpu" in tres]
+    assert span["jobs"] == 4 and span["peak_gpus"] >= 4, span
+    assert span["gpu_hours"] == pytest.approx(sum(held) / 3600, abs=2 * len(held) / 3600)  # sacct's times are to the second
+    assert 0 < span["allocation_use"] <= 1 and min(span["queue_wait_s"].values()) >= 0
 
 
 def test_status_watch_cancel_and_logs(cli, results, tiny_demo):

@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 import pytest
 
-from slurm_helpers import latest_sweep, release_held_jobs, result, sacct_rows, sh, submission, train_until, wait_until
+from slurm_helpers import latest_sweep, release_held_jobs, result, run_of, sacct_rows, sh, submission, train_until, wait_until
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
@@ -15,17 +15,20 @@ def _history_is_whole(folder, rid: str, epochs: int) -> None:
     assert history["epoch"].tolist() == list(range(1, epochs + 1))
 
 
-def test_a_requeued_job_resumes_from_its_checkpoint(cli, results):
+@pytest.mark.parametrize("ranks", [1, 2], ids=["one rank", "two ranks"])
+def test_a_requeued_job_resumes_from_its_checkpoint(cli, results, ranks):
     epochs = 12
-    folder, job = train_until(cli, results, epochs=epochs, until_epoch=3)
+    folder, job = train_until(cli, results, epochs, 3, "--gpus-per-run", str(ranks))
+    rid = run_of(folder)
     sh("scontrol", "requeue", job)
-    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 900, "the requeued run to finish", tick=release_held_jobs)
-    record = result(folder, "MobileNetV2-s0")
+    wait_until(lambda: result(folder, rid) is not None, 900, "the requeued run to finish", tick=release_held_jobs)
+    record = result(folder, rid)
     assert record["status"] == "COMPLETED" and record["requeues"] >= 1
-    assert record["epochs_completed"] == epochs
-    _history_is_whole(folder, "MobileNetV2-s0", epochs)
-    logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.out"))
-    assert "resumed from state" in logs  # state.pt, or state.prev.pt when the kill fell inside a save
+    assert record["epochs_completed"] == epochs and record["distributed"]["world_size"] == ranks
+    _history_is_whole(folder, rid, epochs)
+    for rank in range(ranks):  # every rank resumed from the main rank's checkpoint
+        logs = "".join(p.read_text() for p in (folder / "logs").glob(f"*_{rank}_log.out"))
+        assert "resumed from state" in logs  # state.pt, or state.prev.pt when the kill fell inside a save
     status = cli("status", "--format", "json", "--results", results).json()[0]
     assert status["state"] == "COMPLETED" and status["requeues"] >= 1
 
@@ -68,3 +71,20 @@ def test_a_sweep_waits_for_another_workflows_job_and_runs_in_the_sites_python(cl
     assert len(ran.read_text().split()) == 2  # the preprocessing job and the training task, each through the wrapper
     logs = "".join(path.read_text() for path in (latest_sweep(results) / "logs").glob("*_log.out"))
     assert logs.count("Job completed successfully") == 2  # each job's line once, not again through the harness's handler
+
+
+def test_a_scaling_sweep_asks_slurm_for_each_size_its_nodes_tasks_and_gpus(cli, results):
+    shown = cli("sweep", "--partition", "gpu", "--models", "MobileNetV2", "--scaling", "1,2,4", "--nodes-per-run", "2",
+                "--dry-run", "--results", results)
+    assert shown.code == 0, shown.err
+    scripts = ["#!/bin/bash" + text for text in shown.out.split("#!/bin/bash")[1:]]
+    assert len(scripts) == 4  # the preprocessing job, then one array per placement
+
+    def asked(script: str) -> tuple[str, ...]:
+        lines = dict(line.removeprefix("#SBATCH --").split("=", 1) for line in script.splitlines() if line.startswith("#SBATCH --"))
+        return lines["nodes"], lines["ntasks-per-node"], lines["gres"], lines["mem"]
+
+    mem = int(asked(scripts[1])[3].removesuffix("M"))  # one task's memory, as the site gives it
+    assert [asked(s) for s in scripts[1:]] == [("1", "1", "gpu:p100:1", f"{mem}M"), ("1", "2", "gpu:p100:2", f"{2 * mem}M"),
+                                               ("2", "2", "gpu:p100:2", f"{2 * mem}M")]
+    assert "srun" in scripts[3]  # each task runs the run's callable, as one rank

@@ -130,6 +130,7 @@ def test_the_timed_inference_block_holds_inference_alone(monkeypatch):
     from contextlib import contextmanager
 
     from harness.training import evaluate
+    from harness.training.distributed import Ranks
 
     events: list[str] = []
     monkeypatch.setattr(evaluate.DeviceSplit, "load", staticmethod(lambda split, device: events.append("copy") or [0] * 4))
@@ -141,6 +142,7 @@ def test_the_timed_inference_block_holds_inference_alone(monkeypatch):
             yield
             events.append(f"{phase} block closes")
 
-    run = SimpleNamespace(device=torch.device("cpu"), evaluate=lambda data, meter: events.append("inference") or ([], []))
+    run = SimpleNamespace(device=torch.device("cpu"), ranks=Ranks(),
+                          evaluate=lambda data, meter: events.append("inference") or ([], []))
     evaluate.timed_test(run, SimpleNamespace(), Sampler())
     assert events == ["copy", "infer block opens (4 images)", "inference", "infer block closes"]
