@@ -275,10 +275,23 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
 NUMBER = re.compile(r"[-+]?[0-9][0-9,]*(\.[0-9]+)?%?( \[[-+0-9.,% ]+\])?|-|")  # 91.20, 1,234, 80.25% [77.1, 83.4], -
 
 
+def numeric_columns(table: pd.DataFrame) -> list[bool]:
+    """Which columns hold numbers (right-aligned in a table) rather than text (left-aligned)."""
+    return [all(NUMBER.fullmatch(str(v)) for v in table[c]) and not all(str(v) == "-" for v in table[c]) for c in table]
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A Markdown table whose columns of numbers are right-aligned and whose text is left-aligned."""
+    def cells(values: Any) -> str:
+        return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
+
+    rule = "|" + "|".join("---:" if n else ":---" for n in numeric_columns(table)) + "|"
+    return "\n".join([cells(table.columns), rule, *(cells(row) for row in table.itertuples(index=False))])
+
+
 def html_table(table: pd.DataFrame) -> str:
     """An HTML table whose columns of numbers are right-aligned and whose text is left-aligned."""
-    numeric = [all(NUMBER.fullmatch(str(v)) for v in table[c]) and not all(str(v) == "-" for v in table[c]) for c in table]
-    align = [' class="number"' if n else "" for n in numeric]
+    align = [' class="number"' if n else "" for n in numeric_columns(table)]
     head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(table.columns, align))
     body = "".join("<tr>" + "".join(f"<td{a}>{html.escape(str(v))}</td>" for v, a in zip(row, align)) + "</tr>"
                    for row in table.itertuples(index=False))
@@ -294,7 +307,7 @@ def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, byt
             if section[1] == "figure":
                 lines += [f"![{title}](figures/{section[2].name})", f"*{title}*"]
             else:
-                lines += [f"## {title}" if title else "", section[2].to_markdown(index=False) if section[1] == "table" else section[2]]
+                lines += [f"## {title}" if title else "", markdown_table(section[2]) if section[1] == "table" else section[2]]
         return "\n\n".join(line for line in lines if line) + "\n"
     body = [f"<h1>Sweep {html.escape(sweep.sweep_id)}</h1>"]
     for section in parts:

@@ -46,7 +46,10 @@ def start(device_type: str) -> Ranks:
         return Ranks()
     backend = "nccl" if device_type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", timeout=TIMEOUT)
+        # On GPUs, NCCL for the GPUs' tensors and gloo beside it for the few CPU ones (the ranks' agreement,
+        # their figures), which NCCL does not carry.
+        devices = "cpu:gloo,cuda:nccl" if backend == "nccl" else "gloo"
+        dist.init_process_group(backend=devices, init_method="env://", timeout=TIMEOUT)
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK") or 0), backend)
 
 
@@ -65,7 +68,7 @@ def all_agree(ranks: Ranks, flag: bool) -> bool:
     if ranks.world_size == 1:
         return flag
     value = torch.tensor([int(flag)], dtype=torch.int64)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)  # gloo and nccl both reduce a CPU tensor here
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)  # a CPU tensor: gloo carries it, on GPUs too (start)
     return bool(value.item())
 
 

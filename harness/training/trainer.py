@@ -243,10 +243,13 @@ class Trainer:
                 meter.step(len(images), data_seconds)
                 bar.advance(task)
         seen, truth = torch.cat(logits), torch.cat([labels[step] for step in steps])
-        tally = torch.stack([F.binary_cross_entropy_with_logits(seen, truth, reduction="sum"),
-                             ((seen >= 0) == (truth >= 0.5)).float().sum(), truth.new_tensor(float(len(truth)))])
-        loss, correct, count = distributed.sum_tensor(ranks, tally.cpu()).tolist()
-        return {"train_loss": loss / count, "train_accuracy": correct / count}
+        # Each rank's means, weighted by its images, summed over the ranks: in float64, where a float32 mean
+        # times a count is exact, so one rank's figures are its means bit for bit.
+        count = float(len(truth))
+        means = torch.stack([F.binary_cross_entropy_with_logits(seen, truth), ((seen >= 0) == (truth >= 0.5)).float().mean()])
+        loss, correct, total = distributed.sum_tensor(ranks, torch.cat([means.double().cpu() * count,
+                                                                        torch.tensor([count], dtype=torch.float64)])).tolist()
+        return {"train_loss": loss / total, "train_accuracy": correct / total}
 
     def evaluate(self, data: DeviceSplit, meter: StepMeter | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and labels of a split; meter, if given, times the pass (inference throughput).

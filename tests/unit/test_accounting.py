@@ -126,7 +126,7 @@ def test_a_job_in_neither_is_unknown_with_what_to_do():
 
 
 def test_an_unreadable_line_is_refused_not_skipped():
-    with pytest.raises(UserError, match=r"^cannot read a line of sacct: 2 fields where 10 were asked"):
+    with pytest.raises(UserError, match=r"^cannot read a line of sacct: 2 fields where 11 were asked"):
         parse_sacct("1|RUNNING\n")
 
 
@@ -137,8 +137,9 @@ def test_query_ids_asks_for_whole_arrays():
 
 
 def _answered(name: str) -> str:
-    """A recording as today's query would print it: with an empty ConsumedEnergy column (not accounted here)."""
-    return "".join(line + "|\n" for line in (DATA / f"sacct-{name}.txt").read_text().splitlines() if line)
+    """A recording as today's query would print it: with empty ConsumedEnergy (not accounted here) and Submit
+    columns (recorded before the query asked for them)."""
+    return "".join(line + "||\n" for line in (DATA / f"sacct-{name}.txt").read_text().splitlines() if line)
 
 
 def _fake_slurm(monkeypatch, answers):
@@ -172,7 +173,7 @@ def test_job_states_asks_sacct_once_and_squeue_once(monkeypatch):
     states, notes = job_states(["1_3", "4", "5_6", "5_0", "99999"])
     assert [args for args, _ in calls] == [
         ["sacct", "-X", "-P", "-n", "--duplicates", "-j", "1,4,5,99999", "-o",
-         "JobID,State,Partition,NodeList,Elapsed,Start,End,AllocTRES,Reason,ConsumedEnergy"],
+         "JobID,State,Partition,NodeList,Elapsed,Start,End,AllocTRES,Reason,ConsumedEnergy,Submit"],
         ["squeue", "-h", "-r", "-t", "all", "-j", "1,4,5,99999", "-o", "%i|%T|%P|%N|%M|%r"]]
     assert not any(kwargs.get("shell") for _, kwargs in calls)  # argument lists, never a shell
     assert notes == [] and list(states) == ["1_3", "4", "5_6", "5_0", "99999"]
@@ -212,6 +213,6 @@ def test_no_job_ids_asks_nothing(monkeypatch):
 
 
 def test_consumed_energy_where_the_site_accounts_it():
-    line = "8|COMPLETED|gpu|gpu01|00:10:00|a|b|cpu=1,gres/gpu=1|None|12.50K\n"
-    assert parse_sacct(line)["8"].energy_j == 12500.0
+    line = "8|COMPLETED|gpu|gpu01|00:10:00|a|b|cpu=1,gres/gpu=1|None|12.50K|2026-11-27T04:31:00\n"
+    assert parse_sacct(line)["8"].energy_j == 12500.0 and parse_sacct(line)["8"].submit == "2026-11-27T04:31:00"
     assert parse_sacct(line.replace("12.50K", "0"))["8"].energy_j is None  # not accounted: null, never zero

@@ -39,7 +39,7 @@ def test_gpu_hours_from_sacct_then_the_record_then_null_with_a_reason():
     assert gpu_hours(record(), job) == (pytest.approx(30 / 3600), "sacct", None)
     on_gpu = record(device="cuda")  # 600 s of wall time in the record
     assert gpu_hours(on_gpu, None) == (pytest.approx(600 / 3600), "record", None)
-    two = record(device="cuda", environment={**on_gpu.environment, "gpu_count": 2})
+    two = record(device="cuda", distributed={"world_size": 2, "nodes": 1})  # one GPU per rank
     assert gpu_hours(two, None)[0] == pytest.approx(1200 / 3600)
     cpu_job = parse_sacct((DATA / "sacct-requeued-running.txt").read_text(), SACCT_FIELDS[:9])["4"]  # no gres/gpu
     hours, source, reason = gpu_hours(record(), cpu_job)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from harness import sweeps
-from harness.cluster.node import Preprocess, Train
+from harness.cluster.node import Preprocess, Train, job_port
 from harness.data.demo import make_demo
 from harness.store.records import read_spec, write_spec
 from harness.training.config import train_options
@@ -43,3 +43,9 @@ def test_a_run_whose_weights_cannot_be_written_leaves_a_failed_record(tmp_path):
         Train(sweep.folder)("MobileNetV2-s0")
     record = json.loads(sweep.run("MobileNetV2-s0").result.read_text())
     assert record["status"] == "FAILED" and "best.pt" in record["error"]
+
+
+def test_runs_sharing_a_node_meet_on_ports_of_their_own():
+    """Jobs running at once have ids closer than the port span: each job's ranks meet on a port of its own."""
+    ports = [job_port(job) for job in range(123_456, 123_456 + 5_000)]
+    assert len(set(ports)) == len(ports) and all(20_000 <= port < 60_000 for port in ports)
