@@ -51,6 +51,8 @@ def scaling_rows(records_of: dict[str, list[RunRecord]]) -> list[dict[str, Any]]
             nodes = max(int((r.distributed or {}).get("nodes") or 1) for r in runs)
             reason = ("no seed timed on both one rank and this many" if not speedups else
                       "1 seed timed at both sizes: an interval over seeds needs 2" if len(speedups) == 1 else None)
+            if ranks == 1 and speedups:  # each seed against itself: 1 by definition, no interval to give
+                low, high, reason = None, None, "the baseline: one rank against itself"
             rows.append({"architecture": architecture, "ranks": ranks, "nodes": nodes, "seeds": len(speedups),
                          "train_images_per_s": rate, "speedup": speedup, "speedup_lo": low, "speedup_hi": high,
                          "efficiency": None if speedup is None else speedup / ranks,
@@ -95,20 +97,19 @@ def with_dle(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def add_scaling(rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]]) -> bool:
+SCALING_COLUMNS = ("speedup", "speedup_lo", "speedup_hi", "efficiency", "efficiency_lo", "efficiency_hi", "gpu_name", "numerics")
+
+
+def add_scaling(rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]]) -> None:
     """Each leaderboard row (an architecture at one rank count) with its ranks and its scaling_rows
-    figures (speedup, efficiency and their intervals); False, rows untouched, where no architecture ran
-    at two rank counts."""
+    figures (speedup, efficiency and their intervals); rows untouched where no architecture ran at two
+    rank counts."""
     scaling = {(row["architecture"], row["ranks"]): row for row in scaling_rows(records_of)}
     if not scaling:
-        return False
+        return
     for row in rows:
         records = records_of.get(row["model"]) or []
         found = scaling.get((row["architecture"], ranks_of(records[0]))) if records else None
         row["ranks"] = found["ranks"] if found else None
         for name in SCALING_COLUMNS:
             row[name] = found[name] if found else None
-    return True
-
-
-SCALING_COLUMNS = ("speedup", "speedup_lo", "speedup_hi", "efficiency", "efficiency_lo", "efficiency_hi", "gpu_name", "numerics")

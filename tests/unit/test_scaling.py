@@ -30,7 +30,7 @@ def test_speedup_is_per_seed_against_the_same_seed_on_one_rank():
     # Student's t with 1 degree of freedom (12.706) on the two seeds' speedups, 3.0 and 3.5
     assert rows[4]["speedup_lo"] == pytest.approx(3.25 - 12.7062 * 0.25, abs=1e-3)
     assert rows[4]["speedup_lo"] >= 0 and rows[4]["efficiency_hi"] == pytest.approx(rows[4]["speedup_hi"] / 4)
-    assert rows[1]["speedup"] == 1.0
+    assert rows[1]["speedup"] == 1.0 and rows[1]["speedup_lo"] is None and rows[1]["efficiency_lo"] is None
 
 
 def test_an_architecture_never_run_on_one_rank_has_no_speedup():
