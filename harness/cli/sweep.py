@@ -58,15 +58,15 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     option("--compile", action="store_true",
            help="run the training step through torch.compile (compile time recorded apart; eager if it fails)")
     option("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
-    option("--gpus-per-run", dest="world_size", type=positive_int, default=defaults.world_size,
+    option("--gpus-per-run", dest="world_size", metavar="N", type=positive_int, default=defaults.world_size,
            help="ranks that train each run together, data-parallel: one per GPU (on a CPU, one process each); "
            "each takes --batch-size images a step")
-    option("--nodes-per-run", dest="nodes", type=positive_int, default=defaults.nodes,
+    option("--nodes-per-run", dest="nodes", metavar="M", type=positive_int, default=defaults.nodes,
            help="nodes a run's ranks are spread over, as many on each (Slurm)")
     option("--lr-scaling", choices=LR_SCALING, default=defaults.lr_scaling,
            help="the lr as the global batch grows with the ranks: none, or linear (lr x ranks, Goyal et al. 2017)")
     option("--sync-bn", action="store_true", help="batch normalisation over the global batch, not each rank's share")
-    option("--scaling", type=world_sizes,
+    option("--scaling", type=world_sizes, metavar="N,N,...",
            help="a scaling sweep: each architecture at each of these --gpus-per-run, e.g. 1,2,4,8 (1 among them: "
            "speedups are against it)")
     option("--cross-generator", action="store_true",
