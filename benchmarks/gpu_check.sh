@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a lent GPU machine (see docs/performance.md): the overhead and
-# input benchmarks, the CUDA cases of tests/integration/test_throughput.py (no host waits inside a
-# step; NVML utilisation counted inside the steps only), short ResNet50 trainings through the harness
-# (bf16, fp16, bf16 with --compile) with their energy per image, and `check` against references made
+# input benchmarks (the input one with a split held on the host: pinned staging against pageable
+# copies), the CUDA cases of tests/integration/test_throughput.py (no host waits inside a step, a
+# split on the device or pinned on the host; NVML utilisation counted inside the steps only), short
+# ResNet50 trainings through the harness (bf16, fp16, bf16 with --compile) with their energy per image
+# (inference's null with its reason where its blocks are shorter than NVML's update), and `check` against references made
 # from the first of them; where the machine has several GPUs, a scaling sweep over 1 to all of them
 # (`--scaling`, NCCL), with NVIDIA's published figures beside it.
 # Usage: bash benchmarks/gpu_check.sh OUTDIR   (python3 there must hold torch with CUDA)
@@ -16,7 +18,7 @@ python3 -m harness data demo --out /tmp/demo224 --per-class 1300 --size 224 >/de
 (cd benchmarks && python3 overhead.py --model ResNet50 --image-size 64 --device cuda --steps 50) | tee -a "$out/benchmarks.jsonl"
 (cd benchmarks && python3 overhead.py --model ResNet50 --image-size 224 --batch-size 128 --precision bf16 --channels-last \
   --device cuda --steps 12 --dataset /tmp/demo224) | tee -a "$out/benchmarks.jsonl"
-[ -n "${WITH_INPUT_PIPELINE:-}" ] && (cd benchmarks && python3 input_pipeline.py --device cuda) | tee -a "$out/benchmarks.jsonl"
+(cd benchmarks && python3 input_pipeline.py --device cuda --per-class 300 --size 256) | tee -a "$out/benchmarks.jsonl"
 python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 10 --image-size 224 \
   --batch-size 128 --precision bf16 --channels-last --device cuda --results /tmp/gpu-results --name gpu --wait
 python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 4 --image-size 224 \
@@ -45,9 +47,10 @@ for path in sys.argv[1:]:
     r = json.load(open(path))
     t, g = r["throughput"], r["gpu"]
     print("ResNet50 %s%s 224px: train img/s %.0f, data wait %.4f, GPU util median %s mean %s (%s samples, one per %s s), "
-          "MFU %s (peak %s %s), J/train image %s (%s), J/test image %s, compile %s s, device %s" % (
+          "MFU %s (peak %s %s), J/train image %s (%s), J/test image %s (%s), compile %s s, device %s" % (
               r["config"]["precision"], " compile" if r["config"].get("compile") else "", t["train_images_per_s"],
               t["data_wait_fraction"], g["util_median"], g["util_mean"], g["samples"], g["util_period_s"], t["mfu"],
               t.get("peak_tflops"), t.get("peak_precision"), g.get("energy_per_image_j"), g.get("energy_source"),
-              (g.get("infer") or {}).get("energy_per_image_j"), t.get("compile_seconds"), r["environment"]["device_name"]))
+              (g.get("infer") or {}).get("energy_per_image_j"),
+              (g.get("infer") or {}).get("energy_source") or (g.get("infer") or {}).get("energy_reason"), t.get("compile_seconds"), r["environment"]["device_name"]))
 PY

@@ -39,12 +39,56 @@ SELECT_BY = {
 EVAL_BATCH = 128
 
 
+class PinnedStaging:
+    """The copies of a host-resident split's batches to the GPU, overlapping the work already queued.
+
+    Indexing a pinned tensor returns pageable memory, and a copy from pageable memory holds the host
+    until it is done (counted as data wait, and nothing is queued meanwhile). So a batch is gathered
+    into one of `depth` pinned buffers and copied from there on a stream of its own; the step's stream
+    waits for that copy alone. A buffer is written again only once the copy that read it is done: the
+    host then waits for the transfer itself, which is data wait.
+    """
+
+    def __init__(self, device: torch.device, depth: int = 2) -> None:
+        self.device = device
+        self.stream = torch.cuda.Stream(device)
+        self.buffers: list[torch.Tensor | None] = [None] * depth
+        self.copied: list[Any] = [None] * depth  # the event of the copy that last read each buffer
+        self.turn = 0
+
+    def copy(self, images: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
+        """images[index] (images pinned on the host, index on the host), on the device for the current stream."""
+        turn = None
+        if isinstance(index, slice):
+            source = images[index]  # a view of the split: pinned as it is, never written
+        else:
+            turn, self.turn = self.turn, (self.turn + 1) % len(self.buffers)
+            if self.copied[turn] is not None:
+                self.copied[turn].synchronize()
+            buffer = self.buffers[turn]
+            if buffer is None or len(buffer) < len(index):
+                buffer = self.buffers[turn] = torch.empty((len(index), *images.shape[1:]), dtype=images.dtype, pin_memory=True)
+            source = torch.index_select(images, 0, index, out=buffer[:len(index)])
+        step_stream = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self.stream):
+            batch = source.to(self.device, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(self.stream)
+        step_stream.wait_event(done)
+        batch.record_stream(step_stream)  # its memory is not handed out again until the step is done with it
+        if turn is not None:
+            self.copied[turn] = done
+        return batch
+
+
 @dataclass
 class DeviceSplit:
-    """A split's uint8 images and labels, on the device when they fit there."""
+    """A split's uint8 images and labels, on the device when they fit there, else pinned on the host
+    with a staging for their copies (held on the host only with a GPU)."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    staging: PinnedStaging | None = None
 
     @classmethod
     def load(cls, split: CachedSplit, device: torch.device) -> "DeviceSplit":
@@ -52,16 +96,22 @@ class DeviceSplit:
         labels = torch.tensor(split.labels, dtype=torch.float32)
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
-            if images.numel() < free // 4:  # leave most of the memory to the model
-                return cls(images.to(device), labels.to(device))
-            return cls(images.pin_memory(), labels.pin_memory())
-        return cls(images, labels)
+            if images.numel() >= free // 4:  # leave most of the memory to the model
+                return cls.on_host(images, labels, device)
+        return cls(images.to(device), labels.to(device))
+
+    @classmethod
+    def on_host(cls, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> "DeviceSplit":
+        """The split pinned in host memory, its batches copied to the GPU device as they are taken."""
+        return cls(images.pin_memory(), labels.pin_memory(), PinnedStaging(device))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, index: torch.Tensor | slice, device: torch.device) -> torch.Tensor:
         """The uint8 images at index (a slice, or a tensor on the images' device), on device."""
+        if self.staging is not None:
+            return self.staging.copy(self.images, index)
         return self.images[index].to(device, non_blocking=True)
 
 

@@ -2,9 +2,12 @@
 
 The CUDA cases run where torch sees a GPU (benchmarks/gpu_check.sh runs this file on a lent one).
 """
+import contextlib
 import math
 import time
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -13,45 +16,139 @@ from harness.data.cache import load_split
 from harness.measure.meters import GpuSampler, StepMeter, samples_inside
 from harness.store.paths import RunPaths
 from harness.training.config import TrainConfig
-from harness.training.trainer import DeviceSplit, Trainer
+from harness.training.trainer import DeviceSplit, PinnedStaging, Trainer
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+# Where a split is held: on the device, or (a split too large for the GPU) pinned on the host.
+PLACES = ["cpu", pytest.param("cuda", marks=CUDA), pytest.param("cuda-host", marks=CUDA)]
 # What makes the host wait for the device: a read of a value (item, float, bool), a data-dependent
 # shape (nonzero), and a tensor built from Python data, which on a GPU is a blocking copy.
 HOST_WAITS = {"aten._local_scalar_dense.default", "aten.is_nonzero.default", "aten.nonzero.default",
               "aten.lift_fresh.default"}
 
 
+def asynchronous(func, args, kwargs) -> bool:
+    """A copy the host does not wait for: from pinned host memory, non-blocking."""
+    source = args[0] if func is torch.ops.aten._to_copy.default else args[1]
+    non_blocking = kwargs.get("non_blocking", args[2] if func is torch.ops.aten.copy_.default and len(args) > 2 else False)
+    return bool(non_blocking) and source.device.type == "cpu" and source.is_pinned()
+
+
 class HostWaits(TorchDispatchMode):
-    """Counts the operations that make the host wait for the device, and copies between host and device."""
+    """Counts the operations that make the host wait for the device: reads of values, and copies
+    between host and device other than asynchronous ones."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        values = (*args, *(kwargs or {}).values())
+        kwargs = kwargs or {}
+        values = (*args, *kwargs.values())
         devices = {v.device.type for v in values if isinstance(v, torch.Tensor)}
         devices |= {v.type for v in values if isinstance(v, torch.device)}
         copies_across = func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default) and len(devices) > 1
-        self.count += str(func) in HOST_WAITS or copies_across
-        return func(*args, **(kwargs or {}))
+        self.count += str(func) in HOST_WAITS or (copies_across and not asynchronous(func, args, kwargs))
+        return func(*args, **kwargs)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_a_training_step_never_waits_for_the_device(tiny_demo, tmp_path, device):
-    run = Trainer(TrainConfig(model="MobileNetV2", image_size=32, batch_size=4, device=device), tiny_demo,
-              tmp_path / "cache", RunPaths(tmp_path / "run"))
-    data = DeviceSplit.load(load_split(run.cache, "train"), run.device)
+def load_train(run: Trainer, place: str) -> DeviceSplit:
+    split = load_split(run.cache, "train")
+    if place == "cuda-host":
+        return DeviceSplit.on_host(torch.from_numpy(np.array(split.images)), torch.tensor(split.labels, dtype=torch.float32), run.device)
+    return DeviceSplit.load(split, run.device)
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_a_training_step_never_waits_for_the_device(tiny_demo, tmp_path, place):
+    run = Trainer(TrainConfig(model="MobileNetV2", image_size=32, batch_size=4, device=place.split("-")[0]), tiny_demo,
+                  tmp_path / "cache", RunPaths(tmp_path / "run"))
+    data = load_train(run, place)
     run.train_epoch(data, 0, StepMeter(run.device))  # the first epoch makes what later ones reuse
     waits = {}
     for steps in (2, 6):
-        part = DeviceSplit(data.images[:steps * 4], data.labels[:steps * 4])
+        part = replace(data, images=data.images[:steps * 4], labels=data.labels[:steps * 4])
         with HostWaits() as counter:
             stats = run.train_epoch(part, 1, StepMeter(run.device))
         waits[steps] = counter.count
         assert 0 <= stats["train_accuracy"] <= 1 and stats["train_loss"] > 0
     assert waits[6] == waits[2], f"host waits per epoch grow with its steps: {waits}"
+
+
+@CUDA
+def test_on_a_gpu_a_host_resident_split_gives_the_batches_a_resident_one_gives(tiny_demo, tmp_path):
+    run = Trainer(TrainConfig(model="MobileNetV2", image_size=32, batch_size=4, device="cuda"), tiny_demo,
+                  tmp_path / "cache", RunPaths(tmp_path / "run"))
+    resident, host = load_train(run, "cuda"), load_train(run, "cuda-host")
+    assert host.staging is not None and host.images.is_pinned() and resident.images.is_cuda
+    order = torch.randperm(len(host))
+    batches = [host.take(order[start:start + 4], run.device) for start in range(0, len(order), 4)]  # all queued first
+    for start, batch in zip(range(0, len(order), 4), batches):
+        assert torch.equal(batch, resident.take(order[start:start + 4].cuda(), run.device))
+    assert torch.equal(host.take(slice(3, 9), run.device), resident.take(slice(3, 9), run.device))
+
+
+class FakeCuda:
+    """CUDA's streams, events and pinned memory, for the one part that cannot exist here: a log of what
+    the staging asks of them, in order, each event named by the copy that recorded it."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.log, self.pinned, self.copies = [], [], 0
+        fake = self
+
+        class Event:
+            def record(self, stream):
+                self.name = f"copy{fake.copies}"
+                fake.copies += 1
+
+            def synchronize(self):
+                fake.log.append(f"wait {self.name}")
+
+        class Stream:
+            def __init__(self, name="copies"):
+                self.name = name
+
+            def wait_event(self, event):
+                fake.log.append(f"{self.name} waits {event.name}")
+
+        empty = torch.empty
+
+        def pinned_empty(*shape, pin_memory=False, **kwargs):
+            buffer = empty(*shape, **kwargs)
+            if pin_memory:
+                fake.pinned.append(buffer.data_ptr())
+                fake.log.append(f"pin buffer {len(fake.pinned) - 1}")
+            return buffer
+
+        def copy(tensor, *args, **kwargs):
+            fake.log.append(f"copy from buffer {fake.pinned.index(tensor.data_ptr())}" if tensor.data_ptr() in fake.pinned
+                            else "copy from the split")
+            return tensor.clone()
+
+        monkeypatch.setattr(torch.cuda, "Stream", Stream)
+        monkeypatch.setattr(torch.cuda, "Event", Event)
+        monkeypatch.setattr(torch.cuda, "current_stream", lambda device: Stream("step"))
+        monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+        monkeypatch.setattr(torch, "empty", pinned_empty)
+        monkeypatch.setattr(torch.Tensor, "to", copy)
+        monkeypatch.setattr(torch.Tensor, "record_stream", lambda tensor, stream: None)
+
+
+def test_a_host_resident_split_is_gathered_into_pinned_buffers_each_reused_only_after_its_copy(monkeypatch):
+    cuda = FakeCuda(monkeypatch)
+    images = torch.arange(10 * 3 * 2 * 2, dtype=torch.uint8).reshape(10, 3, 2, 2)
+    staging = PinnedStaging(torch.device("cuda"))
+    batches = [torch.tensor([7, 2, 9]), torch.tensor([0, 1, 4]), torch.tensor([5, 3]), torch.tensor([8, 6, 1, 0])]
+    for index in batches:
+        assert torch.equal(staging.copy(images, index), images[index])
+    assert torch.equal(staging.copy(images, slice(4, 6)), images[4:6])
+    assert cuda.log == [
+        "pin buffer 0", "copy from buffer 0", "step waits copy0",
+        "pin buffer 1", "copy from buffer 1", "step waits copy1",
+        "wait copy0", "copy from buffer 0", "step waits copy2",  # buffer 0 again, once its copy is done
+        "wait copy1", "pin buffer 2", "copy from buffer 2", "step waits copy3",  # larger than buffer 1: a new one in its place
+        "copy from the split", "step waits copy4",  # a slice is pinned already: no gather, no buffer
+    ]
 
 
 def test_utilisation_counts_only_samples_whose_period_lies_inside_the_training_steps():
@@ -119,7 +216,7 @@ def test_the_sampler_polls_nvml_and_keeps_only_the_samples_of_the_training_passe
     assert summary["memory_used_max_bytes"] == 2 ** 30 and summary["power_mean_w"] == 250.0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@CUDA
 def test_a_busy_gpu_reads_busy_and_idle_time_outside_the_steps_is_not_counted():
     device = torch.device("cuda")
     a = torch.randn(4096, 4096, device=device)
