@@ -42,7 +42,7 @@ from harness.analysis.compare import sweep_figures
 from harness.analysis.load import SweepResults
 from harness.errors import UserError
 from harness.store.atomic import write_text_atomic
-from harness.store.perflog import FIGURE_UNITS
+from harness.store.perflog import FIGURE_UNITS, system_key, system_of
 
 # The tolerance --update-references gives a figure it writes for the first time (lower, upper), and
 # which figures it writes: accuracy both ways (a jump is as suspect as a drop), speed only downwards,
@@ -211,14 +211,10 @@ def verdict(reference: Reference, value: float | None, ran: bool) -> str:
 
 
 def sweep_system(results: SweepResults) -> str:
-    """Where a sweep ran, as a reference's system key reads it: CLUSTER:PARTITION:GPU from its first
-    completed run's record (cluster and partition 'local' outside Slurm; GPU the device's name, or cpu)."""
+    """Where a sweep ran, as a reference's system key reads it (store.perflog.system_key), from its first
+    completed run's record."""
     for records in results.completed().values():
-        env = records[0].environment or {}
-        slurm = env.get("slurm_job_id") is not None
-        cluster = env.get("slurm_cluster") or ("unknown" if slurm else "local")
-        gpu = env.get("device_name") if env.get("device") == "cuda" else "cpu"
-        return f"{cluster}:{env.get('slurm_partition') or 'local'}:{gpu or 'unknown'}"
+        return system_key(system_of(records[0], results.spec, {}))
     return "none:none:none"
 
 

@@ -2,7 +2,6 @@
 architecture a trend per system (cluster, partition, GPU) with the reference band, detection quality
 against cost (AUC against energy per image and against GPU-hours, the Pareto front marked), the latest
 sweep's leaderboard and its `check` verdict."""
-import base64
 import html
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,19 +14,14 @@ from harness.analysis.figures import note, plt, png_bytes
 from harness.analysis.history import entries_frame, system_text
 from harness.analysis.leaderboard import leaderboard
 from harness.analysis.load import SweepResults
-from harness.analysis.report import html_table
+from harness.analysis.report import html_figure, html_page, html_table
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import list_sweeps, perflog
-from harness.store.perflog import FIGURE_UNITS, PerfEntry, read_perflog
+from harness.store.perflog import FIGURE_UNITS, PerfEntry, read_perflog, system_key
 
 TREND = "train_images_per_s"  # the figure each architecture's trend follows
 COSTS = {"energy_per_image_j": "energy per image (J)", "gpu_hours": "GPU-hours per run"}
-
-
-def reference_key(entry: PerfEntry) -> str:
-    """An entry's system as a reference's key reads it: CLUSTER:PARTITION:GPU."""
-    return f"{entry.system.get('cluster')}:{entry.system.get('partition')}:{entry.system.get('gpu_name') or 'cpu'}"
 
 
 def cost_frame(entries: list[PerfEntry]) -> pd.DataFrame:
@@ -58,7 +52,7 @@ def pareto_front(points: pd.DataFrame, cost: str) -> pd.DataFrame:
 def draw_trends(entries: list[PerfEntry], references: References | None) -> bytes:
     """Per architecture, TREND against date, one line per system; the reference's band where one holds."""
     frame = entries_frame(entries, TREND)
-    systems = {reference_key(e): system_text(e.system) for e in entries}  # a reference's key -> the series it is for
+    systems = {system_key(e.system): system_text(e.system) for e in entries}  # a reference's key -> the series it is for
     colour = {system: f"C{number % 10}" for number, system in enumerate(sorted(set(systems.values())))}
     architectures = sorted(frame["architecture"].unique())
     columns = min(4, len(architectures))
@@ -112,12 +106,6 @@ def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
-def _figure(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode()
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}" style="max-width:100%">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-
-
 def dashboard_html(results: Path, references: References | None) -> str:
     """The page, every part made before anything is written."""
     entries, problems = read_perflog(perflog(results))
@@ -126,13 +114,13 @@ def dashboard_html(results: Path, references: References | None) -> str:
     sweeps = list_sweeps(results)
     parts = [f"<h1>harness dashboard: {html.escape(str(results))}</h1>",
              f"<p>{len(entries)} completed runs of {len({e.sweep for e in entries})} sweeps on "
-             f"{len({reference_key(e) for e in entries})} systems; made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+             f"{len({system_key(e.system) for e in entries})} systems; made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
              + (f"; {len(problems)} perflog lines skipped" if problems else "") + ".</p>"]
     parts.append("<h2>Trends per architecture and system</h2>")
-    parts.append(_figure(draw_trends(entries, references), f"{TREND} per sweep, one line per system (cluster/partition GPU); "
+    parts.append(html_figure(draw_trends(entries, references), f"{TREND} per sweep, one line per system (cluster/partition GPU); "
                          "the shaded band: the reference that holds for that system"))
     parts.append("<h2>Detection quality against cost</h2>")
-    parts.append(_figure(draw_quality_against_cost(cost_frame(entries)), "test AUC against energy per image and against "
+    parts.append(html_figure(draw_quality_against_cost(cost_frame(entries)), "test AUC against energy per image and against "
                          "GPU-hours, per architecture and system (its latest sweep); ringed: the Pareto front"))
     if sweeps:
         latest = SweepResults(sweeps[-1])
@@ -150,10 +138,7 @@ def dashboard_html(results: Path, references: References | None) -> str:
             rows = [{**row, "value": shown_figure(row["unit"], row["value"]), "reference": shown_figure(row["unit"], row["reference"])}
                     for row in check_sweep(latest, references)]
             parts.append(html_table(pd.DataFrame(rows)[["model", "figure", "system", "value", "reference", "verdict", "reason"]]))
-    style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse;font-size:13px}"
-             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.number{text-align:right}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>harness dashboard</title><style>{style}</style>"
-            f"</head><body>{''.join(parts)}</body></html>\n")
+    return html_page("harness dashboard", parts, width_px=1400)
 
 
 def write_dashboard(results: Path, out: Path, references: References | None = None) -> Path:

@@ -298,6 +298,21 @@ def html_table(table: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def html_figure(png: bytes, caption: str) -> str:
+    """A PNG embedded in the page, with its caption."""
+    data = base64.b64encode(png).decode()
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def html_page(title: str, body: list[str], width_px: int = 1200) -> str:
+    """A self-contained page around body's HTML parts, its tables styled as html_table marks them."""
+    style = (f"body{{font-family:sans-serif;max-width:{width_px}px;margin:auto}}table{{border-collapse:collapse;font-size:13px}}"
+             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.number{text-align:right}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style>"
+            f"</head><body>{''.join(body)}</body></html>\n")
+
+
 def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, bytes], fmt: str) -> str:
     """The report's text: Markdown linking figures/, or HTML with each figure embedded."""
     if fmt == "markdown":
@@ -313,14 +328,9 @@ def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, byt
     for section in parts:
         title = section[0]
         if section[1] == "figure":
-            data = base64.b64encode(figures[section[2]]).decode()
-            body.append(f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%">'
-                        f'<figcaption>{html.escape(title)}</figcaption></figure>')
+            body.append(html_figure(figures[section[2]], title))
         else:
             if title:
                 body.append(f"<h2>{html.escape(title)}</h2>")
             body.append(html_table(section[2]) if section[1] == "table" else f"<p>{html.escape(section[2])}</p>")
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}"
-             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.number{text-align:right}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Sweep {html.escape(sweep.sweep_id)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    return html_page(f"Sweep {sweep.sweep_id}", body)

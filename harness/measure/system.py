@@ -1,7 +1,6 @@
 """A completed run's line in its results folder's performance log (store.perflog), with what only
-the job can see: the cluster's name, the GPUs it was given, the NVIDIA driver."""
+the job can see: the GPUs it was given, the NVIDIA driver."""
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ def nvidia_driver() -> str | None:
 
 
 def collect_system(device: str | None) -> dict[str, Any]:
-    """The cluster (Slurm's name for it, else "local"), the GPUs visible to the job and the driver."""
-    found: dict[str, Any] = {"cluster": os.environ.get("SLURM_CLUSTER_NAME") or "local", "gpu_count": 0, "driver": None}
+    """The GPUs visible to the job and the driver."""
+    found: dict[str, Any] = {"gpu_count": 0, "driver": None}
     if device == "cuda":
         import torch
         found.update(gpu_count=torch.cuda.device_count(), driver=nvidia_driver())

@@ -160,13 +160,13 @@ def settings_of(record: RunRecord) -> dict[str, Any]:
 
 def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) -> dict[str, Any]:
     """Where the run ran: its record's environment, the sweep's code, and what the job found at its end
-    (found: cluster, gpu_count, driver; see measure.system.collect_system)."""
+    (found: gpu_count, driver; see measure.system.collect_system)."""
     import harness
 
     env, code = record.environment or {}, (spec.code if spec else {}) or {}
     on_gpu = env.get("device") == "cuda"
     return {
-        "cluster": found.get("cluster") or "local",
+        "cluster": env.get("slurm_cluster") or "local",
         "partition": env.get("slurm_partition") or "local",
         "node": env.get("slurm_node") or env.get("host"),
         "device": env.get("device"),
@@ -182,6 +182,11 @@ def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) 
         "git_commit": code.get("git_commit"),
         "git_dirty": code.get("git_dirty"),
     }
+
+
+def system_key(system: dict[str, Any]) -> str:
+    """A system (system_of) as a reference names it: CLUSTER:PARTITION:GPU, the GPU cpu where there was none."""
+    return f"{system.get('cluster') or 'local'}:{system.get('partition') or 'local'}:{system.get('gpu_name') or 'cpu'}"
 
 
 def entry_from_record(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) -> PerfEntry:
