@@ -9,7 +9,7 @@ from harness.data.perturb import PERTURBATIONS, perturb
 from harness.measure.meters import GpuSampler, StepMeter, synchronize
 from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
 from harness.training import distributed
-from harness.training.trainer import DeviceSplit, Trainer, only_generator
+from harness.training.trainer import DeviceSplit, Trainer, generator_subset
 
 
 def robustness(run: Trainer, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
@@ -22,12 +22,13 @@ def robustness(run: Trainer, test: CachedSplit, threshold: float) -> dict[str, d
     return out
 
 
-def cross_generator(run: Trainer, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
-    """The test metrics against each generator's fakes alone (with as many reals)."""
+def cross_generator(test: CachedSplit, probs: np.ndarray, threshold: float, seed: int) -> dict[str, dict[str, Any]]:
+    """The test metrics against each generator's fakes alone (with as many reals): from the test split's
+    probabilities, each image scored once."""
     out = {}
     for generator in sorted(set(test.index["generator"]) - {""}):
-        probs, labels = run.evaluate(DeviceSplit.load(only_generator(test, generator, run.config.seed), run.device))
-        out[generator] = detection_metrics(labels, probs, threshold)
+        keep = generator_subset(test, generator, seed)
+        out[generator] = detection_metrics(test.labels[keep], probs[keep], threshold)
     return out
 
 

@@ -155,7 +155,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         threshold = best_threshold(val_labels, val_probs)
         test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
     robust = robustness(run, cached["test"], threshold)
-    across = cross_generator(run, cached["test"], threshold)
+    across = cross_generator(cached["test"], test_probs, threshold, config.seed)
     per_rank = distributed.gather(ranks, _rank_figures(meter, infer_meter))
     gpu = distributed.gather(ranks, (sampler.summary("train"), sampler.energy("infer"), peak_memory(run.device)))
     if not ranks.main:

@@ -357,16 +357,21 @@ class Trainer:
             log.warning("no readable checkpoint: training starts over")
 
 
-def only_generator(split: CachedSplit, generator: str | None, seed: int) -> CachedSplit:
-    """The real images and the fakes of one generator, with as many reals as fakes (drawn with seed)."""
-    if generator is None:
-        return split
+def generator_subset(split: CachedSplit, generator: str, seed: int) -> np.ndarray:
+    """The positions, in order, of the fakes of one generator and of as many real images (drawn with seed)."""
     generators = split.index["generator"].to_numpy()
     fakes = np.flatnonzero((split.labels == 1) & (generators == generator))
     if len(fakes) == 0:
         raise UserError(f"no fakes of generator {generator!r} in this split; the dataset has {sorted(set(generators) - {''})}")
     reals = np.flatnonzero(split.labels == 0)
     reals = np.sort(np.random.default_rng(seed).choice(reals, min(len(reals), len(fakes)), replace=False))
-    keep = np.sort(np.concatenate([reals, fakes]))
+    return np.sort(np.concatenate([reals, fakes]))
+
+
+def only_generator(split: CachedSplit, generator: str | None, seed: int) -> CachedSplit:
+    """The real images and the fakes of one generator, with as many reals as fakes (generator_subset)."""
+    if generator is None:
+        return split
+    keep = generator_subset(split, generator, seed)
     return CachedSplit(images=np.asarray(split.images[keep]), labels=split.labels[keep],
                        index=split.index.iloc[keep].reset_index(drop=True))

@@ -1,5 +1,8 @@
 """Trustworthy results: intervals, perturbations, figures, the report, predict."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,6 +147,15 @@ def test_cross_generator_matrix_on_a_tiny_demo(cli, tmp_path):
     matrix = cross_generator_tables(SweepResults(SweepPaths(results / "xgen")))["MobileNetV2"]
     assert matrix.shape == (3, 3) and list(matrix.index) == list(matrix.columns) == ["bilinear_conv", "dcgan", "upsampler"]
     assert ((matrix >= 0) & (matrix <= 1)).all().all()
+    # each generator's recall recomputed from the run's test scores and the cache's generator column
+    run = results / "xgen" / "runs" / "MobileNetV2-dcgan-s0"
+    record = json.loads((run / "result.json").read_text())
+    labels, probs = np.load(run / "test_scores.npy")[:2]
+    generators = pd.read_csv(Path(record["cache"]) / "test.csv", keep_default_na=False)["generator"].to_numpy()
+    for generator, metrics in record["cross_generator"].items():
+        fakes = (labels == 1) & (generators == generator)
+        assert metrics["recall"] == pytest.approx(np.mean(probs[fakes] >= 0.5), abs=1e-12)  # the paper's five: at 0.5
+        assert metrics["count"] == 2 * fakes.sum()
     assert cli("report", "xgen", "--results", results).code == 0
     html = (results / "xgen" / "report.html").read_text()
     assert "across generators" in html and html.count("<img") == 6
