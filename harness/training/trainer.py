@@ -83,8 +83,8 @@ class PinnedStaging:
 
 @dataclass
 class DeviceSplit:
-    """A split's uint8 images and labels, on the device when they fit there, else pinned on the host
-    with a staging for their copies (held on the host only with a GPU)."""
+    """A split's uint8 images and labels: on the device where they fit there; on a GPU too small for
+    them, pinned on the host, their batches copied through a PinnedStaging."""
 
     images: torch.Tensor
     labels: torch.Tensor
