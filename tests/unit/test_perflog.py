@@ -90,13 +90,12 @@ def test_concurrent_appends_never_produce_a_broken_line(tmp_path):
     assert perflog(tmp_path).read_bytes().count(b"\n") == workers * count
 
 
-def test_an_entry_from_a_record_carries_settings_system_and_figures_with_units(tmp_path, monkeypatch):
+def test_an_entry_from_a_record_carries_settings_system_and_figures_with_units(tmp_path):
     sweep = make_sweep(tmp_path, "a", [record()])
-    monkeypatch.setenv("SLURM_CLUSTER_NAME", "marwan")
     made = entry_from_record(record(accuracy=0.75, throughput={"train_images_per_s": 120.0,
                                                               "infer_images_per_s": float("nan"),
                                                               "compile_seconds": 12.5},
-                                    environment={"device": "cpu", "host": "n1", "slurm_partition": "gpu",
+                                    environment={"device": "cpu", "host": "n1", "slurm_cluster": "marwan", "slurm_partition": "gpu",
                                                  "slurm_node": "gpu01", "torch": "2.5", "timm": "1.0", "cuda": None}),
                              read_spec(sweep), collect_system("cpu"))
     assert made.figures["accuracy"] == {"value": 0.75, "unit": "fraction"}
