@@ -54,7 +54,7 @@ def test_the_dashboard_renders_whole_in_a_browser(cli, tmp_path, chromium):
     for part in ("Trends per architecture and system", "Detection quality against cost", "Leaderboard of the latest sweep, latest",
                  "Check of the latest sweep", "ResNet50", "VGG16", "pass", "no reference"):
         assert part in dom.stdout, part
-    figures = re.findall(r'<img alt="[^"]+" src="data:image/png;base64,([^"]+)"', dom.stdout)
+    figures = re.findall(r'<img alt="[^"]+" src="data:image/png;base64,([^"]+)"', dom.stdout)  # captioned, as every figure
     assert len(figures) == 2
     for png in figures:
         assert inked(base64.b64decode(png)) > 0.02  # drawn, not an empty frame
@@ -80,7 +80,7 @@ def test_the_report_renders_leaderboard_first_in_a_browser(cli, tmp_path, tiny_d
     assert "loss %" not in dom and "loss (BCE)" in dom  # a cross-entropy is no percentage
     assert re.search(r"<td>MobileNetV2</td>", dom) and re.search(r'<td class="number">[0-9.]+ ?(\[[^<]*\])?</td>', dom)
     assert "<pre>" not in dom  # the settings are a table, not a JSON dump
-    figures = re.findall(r'<img src="data:image/png;base64,([^"]+)"', dom)
+    figures = re.findall(r'<img alt="[^"]+" src="data:image/png;base64,([^"]+)"', dom)
     assert len(figures) >= 3 and all(inked(base64.b64decode(png)) > 0.02 for png in figures)
     shot = tmp_path / "report.png"
     assert browse(chromium, page, f"--screenshot={shot}", "--window-size=1300,2000").returncode == 0
