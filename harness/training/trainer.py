@@ -53,7 +53,7 @@ class PinnedStaging:
         self.device = device
         self.stream = torch.cuda.Stream(device)
         self.buffers: list[torch.Tensor | None] = [None] * depth
-        self.copied: list[Any] = [None] * depth  # the event of the copy that last read each buffer
+        self.copied: list[torch.cuda.Event | None] = [None] * depth  # the event of the copy that last read each buffer
         self.turn = 0
 
     def copy(self, images: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
@@ -63,8 +63,8 @@ class PinnedStaging:
             source = images[index]  # a view of the split: pinned as it is, never written
         else:
             turn, self.turn = self.turn, (self.turn + 1) % len(self.buffers)
-            if self.copied[turn] is not None:
-                self.copied[turn].synchronize()
+            if (copied := self.copied[turn]) is not None:
+                copied.synchronize()
             buffer = self.buffers[turn]
             if buffer is None or len(buffer) < len(index):
                 buffer = self.buffers[turn] = torch.empty((len(index), *images.shape[1:]), dtype=images.dtype, pin_memory=True)
