@@ -4,9 +4,9 @@
 # copies), the CUDA cases of tests/integration/test_throughput.py (no host waits inside a step, a
 # split on the device or pinned on the host; NVML utilisation counted inside the steps only), short
 # ResNet50 trainings through the harness (bf16, fp16, bf16 with --compile) with their energy per image
-# (inference's null with its reason where its blocks are shorter than NVML's update), and `check` against references made
-# from the first of them; where the machine has several GPUs, a scaling sweep over 1 to all of them
-# (`--scaling`, NCCL), with NVIDIA's published figures beside it.
+# (inference's null with its reason where its blocks are shorter than NVML's update), and `check`
+# against references made from the first of them; where the machine has several GPUs, a scaling
+# sweep over 1 to all of them (`--scaling`, NCCL), with NVIDIA's published figures beside it.
 # Usage: bash benchmarks/gpu_check.sh OUTDIR   (python3 there must hold torch with CUDA)
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUTDIR}

@@ -68,17 +68,17 @@ def cache_paths(dataset: Path, cache_root: Path, image_size: int, batch: int, ep
     start = time.perf_counter()
     folder = build_cache(dataset, pre.resize_key, cache_root)
     build_seconds = time.perf_counter() - start
-    split = load_split(folder, "train")
-    resident = DeviceSplit.load(split, device)
-    variants = {"resident": lambda index: resident.take(index.to(resident.images.device), device)}
+    resident = DeviceSplit.load(load_split(folder, "train"), device)
+    # each variant: the split whose device its batch indices live on, and how it takes a batch
+    variants = {"resident": (resident, lambda index: resident.take(index, device))}
     if device.type == "cuda":
         host = DeviceSplit.on_host(resident.images.cpu(), resident.labels.cpu(), device)
-        variants["host_staged"] = lambda index: host.take(index, device)
-        variants["host_pageable"] = lambda index: host.images[index].to(device, non_blocking=True)
+        variants["host_staged"] = (host, lambda index: host.take(index, device))
+        variants["host_pageable"] = (host, lambda index: host.images[index].to(device, non_blocking=True))
     totals = {name: [0, 0.0, 0.0] for name in variants}
     for epoch in range(epochs):
-        for name, take in variants.items():
-            for slot, value in enumerate(cache_rate(resident, image_size, batch, epoch, device, take)):
+        for name, (data, take) in variants.items():
+            for slot, value in enumerate(cache_rate(data, image_size, batch, epoch, device, take)):
                 totals[name][slot] += value
     return {name: {"images_per_s": round(images / seconds, 1), "data_wait_fraction": round(waited / seconds, 3)}
             for name, (images, seconds, waited) in totals.items()}, build_seconds

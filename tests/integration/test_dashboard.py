@@ -54,7 +54,7 @@ def test_the_dashboard_renders_whole_in_a_browser(cli, tmp_path, chromium):
     for part in ("Trends per architecture and system", "Detection quality against cost", "Leaderboard of the latest sweep, latest",
                  "Check of the latest sweep", "ResNet50", "VGG16", "pass", "no reference"):
         assert part in dom.stdout, part
-    figures = re.findall(r'<img alt="[^"]+" src="data:image/png;base64,([^"]+)"', dom.stdout)  # captioned, as every figure
+    figures = re.findall(r'<img alt="[^"]+" src="data:image/png;base64,([^"]+)"', dom.stdout)
     assert len(figures) == 2
     for png in figures:
         assert inked(base64.b64decode(png)) > 0.02  # drawn, not an empty frame
