@@ -227,9 +227,16 @@ def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
 
 
 def placements(spec: SweepSpec, run_ids: list[str]) -> dict[str, Placement]:
-    """Where each run's ranks go: its nodes, and its ranks (one task each) per node."""
+    """Where each run's ranks go (its nodes, and its ranks, one task each, per node), in the order a pool
+    takes the runs and an array numbers them: the largest input first. A run's work grows with its
+    input's pixels, and the longest run, started last, would hold up the sweep's end (on the demo, Xception
+    and InceptionV3 at their minimum sizes take the longest); ties keep the spec's order."""
+    from harness.zoo.lookup import spec_of
+
     configs = {rid: config_for(spec, spec.run(rid)) for rid in run_ids}
-    return {rid: Placement(c.nodes, c.world_size // c.nodes) for rid, c in configs.items()}
+    sides = {rid: c.image_size or spec_of(c.model).keras_input_size or 0 for rid, c in configs.items()}
+    return {rid: Placement(configs[rid].nodes, configs[rid].world_size // configs[rid].nodes)
+            for rid in sorted(run_ids, key=lambda rid: -sides[rid])}
 
 
 def run_devices(spec: SweepSpec) -> set[str]:

@@ -3,6 +3,8 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,14 +48,39 @@ def tiny_demo(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_demo(tmp_path_factory) -> Path:
+    """A demo dataset of 100 images a class at 40 px, the demo's own size: a MobileNetV2 run trains an epoch
+    of it in a second or two, long enough to be requeued, cancelled or cut in the middle of its epochs."""
+    from harness.data.demo import make_demo
+    folder = tmp_path_factory.mktemp("small-demo")
+    make_demo(folder, per_class=100, size=40, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def slurm_cluster() -> None:
-    """The local Slurm cluster (slurm/local-cluster up); skips, saying why, only where it cannot start."""
-    if slurm_answers() is None:
-        return
-    done = subprocess.run([str(REPO / "slurm" / "local-cluster"), "up"], capture_output=True, text=True)
+    """The local Slurm clusters (slurm/local-cluster up: harness, the default, and othersite), brought up
+    once (up is idempotent; a lock keeps two workers from starting daemons at once); skips, saying why,
+    only where they cannot start."""
+    import fcntl
+
+    with open(tempfile.gettempdir() + "/harness-local-cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run([str(REPO / "slurm" / "local-cluster"), "up"], capture_output=True, text=True)
     reason = slurm_answers()
-    if reason is not None:
-        pytest.skip(f"no local Slurm cluster: {reason}; local-cluster up said: {done.stderr.strip()[-300:]}")
+    if reason is not None or done.returncode != 0:
+        pytest.skip(f"no local Slurm cluster: {reason or 'up failed'}; local-cluster up said: {done.stderr.strip()[-300:]}")
+
+
+OTHERSITE = "/etc/slurm-othersite/slurm.conf"
+
+
+@pytest.fixture
+def other_site(slurm_cluster, monkeypatch) -> None:
+    """The test talks to the local cluster othersite, a site the harness has never seen: partitions batch
+    (CPU only, the default) and a100 (gpu:a100:2 a node), MaxArraySize 5, node names that resolve nowhere
+    (Slurm's commands, and the jobs they start, read SLURM_CONF)."""
+    monkeypatch.setenv("SLURM_CONF", OTHERSITE)
 
 
 @pytest.fixture
@@ -70,13 +97,52 @@ def require_root_cluster_tools() -> None:
         pytest.skip("the local cluster runs as root")
 
 
+SLURM_GROUP = "slurm"
+# Every command through which a test could reach the cluster, its jobs or its accounting.
+SLURM_COMMANDS = ("sinfo", "sbatch", "squeue", "sacct", "scontrol", "scancel", "sacctmgr", "srun", "salloc", "sstat")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests on the local Slurm cluster share its nodes and its accounting limits: with pytest-xdist
-    (`-n 2 --dist loadgroup`) they run one after another on one worker, beside the others."""
+    """Tests on the local Slurm cluster share its nodes, its shape and its accounting: with pytest-xdist
+    (`-n 2 --dist loadgroup`) they run on one worker, beside the others."""
     for item in items:
         if "slurm_cluster" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("slurm"))
+            item.add_marker(pytest.mark.xdist_group(SLURM_GROUP))
+
+
+def on_the_cluster(item: pytest.Item) -> bool:
+    return any(SLURM_GROUP in mark.args for mark in item.iter_markers("xdist_group"))
+
+
+@pytest.fixture(scope="session")
+def slurm_fence(tmp_path_factory) -> Path:
+    """Stand-ins for Slurm's commands that refuse, and write down, every call ($SLURM_FENCE_LOG)."""
+    folder = tmp_path_factory.mktemp("slurm-fence")
+    for name in SLURM_COMMANDS:
+        (folder / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "$SLURM_FENCE_LOG"\n'
+                                   f'echo "{name}: refused: the test is not in the xdist group {SLURM_GROUP}" >&2\nexit 1\n')
+        (folder / name).chmod(0o755)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def fenced_from_the_cluster(request, monkeypatch, tmp_path_factory) -> Iterator[None]:
+    """A test outside the Slurm group that reaches the cluster (a fixture, a module or a subprocess calling
+    sinfo, sbatch, ...) fails, naming the calls: it would run beside the group's tests and count their jobs.
+    Such a test takes the slurm_cluster fixture, or says --cluster local."""
+    if on_the_cluster(request.node):
+        yield
+        return
+    fence = request.getfixturevalue("slurm_fence")
+    log = tmp_path_factory.mktemp("fence-log") / "calls"
+    monkeypatch.setenv("PATH", f"{fence}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("SLURM_FENCE_LOG", str(log))
+    yield
+    if log.exists():
+        calls = log.read_text().splitlines()
+        pytest.fail(f"reached the Slurm cluster outside the xdist group {SLURM_GROUP!r} ({'; '.join(calls[:3])}): "
+                    "take the slurm_cluster fixture, or say --cluster local", pytrace=False)
 
 
 @pytest.fixture(scope="session")

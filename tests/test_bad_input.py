@@ -355,21 +355,6 @@ def snapshot(*folders: Path) -> dict[str, tuple]:
     return seen
 
 
-def queue(scope: Path) -> set[str] | None:
-    """This test's jobs in the Slurm queue (`squeue -h -o %i`, read-only), or None where squeue does not
-    answer. Others use the cluster at the same time: a job counts as this test's when its command (its
-    batch script) or its working folder lies under the test's folder."""
-    if shutil.which("squeue") is None:
-        return None
-    try:
-        done = subprocess.run(["squeue", "-h", "-o", "%i|%o|%Z"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return {line.split("|")[0] for line in done.stdout.splitlines() if str(scope) in line}
-
-
 def recorded_site() -> Any:
     """The local Slurm cluster as scontrol described it (tests/unit/data): a Slurm sweep's settings are
     derived from it without asking the real cluster, which others use at the same time."""
@@ -1093,13 +1078,14 @@ def test_cases_have_distinct_ids():
 
 @pytest.mark.parametrize("case", [c.param() for c in CASES])
 def test_bad_input(case: Case, world, cli):
-    """One line naming the cause (exit 2), or handled; the results, datasets and queue as they were."""
+    """One line naming the cause (exit 2), or handled; the results and datasets as they were (and the Slurm
+    queue: no case is in the cluster's group, so conftest's fence fails any that reaches it)."""
     places = world
     places["T"].mkdir()
     if case.setup:
         case.setup(places)
     kept = [places["D"], places["I"], places["T"]] + ([] if case.changes else [places["R"]])
-    before, queued = snapshot(*kept), queue(places["T"].parent)
+    before = snapshot(*kept)
     Guard.allowed = case.submits is not None
     result = _run(case, places, cli)
     shown = result.out + result.err
@@ -1111,7 +1097,6 @@ def test_bad_input(case: Case, world, cli):
         assert word in (result.err if case.code == 2 else shown), f"{word!r} not in {shown[-2000:]!r}"
     changed = sorted(set(before.items()) ^ set(snapshot(*kept).items()))
     assert not changed, f"written or changed: {changed[:6]}"
-    assert queue(places["T"].parent) == queued, "the Slurm queue changed"
     assert Guard.submitted == ([list(case.submits)] if case.submits else []), Guard.submitted
     if case.check:
         case.check(places)

@@ -73,14 +73,13 @@ def submission_limits(account: str | None = None, qos: str | None = None) -> lis
     association = _association(user, account)
     if association is None:
         return limits
-    mine = _job_count("-u", user, "-t", QUEUED)
-    if _number(association["maxsubmit"]):
+    if _number(association["maxsubmit"]):  # counts the association's jobs: this user's, in this account
         limits.append(Limit(f"MaxSubmitJobs of {user}'s association in account {association['account']}",
-                            int(association["maxsubmit"]), mine))
+                            int(association["maxsubmit"]), _job_count("-u", user, "-A", association["account"], "-t", QUEUED)))
     qos = qos or association["defaultqos"] or (association["qos"] if "," not in association["qos"] else "")
     per_user = _qos_limit(qos) if qos else None
-    if per_user:
-        limits.append(Limit(f"MaxSubmitJobsPerUser of QOS {qos}", per_user, mine))
+    if per_user:  # counts this user's jobs in the QOS, whatever their account
+        limits.append(Limit(f"MaxSubmitJobsPerUser of QOS {qos}", per_user, _job_count("-u", user, "-q", qos, "-t", QUEUED)))
     return limits
 
 

@@ -13,45 +13,58 @@ MODELS = "MobileNetV2,ResNet50,VGG16,DenseNet121"
 LATER = "begin=now+1hour"  # the jobs wait in the queue: the test is about what is queued, not about training
 
 
-def sacctmgr(*args: str) -> None:
-    subprocess.run(["sacctmgr", "-i", *args], capture_output=True, text=True, check=True)
+def sacctmgr(*args: str, check: bool = True) -> None:
+    subprocess.run(["sacctmgr", "-i", *args], capture_output=True, text=True, check=check)
+
+
+def own_account(name: str) -> str:
+    """An account of the test's own for root (made once, kept): its limits and its jobs are the test's alone,
+    whatever other tests queue meanwhile under root's default account."""
+    sacctmgr("add", "account", name, "parent=root", check=False)  # already there: sacctmgr says so and adds nothing
+    sacctmgr("add", "user", "root", f"account={name}", check=False)
+    return name
 
 
 @pytest.fixture
-def user_limit() -> Iterator[None]:
-    """root's association accepts 3 queued jobs at a time (MaxSubmitJobs), as a site sets per user."""
-    sacctmgr("modify", "user", "root", "set", "maxsubmitjobs=3")
-    yield
-    sacctmgr("modify", "user", "root", "set", "maxsubmitjobs=-1")
+def user_limit() -> Iterator[str]:
+    """root's association in an account of its own accepts 3 queued jobs at a time (MaxSubmitJobs), as a
+    site sets per user; yields the account."""
+    account = own_account("limits-user")
+    sacctmgr("modify", "user", "root", "where", f"account={account}", "set", "maxsubmitjobs=3")
+    yield account
+    sacctmgr("modify", "user", "root", "where", f"account={account}", "set", "maxsubmitjobs=-1")
+    subprocess.run(["scancel", f"--account={account}"], capture_output=True)  # a failed run's leftovers count no more
 
 
 @pytest.fixture
-def account_limit() -> Iterator[None]:
-    """The account accepts 3 queued jobs (GrpSubmitJobs): a limit the harness does not read beforehand,
-    so sbatch itself refuses the job that does not fit."""
-    sacctmgr("modify", "account", "root", "set", "grpsubmitjobs=3")
-    yield
-    sacctmgr("modify", "account", "root", "set", "grpsubmitjobs=-1")
+def account_limit() -> Iterator[str]:
+    """An account that accepts 3 queued jobs (GrpSubmitJobs): a limit the harness does not read beforehand,
+    so sbatch itself refuses the job that does not fit; yields the account."""
+    account = own_account("limits-account")
+    sacctmgr("modify", "account", account, "set", "grpsubmitjobs=3")
+    yield account
+    sacctmgr("modify", "account", account, "set", "grpsubmitjobs=-1")
+    subprocess.run(["scancel", f"--account={account}"], capture_output=True)
 
 
 def queued(sweep_id: str) -> list[str]:
-    return [line for line in sh("squeue", "-h", "-r", "-o", "%i %j").splitlines() if sweep_id in line]
+    """The queued jobs of the sweep (its preprocessing job and training tasks are named after it)."""
+    return [line for line in sh("squeue", "-h", "-r", "-o", "%i %j").splitlines() if line.split()[1].startswith(f"{sweep_id}-")]
 
 
 def test_a_sweep_over_the_users_submit_limit_is_refused_before_anything_is_queued(cli, results, tiny_demo, user_limit):
-    before = sh("squeue", "-h", "-r", "-o", "%i")
-    done = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--models", MODELS, "--epochs", "1",
-               "--results", results, "--name", "too-big", "--sbatch", LATER)
+    done = cli("sweep", "--partition", "gpu", "--account", user_limit, "--dataset", tiny_demo, "--models", MODELS,
+               "--epochs", "1", "--results", results, "--name", "too-big", "--sbatch", LATER)
     assert done.code == 2 and len(done.err.strip().splitlines()) == 1, done.err
     assert "needs 5 Slurm jobs" in done.err and "MaxSubmitJobs" in done.err
     assert "3 more fit, enough for 2 runs" in done.err
-    assert not (results / "too-big").exists() and sh("squeue", "-h", "-r", "-o", "%i") == before
+    assert not (results / "too-big").exists() and queued("too-big") == []
 
 
 def test_a_submission_refused_part_way_is_tracked_cancellable_and_resumed_without_duplicates(cli, results, tiny_demo,
                                                                                            tmp_path, account_limit):
     profile = tmp_path / "small-arrays.toml"
-    profile.write_text('gpu_partition = "gpu"\ncpu_partition = "compute"\nmax_array_size = 2\n')
+    profile.write_text(f'gpu_partition = "gpu"\ncpu_partition = "compute"\nmax_array_size = 2\naccount = "{account_limit}"\n')
     done = cli("sweep", "--profile", profile, "--dataset", tiny_demo, "--models", MODELS, "--epochs", "1",
                "--results", results, "--name", "part-way", "--sbatch", LATER)
     # the preprocessing job and the first array (2 tasks) fit; the second array does not
@@ -67,7 +80,7 @@ def test_a_submission_refused_part_way_is_tracked_cancellable_and_resumed_withou
     assert [rows[r]["state"] for r in ("MobileNetV2-s0", "ResNet50-s0")] == ["PENDING", "PENDING"]
     assert [rows[r]["state"] for r in ("VGG16-s0", "DenseNet121-s0")] == ["NOT SUBMITTED", "NOT SUBMITTED"]
 
-    sacctmgr("modify", "account", "root", "set", "grpsubmitjobs=-1")
+    sacctmgr("modify", "account", account_limit, "set", "grpsubmitjobs=-1")
     resumed = cli("sweep", "--resume", "part-way", "--results", results)
     assert resumed.code == 0, resumed.err
     latest = json.loads((folder / "jobs.json").read_text())["submissions"][-1]

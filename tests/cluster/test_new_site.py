@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from slurm_helpers import latest_sweep, progress_epoch, result, sh, submission, wait_until
+from slurm_helpers import job_of, latest_sweep, progress_epoch, result, sh, submission, wait_for_result, wait_until
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def other_site():
-    """The local cluster reshaped: partitions batch (CPU only, default) and a100 (gpu:a100:2), MaxArraySize=5."""
-    sh(str(REPO / "slurm" / "local-cluster"), "up", "other")
-    try:
-        yield
-    finally:
-        sh(str(REPO / "slurm" / "local-cluster"), "up", "marwan")
 
 
 def _states(cli, results) -> list[str]:
@@ -40,7 +30,7 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
     assert described["max_array_size"] == 5 and described["settings"]["gpu_partition"] == "a100"
     # six runs, at most two at once: more than one array (MaxArraySize 5) and tasks waiting behind the throttle
     sweep = cli("sweep", "--partition", "a100", "--dataset", tiny_demo, "--models", "MobileNetV2", "--seeds", "6",
-                "--epochs", "1", "--image-size", "32", "--array-parallelism", "2", "--results", results)
+                "--epochs", "1", "--image-size", "32", "--array-parallelism", "2", "--results", results, "--name", "six-seeds")
     assert sweep.code == 0, sweep.err
     assert sweep.out.strip() == latest_sweep(results).name  # the sweep id alone on stdout
     folder = latest_sweep(results)
@@ -60,7 +50,8 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
         assert partition == "a100" and "gres/gpu" in tres, line
     # A scaling sweep over both nodes: 1 and 2 ranks on one node, 4 on two (two a node, meeting at the first).
     scaling = cli("sweep", "--partition", "a100", "--dataset", tiny_demo, "--models", "MobileNetV2", "--scaling", "1,2,4",
-                  "--nodes-per-run", "2", "--epochs", "1", "--image-size", "32", "--results", results, "--wait")
+                  "--nodes-per-run", "2", "--epochs", "1", "--image-size", "32", "--results", results, "--name", "scaling",
+                  "--wait")
     assert scaling.code == 0, scaling.err
     folder = latest_sweep(results)
     placed = {size: result(folder, f"MobileNetV2-x{size}-s0")["distributed"] for size in (1, 2, 4)}
@@ -84,10 +75,11 @@ def test_a_site_never_seen_with_a_sweep_larger_than_its_arrays(cli, results, tin
 
 def test_status_watch_cancel_and_logs(cli, results, tiny_demo):
     sweep = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50",
-                "--epochs", "30", "--image-size", "32", "--results", results)
+                "--epochs", "30", "--image-size", "32", "--results", results, "--name", "watched")
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
-    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 2, 300, "a first epoch done")
+    wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 2, 300, "a first epoch done",
+               job=job_of(folder, "MobileNetV2-s0"), logs=folder / "logs")
     log = cli("logs", f"{folder.name}/MobileNetV2", "--results", results)
     assert log.code == 0 and "MobileNetV2 epoch 1/30" in log.out
     cancelled = cli("cancel", folder.name, "--results", results)
@@ -102,19 +94,18 @@ def test_a_checkout_edited_while_its_sweep_waits_changes_nothing(results, tiny_d
     checkout = tmp_path / "checkout"
     shutil.copytree(REPO / "harness", checkout / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    sh("scontrol", "update", "partitionname=compute", "state=down")  # the sweep waits in the queue
-    try:
-        done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--cpu-partition", "compute",
-                               "--dataset", str(tiny_demo),
-                               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "32", "--results", str(results)],
+    held = sh("sbatch", "--parsable", "--hold", "-p", "compute", "-J", "held-for-a-test", "-o", "/dev/null", "--wrap", "true").strip()
+    try:  # the sweep waits in the queue behind a held job while its checkout is edited
+        done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--partition", "gpu", "--dataset", str(tiny_demo),
+                               "--models", "MobileNetV2", "--epochs", "1", "--image-size", "32", "--name", "edited-checkout",
+                               "--sbatch", f"dependency=afterok:{held}", "--results", str(results)],
                               capture_output=True, text=True, env=env, cwd=checkout, timeout=120)
         assert done.returncode == 0, done.stderr
         train = checkout / "harness" / "training" / "train.py"
         train.write_text(train.read_text().replace('    """Train, keep the best epoch', '    raise RuntimeError("edited")\n    """Train'))
     finally:
-        sh("scontrol", "update", "partitionname=compute", "state=up")
+        sh("scontrol", "release", held)
     folder = latest_sweep(results)
-    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "the run")
-    assert result(folder, "MobileNetV2-s0")["status"] == "COMPLETED"  # it ran the code as it was at submission
+    assert wait_for_result(folder, "MobileNetV2-s0", "the run")["status"] == "COMPLETED"  # the code as it was at submission
     code = json.loads((folder / "sweep.json").read_text())["code"]
     assert code["snapshot"] == str(folder / "code") and "git_dirty" in code

@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 import pytest
 
-from slurm_helpers import latest_sweep, release_held_jobs, result, run_of, sacct_rows, sh, submission, train_until, wait_until
+from slurm_helpers import latest_sweep, run_of, sacct_rows, sh, submission, train_until, wait_for_result
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
@@ -16,13 +16,12 @@ def _history_is_whole(folder, rid: str, epochs: int) -> None:
 
 
 @pytest.mark.parametrize("ranks", [1, 2], ids=["one rank", "two ranks"])
-def test_a_requeued_job_resumes_from_its_checkpoint(cli, results, ranks):
+def test_a_requeued_job_resumes_from_its_checkpoint(cli, results, small_demo, ranks):
     epochs = 12
-    folder, job = train_until(cli, results, epochs, 3, "--gpus-per-run", str(ranks))
+    folder, job = train_until(cli, results, epochs, 3, "--gpus-per-run", str(ranks), dataset=small_demo, name=f"requeued-{ranks}")
     rid = run_of(folder)
     sh("scontrol", "requeue", job)
-    wait_until(lambda: result(folder, rid) is not None, 900, "the requeued run to finish", tick=release_held_jobs)
-    record = result(folder, rid)
+    record = wait_for_result(folder, rid, "the requeued run to finish")
     assert record["status"] == "COMPLETED" and record["requeues"] >= 1
     assert record["epochs_completed"] == epochs and record["distributed"]["world_size"] == ranks
     _history_is_whole(folder, rid, epochs)
@@ -33,17 +32,16 @@ def test_a_requeued_job_resumes_from_its_checkpoint(cli, results, ranks):
     assert status["state"] == "COMPLETED" and status["requeues"] >= 1
 
 
-def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, results, tmp_path):
+def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, results, tmp_path, small_demo):
     profile = tmp_path / "short.toml"
     profile.write_text('cpu_partition = "compute"\ngpu_partition = "gpu"\ngpu_type = "p100"\ncpus_per_task = 1\n'
                        'mem_gb = 3\ntime_min = 2\nsignal_delay_s = 45\n')
-    epochs = 45  # more than a task trains alone in the 75 s before its time limit's signal (about 40)
-    sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", "demo", "--models", "MobileNetV2",
-                "--epochs", epochs, "--image-size", "32", "--results", results)
+    epochs = 150  # more than a task trains alone in the 75 s before its time limit's signal
+    sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", small_demo, "--models", "MobileNetV2",
+                "--epochs", epochs, "--image-size", "32", "--results", results, "--name", "past-its-limit")
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
-    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 900, "the run to finish", tick=release_held_jobs)
-    record = result(folder, "MobileNetV2-s0")
+    record = wait_for_result(folder, "MobileNetV2-s0", "the run to finish", timeout_s=900)
     assert record["status"] == "COMPLETED", record.get("error")
     assert record["requeues"] >= 1
     _history_is_whole(folder, "MobileNetV2-s0", epochs)
@@ -62,7 +60,8 @@ def test_a_sweep_waits_for_another_workflows_job_and_runs_in_the_sites_python(cl
     profile.write_text(f'python = "{wrapper}"\n')
     other = sh("sbatch", "--parsable", "--partition", "compute", "--output", "/dev/null", "--wrap", "sleep 10").strip()
     sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", tiny_demo, "--models", "MobileNetV2",
-                "--epochs", "1", "--image-size", "32", "--sbatch", f"dependency=afterok:{other}", "--results", results, "--wait")
+                "--epochs", "1", "--image-size", "32", "--sbatch", f"dependency=afterok:{other}", "--results", results,
+                "--name", "behind-another", "--wait")
     assert sweep.code == 0, sweep.err
     jobs = submission(latest_sweep(results))
     rows = {row["JobID"]: row for row in sacct_rows(other, jobs["preprocess_job"], jobs["tasks"]["MobileNetV2-s0"])}

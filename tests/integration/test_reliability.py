@@ -8,7 +8,17 @@ import pandas as pd
 import pytest
 import torch
 
-from slurm_helpers import latest_sweep, progress_epoch, release_held_jobs, result, sacct_rows, sh, submission, train_until, wait_until
+from slurm_helpers import (
+    job_of,
+    latest_sweep,
+    progress_epoch,
+    sacct_rows,
+    sh,
+    submission,
+    train_until,
+    wait_for_result,
+    wait_until,
+)
 
 
 def _one_line_error(result, *fragments: str) -> None:
@@ -132,15 +142,16 @@ def test_loading_a_checkpoint_never_runs_code(tmp_path):
 # --- faults on the local Slurm cluster ---
 
 @pytest.mark.usefixtures("slurm_cluster")
-def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, results):
-    sweep = cli("sweep", "--partition", "gpu", "--time", "45", "--dataset", "demo", "--models", "MobileNetV2,ResNet50",
-                "--epochs", "5", "--image-size", "32", "--results", results)
+def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, results, small_demo):
+    sweep = cli("sweep", "--partition", "gpu", "--time", "45", "--dataset", small_demo, "--models", "MobileNetV2,ResNet50",
+                "--epochs", "5", "--image-size", "32", "--results", results, "--name", "one-cancelled")
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     jobs = submission(folder)["tasks"]
-    wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 2, 300, "ResNet50 to checkpoint an epoch")
+    wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 2, 300, "ResNet50 to checkpoint an epoch",
+               job=job_of(folder, "ResNet50-s0"), logs=folder / "logs")
     sh("scancel", jobs["ResNet50-s0"])
-    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "MobileNetV2 to finish")
+    wait_for_result(folder, "MobileNetV2-s0", "MobileNetV2 to finish")
     wait_until(lambda: any(r["State"].startswith("CANCELLED") for r in sacct_rows(jobs["ResNet50-s0"])), 60, "sacct to say CANCELLED")
     # Slurm shows the job COMPLETING until its processes are gone (KillWait): status says so meanwhile
     wait_until(lambda: jobs["ResNet50-s0"] not in sh("squeue", "-h", "-r", "-o", "%i").split(), 60, "the job to leave the queue")
@@ -156,35 +167,33 @@ def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, re
     wait_until(lambda: sacct_rows(submission(folder)["tasks"]["ResNet50-s0"]), 60, "sacct to list the resubmitted job")
     resubmitted = sacct_rows(submission(folder)["tasks"]["ResNet50-s0"])
     assert resubmitted[0]["Partition"] == "gpu" and resubmitted[0]["Timelimit"] == "00:45:00"  # the sweep's settings
-    wait_until(lambda: result(folder, "ResNet50-s0") is not None, 900, "the resumed run", tick=release_held_jobs)
-    assert result(folder, "ResNet50-s0")["status"] == "COMPLETED"
-    assert result(folder, "ResNet50-s0")["requeues"] >= 1  # it went on from its checkpoint
+    record = wait_for_result(folder, "ResNet50-s0", "the resumed run")
+    assert record["status"] == "COMPLETED"
+    assert record["requeues"] >= 1  # it went on from its checkpoint
 
 
-@pytest.mark.usefixtures("slurm_cluster")
-def test_a_node_taken_down_requeues_the_job_which_resumes_on_another_node(cli, results):
-    folder, job = train_until(cli, results, epochs=14, until_epoch=3)
+@pytest.mark.usefixtures("other_site")  # its nodes are taken down alone: the other cluster's tests go on
+def test_a_node_taken_down_requeues_the_job_which_resumes_on_another_node(cli, results, small_demo):
+    folder, job = train_until(cli, results, 14, 3, dataset=small_demo, name="node-down", partition="a100")
     node = sacct_rows(job)[0]["NodeList"]
     try:
         sh("scontrol", "update", f"nodename={node}", "state=down", "reason=harness-test")
-        wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "the requeued run", tick=release_held_jobs)
+        record = wait_for_result(folder, "MobileNetV2-s0", "the requeued run")
     finally:
         subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True)
-    record = result(folder, "MobileNetV2-s0")
     assert record["status"] == "COMPLETED" and record["requeues"] >= 1
     assert record["environment"]["slurm_node"] != node
     assert pd.read_csv(folder / "runs" / "MobileNetV2-s0" / "history.csv")["epoch"].tolist() == list(range(1, 15))
 
 
 @pytest.mark.usefixtures("slurm_cluster")
-def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results):
-    folder, job = train_until(cli, results, epochs=12, until_epoch=4)
+def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results, small_demo):
+    folder, job = train_until(cli, results, 12, 4, dataset=small_demo, name="checkpoint-cut")
     sh("scontrol", "requeue", job)  # Slurm holds the requeued job a while: time to damage its checkpoint
     wait_until(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", 120, "the job to stop")
     state = folder / "runs" / "MobileNetV2-s0" / "state.pt"
     state.write_bytes(state.read_bytes()[:1000])
-    wait_until(lambda: result(folder, "MobileNetV2-s0") is not None, 600, "the resumed run", tick=release_held_jobs)
-    assert result(folder, "MobileNetV2-s0")["status"] == "COMPLETED"
+    assert wait_for_result(folder, "MobileNetV2-s0", "the resumed run")["status"] == "COMPLETED"
     assert list((folder / "runs" / "MobileNetV2-s0").glob("state.pt.damaged-*"))
     logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.out"))
     assert "cannot be read" in logs and "resumed from state.prev.pt" in logs
@@ -196,7 +205,7 @@ def test_two_sweeps_at_once_into_one_results_folder(results, tiny_demo):
                "--models", "MobileNetV2", "--epochs", "1", "--image-size", "32", "--results", str(results), "--wait"]
     both = [subprocess.Popen(command + ["--name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for name in ("first", "second")]
-    outcomes = [p.communicate(timeout=600) for p in both]
+    outcomes = [p.communicate(timeout=300) for p in both]
     assert [p.returncode for p in both] == [0, 0], outcomes
     for name in ("first", "second"):
         record = json.loads((results / name / "runs" / "MobileNetV2-s0" / "result.json").read_text())
