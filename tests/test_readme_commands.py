@@ -3,6 +3,7 @@ user would be in, with the default (relative) results folder."""
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -54,9 +55,11 @@ def completed_runs(results: Path) -> dict[str, dict]:
 def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_path, cli):
     command = readme_command("python -m pip install -e . && python -m harness sweep")
     clone = fresh_copy(tmp_path / "harness")
-    # `python -m pip install -e .` goes into a virtual environment of its own; the dependencies come from
-    # this one (the machine has no model hub, and PyPI's torch is minutes away)
-    venv.create(tmp_path / "venv", system_site_packages=True, with_pip=True)
+    # `python -m pip install -e .` goes into a virtual environment of its own, which sees this one's packages
+    # (a .pth file): pip finds the dependencies installed, as on a machine that has them, and installs the
+    # clone alone (a venv's system_site_packages would see the base interpreter's, not this environment's)
+    venv.create(tmp_path / "venv", with_pip=True)
+    (next((tmp_path / "venv" / "lib").glob("python3*")) / "site-packages" / "outer.pth").write_text("\n".join(site.getsitepackages()))
     env = {**os.environ, "PATH": f"{tmp_path / 'venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
            "SLURM_CONF": str(tmp_path / "no-slurm.conf")}  # no Slurm answers here: the sweep runs on this machine
     env.pop("PYTHONPATH", None)
