@@ -102,7 +102,7 @@ def figures_of(record: "RunRecord") -> dict[str, float | int | None]:
 def doc_table() -> str:
     """The figures as docs/results.md lists them (a test holds the doc to this)."""
     def tolerance(band: Tolerance | None) -> str:
-        return "-" if band is None else ", ".join("-" if side is None else f"{side:+.0%}" for side in band)
+        return "not written" if band is None else ", ".join("none" if side is None else f"{side:+.0%}" for side in band)
 
     lines = ["| figure | unit | better | label | `--update-references` tolerance (lower, upper) | read from the record |",
              "|---|---|---|---|---|---|"]
