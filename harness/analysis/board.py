@@ -16,8 +16,12 @@ from harness.store.records import SweepSpec
 # The columns a table shows, and those that make way on a narrow terminal, first listed first (--wide shows them).
 COLUMNS = ["model", "params", "accuracy", "loss", "precision", "recall", "f1", "auc", "train_images_per_s",
            "infer_images_per_s", "gpu_util_mean", "status"]
-OPTIONAL = ("infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1", "eff 95% CI (seeds)",
-            "train_images_per_s")
+OPTIONAL = ("AUC 95% CI (seeds)", "infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1",
+            "eff 95% CI (seeds)", "train_images_per_s")
+# Each interval a table shows beside its figure: (column, the figure, its bounds).
+INTERVALS = (("acc 95% CI (seeds)", "accuracy", "accuracy_lo", "accuracy_hi"),
+             ("acc 95% CI (test)", "accuracy", "accuracy_test_lo", "accuracy_test_hi"),
+             ("AUC 95% CI (seeds)", "auc", "auc_lo", "auc_hi"))
 SCALING_COLUMNS = ["ranks", "speedup", "efficiency", "eff 95% CI (seeds)"]
 PAPER_COLUMNS = ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
 
@@ -69,14 +73,13 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
 
 
 def _interval_columns(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """Each accuracy's 95% interval beside it: over seeds where a row has several, else over the test
-    split's independent units (a record's, with one seed)."""
-    for name, low, high in (("acc 95% CI (seeds)", "accuracy_lo", "accuracy_hi"),
-                            ("acc 95% CI (test)", "accuracy_test_lo", "accuracy_test_hi")):
+    """The 95% intervals beside their figures: the accuracy's and the AUC's over seeds where a row has
+    several, else the accuracy's over the test split's independent units (a record's, with one seed)."""
+    for name, figure, low, high in INTERVALS:
         if any(row.get(low) is not None for row in rows):
             for row in rows:
                 row[name] = interval(row.get(low), row.get(high))
-            columns.insert(columns.index("accuracy") + 1, name)
+            columns.insert(columns.index(figure) + 1, name)
 
 
 def _scaling_columns(rows: list[dict[str, Any]], columns: list[str]) -> str:
