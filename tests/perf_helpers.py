@@ -4,8 +4,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.store.figures import FIGURES
 from harness.store.paths import SweepPaths
-from harness.store.perflog import FIGURE_UNITS, PerfEntry
+from harness.store.perflog import PerfEntry
 from harness.store.records import RunRecord, RunSpec, SweepSpec, run_id, write_record, write_spec
 
 
@@ -48,7 +49,7 @@ def make_sweep(results: Path, name: str, records: list[RunRecord], models: list[
 
 
 def entry(run: str = "ResNet50-s0", value: float | None = 100.0, pad: str = "", **changes: Any) -> PerfEntry:
-    figures = {name: {"value": None, "unit": unit} for name, unit in FIGURE_UNITS.items()}
+    figures = {name: {"value": None, "unit": figure.unit} for name, figure in FIGURES.items()}
     figures["train_images_per_s"]["value"] = value
     made = PerfEntry(time="2026-01-02T03:10:00+00:00", sweep="a", run=run, architecture=run.rsplit("-s", 1)[0],
                      seed=int(run.rsplit("-s", 1)[1]), settings={"image_size": 64, "batch_size": 32, "note": pad},

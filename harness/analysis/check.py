@@ -42,21 +42,9 @@ from harness.analysis.compare import sweep_figures
 from harness.analysis.load import SweepResults
 from harness.errors import UserError
 from harness.store.atomic import write_text_atomic
-from harness.store.perflog import FIGURE_UNITS, system_key, system_of
+from harness.store.figures import FIGURES
+from harness.store.perflog import system_key, system_of
 
-# The tolerance --update-references gives a figure it writes for the first time (lower, upper), and
-# which figures it writes: accuracy both ways (a jump is as suspect as a drop), speed only downwards,
-# cost (energy, memory) only upwards.
-DEFAULT_TOLERANCE: dict[str, tuple[float | None, float | None]] = {
-    "accuracy": (-0.05, 0.05),
-    "auc": (-0.05, 0.05),
-    "train_images_per_s": (-0.10, None),
-    "infer_images_per_s": (-0.10, None),
-    "mfu": (-0.10, None),
-    "gpu_util_median": (-0.10, None),
-    "energy_per_image_j": (None, 0.10),
-    "peak_gpu_memory_bytes": (None, 0.10),
-}
 ENTRY_KEYS = {"value", "lower", "upper", "unit"}
 NO_REFERENCE = "no reference"  # the references hold the figure for other systems only
 SYSTEM_KEY = re.compile(r"[^:\x00-\x1f]+(:[^:\x00-\x1f]+){0,2}")
@@ -94,7 +82,7 @@ class Reference:
     def bounds(self) -> tuple[float | None, float | None]:
         """The figure's allowed range, within what the figure can be (a fraction is at most 1: an accuracy
         of 0.99 + 5% allows up to 1, not 1.04); None on a side without a bound."""
-        most = 1.0 if FIGURE_UNITS.get(self.figure) == "fraction" else math.inf
+        most = 1.0 if FIGURES[self.figure].percent else math.inf
         return (None if self.lower is None else self.value * (1 + self.lower),
                 None if self.upper is None else min(most, self.value * (1 + self.upper)))
 
@@ -127,17 +115,18 @@ def _number(value: Any) -> bool:
 
 def _entry(path: Path, architecture: str, figure: str, entry: Any) -> Reference:
     where = f"references {path}: [{architecture}] {figure}"
-    if figure not in FIGURE_UNITS:
-        raise UserError(f"{where}: unknown figure; known figures: {', '.join(FIGURE_UNITS)}")
+    if figure not in FIGURES:
+        raise UserError(f"{where}: unknown figure; known figures: {', '.join(FIGURES)}")
     if not isinstance(entry, dict):
         raise UserError(f"{where} = {entry!r:.40} is not a table: write it as {{ value = 0.99, lower = -0.05, upper = 0.05 }}")
     unknown = sorted(set(entry) - ENTRY_KEYS)
     if unknown:
         raise UserError(f"{where}: unknown keys {', '.join(unknown)}; an entry has value, lower, upper and unit")
-    most = 1 if FIGURE_UNITS[figure] == "fraction" else math.inf
+    unit = FIGURES[figure].unit
+    most = 1 if FIGURES[figure].percent else math.inf
     if not (_number(entry.get("value")) and 0 <= entry["value"] <= most):
-        raise UserError(f"{where}: value must be a number from 0{' to 1' if most == 1 else ''} "
-                        f"({FIGURE_UNITS[figure]}), got {entry.get('value')!r:.40}")
+        raise UserError(f"{where}: value must be a number from 0{' to 1' if most == 1 else ''} ({unit}), "
+                        f"got {entry.get('value')!r:.40}")
     lower, upper = entry.get("lower"), entry.get("upper")
     if lower is not None and not (_number(lower) and -1 <= lower <= 0):
         raise UserError(f"{where}: lower must be a fraction between -1 and 0 (e.g. -0.05 for 5% below), got {lower!r:.40}")
@@ -145,9 +134,8 @@ def _entry(path: Path, architecture: str, figure: str, entry: Any) -> Reference:
         raise UserError(f"{where}: upper must be a fraction of at least 0 (e.g. 0.05 for 5% above), got {upper!r:.40}")
     if lower is None and upper is None:
         raise UserError(f"{where}: gives neither lower nor upper: nothing to check")
-    unit = entry.get("unit")
-    if unit is not None and unit != FIGURE_UNITS[figure]:
-        raise UserError(f"{where}: unit {unit!r:.20} but the harness measures {figure} in {FIGURE_UNITS[figure]}")
+    if entry.get("unit") not in (None, unit):
+        raise UserError(f"{where}: unit {entry['unit']!r:.20} but the harness measures {figure} in {unit}")
     return Reference(architecture, figure, entry["value"], lower, upper)
 
 
@@ -196,7 +184,7 @@ def sweep_means(results: SweepResults) -> tuple[dict[str, dict[str, float | None
     means: dict[str, dict[str, float | None]] = {}
     for label, runs in rows.items():
         means[label] = {}
-        for figure in FIGURE_UNITS:
+        for figure in FIGURES:
             values = [v for r in runs if (v := r.values.get(figure)) is not None]
             means[label][figure] = statistics.fmean(values) if values else None
     return means, {label: len(runs) for label, runs in rows.items()}
@@ -233,7 +221,7 @@ def check_sweep(results: SweepResults, references: References) -> list[dict[str,
         ref = references.for_system(architecture, figure, system)
         ran = architecture in means
         value = means.get(architecture, {}).get(figure)
-        row = {"model": architecture, "figure": figure, "unit": FIGURE_UNITS[figure], "value": value, "system": system,
+        row = {"model": architecture, "figure": figure, "unit": FIGURES[figure].unit, "value": value, "system": system,
                "reference": None, "lower_bound": None, "upper_bound": None, "ratio": None, "seeds": seeds.get(architecture, 0)}
         if ref is None:
             others = sorted({r.system for r in references.references if (r.architecture, r.figure) == (architecture, figure)})
@@ -271,24 +259,26 @@ def _new_references(results: SweepResults) -> Any:
 def update_references(results: SweepResults, path: Path) -> References:
     """Write the sweep's figures into the references in path (atomically), as an editor would: each figure
     that has a reference for the sweep's system takes the new value and keeps its tolerance; the others are
-    added for the sweep's system with DEFAULT_TOLERANCE. Comments, the description and every other
-    reference stay as they were (tomlkit). Returns the references written."""
+    added for the sweep's system with the tolerance the registry gives them (store.figures: a figure without
+    one is not written). Comments, the description and every other reference stay as they were (tomlkit).
+    Returns the references written."""
     path = Path(path)
     previous = read_references(path) if path.exists() else None  # refused in one line when not valid
     document = tomlkit.parse(path.read_text()) if previous else _new_references(results)
     system, (means, _), written = sweep_system(results), sweep_means(results), 0
     for label, figures in means.items():
-        for figure, (lower, upper) in DEFAULT_TOLERANCE.items():
-            value = figures.get(figure)
-            if value is None:
+        for figure, value in figures.items():
+            band = FIGURES[figure].tolerance
+            if value is None or band is None:
                 continue
+            lower, upper = band
             old = previous.for_system(label, figure, system) if previous else None
             if old is not None:
                 _table(document, old.system, label)[figure]["value"] = value
             else:
                 entry = tomlkit.inline_table()
                 entry.update({"value": value, **({"lower": lower} if lower is not None else {}),
-                              **({"upper": upper} if upper is not None else {}), "unit": FIGURE_UNITS[figure]})
+                              **({"upper": upper} if upper is not None else {}), "unit": FIGURES[figure].unit})
                 _table(document, system, label)[figure] = entry
             written += 1
     if not written:

@@ -1,9 +1,5 @@
-"""The leaderboard's columns and what it may rank by: plain names, so that `--help` lists the choices
-without importing the leaderboard."""
+"""What the leaderboard may rank by: every figure of the registry, the parameter count and the name;
+plain names, so that `--help` lists the choices without importing the leaderboard."""
+from harness.store.figures import FIGURES
 
-METRICS = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
-EXTRA_METRICS = ["average_precision", "eer", "accuracy_at_threshold"]
-THROUGHPUT = ["train_images_per_s", "infer_images_per_s"]
-COLUMNS = ["model", "params", *METRICS, *THROUGHPUT, "gpu_util_mean", "status"]
-SORTABLE = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "gpu_util_mean", "params", "model"]
-LOWER_IS_BETTER = {"loss", "eer", "model"}
+SORTABLE = [*FIGURES, "params", "model"]

@@ -17,14 +17,13 @@ from typing import Any
 from harness.analysis.load import SweepResults
 from harness.cluster.base import JobState
 from harness.stats.intervals import t_cdf
-from harness.store.perflog import FIGURE_UNITS, figures_of
+from harness.store.figures import FIGURES, figures_of
 from harness.store.records import RunRecord
 from harness.store.schema import DamagedFile
 
 ALPHA = 0.05
-FIGURES = ["accuracy", "auc", "train_images_per_s", "infer_images_per_s", "data_wait_fraction", "gpu_util_median",
-           "mfu", "energy_per_image_j", "peak_gpu_memory_bytes", "wall_time_s", "gpu_hours", "accuracy_per_gpu_hour"]
-UNITS = {**FIGURE_UNITS, "gpu_hours": "GPU-h", "accuracy_per_gpu_hour": "fraction/GPU-h"}
+# What compare adds to the registry's figures, from the scheduler's accounting where it has it, and their units.
+ACCOUNTED = {"gpu_hours": "GPU-h", "accuracy_per_gpu_hour": "fraction/GPU-h"}
 _ELAPSED = re.compile(r"(?:(?P<days>[0-9]+)-)?(?:(?P<hours>[0-9]+):)?(?P<minutes>[0-9]+):(?P<seconds>[0-9]+(?:\.[0-9]*)?)")
 _GPUS = re.compile(r"(?:^|,)gres/gpu=(?P<count>[0-9]+)(?:,|$)")
 
@@ -62,7 +61,7 @@ def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, st
     env = record.environment or {}
     if env.get("device") != "cuda":
         return None, None, f"no GPU in use (device: {env.get('device') or 'unknown'}) and none allocated by a scheduler"
-    wall = figures_of(record)["wall_time_s"]
+    wall = FIGURES["wall_time_s"].value(record)
     if wall is None:
         return None, None, "the record has no start time to measure its wall time"
     ranks = int((record.distributed or {}).get("world_size") or 1)  # one GPU per rank
@@ -131,13 +130,15 @@ def _mean(values: list[float]) -> float | None:
 
 
 def compare_figures(a: dict[str, list[RunFigures]], b: dict[str, list[RunFigures]],
-                    figures: list[str] = FIGURES) -> list[dict[str, Any]]:
+                    figures: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per (architecture, figure): A's and B's means, seeds, B/A, and whether the difference
-    exceeds the spread. Architectures in one sweep only have a row with the other side empty."""
+    exceeds the spread. Architectures in one sweep only have a row with the other side empty. figures:
+    default every figure of the registry, then GPU-hours and accuracy per GPU-hour."""
+    units = {**{name: figure.unit for name, figure in FIGURES.items()}, **ACCOUNTED}
     rows = []
     for label in [*a, *(label for label in b if label not in a)]:
         runs_a, runs_b = a.get(label, []), b.get(label, [])
-        for figure in figures:
+        for figure in figures or list(units):
             values_a = [v for r in runs_a if (v := r.values.get(figure)) is not None]
             values_b = [v for r in runs_b if (v := r.values.get(figure)) is not None]
             mean_a, mean_b = _mean(values_a), _mean(values_b)
@@ -145,7 +146,7 @@ def compare_figures(a: dict[str, list[RunFigures]], b: dict[str, list[RunFigures
             notes = sorted({r.notes[figure] for r in [*runs_a, *runs_b] if figure in r.notes})
             if label not in a or label not in b:
                 notes.insert(0, f"only in sweep {'B' if label not in a else 'A'}")
-            rows.append({"model": label, "figure": figure, "unit": UNITS[figure],
+            rows.append({"model": label, "figure": figure, "unit": units[figure],
                          "a": mean_a, "a_seeds": len(values_a), "b": mean_b, "b_seeds": len(values_b),
                          "ratio": mean_b / mean_a if mean_a and mean_b is not None else None,
                          "beyond_spread": verdict, "test": test, "note": "; ".join(notes)})
@@ -164,8 +165,8 @@ def shown(unit: str, value: float | None) -> str:
         return "-"
     if unit == "fraction":
         return f"{100 * value:.2f}%"
-    if unit == "bytes":
-        return f"{value / 2 ** 20:,.1f} MiB"
-    if unit in ("GPU-h", "J/image", "fraction/GPU-h"):
+    if unit == "bytes":  # three digits, as a narrow column has room for
+        return f"{value / 2 ** 30:.3g} GiB" if value >= 2 ** 30 else f"{value / 2 ** 20:.3g} MiB"
+    if unit in ("GPU-h", "J/image", "fraction/GPU-h", "nats"):
         return f"{value:.4g}"
     return f"{value:,.1f}"

@@ -8,20 +8,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.board import leaderboard_view
 from harness.analysis.check import References, check_sweep
 from harness.analysis.compare import shown as shown_figure
 from harness.analysis.figures import note, plt, png_bytes
 from harness.analysis.history import entries_frame, system_text
-from harness.analysis.leaderboard import leaderboard
 from harness.analysis.load import SweepResults
-from harness.analysis.report import html_figure, html_page, html_table
+from harness.analysis.report import html_figure, html_page, html_table, view_table
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink, write_text_atomic
+from harness.store.figures import FIGURES
 from harness.store.paths import list_sweeps, perflog
-from harness.store.perflog import FIGURE_UNITS, PerfEntry, read_perflog, system_key
+from harness.store.perflog import PerfEntry, read_perflog, system_key
 
 TREND = "train_images_per_s"  # the figure each architecture's trend follows
-COSTS = {"energy_per_image_j": "energy per image (J)", "gpu_hours": "GPU-hours per run"}
+ENERGY = "energy_per_image_j"
+COSTS = {ENERGY: "energy per training image (J)", "gpu_hours": "GPU-hours per run"}
 
 
 def cost_frame(entries: list[PerfEntry]) -> pd.DataFrame:
@@ -31,7 +33,7 @@ def cost_frame(entries: list[PerfEntry]) -> pd.DataFrame:
     for e in entries:
         gpus, wall = e.system.get("gpu_count") or 0, e.value("wall_time_s")
         rows.append({"architecture": e.architecture, "system": system_text(e.system), "sweep": e.sweep, "time": e.time,
-                     "auc": e.value("auc"), "energy_per_image_j": e.value("energy_per_image_j"),
+                     "auc": e.value("auc"), ENERGY: e.value(ENERGY),
                      "gpu_hours": wall * gpus / 3600 if wall is not None and gpus else None})
     frame = pd.DataFrame(rows).sort_values("time", kind="stable")
     frame = frame[frame["sweep"] == frame.groupby(["architecture", "system"])["sweep"].transform("last")]
@@ -72,7 +74,7 @@ def draw_trends(entries: list[PerfEntry], references: References | None) -> byte
         if mine[TREND].isna().all():
             note(ax, f"no {TREND} measured")
         ax.set_title(architecture, fontsize=10)
-        ax.set_ylabel(f"{TREND} ({FIGURE_UNITS[TREND]})", fontsize=8)
+        ax.set_ylabel(f"{TREND} ({FIGURES[TREND].unit})", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
@@ -89,7 +91,7 @@ def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
     for ax, (cost, label) in zip(axes, COSTS.items()):
         shown = points.dropna(subset=["auc", cost])
         if shown.empty:
-            why = "no run measured its energy (it needs an NVIDIA GPU)" if cost == "energy_per_image_j" else "no run held a GPU"
+            why = "no run measured its energy (it needs an NVIDIA GPU)" if cost == ENERGY else "no run held a GPU"
             note(ax, f"{label}: {why}")
         else:
             ax.scatter(shown[cost], shown["auc"], color="C0")
@@ -124,13 +126,9 @@ def dashboard_html(results: Path, references: References | None) -> str:
                          "GPU-hours, per architecture and system (its latest sweep); ringed: the Pareto front"))
     if sweeps:
         latest = SweepResults(sweeps[-1])
-        board = leaderboard(latest)
-        shown = pd.DataFrame([{"model": r["model"], "seeds": r["seeds"], "accuracy": shown_figure("fraction", r["accuracy"]),
-                               "AUC": shown_figure("fraction", r["auc"]),
-                               "train img/s": shown_figure("images/s", r["train_images_per_s"]),
-                               "group": r.get("group") or "-", "status": r["status"]} for r in board])
+        board = leaderboard_view(latest).table
         parts.append(f"<h2>Leaderboard of the latest sweep, {html.escape(latest.spec.sweep_id)}</h2>")
-        parts.append(html_table(shown))
+        parts.append(html_table(view_table(board)) + f"<p>{html.escape(board.caption or '')}</p>")
         parts.append("<h2>Check of the latest sweep</h2>")
         if references is None:
             parts.append("<p>No references given (dashboard --references FILE).</p>")

@@ -17,6 +17,7 @@ from harness.analysis.load import SweepResults  # noqa: E402
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.data.perturb import PERTURBATIONS  # noqa: E402
 from harness.store.atomic import refuse_symlink, write_atomic  # noqa: E402
+from harness.store.figures import FIGURES  # noqa: E402
 from harness.store.paths import SweepPaths  # noqa: E402
 from harness.store.records import RunRecord  # noqa: E402
 from harness.store.run_files import read_history, read_test_scores  # noqa: E402
@@ -136,8 +137,8 @@ def roc_curves(sweep: SweepPaths, runs: Runs) -> bytes:
             continue
         labels, scores = np.concatenate([pair[0] for pair in scored]), np.concatenate([pair[1] for pair in scored])
         fpr, tpr, _ = roc_curve(labels, scores)
-        auc = np.mean([(r.test or {})["auc"] for _, r in model_runs])
-        ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {auc:.3f})", clip_on=False)
+        aucs = [auc for _, r in model_runs if (auc := FIGURES["auc"].value(r)) is not None]  # one class tested: none
+        ax.plot(fpr, tpr, color=f"C{i % 10}", label=f"{model} (AUC {np.mean(aucs):.3f})" if aucs else model, clip_on=False)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(title="ROC on the test split (seeds pooled)", xlabel="false positive rate (real called fake)",
            ylabel="true positive rate (fake caught)", xlim=(0, 1), ylim=(0, 1))

@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import UserError
+from harness.store.figures import FIGURES
 from harness.store.paths import perflog
-from harness.store.perflog import FIGURE_UNITS, PerfEntry, read_perflog
+from harness.store.perflog import PerfEntry, read_perflog
 
 COLUMNS = ["date", "model", "system", "settings", "sweep", "seeds", "change", "torch", "cuda", "driver", "commit"]
 SOFTWARE = {"torch": "torch", "cuda": "cuda", "driver": "driver", "commit": "git_commit"}
@@ -81,8 +82,8 @@ def history_points(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 def load_history(results: Path, metric: str, model: str | None = None,
                  partition: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The points of metric, filtered by architecture and partition, and the perflog's skipped lines."""
-    if metric not in FIGURE_UNITS:
-        raise UserError(f"unknown metric {metric!r}; the performance log has {', '.join(FIGURE_UNITS)}")
+    if metric not in FIGURES:
+        raise UserError(f"unknown metric {metric!r}; the performance log has {', '.join(FIGURES)}")
     path = perflog(results)
     if not path.is_file():
         raise UserError(f"no performance log at {path}: every completed run of a sweep under {results} adds a line to it")
@@ -110,7 +111,7 @@ def history_rows(points: pd.DataFrame, metric: str) -> list[dict[str, Any]]:
                      "model": point["model"], "system": point["system"], "partition": point["partition"],
                      "gpu": point["gpu"], "settings": point["settings"], "sweep": point["sweep"],
                      "seeds": int(point["seeds"]), metric: None if pd.isna(point["value"]) else float(point["value"]),
-                     "unit": FIGURE_UNITS[metric],
+                     "unit": FIGURES[metric].unit,
                      "change": None if pd.isna(point["change"]) else float(point["change"]),
                      **{column: point[column] for column in SOFTWARE}})
     return rows
@@ -142,7 +143,7 @@ def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "")
             if changed and not pd.isna(value):  # an upgrade between two points: say which, where it shows
                 ax.annotate("\n".join(changed), (after["time"].tz_convert(None), value), textcoords="offset points",
                             xytext=(4, 6), fontsize=7, color=f"C{number % 10}")
-    unit = FIGURE_UNITS[metric]
+    unit = FIGURES[metric].unit
     ax.set(title=title or f"{metric} over time", xlabel="date (UTC)", ylabel=f"{metric} ({unit})")
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.grid(alpha=0.3)

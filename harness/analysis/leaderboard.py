@@ -9,37 +9,24 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.columns import EXTRA_METRICS, LOWER_IS_BETTER, METRICS, SORTABLE, THROUGHPUT
+from harness.analysis.columns import SORTABLE
 from harness.analysis.load import SweepResults
 from harness.analysis.scaling import add_scaling
 from harness.analysis.status import sweep_status
 from harness.errors import UserError
 from harness.stats.intervals import mean_interval
+from harness.store.figures import FIGURES, figures_of
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord
 from harness.store.schema import DamagedFile
 
 PAPER_TABLE = Path(__file__).resolve().parent.parent / "resources" / "paper_table2.csv"
-UNIT_RANGE = set(METRICS + EXTRA_METRICS) - {"loss"}
 
 
 def paper_table() -> list[dict[str, Any]]:
     with open(PAPER_TABLE, newline="") as handle:
         return [{k: (v if k == "model" else float(v) if "." in v else int(v)) for k, v in row.items()}
                 for row in csv.DictReader(handle)]
-
-
-def _values(record: RunRecord) -> dict[str, Any]:
-    test, throughput, gpu = record.test or {}, record.throughput or {}, record.gpu or {}
-    return {**{m: test.get(m) for m in METRICS + EXTRA_METRICS}, **{t: throughput.get(t) for t in THROUGHPUT},
-            "achieved_tflops": throughput.get("achieved_tflops"), "mfu": throughput.get("mfu"),
-            "data_wait_fraction": throughput.get("data_wait_fraction"), "gpu_util_mean": gpu.get("util_mean"),
-            "gpu_util_median": gpu.get("util_median"), "train_energy_per_image_j": gpu.get("energy_per_image_j"),
-            "infer_energy_per_image_j": (gpu.get("infer") or {}).get("energy_per_image_j")}
-
-
-VALUE_COLUMNS = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "achieved_tflops", "mfu", "data_wait_fraction", "gpu_util_mean",
-                 "gpu_util_median", "train_energy_per_image_j", "infer_energy_per_image_j"]
 
 
 def _test_interval(records: list[RunRecord]) -> dict[str, Any]:
@@ -54,16 +41,17 @@ def _test_interval(records: list[RunRecord]) -> dict[str, Any]:
 
 
 def _sort_key(sort: str, row: dict[str, Any]) -> tuple[bool, Any]:
+    """Best first (a figure as the registry says, params the most, model names A to Z), the unknown last."""
     value = row.get(sort)
     if value is None:
         return (True, 0)
-    return (False, value if sort in LOWER_IS_BETTER else (-value if not isinstance(value, str) else value))
+    return (False, -value if sort == "params" or (sort in FIGURES and FIGURES[sort].higher_is_better) else value)
 
 
 def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str, Any]]:
-    """One row per architecture (and variant): the mean of each value over its completed seeds, and for
-    each metric `<metric>_lo`/`<metric>_hi`, its 95% Student-t interval (None below two seeds, with
-    `interval_reason`; then the record's interval over test units, see _test_interval)."""
+    """One row per architecture (and variant): the mean of each figure of the registry over its completed
+    seeds, and for each detection metric `<metric>_lo`/`<metric>_hi`, its 95% Student-t interval (None
+    below two seeds, with `interval_reason`; then the record's interval over test units, see _test_interval)."""
     if sort not in SORTABLE:
         raise UserError(f"cannot sort by {sort!r}; choose one of {', '.join(SORTABLE)}")
     state_of = {s.run_id: s.state for s in sweep_status(results)[0]}
@@ -84,12 +72,12 @@ def leaderboard(results: SweepResults, sort: str = "accuracy") -> list[dict[str,
                                   if resplit else "seeds: initialisation and order; the split is fixed")
         row["interval_reason"] = None if len(records) > 1 else f"{len(records)} seed: an interval over seeds needs 2"
         row.update(_test_interval(records))
-        values = [_values(r) for r in records]
-        for column in VALUE_COLUMNS:
-            mean, low, high = mean_interval([v[column] for v in values], bounds=(0.0, 1.0) if column in UNIT_RANGE else (0.0, None))
-            row[column] = mean
-            if column in METRICS + EXTRA_METRICS:
-                row[f"{column}_lo"], row[f"{column}_hi"] = low, high
+        values = [figures_of(r) for r in records]
+        for name, figure in FIGURES.items():
+            mean, low, high = mean_interval([v[name] for v in values], bounds=(0.0, 1.0 if figure.percent else None))
+            row[name] = mean
+            if figure.detection:
+                row[f"{name}_lo"], row[f"{name}_hi"] = low, high
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(sort, r))
     _mark_separable(results.sweep, rows, records_of, sort)
@@ -128,8 +116,8 @@ def separability(sweep: SweepPaths, rows: list[dict[str, Any]], records_of: dict
     models = [row["model"] for row in rows if records_of[row["model"]]]
     pairs = list(combinations(models, 2))
     if any(len(records_of[m]) > 1 for m in models):
-        metric = sort if sort in METRICS + EXTRA_METRICS else "accuracy"
-        per_seed = {m: {r.seed: v for r in records_of[m] if (v := _values(r)[metric]) is not None} for m in models}
+        metric = sort if sort in FIGURES and FIGURES[sort].detection else "accuracy"
+        per_seed = {m: {r.seed: v for r in records_of[m] if (v := FIGURES[metric].value(r)) is not None} for m in models}
         tested: dict[tuple[str, str], Tested] = {}
         for a, b in pairs:
             p = paired_t_test(per_seed[a], per_seed[b])

@@ -27,7 +27,7 @@ PAPER_SETTING = {
     "crop": "not stated (Keras: none)",
 }
 # Table 2's figures shown beside ours, and the short header of each.
-COMPARED = ("accuracy", "precision", "recall", "f1", "loss")  # shown as "acc %" etc. (render.label)
+COMPARED = ("accuracy", "precision", "recall", "f1", "loss")  # shown as "acc %" etc. (cells.label)
 VIEW_TITLE = "ours [the paper's Table 2 in brackets], mean over seeds"
 SETTING_COLUMNS = ["item", "this sweep", "paper", "same"]
 

@@ -8,11 +8,12 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from harness.analysis import cells
+from harness.analysis.board import View, figures_view, leaderboard_view, paper_views
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
-from harness.analysis.leaderboard import leaderboard, paper_table, separability_caption, with_paper
+from harness.analysis.leaderboard import paper_table
 from harness.analysis.load import SweepResults
 from harness.analysis.makespan import span_line, sweep_span
-from harness.analysis.paper import setting_line, setting_rows
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink, write_text_atomic
@@ -40,10 +41,6 @@ def _percent(value: float | None) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}"
 
 
-def _loss(value: float | None) -> str:
-    return "-" if value is None or pd.isna(value) else f"{float(value):.4f}"
-
-
 def settings_table(spec: SweepSpec) -> pd.DataFrame:
     """The sweep's settings, one row each ("train.epochs", "cluster.gres", ...): nested values flattened."""
     rows: list[dict[str, str]] = []
@@ -58,16 +55,6 @@ def settings_table(spec: SweepSpec) -> pd.DataFrame:
     for key in SETTINGS:
         add(key, getattr(spec, key))
     return pd.DataFrame(rows)
-
-
-def _with_interval(row: pd.Series, metric: str, bounds: tuple[str, str] | None = None) -> str:
-    """The metric with its interval over seeds, else (bounds: the columns of another) that one."""
-    if pd.isna(row.get(metric)):
-        return "-"
-    low, high = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
-    if (pd.isna(low) or pd.isna(high)) and bounds:
-        low, high = row.get(bounds[0]), row.get(bounds[1])
-    return _percent(row[metric]) + ("" if pd.isna(low) or pd.isna(high) else f" [{_percent(low)}, {_percent(high)}]")
 
 
 QUESTION_TEXT = (
@@ -141,24 +128,36 @@ def weights_table(spec: SweepSpec) -> tuple[str, pd.DataFrame]:
     return text, table[["model", "timm_weights", "timm_recipe", "timm_input", "keras_weights", "same"]]
 
 
-def board_tables(board: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The leaderboard as the report shows it, and beside the paper's Table 2 (board: with_paper's rows)."""
-    ranked = pd.DataFrame({
-        "model": board["model"], "seeds": board["seeds"],
-        "accuracy % (95% CI)": [_with_interval(r, "accuracy", ("accuracy_test_lo", "accuracy_test_hi")) for _, r in board.iterrows()],
-        "AUC % (95% CI)": [_with_interval(r, "auc") for _, r in board.iterrows()],
-        "AP %": board["average_precision"].map(_percent), "EER %": board["eer"].map(_percent),
-        "acc. at val threshold %": board["accuracy_at_threshold"].map(_percent),
-        "F1 %": board["f1"].map(_percent), "train img/s": board["train_images_per_s"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
-        "group (5%)": board["group"].map(lambda letters: letters if isinstance(letters, str) else "-"), "status": board["status"],
-    })
-    paper = pd.DataFrame({
-        "model": board["model"], "params": board["params"], "paper params": board["paper_params"],
-        **{f"{m} %": board[m].map(_percent) for m in ("accuracy", "precision", "recall", "f1")},
-        **{f"paper {m} %": board[f"paper_{m}"].map(_percent) for m in ("accuracy", "precision", "recall", "f1")},
-        "loss (BCE)": board["loss"].map(_loss), "paper loss (BCE)": board["paper_loss"].map(_loss),
-    })
-    return ranked, paper
+def view_table(view: View) -> pd.DataFrame:
+    """A view (analysis.board) as a page lays it out: each column under its header, each cell as every
+    table shows it (analysis.cells)."""
+    return pd.DataFrame([[cells.fmt(c, row.get(c)) for c in view.columns] for row in view.rows],
+                        columns=[cells.label(c) for c in view.columns])
+
+
+def leaderboard_text(rows: list[dict[str, Any]]) -> str:
+    """What the leaderboard's means and intervals are, and what its groups say."""
+    tests = sorted({row["test_interval"] for row in rows if row.get("accuracy_test_lo") is not None})
+    return ("Mean over seeds with a 95% Student-t interval over the seeds (initialisation and data order; the test split "
+            "is fixed unless --resplit). With one seed, the accuracy's interval is the run's over the test split's "
+            "independent units (its photographs or identities where the manifest has groups, else its images): "
+            f"{', '.join(tests) or 'none here'} (the AUC's is in each record: test.auc_interval). Architectures that "
+            "share a letter in 'group' are those a paired test on the independent unit (the seeds where there are "
+            "several, else the test photographs or identities where the manifest has groups, else the test images) "
+            "cannot tell apart at 5% after Holm's correction for the number of pairs (a compact letter display; a pair "
+            "not tested counts as not separable).")
+
+
+def leaderboard_sections(spec: SweepSpec, board: View) -> list[Section]:
+    """The leaderboard as `leaderboard` shows it (every column), every figure measured, and the paper's
+    views (`leaderboard --compare paper`). board: the leaderboard's table (board.leaderboard_view)."""
+    setting, paper = paper_views(spec, board.rows)
+    figures = figures_view(board.rows)
+    return [("Leaderboard", "text", leaderboard_text(board.rows)), ("", "table", view_table(board)),
+            ("", "text", board.caption or ""),
+            (figures.title or "", "table", view_table(figures)),
+            ("Beside the paper's Table 2", "text", paper.caption or ""), ("", "table", view_table(paper)),
+            ("This sweep's setting beside the paper's", "table", view_table(setting))]
 
 
 def scaling_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -191,31 +190,14 @@ def variant_sections(board: pd.DataFrame, spec: SweepSpec) -> list[Section]:
     return [("Test accuracy % by variant", "table", by_variant.reset_index())]
 
 
-def sections(results: SweepResults, rows: list[dict[str, Any]], figures: dict[Path, bytes]) -> list[Section]:
-    """(title, kind, content) in report order; kind is text, table or figure. rows: the sweep's leaderboard;
-    figures: make_figures' drawings, by path."""
+def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> list[Section]:
+    """(title, kind, content) in report order; kind is text, table or figure. board: the sweep's leaderboard
+    (board.leaderboard_view's table); figures: make_figures' drawings, by path."""
     spec = results.spec
-    board = pd.DataFrame(with_paper(rows))
-    ranked, paper = board_tables(board)
     runs = completed_runs(results)
-    setting = setting_rows(spec)
     weights_text, weights = weights_table(spec)
     out: list[Section] = [
-        ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval over the seeds (initialisation and "
-                                "data order; the test split is fixed unless --resplit). With one seed, the accuracy's "
-                                "interval is the run's over the test split's independent units (its photographs or "
-                                "identities where the manifest has groups, else its images): "
-                                + (", ".join(sorted({r["test_interval"] for r in rows if r.get("accuracy_test_lo") is not None}))
-                                   or "none here") + " (the AUC's is in each record: test.auc_interval). Architectures "
-                                "that share a letter in 'group' are those a paired test on the independent unit (the seeds where there "
-                                "are several, else the test photographs or identities where the manifest has groups, else "
-                                "the test images) cannot tell apart at 5% after Holm's correction for the number of pairs "
-                                "(a compact letter display; a pair not tested counts as not separable). "
-                                f"Here: {separability_caption(rows)}."),
-        ("", "table", ranked),
-        ("Beside the paper's Table 2", "text", setting_line(setting)),
-        ("", "table", paper),
-        ("This sweep's setting beside the paper's", "table", pd.DataFrame(setting)),
+        *leaderboard_sections(spec, board),
         ("Settings", "table", settings_table(spec)),
         ("Each architecture's own settings (where it overrides the sweep's, or the sweep leaves it to the "
          "architecture)", "table", own_settings(spec)),
@@ -227,7 +209,7 @@ def sections(results: SweepResults, rows: list[dict[str, Any]], figures: dict[Pa
         robust = pd.DataFrame({f"{condition} {name}": table[condition].map(_percent)
                                for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})
         out.append(("Robustness (test accuracy % and AUC %)", "table", robust.reset_index(names="model")))
-    out += variant_sections(board, spec)
+    out += variant_sections(pd.DataFrame(board.rows), spec)
     span = sweep_span(results)
     if span:
         out.append(("The sweep as a whole (from the scheduler's accounting, as MLPerf HPC counts a workload)", "text",
@@ -263,10 +245,10 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
     and figure is made before the first file is written: a report that fails leaves none behind."""
     sweep = results.sweep
     path = sweep.report(fmt)
-    rows = leaderboard(results)
-    check_report_targets(sweep, path, rows)
-    figures = make_figures(results, rows)
-    text = report_text(sweep, sections(results, rows, figures), figures, fmt)
+    board = leaderboard_view(results).table
+    check_report_targets(sweep, path, board.rows)
+    figures = make_figures(results, board.rows)
+    text = report_text(sweep, sections(results, board, figures), figures, fmt)
     write_figures(sweep, figures)
     write_text_atomic(path, text)
     return path

@@ -1,9 +1,9 @@
-"""Showing results: rich tables on a terminal, csv, markdown and json, with one formatter for
-percentages and intervals shared by every command (the report lays out its own HTML and Markdown)."""
+"""Showing results: rich tables on a terminal, csv, markdown and json, each cell and header as every
+table shows it (analysis.cells: percentages, intervals, labels; the report lays out its own HTML and
+Markdown)."""
 import csv
 import io
 import json
-import math
 import os
 import sys
 from typing import Any
@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from harness.analysis.cells import fmt, label
 
 PIPED_WIDTH = 250  # piped output is not cut to 80 columns: a table in a log or a file keeps every column whole
 
@@ -26,53 +28,9 @@ def console(stderr: bool) -> Console:
 
 out, err = console(stderr=False), console(stderr=True)
 
-PERCENT = {"p_fake", "accuracy", "precision", "recall", "f1", "auc", "average_precision", "eer",
-           "accuracy_at_threshold", "gpu_util_mean", "gpu_util_median", "val_accuracy", "mfu", "data_wait_fraction",
-           "efficiency", "dle_efficiency"}
-LABELS = {"accuracy": "acc", "precision": "prec", "recall": "recall", "f1": "F1", "auc": "AUC", "loss": "loss",
-          "train_images_per_s": "train img/s", "infer_images_per_s": "infer img/s", "gpu_util_mean": "GPU util",
-          "val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode",
-          "not_separable_from": "not separable from (5%)", "not_tested_against": "not tested against",
-          "timm_weights": "timm weights", "cpus_per_node": "cpus/node", "mem_mb_per_node": "mem MB/node",
-          "gpus_per_node": "gpus/node", "gpu_types": "gpu types", "max_time_min": "max time", "default_time_min": "default time",
-          "efficiency": "efficiency", "dle_speedup": "NVIDIA speedup", "dle_efficiency": "NVIDIA efficiency"}
 LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
         "this sweep", "paper", "partition", "setting", "source", "state", "gpu_types", "not_separable_from",
         "not_tested_against", "figure", "note", "test", "beyond_spread", "group", "system", "settings", "sweep"}
-
-
-def fmt(column: str, value: Any) -> str:
-    """One cell: percentages for the [0, 1] metrics, thousands separators, '-' for what is unknown."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, str):  # already formatted ("91.2 [99.3]")
-        return value
-    if isinstance(value, list):  # names: "VGG16, VGG19"
-        return ", ".join(map(str, value)) or "-"
-    if column.removeprefix("paper_") == "loss":  # binary cross-entropy, not a share
-        return f"{value:.4f}"
-    if column in ("speedup", "dle_speedup"):
-        return f"{value:.2f}x"
-    if column in PERCENT or column.removeprefix("paper_") in PERCENT:
-        return f"{100 * value:.2f}"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-def interval(low: float | None, high: float | None) -> str:
-    """A percentage interval, '[91.20, 95.40]'; '-' where there is none (fewer than two seeds)."""
-    return "-" if low is None or high is None else f"[{100 * low:.2f}, {100 * high:.2f}]"
-
-
-def label(column: str) -> str:
-    """A short column header; percentages say so."""
-    base = column.removeprefix("paper_")
-    text = LABELS.get(column) or (f"paper {LABELS.get(base, base)}" if column.startswith("paper_") else column)
-    return text + (" %" if base in PERCENT else "")
-
 
 # Columns of prose: they wrap within PROSE_WIDTH rather than widen the table (every other cell stays whole).
 PROSE = {"reason", "note", "caption", "separability_reason", "tags"}

@@ -7,10 +7,6 @@ from harness.cli.options import add_format, add_results, add_sweep, user_path
 
 NO_REFERENCE_EXIT = 3  # check: the references hold no figure for the sweep's system (1: a figure outside its reference)
 
-# The leaderboard's columns that make way on a narrow terminal, first listed first (--wide shows them).
-BOARD_OPTIONAL = ("infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1", "eff 95% CI (seeds)",
-                  "train_images_per_s")
-
 
 def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
     """The sweep named on the command line (id, unique prefix, or None: the latest), read once."""
@@ -21,59 +17,18 @@ def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from harness.analysis.columns import COLUMNS
-    from harness.analysis.leaderboard import leaderboard, separability_caption, with_paper
-    from harness.cli.render import interval, print_rows, print_table
-    from harness.errors import UserError
+    from harness.analysis.board import leaderboard_view
+    from harness.cli.render import err, print_rows, print_table
 
-    results = read_sweep(args, args.sweep)
-    sweep = results.sweep
-    rows = leaderboard(results, args.sort)
-    columns = list(COLUMNS)
-    if any(r.get("accuracy_lo") is not None for r in rows):  # several seeds: each accuracy's 95% interval
-        for row in rows:
-            row["acc 95% CI (seeds)"] = interval(row.get("accuracy_lo"), row.get("accuracy_hi"))
-        columns.insert(columns.index("accuracy") + 1, "acc 95% CI (seeds)")
-    if any(r.get("accuracy_test_lo") is not None for r in rows):  # one seed: its record's interval over test units
-        for row in rows:
-            row["acc 95% CI (test)"] = interval(row.get("accuracy_test_lo"), row.get("accuracy_test_hi"))
-        columns.insert(columns.index("accuracy") + 1, "acc 95% CI (test)")
-    if any(r.get("group") is not None for r in rows):
-        columns.insert(columns.index("status"), "group")
-    caption = separability_caption(rows)
-    if "speedup" in rows[0]:  # a sweep at several rank counts: weak scaling against its runs on one rank
-        for row in rows:
-            row["eff 95% CI (seeds)"] = interval(row.get("efficiency_lo"), row.get("efficiency_hi"))
-        at = columns.index("train_images_per_s") + 1
-        columns[at:at] = ["ranks", "speedup", "efficiency", "eff 95% CI (seeds)"]
-        caption += "; speedup: images/s against the same seed on one rank, the batch per rank fixed"
-    if args.compare == "dle":
-        from harness.analysis.scaling import DLE_SOURCE, with_dle
-
-        if "speedup" not in rows[0]:
-            raise UserError(f"--compare dle: sweep {sweep.sweep_id} ran each architecture at one rank count, and NVIDIA's "
-                            "figures are speedups (a sweep with --scaling 1,2,4,8 has them)")
-        rows = [with_dle([row])[0] if row["ranks"] else row for row in rows]
-        columns += ["dle_speedup", "dle_efficiency"]
-        reasons = sorted({row["dle_reason"] for row in rows if row.get("dle_reason") and row["ranks"] != 1})
-        caption += f"; NVIDIA: {DLE_SOURCE}" + (f" ({'; '.join(reasons)})" if reasons else "")
-    if args.compare == "paper":  # our setting beside the paper's, and Table 2's figures in brackets beside ours
-        from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
-        from harness.cli.render import err
-
-        setting = setting_rows(results.spec)
+    board = leaderboard_view(read_sweep(args, args.sweep), args.sort, args.compare)
+    if board.setting and board.paper:  # our setting beside the paper's, and Table 2's figures in brackets beside ours
         if args.format == "table":
-            print_table(setting, SETTING_COLUMNS, title=f"sweep {sweep.sweep_id}: its setting beside the paper's")
-            view, view_columns = paper_view(rows)
-            print_table(view, view_columns, title=VIEW_TITLE, caption=setting_line(setting), compact=True)
+            for view in (board.setting, board.paper):
+                print_table(view.rows, view.columns, view.title, view.caption, compact=view.compact)
             return 0
-        err.print(setting_line(setting), markup=False, highlight=False)
-        rows = with_paper(rows)
-        columns += ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
-    covers = {f"intervals over {r['interval_covers']}" for r in rows if r.get("interval_covers")}
-    covers |= {f"test intervals: {r['test_interval']}" for r in rows if r.get("accuracy_test_lo") is not None}
-    print_rows(args.format, rows, columns, caption=caption, optional=BOARD_OPTIONAL, wide=args.wide,
-               title=f"leaderboard of sweep {sweep.sweep_id} (mean over seeds" + (f"; {'; '.join(sorted(covers))})" if covers else ")"))
+        err.print(board.paper.caption, markup=False, highlight=False)
+    table = board.table
+    print_rows(args.format, table.rows, table.columns, table.title, table.caption, optional=table.optional, wide=args.wide)
     return 0
 
 
@@ -186,7 +141,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     from harness.analysis.columns import SORTABLE
-    from harness.store.perflog import FIGURE_UNITS
+    from harness.store.figures import FIGURES
 
     board = commands.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
     add_sweep(board)
@@ -213,8 +168,8 @@ def add_commands(commands: Any) -> None:
     history = commands.add_parser("history", help="a figure over time from results/perflog.jsonl, per system and settings")
     history.add_argument("--model", help="one architecture (as the sweep named it)")
     history.add_argument("--partition", help="one partition ('local' for runs outside Slurm)")
-    history.add_argument("--metric", choices=list(FIGURE_UNITS), default="train_images_per_s", metavar="METRIC",
-                         help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURE_UNITS)}")
+    history.add_argument("--metric", choices=list(FIGURES), default="train_images_per_s", metavar="METRIC",
+                         help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURES)}")
     add_format(history, "png", more_help="png: the figure (see --out)")
     history.add_argument("--out", type=user_path, help="with --format png: the figure's path, or a folder to put history-METRIC.png in "
                          "(default RESULTS/history-METRIC.png)")

@@ -17,31 +17,21 @@ import os
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from harness.store.atomic import locked, refuse_symlink
+from harness.store.figures import FIGURES, figures_of
 from harness.store.paths import perflog, perflog_lock
 from harness.store.records import RunRecord, SweepSpec
-from harness.store.schema import DamagedFile, Date, from_versioned_fields, parse_json
+from harness.store.schema import Amount, DamagedFile, Date, Fraction, Keys, from_versioned_fields, parse_json
 
 PERFLOG_SCHEMA = 1
-# Every figure an entry carries, and its unit ("fraction": a share in [0, 1]).
-FIGURE_UNITS: dict[str, str] = {
-    "accuracy": "fraction",
-    "auc": "fraction",
-    "f1": "fraction",
-    "train_images_per_s": "images/s",
-    "infer_images_per_s": "images/s",
-    "data_wait_fraction": "fraction",
-    "gpu_util_median": "fraction",
-    "mfu": "fraction",
-    "energy_per_image_j": "J/image",
-    "peak_gpu_memory_bytes": "bytes",
-    "peak_host_rss_bytes": "bytes",
-    "wall_time_s": "s",
-    "train_seconds": "s",
-    "compile_seconds": "s",
-}
+# Each figure of the registry as a line holds it: its value in its range, its unit the registry's. A
+# figure the registry does not know (a later harness's) passes, checked as a number or null.
+FigureValues = Annotated[dict[str, dict[str, Any]], Keys({
+    name: Annotated[dict[str, Any], Keys({"value": (Fraction if figure.percent else Amount) | None,
+                                          "unit": Literal[figure.unit]})]
+    for name, figure in FIGURES.items()})]
 # The training settings that change a figure: runs differing in one of them are not compared.
 SETTINGS = ("image_size", "batch_size", "lr", "warmup_epochs", "optimizer", "precision", "tf32", "channels_last", "compile",
             "mode", "epochs", "world_size", "lr_scaling", "sync_bn")
@@ -60,7 +50,7 @@ class PerfEntry:
     seed: int
     settings: dict[str, Any]
     system: dict[str, Any]
-    figures: dict[str, dict[str, Any]]  # name -> {"value": number or null, "unit": str}
+    figures: FigureValues  # name -> {"value": number or null, "unit": str}
     variant: str = ""
     schema_version: int = PERFLOG_SCHEMA
 
@@ -72,7 +62,10 @@ class PerfEntry:
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "PerfEntry":
-        """An entry from one parsed line; DamagedFile (with the reason) when it is not one."""
+        """An entry from one parsed line; DamagedFile (with the reason) when it is not one. Every figure is
+        checked as a number or null with its unit first, then a known figure's range and unit (FigureValues)."""
+        if isinstance(data, dict) and isinstance(data.get("figures"), dict):
+            check_figures(data["figures"], path)
         entry = from_versioned_fields(cls, data, path, PERFLOG_SCHEMA)
         try:
             when = datetime.fromisoformat(entry.time)
@@ -89,62 +82,19 @@ class PerfEntry:
             for key, value in getattr(entry, part).items():
                 if not isinstance(value, SCALAR):
                     raise DamagedFile(path, f"{part}.{key} is {type(value).__name__}, not a plain value")
-        for name, figure in entry.figures.items():
-            if not isinstance(figure, dict) or set(figure) != {"value", "unit"}:
-                raise DamagedFile(path, f"figure {name!r} is not {{\"value\": ..., \"unit\": ...}}")
-            value = figure["value"]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value)):
-                raise DamagedFile(path, f"figure {name!r} has value {value!r:.40}, not a number or null")
-            if not isinstance(figure["unit"], str):
-                raise DamagedFile(path, f"figure {name!r} has a unit that is not text")
         return entry
 
 
-def _number(value: Any) -> float | int | None:
-    """A figure as JSON can hold it: a finite number, or None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return value
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    try:
-        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def energy_per_image(record: RunRecord) -> float | None:
-    """Joules per training image, where the run measured them (the GPU sampler's train phase)."""
-    for part in (record.gpu or {}, record.throughput or {}):
-        for key in ("energy_per_image_j", "energy_per_train_image_j", "train_energy_per_image_j"):
-            if _number(part.get(key)) is not None:
-                return part[key]
-    return None
-
-
-def figures_of(record: RunRecord) -> dict[str, float | int | None]:
-    """A completed run's figures, by FIGURE_UNITS name (None where it has none); shared by the
-    perflog, `compare` and `check`."""
-    test, throughput, gpu, memory = record.test or {}, record.throughput or {}, record.gpu or {}, record.memory or {}
-    values = {
-        "accuracy": test.get("accuracy"),
-        "auc": test.get("auc"),
-        "f1": test.get("f1"),
-        "train_images_per_s": throughput.get("train_images_per_s"),
-        "infer_images_per_s": throughput.get("infer_images_per_s"),
-        "data_wait_fraction": throughput.get("data_wait_fraction"),
-        "gpu_util_median": gpu.get("util_median"),
-        "mfu": throughput.get("mfu"),
-        "energy_per_image_j": energy_per_image(record),
-        "peak_gpu_memory_bytes": memory.get("peak_gpu_memory_bytes"),
-        "peak_host_rss_bytes": memory.get("peak_host_rss_bytes"),
-        "wall_time_s": _seconds_between(record.started_at, record.finished_at),
-        "train_seconds": record.train_seconds_this_attempt,
-        "compile_seconds": throughput.get("compile_seconds"),
-    }
-    return {name: _number(value) for name, value in values.items()}
+def check_figures(figures: dict[str, Any], path: Path) -> None:
+    """DamagedFile unless each figure is {"value": a finite number or null, "unit": text}."""
+    for name, figure in figures.items():
+        if not isinstance(figure, dict) or set(figure) != {"value", "unit"}:
+            raise DamagedFile(path, f"figure {name!r} is not {{\"value\": ..., \"unit\": ...}}")
+        value = figure["value"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise DamagedFile(path, f"figure {name!r} has value {value!r:.40}, not a number or null")
+        if not isinstance(figure["unit"], str):
+            raise DamagedFile(path, f"figure {name!r} has a unit that is not text")
 
 
 def settings_of(record: RunRecord) -> dict[str, Any]:
@@ -196,7 +146,7 @@ def entry_from_record(record: RunRecord, spec: SweepSpec | None, found: dict[str
             variant = spec.run(record.run_id).variant
         except KeyError:
             pass
-    figures = {name: {"value": value, "unit": FIGURE_UNITS[name]} for name, value in figures_of(record).items()}
+    figures = {name: {"value": value, "unit": FIGURES[name].unit} for name, value in figures_of(record).items()}
     return PerfEntry(time=record.finished_at, sweep=record.sweep_id, run=record.run_id, architecture=record.model,
                      seed=record.seed, settings=settings_of(record), system=system_of(record, spec, found),
                      figures=figures, variant=variant)

@@ -151,7 +151,7 @@ def test_a_sweep_against_its_references(tmp_path):
 [ResNet50]
 accuracy = { value = 0.92, lower = -0.01, upper = 0.01 }
 train_images_per_s = { value = 140.0, lower = -0.10 }
-gpu_util_median = { value = 0.9, lower = -0.1 }
+gpu_util_mean = { value = 0.9, lower = -0.1 }
 [VGG16]
 accuracy = { value = 0.99, lower = -0.05, upper = 0.05 }
 [DenseNet121]
@@ -164,8 +164,8 @@ accuracy = { value = 0.67, lower = -0.05, upper = 0.05 }
     assert rows["ResNet50", "accuracy"]["seeds"] == 2
     assert rows["ResNet50", "train_images_per_s"]["verdict"] == "FAIL"  # 105 < 126
     assert rows["ResNet50", "train_images_per_s"]["reason"] == "below the reference's range"
-    assert rows["ResNet50", "gpu_util_median"]["verdict"] == "FAIL"  # measured nowhere: a CPU run
-    assert rows["ResNet50", "gpu_util_median"]["reason"] == "no value (not measured)"
+    assert rows["ResNet50", "gpu_util_mean"]["verdict"] == "FAIL"  # measured nowhere: a CPU run
+    assert rows["ResNet50", "gpu_util_mean"]["reason"] == "no value (not measured)"
     assert rows["VGG16", "accuracy"]["verdict"] == "FAIL" and rows["VGG16", "accuracy"]["ratio"] == pytest.approx(0.70 / 0.99)
     assert rows["DenseNet121", "accuracy"]["verdict"] == "FAIL"  # in the sweep, but no completed run
     assert rows["DenseNet121", "accuracy"]["reason"] == "no value (no completed run)"

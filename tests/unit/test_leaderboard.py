@@ -170,3 +170,18 @@ def test_compact_letters_share_a_letter_exactly_where_a_pair_is_not_separable():
         letters = compact_letters(names, separable)
         for a, b in itertools.combinations(names, 2):
             assert bool(set(letters[a]) & set(letters[b])) == (frozenset((a, b)) not in separable), (a, b, letters)
+
+
+def test_the_command_and_the_report_show_one_leaderboard(cli, tmp_path):
+    """`leaderboard` prints the view (analysis.board) that the report lays out: the same headers, the same cells."""
+    from perf_helpers import make_sweep, record
+
+    test = {"accuracy": 0.9, "auc": 0.92, "f1": 0.9, "loss": 0.3, "confusion_matrix": [[5, 1], [1, 5]]}
+    results = tmp_path / "results"
+    make_sweep(results, "one", [record(model, seed, sweep="one", test={**test, "accuracy": accuracy + 0.01 * seed})
+                                for model, accuracy in (("ResNet50", 0.9), ("VGG16", 0.8)) for seed in (0, 1)])
+    printed = cli("leaderboard", "--format", "markdown", "--results", results).out.splitlines()
+    assert cli("report", "--format", "markdown", "--results", results).code == 0
+    report = (results / "one" / "report.md").read_text().splitlines()
+    table = [line for line in printed if line.startswith("| ")]  # the header and the rows (each page aligns its own)
+    assert len(table) == 3 and "AUC 95% CI (seeds)" in table[0] and all(line in report for line in table), table

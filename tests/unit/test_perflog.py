@@ -7,8 +7,9 @@ import pytest
 
 from harness.errors import UserError
 from harness.measure.system import collect_system, log_performance
+from harness.store.figures import FIGURES, figures_of
 from harness.store.paths import perflog
-from harness.store.perflog import FIGURE_UNITS, PerfEntry, append_entry, entry_from_record, figures_of, read_perflog
+from harness.store.perflog import PerfEntry, append_entry, entry_from_record, read_perflog
 from harness.store.records import read_spec
 
 from perf_helpers import entry, make_sweep, record
@@ -102,7 +103,7 @@ def test_an_entry_from_a_record_carries_settings_system_and_figures_with_units(t
     assert made.figures["train_images_per_s"] == {"value": 120.0, "unit": "images/s"}
     assert made.value("infer_images_per_s") is None  # NaN is no figure
     assert made.value("compile_seconds") == 12.5 and made.value("wall_time_s") == 600.0
-    assert set(made.figures) == set(FIGURE_UNITS)
+    assert set(made.figures) == set(FIGURES)
     assert made.settings == {"image_size": 64, "batch_size": 32, "lr": 0.001, "warmup_epochs": 0, "optimizer": "adam",
                              "precision": "fp32", "tf32": None, "channels_last": False, "compile": False, "mode": "finetune",
                              "epochs": 1, "world_size": 1, "lr_scaling": "none", "sync_bn": False}

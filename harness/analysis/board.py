@@ -1,0 +1,124 @@
+"""The leaderboard as every reader shows it: one view of a sweep's leaderboard (its rows, the columns a
+table shows, its title and caption, the columns that make way on a narrow terminal), which `leaderboard`
+prints and the report and the dashboard lay out. Plain Python, as the leaderboard."""
+from dataclasses import dataclass
+from typing import Any
+
+from harness.analysis.cells import interval
+from harness.analysis.leaderboard import leaderboard, separability_caption, with_paper
+from harness.analysis.load import SweepResults
+from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
+from harness.analysis.scaling import DLE_SOURCE, with_dle
+from harness.errors import UserError
+from harness.store.figures import FIGURES
+from harness.store.records import SweepSpec
+
+# The columns a table shows, and those that make way on a narrow terminal, first listed first (--wide shows them).
+COLUMNS = ["model", "params", "accuracy", "loss", "precision", "recall", "f1", "auc", "train_images_per_s",
+           "infer_images_per_s", "gpu_util_mean", "status"]
+OPTIONAL = ("AUC 95% CI (seeds)", "infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1",
+            "eff 95% CI (seeds)", "train_images_per_s")
+# Each interval a table shows beside its figure: (column, the figure, its bounds).
+INTERVALS = (("acc 95% CI (seeds)", "accuracy", "accuracy_lo", "accuracy_hi"),
+             ("acc 95% CI (test)", "accuracy", "accuracy_test_lo", "accuracy_test_hi"),
+             ("AUC 95% CI (seeds)", "auc", "auc_lo", "auc_hi"))
+SCALING_COLUMNS = ["ranks", "speedup", "efficiency", "eff 95% CI (seeds)"]
+PAPER_COLUMNS = ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
+
+
+@dataclass(frozen=True)
+class View:
+    """A table as any renderer shows it: rows of values (each cell shown by its column, analysis.cells; a
+    machine format gives every field of the rows), the columns shown in order, a title, a caption, the
+    columns that make way on a narrow terminal (first listed, first dropped); compact: no outer frame."""
+
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    title: str | None = None
+    caption: str | None = None
+    optional: tuple[str, ...] = ()
+    compact: bool = False
+
+
+@dataclass(frozen=True)
+class LeaderboardView:
+    """A sweep's leaderboard: its table; with the paper compared, the sweep's setting beside the paper's and
+    our figures with Table 2's in brackets (its caption says where the settings differ), which a terminal
+    shows instead of the table."""
+
+    table: View
+    setting: View | None = None
+    paper: View | None = None
+
+
+def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str | None = None) -> LeaderboardView:
+    """The leaderboard's table: the means, each accuracy's interval, the separability group, the scaling
+    columns where the sweep ran at several rank counts; compare "dle": NVIDIA's published speedups beside
+    them, "paper": Table 2's figures (paper_<figure>) and the paper's views."""
+    rows = leaderboard(results, sort)
+    columns, caption = list(COLUMNS), separability_caption(rows)
+    _interval_columns(rows, columns)
+    if any(row.get("group") is not None for row in rows):
+        columns.insert(columns.index("status"), "group")
+    if "speedup" in rows[0]:
+        caption += _scaling_columns(rows, columns)
+    if compare == "dle":
+        rows, note = _with_nvidia(results, rows, columns)
+        caption += note
+    setting = paper = None
+    if compare == "paper":
+        setting, paper = paper_views(results.spec, rows)
+        rows, columns = with_paper(rows), columns + PAPER_COLUMNS
+    return LeaderboardView(View(rows, columns, _title(results, rows), caption, OPTIONAL), setting, paper)
+
+
+def _interval_columns(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """The 95% intervals beside their figures: the accuracy's and the AUC's over seeds where a row has
+    several, else the accuracy's over the test split's independent units (a record's, with one seed)."""
+    for name, figure, low, high in INTERVALS:
+        if any(row.get(low) is not None for row in rows):
+            for row in rows:
+                row[name] = interval(row.get(low), row.get(high))
+            columns.insert(columns.index(figure) + 1, name)
+
+
+def _scaling_columns(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A sweep at several rank counts: weak scaling against its runs on one rank; returns the caption's note."""
+    for row in rows:
+        row["eff 95% CI (seeds)"] = interval(row.get("efficiency_lo"), row.get("efficiency_hi"))
+    at = columns.index("train_images_per_s") + 1
+    columns[at:at] = SCALING_COLUMNS
+    return "; speedup: images/s against the same seed on one rank, the batch per rank fixed"
+
+
+def _with_nvidia(results: SweepResults, rows: list[dict[str, Any]], columns: list[str]) -> tuple[list[dict[str, Any]], str]:
+    """The rows with NVIDIA's published speedups (scaling.with_dle), and the caption's note."""
+    if "speedup" not in rows[0]:
+        raise UserError(f"--compare dle: sweep {results.sweep.sweep_id} ran each architecture at one rank count, and "
+                        "NVIDIA's figures are speedups (a sweep with --scaling 1,2,4,8 has them)")
+    rows = [with_dle([row])[0] if row["ranks"] else row for row in rows]
+    columns += ["dle_speedup", "dle_efficiency"]
+    reasons = sorted({row["dle_reason"] for row in rows if row.get("dle_reason") and row["ranks"] != 1})
+    return rows, f"; NVIDIA: {DLE_SOURCE}" + (f" ({'; '.join(reasons)})" if reasons else "")
+
+
+def _title(results: SweepResults, rows: list[dict[str, Any]]) -> str:
+    """The table's title: what it averages and what its intervals cover."""
+    covers = {f"intervals over {row['interval_covers']}" for row in rows if row.get("interval_covers")}
+    covers |= {f"test intervals: {row['test_interval']}" for row in rows if row.get("accuracy_test_lo") is not None}
+    return f"leaderboard of sweep {results.sweep.sweep_id} (mean over seeds" + (f"; {'; '.join(sorted(covers))})" if covers else ")")
+
+
+def paper_views(spec: SweepSpec, rows: list[dict[str, Any]]) -> tuple[View, View]:
+    """The sweep's setting beside the paper's, and our figures with Table 2's in brackets (paper.paper_view),
+    captioned with where the settings differ (paper.setting_line). rows: the sweep's leaderboard."""
+    setting = setting_rows(spec)
+    shown, columns = paper_view(rows)
+    return (View(setting, SETTING_COLUMNS, title=f"sweep {spec.sweep_id}: its setting beside the paper's"),
+            View(shown, columns, VIEW_TITLE, setting_line(setting), compact=True))
+
+
+def figures_view(rows: list[dict[str, Any]]) -> View:
+    """Every figure of the registry that a row of the leaderboard measured, its mean over seeds."""
+    measured = [name for name in FIGURES if any(row.get(name) is not None for row in rows)]
+    return View(rows, ["model", *measured], title="Every figure measured, mean over seeds")
