@@ -287,9 +287,11 @@ def update_references(results: SweepResults, path: Path, all_systems: bool = Fal
     system: an entry there takes the new value and keeps its tolerance; a new one takes the tolerance the
     sweep was checked against, else DEFAULT_TOLERANCE. Comments, the description and every other
     reference stay as they were (tomlkit); each entry written says which sweep it is from. Returns how
-    many figures were written, and under which system key."""
+    many figures were written, and under which system key. The lock file, .FILE.lock, stays."""
     path = Path(path)
     check_output_place(path, "--references")
+    if path.exists():  # a file that is no references is refused before the lock file is made
+        parse_references(references_text(path), path)
     with locked(path.with_name(f".{path.name}.lock")):
         text = references_text(path) if path.exists() else None
         previous = None if text is None else parse_references(text, path)  # refused in one line when not valid

@@ -53,7 +53,7 @@ def check_output_place(path: Path, option: str, folder: bool = False) -> None:
         raise UserError(f"{option} {path} is {kept}: give another path")
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet (the write says why it cannot make it)
         return
     if not (stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)):
         raise UserError(f"{option} {path} is {kind_of(mode)}, not a {'folder' if folder else 'file'} the harness writes")
