@@ -23,6 +23,7 @@ from harness.cluster.profiles import Profile
 from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
+from harness.store.disk import remove_bytecode, tree_digest
 from harness.store.paths import SweepPaths, cache_root, check_inside, check_sweep_name, list_sweeps
 from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, write_spec
 from harness.store.schema import DamagedFile
@@ -223,7 +224,8 @@ def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
     while the sweep waits in the queue changes nothing."""
     source = Path(harness.__file__).resolve().parent
     shutil.copytree(source, sweep.code / "harness", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return {"snapshot": str(sweep.code), "harness_version": harness.__version__, **_git_state()}
+    return {"snapshot": str(sweep.code), "harness_version": harness.__version__, **_git_state(),
+            "digest": tree_digest(sweep.code)}
 
 
 def placements(spec: SweepSpec, run_ids: list[str]) -> dict[str, Placement]:
@@ -296,7 +298,9 @@ def runs_to_resume(sweep: SweepPaths, force: bool = False) -> tuple[list[str], l
 def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
     """A resubmitted run's earlier FAILED or damaged record is kept beside, not read as its result. A run
     that completed since it was chosen (a --force resume racing its job) keeps its record: the new job
-    finds it and stops."""
+    finds it and stops. The bytecode compiled into the code snapshot goes (check_snapshot checks the
+    source, which the new jobs compile again)."""
+    remove_bytecode(sweep.code)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     for rid in run_ids:
         result = sweep.run(rid).result
@@ -323,19 +327,37 @@ def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
     return spec.executor, profile
 
 
-def check_resumable(sweep: SweepPaths, spec: SweepSpec) -> None:
+def check_resumable(sweep: SweepPaths, spec: SweepSpec, trust_code: bool = False) -> None:
     """Before any record is set aside or any job submitted: what a resubmission writes (jobs.json, under
     its lock) is not a link planted elsewhere, and the sweep's code snapshot, which its jobs import,
-    holds what this harness submits (a sweep planned by an older harness may not)."""
+    holds what this harness submits (a sweep planned by an older harness may not) and what was submitted
+    (check_snapshot, unless trust_code)."""
     refuse_symlink(sweep.jobs)
     refuse_symlink(sweep.jobs_lock)
     for run in spec.runs:  # a run's files, its record set aside among them, and its local log
         check_inside(sweep.run(run.run_id).result, sweep.folder)
         check_inside(sweep.local_log(run.run_id), sweep.folder)
+    check_inside(sweep.code, sweep.folder)
     node = sweep.code.joinpath(*NODE_MODULE.split(".")).with_suffix(".py")
     if sweep.code.is_dir() and not node.is_file():
         raise UserError(f"sweep {sweep.sweep_id} was planned by an older harness: its code snapshot has no "
                         f"{node.relative_to(sweep.code)}, which this harness's jobs run; start the sweep anew")
+    if sweep.code.exists() and not trust_code:
+        check_snapshot(sweep, spec)
+
+
+def check_snapshot(sweep: SweepPaths, spec: SweepSpec) -> None:
+    """The sweep's code/ holds what was submitted: its digest is the one sweep.json recorded then. Its jobs
+    import that code, so a line planted there (a results folder a group writes) would run as whoever
+    resumes; UserError otherwise, before anything is written."""
+    recorded = spec.code.get("digest")
+    if recorded is None:
+        raise UserError(f"sweep {sweep.sweep_id} records no digest of its code snapshot {sweep.code} (an earlier harness "
+                        "planned it), so what its jobs would run cannot be checked: --trust-code runs it as it is")
+    if tree_digest(sweep.code) != recorded:
+        raise UserError(f"sweep {sweep.sweep_id}'s code snapshot {sweep.code} is not what was submitted (its digest is "
+                        "not the one sweep.json recorded): its jobs would run code changed since; --trust-code runs it "
+                        "as it is, where you know who changed it")
 
 
 def poll_interval(elapsed: float, interval: float | None, scheduler: bool) -> float:
@@ -399,22 +421,29 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     return live
 
 
-def clean(sweep: SweepPaths, cache: bool = False) -> tuple[str, int]:
-    """Free what a finished sweep no longer needs: its completed runs' resume checkpoints, or (cache) the
-    image caches of its results folder, which every sweep there shares and rebuilds when it needs them.
-    Returns what was removed, in words, and the bytes freed."""
-    from harness.store.disk import completed_checkpoints, remove
+def clean(sweep: SweepPaths, results: Path, cache: bool = False) -> tuple[str, int]:
+    """Free what a finished sweep of the results folder no longer needs: its completed runs' resume
+    checkpoints, or (cache) the image caches of the folder, which every sweep there shares and rebuilds
+    when it needs them. Only what the harness wrote, inside results (UserError before anything is removed
+    otherwise). Returns what was removed, in words, and the bytes freed."""
+    from harness.store.disk import cache_entries, completed_checkpoints, remove
 
+    if sweep.folder.is_symlink() or sweep.folder.parent.resolve() != Path(results).resolve():
+        raise UserError(f"sweep {sweep.folder} is not a folder of the results folder {results}: clean removes files only "
+                        "inside --results (give --results the folder that holds the sweep)")
     if not cache:
         checkpoints = completed_checkpoints(sweep)
         return f"{len(checkpoints)} resume checkpoints of sweep {sweep.sweep_id}'s completed runs", remove(checkpoints)
-    for other in list_sweeps(sweep.results):
+    for other in list_sweeps(results):
         going = [s.run_id for s in sweep_status(SweepResults(other))[0] if not is_final(s)]
         if going:
             raise UserError(f"sweep {other.sweep_id} still has runs to go ({', '.join(going[:3])}{', ...' if len(going) > 3 else ''}), "
                             "which read the caches: clean --cache once they end, or cancel them")
-    caches = cache_root(sweep.results)
-    return f"the image caches of {sweep.results} ({caches.name}/; rebuilt when a sweep needs them)", remove([caches])
+    caches = cache_root(results)
+    freed = remove(cache_entries(results))
+    if caches.is_dir() and not any(caches.iterdir()):
+        caches.rmdir()
+    return f"the image caches of {results} ({caches.name}/; rebuilt when a sweep needs them)", freed
 
 
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:

@@ -260,6 +260,7 @@ def build_world(root: Path) -> Path:
     _run_folder(sweep, 1, record={**_completed("running", f"{MODEL}-s1", 1), "status": "FAILED", "error": "boom",
                                   "test": None, "val": None})
     (results / "not-a-sweep").mkdir()
+    hostile_world(results, good_best)  # before the sweeps whose order the cases of a future date rely on
     # --- issue 23: intervals and separability (records whose test interval is not one; test scores with odd groups) ---
     for name, interval in {"record-interval-reversed": {"accuracy_interval": [0.9, 0.2]},
                            "record-interval-text": {"auc_interval": "high"},
@@ -335,6 +336,40 @@ def build_world(root: Path) -> Path:
     _run_folder(_write_sweep(results, "best-nan", seeds=1), 0, best=(inputs / "nan.pt").read_bytes())
     # --- end of issue 23: records ---
     return root
+
+
+NESTED = "[" * 2000 + "]" * 2000  # 4 KB that Python's parsers would recurse into past their limit
+ESCAPES = "boom \x1b]0;pwned\x07\x1b[2J\x9b31m [/] [bold]x"  # retitle, clear the screen, C1 CSI, rich markup
+
+
+def hostile_world(results: Path, good_best: bytes) -> None:
+    """The sweeps of the fourth hostile round: files nested past any parser's depth, text that a terminal,
+    rich or a Markdown page would take as orders, a code snapshot and its digest."""
+    from harness.store.disk import tree_digest
+
+    _run_folder(_write_sweep(results, "nested-record", seeds=1), 0, record=NESTED)
+    (_write_sweep(results, "nested-spec").joinpath("sweep.json")).write_text(NESTED)
+    _write_sweep(results, "nested-jobs", jobs=NESTED)
+    sweep = _write_sweep(results, "nested-progress", seeds=1)
+    (sweep / "runs" / f"{MODEL}-s0").mkdir(parents=True)
+    (sweep / "runs" / f"{MODEL}-s0" / "progress.json").write_text(NESTED)
+    (sweep / "preprocess").mkdir()
+    (sweep / "preprocess" / "progress.json").write_text(NESTED)
+    sweep = _write_sweep(results, "escapes", seeds=1)
+    _run_folder(sweep, 0, record={**_completed("escapes", f"{MODEL}-s0", 0), "status": "FAILED", "error": ESCAPES,
+                                  "test": None, "val": None})
+    html = {"dataset": str(results.parent / "datasets" / "<script>alert(1)</script>"),
+            "code": {"git_commit": "<img src=x onerror=alert(1)>", "harness_version": "<iframe src=//x>"}}
+    _run_folder(_write_sweep(results, "html-in-spec", seeds=1, edit=lambda data: data.update(html)), 0, best=good_best)
+    for name, digest in {"snapshot": True, "snapshot-no-digest": False}.items():
+        sweep = _write_sweep(results, name, seeds=1)
+        node = sweep / "code" / "harness" / "cluster" / "node.py"
+        node.parent.mkdir(parents=True)
+        node.write_text("# what the jobs run on the nodes\n")
+        if digest:
+            spec = json.loads((sweep / "sweep.json").read_text())
+            spec["code"] = {"snapshot": str(sweep / "code"), "digest": tree_digest(sweep / "code")}
+            (sweep / "sweep.json").write_text(json.dumps(spec))
 
 
 @pytest.fixture(scope="session")
@@ -453,6 +488,8 @@ class Case:
     check: Callable[[dict[str, Path]], None] | None = None
     process: bool = False  # run as `python -m harness`, not in this process
     marks: tuple = ()
+    unsaid: tuple[str, ...] = ()  # in neither stdout nor stderr (a raw escape code, markup rich would read)
+    env: tuple[tuple[str, str], ...] = ()  # environment variables the command runs with
 
     def param(self) -> Any:
         return pytest.param(self, id=self.id, marks=self.marks)
@@ -633,6 +670,89 @@ def nothing_written(sweep_id: str) -> Callable[[dict[str, Path]], None]:
 
 def status_of(sweep_id: str, *args: str) -> tuple[str, ...]:
     return results("status", sweep_id, *args)
+
+
+# --- fourth hostile round (helpers of its cases) ---
+CACHE_KEY = "0123456789abcdef-35px-bicubic-crop0.875"  # a cache's folder, as data.cache.cache_key names one
+OWN_OUTPUTS = {"dashboard": "<!doctype html><html><head><meta charset='utf-8'><title>harness dashboard</title></head></html>\n"}
+
+
+def with_perflog(setup: Callable[[dict[str, Path]], None] | None) -> Callable[[dict[str, Path]], None]:
+    """A perflog line in {R} (history reads one before it draws), then setup."""
+    def both(places: dict[str, Path]) -> None:
+        perflog_lines("2025-01-01T00:00:00+00:00")(places)
+        if setup:
+            setup(places)
+    return both
+
+
+def home_with(own_output: str | None = None, cache: bool = False, partition: str = "local") -> Callable[[dict[str, Path]], None]:
+    """{R}/home, a results folder of its own: the "done" sweep and a perflog line of it (its partition
+    named so); own_output: home/page.html as the dashboard or history wrote one, or a user's ("notes");
+    cache: home/cache with a cache, its lock file, and a user's files."""
+    def setup(places: dict[str, Path]) -> None:
+        from PIL import Image, PngImagePlugin
+
+        home = places["R"] / "home"
+        shutil.copytree(places["R"] / "done", home / "done", symlinks=True)
+        perflog_lines("2025-01-01T00:00:00+00:00")({"R": home})
+        line = json.loads((home / "perflog.jsonl").read_text())
+        line["sweep"], line["system"]["partition"] = "done", partition
+        (home / "perflog.jsonl").write_text(json.dumps(line) + "\n")
+        if own_output == "history-png":
+            info = PngImagePlugin.PngInfo()
+            info.add_text("Software", "harness history")
+            Image.new("RGB", (2, 2)).save(home / "page.html", format="png", pnginfo=info)
+        elif own_output:
+            (home / "page.html").write_text(OWN_OUTPUTS.get(own_output, "precious\n"))
+        if cache:
+            (home / "cache" / CACHE_KEY).mkdir(parents=True)
+            (home / "cache" / CACHE_KEY / "header.json").write_text("{}")
+            (home / "cache" / CACHE_KEY / "train.npy").write_bytes(b"\0" * 998)
+            (home / "cache" / f"{CACHE_KEY}.lock").write_text("")
+            for mine in ("notes/chapter1.txt", "pip/numpy.whl"):
+                (home / "cache" / mine).parent.mkdir()
+                (home / "cache" / mine).write_text("precious\n")
+    return setup
+
+
+def replaced_by(name: str, command: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        head = (places["R"] / "home" / name).read_bytes()[:4096]
+        assert (b"<title>harness dashboard</title>" if command == "dashboard" else b"Software\x00harness history") in head
+    return check
+
+
+def only_caches_gone(places: dict[str, Path]) -> None:
+    cache = places["R"] / "home" / "cache"
+    assert sorted(p.name for p in cache.iterdir()) == ["notes", "pip"], "clean --cache took what is not a cache"
+    assert (cache / "notes" / "chapter1.txt").read_text() == "precious\n"
+
+
+def sweep_elsewhere(places: dict[str, Path]) -> None:
+    """{T}/paper/mysweep, a sweep outside the results folder, beside {T}/paper/cache holding a user's notes."""
+    shutil.copytree(places["R"] / "done", places["T"] / "paper" / "mysweep", symlinks=True)
+    (places["T"] / "paper" / "cache" / "notes").mkdir(parents=True)
+    (places["T"] / "paper" / "cache" / "notes" / "chapter1.txt").write_text("precious\n")
+
+
+BYTECODE = Path("snapshot/code/harness/cluster/__pycache__/node.cpython-311.pyc")
+
+
+def planted_bytecode(places: dict[str, Path]) -> None:
+    (places["R"] / BYTECODE).parent.mkdir()
+    (places["R"] / BYTECODE).write_bytes(b"bytecode that would run in node.py's place")
+
+
+def bytecode_gone(places: dict[str, Path]) -> None:
+    assert not (places["R"] / BYTECODE).parent.exists(), "the bytecode beside the checked source is still there"
+
+
+def report_lacks(sweep_id: str, *words: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        text = (places["R"] / sweep_id / "report.md").read_text()
+        assert not [word for word in words if word in text] and "&lt;script&gt;" in text, text[:3000]
+    return check
 
 
 CASES: list[Case] = [
@@ -1050,6 +1170,121 @@ CASES: list[Case] = [
 ]
 CASES += [Case(f"name{option}-{label}", dry(f"{option}={value}"), words=(option, message))
           for option, message in NAME_OPTIONS.items() for label, value in CHARACTERS.items()]
+CASES += [
+    # --- fourth hostile round: an output is written only where the user could mean it ---
+    *[Case(f"{name}-out-{label}", (*args, "--out", target, "--results", "{R}"), words=words, check=check,
+           setup=with_perflog(setup) if name == "history-png" else setup)
+      for name, args in (("dashboard", ("dashboard",)), ("history-png", ("history", "--format", "png")))
+      for label, target, words, setup, check in [
+          ("dev-null", "/dev/null", ("/dev/null", "is a device"), None, None),
+          ("fifo", "{T}/fifo", ("fifo", "is a FIFO"), lambda p: os.mkfifo(p["T"] / "fifo"), None),
+          ("perflog", "{R}/perflog.jsonl", ("perflog.jsonl", "the harness keeps"), None, None),
+          ("sweep-file", "{R}/done/sweep.json", ("sweep.json", "the harness keeps"), None, None),
+          ("jobs-file", "{R}/running/jobs.json", ("jobs.json", "the harness keeps"), None, None),
+          ("in-sweep-folder", "{R}/done/page", ("sweep done", "the harness keeps"), None, None),
+          ("others-file", "{T}/notes.txt", ("notes.txt", "--force"), lambda p: (p["T"] / "notes.txt").write_text("precious\n"),
+           untouched("notes.txt"))]],
+    Case("history-png-out-sweep-folder", results("history", "--format", "png", "--out", "{R}/done"), words=("sweep done",),
+         setup=with_perflog(None)),
+    *[Case(f"{name}-out-{label}", (*args, *force, "--results", "{R}/home"), code=0, changes=True, setup=setup, check=check)
+      for name, args, file in (("dashboard", ("dashboard", "--out", "{R}/home/page.html"), "page.html"),
+                               ("history-png", ("history", "--format", "png", "--out", "{R}/home/page.html"), "page.html"))
+      for label, force, setup, check in [
+          ("replaces-its-own", (), home_with(own_output=name), replaced_by(file, name)),
+          ("others-file-forced", ("--force",), home_with(own_output="notes"), replaced_by(file, name))]],
+    Case("update-references-device", results("check", "done", "--references", "/dev/null", "--update-references"),
+         words=("/dev/null", "is a device")),
+    Case("update-references-in-sweep-folder", results("check", "done", "--references", "{R}/done/refs.toml", "--update-references"),
+         words=("sweep done", "the harness keeps")),
+    Case("demo-out-device", ("data", "demo", "--out", "/dev/null"), words=("/dev/null", "is a device")),
+    Case("demo-out-in-sweep-folder", ("data", "demo", "--out", "{R}/done/demo"), words=("sweep done", "the harness keeps")),
+    Case("prepare-out-others-manifest", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/real"),
+         words=("manifest.csv", "--force"), setup=lambda p: (image_folders(p), (p["T"] / "real" / "manifest.csv").write_text("mine\n")),
+         check=untouched("real/manifest.csv", "mine\n")),
+    Case("prepare-out-in-sweep-folder", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{R}/done/data"),
+         words=("sweep done",), setup=image_folders),
+    # --- fourth hostile round: clean removes only what the harness wrote, inside --results ---
+    Case("clean-cache-sweep-elsewhere", results("clean", "{T}/paper/mysweep", "--cache"), words=("mysweep", "--results"),
+         setup=sweep_elsewhere, check=untouched("paper/cache/notes/chapter1.txt")),
+    Case("clean-sweep-elsewhere", results("clean", "{T}/paper/mysweep"), words=("mysweep", "--results"), setup=sweep_elsewhere,
+         check=untouched("paper/cache/notes/chapter1.txt")),
+    Case("clean-cache-keeps-what-is-not-a-cache", ("clean", "done", "--cache", "--results", "{R}/home"), code=0, changes=True,
+         words=("freed 1.0 kB",), setup=home_with(cache=True), check=only_caches_gone),
+    Case("clean-cache-folder-links-out", ("clean", "done", "--cache", "--results", "{R}/home"), words=("cache", "symbolic link"),
+         setup=lambda p: (home_with(cache=True)(p), shutil.move(p["R"] / "home" / "cache", p["T"] / "elsewhere"),
+                          (p["R"] / "home" / "cache").symlink_to(p["T"] / "elsewhere")),
+         check=unchanged_folder("elsewhere", (CACHE_KEY, f"{CACHE_KEY}.lock", "notes", "pip"))),
+    Case("clean-run-folder-links-out", results("clean", "done"), words=("symbolic link", f"{MODEL}-s0"),
+         setup=lambda p: ((p["R"] / "done" / "runs" / f"{MODEL}-s0" / "state.pt").write_bytes(b"x"),
+                          moved_behind_link(f"done/runs/{MODEL}-s0", "run-elsewhere")(p)),
+         check=lambda p: (p["T"] / "run-elsewhere" / "state.pt").is_file() or pytest.fail("state.pt was deleted")),
+    # --- fourth hostile round: --resume runs the code snapshot only as it was submitted ---
+    Case("resume-code-planted", results("sweep", "--resume", "snapshot"), words=("snapshot", "not what was submitted", "--trust-code"),
+         setup=lambda p: (p["R"] / "snapshot" / "code" / "harness" / "cluster" / "node.py").write_text("import os; os.system('id')\n")),
+    Case("resume-code-new-module", results("sweep", "--resume", "snapshot"), words=("not what was submitted",),
+         setup=lambda p: (p["R"] / "snapshot" / "code" / "sitecustomize.py").write_text("import os; os.system('id')\n")),
+    Case("resume-code-no-digest", results("sweep", "--resume", "snapshot-no-digest"), words=("records no digest", "--trust-code")),
+    Case("resume-code-trusted", results("sweep", "--resume", "snapshot-no-digest", "--trust-code"), code=0, changes=True,
+         submits=(f"{MODEL}-s0",)),
+    Case("resume-code-intact", results("sweep", "--resume", "snapshot"), code=0, changes=True, submits=(f"{MODEL}-s0",),
+         setup=planted_bytecode, check=bytecode_gone),
+    Case("trust-code-without-resume", sweep("--trust-code"), words=("--trust-code", "--resume")),
+    # --- fourth hostile round: text from disk or the user made inert on its way out ---
+    *[Case(f"escapes-status-{fmt}", status_of("escapes", "--format", fmt), code=0, words=words, unsaid=("\x1b", "\x07", "\x9b"))
+      for fmt, words in (("table", ("FAILED",)), ("csv", ("\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m [/] [bold]x",)),
+                         ("markdown", ("\\x1b]0;pwned\\x07",)), ("json", ("\\u001b]0;pwned\\u0007",)))],
+    Case("escapes-references-key", results("check", "done", "--references", "{T}/refs.toml"), code=1,
+         words=("\\x1b[2J",), unsaid=("\x1b",), setup=references('[MobileNetV2]\naccuracy = { value = 0.9, lower = -0.05 }\n'
+                                                             '["\\u001b[2JResNet50"]\naccuracy = { value = 0.9, lower = -0.05 }\n')),
+    Case("markup-in-results-path", sweep("--results", "{R}/r[/]x", "--name", "n"), code=0, changes=True, submits=(f"{MODEL}-s0",),
+         words=("sweep n: 1 runs on local", "r[/]x/n")),
+    Case("markup-in-perflog-warning", results("history"), code=0, words=("[/]", "skipped"),
+         setup=perflog_lines("[/]\x1b[2J", "2025-02-01T00:00:00+00:00"), unsaid=("\x1b",)),
+    *[Case(f"mathtext-in-perflog-{name}", (*args, "--results", "{R}/home"), code=0, changes=True, words=("page",),
+           setup=home_with(partition="p$\\frac{$")) for name, args in (
+        ("history-png", ("history", "--format", "png", "--out", "{R}/home/page.png")),
+        ("dashboard", ("dashboard", "--out", "{R}/home/page.html")))],
+    Case("html-in-spec-markdown-report", results("report", "html-in-spec", "--format", "markdown"), code=0, changes=True,
+         check=report_lacks("html-in-spec", "<script", "<img", "<iframe")),
+    # --- fourth hostile round: files nested past any parser's depth ---
+    Case("nested-record-status", status_of("nested-record"), code=0, words=("DAMAGED", "more than 32 deep")),
+    Case("nested-record-leaderboard", results("leaderboard", "nested-record"), code=0, words=("1 DAMAGED",)),
+    Case("nested-record-report", results("report", "nested-record"), words=("no completed run", "DAMAGED")),
+    Case("nested-record-clean", results("clean", "nested-record"), code=0, words=("freed 0 B",)),
+    Case("nested-spec-status", status_of("nested-spec"), words=("sweep.json", "more than 32 deep")),
+    Case("nested-spec-leaderboard", results("leaderboard", "nested-spec"), words=("sweep.json", "more than 32 deep")),
+    Case("nested-jobs-status", status_of("nested-jobs"), words=("jobs.json", "more than 32 deep")),
+    Case("nested-progress-status", status_of("nested-progress", "--format", "json", "--meta"), code=0,
+         words=('"state": "DAMAGED"', "more than 32 deep")),
+    Case("nested-perflog-line", results("history"), code=0, words=("line 1", "more than 32 deep", "skipped"),
+         setup=lambda p: (perflog_lines("2025-02-01T00:00:00+00:00")(p),
+                          (p["R"] / "perflog.jsonl").write_text(NESTED + "\n" + (p["R"] / "perflog.jsonl").read_text()))),
+    *[Case(f"references-{label}-{name}", (*args, "--references", path, "--results", "{R}"), words=words, setup=setup)
+      for name, args in (("check", ("check", "done")), ("update", ("check", "done", "--update-references")),
+                         ("dashboard", ("dashboard", "--out", "{T}/page.html")))
+      for label, path, words, setup in [
+          ("fifo", "{T}/refs.toml", ("refs.toml", "FIFO"), lambda p: os.mkfifo(p["T"] / "refs.toml")),
+          ("dev-zero", "/dev/zero", ("/dev/zero", "a device"), None),
+          ("huge", "{T}/refs.toml", ("refs.toml", "more than the 4,194,304"),
+           references("# padding\n" * 500_000 + "[MobileNetV2]\naccuracy = { value = 0.9, lower = -0.1 }\n")),
+          ("nested", "{T}/refs.toml", ("refs.toml", "more than 32 deep"), references("[MobileNetV2]\naccuracy = " + NESTED + "\n"))]],
+    # --- fourth hostile round: numbers a terminal width or a poll interval cannot be ---
+    *[Case(f"columns-{label}-{fmt}", status_of("done", "--format", fmt), code=0, words=("MobileNetV2-s0",), env=(("COLUMNS", value),))
+      for label, value in (("superscript", "\u00b2"), ("circled", "\u2460")) for fmt in ("table", "json")],
+    Case("lines-superscript", status_of("done"), code=0, words=("MobileNetV2-s0",), env=(("LINES", "\u00b2"),)),
+    Case("columns-superscript-process", status_of("done"), code=0, words=("MobileNetV2-s0",), env=(("COLUMNS", "\u00b2"),),
+         process=True),
+    Case("interval-overflows", status_of("running", "--watch", "--interval", "1e308"), words=("--interval", "between 1 and 86400")),
+    Case("interval-busy-loop", status_of("running", "--watch", "--interval", "1e-300"), words=("--interval", "between 1 and 86400")),
+    Case("interval-below-a-second", results("sweep", "--resume", "done", "--wait", "--interval", "0.5"), words=("--interval",)),
+    # --- fourth hostile round: options the format would ignore ---
+    *[Case(f"{option[2:]}-with-{fmt}-{args[0]}", (*args, "--format", fmt, option), words=(option, f"--format {fmt}"))
+      for args in (status_of("done"), results("leaderboard", "done"), results("compare", "done", "done"),
+                   results("check", "done", "--references", "{T}/refs.toml"), results("history"),
+                   ("predict", "--run", "done/MobileNetV2", "{I}/face.png", "--results", "{R}"), ("models",))
+      for option, fmt in (("--meta", "csv"), ("--meta", "table"), ("--meta", "markdown"), ("--wide", "csv"), ("--wide", "json"))
+      if option != "--meta" or args[0] not in ("leaderboard", "history", "models")],
+]
 
 
 @dataclass
@@ -1077,11 +1312,13 @@ def test_cases_have_distinct_ids():
 
 
 @pytest.mark.parametrize("case", [c.param() for c in CASES])
-def test_bad_input(case: Case, world, cli):
+def test_bad_input(case: Case, world, cli, monkeypatch):
     """One line naming the cause (exit 2), or handled; the results and datasets as they were (and the Slurm
     queue: no case is in the cluster's group, so conftest's fence fails any that reaches it)."""
     places = world
     places["T"].mkdir()
+    for name, value in case.env:
+        monkeypatch.setenv(name, value)
     if case.setup:
         case.setup(places)
     kept = [places["D"], places["I"], places["T"]] + ([] if case.changes else [places["R"]])
@@ -1095,6 +1332,8 @@ def test_bad_input(case: Case, world, cli):
         assert result.err.startswith("error: ") and result.err.endswith("\n") and result.err.count("\n") == 1, repr(result.err)
     for word in case.words:
         assert word in (result.err if case.code == 2 else shown), f"{word!r} not in {shown[-2000:]!r}"
+    for word in case.unsaid:
+        assert word not in shown, f"{word!r} in {shown[-2000:]!r}"
     changed = sorted(set(before.items()) ^ set(snapshot(*kept).items()))
     assert not changed, f"written or changed: {changed[:6]}"
     assert Guard.submitted == ([list(case.submits)] if case.submits else []), Guard.submitted
@@ -1241,6 +1480,19 @@ def test_the_code_snapshot_path_is_quoted_in_the_batch_script(tmp_path):
     for executor in (pre, train):
         line = executor.parameters["setup"][-1]
         assert shlex.split(line)[1].startswith(f"PYTHONPATH={sweep.code}"), line
+
+
+def test_harness_load_reads_files_nested_past_any_parser_as_damaged(template, tmp_path):
+    """harness.load never raises on a damaged file, however deep it nests: the record is a DAMAGED row, the
+    perflog line is skipped."""
+    import harness
+
+    results = tmp_path / "results"
+    shutil.copytree(template / "results" / "nested-record", results / "nested-record")
+    (results / "perflog.jsonl").write_text(NESTED + "\n")
+    loaded = harness.load(results, "nested-record")
+    assert loaded.runs["state"].tolist() == ["DAMAGED"] and "more than 32 deep" in loaded.runs["reason"][0]
+    assert loaded.perflog.empty
 
 
 # --- issue 23: records (a reader of stdout that goes away) ---

@@ -41,12 +41,15 @@ import tomlkit
 from harness.analysis.compare import sweep_figures
 from harness.analysis.load import SweepResults
 from harness.errors import UserError
-from harness.store.atomic import write_text_atomic
+from harness.store.atomic import locked, write_text_atomic
 from harness.store.figures import FIGURES
 from harness.store.perflog import system_key, system_of
+from harness.store.schema import TooDeep, parse_toml
+from harness.store.user_files import check_output_place, read_user_file
 
 ENTRY_KEYS = {"value", "lower", "upper", "unit"}
 NO_REFERENCE = "no reference"  # the references hold the figure for other systems only
+MAX_REFERENCES_BYTES = 4 * 2**20  # eight architectures' figures on hundreds of systems fit in a tenth of it
 SYSTEM_KEY = re.compile(r"[^:\x00-\x1f]+(:[^:\x00-\x1f]+){0,2}")
 
 
@@ -65,9 +68,11 @@ def system_matches(pattern: str, system: str) -> bool:
     return all(fnmatch.fnmatch(have.lower(), want.lower()) for want, have in zip(system_parts(pattern), system_parts(system)))
 
 
-def specificity(pattern: str) -> int:
-    """How many parts of a system key name something: the most specific key that matches is the one used."""
-    return sum(part != "*" for part in system_parts(pattern))
+def specificity(pattern: str) -> tuple[int, int]:
+    """How many parts of a system key name something, then how many name it exactly (no pattern): the most
+    specific key that matches is the one used, a system's own key before a pattern that also matches it."""
+    parts = system_parts(pattern)
+    return sum(part != "*" for part in parts), sum(not any(c in part for c in "*?[") for part in parts)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,9 @@ def _entry(path: Path, architecture: str, figure: str, entry: Any) -> Reference:
 def parse_references(text: str, path: Path) -> References:
     """References from TOML text; UserError, in one line naming the file and the entry, when it is not valid."""
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
+    except TooDeep as err:
+        raise UserError(f"references {path} is not valid: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise UserError(f"references {path} is not valid TOML: {err}") from None
     description = data.pop("description", "")
@@ -166,16 +173,21 @@ def parse_references(text: str, path: Path) -> References:
     return References(references, description, path)
 
 
-def read_references(path: Path) -> References:
-    path = Path(path)
+def references_text(path: Path) -> str:
+    """The text of a references file: a regular file (a FIFO or a device is refused, never waited on or
+    read) of at most MAX_REFERENCES_BYTES; UserError, in one line, otherwise."""
     try:
-        text = path.read_text()
+        return read_user_file(path, "references file", MAX_REFERENCES_BYTES).decode()
     except FileNotFoundError:
         raise UserError(f"references file {path} does not exist (write one with check SWEEP --references {path} "
                         "--update-references)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"references file {path} cannot be read: {err}") from None
-    return parse_references(text, path)
+
+
+def read_references(path: Path) -> References:
+    """The references in path (references_text), valid as parse_references reads them."""
+    return parse_references(references_text(Path(path)), Path(path))
 
 
 def sweep_means(results: SweepResults) -> tuple[dict[str, dict[str, float | None]], dict[str, int]]:
@@ -256,34 +268,50 @@ def _new_references(results: SweepResults) -> Any:
     return document
 
 
-def update_references(results: SweepResults, path: Path) -> References:
-    """Write the sweep's figures into the references in path (atomically), as an editor would: each figure
-    that has a reference for the sweep's system takes the new value and keeps its tolerance; the others are
-    added for the sweep's system with the tolerance the registry gives them (store.figures: a figure without
-    one is not written). Comments, the description and every other reference stay as they were (tomlkit).
-    Returns the references written."""
+def update_references(results: SweepResults, path: Path, all_systems: bool = False) -> tuple[int, str]:
+    """Write the sweep's figures into the references in path as an editor would, under a lock beside it
+    held from the read to the write (two updates at once lose nothing), atomically, the file keeping its
+    mode. Each figure goes under the sweep's own system key, or with all_systems under the key of every
+    system: an entry there takes the new value and keeps its tolerance; a new one takes the tolerance the
+    sweep was checked against, else the one the registry gives it (store.figures: a figure without one is
+    not written). Comments, the description and every other
+    reference stay as they were (tomlkit); each entry written says which sweep it is from. Returns how
+    many figures were written, and under which system key. The lock file, .FILE.lock, stays."""
     path = Path(path)
-    previous = read_references(path) if path.exists() else None  # refused in one line when not valid
-    document = tomlkit.parse(path.read_text()) if previous else _new_references(results)
+    check_output_place(path, "--references")
+    if path.exists():  # a file that is no references is refused before the lock file is made
+        parse_references(references_text(path), path)
+    with locked(path.with_name(f".{path.name}.lock")):
+        text = references_text(path) if path.exists() else None
+        previous = None if text is None else parse_references(text, path)  # refused in one line when not valid
+        document = _new_references(results) if text is None else tomlkit.parse(text)
+        target = ANY_SYSTEM if all_systems else sweep_system(results)
+        written = _write_figures(document, results, previous, target)
+        if not written:
+            raise UserError(f"sweep {results.spec.sweep_id} has no completed run with a figure to keep as a reference")
+        text = tomlkit.dumps(document)
+        parse_references(text, path)  # what is written reads back
+        write_text_atomic(path, text)
+    return written, target
+
+
+def _write_figures(document: Any, results: SweepResults, previous: References | None, target: str) -> int:
+    """Set each figure of the sweep in document under the system key target; returns how many."""
     system, (means, _), written = sweep_system(results), sweep_means(results), 0
     for label, figures in means.items():
         for figure, value in figures.items():
-            band = FIGURES[figure].tolerance
-            if value is None or band is None:
+            default = FIGURES[figure].tolerance
+            if value is None or default is None:
                 continue
-            lower, upper = band
-            old = previous.for_system(label, figure, system) if previous else None
-            if old is not None:
-                _table(document, old.system, label)[figure]["value"] = value
+            table = _table(document, target, label)
+            if figure in table:
+                table[figure]["value"] = value
             else:
-                entry = tomlkit.inline_table()
-                entry.update({"value": value, **({"lower": lower} if lower is not None else {}),
-                              **({"upper": upper} if upper is not None else {}), "unit": FIGURES[figure].unit})
-                _table(document, system, label)[figure] = entry
+                checked = previous.for_system(label, figure, system) if previous else None
+                lower, upper = (checked.lower, checked.upper) if checked else default
+                table[figure] = tomlkit.inline_table()
+                table[figure].update({"value": value, **({"lower": lower} if lower is not None else {}),
+                                      **({"upper": upper} if upper is not None else {}), "unit": FIGURES[figure].unit})
+            table[figure].comment(f"from sweep {results.spec.sweep_id}")
             written += 1
-    if not written:
-        raise UserError(f"sweep {results.spec.sweep_id} has no completed run with a figure to keep as a reference")
-    text = tomlkit.dumps(document)
-    references = parse_references(text, path)
-    write_text_atomic(path, text)
-    return references
+    return written

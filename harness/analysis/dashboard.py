@@ -16,11 +16,14 @@ from harness.analysis.history import entries_frame, system_text
 from harness.analysis.load import SweepResults
 from harness.analysis.report import html_figure, html_page, html_table, view_table
 from harness.errors import UserError
-from harness.store.atomic import refuse_symlink, write_text_atomic
+from harness.inert import for_mathtext
+from harness.store.atomic import write_text_atomic
 from harness.store.figures import FIGURES
 from harness.store.paths import list_sweeps, perflog
 from harness.store.perflog import PerfEntry, read_perflog, system_key
+from harness.store.user_files import check_output
 
+TITLE = "harness dashboard"  # the page's title, by which --out knows a dashboard it may replace
 TREND = "train_images_per_s"  # the figure each architecture's trend follows
 ENERGY = "energy_per_image_j"
 COSTS = {ENERGY: "energy per training image (J)", "gpu_hours": "GPU-hours per run"}
@@ -63,17 +66,17 @@ def draw_trends(entries: list[PerfEntry], references: References | None) -> byte
     for ax, architecture in zip(axes.flat, architectures):
         mine = frame[frame["architecture"] == architecture].sort_values("time")
         for system, series in mine.groupby("system", sort=True):
-            ax.plot(series["time"].dt.tz_convert(None), series[TREND], marker="o", color=colour[system], label=system)
+            ax.plot(series["time"].dt.tz_convert(None), series[TREND], marker="o", color=colour[system], label=for_mathtext(system))
         for key, system in sorted(systems.items()):
             ref = references.for_system(architecture, TREND, key) if references and system in set(mine["system"]) else None
             if ref is not None:  # the band it allows; a side without a bound runs to the axis' edge
                 low, high = ref.bounds()
                 bottom, top = ax.get_ylim()
                 ax.axhspan(bottom if low is None else low, max(top, ref.value) if high is None else high,
-                           color=colour[system], alpha=0.12, label=f"reference {ref.system}")
+                           color=colour[system], alpha=0.12, label=for_mathtext(f"reference {ref.system}"))
         if mine[TREND].isna().all():
             note(ax, f"no {TREND} measured")
-        ax.set_title(architecture, fontsize=10)
+        ax.set_title(for_mathtext(architecture), fontsize=10)
         ax.set_ylabel(f"{TREND} ({FIGURES[TREND].unit})", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
@@ -96,7 +99,7 @@ def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
         else:
             ax.scatter(shown[cost], shown["auc"], color="C0")
             for _, point in shown.iterrows():
-                ax.annotate(f"{point['architecture']} ({point['system']})", (point[cost], point["auc"]), fontsize=6,
+                ax.annotate(for_mathtext(f"{point['architecture']} ({point['system']})"), (point[cost], point["auc"]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))
             front = pareto_front(shown, cost)
             ax.step(front[cost], front["auc"], where="post", color="C3", label="Pareto front")
@@ -136,12 +139,13 @@ def dashboard_html(results: Path, references: References | None) -> str:
             rows = [{**row, "value": shown_figure(row["unit"], row["value"]), "reference": shown_figure(row["unit"], row["reference"])}
                     for row in check_sweep(latest, references)]
             parts.append(html_table(pd.DataFrame(rows)[["model", "figure", "system", "value", "reference", "verdict", "reason"]]))
-    return html_page("harness dashboard", parts, width_px=1400)
+    return html_page(TITLE, parts, width_px=1400)
 
 
-def write_dashboard(results: Path, out: Path, references: References | None = None) -> Path:
-    """Write the dashboard to out (atomically); returns its path."""
-    refuse_symlink(out)
+def write_dashboard(results: Path, out: Path, references: References | None = None, force: bool = False) -> Path:
+    """Write the dashboard to out (atomically), where the user could mean it (check_output: an existing
+    file is replaced where it is a dashboard, or force); returns its path."""
+    check_output(out, "--out", f"<title>{TITLE}</title>".encode(), force)
     page = dashboard_html(results, references)
     write_text_atomic(out, page)
     return out

@@ -20,6 +20,7 @@ from harness.store.perflog import PerfEntry, read_perflog
 
 COLUMNS = ["date", "model", "system", "settings", "sweep", "seeds", "change", "torch", "cuda", "driver", "commit"]
 SOFTWARE = {"torch": "torch", "cuda": "cuda", "driver": "driver", "commit": "git_commit"}
+SOFTWARE_MARK = "harness history"  # the PNG's Software field: a figure --out may replace without --force
 
 
 def _flag(value: Any) -> str:
@@ -117,16 +118,21 @@ def history_rows(points: pd.DataFrame, metric: str) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "") -> Path:
+def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "", force: bool = False) -> Path:
     """metric against date, one line per partition or GPU type (and per architecture and settings where
-    the points hold several), written atomically as a PNG."""
+    the points hold several), written atomically as a PNG, where the user could mean it (check_output:
+    an existing file is replaced where this wrote it, or force)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    from harness.inert import for_mathtext
     from harness.store.atomic import write_atomic
+    from harness.store.user_files import check_output
+
+    check_output(path, "--out", b"Software\x00" + SOFTWARE_MARK.encode(), force)
 
     keys = ["partition", "gpu"]
     if points["model"].nunique() > 1:
@@ -135,22 +141,22 @@ def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "")
         keys.append("settings")
     fig, ax = plt.subplots(figsize=(9, 4.8))
     for number, (key, series) in enumerate(points.sort_values("time").groupby(keys, dropna=False, sort=True)):
-        label = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+        label = for_mathtext(" · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,))))
         times = series["time"].dt.tz_convert(None)
         ax.plot(times, series["value"], marker="o", color=f"C{number % 10}", label=label)
         for (_, before), (_, after), value in zip(series.iterrows(), series.iloc[1:].iterrows(), series["value"].iloc[1:]):
             changed = [f"{c} {before[c]}→{after[c]}" for c in ("driver", "cuda", "torch") if before[c] != after[c]]
             if changed and not pd.isna(value):  # an upgrade between two points: say which, where it shows
-                ax.annotate("\n".join(changed), (after["time"].tz_convert(None), value), textcoords="offset points",
+                ax.annotate(for_mathtext("\n".join(changed)), (after["time"].tz_convert(None), value), textcoords="offset points",
                             xytext=(4, 6), fontsize=7, color=f"C{number % 10}")
     unit = FIGURES[metric].unit
-    ax.set(title=title or f"{metric} over time", xlabel="date (UTC)", ylabel=f"{metric} ({unit})")
+    ax.set(title=for_mathtext(title) or f"{metric} over time", xlabel="date (UTC)", ylabel=f"{metric} ({unit})")
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title="partition · GPU" if keys == ["partition", "gpu"] else " · ".join(keys), title_fontsize=8)
     fig.tight_layout()
     try:
-        write_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+        write_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120, metadata={"Software": SOFTWARE_MARK}))
     finally:
         plt.close(fig)
     return Path(path)

@@ -16,6 +16,7 @@ from harness.analysis.load import SweepResults
 from harness.analysis.makespan import span_line, sweep_span
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.errors import UserError
+from harness.inert import for_markdown
 from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.paths import SweepPaths
 from harness.store.records import SweepSpec
@@ -265,7 +266,7 @@ def numeric_columns(table: pd.DataFrame) -> list[bool]:
 def markdown_table(table: pd.DataFrame) -> str:
     """A Markdown table whose columns of numbers are right-aligned and whose text is left-aligned."""
     def cells(values: Any) -> str:
-        return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
+        return "| " + " | ".join(for_markdown(str(v)) for v in values) + " |"
 
     rule = "|" + "|".join("---:" if n else ":---" for n in numeric_columns(table)) + "|"
     return "\n".join([cells(table.columns), rule, *(cells(row) for row in table.itertuples(index=False))])
@@ -304,7 +305,8 @@ def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, byt
             if section[1] == "figure":
                 lines += [f"![{title}](figures/{section[2].name})", f"*{title}*"]
             else:
-                lines += [f"## {title}" if title else "", markdown_table(section[2]) if section[1] == "table" else section[2]]
+                lines += [f"## {for_markdown(title)}" if title else "",
+                          markdown_table(section[2]) if section[1] == "table" else for_markdown(section[2])]
         return "\n\n".join(line for line in lines if line) + "\n"
     body = [f"<h1>Sweep {html.escape(sweep.sweep_id)}</h1>"]
     for section in parts:

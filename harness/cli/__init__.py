@@ -12,10 +12,10 @@ import sys
 
 from harness import __version__
 from harness.cli import results, setup, sweep, track
-from harness.cli.options import Parser
+from harness.cli.options import Parser, check_format_options
 from harness.errors import UserError
+from harness.inert import for_terminal
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 COMMAND_GROUPS = (setup, sweep, track, results)  # in the order --help lists them
 
 
@@ -38,12 +38,22 @@ def os_error_line(error: OSError) -> str:
     return f"{error.strerror or type(error).__name__}{f': {where}' if where else ''}"
 
 
+def drop_unreadable_sizes() -> None:
+    """COLUMNS or LINES that int() cannot read is dropped, and the terminal's own size holds: rich reads
+    them where str.isdigit() accepts them, as it does '²' and '①'."""
+    for name in ("COLUMNS", "LINES"):
+        if not os.environ.get(name, "0").isdecimal():
+            del os.environ[name]
+
+
 def main(argv: list[str] | None = None) -> int:
+    drop_unreadable_sizes()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a bad argument already explained in one line
         return int(stop.code or 0)
     try:
+        check_format_options(args)
         code = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a reader that has gone (`| head`) is met inside this try
         return code
@@ -55,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except (UserError, OSError) as error:  # OSError: the disk refused (read-only, full, failing), said in one line
         message = " ".join(str(error if isinstance(error, UserError) else os_error_line(error)).split())
-        message = CONTROL.sub(lambda found: repr(found.group())[1:-1], message)  # a NUL from a path, shown as \x00
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {for_terminal(message)}", file=sys.stderr)  # a NUL from a path shown as \x00, an ESC as \x1b
         return 2
     except KeyboardInterrupt:
         return 130

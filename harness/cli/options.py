@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
+from harness.inert import for_terminal
+
 
 def user_path(text: str) -> Path:
     """A path as typed, made absolute here, once: sweeps, jobs and workers run in other folders."""
@@ -42,7 +45,7 @@ def world_sizes(text: str) -> list[int]:
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text) if text.lstrip("-").isdigit() else None
+    value = int(text) if text.lstrip("-").isdecimal() else None
     if value is None or value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text!r}")
     return value
@@ -58,10 +61,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+INTERVAL_SECONDS = (1.0, 86_400.0)  # a look a second at most (sacct is a scheduler's query), at least one a day
+
+
+def interval_seconds(text: str) -> float:
+    """--interval: seconds within INTERVAL_SECONDS."""
+    low, high = INTERVAL_SECONDS
+    value = positive_float(text)
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} seconds, got {text}")
+    return value
+
+
 def add_interval(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--interval", type=positive_float, metavar="SECONDS",
-                        help="with --wait or --watch: seconds between two looks at the sweep (default: 2, growing to 60 "
-                        "on Slurm, whose accounting sites ask not to poll in tight loops)")
+    parser.add_argument("--interval", type=interval_seconds, metavar="SECONDS",
+                        help="with --wait or --watch: seconds between two looks at the sweep, from 1 to 86400 (default: 2, "
+                        "growing to 60 on Slurm, whose accounting sites ask not to poll in tight loops)")
 
 
 ROW_FORMATS = ("table", "csv", "json", "markdown")
@@ -78,6 +93,23 @@ def add_format(parser: argparse.ArgumentParser, *more: str, meta: bool = False, 
     if meta:
         parser.add_argument("--meta", action="store_true",
                             help="with --format json: an object of what the rows are of, with the rows under \"rows\"")
+
+
+def add_force(parser: argparse.ArgumentParser, what: str) -> None:
+    """--force: replace an existing file at --out that this command did not write (never a device, a FIFO,
+    or a file the harness keeps: store.user_files)."""
+    parser.add_argument("--force", action="store_true",
+                        help=f"write {what} over an existing file that this command did not write")
+
+
+def check_format_options(args: argparse.Namespace) -> None:
+    """--meta and --wide where the format asked would ignore them: refused in one line, on every command
+    that has them (add_format)."""
+    shown = getattr(args, "format", None)
+    if getattr(args, "meta", False) and shown != "json":
+        raise UserError(f"--meta puts what the rows are of beside them in --format json; --format {shown} has no place for it")
+    if getattr(args, "wide", False) and shown != "table":
+        raise UserError(f"--wide shows every column of a --format table; --format {shown} shows every column already")
 
 
 RESULTS_VARIABLE = "HARNESS_RESULTS"
@@ -121,4 +153,4 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {self.prog.removeprefix('python -m ')}: {message} (see --help)\n")
+        self.exit(2, for_terminal(f"error: {self.prog.removeprefix('python -m ')}: {message} (see --help)") + "\n")

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.analysis.cells import fmt, label
+from harness.inert import for_markdown, for_markup, for_terminal
 
 PIPED_WIDTH = 250  # piped output is not cut to 80 columns: a table in a log or a file keeps every column whole
 
@@ -22,7 +23,7 @@ def console(stderr: bool) -> Console:
     whatever sys.stdout (sys.stderr) is when it prints, as rich's default console does."""
     columns = os.environ.get("COLUMNS", "")
     terminal = (sys.stderr if stderr else sys.stdout).isatty()
-    width = int(columns) if columns.isdigit() and int(columns) > 0 else None if terminal else PIPED_WIDTH
+    width = int(columns) if columns.isdecimal() and int(columns) > 0 else None if terminal else PIPED_WIDTH
     return Console(stderr=stderr, width=width)
 
 
@@ -65,7 +66,7 @@ def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = No
     dropped = [label(c) for c in columns if c not in shown_columns]
     if dropped:
         caption = (caption + "\n" if caption else "") + f"--wide for {len(dropped)} more columns: {', '.join(dropped)}"
-    shown = Table(title=title and escape(title), caption=caption and escape(caption), caption_justify="left",
+    shown = Table(title=title and escape(for_terminal(title)), caption=caption and escape(for_terminal(caption)), caption_justify="left",
                   show_edge=not compact, pad_edge=not compact)
     # a column exactly as wide as its widest cell, or its header where the line has room for every header
     # whole (else the header wraps at its spaces); prose takes what is left
@@ -77,7 +78,7 @@ def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = No
         shown.add_column(escape(label(column)), justify="left" if column in LEFT else "right",
                          width=None if column in PROSE else widths[column], overflow="fold")
     for row in rows:
-        shown.add_row(*(escape(fmt(c, row.get(c))) for c in shown_columns))  # "ResNet50 [caffe]" is not markup
+        shown.add_row(*(escape(for_terminal(fmt(c, row.get(c)))) for c in shown_columns))  # "ResNet50 [caffe]" is not markup
     return shown
 
 
@@ -98,14 +99,15 @@ def as_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
+    writer.writerows({k: for_terminal(";".join(map(str, v))) if isinstance(v, list) else for_terminal(v) if isinstance(v, str) else v
+                      for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
 def as_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(label(c) for c in columns) + " |",
              "|" + "|".join(":---" if c in LEFT else "---:" for c in columns) + "|"]
-    lines += ["| " + " | ".join(fmt(c, row.get(c)).replace("|", "\\|") for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(for_markdown(for_terminal(fmt(c, row.get(c)))) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +123,8 @@ def print_rows(fmt: str, rows: list[dict[str, Any]], columns: list[str], title: 
     elif fmt == "csv":
         print(as_csv(rows), end="")
     elif fmt == "markdown":
-        print(as_markdown(rows if shown is None else shown, columns) + (f"\n{caption}\n" if caption else ""), end="")
+        print(as_markdown(rows if shown is None else shown, columns) + (f"\n{for_markdown(for_terminal(caption))}\n" if caption else ""),
+              end="")
     else:
         print_table(rows if shown is None else shown, columns, title, caption, optional=optional, wide=wide)
 
@@ -130,3 +133,10 @@ def as_json(data: Any) -> str:
     """JSON any reader takes: what is read is checked finite where it enters (store.schema.parse_json), so
     a NaN or an infinity here is a bug, refused rather than printed as JSON no other reader accepts."""
     return json.dumps(data, indent=2, default=str, allow_nan=False)
+
+
+def say(message: str, warning: bool = False) -> None:
+    """A line for the user on stderr, shown as written: its control characters as escapes, its brackets
+    not read as markup; warning: marked as one."""
+    text = for_markup(for_terminal(message))
+    err.print(f"[yellow]warning:[/yellow] {text}" if warning else text, highlight=False)

@@ -3,7 +3,7 @@ compare and check. Each reads a sweep once (analysis.load.SweepResults)."""
 import argparse
 from typing import Any
 
-from harness.cli.options import add_format, add_results, add_sweep, user_path
+from harness.cli.options import add_force, add_format, add_results, add_sweep, user_path
 
 NO_REFERENCE_EXIT = 3  # check: the references hold no figure for the sweep's system (1: a figure outside its reference)
 
@@ -18,15 +18,15 @@ def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness.analysis.board import leaderboard_view
-    from harness.cli.render import err, print_rows, print_table
+    from harness.cli.render import print_rows, print_table, say
 
     board = leaderboard_view(read_sweep(args, args.sweep), args.sort, args.compare)
     if board.setting and board.paper:  # our setting beside the paper's, and Table 2's figures in brackets beside ours
         if args.format == "table":
             for view in (board.setting, board.paper):
-                print_table(view.rows, view.columns, view.title, view.caption, compact=view.compact)
+                print_table(view.rows, view.columns, view.title, view.caption, compact=view.compact, wide=args.wide)
             return 0
-        err.print(board.paper.caption, markup=False, highlight=False)
+        say(board.paper.caption or "")
     table = board.table
     print_rows(args.format, table.rows, table.columns, table.title, table.caption, optional=table.optional, wide=args.wide)
     return 0
@@ -53,10 +53,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _print_problems(problems: list[str]) -> None:
-    from harness.cli.render import err
+    from harness.cli.render import say
 
     for problem in problems:
-        err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
+        say(problem, warning=True)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         where = args.results / f"history-{args.metric}.png" if args.out is None else \
             args.out / f"history-{args.metric}.png" if args.out.is_dir() else args.out  # a folder: the figure in it
         what = " ".join(filter(None, [args.model, args.partition and f"partition {args.partition}"]))
-        print(plot_history(points, args.metric, where, f"{args.metric} over time {what}".strip()))  # the path alone
+        print(plot_history(points, args.metric, where, f"{args.metric} over time {what}".strip(), args.force))  # the path alone
         return 0
     columns = [*COLUMNS[:5], "seeds", args.metric, *COLUMNS[6:]]
     shown = [{**row, "change": "-" if row["change"] is None else f"x{row['change']:.3f}"} for row in rows]
@@ -100,16 +100,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.analysis.check import check_sweep, read_references, update_references
+    from harness.analysis.check import ANY_SYSTEM, check_sweep, read_references, update_references
     from harness.analysis.compare import shown
-    from harness.cli.render import err, print_rows
+    from harness.cli.render import print_rows, say
+    from harness.errors import UserError
 
+    if args.all_systems and not args.update_references:
+        raise UserError("--all-systems says where --update-references writes: it goes with --update-references")
     results = read_sweep(args, args.sweep)
     sweep = results.sweep
     if args.update_references:
-        references = update_references(results, args.references)
-        err.print(f"wrote {len(references.references)} references from sweep {sweep.sweep_id} to {args.references}",
-                  markup=False, highlight=False)
+        written, system = update_references(results, args.references, args.all_systems)
+        where = "every system" if system == ANY_SYSTEM else f"system {system}"
+        say(f"wrote {written} references from sweep {sweep.sweep_id} to {args.references}, for {where}")
         return 0
     rows = check_sweep(results, read_references(args.references))
     failed = [row for row in rows if row["verdict"] == "FAIL"]
@@ -122,11 +125,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                meta={"sweep": sweep.sweep_id, "system": system, "references": str(args.references), "failed": len(failed)}
                if args.meta else None)
     if not any(row["verdict"] in ("pass", "FAIL") for row in rows):
-        err.print(f"no reference for this system ({system}) in {args.references}: nothing checked", markup=False, highlight=False)
+        say(f"no reference for this system ({system}) in {args.references}: nothing checked")
         return NO_REFERENCE_EXIT
     if failed:
-        err.print(f"{len(failed)} of {len(rows)} figures outside their reference: "
-                  + ", ".join(f"{r['model']} {r['figure']}" for r in failed), markup=False, highlight=False)
+        say(f"{len(failed)} of {len(rows)} figures outside their reference: " + ", ".join(f"{r['model']} {r['figure']}" for r in failed))
     return 1 if failed else 0
 
 
@@ -135,7 +137,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from harness.analysis.dashboard import write_dashboard
 
     references = read_references(args.references) if args.references else None
-    print(write_dashboard(args.results, args.out, references))  # the path alone
+    print(write_dashboard(args.results, args.out, references, args.force))  # the path alone
     return 0
 
 
@@ -173,6 +175,7 @@ def add_commands(commands: Any) -> None:
     add_format(history, "png", more_help="png: the figure (see --out)")
     history.add_argument("--out", type=user_path, help="with --format png: the figure's path, or a folder to put history-METRIC.png in "
                          "(default RESULTS/history-METRIC.png)")
+    add_force(history, "the figure")
     add_results(history)
     history.set_defaults(func=cmd_history)
 
@@ -187,6 +190,7 @@ def add_commands(commands: Any) -> None:
                                     "system, quality against cost, the latest leaderboard and check")
     dashboard.add_argument("--out", type=user_path, required=True, help="the page to write (FILE.html)")
     dashboard.add_argument("--references", type=user_path, help="references (TOML): their bands, and the latest sweep checked")
+    add_force(dashboard, "the page")
     add_results(dashboard)
     dashboard.set_defaults(func=cmd_dashboard)
 
@@ -196,6 +200,9 @@ def add_commands(commands: Any) -> None:
     check.add_argument("--references", type=user_path, required=True,
                        help="TOML file of references with tolerances (examples in slurm/references/)")
     check.add_argument("--update-references", action="store_true",
-                       help="write the sweep's figures into --references as the new values instead of checking")
+                       help="write the sweep's figures into --references as the new values instead of checking, under the "
+                       "sweep's own system (CLUSTER:PARTITION:GPU)")
+    check.add_argument("--all-systems", action="store_true",
+                       help="with --update-references: write them as the references of every system (the file's top level)")
     add_format(check, meta=True)
     check.set_defaults(func=cmd_check)

@@ -2,7 +2,7 @@
 import argparse
 from typing import Any
 
-from harness.cli.options import Parser, add_format, non_negative_int, positive_int, user_path
+from harness.cli.options import Parser, add_force, add_format, non_negative_int, positive_int, user_path
 from harness.data import DEMO
 from harness.errors import UserError
 
@@ -15,7 +15,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return cmd_models_all(args)
     rows = describe_models()
     print_rows(args.format, rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
-               title="The paper's eight architectures (parameters counted as Keras counts them)")
+               title="The paper's eight architectures (parameters counted as Keras counts them)", wide=args.wide)
     if args.format != "table":
         return 0
     for row in rows:
@@ -32,31 +32,31 @@ def cmd_models_all(args: argparse.Namespace) -> int:
     if not rows:
         raise UserError(f"timm has no model matching {args.all!r} (a pattern such as 'convnext*' or '*vit_small*')")
     print_rows(args.format, rows, ["model", "pretrained", "default_tag", "tags", "input_size", "fixed_input_size", "paper"],
-               title=f"timm models matching {args.all!r}: any of them goes to sweep --models")
+               title=f"timm models matching {args.all!r}: any of them goes to sweep --models", wide=args.wide)
     return 0
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
-    from harness.cli.render import err, table
+    from harness.cli.render import err, say, table
     from harness.data.prepare import prepare_dataset
 
-    report = prepare_dataset(args.real, args.fake, args.out, args.per_class, args.seed, args.reencode)
+    report = prepare_dataset(args.real, args.fake, args.out, args.per_class, args.seed, args.reencode, args.force)
     share = {"label": "fake share", **{split: f"{value:.1%}" for split, value in report.fake_share.items()}}
     err.print(table([*({"label": label, **counts} for label, counts in report.counts.items()), share],
                     ["label", "train", "val", "test"], title=f"{report.manifest}"))
     if report.skipped:
-        err.print(f"skipped {len(report.skipped)} files that do not decode:")
+        say(f"skipped {len(report.skipped)} files that do not decode:")
         for path, reason in report.skipped:
-            err.print(f"  {path}: {reason}", markup=False)
+            say(f"  {path}: {reason}")
     if report.duplicates_dropped:
-        err.print(f"dropped {report.duplicates_dropped} duplicates: {report.duplicates_bytes} byte-identical, "
-                  f"{report.duplicates_pixels} pixel-identical (the same decoded image in other bytes)")
+        say(f"dropped {report.duplicates_dropped} duplicates: {report.duplicates_bytes} byte-identical, "
+            f"{report.duplicates_pixels} pixel-identical (the same decoded image in other bytes)")
     for digest in report.in_both_classes:
-        err.print(f"[yellow]warning:[/yellow] an image (sha256 {digest[:16]}...) is both real and fake; dropped from both")
+        say(f"an image (sha256 {digest[:16]}...) is both real and fake; dropped from both", warning=True)
     for warning in report.warnings:  # codec, size and class balance
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        say(warning, warning=True)
     for note in report.notes:
-        err.print(note, markup=False)
+        say(note)
     print(report.manifest)  # the file written, alone on stdout; what it holds is on stderr above
     return 0
 
@@ -80,7 +80,7 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from harness.cli.render import err, print_rows, print_table
+    from harness.cli.render import print_rows, print_table, say
     from harness.cluster.site import derive_settings, read_site, settings_as_toml, settings_table
     from harness.cluster.slurm import slurm_answers
 
@@ -104,8 +104,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     print_table(partitions, list(partitions[0]) if partitions else [], title=f"Slurm cluster {site.cluster_name} "
                 f"(MaxArraySize {site.max_array_size}; times in minutes)", wide=args.wide)
     print_table([{"setting": k, "value": v, "source": why} for k, v, why in settings_table(settings)],
-                ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)")
-    err.print("override any of them with sweep's options or a profile (--profile site.toml)", markup=False)
+                ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)", wide=args.wide)
+    say("override any of them with sweep's options or a profile (--profile site.toml)")
     return 0
 
 
@@ -126,6 +126,7 @@ def add_commands(commands: Any) -> None:
     prepare.add_argument("--per-class", type=positive_int, help="sample this many images per class (the paper: 5000)")
     prepare.add_argument("--seed", type=non_negative_int, default=0)
     prepare.add_argument("--reencode", metavar="png|jpeg:Q", help="pass both classes through the same codec")
+    add_force(prepare, "manifest.csv")
     prepare.set_defaults(func=cmd_data_prepare)
     demo = data.add_parser("demo", help="build the built-in demo dataset (no download)")
     demo.add_argument("--out", type=user_path, required=True)

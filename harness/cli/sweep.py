@@ -96,6 +96,10 @@ def add_commands(commands: Any) -> None:
     sweep.add_argument("--resume", metavar="SWEEP",
                        help="resubmit the runs of SWEEP that have no result, with the cluster settings it was submitted with")
     sweep.add_argument("--force", action="store_true", help="with --resume: resubmit runs whose job is still queued or running")
+    sweep.add_argument("--trust-code", action="store_true",
+                       help="with --resume: run the sweep's code/ snapshot even where it is not what was submitted (its "
+                       "digest in sweep.json differs, or it has none); see docs/reliability.md for what a shared results "
+                       "folder trusts")
     sweep.add_argument("--dry-run", action="store_true", help="print the batch scripts instead of submitting")
     sweep.add_argument("--check", action="store_true",
                        help="ask Slurm whether and when the jobs would start (sbatch --test-only), without submitting")
@@ -159,6 +163,8 @@ def sweep_request(args: argparse.Namespace) -> Any:
 def cmd_sweep(args: argparse.Namespace) -> int:
     if args.force and not args.resume:
         raise UserError("--force resubmits the live runs of a sweep: it goes with --resume SWEEP")
+    if args.trust_code and not args.resume:
+        raise UserError("--trust-code runs a resumed sweep's code snapshot as it is: it goes with --resume SWEEP")
     if args.dry_run and args.check:
         raise UserError("--dry-run prints the batch scripts and --check asks Slurm about them: give one")
     return resume_sweep(args) if args.resume else new_sweep(args)
@@ -197,7 +203,7 @@ def new_sweep(args: argparse.Namespace) -> int:
 
 def resume_sweep(args: argparse.Namespace) -> int:
     from harness import sweeps
-    from harness.cli.render import err
+    from harness.cli.render import say
     from harness.cli.track import watch
     from harness.cluster import chosen_backend, get_backend
     from harness.cluster.profiles import load_profile
@@ -217,12 +223,12 @@ def resume_sweep(args: argparse.Namespace) -> int:
     profile = profile_from_options(args, load_profile(args.profile) if args.profile else stored_profile)
     backend = get_backend(cluster, max_parallel=args.max_parallel)
     refuse_unused_slurm_options(args, backend)  # after profile_from_options: a bad value is named as such first
-    sweeps.check_resumable(sweep, spec)
+    sweeps.check_resumable(sweep, spec, args.trust_code)
     run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
     for status in alive:
-        err.print(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)", markup=False)
+        say(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)")
     if not run_ids:
-        err.print(f"sweep {spec.sweep_id}: no run to resubmit")
+        say(f"sweep {spec.sweep_id}: no run to resubmit")
         print(spec.sweep_id, flush=True)
         return watch(sweep, args.interval) if args.wait else 0
     profile = backend.resolve(profile)
@@ -248,11 +254,11 @@ def show_submission(args: argparse.Namespace, backend: Any, sweep: Any, profile:
 
 def submitted(args: argparse.Namespace, sweep: Any, cluster: str, run_ids: list[str], submission: Any) -> int:
     """Say what was queued, print the sweep id (stdout, for scripts), and follow it with --wait."""
-    from harness.cli.render import err
+    from harness.cli.render import say
     from harness.cli.track import watch
 
-    err.print(f"sweep {sweep.sweep_id}: {len(run_ids)} runs on {cluster} ({sweep.folder})")
+    say(f"sweep {sweep.sweep_id}: {len(run_ids)} runs on {cluster} ({sweep.folder})")
     if submission.preprocess_job:
-        err.print(f"preprocessing job {submission.preprocess_job}; training job ids: {', '.join(sorted(set(submission.tasks.values())))}")
+        say(f"preprocessing job {submission.preprocess_job}; training job ids: {', '.join(sorted(set(submission.tasks.values())))}")
     print(sweep.sweep_id, flush=True)
     return watch(sweep, args.interval) if args.wait else 0

@@ -37,14 +37,32 @@ def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> 
 
 
 def watch(sweep: Any, interval: float | None = None) -> int:
-    """Show the sweep's status until every run is final; exit 0 only when all completed. On a terminal
-    a live table; otherwise one timestamped line per change, never wrapped."""
+    """Show the sweep's status until every run is final; exit 0 only when all completed. Ctrl-C stops the
+    following, not the runs: that is said, and how to follow or cancel them."""
+    from harness.cli.render import say
+
+    try:
+        statuses = follow(sweep, interval)
+    except KeyboardInterrupt:
+        say(f"sweep {sweep.sweep_id}: no longer followed, its runs go on in the background: python -m harness status "
+            f"{sweep.sweep_id} --watch follows them, python -m harness cancel {sweep.sweep_id} cancels them")
+        raise
+    failed = [s.run_id for s in statuses if s.state != "COMPLETED"]
+    if failed:
+        say(f"{len(failed)} runs did not complete: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def follow(sweep: Any, interval: float | None = None) -> list:
+    """The sweep's status until every run is final; returns the last. On a terminal a live table; otherwise
+    one timestamped line per change, never wrapped."""
     from datetime import datetime
 
     from rich.live import Live
 
     from harness import sweeps
-    from harness.cli.render import err, out
+    from harness.cli.render import out
+    from harness.inert import for_terminal
 
     statuses: list = []
     if out.is_terminal:
@@ -58,13 +76,10 @@ def watch(sweep: Any, interval: float | None = None) -> int:
             line = "; ".join(f"{s.run_id} {s.state}" + (f" {s.epoch}/{s.epochs}" if s.epoch else "") for s in statuses)
             if line != last:
                 why = f" ({preprocess['reason']})" if preprocess.get("reason") else ""
-                print(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {sweep.sweep_id}: "
-                      f"preprocessing {preprocess.get('state')}{why}; {line}", file=sys.stderr, flush=True)
+                print(for_terminal(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {sweep.sweep_id}: "
+                                   f"preprocessing {preprocess.get('state')}{why}; {line}"), file=sys.stderr, flush=True)
                 last = line
-    failed = [s.run_id for s in statuses if s.state != "COMPLETED"]
-    if failed:
-        err.print(f"{len(failed)} runs did not complete: {', '.join(failed)}", markup=False)
-    return 1 if failed else 0
+    return statuses
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -93,17 +108,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from harness import sweeps
-    from harness.cli.render import err
+    from harness.cli.render import say
     from harness.store.paths import find_sweep
 
     sweep = find_sweep(args.results, args.sweep)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()] if args.runs else None
     cancelled = sweeps.cancel(sweep, runs)
     if cancelled:
-        err.print(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} runs ({', '.join(cancelled)})", markup=False)
+        say(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} runs ({', '.join(cancelled)})")
     else:
-        err.print(f"sweep {sweep.sweep_id}: nothing to cancel, {'those runs have' if runs else 'every run has'} ended "
-                  "or was never submitted", markup=False)
+        say(f"sweep {sweep.sweep_id}: nothing to cancel, {'those runs have' if runs else 'every run has'} ended "
+            "or was never submitted")
     return 0
 
 
@@ -112,7 +127,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from harness.store.disk import human_bytes
     from harness.store.paths import find_sweep
 
-    what, freed = sweeps.clean(find_sweep(args.results, args.sweep), cache=args.cache)
+    what, freed = sweeps.clean(find_sweep(args.results, args.sweep), args.results, cache=args.cache)
     print(f"freed {human_bytes(freed)}: {what}")
     return 0
 

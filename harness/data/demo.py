@@ -28,6 +28,7 @@ from harness.data.manifest import MANIFEST_NAME, write_manifest
 from harness.errors import UserError
 from harness.progress import progress_bar
 from harness.store.staging import staging_folder
+from harness.store.user_files import check_output_place
 
 # Photographs inside the wheels of packages the harness installs (nothing fetched over the network):
 # each package, its folder of sample data, and the photographs taken from it. Not the Hubble deep field:
@@ -219,8 +220,7 @@ def make_demo(out: Path, per_class: int = DEMO["per_class"], size: int = DEMO["s
     if size < 16 or size % 2:
         raise UserError(f"--size must be an even number of pixels, at least 16, got {size}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; the demo needs a new or empty folder")
+    check_output_place(out, "--out", folder=True)
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"--out {out} already holds files; the demo needs a new or empty folder")
     try:

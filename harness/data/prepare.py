@@ -13,9 +13,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from harness.data.images import ImageInfo, decode, find_images, inspect_image
-from harness.data.manifest import COLUMNS, LABELS, write_manifest
+from harness.data.manifest import COLUMNS, LABELS, MANIFEST_NAME, write_manifest
 from harness.errors import UserError
 from harness.progress import progress_bar
+from harness.store.user_files import check_output
 
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 MIN_PER_CLASS = 4  # the fewest images of each class that these fractions split with one of each class in every split
@@ -54,7 +55,7 @@ def parse_reencode(text: str | None) -> tuple[str, int] | None:
     codec, _, quality = text.lower().partition(":")
     if codec == "png" and not quality:
         return ("PNG", 0)
-    if codec in ("jpeg", "jpg") and quality.isdigit() and 1 <= int(quality) <= 100:
+    if codec in ("jpeg", "jpg") and quality.isdecimal() and 1 <= int(quality) <= 100:
         return ("JPEG", int(quality))
     raise UserError(f"--reencode takes png or jpeg:Q with Q in 1..100, not {text!r}")
 
@@ -225,11 +226,14 @@ def prepare_dataset(
     per_class: int | None = None,
     seed: int = 0,
     reencode: str | None = None,
+    force: bool = False,
 ) -> PrepareReport:
-    """Check, deduplicate, sample, optionally re-encode and split; write out/manifest.csv.
+    """Check, deduplicate, sample, optionally re-encode and split; write out/manifest.csv, where the user
+    could mean it (check_output: an existing manifest.csv is replaced, another file only with force).
 
     fakes: one folder per generator; a fake's generator is its folder's name.
     """
+    check_output(Path(out) / MANIFEST_NAME, "--out", ",".join(COLUMNS).encode(), force)
     codec = parse_reencode(reencode)
     if per_class is not None and per_class < MIN_PER_CLASS:
         raise UserError(f"--per-class must be at least {MIN_PER_CLASS} (each split one image of each class at the "

@@ -1,6 +1,6 @@
 """Safe writes: a reader sees the old file or the new one, never half of one; nothing is written
 through a symbolic link; new files and folders honour the user's umask (a results folder shared by a
-group stays readable by the group)."""
+group stays readable by the group), a file replaced keeps its mode."""
 import fcntl
 import json
 import os
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.store.schema import parse_json
 
 
 def current_umask() -> int:
@@ -42,16 +43,22 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Call write(tmp_path) on a temporary file beside path, flush it to disk, then rename it over path."""
+    """Call write(tmp_path) on a temporary file beside path, flush it to disk, then rename it over path. The
+    file keeps the mode of the one it replaces (a references file kept 600 stays 600), a new one takes the
+    umask's."""
     path = Path(path)
     refuse_symlink(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()  # mkstemp makes 0600: a shared folder must stay readable
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: a shared folder must stay readable
+        os.chmod(tmp, mode)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -70,8 +77,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON in path; ValueError (with the reason) when it is not whole JSON."""
-    return json.loads(Path(path).read_text())
+    """The JSON in path; ValueError (with the reason) when it is not whole JSON, or nests too deep."""
+    return parse_json(Path(path).read_bytes())
 
 
 @contextmanager

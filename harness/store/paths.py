@@ -21,7 +21,8 @@ from harness.errors import UserError
 
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
-SPEC_FILE = "sweep.json"
+SPEC_FILE, JOBS_FILE, RECORD_FILE, PERFLOG_FILE = "sweep.json", "jobs.json", "result.json", "perflog.jsonl"
+KEPT_NAMES = (SPEC_FILE, JOBS_FILE, RECORD_FILE, PERFLOG_FILE)  # what a results folder keeps, wherever it lies
 CLOCK_SKEW_S = 300  # how far a file server's clock may run ahead of this machine's
 
 
@@ -56,7 +57,7 @@ class RunPaths:
 
     @property
     def result(self) -> Path:
-        return self.folder / "result.json"
+        return self.folder / RECORD_FILE
 
     @property
     def history(self) -> Path:
@@ -131,7 +132,7 @@ class SweepPaths:
 
     @property
     def jobs(self) -> Path:
-        return self.folder / "jobs.json"
+        return self.folder / JOBS_FILE
 
     @property
     def jobs_lock(self) -> Path:
@@ -171,7 +172,7 @@ class SweepPaths:
 
 def perflog(results: Path) -> Path:
     """The performance log of a results folder: one JSON line per completed run, across sweeps (store.perflog)."""
-    return Path(results) / "perflog.jsonl"
+    return Path(results) / PERFLOG_FILE
 
 
 def perflog_lock(results: Path) -> Path:
@@ -182,6 +183,10 @@ def perflog_lock(results: Path) -> Path:
 def cache_root(results: Path) -> Path:
     """The uint8 image caches, shared by the sweeps of one results folder."""
     return Path(results) / "cache"
+
+
+# A cache's folder name under cache_root (data.cache.cache_key): manifest digest, size, interpolation, crop
+CACHE_NAME = re.compile(r"[0-9a-f]{16}-[0-9]+px-[a-z]+-crop[0-9.e+-]+")
 
 
 def list_sweeps(results: Path) -> list[SweepPaths]:

@@ -26,7 +26,8 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 # Each file's schema: its major version (schema_version; another one is not read) and its minor version
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
-SWEEP_SCHEMA, SWEEP_MINOR = 1, 2  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling, sync_bn
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 3  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
+# sync_bn; 1.3: code.digest
 RESULT_SCHEMA, RESULT_MINOR = 1, 2  # 1.1: config.keep_checkpoints, environment.slurm_cluster; 1.2: distributed
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
@@ -62,6 +63,9 @@ Gpu = Annotated[dict[str, Any], Keys({
     "util_mean": Fraction | None, "util_median": Fraction | None, "util_period_s": Amount | None, "samples": Count,
     "memory_used_max_bytes": Count | None, "power_mean_w": Amount | None, **ENERGY,
     "infer": Annotated[dict[str, Any], Keys(ENERGY)] | None})]
+# The source a sweep's jobs import (sweeps._snapshot_code): where, which, and its digest (store.disk.tree_digest).
+Code = Annotated[dict[str, Any], Keys({"snapshot": str, "harness_version": str, "git_commit": str | None,
+                                       "git_dirty": bool | None, "digest": str})]
 # A run's ranks (training.distributed): how many, where, and each one's own figures.
 Distributed = Annotated[dict[str, Any], Keys({
     "world_size": Positive, "nodes": Positive, "ranks_per_node": Positive, "backend": str | None, "lr_scaling": str,
@@ -101,7 +105,7 @@ class SweepSpec:
     train: Training
     cluster: dict[str, Any]  # the backend's name under "executor", and its settings
     runs: list[RunSpec]
-    code: dict[str, Any] = field(default_factory=dict)  # the source the jobs run: snapshot, git commit, dirty
+    code: Code = field(default_factory=dict)  # the source the jobs run: snapshot, git commit, dirty, digest
     schema_version: int = SWEEP_SCHEMA
     schema_minor: Count = SWEEP_MINOR
 

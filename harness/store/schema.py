@@ -10,7 +10,7 @@ import logging
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -201,18 +201,60 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+class TooDeep(ValueError):
+    """Lists or tables nested deeper than any file the harness reads holds them (MAX_DEPTH)."""
+
+
+MAX_DEPTH = 32  # a record nests 5 deep, a references file 5: deeper is damage, and Python's parsers recurse
+
+
+def nesting(data: Any) -> int:
+    """How deep lists and objects (tables) nest in data, a plain value 0; counted without recursion, and
+    only up to MAX_DEPTH + 1."""
+    deepest, stack = 0, [(data, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        value, depth = stack.pop()
+        if isinstance(value, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def within_depth(parse: Callable[[], T]) -> T:
+    """What parse() returns, where it nests at most MAX_DEPTH deep; TooDeep otherwise, never the
+    RecursionError the parser meets first."""
+    try:
+        data = parse()
+        deep = nesting(data) > MAX_DEPTH
+    except RecursionError:
+        deep = True
+    if deep:
+        raise TooDeep(f"it nests lists or tables more than {MAX_DEPTH} deep")
+    return data
+
+
 def parse_json(text: str | bytes) -> Any:
     """JSON as every results file holds it: each number finite (Python's json reads NaN and Infinity,
-    which no figure can be and no other JSON reader accepts). ValueError otherwise."""
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    which no figure can be and no other JSON reader accepts), nested at most MAX_DEPTH deep. ValueError
+    otherwise."""
+    return within_depth(lambda: json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                                           parse_int=_bounded_int))
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML (a references file, a profile), nested at most MAX_DEPTH deep; tomllib.TOMLDecodeError (a
+    ValueError) or TooDeep otherwise."""
+    import tomllib
+
+    return within_depth(lambda: tomllib.loads(text))
 
 
 def load_json(path: Path) -> Any:
-    """The JSON in path; DamagedFile when it is not whole JSON (a truncated write, an edit) or holds a
-    number that is not finite."""
+    """The JSON in path; DamagedFile when it is not whole JSON (a truncated write, an edit), holds a
+    number that is not finite, or nests too deep."""
     try:
         return parse_json(Path(path).read_bytes())
-    except NotFinite as err:
+    except (NotFinite, TooDeep) as err:
         raise DamagedFile(path, str(err)) from None
     except (ValueError, UnicodeDecodeError) as err:
         raise DamagedFile(path, f"not whole JSON ({err})") from None

@@ -2,7 +2,6 @@
 evaluate it, measure, and write the run's record."""
 import copy
 import csv
-import json
 import logging
 import os
 import time
@@ -17,7 +16,7 @@ from harness.measure.flops import compute_precision, flops_per_image, model_flop
 from harness.measure.meters import GpuSampler, StepMeter, environment, over_ranks, peak_memory
 from harness.measure.system import log_performance
 from harness.stats.metrics import best_threshold, detection_metrics
-from harness.store.atomic import write_atomic, write_json_atomic
+from harness.store.atomic import read_json, write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
 from harness.store.records import RunRecord, write_record
 from harness.store.run_files import HISTORY_COLUMNS
@@ -44,7 +43,7 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
 def _count_attempt(paths: RunPaths) -> int:
     """How many times this run has started (a requeued or resumed run starts again)."""
     try:
-        attempts = int(json.loads(paths.attempts.read_text())["attempts"])
+        attempts = int(read_json(paths.attempts)["attempts"])
     except (OSError, ValueError, KeyError, TypeError):
         attempts = 0
     write_json_atomic(paths.attempts, {"attempts": attempts + 1})

@@ -47,3 +47,34 @@ def test_a_run_whose_worker_dies_is_taken_up_by_the_worker_left(cli, results, ti
     record = result(folder, "MobileNetV2-s0")
     assert record["status"] == "COMPLETED" and record["requeues"] == 1  # a second attempt, from its checkpoint
     assert _holder(folder, "MobileNetV2-s0") == survivor != dead
+
+
+def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_follow_or_cancel_them(cli, results, tiny_demo):
+    """`sweep --wait` stopped with Ctrl-C: exit 130, one line on stderr saying the runs go on in the background
+    and how to follow or cancel them; they do go on, and `--resume` finds the code snapshot its jobs ran as
+    it was submitted (the bytecode they compiled there aside)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}  # the jobs compile
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
+    waiting = subprocess.Popen([sys.executable, "-m", "harness", "sweep", *SWEEP, "--dataset", str(tiny_demo), "--models",
+                                "MobileNetV2", "--results", str(results), "--wait"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    sweep_id = waiting.stdout.readline().strip()  # printed once the runs are queued
+    folder = results / sweep_id
+    try:
+        wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 1, 300, "MobileNetV2 to train an epoch")
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 130, err
+        said = err.strip().splitlines()[-1]
+        assert "runs go on in the background" in said and f"status {sweep_id} --watch" in said and f"cancel {sweep_id}" in said
+        assert _status(cli, results)["MobileNetV2-s0"]["state"] == "RUNNING"
+        assert list(folder.glob("code/**/__pycache__"))  # the jobs compiled the snapshot they import
+        resumed = cli("sweep", "--resume", sweep_id, "--dry-run", "--results", results)
+        assert resumed.code == 0 and "not what was submitted" not in resumed.err, resumed.err
+    finally:
+        assert cli("cancel", sweep_id, "--results", results).code == 0

@@ -1,6 +1,10 @@
 """References with tolerances: the TOML format, checked on read; pass and fail at the bounds; a sweep
 checked against them; --update-references; the paper's Table 2 as the first reference file."""
 import csv
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,15 +123,59 @@ def test_update_references_keeps_the_files_comments_and_description(tmp_path):
     sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.91, train_ips=120.0)])
     path = tmp_path / "refs.toml"
     path.write_text("# our partition's references: keep this line\n" + PER_SYSTEM.replace("[ResNet50]", "[ResNet50]  # the paper's"))
-    written = update_references(SweepResults(sweep), path)
+    assert update_references(SweepResults(sweep), path) == (4, "local:local:cpu")
     text = path.read_text()
     assert "# our partition's references: keep this line" in text and "# the paper's" in text
     assert 'description = "accuracy anywhere; speed per system"' in text
-    assert written.find("ResNet50", "accuracy").value == 0.91  # the reference for every system held: updated in place
-    assert written.find("ResNet50", "train_images_per_s").value == 120.0
+    written = read_references(path)
+    assert written.find("ResNet50", "accuracy").value == 0.90  # the reference for every system stays as it was
+    mine = written.find("ResNet50", "accuracy", "local:local:cpu")  # this system's own, with the tolerance it was checked by
+    assert (mine.value, mine.lower, mine.upper) == (0.91, -0.05, 0.05)
+    assert written.find("ResNet50", "train_images_per_s", "local:local:cpu").value == 120.0
     assert written.find("ResNet50", "train_images_per_s", "*:*:NVIDIA H100*").value == 3000.0  # other systems' stay
-    assert written.find("ResNet50", "auc", "local:local:cpu").value == pytest.approx(0.93)  # new: for this system only
-    assert read_references(path) == written
+    assert written.find("ResNet50", "auc", "local:local:cpu").value == pytest.approx(0.93)
+    assert text.count("# from sweep a") == 4  # each entry written says where it is from
+
+
+def test_update_references_writes_for_every_system_only_when_asked(tmp_path, cli):
+    make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.5, train_ips=120.0)])
+    path = tmp_path / "refs.toml"
+    path.write_text("[ResNet50]\naccuracy = { value = 0.9, lower = -0.05, upper = 0.05 }  # the paper's 90%\n")
+    path.chmod(0o600)
+    done = cli("check", "--references", path, "--update-references", "--results", tmp_path)
+    assert done.code == 0 and "for system local:local:cpu" in done.err, done.err
+    assert read_references(path).find("ResNet50", "accuracy").value == 0.9 and "# the paper's 90%" in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the file keeps its mode
+    done = cli("check", "--references", path, "--update-references", "--all-systems", "--results", tmp_path)
+    assert done.code == 0 and "for every system" in done.err, done.err
+    assert read_references(path).find("ResNet50", "accuracy").value == 0.5 and "# the paper's" not in path.read_text()
+    assert "# from sweep a" in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    refused = cli("check", "--references", path, "--all-systems", "--results", tmp_path)
+    assert refused.code == 2 and "--all-systems" in refused.err and "--update-references" in refused.err
+
+
+UPDATE = """
+import sys
+from harness.analysis.check import update_references
+from harness.analysis.load import SweepResults
+from harness.store.paths import SweepPaths
+update_references(SweepResults(SweepPaths(sys.argv[1])), sys.argv[2])
+"""
+
+
+def test_two_updates_at_once_lose_nothing(tmp_path):
+    """Two sweeps from two systems update one file at the same moment, five times over: every entry of
+    both is there (the lock spans the read and the write)."""
+    sweeps = {name: make_sweep(tmp_path / name, name, [record("ResNet50", 0, sweep=name, device=device)])
+              for name, device in (("cpu", "cpu"), ("gpu", "cuda"))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    for attempt in range(5):
+        path = tmp_path / f"refs{attempt}.toml"
+        workers = [subprocess.Popen([sys.executable, "-c", UPDATE, str(sweep.folder), str(path)], env=env)
+                   for sweep in sweeps.values()]
+        assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+        systems = {ref.system for ref in read_references(path).references}
+        assert systems == {"local:local:cpu", "local:local:NVIDIA H100"}, (attempt, path.read_text())
 
 
 def test_the_papers_table_2_is_a_reference_file_of_its_accuracies():
@@ -175,17 +223,19 @@ accuracy = { value = 0.67, lower = -0.05, upper = 0.05 }
 def test_update_references_keeps_tolerances_and_other_architectures(tmp_path):
     sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.90, train_ips=100.0)])
     path = tmp_path / "refs.toml"
-    first = update_references(SweepResults(sweep), path)
+    update_references(SweepResults(sweep), path)
+    first = read_references(path)
     assert {(r.figure, r.lower, r.upper) for r in first.references} == {
         ("accuracy", -0.05, 0.05), ("auc", -0.05, 0.05), ("train_images_per_s", -0.10, None),
         ("infer_images_per_s", -0.10, None)}
-    assert read_references(path) == first and {r.system for r in first.references} == {"local:local:cpu"}
+    assert {r.system for r in first.references} == {"local:local:cpu"}
     path.write_text(path.read_text().replace("lower = -0.1,", "lower = -0.2,", 1)
                     + '\n[VGG16]\naccuracy = { value = 0.97, lower = -0.05, upper = 0.05 }\n')
     again = make_sweep(tmp_path, "b", [record("ResNet50", 0, sweep="b", accuracy=0.95, train_ips=200.0)])
-    second = update_references(SweepResults(again), path)
-    system = "local:local:cpu"
+    update_references(SweepResults(again), path)
+    second, system = read_references(path), "local:local:cpu"
     assert second.find("ResNet50", "accuracy", system).value == 0.95
     assert second.find("ResNet50", "train_images_per_s", system) == Reference("ResNet50", "train_images_per_s", 200.0, -0.2, None, system)
     assert second.find("VGG16", "accuracy").value == 0.97
-    assert read_references(path) == second and "from sweep a" in path.read_text()  # the description the file had
+    assert "references from sweep a" in path.read_text()  # the description the file had
+

@@ -189,16 +189,21 @@ def test_the_caches_are_kept_while_a_sweep_of_the_folder_has_runs_to_go(tmp_path
     results = tmp_path / "results"
     done = make_sweep(results, "a-done", [record("ResNet50", sweep="a-done")])
     going = make_sweep(results, "b-going", [record("ResNet50", sweep="b-going")], models=["ResNet50", "VGG16"])
-    (results / "cache" / "key").mkdir(parents=True)
-    (results / "cache" / "key" / "train.npy").write_bytes(b"\0" * 1000)
+    cache = results / "cache" / "0123456789abcdef-35px-bicubic-crop0.875"  # a cache, as build_cache names one
+    cache.mkdir(parents=True)
+    (cache / "header.json").write_text("{}")
+    (cache / "train.npy").write_bytes(b"\0" * 998)
+    (results / "cache" / "notes").mkdir()  # not the harness's: it stays
+    (results / "cache" / "notes" / "chapter1.txt").write_text("mine\n")
     worker = subprocess.Popen(["sleep", "60"])
     try:
         record_submission(going, Submission("local", None, {"VGG16-s0": worker_token(worker.pid)}))
         refused = cli("clean", done.sweep_id, "--cache", "--results", results)
         assert refused.code == 2 and "sweep b-going still has runs to go (VGG16-s0)" in refused.err
-        assert (results / "cache" / "key" / "train.npy").is_file()
+        assert (cache / "train.npy").is_file()
     finally:
         worker.kill()
         worker.wait()
     freed = cli("clean", done.sweep_id, "--cache", "--results", results)
-    assert freed.out.startswith("freed 1.0 kB: the image caches") and not (results / "cache").exists(), freed.err
+    assert freed.out.startswith("freed 1.0 kB: the image caches") and not cache.exists(), freed.err
+    assert (results / "cache" / "notes" / "chapter1.txt").read_text() == "mine\n"
