@@ -12,6 +12,9 @@ import pytest
 # pytest-xdist's workers export COLUMNS=80, which the tables honour: the tests read them as a pipe gives
 # them, with COLUMNS unset (a shell does not export it), tests/unit/test_command_line.py the widths.
 os.environ.pop("COLUMNS", None)
+# One torch thread per test process: pytest-xdist's workers, the local pools and the Slurm jobs the tests
+# start share two cores, and a thread per core in each would oversubscribe them (torch's threads spin).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from harness.cli import main  # noqa: E402
 from harness.cluster.slurm import slurm_answers

@@ -62,7 +62,8 @@ def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_pat
     (next((tmp_path / "venv" / "lib").glob("python3*")) / "site-packages" / "outer.pth").write_text("\n".join(site.getsitepackages()))
     env = {**os.environ, "PATH": f"{tmp_path / 'venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
            "SLURM_CONF": str(tmp_path / "no-slurm.conf")}  # no Slurm answers here: the sweep runs on this machine
-    env.pop("PYTHONPATH", None)
+    for name in ("PYTHONPATH", "OMP_NUM_THREADS"):  # as a user's shell has them (conftest sets threads for tests)
+        env.pop(name, None)
     done = subprocess.run(["bash", "-c", f"set -euo pipefail; {command}"], cwd=clone, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     results = clone / "results"
