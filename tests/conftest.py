@@ -100,22 +100,30 @@ def require_root_cluster_tools() -> None:
         pytest.skip("the local cluster runs as root")
 
 
-SLURM_GROUP = "slurm"
-# Every command through which a test could reach the cluster, its jobs or its accounting.
+# The tests on the local Slurm clusters, in two xdist groups, one per cluster: each group's tests run one
+# after another on one worker (they share their cluster's nodes and accounting), the two groups side by
+# side, and beside the others (a cluster test mostly waits for its jobs).
+SLURM_GROUPS = {"other_site": "slurm-othersite", "slurm_cluster": "slurm"}  # the first fixture a test takes decides
+# Every command through which a test could reach a cluster, its jobs or its accounting.
 SLURM_COMMANDS = ("sinfo", "sbatch", "squeue", "sacct", "scontrol", "scancel", "sacctmgr", "srun", "salloc", "sstat")
+FIRST = "test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm"  # the suite's longest test
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests on the local Slurm cluster share its nodes, its shape and its accounting: with pytest-xdist
-    (`-n 2 --dist loadgroup`) they run on one worker, beside the others."""
+    """Each test on a local Slurm cluster in its cluster's xdist group; and the longest test first among the
+    others, so that it does not start last and hold up the end (`--dist loadgroup` hands the groups out
+    first, then the other tests in this order)."""
     for item in items:
-        if "slurm_cluster" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(SLURM_GROUP))
+        fixtures = getattr(item, "fixturenames", ())
+        group = next((group for fixture, group in SLURM_GROUPS.items() if fixture in fixtures), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) != FIRST)
 
 
 def on_the_cluster(item: pytest.Item) -> bool:
-    return any(SLURM_GROUP in mark.args for mark in item.iter_markers("xdist_group"))
+    return any(set(SLURM_GROUPS.values()) & set(mark.args) for mark in item.iter_markers("xdist_group"))
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +132,7 @@ def slurm_fence(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("slurm-fence")
     for name in SLURM_COMMANDS:
         (folder / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "$SLURM_FENCE_LOG"\n'
-                                   f'echo "{name}: refused: the test is not in the xdist group {SLURM_GROUP}" >&2\nexit 1\n')
+                                   f'echo "{name}: refused: the test is in no cluster\'s xdist group" >&2\nexit 1\n')
         (folder / name).chmod(0o755)
     return folder
 
@@ -144,7 +152,7 @@ def fenced_from_the_cluster(request, monkeypatch, tmp_path_factory) -> Iterator[
     yield
     if log.exists():
         calls = log.read_text().splitlines()
-        pytest.fail(f"reached the Slurm cluster outside the xdist group {SLURM_GROUP!r} ({'; '.join(calls[:3])}): "
+        pytest.fail(f"reached the Slurm cluster outside the cluster tests' xdist groups ({'; '.join(calls[:3])}): "
                     "take the slurm_cluster fixture, or say --cluster local", pytrace=False)
 
 

@@ -32,9 +32,10 @@ def test_a_requeued_job_resumes_from_its_checkpoint(cli, results, small_demo, ra
     assert status["state"] == "COMPLETED" and status["requeues"] >= 1
 
 
+@pytest.mark.usefixtures("other_site")  # long, and alone on its cluster: beside the other cluster's tests
 def test_a_job_past_its_time_limit_checkpoints_requeues_and_finishes(cli, results, tmp_path, small_demo):
     profile = tmp_path / "short.toml"
-    profile.write_text('cpu_partition = "compute"\ngpu_partition = "gpu"\ngpu_type = "p100"\ncpus_per_task = 1\n'
+    profile.write_text('cpu_partition = "batch"\ngpu_partition = "a100"\ngpu_type = "a100"\ncpus_per_task = 1\n'
                        'mem_gb = 3\ntime_min = 2\nsignal_delay_s = 45\n')
     epochs = 150  # more than a task trains alone in the 75 s before its time limit's signal
     sweep = cli("sweep", "--profile", profile, "--cluster", "slurm", "--dataset", small_demo, "--models", "MobileNetV2",
