@@ -12,7 +12,7 @@ import pytest
 os.environ.pop("COLUMNS", None)
 
 from harness.cli import main  # noqa: E402
-from harness.cluster.slurm import slurm_answers
+from harness.cluster.slurm.backend import slurm_answers
 
 REPO = Path(__file__).resolve().parent.parent
 

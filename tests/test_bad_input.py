@@ -62,7 +62,7 @@ def _completed(sweep_id: str, rid: str, seed: int) -> dict[str, Any]:
 def _write_sweep(results: Path, name: str, seeds: int = 2, executor: str = "local", edit: Callable | None = None,
                  jobs: Any = None) -> Path:
     """A sweep of MobileNetV2 x seeds as `sweep` writes it (no code snapshot); edit(spec_json) may damage it."""
-    from harness.cluster.profiles import Profile
+    from harness.cluster.slurm.profile import Profile
     from harness.store.records import RunSpec, SweepSpec, run_id
     from harness.training.config import train_options
 
@@ -373,7 +373,7 @@ def queue(scope: Path) -> set[str] | None:
 def recorded_site() -> Any:
     """The local Slurm cluster as scontrol described it (tests/unit/data): a Slurm sweep's settings are
     derived from it without asking the real cluster, which others use at the same time."""
-    from harness.cluster.site import parse_site
+    from harness.cluster.slurm.site import parse_site
 
     data = Path(__file__).parent / "unit" / "data"
     return parse_site(*((data / f"harness-{kind}.txt").read_text() for kind in ("partition", "node", "config")))
@@ -421,7 +421,7 @@ class Guard(LocalBackend):
 def world(template, tmp_path, monkeypatch):
     """A fresh copy of the template's results; datasets and inputs shared (their snapshot must not move)."""
     import harness.cluster as clusters
-    import harness.cluster.slurm as slurm
+    import harness.cluster.slurm.backend as slurm
     import harness.zoo.models as models
 
     results = tmp_path / "results"
@@ -845,7 +845,7 @@ CASES: list[Case] = [
         ("reencode", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "webp"), "webp")]],
     Case("choice-reencode-quality", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "jpeg:101"),
          words=("jpeg:101",), setup=image_folders),
-    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.cluster.node",)),
+    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.jobs",)),
     Case("cross-generator-and-ablate", sweep("--cross-generator", "--ablate-preprocessing"), words=("--cross-generator",)),
     Case("cross-generator-one-generator", sweep("--cross-generator"), words=("--cross-generator", "two generators")),
     Case("force-without-resume", sweep("--force"), words=("--force", "--resume")),
@@ -1153,7 +1153,7 @@ def _values(base: str, character: str) -> list[str]:
 
 def _names(key: str) -> list[str]:
     """How a refusal may name a profile key: the key, its option, or today's key for a legacy one."""
-    from harness.cluster.profiles import LEGACY
+    from harness.cluster.slurm.profile import LEGACY
 
     keys = [key, LEGACY.get(key, key)]
     return [*keys, *({"gpu_partition": "--partition"}.get(k, f"--{k.replace('_', '-')}") for k in keys)]
@@ -1246,8 +1246,8 @@ def test_the_code_snapshot_path_is_quoted_in_the_batch_script(tmp_path):
     results path with a space or a `$(...)` as one word."""
     import shlex
 
-    from harness.cluster.profiles import Profile
-    from harness.cluster.slurm import _executors, site_defaults
+    from harness.cluster.slurm.backend import _executors, site_defaults
+    from harness.cluster.slurm.profile import Profile
     from harness.store.paths import SweepPaths
 
     sweep = SweepPaths(tmp_path / "my results $(touch pwned)" / "s1")

@@ -61,7 +61,7 @@ def positive_float(text: str) -> float:
 def add_interval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=positive_float, metavar="SECONDS",
                         help="with --wait or --watch: seconds between two looks at the sweep (default: 2, growing to 60 "
-                        "on Slurm, whose accounting sites ask not to poll in tight loops)")
+                        "where a scheduler is asked: sites ask not to poll its accounting in tight loops)")
 
 
 ROW_FORMATS = ("table", "csv", "json", "markdown")

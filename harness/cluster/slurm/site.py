@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from harness.cluster.sbatch import format_gres, format_mem, format_time, parse_time
+from harness.cluster.slurm.sbatch import format_gres, format_mem, format_time, parse_time
 from harness.errors import UserError
 
 SCONTROL_TIMEOUT_S = 15
