@@ -32,6 +32,7 @@ from harness.store.submissions import Submission
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "MobileNetV2"
+SLURM_SETTINGS = ("spec-account", "spec-partition", "spec-time", "spec-unknown-key")  # damaged sweeps of the Slurm backend
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ def build_world(root: Path) -> Path:
         _run_folder(_write_sweep(results, name, seeds=1), 0, best=best)
     old = _write_sweep(results, "old-snapshot", seeds=1)
     (old / "code" / "harness" / "cluster").mkdir(parents=True)
-    (old / "code" / "harness" / "cluster" / "jobs.py").write_text("# what an older harness ran on the nodes\n")
+    (old / "code" / "harness" / "cluster" / "node.py").write_text("# what an older harness ran on the nodes\n")
     sweep = _write_sweep(results, "bad-preprocessing", seeds=1)
     _run_folder(sweep, 0, record={**_completed(sweep.name, f"{MODEL}-s0", 0), "preprocessing": {"mean": "x"}}, best=good_best)
 
@@ -238,8 +239,8 @@ def build_world(root: Path) -> Path:
         # issue 23: a cache_root that is not the results folder's (the folder was moved; the file edited)
         "spec-cache-moved": edited(cache_root=str(results.parent / "before-the-move" / "cache")),
         "spec-cache-sibling": edited(cache_root=str(results / "other-cache")),
-    }.items():
-        _write_sweep(results, name, edit=edit)
+    }.items():  # a Slurm sweep's settings, each checked by its backend as the command line's are
+        _write_sweep(results, name, executor="slurm" if name.startswith(SLURM_SETTINGS) else "local", edit=edit)
     (_write_sweep(results, "spec-truncated").joinpath("sweep.json")).write_text('{"sweep_id": "spec-trunc')
     (_write_sweep(results, "spec-list").joinpath("sweep.json")).write_text("[]")
     (_write_sweep(results, "spec-binary").joinpath("sweep.json")).write_bytes(b"\xff\xfe\x00\x01")
@@ -399,7 +400,7 @@ class Guard(LocalBackend):
     allowed = False
     submitted: list[list[str]] = []
 
-    def submit(self, sweep: Any, profile: Any, run_ids: list[str]) -> Iterator[Submission]:
+    def submit(self, sweep: Any, settings: Any, run_ids: dict[str, Any], work: Any) -> Iterator[Submission]:
         if not Guard.allowed:
             raise AssertionError(f"a bad-input case submitted {run_ids}")
         Guard.submitted.append(list(run_ids))
@@ -422,6 +423,7 @@ def world(template, tmp_path, monkeypatch):
     """A fresh copy of the template's results; datasets and inputs shared (their snapshot must not move)."""
     import harness.cluster as clusters
     import harness.cluster.slurm.backend as slurm
+    import harness.cluster.slurm.limits as limits
     import harness.zoo.models as models
 
     results = tmp_path / "results"
@@ -433,19 +435,19 @@ def world(template, tmp_path, monkeypatch):
     Guard.allowed, Guard.submitted = False, []
     real_slurm = clusters.BACKENDS["slurm"]
 
-    def guarded_slurm(**options: Any) -> Any:
-        backend = real_slurm(**options)
+    def guarded_slurm() -> Any:
+        backend = real_slurm()
         backend.submit = Guard().submit
-        backend.preflight = lambda profile, runs, devices: None  # the site is the recorded local cluster (recorded_site)
-        backend.available = lambda: None
+        backend.available = lambda: None  # the site is the recorded local cluster (recorded_site), with no limits
         backend.cancel = lambda sweep, jobs: (_ for _ in ()).throw(AssertionError(f"a case cancelled {jobs}"))
         backend.states = lambda ids: {}  # never ask the real cluster about made-up job ids
         return backend
 
-    monkeypatch.setitem(clusters.BACKENDS, "local", lambda max_parallel=None, **_: Guard(max_parallel))
+    monkeypatch.setitem(clusters.BACKENDS, "local", Guard)
     monkeypatch.setitem(clusters.BACKENDS, "slurm", guarded_slurm)
     monkeypatch.setattr(slurm, "slurm_answers", lambda: (_ for _ in ()).throw(AssertionError("a case asked sinfo")))
     monkeypatch.setattr(slurm, "read_site", recorded_site)
+    monkeypatch.setattr(limits, "submission_limits", lambda account=None, qos=None: [])
     original = models.build_model
     monkeypatch.setattr(models, "build_model", lambda name, weights="none": _cached_build(original, name, weights))
     monkeypatch.chdir(tmp_path)
@@ -872,7 +874,7 @@ CASES: list[Case] = [
     Case("report-unknown", results("report", "nope"), words=("no sweep 'nope'",)),
     Case("cancel-unknown", results("cancel", "nope"), words=("no sweep 'nope'",)),
     Case("resume-unknown", results("sweep", "--resume", "nope"), words=("no sweep 'nope'",)),
-    Case("resume-older-snapshot", results("sweep", "--resume", "old-snapshot"), words=("older harness", "node.py")),
+    Case("resume-older-snapshot", results("sweep", "--resume", "old-snapshot"), words=("older harness", "harness/jobs.py")),
     Case("resume-with-resplit", results("sweep", "--resume", "done", "--resplit"), words=("--resplit", "--resume")),
     Case("status-ambiguous", results("status", "spec-"), words=("ambiguous",)),
     Case("status-path-escape", results("status", "../../etc"), words=("no sweep",)),
