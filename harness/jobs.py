@@ -263,10 +263,11 @@ def output_to(path: Path) -> Iterator[None]:
 
 def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
     """A worker of a pool: the preprocessing step (shared, idempotent), then, one after another,
-    each run that no other worker has taken, its output in the run's own log. Returns the outcome of
+    each run that no other worker has taken, its output in the run's own log (SweepPaths.local_log). Returns the outcome of
     each run this worker ran."""
     Preprocess(sweep_dir)()
     sweep = SweepPaths(sweep_dir)
+    sweep.logs.mkdir(exist_ok=True)
     outcomes = {}
     for rid in [*rids, *rids]:  # the second round takes up a run whose worker died (or that no one could take)
         if sweep.run(rid).result.exists():  # finished by another worker (Train checks again, under the run's lock)
