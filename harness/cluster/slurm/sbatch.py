@@ -42,7 +42,7 @@ _VALUE = ("account acctg-freq array batch bb bbf begin chdir cluster cluster-con
           "mail-user mcs-label mem mem-bind mem-per-cpu mem-per-gpu mincpus network nodefile nodelist nodes ntasks "
           "ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres open-mode output partition "
           "power prefer priority profile qos reservation signal sockets-per-node switches tasks-per-node thread-spec "
-          "threads-per-core time time-min tmp tres-per-task uid wckey wrap")
+          "threads-per-core time time-min tmp tres-per-task uid wait-all-nodes wckey wrap")
 SBATCH_OPTIONS = {**dict.fromkeys(_VALUE.split(), "required"), **dict.fromkeys(_OPTIONAL_VALUE.split(), "optional"),
                   **dict.fromkeys(_NO_VALUE.split(), "none")}
 
