@@ -20,7 +20,7 @@ from harness.errors import UserError
 def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     """What the sweep runs: its dataset, architectures, seeds, variants and training options. Returns
     their names, which --resume refuses (a resumed sweep keeps what it was planned with)."""
-    from harness.training.config import LR_SCALING, MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
+    from harness.training.config import MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
     from harness.zoo import WEIGHTS_HELP
     from harness.zoo.preprocessing import PREPROCESSING_CHOICES
 
@@ -58,17 +58,7 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     option("--compile", action="store_true",
            help="run the training step through torch.compile (compile time recorded apart; eager if it fails)")
     option("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
-    option("--gpus-per-run", dest="world_size", metavar="N", type=positive_int, default=defaults.world_size,
-           help="ranks that train each run together, data-parallel: one per GPU (on a CPU, one process each); "
-           "each takes --batch-size images a step")
-    option("--nodes-per-run", dest="nodes", metavar="M", type=positive_int, default=defaults.nodes,
-           help="nodes a run's ranks are spread over, as many on each (on a cluster's scheduler)")
-    option("--lr-scaling", choices=LR_SCALING, default=defaults.lr_scaling,
-           help="the lr as the global batch grows with the ranks: none, or linear (lr x ranks, Goyal et al. 2017)")
-    option("--sync-bn", action="store_true", help="batch normalisation over the global batch, not each rank's share")
-    option("--scaling", type=world_sizes, metavar="N,N,...",
-           help="a scaling sweep: each architecture at each of these --gpus-per-run, e.g. 1,2,4,8 (1 among them: "
-           "speedups are against it)")
+    add_rank_options(option, defaults)
     option("--cross-generator", action="store_true",
            help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     option("--ablate-preprocessing", action="store_true",
@@ -80,6 +70,23 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
            help="a completed run keeps its resume checkpoints (state.pt, the optimiser's state too), not only best.pt")
     option("--name", help="the sweep id (default: a timestamp)")
     return [action.dest for action in actions]
+
+
+def add_rank_options(option: Any, defaults: Any) -> None:
+    """The ranks of a run (data-parallel training), and scaling sweeps."""
+    from harness.training.config import LR_SCALING
+
+    option("--gpus-per-run", dest="world_size", metavar="N", type=positive_int, default=defaults.world_size,
+           help="ranks that train each run together, data-parallel: one per GPU (on a CPU, one process each); "
+           "each takes --batch-size images a step")
+    option("--nodes-per-run", dest="nodes", metavar="M", type=positive_int, default=defaults.nodes,
+           help="nodes a run's ranks are spread over, as many on each (on a cluster's scheduler)")
+    option("--lr-scaling", choices=LR_SCALING, default=defaults.lr_scaling,
+           help="the lr as the global batch grows with the ranks: none, or linear (lr x ranks, Goyal et al. 2017)")
+    option("--sync-bn", action="store_true", help="batch normalisation over the global batch, not each rank's share")
+    option("--scaling", type=world_sizes, metavar="N,N,...",
+           help="a scaling sweep: each architecture at each of these --gpus-per-run, e.g. 1,2,4,8 (1 among them: "
+           "speedups are against it)")
 
 
 # How an option a backend declares (cluster.base.Option) is read from the command line, by its kind.

@@ -2,11 +2,9 @@
 settings they make, whether it is there, a check before anything is written, submission of the work
 the use cases hand it, the batch scripts, the states of jobs and runs, their logs, cancel; and, inside
 a job, where the job runs (JobEnvironment). Code outside cluster/ asks a backend; it never names one."""
-import os
 import re
-import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -137,15 +135,6 @@ class JobEnvironment:
                 "node": self.node}
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0))
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
 class Backend(Protocol):
     name: str
     scheduler: bool  # whether it queues jobs through a scheduler that sites rate-limit (its queries are polled slowly)
@@ -208,12 +197,3 @@ class Backend(Protocol):
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
         """Stop these runs (run id -> its latest job) and no other run of the sweep."""
 
-
-@dataclass(frozen=True)
-class NoSettings:
-    """The settings of a backend that has none of its own: stored sweeps' keys it does not read are passed over."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {}
