@@ -55,7 +55,7 @@ DEFAULT_SIGNAL_DELAY_S = 120
 
 
 def site_defaults(site: Site, profile: Profile) -> Profile:
-    """The settings this site gives a sweep (cluster.site), for the partitions the profile names."""
+    """The settings this site gives a sweep (slurm.site), for the partitions the profile names."""
     settings = derive_settings(site, profile.gpu_partition, profile.cpu_partition)
     return Profile(cpu_partition=settings.cpu_partition, gpu_partition=settings.gpu_partition, gres=settings.gres,
                    cpus_per_task=settings.cpus_per_task, mem=format_mem(settings.mem_mb), time=format_time(settings.time_min),

@@ -1,10 +1,10 @@
-"""Cluster settings: what a Slurm sweep asks of the site (partitions, GRES, CPUs, memory, time, ...).
+"""A Slurm sweep's settings (the Profile): what it asks of the site (partitions, GRES, CPUs, memory, time, ...).
 
-With no profile the settings are read from the site itself (cluster.site); a profile overrides them,
+With no profile the settings are read from the site itself (slurm.site); a profile overrides them,
 and command-line options override the profile. `--profile NAME` reads a packaged profile
 (harness/resources/profiles/NAME.toml: `local` is the local test cluster, `marwan` an HPC-MARWAN-like
 site); `--profile PATH` reads that file; `python -m harness cluster --format toml` writes one for the
-site at hand. Options follow sbatch's own conventions (cluster.sbatch): `--time 4:00:00`, `--mem 16G`.
+site at hand. Options follow sbatch's own conventions (slurm.sbatch): `--time 4:00:00`, `--mem 16G`.
 """
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
