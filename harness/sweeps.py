@@ -344,10 +344,10 @@ def check_resumable(sweep: SweepPaths, spec: SweepSpec) -> None:
     for run in spec.runs:  # a run's files, its record set aside among them, and its local log
         check_inside(sweep.run(run.run_id).result, sweep.folder)
         check_inside(sweep.local_log(run.run_id), sweep.folder)
-    node = sweep.code.joinpath(*jobs.MODULE.split(".")).with_suffix(".py")
-    if sweep.code.is_dir() and not node.is_file():
+    module = sweep.code.joinpath(*jobs.MODULE.split(".")).with_suffix(".py")
+    if sweep.code.is_dir() and not module.is_file():
         raise UserError(f"sweep {sweep.sweep_id} was planned by an older harness: its code snapshot has no "
-                        f"{node.relative_to(sweep.code)}, which this harness's jobs run; start the sweep anew")
+                        f"{module.relative_to(sweep.code)}, which this harness's jobs run; start the sweep anew")
 
 
 def poll_interval(elapsed: float, interval: float | None, scheduler: bool) -> float:
