@@ -2,7 +2,7 @@
 batch, batch normalisation over the global batch, and the collectives a run's figures need.
 
 Knows nothing of Slurm: a rank is told its place by torch's env:// variables (RANK, WORLD_SIZE,
-LOCAL_RANK, MASTER_ADDR, MASTER_PORT), which the launcher sets (cluster.node). NCCL on GPUs, gloo on
+LOCAL_RANK, MASTER_ADDR, MASTER_PORT), which the job sets (harness.jobs, from its backend). NCCL on GPUs, gloo on
 CPUs, so the same code path runs and is tested on a machine without a GPU.
 """
 import os

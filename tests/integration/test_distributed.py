@@ -9,7 +9,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from harness.cluster.node import free_port
+from harness.jobs import free_port
 
 from slurm_helpers import latest_sweep
 
