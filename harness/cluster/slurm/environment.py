@@ -1,6 +1,7 @@
 """Inside a Slurm job that the harness submitted (through submitit): where it runs, from Slurm's variables,
-and, in a job of several tasks, torch's env:// variables of each (submitit's TorchDistributedEnvironment:
-rank 0's node is the rendezvous; every task uses the GPUs the job was given, by its local rank)."""
+and, in a job of several tasks, torch's env:// variables of each (submitit's TorchDistributedEnvironment,
+at the address of rank 0's node as Slurm knows it; every task uses the GPUs the job was given, by its
+local rank)."""
 import os
 from dataclasses import dataclass
 
@@ -27,7 +28,10 @@ class SlurmJobEnvironment(JobEnvironment):
 
         ranks = submitit.helpers.TorchDistributedEnvironment()
         port = job_port(int(os.environ["SLURM_JOB_ID"]))
-        return {"MASTER_ADDR": ranks.master_addr, "MASTER_PORT": str(port), "RANK": str(ranks.rank),
+        # Rank 0 runs on the node that launched the job's tasks (its batch host, the first node): Slurm gives
+        # its address, which reaches it where node names resolve nowhere (NodeName apart from NodeAddr).
+        address = os.environ.get("SLURM_LAUNCH_NODE_IPADDR") or ranks.master_addr
+        return {"MASTER_ADDR": address, "MASTER_PORT": str(port), "RANK": str(ranks.rank),
                 "WORLD_SIZE": str(ranks.world_size), "LOCAL_RANK": str(ranks.local_rank),
                 "LOCAL_WORLD_SIZE": str(ranks.local_world_size)}
 
