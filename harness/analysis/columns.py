@@ -7,3 +7,6 @@ THROUGHPUT = ["train_images_per_s", "infer_images_per_s"]
 COLUMNS = ["model", "params", *METRICS, *THROUGHPUT, "gpu_util_mean", "status"]
 SORTABLE = [*METRICS, *EXTRA_METRICS, *THROUGHPUT, "gpu_util_mean", "params", "model"]
 LOWER_IS_BETTER = {"loss", "eer", "model"}
+# What the accuracy's interval is about: new seeds and new test units drawn as these were, or new seeds on this
+# test set (analysis.variance)
+POPULATIONS = ("new-test-set", "this-test-set")

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
-from harness.analysis.leaderboard import leaderboard, paper_table, separability_caption, with_paper
+from harness.analysis.leaderboard import interval_lines, leaderboard, paper_table, separability_caption, with_paper
 from harness.analysis.load import SweepResults
 from harness.analysis.makespan import span_line, sweep_span
 from harness.analysis.paper import setting_line, setting_rows
@@ -60,13 +60,11 @@ def settings_table(spec: SweepSpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _with_interval(row: pd.Series, metric: str, bounds: tuple[str, str] | None = None) -> str:
-    """The metric with its interval over seeds, else (bounds: the columns of another) that one."""
+def _with_interval(row: pd.Series, metric: str) -> str:
+    """The metric with its interval (<metric>_lo, <metric>_hi)."""
     if pd.isna(row.get(metric)):
         return "-"
     low, high = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
-    if (pd.isna(low) or pd.isna(high)) and bounds:
-        low, high = row.get(bounds[0]), row.get(bounds[1])
     return _percent(row[metric]) + ("" if pd.isna(low) or pd.isna(high) else f" [{_percent(low)}, {_percent(high)}]")
 
 
@@ -145,7 +143,7 @@ def board_tables(board: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The leaderboard as the report shows it, and beside the paper's Table 2 (board: with_paper's rows)."""
     ranked = pd.DataFrame({
         "model": board["model"], "seeds": board["seeds"],
-        "accuracy % (95% CI)": [_with_interval(r, "accuracy", ("accuracy_test_lo", "accuracy_test_hi")) for _, r in board.iterrows()],
+        "accuracy % (95% CI)": [_with_interval(r, "accuracy") for _, r in board.iterrows()],
         "AUC % (95% CI)": [_with_interval(r, "auc") for _, r in board.iterrows()],
         "AP %": board["average_precision"].map(_percent), "EER %": board["eer"].map(_percent),
         "acc. at val threshold %": board["accuracy_at_threshold"].map(_percent),
@@ -201,17 +199,14 @@ def sections(results: SweepResults, rows: list[dict[str, Any]], figures: dict[Pa
     setting = setting_rows(spec)
     weights_text, weights = weights_table(spec)
     out: list[Section] = [
-        ("Leaderboard", "text", "Mean over seeds with a 95% Student-t interval over the seeds (initialisation and "
-                                "data order; the test split is fixed unless --resplit). With one seed, the accuracy's "
-                                "interval is the run's over the test split's independent units (its photographs or "
-                                "identities where the manifest has groups, else its images): "
-                                + (", ".join(sorted({r["test_interval"] for r in rows if r.get("accuracy_test_lo") is not None}))
-                                   or "none here") + " (the AUC's is in each record: test.auc_interval). Architectures "
-                                "that share a letter in 'group' are those a paired test on the independent unit (the seeds where there "
-                                "are several, else the test photographs or identities where the manifest has groups, else "
-                                "the test images) cannot tell apart at 5% after Holm's correction for the number of pairs "
-                                "(a compact letter display; a pair not tested counts as not separable). "
-                                f"Here: {separability_caption(rows)}."),
+        ("Leaderboard", "text", "Mean over seeds (runs that collapsed left out and named). The accuracy's and the AUC's "
+                                "95% intervals count the seeds (initialisation, data order) and the test units (the "
+                                "test photographs or identities where the manifest has groups, else the test images) "
+                                "together, over new seeds and new test units (docs/science.md, 'Trustworthy results'); "
+                                "the other metrics' are over the seeds. Architectures that share a letter in 'group' are "
+                                "those a paired test cannot tell apart at 5% after Holm's correction for the number of "
+                                "pairs (a compact letter display; a pair not tested counts as not separable). "
+                                f"Here: {'; '.join([separability_caption(rows), *interval_lines(rows)])}."),
         ("", "table", ranked),
         ("Beside the paper's Table 2", "text", setting_line(setting)),
         ("", "table", paper),

@@ -4,6 +4,7 @@ import copy
 import csv
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from harness.data.cache import load_split, resplit
 from harness.measure.flops import compute_precision, flops_per_image, model_flops_utilisation
 from harness.measure.meters import GpuSampler, StepMeter, environment, over_ranks, peak_memory
 from harness.measure.system import log_performance
+from harness.stats.collapse import DIVERGED
 from harness.stats.metrics import best_threshold, detection_metrics
 from harness.store.atomic import write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
@@ -26,7 +28,7 @@ from harness.training.config import TrainConfig
 from harness.training.distributed import Ranks
 from harness.training.evaluate import cross_generator, image_intervals, robustness, test_groups, timed_test
 from harness.training.record import completed_record, now, throughput
-from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, only_generator
+from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, TrainingDiverged, only_generator
 from harness.zoo.models import keras_param_count
 
 log = logging.getLogger("harness.training")
@@ -80,6 +82,10 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
         with sampler.measuring("train", images=distributed.usable(len(splits["train"]), run.ranks) // run.ranks.world_size):
             stats = run.train_epoch(splits["train"], epoch, meter)
         val_probs, val_labels = run.evaluate(splits["val"])
+        if not math.isfinite(stats["train_loss"]) or not np.isfinite(val_probs).all():
+            raise TrainingDiverged(f"{DIVERGED}: the training loss was {stats['train_loss']:.4g} in epoch {epoch + 1}"
+                                   f"{'' if np.isfinite(val_probs).all() else ' and the validation scores not finite'}; "
+                                   "a lower --lr or some --warmup-epochs may keep it finite")
         val = detection_metrics(val_labels, val_probs)
         row = {"epoch": epoch + 1, **stats, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
         run.history.append(row)

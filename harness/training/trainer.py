@@ -39,6 +39,10 @@ SELECT_BY = {
 EVAL_BATCH = 128
 
 
+class TrainingDiverged(UserError):
+    """The loss left the finite numbers: the run fails, its error saying so (stats.collapse.DIVERGED)."""
+
+
 class PinnedStaging:
     """The copies of a host-resident split's batches to the GPU, overlapping the work already queued.
 
