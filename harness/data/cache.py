@@ -163,15 +163,29 @@ def load_split(folder: Path, split: str) -> CachedSplit:
 
 
 def resplit(splits: dict[str, CachedSplit], seed: int) -> dict[str, CachedSplit]:
-    """The three splits pooled and split again with seed, by source group and stratified by label, as
-    `data prepare` splits: with --resplit each seed draws its own split, so an interval over seeds also
-    covers which images were held out."""
-    from harness.data.prepare import assign_splits
-
-    index = pd.concat([splits[name].index for name in SPLITS], ignore_index=True)
+    """The three splits pooled and drawn again with seed, so that an interval over seeds also covers which
+    images were held out (--resplit). Drawn by unit (the source group where the manifest gives one, else
+    the image), units of each kind (those holding both classes, reals only, fakes only) apart: each split
+    gets as many units of each kind as the fixed split holds, so it keeps its number of test units and its
+    class balance, both classes in every split, and no unit feeds two splits."""
+    index = pd.concat([splits[name].index.assign(split=name) for name in SPLITS], ignore_index=True)
     images = np.concatenate([np.asarray(splits[name].images) for name in SPLITS])
     labels = np.concatenate([splits[name].labels for name in SPLITS])
-    groups = index["group"] if "group" in index else pd.Series("", index=index.index)
-    assigned = assign_splits(index.assign(group=groups.fillna(""), sha256=index["path"]), seed).to_numpy()
+    groups = index["group"].fillna("") if "group" in index else pd.Series("", index=index.index)
+    units = groups.where(groups != "", "image:" + index["path"])
+    kinds = pd.Series(labels, index=index.index).groupby(units).agg(lambda found: tuple(sorted(set(found))))
+    home = index["split"].groupby(units).first()  # a unit's split in the manifest (of its first image)
+    rng, split_of = np.random.default_rng(seed), {}
+    for kind in sorted(set(kinds)):
+        members = sorted(kinds.index[kinds == kind])
+        drawn = [members[i] for i in rng.permutation(len(members))]
+        start = 0
+        for name in ("test", "val"):
+            count = int((home[members] == name).sum())
+            split_of.update(dict.fromkeys(drawn[start:start + count], name))
+            start += count
+        split_of.update(dict.fromkeys(drawn[start:], "train"))
+    assigned = units.map(split_of).to_numpy()
+    index = index.drop(columns="split")
     return {name: CachedSplit(images=images[assigned == name], labels=labels[assigned == name],
                               index=index[assigned == name].reset_index(drop=True)) for name in SPLITS}
