@@ -26,8 +26,12 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 # Each file's schema: its major version (schema_version; another one is not read) and its minor version
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
-SWEEP_SCHEMA, SWEEP_MINOR = 1, 2  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling, sync_bn
-RESULT_SCHEMA, RESULT_MINOR = 1, 2  # 1.1: config.keep_checkpoints, environment.slurm_cluster; 1.2: distributed
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 3  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
+# sync_bn; 1.3: train.keras_resize
+# 1.1: config.keep_checkpoints, environment.slurm_cluster; 1.2: distributed; 1.3: config.keras_resize,
+# preprocessing.resize, throughput.gpu_copy_wait_fraction and gpu_copy_wait_reason, gpu.energy_uncertainty_j,
+# cross_generator's intervals
+RESULT_SCHEMA, RESULT_MINOR = 1, 3
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
@@ -50,7 +54,7 @@ Metrics = Annotated[dict[str, Any], Keys({
 Preprocessing = Annotated[dict[str, Any], Keys({
     "image_size": ImageSize, "interpolation": Literal["nearest", "bilinear", "bicubic", "lanczos"],
     "crop_pct": Annotated[float, Range(0, 1, above=True)], "mean": Annotated[list[float], Length(3)],
-    "std": Annotated[list[Rate], Length(3)], "bgr": bool, "mode": str})]
+    "std": Annotated[list[Rate], Length(3)], "bgr": bool, "mode": str, "resize": Literal["timm", "keras"]})]
 Throughput = Annotated[dict[str, Any], Keys({
     **dict.fromkeys(("train_images_per_s", "infer_images_per_s", "achieved_tflops", "peak_tflops", "mfu",
                      "compile_seconds"), Amount | None),
