@@ -1,23 +1,34 @@
 """A trained run on its test split: clean, under each perturbation, and per fake generator."""
+import logging
+import os
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from harness.data.cache import CachedSplit
-from harness.data.perturb import PERTURBATIONS, perturb
+from harness.data.perturb import PERTURBATIONS, perturbed_copies
 from harness.measure.meters import GpuSampler, StepMeter, synchronize
 from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
 from harness.training import distributed
 from harness.training.trainer import DeviceSplit, Trainer, generator_subset
 
+log = logging.getLogger("harness.training")
 
-def robustness(run: Trainer, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
-    """The test metrics on perturbed copies of the test split (the same perturbation for both classes)."""
+
+def robustness(run: Trainer, test: CachedSplit, threshold: float, digests: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The test metrics on perturbed copies of the test split: each perturbation applied to the original
+    files (digests: each path's sha256, from the manifest), the run's preprocessing after it, the same for
+    both classes. None where the originals no longer read or match their manifest (logged)."""
+    paths = test.index["path"].tolist()
+    workers = max(1, len(os.sched_getaffinity(0)) * run.ranks.nodes // run.ranks.world_size)  # each rank makes its own
+    copies = perturbed_copies(paths, [digests.get(p) for p in paths], PERTURBATIONS, run.pre.resize_key, workers)
+    if isinstance(copies, str):
+        log.warning("no robustness figures: %s", copies)
+        return {}
     out = {}
-    for name in PERTURBATIONS:
-        perturbed = DeviceSplit.load(replace(test, images=perturb(test.images, name)), run.device)
-        probs, labels = run.evaluate(perturbed)
+    for name, images in copies.items():
+        probs, labels = run.evaluate(DeviceSplit.load(replace(test, images=images), run.device))
         out[name] = detection_metrics(labels, probs, threshold)
     return out
 

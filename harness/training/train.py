@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from harness.data.cache import load_split, resplit
+from harness.data.manifest import read_manifest
 from harness.measure.flops import compute_precision, flops_per_image, model_flops_utilisation
 from harness.measure.meters import GpuSampler, StepMeter, environment, over_ranks, peak_memory
 from harness.measure.system import log_performance
@@ -160,7 +161,8 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         val_probs, val_labels = run.evaluate(splits["val"])
         threshold = best_threshold(val_labels, val_probs)
         test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
-    robust = robustness(run, cached["test"], threshold)
+    manifest = read_manifest(dataset)  # the originals' sha256: the perturbations start from the files
+    robust = robustness(run, cached["test"], threshold, dict(zip(manifest["path"], manifest["sha256"])))
     across = cross_generator(cached["test"], test_probs, threshold, config.seed)
     per_rank = distributed.gather(ranks, _rank_figures(meter, infer_meter))
     gpu = distributed.gather(ranks, (sampler.summary("train"), sampler.energy("infer"), peak_memory(run.device)))

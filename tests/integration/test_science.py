@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from harness.analysis.load import SweepResults
-from harness.data.perturb import PERTURBATIONS, perturb
+from harness.data.cache import resize_image
+from harness.data.images import decode, sha256_of
+from harness.data.perturb import PERTURBATIONS, jpeg, perturbed_copies
 from harness.stats.metrics import detection_metrics, equal_error_rate
 
 
@@ -23,16 +25,38 @@ def test_equal_error_rate_and_threshold_metrics():
     assert metrics["confusion_matrix"] == [[3, 1], [1, 3]]
 
 
-@pytest.mark.parametrize("name", list(PERTURBATIONS))
-def test_a_perturbation_hits_both_classes_identically(name):
+def originals(folder: Path) -> list[str]:
+    """Two files of one picture (a real and a fake made alike) and another, at 300 x 200 pixels."""
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    # the same picture once as a real and once as a fake: a perturbation sees pixels, never labels
-    split = np.stack([image, image, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)])
-    out = perturb(split, name)
-    assert out.shape == split.shape and out.dtype == np.uint8
-    assert np.array_equal(out[0], out[1])
-    assert not np.array_equal(out[0], split[0])  # it does change the picture
+    image, other = (rng.integers(0, 256, (200, 300, 3), dtype=np.uint8) for _ in range(2))
+    paths = [folder / "real.png", folder / "fake.png", folder / "other.png"]
+    for path, pixels in zip(paths, (image, image, other)):
+        Image.fromarray(pixels).save(path)
+    return [str(p) for p in paths]
+
+
+@pytest.mark.parametrize("name", list(PERTURBATIONS))
+def test_a_perturbation_hits_both_classes_identically_before_the_resize(tmp_path, name):
+    paths = originals(tmp_path)
+    copies = perturbed_copies(paths, [None] * 3, PERTURBATIONS, (32, "bilinear", 1.0, "keras"), workers=1)[name]
+    clean = np.stack([resize_image(decode(Path(p))[0], (32, "bilinear", 1.0, "keras")) for p in paths])
+    assert copies.shape == (3, 32, 32, 3) and copies.dtype == np.uint8
+    assert np.array_equal(copies[0], copies[1])  # a perturbation sees pixels, never labels
+    assert not np.array_equal(copies[0], clean[0])  # it does change the picture
+
+
+def test_a_jpeg_copy_goes_the_same_path_as_the_image_itself(tmp_path, tiny_demo):
+    """A real photograph re-encoded at JPEG quality 30, as a site would: the perturbation applied to the
+    original file, then the run's resize, gives exactly what the cache makes of the JPEG copy as a file."""
+    manifest = pd.read_csv(tiny_demo / "manifest.csv", keep_default_na=False)
+    real = str(tiny_demo / manifest[manifest["label"] == "real"]["path"].iloc[0])
+    copy = tmp_path / "copy.jpg"
+    decode(Path(real))[0].save(copy, "JPEG", quality=30)
+    for resize in ((48, "bilinear", 1.0, "keras"), (48, "bicubic", 0.875, "timm")):
+        perturbed = perturbed_copies([real], [sha256_of(Path(real))], {"jpeg30": jpeg(30)}, resize, workers=1)["jpeg30"][0]
+        assert np.array_equal(perturbed, resize_image(decode(copy)[0], resize))
+    changed = perturbed_copies([real], ["0" * 64], {"jpeg30": jpeg(30)}, (48, "bilinear", 1.0, "keras"), workers=1)
+    assert changed == f"{real} changed since its manifest was written"
 
 
 @pytest.fixture(scope="module")
