@@ -14,10 +14,11 @@ seeds and its own group interaction (N(0, 0.5) on the logit scale), so on a give
 Holm over the 3 pairs at 5%.
 
 Each cell runs the harness's own functions (stats.crossed, stats.collapse) on DRAWS simulated sweeps;
-"refused" where the leaderboard gives no interval (fewer than MIN_UNITS units, or 2 seeds). With 1000
-draws the Monte Carlo standard error of a coverage near 95% is 0.7 points, of a rate near 5% 0.7 points.
+"refused" where the leaderboard gives no interval (fewer than MIN_UNITS units, or 2 seeds). The Monte Carlo
+standard error of a coverage near 95%, or of a rate near 5%, is 1.0 point over 500 draws (the default),
+0.7 over 1000 (docs/science.md's table).
 
-    python benchmarks/interval_coverage.py [--draws 1000]
+    python benchmarks/interval_coverage.py [--draws 500]
 """
 import argparse
 import math
@@ -221,7 +222,7 @@ def special_rows(draws: int, log: Callable[[str], None]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=1000, help="simulated sweeps per cell (default 1000)")
+    parser.add_argument("--draws", type=int, default=500, help="simulated sweeps per cell (default 500: about 5 minutes on 2 cores)")
     args = parser.parse_args()
     start = time.perf_counter()
     regimes = [Regime(a, g, s) for g in ("photographs differ", "concentration 5") for s in ("normal", "skewed") for a in ACCURACIES]

@@ -43,6 +43,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         at = columns.index("train_images_per_s") + 1
         columns[at:at] = ["ranks", "speedup", "efficiency", "eff 95% CI (seeds)"]
         caption += "; speedup: images/s against the same seed on one rank, the batch per rank fixed"
+        refused = sorted({row["speedup_reason"] for row in rows if row.get("speedup_reason")})
+        caption += f" (none where {'; '.join(refused)})" if refused else ""
     if args.compare == "dle":
         from harness.analysis.scaling import DLE_SOURCE, with_dle
 

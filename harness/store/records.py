@@ -58,10 +58,11 @@ Preprocessing = Annotated[dict[str, Any], Keys({
 Throughput = Annotated[dict[str, Any], Keys({
     **dict.fromkeys(("train_images_per_s", "infer_images_per_s", "achieved_tflops", "peak_tflops", "mfu",
                      "compile_seconds"), Amount | None),
-    "data_wait_fraction": Fraction | None, "steady_train_steps": Count,
+    "data_wait_fraction": Fraction | None, "gpu_copy_wait_fraction": Fraction | None, "gpu_copy_wait_reason": str | None,
+    "steady_train_steps": Count,
     "train_flops_per_image": Count | None, "infer_flops_per_image": Count | None})]
 Memory = Annotated[dict[str, Any], Keys({"peak_host_rss_bytes": Count | None, "peak_gpu_memory_bytes": Count | None})]
-ENERGY = {"energy_j": Amount | None, "images": Count, "energy_per_image_j": Amount | None}
+ENERGY = {"energy_j": Amount | None, "energy_uncertainty_j": Amount | None, "images": Count, "energy_per_image_j": Amount | None}
 Gpu = Annotated[dict[str, Any], Keys({
     "util_mean": Fraction | None, "util_median": Fraction | None, "util_period_s": Amount | None, "samples": Count,
     "memory_used_max_bytes": Count | None, "power_mean_w": Amount | None, **ENERGY,

@@ -109,8 +109,10 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 
 
 def _rank_figures(meter: StepMeter, infer_meter: StepMeter) -> dict[str, Any]:
+    copy_wait, copy_wait_reason = meter.gpu_copy_wait()
     return {"host": os.uname().nodename, "train_images": meter.images, "train_seconds": meter.seconds,
             "train_images_per_s": meter.images_per_s(), "data_wait_fraction": meter.data_wait_fraction(),
+            "gpu_copy_wait_fraction": copy_wait, "gpu_copy_wait_reason": copy_wait_reason,
             "infer_images": infer_meter.images, "infer_seconds": infer_meter.seconds,
             "infer_images_per_s": infer_meter.images_per_s()}
 
@@ -177,7 +179,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     train_ips = global_rate(per_rank, "train")
     mfu = model_flops_utilisation(train_flops, train_ips, env["device_name"] if run.device.type == "cuda" else None,
                                   compute_precision(config.precision, run.float32_matmul), devices=ranks.world_size)
-    data_waits = [r["data_wait_fraction"] for r in per_rank]
+    data_waits, copy_waits = [r["data_wait_fraction"] for r in per_rank], [r["gpu_copy_wait_fraction"] for r in per_rank]
     memories = [m for _, _, m in gpu]
     record = completed_record(
         sweep_id, paths.run_id, config,
@@ -192,8 +194,10 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
               **image_intervals(test_labels, test_probs, groups)},
         robustness=robust,
         cross_generator=across,
-        # the slowest rank's data wait: the others wait for it at the gradients' all-reduce
+        # the slowest rank's waits for data: the others wait for it at the gradients' all-reduce
         throughput=throughput(train_ips, global_rate(per_rank, "infer"), None if None in data_waits else max(data_waits),
+                              (None if None in copy_waits else max(copy_waits),
+                               next((r["gpu_copy_wait_reason"] for r in per_rank if r["gpu_copy_wait_reason"]), None)),
                               max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul) | compiled,
         memory=memories[0] if len(memories) == 1 else {
             "peak_host_rss_bytes": max(m["peak_host_rss_bytes"] for m in memories),
