@@ -9,11 +9,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.analysis.columns import EXTRA_METRICS, LOWER_IS_BETTER, METRICS, POPULATIONS, SORTABLE, THROUGHPUT
 from harness.analysis.load import SweepResults
 from harness.analysis.scaling import add_scaling
 from harness.analysis.status import sweep_status
-from harness.analysis.variance import NO_SCORES, all_scored, architecture_interval, crossed_pair_test, left_out, run_scores
+from harness.analysis.variance import (
+    NO_SCORES,
+    all_scored,
+    architecture_interval,
+    crossed_pair_test,
+    left_out,
+    run_scores,
+    same_groups,
+)
 from harness.errors import UserError
 from harness.stats.intervals import mean_interval
 from harness.store.paths import SweepPaths
@@ -146,8 +156,7 @@ def _one_seed_tests(sweep: SweepPaths, models: list[str], pairs: list[tuple[str,
     labels, _, units = next(iter(scored.values()))
     if metric == "auc" and (labels.all() or not labels.any()):
         return {pair: (None, "the test split holds one class: it has no AUC") for pair in pairs}, ""
-    same = {m for m, (y, _, groups) in scored.items() if y.shape == labels.shape and (y == labels).all()
-            and (groups is None if units is None else groups is not None and (groups == units).all())}
+    same = {m for m, (y, _, groups) in scored.items() if np.array_equal(y, labels) and same_groups(groups, units)}
     if units is None:
         test = {"accuracy": "McNemar on accuracy", "auc": "DeLong on AUC"}[metric] + " over the test images"
     else:
@@ -157,7 +166,7 @@ def _one_seed_tests(sweep: SweepPaths, models: list[str], pairs: list[tuple[str,
         if count < 2:
             return {pair: (None, "the test split holds one group: a spread between groups needs 2") for pair in pairs}, test
     test += " (1 seed: seed variance not counted)"
-    tested = {}
+    tested: dict[tuple[str, str], Tested] = {}
     for a, b in pairs:
         if a not in same or b not in same:
             tested[(a, b)] = (None, NO_SCORES if a not in scored or b not in scored else "not both scored on the same test images")

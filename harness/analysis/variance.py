@@ -66,15 +66,19 @@ def scored_runs(sweep: SweepPaths, records: list[RunRecord]) -> ScoredRuns | str
     """The records' runs on their common test set, or why there is none (scores missing, or the runs were
     not scored on the same images: --resplit)."""
     found = [run_scores(sweep, r.run_id) for r in records]
-    if any(f is None for f in found):
+    scores = [f for f in found if f is not None]
+    if len(scores) < len(found):
         return NO_SCORES
-    labels, _, groups = found[0]  # type: ignore[misc]
-    for other_labels, _, other_groups in found:  # type: ignore[misc]
-        if other_labels.shape != labels.shape or not (other_labels == labels).all() or (other_groups is None) != (groups is None) \
-                or (groups is not None and not (other_groups == groups).all()):
-            return "not all seeds were scored on the same test images"
+    labels, _, groups = scores[0]
+    if any(not np.array_equal(other, labels) or not same_groups(units, groups) for other, _, units in scores):
+        return "not all seeds were scored on the same test images"
     units = np.arange(len(labels)) if groups is None else groups
-    return ScoredRuns(labels, np.stack([f[1] for f in found]), units, "images" if groups is None else "groups")  # type: ignore[index]
+    return ScoredRuns(labels, np.stack([probs for _, probs, _ in scores]), units, "images" if groups is None else "groups")
+
+
+def same_groups(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Whether two runs' test images fall in the same groups (None: the manifest has none)."""
+    return a is None and b is None or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def left_out(records: list[RunRecord], failed: list[RunRecord]) -> dict[str, str]:

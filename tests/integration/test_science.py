@@ -70,19 +70,22 @@ def trained(tmp_path_factory, tiny_demo):
     return results
 
 
-def test_leaderboard_shows_intervals_over_seeds_and_separability(cli, trained):
+def test_leaderboard_says_why_two_seeds_give_no_interval_and_tests_over_seeds_and_photographs(cli, trained):
     board = cli("leaderboard", "sci", "--format", "json", "--results", trained).json()
     for row in board:
-        assert row["seeds"] == 2 and row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"]
+        assert row["seeds"] == 2 and row["accuracy_lo"] is None
+        assert row["interval_reason"].startswith("2 seeds: too few for an interval that counts seed variance (3 needed)")
         assert "eer" in row and "average_precision" in row and "accuracy_at_threshold" in row
     table = cli("leaderboard", "sci", "--results", trained)
-    assert "acc 95% CI (seeds)" in table.out and "group" in table.out
-    # the caption: the test on the seeds, or (two seeds that differ by the same amount) why it could not run
-    caption = ("group: architectures that share a letter are not separable (paired t-test on per-seed accuracy, Holm over 1 pair, 5%)"
-               if board[0]["separability_test"] else "group: no pair tested; not tested where every seed differs by the same amount")
+    assert "group" in table.out and "no acc 95% CI where 2 seeds" in " ".join(table.out.split())
+    # the caption: the crossed test over seeds and the demo's photographs, or why it could not run
+    caption = ("group: architectures that share a letter are not separable (crossed paired test on accuracy over seeds x "
+               "test units (two-way random effects, t at most seeds - 1 df), Holm over 1 pair, 5%)"
+               if board[0]["separability_test"] else "group: no pair tested; not tested where every seed and unit differs")
     assert caption in " ".join(table.out.split())
     assert cli("leaderboard", "sci", "--format", "markdown", "--results", trained).out.splitlines()[-1].startswith(caption)
-
+    this = cli("leaderboard", "sci", "--population", "this-test-set", "--format", "json", "--results", trained).json()
+    assert this[0]["separability_test"].startswith("paired t-test on per-seed accuracy over seeds, conditional on this test set")
 
 
 def test_each_run_tests_its_most_accurate_validation_epoch(trained):
