@@ -114,8 +114,8 @@ def resplit_interval(records: list[RunRecord]) -> dict[str, Any]:
     """Each seed drew its own split: the seeds' values are independent draws of seed and test set."""
     seeds = len(records)
     if seeds < MIN_SEEDS:
-        return _interval_fields({}, None, None, f"{seeds} seed{'s' if seeds > 1 else ''} on their own splits (--resplit): "
-                                f"too few for an interval ({MIN_SEEDS} needed)")
+        return _interval_fields({}, None, None, f"{seeds} seeds on their own splits (--resplit): too few for an interval "
+                                f"({MIN_SEEDS} needed)")
     images = sum(int((r.test or {}).get("count") or 0) for r in records) or None  # the seeds' test sets, all of them
     bounds = {}
     for metric in ("accuracy", "auc"):
@@ -161,7 +161,7 @@ def architecture_interval(sweep: SweepPaths, records: list[RunRecord], populatio
     are none (interval_reason)."""
     if not records:
         return _interval_fields({}, None, None, "no completed run")
-    if any(r.config.get("resplit") for r in records):
+    if len(records) > 1 and any(r.config.get("resplit") for r in records):
         if population == "this-test-set":
             return _interval_fields({}, None, None, "each seed drew its own split (--resplit): there is no one test set "
                                     "to be conditional on")

@@ -180,9 +180,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: Any) -> None:
+def add_leaderboard(commands: Any) -> None:
     from harness.analysis.columns import POPULATIONS, SORTABLE
-    from harness.store.perflog import FIGURE_UNITS
 
     board = commands.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
     add_sweep(board)
@@ -197,6 +196,12 @@ def add_commands(commands: Any) -> None:
                        help="paper: the paper's Table 2 beside ours; dle: NVIDIA's published speedups beside a scaling "
                        "sweep's (where the GPU and the precision match)")
     board.set_defaults(func=cmd_leaderboard)
+
+
+def add_commands(commands: Any) -> None:
+    from harness.store.perflog import FIGURE_UNITS
+
+    add_leaderboard(commands)
 
     report = commands.add_parser("report", help="one self-contained report of a sweep: tables, figures, settings")
     add_sweep(report)

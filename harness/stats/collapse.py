@@ -1,6 +1,7 @@
-"""Runs that collapsed: a seed at chance while its siblings learnt, or a run whose training diverged. Such a run is named, not averaged: a
-mean over seeds with one seed at 50% among seeds at 95% describes neither, and its interval covers
-nothing (one seed in ten at chance took the interval over seeds to 31-67% coverage in simulation).
+"""Runs that collapsed: a seed at chance while its siblings learnt, or a run whose training diverged.
+Such a run is named, not averaged: a mean over seeds with one seed at 50% among seeds at 95% describes
+neither, and its interval covers nothing (one seed in ten at chance took the interval over seeds to
+31-67% coverage in simulation).
 
 Plain Python: the leaderboard and status import this.
 """

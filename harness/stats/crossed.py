@@ -134,11 +134,9 @@ def proportion_interval(spread: Spread, images: int | None, confidence: float = 
     of images the variance implies, at Student's t for its degrees of freedom; images: the binomial floor
     (never more effective images than there are; None: no floor, as for a fixed test set)."""
     mean, variance, df = spread
-    effective = mean * (1 - mean) / variance if variance > 0 else math.inf
-    if images is not None:
-        effective = min(effective, float(images))
-    if math.isinf(effective):  # no spread and no floor: the mean alone
-        return (mean, mean)
+    if variance <= 0 and images is None:
+        raise ValueError("no spread and no binomial floor: an interval would have zero width")
+    effective = min(mean * (1 - mean) / variance if variance > 0 else math.inf, math.inf if images is None else float(images))
     return wilson_interval(mean, effective, t_quantile((1 + confidence) / 2, df))
 
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from harness.data.cache import CachedSplit
 from harness.data.perturb import PERTURBATIONS, perturbed_copies
@@ -16,10 +17,11 @@ from harness.training.trainer import DeviceSplit, Trainer, generator_subset
 log = logging.getLogger("harness.training")
 
 
-def robustness(run: Trainer, test: CachedSplit, threshold: float, digests: dict[str, str]) -> dict[str, dict[str, Any]]:
+def robustness(run: Trainer, test: CachedSplit, threshold: float, manifest: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """The test metrics on perturbed copies of the test split: each perturbation applied to the original
-    files (digests: each path's sha256, from the manifest), the run's preprocessing after it, the same for
-    both classes. None where the originals no longer read or match their manifest (logged)."""
+    files (checked against the manifest's sha256), the run's preprocessing after it, the same for both
+    classes. None where the originals no longer read or match their manifest (logged)."""
+    digests = dict(zip(manifest["path"], manifest["sha256"]))
     paths = test.index["path"].tolist()
     workers = max(1, len(os.sched_getaffinity(0)) * run.ranks.nodes // run.ranks.world_size)  # each rank makes its own
     copies = perturbed_copies(paths, [digests.get(p) for p in paths], PERTURBATIONS, run.pre.resize_key, workers)

@@ -117,6 +117,14 @@ def _rank_figures(meter: StepMeter, infer_meter: StepMeter) -> dict[str, Any]:
             "infer_images_per_s": infer_meter.images_per_s()}
 
 
+def slowest_waits(ranks: list[dict[str, Any]]) -> tuple[float | None, tuple[float | None, str | None]]:
+    """The slowest rank's waits for data, the host's fetch and the GPU's wait on copies (with its reason):
+    the other ranks wait for it at the gradients' all-reduce."""
+    fetch, copies = [r["data_wait_fraction"] for r in ranks], [r["gpu_copy_wait_fraction"] for r in ranks]
+    reason = next((r["gpu_copy_wait_reason"] for r in ranks if r["gpu_copy_wait_reason"]), None)
+    return None if None in fetch else max(fetch), (None if None in copies else max(copies), reason)
+
+
 def global_rate(ranks: list[dict[str, Any]], phase: str) -> float | None:
     """Images/s of all ranks together: their images over the longest rank's span (the ranks are timed
     between the same barriers, so the spans differ by the barrier's own latency); None when untimed."""
@@ -163,8 +171,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         val_probs, val_labels = run.evaluate(splits["val"])
         threshold = best_threshold(val_labels, val_probs)
         test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
-    manifest = read_manifest(dataset)  # the originals' sha256: the perturbations start from the files
-    robust = robustness(run, cached["test"], threshold, dict(zip(manifest["path"], manifest["sha256"])))
+    robust = robustness(run, cached["test"], threshold, read_manifest(dataset))
     across = cross_generator(cached["test"], test_probs, threshold, config.seed)
     per_rank = distributed.gather(ranks, _rank_figures(meter, infer_meter))
     gpu = distributed.gather(ranks, (sampler.summary("train"), sampler.energy("infer"), peak_memory(run.device)))
@@ -179,7 +186,6 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     train_ips = global_rate(per_rank, "train")
     mfu = model_flops_utilisation(train_flops, train_ips, env["device_name"] if run.device.type == "cuda" else None,
                                   compute_precision(config.precision, run.float32_matmul), devices=ranks.world_size)
-    data_waits, copy_waits = [r["data_wait_fraction"] for r in per_rank], [r["gpu_copy_wait_fraction"] for r in per_rank]
     memories = [m for _, _, m in gpu]
     record = completed_record(
         sweep_id, paths.run_id, config,
@@ -194,10 +200,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
               **image_intervals(test_labels, test_probs, groups)},
         robustness=robust,
         cross_generator=across,
-        # the slowest rank's waits for data: the others wait for it at the gradients' all-reduce
-        throughput=throughput(train_ips, global_rate(per_rank, "infer"), None if None in data_waits else max(data_waits),
-                              (None if None in copy_waits else max(copy_waits),
-                               next((r["gpu_copy_wait_reason"] for r in per_rank if r["gpu_copy_wait_reason"]), None)),
+        throughput=throughput(train_ips, global_rate(per_rank, "infer"), *slowest_waits(per_rank),
                               max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul) | compiled,
         memory=memories[0] if len(memories) == 1 else {
             "peak_host_rss_bytes": max(m["peak_host_rss_bytes"] for m in memories),
