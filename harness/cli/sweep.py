@@ -51,8 +51,7 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
            help="timm: each model's own config; paper: each model's Keras mode (caffe for ResNet50/VGG, "
            "torch for DenseNet121, tf for the others); caffe/torch/tf: one Keras mode for every model")
     option("--keras-resize", choices=KERAS_INTERPOLATIONS, default=defaults.keras_resize,
-           help="how a Keras mode resizes: bilinear, as tf.image.resize (image_dataset_from_directory, Keras' default), "
-           "or nearest, as load_img and ImageDataGenerator; the whole image, no antialiasing")
+           help="a Keras mode's resize: bilinear as tf.image.resize (Keras' default) or nearest as load_img")
     option("--select-by", choices=SELECT_BY, default=defaults.select_by,
            help="the epoch each run keeps and tests: highest val accuracy (ties: lowest loss), or lowest val loss")
     option("--precision", choices=PRECISIONS, default=defaults.precision)
