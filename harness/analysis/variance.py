@@ -72,6 +72,9 @@ def scored_runs(sweep: SweepPaths, records: list[RunRecord]) -> ScoredRuns | str
     labels, _, groups = scores[0]
     if any(not np.array_equal(other, labels) or not same_groups(units, groups) for other, _, units in scores):
         return "not all seeds were scored on the same test images"
+    for record, (_, probs, _) in zip(records, scores):  # a file from disk: it must be the run's own
+        if not np.isclose(np.mean((probs >= 0.5) == labels), (record.test or {}).get("accuracy", np.nan), rtol=0, atol=1e-9):
+            return f"{record.run_id}'s test scores (test_scores.npy) disagree with its record's test accuracy"
     units = np.arange(len(labels)) if groups is None else groups
     return ScoredRuns(labels, np.stack([probs for _, probs, _ in scores]), units, "images" if groups is None else "groups")
 

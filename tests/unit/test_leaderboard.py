@@ -106,6 +106,17 @@ def test_with_too_few_seeds_or_units_the_interval_says_why(tmp_path):
     assert "no acc 95% CI where too few units for an interval: 3 test groups, 5 needed" in interval_lines([few])
 
 
+def test_test_scores_that_disagree_with_their_record_are_not_used(tmp_path):
+    rng = np.random.default_rng(6)
+    sweep = crossed_sweep(tmp_path, {"ResNet50": [rng.random(200) < 0.9 for _ in range(3)]}, np.arange(200) % 10)
+    scores = np.load(sweep.run("ResNet50-s1").test_scores)
+    scores[1] = 1 - scores[1]  # another run's scores, or damaged ones
+    np.save(sweep.run("ResNet50-s1").test_scores, scores)
+    row = leaderboard(SweepResults(sweep))[0]
+    assert row["interval_population"] == "this test set"  # the seeds alone, saying why
+    assert "ResNet50-s1's test scores (test_scores.npy) disagree with its record's test accuracy" in row["interval_method"]
+
+
 def test_a_seed_at_chance_is_named_and_left_out_of_the_mean_the_interval_and_status(tmp_path):
     from harness.analysis.status import sweep_status
 
