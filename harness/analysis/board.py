@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis.cells import interval
-from harness.analysis.leaderboard import leaderboard, separability_caption, with_paper
+from harness.analysis.leaderboard import interval_lines, leaderboard, separability_caption, with_paper
 from harness.analysis.load import SweepResults
 from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
 from harness.analysis.scaling import DLE_SOURCE, with_dle
@@ -16,12 +16,11 @@ from harness.store.records import SweepSpec
 # The columns a table shows, and those that make way on a narrow terminal, first listed first (--wide shows them).
 COLUMNS = ["model", "params", "accuracy", "loss", "precision", "recall", "f1", "auc", "train_images_per_s",
            "infer_images_per_s", "gpu_util_mean", "status"]
-OPTIONAL = ("AUC 95% CI (seeds)", "infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1",
+OPTIONAL = ("AUC 95% CI", "infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1",
             "eff 95% CI (seeds)", "train_images_per_s")
-# Each interval a table shows beside its figure: (column, the figure, its bounds).
-INTERVALS = (("acc 95% CI (seeds)", "accuracy", "accuracy_lo", "accuracy_hi"),
-             ("acc 95% CI (test)", "accuracy", "accuracy_test_lo", "accuracy_test_hi"),
-             ("AUC 95% CI (seeds)", "auc", "auc_lo", "auc_hi"))
+# Each interval a table shows beside its figure, over the population the caption names (analysis.variance):
+# (column, the figure, its bounds).
+INTERVALS = (("acc 95% CI", "accuracy", "accuracy_lo", "accuracy_hi"), ("AUC 95% CI", "auc", "auc_lo", "auc_hi"))
 SCALING_COLUMNS = ["ranks", "speedup", "efficiency", "eff 95% CI (seeds)"]
 PAPER_COLUMNS = ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
 
@@ -51,11 +50,13 @@ class LeaderboardView:
     paper: View | None = None
 
 
-def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str | None = None) -> LeaderboardView:
-    """The leaderboard's table: the means, each accuracy's interval, the separability group, the scaling
-    columns where the sweep ran at several rank counts; compare "dle": NVIDIA's published speedups beside
-    them, "paper": Table 2's figures (paper_<figure>) and the paper's views."""
-    rows = leaderboard(results, sort)
+def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str | None = None,
+                     population: str = "new-test-set") -> LeaderboardView:
+    """The leaderboard's table: the means, the accuracy's and the AUC's intervals over the population asked
+    for, the separability group, the scaling columns where the sweep ran at several rank counts; compare
+    "dle": NVIDIA's published speedups beside them, "paper": Table 2's figures (paper_<figure>) and the
+    paper's views. The caption says what was tested, what the intervals are about, and what was left out."""
+    rows = leaderboard(results, sort, population)
     columns, caption = list(COLUMNS), separability_caption(rows)
     _interval_columns(rows, columns)
     if any(row.get("group") is not None for row in rows):
@@ -69,12 +70,12 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
     if compare == "paper":
         setting, paper = paper_views(results.spec, rows)
         rows, columns = with_paper(rows), columns + PAPER_COLUMNS
-    return LeaderboardView(View(rows, columns, _title(results, rows), caption, OPTIONAL), setting, paper)
+    title = f"leaderboard of sweep {results.sweep.sweep_id} (mean over seeds)"
+    return LeaderboardView(View(rows, columns, title, "; ".join([caption, *interval_lines(rows)]), OPTIONAL), setting, paper)
 
 
 def _interval_columns(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """The 95% intervals beside their figures: the accuracy's and the AUC's over seeds where a row has
-    several, else the accuracy's over the test split's independent units (a record's, with one seed)."""
+    """The 95% intervals beside their figures, where a row has one."""
     for name, figure, low, high in INTERVALS:
         if any(row.get(low) is not None for row in rows):
             for row in rows:
@@ -88,7 +89,9 @@ def _scaling_columns(rows: list[dict[str, Any]], columns: list[str]) -> str:
         row["eff 95% CI (seeds)"] = interval(row.get("efficiency_lo"), row.get("efficiency_hi"))
     at = columns.index("train_images_per_s") + 1
     columns[at:at] = SCALING_COLUMNS
-    return "; speedup: images/s against the same seed on one rank, the batch per rank fixed"
+    refused = sorted({row["speedup_reason"] for row in rows if row.get("speedup_reason")})
+    return "; speedup: images/s against the same seed on one rank, the batch per rank fixed" + (
+        f" (none where {'; '.join(refused)})" if refused else "")
 
 
 def _with_nvidia(results: SweepResults, rows: list[dict[str, Any]], columns: list[str]) -> tuple[list[dict[str, Any]], str]:
@@ -100,13 +103,6 @@ def _with_nvidia(results: SweepResults, rows: list[dict[str, Any]], columns: lis
     columns += ["dle_speedup", "dle_efficiency"]
     reasons = sorted({row["dle_reason"] for row in rows if row.get("dle_reason") and row["ranks"] != 1})
     return rows, f"; NVIDIA: {DLE_SOURCE}" + (f" ({'; '.join(reasons)})" if reasons else "")
-
-
-def _title(results: SweepResults, rows: list[dict[str, Any]]) -> str:
-    """The table's title: what it averages and what its intervals cover."""
-    covers = {f"intervals over {row['interval_covers']}" for row in rows if row.get("interval_covers")}
-    covers |= {f"test intervals: {row['test_interval']}" for row in rows if row.get("accuracy_test_lo") is not None}
-    return f"leaderboard of sweep {results.sweep.sweep_id} (mean over seeds" + (f"; {'; '.join(sorted(covers))})" if covers else ")")
 
 
 def paper_views(spec: SweepSpec, rows: list[dict[str, Any]]) -> tuple[View, View]:

@@ -3,3 +3,6 @@ plain names, so that `--help` lists the choices without importing the leaderboar
 from harness.store.figures import FIGURES
 
 SORTABLE = [*FIGURES, "params", "model"]
+# What the accuracy's interval is about: new seeds and new test units drawn as these were, or new seeds on this
+# test set (analysis.variance)
+POPULATIONS = ("new-test-set", "this-test-set")

@@ -151,7 +151,7 @@ def draw_accuracy_vs_speed(table: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 5))
     needed = {"accuracy", "train_images_per_s"}
     done = table.dropna(subset=list(needed)) if needed <= set(table.columns) else table.iloc[0:0]
-    ax.set(title="test accuracy (95% interval over seeds) against training speed", xlabel="training images/s (log scale)",
+    ax.set(title="test accuracy (95% interval) against training speed", xlabel="training images/s (log scale)",
            ylabel="test accuracy")
     if done.empty:
         note(ax, "no completed run recorded both a test accuracy and a training speed\n"

@@ -45,7 +45,7 @@ def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None
     """(path, probability of fake or None, reason when None) per image."""
     import torch
 
-    from harness.data.cache import resize_center_crop
+    from harness.data.cache import resize_image
     from harness.data.images import UndecodableImage, decode
     from harness.zoo.models import build_model
     from harness.zoo.preprocessing import Preprocessing
@@ -67,7 +67,7 @@ def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None
     out: list[tuple[str, float | None, str]] = []
     for path in images:
         try:
-            pixels = resize_center_crop(decode(Path(path))[0], pre.resize_key)
+            pixels = resize_image(decode(Path(path))[0], pre.resize_key)
         except (UndecodableImage, OSError, ValueError) as err:  # ValueError: a path holding a NUL
             out.append((str(path), None, getattr(err, "strerror", None) or str(err) or type(err).__name__))
             continue

@@ -136,17 +136,14 @@ def view_table(view: View) -> pd.DataFrame:
                         columns=[cells.label(c) for c in view.columns])
 
 
-def leaderboard_text(rows: list[dict[str, Any]]) -> str:
+def leaderboard_text() -> str:
     """What the leaderboard's means and intervals are, and what its groups say."""
-    tests = sorted({row["test_interval"] for row in rows if row.get("accuracy_test_lo") is not None})
-    return ("Mean over seeds with a 95% Student-t interval over the seeds (initialisation and data order; the test split "
-            "is fixed unless --resplit). With one seed, the accuracy's interval is the run's over the test split's "
-            "independent units (its photographs or identities where the manifest has groups, else its images): "
-            f"{', '.join(tests) or 'none here'} (the AUC's is in each record: test.auc_interval). Architectures that "
-            "share a letter in 'group' are those a paired test on the independent unit (the seeds where there are "
-            "several, else the test photographs or identities where the manifest has groups, else the test images) "
-            "cannot tell apart at 5% after Holm's correction for the number of pairs (a compact letter display; a pair "
-            "not tested counts as not separable).")
+    return ("Mean over seeds (runs that collapsed left out and named). The accuracy's and the AUC's 95% intervals count "
+            "the seeds (initialisation, data order) and the test units (the test photographs or identities where the "
+            "manifest has groups, else the test images) together, over new seeds and new test units unless the caption "
+            "says otherwise (docs/science.md, 'Trustworthy results'); the other metrics' are over the seeds. Architectures "
+            "that share a letter in 'group' are those a paired test cannot tell apart at 5% after Holm's correction for the "
+            "number of pairs (a compact letter display; a pair not tested counts as not separable).")
 
 
 def leaderboard_sections(spec: SweepSpec, board: View) -> list[Section]:
@@ -154,7 +151,7 @@ def leaderboard_sections(spec: SweepSpec, board: View) -> list[Section]:
     views (`leaderboard --compare paper`). board: the leaderboard's table (board.leaderboard_view)."""
     setting, paper = paper_views(spec, board.rows)
     figures = figures_view(board.rows)
-    return [("Leaderboard", "text", leaderboard_text(board.rows)), ("", "table", view_table(board)),
+    return [("Leaderboard", "text", leaderboard_text()), ("", "table", view_table(board)),
             ("", "text", board.caption or ""),
             (figures.title or "", "table", view_table(figures)),
             ("Beside the paper's Table 2", "text", paper.caption or ""), ("", "table", view_table(paper)),

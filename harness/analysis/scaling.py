@@ -41,15 +41,19 @@ def scaling_rows(records_of: dict[str, list[RunRecord]]) -> list[dict[str, Any]]
     for architecture, sizes in by_architecture.items():
         if len(sizes) < 2 or 1 not in sizes:
             continue
-        alone = {r.seed: _rate(r) for r in sizes[1]}
+        alone = {r.seed: r for r in sizes[1]}
         for ranks in sorted(sizes):
             runs = sizes[ranks]
-            pairs = [(_rate(r), alone.get(r.seed)) for r in runs]
-            speedups = [rate / base for rate, base in pairs if rate and base]
+            pairs = [(r, alone[r.seed]) for r in runs if r.seed in alone]
+            # a speedup compares one GPU model with itself: a baseline timed on another is no baseline
+            other = [(_gpu(r), _gpu(base)) for r, base in pairs if _gpu(r) != _gpu(base)]
+            speedups = [rate / base for r, b in pairs if _gpu(r) == _gpu(b) and (rate := _rate(r)) and (base := _rate(b))]
             speedup, low, high = mean_interval(speedups, bounds=(0.0, None))
             rate = mean_interval([_rate(r) for r in runs], bounds=(0.0, None))[0]
             nodes = max(int((r.distributed or {}).get("nodes") or 1) for r in runs)
-            reason = ("no seed timed on both one rank and this many" if not speedups else
+            reason = (f"the one-rank baseline ran on {other[0][1]}, these {ranks} ranks on {other[0][0]}: no speedup "
+                      "across GPU models" if other and not speedups else
+                      "no seed timed on both one rank and this many" if not speedups else
                       "1 seed timed at both sizes: an interval over seeds needs 2" if len(speedups) == 1 else None)
             if ranks == 1 and speedups:  # each seed against itself: 1 by definition, no interval to give
                 low, high, reason = None, None, "the baseline: one rank against itself"
@@ -58,8 +62,13 @@ def scaling_rows(records_of: dict[str, list[RunRecord]]) -> list[dict[str, Any]]
                          "efficiency": None if speedup is None else speedup / ranks,
                          "efficiency_lo": None if low is None else low / ranks,
                          "efficiency_hi": None if high is None else high / ranks,
-                         "interval_reason": reason, **_setting(runs[0])})
+                         "interval_reason": reason, "speedup_reason": reason if speedup is None else None,
+                         **_setting(runs[0])})
     return rows
+
+
+def _gpu(record: RunRecord) -> str | None:
+    return _setting(record)["gpu_name"]
 
 
 def _setting(record: RunRecord) -> dict[str, Any]:
@@ -97,7 +106,8 @@ def with_dle(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-SCALING_COLUMNS = ("speedup", "speedup_lo", "speedup_hi", "efficiency", "efficiency_lo", "efficiency_hi", "gpu_name", "numerics")
+SCALING_COLUMNS = ("speedup", "speedup_lo", "speedup_hi", "efficiency", "efficiency_lo", "efficiency_hi", "speedup_reason",
+                   "gpu_name", "numerics")
 
 
 def add_scaling(rows: list[dict[str, Any]], records_of: dict[str, list[RunRecord]]) -> None:

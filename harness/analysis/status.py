@@ -108,7 +108,22 @@ def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]
             job_id = state.job_id
         statuses.append(run_status(run, results.records[run.run_id], read_progress(sweep.run(run.run_id)), job_id,
                                    state, preprocess, results.spec.sweep_id))
+    flag_collapsed(statuses, results)
     return statuses, preprocess
+
+
+def flag_collapsed(statuses: list[RunStatus], results: SweepResults) -> None:
+    """A completed run at chance while its sibling seeds learnt: its reason names it, as the leaderboard
+    leaves it out (a run whose training diverged is FAILED, its error saying so)."""
+    completed = results.completed()
+    if not any(len(records) > 1 for records in completed.values()):
+        return
+    from harness.analysis.variance import left_out
+
+    named = {run: why for records in completed.values() for run, why in left_out(records, []).items()}
+    for status in statuses:
+        if status.run_id in named:
+            status.reason = f"collapsed, {named[status.run_id]}: left out of the leaderboard's means and intervals"
 
 
 def is_final(status: RunStatus) -> bool:

@@ -20,7 +20,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness.analysis.board import leaderboard_view
     from harness.cli.render import print_rows, print_table, say
 
-    board = leaderboard_view(read_sweep(args, args.sweep), args.sort, args.compare)
+    board = leaderboard_view(read_sweep(args, args.sweep), args.sort, args.compare, args.population)
     if board.setting and board.paper:  # our setting beside the paper's, and Table 2's figures in brackets beside ours
         if args.format == "table":
             for view in (board.setting, board.paper):
@@ -141,19 +141,28 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: Any) -> None:
-    from harness.analysis.columns import SORTABLE
-    from harness.store.figures import FIGURES
+def add_leaderboard(commands: Any) -> None:
+    from harness.analysis.columns import POPULATIONS, SORTABLE
 
     board = commands.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
     add_sweep(board)
     add_format(board)
     board.add_argument("--sort", choices=SORTABLE, default="accuracy", metavar="METRIC",
                        help=f"what to rank by: {', '.join(SORTABLE)}")
+    board.add_argument("--population", choices=POPULATIONS, default=POPULATIONS[0],
+                       help="what the accuracy's interval is about: new-test-set, new seeds and new test photographs, "
+                       "identities or images drawn as these were (the default); this-test-set, new seeds on this test "
+                       "set (conditional on it)")
     board.add_argument("--compare", choices=["paper", "dle"],
                        help="paper: the paper's Table 2 beside ours; dle: NVIDIA's published speedups beside a scaling "
                        "sweep's (where the GPU and the precision match)")
     board.set_defaults(func=cmd_leaderboard)
+
+
+def add_commands(commands: Any) -> None:
+    from harness.store.figures import FIGURES
+
+    add_leaderboard(commands)
 
     report = commands.add_parser("report", help="one self-contained report of a sweep: tables, figures, settings")
     add_sweep(report)

@@ -22,7 +22,7 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     their names, which --resume refuses (a resumed sweep keeps what it was planned with)."""
     from harness.training.config import MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
     from harness.zoo import WEIGHTS_HELP
-    from harness.zoo.preprocessing import PREPROCESSING_CHOICES
+    from harness.zoo.preprocessing import KERAS_INTERPOLATIONS, PREPROCESSING_CHOICES
 
     defaults = TrainConfig(model="")
     planning = sweep.add_argument_group("what the sweep runs (fixed when it starts: --resume keeps them)")
@@ -50,6 +50,8 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     option("--preprocessing", choices=PREPROCESSING_CHOICES, default=defaults.preprocessing,
            help="timm: each model's own config; paper: each model's Keras mode (caffe for ResNet50/VGG, "
            "torch for DenseNet121, tf for the others); caffe/torch/tf: one Keras mode for every model")
+    option("--keras-resize", choices=KERAS_INTERPOLATIONS, default=defaults.keras_resize,
+           help="a Keras mode's resize: bilinear as tf.image.resize (Keras' default) or nearest as load_img")
     option("--select-by", choices=SELECT_BY, default=defaults.select_by,
            help="the epoch each run keeps and tests: highest val accuracy (ties: lowest loss), or lowest val loss")
     option("--precision", choices=PRECISIONS, default=defaults.precision)

@@ -29,6 +29,7 @@ from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
 from harness.errors import UserError
 from harness.store.atomic import read_json, write_json_atomic
 from harness.store.staging import staging_folder
+from harness.zoo.preprocessing import Resize
 
 CACHE_SCHEMA = 1
 CHUNK = 64
@@ -36,13 +37,12 @@ PIL_INTERPOLATION = {
     "nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
 }
-ResizeKey = tuple[int, str, float]  # (image size, interpolation, crop fraction)
 ProgressCallback = Callable[[int, int, float], None]  # (done, total, images per second)
 
 
-def resize_center_crop(image: Image.Image, resize: ResizeKey) -> np.ndarray:
-    """timm's eval transform: shorter side to size / crop_pct, then a centred size x size crop."""
-    size, interpolation, crop_pct = resize
+def resize_center_crop(image: Image.Image, size: int, interpolation: str, crop_pct: float) -> np.ndarray:
+    """timm's eval transform: shorter side to size / crop_pct, then a centred size x size crop (Pillow's
+    filters, which antialias when they shrink)."""
     scale = size / crop_pct / min(image.size)
     width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
     image = image.resize((width, height), PIL_INTERPOLATION[interpolation])
@@ -50,12 +50,41 @@ def resize_center_crop(image: Image.Image, resize: ResizeKey) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def cache_key(digest: str, resize: ResizeKey) -> str:
-    size, interpolation, crop_pct = resize
-    return f"{digest[:16]}-{size}px-{interpolation}-crop{crop_pct:g}"
+def _bilinear_weights(inputs: int, outputs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """tf.image.resize's bilinear sampling along one axis (half-pixel centres, no antialiasing): each output
+    pixel's two source pixels and the weight of the second."""
+    position = (np.arange(outputs) + 0.5) * (inputs / outputs) - 0.5
+    below = np.floor(position)
+    return (np.clip(below, 0, inputs - 1).astype(np.int64), np.clip(below + 1, 0, inputs - 1).astype(np.int64),
+            position - below)
 
 
-def _decode_chunk(args: tuple[list[str], list[str], ResizeKey]) -> list[np.ndarray | str]:
+def keras_resize(image: Image.Image, size: int, interpolation: str) -> np.ndarray:
+    """Keras' resize: the whole image to size x size, squashed where it is not square, no antialiasing.
+    bilinear: tf.image.resize's (image_dataset_from_directory, the Resizing layer), its float result
+    rounded to uint8; nearest: Pillow's NEAREST, which is what load_img and ImageDataGenerator call."""
+    if interpolation == "nearest":
+        return np.asarray(image.resize((size, size), Image.Resampling.NEAREST), dtype=np.uint8)
+    pixels = np.asarray(image, dtype=np.float64)
+    top, bottom, down = _bilinear_weights(image.height, size)
+    left, right, across = _bilinear_weights(image.width, size)
+    rows = pixels[top] + (pixels[bottom] - pixels[top]) * down[:, None, None]
+    out = rows[:, left] + (rows[:, right] - rows[:, left]) * across[None, :, None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def resize_image(image: Image.Image, resize: tuple) -> np.ndarray:
+    """An image at the network's input size, as the key says (zoo.preprocessing.Resize; a 3-tuple is timm's)."""
+    size, interpolation, crop_pct, method = Resize(*resize)
+    return keras_resize(image, size, interpolation) if method == "keras" else resize_center_crop(image, size, interpolation, crop_pct)
+
+
+def cache_key(digest: str, resize: tuple) -> str:
+    size, interpolation, crop_pct, method = Resize(*resize)
+    return f"{digest[:16]}-{size}px-{interpolation}-crop{crop_pct:g}" + ("-keras" if method == "keras" else "")
+
+
+def _decode_chunk(args: tuple[list[str], list[str], tuple]) -> list[np.ndarray | str]:
     """Each path's pixels, or the reason it is skipped (it does not decode, or its bytes are no longer
     those the manifest's sha256 names); a file that cannot be read stops the build."""
     paths, digests, resize = args
@@ -67,7 +96,7 @@ def _decode_chunk(args: tuple[list[str], list[str], ResizeKey]) -> list[np.ndarr
             if found != digest:
                 out.append(f"changed since its manifest was written (sha256 {found[:12]}..., the manifest says {digest[:12]}...)")
                 continue
-            out.append(resize_center_crop(decode_bytes(data)[0], resize))
+            out.append(resize_image(decode_bytes(data)[0], resize))
         except UndecodableImage as err:
             out.append(str(err))
         except OSError as err:  # missing, no permission, an I/O error, an unmounted path: not the image's fault
@@ -82,7 +111,7 @@ class CachedSplit:
     index: pd.DataFrame  # path, label, generator per row
 
 
-def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: ResizeKey, workers: int,
+def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: Resize, workers: int,
                  report: Callable[[int], None]) -> list[dict[str, str]]:
     size = resize[0]
     images = np.lib.format.open_memmap(folder / f"{split}.npy", mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
@@ -115,9 +144,11 @@ def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: ResizeKey
     return skipped
 
 
-def build_cache(dataset: Path, resize: ResizeKey, cache_root: Path, workers: int | None = None,
+def build_cache(dataset: Path, resize: tuple, cache_root: Path, workers: int | None = None,
                 on_progress: ProgressCallback | None = None) -> Path:
-    """Build (or reuse) the cache of dataset at one resize setting; returns its folder."""
+    """Build (or reuse) the cache of dataset at one resize setting (a zoo.preprocessing.Resize; a 3-tuple
+    is timm's); returns its folder."""
+    resize = Resize(*resize)
     digest = manifest_digest(dataset)
     folder = Path(cache_root) / cache_key(digest, resize)
     if (folder / "header.json").exists():
@@ -144,7 +175,7 @@ def build_cache(dataset: Path, resize: ResizeKey, cache_root: Path, workers: int
             seconds = time.perf_counter() - start
             write_json_atomic(tmp / "header.json", {
                 "schema": CACHE_SCHEMA, "manifest_sha256": digest, "image_size": resize[0], "interpolation": resize[1],
-                "crop_pct": resize[2], "images": total - len(skipped), "skipped": skipped,
+                "crop_pct": resize[2], "resize": resize.method, "images": total - len(skipped), "skipped": skipped,
                 "seconds": round(seconds, 3), "images_per_s": round(total / max(seconds, 1e-9), 1), "workers": workers,
             })
             os.replace(tmp, folder)
@@ -163,15 +194,29 @@ def load_split(folder: Path, split: str) -> CachedSplit:
 
 
 def resplit(splits: dict[str, CachedSplit], seed: int) -> dict[str, CachedSplit]:
-    """The three splits pooled and split again with seed, by source group and stratified by label, as
-    `data prepare` splits: with --resplit each seed draws its own split, so an interval over seeds also
-    covers which images were held out."""
-    from harness.data.prepare import assign_splits
-
-    index = pd.concat([splits[name].index for name in SPLITS], ignore_index=True)
+    """The three splits pooled and drawn again with seed, so that an interval over seeds also covers which
+    images were held out (--resplit). Drawn by unit (the source group where the manifest gives one, else
+    the image), units of each kind (those holding both classes, reals only, fakes only) apart: each split
+    gets as many units of each kind as the fixed split holds, so it keeps its number of test units and its
+    class balance, both classes in every split, and no unit feeds two splits."""
+    index = pd.concat([splits[name].index.assign(split=name) for name in SPLITS], ignore_index=True)
     images = np.concatenate([np.asarray(splits[name].images) for name in SPLITS])
     labels = np.concatenate([splits[name].labels for name in SPLITS])
-    groups = index["group"] if "group" in index else pd.Series("", index=index.index)
-    assigned = assign_splits(index.assign(group=groups.fillna(""), sha256=index["path"]), seed).to_numpy()
+    groups = index["group"].fillna("") if "group" in index else pd.Series("", index=index.index)
+    units = groups.where(groups != "", "image:" + index["path"])
+    kinds = pd.Series(labels, index=index.index).groupby(units).agg(lambda found: tuple(sorted(set(found))))
+    home = index["split"].groupby(units).first()  # a unit's split in the manifest (of its first image)
+    rng, split_of = np.random.default_rng(seed), {}
+    for kind in sorted(set(kinds)):
+        members = sorted(kinds.index[kinds == kind])
+        drawn = [members[i] for i in rng.permutation(len(members))]
+        start = 0
+        for name in ("test", "val"):
+            count = int((home[members] == name).sum())
+            split_of.update(dict.fromkeys(drawn[start:start + count], name))
+            start += count
+        split_of.update(dict.fromkeys(drawn[start:], "train"))
+    assigned = units.map(split_of).to_numpy()
+    index = index.drop(columns="split")
     return {name: CachedSplit(images=images[assigned == name], labels=labels[assigned == name],
                               index=index[assigned == name].reset_index(drop=True)) for name in SPLITS}

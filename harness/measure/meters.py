@@ -72,11 +72,17 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+CopyWait = tuple[Any, Any]  # two CUDA events with timing, on the step's stream, around its wait on a batch's copy
+
+
 @dataclass
 class StepMeter:
-    """Images/s over steady-state steps (the first `warmup` excluded) and the share of that time the loop
-    spent obtaining its batches. The device is synchronised only where the steady state starts and at
-    the end of each timed pass, never inside a step, so the measurement does not slow what it measures."""
+    """Images/s over steady-state steps (the first `warmup` excluded), and two waits for data, each named
+    for what it is: the share of that time the host spent obtaining its batches (data_wait_fraction: the
+    gather, and a copy's queueing or its pinned buffer), and the share the GPU stood waiting for a batch's
+    copy from the host (gpu_copy_wait_fraction: CUDA events around the step stream's wait, where batches
+    are copied from the host). The device is synchronised only where the steady state starts and at the
+    end of each timed pass, never inside a step, so the measurement does not slow what it measures."""
 
     device: torch.device
     warmup: int = WARMUP_STEPS
@@ -87,7 +93,10 @@ class StepMeter:
     images: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
+    copy_wait_seconds: float = 0.0
+    copies: int = 0  # timed steps whose batch was copied from the host
     _mark: float | None = None
+    _waits: list[CopyWait] = field(default_factory=list)
 
     def _edge(self) -> float:
         synchronize(self.device)
@@ -104,12 +113,18 @@ class StepMeter:
         if self._mark is not None:
             self.seconds += self._edge() - self._mark
             self._mark = None
+        # the pass has ended synchronised: its events are complete and read now, off the steps
+        self.copy_wait_seconds += sum(waits.elapsed_time(resumes) for waits, resumes in self._waits) / 1000.0
+        self._waits.clear()
 
-    def step(self, batch: int, data_seconds: float) -> None:
+    def step(self, batch: int, data_seconds: float, copy_wait: CopyWait | None = None) -> None:
         self.seen += 1
         if self._mark is not None:
             self.images += batch
             self.data_seconds += data_seconds
+            if copy_wait is not None:
+                self._waits.append(copy_wait)
+                self.copies += 1
         elif self.seen == self.warmup:  # the steady state starts once the warm-up steps are done
             self._mark = self._edge()
 
@@ -118,7 +133,18 @@ class StepMeter:
         return self.images / self.seconds if self.images and self.seconds > 0 else None
 
     def data_wait_fraction(self) -> float | None:
+        """The host's fetch time over the timed steps' time."""
         return self.data_seconds / self.seconds if self.seconds > 0 else None
+
+    def gpu_copy_wait(self) -> tuple[float | None, str | None]:
+        """The GPU's wait on copies from the host over the timed steps' time, or None with the reason."""
+        if self.device.type != "cuda":
+            return None, f"no GPU in use (device: {self.device.type})"
+        if self.seconds <= 0:
+            return None, "no steady-state step was timed"
+        if not self.copies:
+            return None, "no batch was copied from the host: the split is in GPU memory"
+        return self.copy_wait_seconds / self.seconds, None
 
 
 def samples_inside(samples: list[tuple[int, float]], windows: list[tuple[int, int]]) -> list[float]:
@@ -136,8 +162,11 @@ def _now_us() -> int:
 
 
 # NVML refreshes its energy counter and power reading in steps of the order of 100 ms (NVIDIA documents
-# no period): over a shorter span, a difference of the counter cannot be told from zero.
+# no period): over a shorter span, a difference of the counter cannot be told from zero, and over any span
+# it can be off by up to one period's energy. A block's energy is reported where the block spans at least
+# MIN_UPDATE_PERIODS of them (an error of at most a tenth), with that error as its uncertainty.
 ENERGY_UPDATE_PERIOD_US = 100_000
+MIN_UPDATE_PERIODS = 10
 
 
 def energy_per_image(joules: float | None, images: int) -> float | None:
@@ -292,31 +321,47 @@ class GpuSampler:
             self.blocks.append(Block(phase, start, end, images, energy))
 
     def energy(self, phase: str = "train") -> dict[str, Any]:
-        """Joules the GPU drew during the phase's blocks, their source, and joules per image; None with
-        energy_reason where they cannot be measured."""
+        """Joules the GPU drew during the phase's blocks, their source, their uncertainty (one update period
+        of the source over each block's span, summed) and joules per image. None with energy_reason where
+        they cannot be measured, or where a block spans fewer than MIN_UPDATE_PERIODS periods: a reading
+        refreshed every period can be off by up to one over a block, which must be short against it."""
         blocks = [b for b in self.blocks if b.phase == phase]
         images = sum(b.images for b in blocks)
-        joules, source, reason = None, None, None
+        found: tuple[list[float], str, float] | str
         if self._handle is None:
-            reason = self.reason or "NVML was not opened (measuring outside sampling())"
+            found = self.reason or "NVML was not opened (measuring outside sampling())"
         elif not blocks:
-            reason = f"no {phase} block was measured"
-        elif (span := sum(b.end_us - b.start_us for b in blocks)) < ENERGY_UPDATE_PERIOD_US:
-            reason = (f"the {phase} blocks lasted {span / 1000:.0f} ms, under the ~{ENERGY_UPDATE_PERIOD_US // 1000} ms "
-                      "in which NVML updates its energy readings")
-        elif all(b.energy_mj is not None for b in blocks) and sum(b.energy_mj or 0.0 for b in blocks) <= 0:
-            reason = f"NVML's energy counter did not advance over the {phase} blocks"
-        elif all(b.energy_mj is not None for b in blocks):
-            joules, source = sum(b.energy_mj or 0.0 for b in blocks) / 1000.0, "nvml_counter"
+            found = f"no {phase} block was measured"
         else:
-            power = [(stamp, watts) for stamp, _, watts in self.readings if watts is not None]
-            parts = [power_integral(power, b.start_us, b.end_us) for b in blocks]
-            if all(p is not None for p in parts):
-                joules, source = sum(p or 0.0 for p in parts), "power_integral"
+            found = self._block_energies(blocks, phase)
+        joules = uncertainty = None
+        if isinstance(found, tuple):
+            parts, source, period = found
+            spans = [b.end_us - b.start_us for b in blocks]
+            short = [span for span in spans if span < MIN_UPDATE_PERIODS * period]
+            if short:
+                found = (f"{len(short)} of the {len(blocks)} {phase} blocks lasted {min(short) / 1000:.0f}-{max(short) / 1000:.0f} ms, "
+                         f"under the {MIN_UPDATE_PERIODS} update periods ({MIN_UPDATE_PERIODS * period / 1000:.0f} ms) each must span: "
+                         f"{source}, refreshed every ~{period / 1000:.0f} ms, could be off by a period's energy in each")
             else:
-                reason = f"{self.counter_reason}; and too few power readings to integrate"
-        return {"energy_j": joules, "energy_source": source, "images": images,
-                "energy_per_image_j": energy_per_image(joules, images), "energy_reason": reason}
+                joules = sum(parts)
+                uncertainty = sum(part * period / span for part, span in zip(parts, spans))
+        return {"energy_j": joules, "energy_uncertainty_j": uncertainty,
+                "energy_source": found[1] if isinstance(found, tuple) else None, "images": images,
+                "energy_per_image_j": energy_per_image(joules, images), "energy_reason": None if joules is not None else found}
+
+    def _block_energies(self, blocks: list[Block], phase: str) -> tuple[list[float], str, float] | str:
+        """Each block's joules, their source and its update period (µs): NVML's counter where every block
+        read it, else the integral of the power readings; or why neither holds."""
+        if all(b.energy_mj is not None for b in blocks):
+            if sum(b.energy_mj or 0.0 for b in blocks) <= 0:
+                return f"NVML's energy counter did not advance over the {phase} blocks"
+            return [(b.energy_mj or 0.0) / 1000.0 for b in blocks], "nvml_counter", ENERGY_UPDATE_PERIOD_US
+        power = [(stamp, watts) for stamp, _, watts in self.readings if watts is not None]
+        parts = [power_integral(power, b.start_us, b.end_us) for b in blocks]
+        if any(p is None for p in parts):
+            return f"{self.counter_reason}; and too few power readings to integrate"
+        return [p or 0.0 for p in parts], "power_integral", self.interval_s * 1e6
 
     def summary(self, phase: str = "train") -> dict[str, Any]:
         """Utilisation, memory, power and energy during the phase's blocks."""
@@ -368,10 +413,11 @@ def over_ranks(parts: list[dict[str, Any]]) -> dict[str, Any]:
             combined[name] = parts[0][name]
     if "samples" in parts[0]:
         combined["samples"] = sum(p["samples"] for p in parts)
-    images, joules = sum(p["images"] for p in parts), known("energy_j")
+    images, joules, uncertain = sum(p["images"] for p in parts), known("energy_j"), known("energy_uncertainty_j")
     energy = sum(joules) if len(joules) == len(parts) else None
     reasons = [f"rank {rank}: {p['energy_reason']}" for rank, p in enumerate(parts) if p.get("energy_reason")]
-    combined.update(energy_j=energy, images=images, energy_per_image_j=energy_per_image(energy, images),
+    combined.update(energy_j=energy, energy_uncertainty_j=sum(uncertain) if energy is not None and len(uncertain) == len(parts) else None,
+                    images=images, energy_per_image_j=energy_per_image(energy, images),
                     energy_reason="; ".join(reasons) or None, per_rank=parts)
     return combined
 

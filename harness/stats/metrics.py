@@ -3,24 +3,29 @@
 Scores are the model's probabilities that an image is fake, used as given (float32 or float64, never
 clipped except inside the log loss): a threshold is chosen and applied on the same values.
 """
-import math
 from typing import NamedTuple
 
 import numpy as np
 from sklearn import metrics as skm
 
-from harness.stats.intervals import t_quantile, wilson_interval
-from harness.stats.paired import clustered_auc_covariance
-
-CONFIDENCE = 0.95
-MIN_UNITS = 2  # a spread between units needs two of them
+from harness.stats.crossed import (
+    CONFIDENCE,
+    MIN_UNITS,
+    accuracy_replicates,
+    auc_replicates,
+    crossed_spread,
+    logit_interval,
+    proportion_interval,
+)
 
 
 class MetricInterval(NamedTuple):
-    """An interval of a test metric; low and high None with the reason where there is no honest one."""
+    """An interval of a test metric and the degrees of freedom of its t; low, high and df None with the
+    reason where there is no honest one."""
     low: float | None
     high: float | None
     reason: str | None
+    df: float | None
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -75,40 +80,42 @@ def detection_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 
     }
 
 
+def too_few_units(count: int) -> str | None:
+    """Why a test split of count independent units has no interval (None where it has enough)."""
+    if count >= MIN_UNITS:
+        return None
+    return f"too few units for an interval: the test split holds {count} independent unit{'s' if count > 1 else ''}, {MIN_UNITS} needed"
+
+
 def accuracy_interval(labels: np.ndarray, scores: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE,
                       threshold: float = 0.5) -> MetricInterval:
-    """The accuracy of scores >= threshold and its interval over independent units (units: each image's).
-
-    Wilson's interval with a design effect: the variance of the accuracy is estimated between units
-    (cluster-robust, the ratio estimator's), Wilson's interval is taken over the effective number of
-    images it implies, at Student's t quantile for G - 1 degrees of freedom, as the variance rests on G
-    units. With one image per unit this is Wilson's interval over the images. Where every unit has the
-    same accuracy (no spread to measure), the images count as independent."""
+    """The accuracy of scores >= threshold and its interval over independent units (units: each image's),
+    one run: seed variance is not counted. Wilson's interval with a design effect (crossed.proportion_interval):
+    the variance between units, Wilson's interval over the effective number of images it implies (never
+    more than there are), at Student's t for the units' degrees of freedom (crossed.unit_degrees_of_freedom).
+    With one image per unit this is Wilson's interval over the images."""
     correct = (np.asarray(scores, dtype=np.float64) >= threshold) == np.asarray(labels).astype(bool)
-    count = int(units.max()) + 1
-    if count < MIN_UNITS:
-        return MetricInterval(None, None, f"the test split holds {count} independent unit: a spread needs {MIN_UNITS}")
-    accuracy = float(correct.mean())
-    sizes, right = np.bincount(units, minlength=count), np.bincount(units, weights=correct, minlength=count)
-    variance = count / (count - 1) * float(np.sum((right - accuracy * sizes) ** 2)) / len(correct) ** 2
-    effective_n = accuracy * (1 - accuracy) / variance if variance > 0 else float(len(correct))
-    return MetricInterval(*wilson_interval(accuracy, effective_n, t_quantile((1 + confidence) / 2, count - 1)), None)
+    reason = too_few_units(int(units.max()) + 1)
+    if reason:
+        return MetricInterval(None, None, reason, None)
+    spread = crossed_spread(accuracy_replicates(correct[None], units))
+    return MetricInterval(*proportion_interval(spread, len(correct), confidence), None, spread.df)
 
 
 def auc_interval(labels: np.ndarray, scores: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE) -> MetricInterval:
-    """The AUC's interval over independent units: DeLong's variance taken between units (Obuchowski's
-    clustered form; DeLong's own with one image per unit), on the logit scale so that it stays inside
-    (0, 1), at Student's t quantile for G - 1 degrees of freedom."""
+    """The AUC's interval over independent units, one run: DeLong's variance taken between units
+    (Obuchowski's clustered form; DeLong's own with one image per unit), on the logit scale so that it
+    stays inside (0, 1), at Student's t for the units' degrees of freedom (units weighing by their size
+    squared: crossed.unit_degrees_of_freedom with correlation 1)."""
     labels = np.asarray(labels).astype(bool)
-    count = int(units.max()) + 1
     if labels.all() or not labels.any():
-        return MetricInterval(None, None, "the test split holds one class only: it has no AUC")
-    if count < MIN_UNITS:
-        return MetricInterval(None, None, f"the test split holds {count} independent unit: a spread needs {MIN_UNITS}")
-    aucs, covariance = clustered_auc_covariance(labels, scores, units)
-    auc, variance = float(aucs[0]), float(covariance[0, 0])
-    if not 0 < auc < 1 or variance <= 0:
-        return MetricInterval(None, None, f"an AUC of {auc:.3g} with no spread between units: its variance cannot be estimated")
-    half = t_quantile((1 + confidence) / 2, count - 1) * math.sqrt(variance) / (auc * (1 - auc))
-    centre = math.log(auc / (1 - auc))
-    return MetricInterval(1 / (1 + math.exp(half - centre)), 1 / (1 + math.exp(-half - centre)), None)
+        return MetricInterval(None, None, "the test split holds one class only: it has no AUC", None)
+    reason = too_few_units(int(units.max()) + 1)
+    if reason:
+        return MetricInterval(None, None, reason, None)
+    spread = crossed_spread(auc_replicates(labels, np.asarray(scores, dtype=np.float64)[None], units), correlation=1.0)
+    interval = logit_interval(spread, confidence)
+    if interval is None:
+        return MetricInterval(None, None, f"an AUC of {spread.mean:.3g} with no spread between units: its variance "
+                              "cannot be estimated", None)
+    return MetricInterval(*interval, None, spread.df)

@@ -1,5 +1,5 @@
 """Paired tests between runs on the unit that is independent: test images (McNemar for accuracy, DeLong
-for AUC), groups of test images (their cluster-robust analogues) or seeds (Student's paired t), with
+for AUC), groups of test images (crossed.py, one seed) or seeds (Student's paired t), with
 Holm's correction over the pairs. numpy and math only: the leaderboard, a command typed often, imports
 this (tests/unit recompute each result with scipy and check the tests' size by simulation)."""
 import math
@@ -49,7 +49,7 @@ def mcnemar_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
     return math.erfc(math.sqrt(statistic / 2))  # the chi-square survival, one degree of freedom
 
 
-def _structural_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def structural_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AUCs of k score vectors on the same images (scores: k x images), and DeLong's structural
     components: for each fake, the share of reals it outranks (k x fakes); for each real, the share of
     fakes that outrank it (k x reals); ties count half (the fast midrank form of Sun and Xu, 2014)."""
@@ -69,33 +69,9 @@ def _structural_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.n
 def delong_covariance(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUCs of k score vectors on the same images (scores: k x images) and their covariance matrix, by
     DeLong's method, each image independent."""
-    aucs, fake_components, real_components = _structural_components(labels, scores)
+    aucs, fake_components, real_components = structural_components(labels, scores)
     m, n = fake_components.shape[1], real_components.shape[1]
     covariance = (np.atleast_2d(np.cov(fake_components)) / m + np.atleast_2d(np.cov(real_components)) / n)
-    return aucs, covariance
-
-
-def clustered_auc_covariance(labels: np.ndarray, scores: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs of k score vectors on the same images and their covariance matrix where images come in
-    independent units (units: each image's unit number, 0..G-1; a unit may hold one class or both):
-    DeLong's structural components summed per unit, their spread taken between units (Obuchowski,
-    Biometrics 1997). With one image per unit it is DeLong's covariance, up to a factor (1 - 1/m)(1 + 1/G)."""
-    labels = np.asarray(labels).astype(bool)
-    units = np.asarray(units)
-    aucs, fake_components, real_components = _structural_components(labels, scores)
-    m, n, count = fake_components.shape[1], real_components.shape[1], int(units.max()) + 1
-    if count < 2:
-        raise ValueError("a covariance between units needs two units")
-
-    def per_unit(components: np.ndarray, members: np.ndarray) -> np.ndarray:  # k x G: each unit's sum less its share
-        sums = np.stack([np.bincount(members, weights=row, minlength=count) for row in components])
-        return sums - np.bincount(members, minlength=count) * aucs[:, None]
-
-    fake_dev, real_dev = per_unit(fake_components, units[labels]), per_unit(real_components, units[~labels])
-    scale = count / (count - 1)
-    cross = scale * fake_dev @ real_dev.T
-    covariance = (scale * fake_dev @ fake_dev.T / m ** 2 + scale * real_dev @ real_dev.T / n ** 2
-                  + (cross + cross.T) / (m * n))
     return aucs, covariance
 
 
@@ -118,31 +94,6 @@ def holm_bonferroni(p_values: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
-def grouped_accuracy_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, units: np.ndarray,
-                          threshold: float = 0.5) -> float | None:
-    """Two-sided p-value that two runs scored on the same images are equally accurate, the images coming
-    in independent units (units: each image's unit number, 0..G-1): the difference in accuracy over its
-    cluster-robust variance between units, against Student's t with G - 1 degrees of freedom (with units
-    of equal size, the paired t-test on per-unit accuracy). None where every unit differs by the same
-    share but not by none: no spread to judge the difference by."""
-    labels = np.asarray(labels).astype(bool)
-    difference = (((np.asarray(scores_a, dtype=np.float64) >= threshold) == labels).astype(np.float64)
-                  - ((np.asarray(scores_b, dtype=np.float64) >= threshold) == labels))
-    count = int(units.max()) + 1
-    per_unit, sizes = np.bincount(units, weights=difference, minlength=count), np.bincount(units, minlength=count)
-    mean = float(difference.mean())
-    variance = count / (count - 1) * float(np.sum((per_unit - mean * sizes) ** 2)) / len(difference) ** 2
-    return _t_p_value(mean, variance, count - 1)
-
-
-def grouped_auc_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, units: np.ndarray) -> float | None:
-    """Two-sided p-value that two runs scored on the same images have the same AUC, the images coming in
-    independent units: DeLong's test with the covariance taken between units (Obuchowski), against
-    Student's t with G - 1 degrees of freedom. None as for grouped_accuracy_test."""
-    aucs, cov = clustered_auc_covariance(labels, np.stack([scores_a, scores_b]), units)
-    return _t_p_value(float(aucs[0] - aucs[1]), float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]), int(units.max()))
-
-
 def paired_t_test(values_a: Mapping[int, float], values_b: Mapping[int, float]) -> float | None:
     """Two-sided p-value that two architectures' metric has the same mean over seeds: Student's paired t
     on the seeds both ran (keyed by seed; a seed gives both the same split and data order). None with
@@ -162,16 +113,22 @@ def _t_p_value(difference: float, variance: float, df: int) -> float | None:
 
 def image_pair_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, metric: str,
                     units: np.ndarray | None = None, threshold: float = 0.5) -> float | None:
-    """The paired test of one metric ("accuracy" or "auc") between two runs on the same test images:
-    over the images where they are independent (units None: McNemar's, DeLong's), else over the units
-    (grouped_accuracy_test, grouped_auc_test)."""
+    """The paired test of one metric ("accuracy" or "auc") between two runs of one seed each on the same
+    test images: over the images where they are independent (units None: McNemar's, DeLong's), else over
+    the units (crossed.crossed_paired_test with one seed: the difference over its spread between units,
+    DeLong's with Obuchowski's covariance for AUC). Seed variance is not counted."""
+    from harness.stats.crossed import accuracy_replicates, auc_replicates, crossed_paired_test
+
     if metric not in ("accuracy", "auc"):
         raise ValueError(f"metric must be accuracy or auc, got {metric!r}")
     if units is None:
         return mcnemar_test(labels, scores_a, scores_b, threshold) if metric == "accuracy" else delong_test(labels, scores_a, scores_b)
+    labels = np.asarray(labels).astype(bool)
     if metric == "accuracy":
-        return grouped_accuracy_test(labels, scores_a, scores_b, units, threshold)
-    return grouped_auc_test(labels, scores_a, scores_b, units)
+        a, b = ((np.asarray(s, dtype=np.float64) >= threshold) == labels for s in (scores_a, scores_b))
+        return crossed_paired_test(accuracy_replicates(a[None], units), accuracy_replicates(b[None], units))
+    return crossed_paired_test(auc_replicates(labels, np.asarray(scores_a)[None], units),
+                               auc_replicates(labels, np.asarray(scores_b)[None], units))
 
 
 def separable_pairs(p_values: Mapping[tuple[str, str], float | None], alpha: float = 0.05) -> list[dict[str, Any]]:

@@ -26,11 +26,13 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 # Each file's schema: its major version (schema_version; another one is not read) and its minor version
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
-SWEEP_SCHEMA, SWEEP_MINOR = 1, 3  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
-# sync_bn; 1.3: code.digest
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 4  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
+# sync_bn; 1.3: code.digest; 1.4: train.keras_resize
 # 1.1: config.keep_checkpoints, the environment's cluster; 1.2: distributed; 1.3: the environment's backend, job_id,
-# cluster, partition and node, as the run's backend says (before: under its scheduler's name, see _where_it_ran)
-RESULT_SCHEMA, RESULT_MINOR = 1, 3
+# cluster, partition and node, as the run's backend says (before: under its scheduler's name, see _where_it_ran);
+# 1.4: config.keras_resize, preprocessing.resize, throughput.gpu_copy_wait_fraction and gpu_copy_wait_reason,
+# gpu.energy_uncertainty_j, cross_generator's intervals
+RESULT_SCHEMA, RESULT_MINOR = 1, 4
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
@@ -53,14 +55,15 @@ Metrics = Annotated[dict[str, Any], Keys({
 Preprocessing = Annotated[dict[str, Any], Keys({
     "image_size": ImageSize, "interpolation": Literal["nearest", "bilinear", "bicubic", "lanczos"],
     "crop_pct": Annotated[float, Range(0, 1, above=True)], "mean": Annotated[list[float], Length(3)],
-    "std": Annotated[list[Rate], Length(3)], "bgr": bool, "mode": str})]
+    "std": Annotated[list[Rate], Length(3)], "bgr": bool, "mode": str, "resize": Literal["timm", "keras"]})]
 Throughput = Annotated[dict[str, Any], Keys({
     **dict.fromkeys(("train_images_per_s", "infer_images_per_s", "achieved_tflops", "peak_tflops", "mfu",
                      "compile_seconds"), Amount | None),
-    "data_wait_fraction": Fraction | None, "steady_train_steps": Count,
+    "data_wait_fraction": Fraction | None, "gpu_copy_wait_fraction": Fraction | None, "gpu_copy_wait_reason": str | None,
+    "steady_train_steps": Count,
     "train_flops_per_image": Count | None, "infer_flops_per_image": Count | None})]
 Memory = Annotated[dict[str, Any], Keys({"peak_host_rss_bytes": Count | None, "peak_gpu_memory_bytes": Count | None})]
-ENERGY = {"energy_j": Amount | None, "images": Count, "energy_per_image_j": Amount | None}
+ENERGY = {"energy_j": Amount | None, "energy_uncertainty_j": Amount | None, "images": Count, "energy_per_image_j": Amount | None}
 Gpu = Annotated[dict[str, Any], Keys({
     "util_mean": Fraction | None, "util_median": Fraction | None, "util_period_s": Amount | None, "samples": Count,
     "memory_used_max_bytes": Count | None, "power_mean_w": Amount | None, **ENERGY,

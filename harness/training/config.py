@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import UserError
 from harness.store.records import SWEEP_MINOR, RunSpec, SweepSpec
 from harness.zoo import MAX_IMAGE_SIZE
+from harness.zoo.preprocessing import KERAS_INTERPOLATIONS
 
 if TYPE_CHECKING:
     from harness.zoo.preprocessing import Preprocessing
@@ -43,6 +44,7 @@ class TrainConfig:
     weights: str = "none"  # imagenet | none | path to a weights file
     image_size: int | None = None  # None: the architecture's own input size
     preprocessing: str = "timm"  # timm | paper (each architecture's Keras mode) | caffe | torch | tf
+    keras_resize: str = "bilinear"  # a Keras mode's resize: bilinear (tf.image.resize, Keras' default) | nearest (load_img)
     train_generator: str | None = None  # train (and validate) on the fakes of this generator only
     resplit: bool = False  # each seed draws its own train/val/test split (by source group) from the whole dataset
     select_by: str = "accuracy"  # the epoch kept and tested
@@ -83,6 +85,7 @@ class TrainConfig:
             raise UserError(f"--lr {self.lr:g} x {self.world_size} ranks (--lr-scaling linear) is {self.scaled_lr:g}, "
                             f"above {MAX_LR:g}")
         for option, value, allowed in (("--optimizer", self.optimizer, OPTIMIZERS), ("--mode", self.mode, MODES),
+                                       ("--keras-resize", self.keras_resize, KERAS_INTERPOLATIONS),
                                        ("--select-by", self.select_by, SELECT_BY), ("--precision", self.precision, PRECISIONS),
                                        ("--lr-scaling", self.lr_scaling, LR_SCALING)):
             if value not in allowed:
@@ -107,7 +110,7 @@ class TrainConfig:
     def resolved_preprocessing(self) -> "Preprocessing":
         from harness.zoo.models import preprocessing_for
 
-        return preprocessing_for(self.model, self.preprocessing, self.image_size)
+        return preprocessing_for(self.model, self.preprocessing, self.image_size, self.keras_resize)
 
 
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("model", "seed"))

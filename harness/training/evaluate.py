@@ -1,34 +1,49 @@
 """A trained run on its test split: clean, under each perturbation, and per fake generator."""
+import logging
+import os
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from harness.data.cache import CachedSplit
-from harness.data.perturb import PERTURBATIONS, perturb
+from harness.data.perturb import PERTURBATIONS, perturbed_copies
 from harness.measure.meters import GpuSampler, StepMeter, synchronize
 from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
 from harness.training import distributed
 from harness.training.trainer import DeviceSplit, Trainer, generator_subset
 
+log = logging.getLogger("harness.training")
 
-def robustness(run: Trainer, test: CachedSplit, threshold: float) -> dict[str, dict[str, Any]]:
-    """The test metrics on perturbed copies of the test split (the same perturbation for both classes)."""
+
+def robustness(run: Trainer, test: CachedSplit, threshold: float, manifest: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The test metrics on perturbed copies of the test split: each perturbation applied to the original
+    files (checked against the manifest's sha256), the run's preprocessing after it, the same for both
+    classes. None where the originals no longer read or match their manifest (logged)."""
+    digests = dict(zip(manifest["path"], manifest["sha256"]))
+    paths = test.index["path"].tolist()
+    workers = max(1, len(os.sched_getaffinity(0)) * run.ranks.nodes // run.ranks.world_size)  # each rank makes its own
+    copies = perturbed_copies(paths, [digests.get(p) for p in paths], PERTURBATIONS, run.pre.resize_key, workers)
+    if isinstance(copies, str):
+        log.warning("no robustness figures: %s", copies)
+        return {}
     out = {}
-    for name in PERTURBATIONS:
-        perturbed = DeviceSplit.load(replace(test, images=perturb(test.images, name)), run.device)
-        probs, labels = run.evaluate(perturbed)
+    for name, images in copies.items():
+        probs, labels = run.evaluate(DeviceSplit.load(replace(test, images=images), run.device))
         out[name] = detection_metrics(labels, probs, threshold)
     return out
 
 
 def cross_generator(test: CachedSplit, probs: np.ndarray, threshold: float, seed: int) -> dict[str, dict[str, Any]]:
-    """The test metrics against each generator's fakes alone (with as many reals): from the test split's
-    probabilities, each image scored once."""
+    """The test metrics against each generator's fakes alone (with as many reals), and their intervals over
+    the subset's independent units: from the test split's probabilities, each image scored once."""
     out = {}
     for generator in sorted(set(test.index["generator"]) - {""}):
         keep = generator_subset(test, generator, seed)
-        out[generator] = detection_metrics(test.labels[keep], probs[keep], threshold)
+        labels, scores = test.labels[keep], probs[keep]
+        out[generator] = {**detection_metrics(labels, scores, threshold),
+                          **image_intervals(labels, scores, test_groups(test.index.iloc[keep]))}
     return out
 
 
@@ -41,18 +56,22 @@ def test_groups(index: Any) -> np.ndarray | None:
 
 
 def image_intervals(labels: Any, probs: Any, groups: np.ndarray | None) -> dict[str, Any]:
-    """The 95% intervals of test accuracy and AUC over the test split's independent units (its groups
-    where the manifest has them, else its images), each with the method that made it, or null with the
-    reason there is none."""
+    """The 95% intervals of test accuracy and AUC of one run over the test split's independent units (its
+    groups where the manifest has them, else its images), each with the method that made it, or null with
+    the reason there is none. One run: seed variance is not counted (the leaderboard counts it)."""
     units = groups if groups is not None else np.arange(len(labels))
     unit = "groups" if groups is not None else "images"
     count = int(units.max()) + 1
     accuracy, auc = accuracy_interval(labels, probs, units), auc_interval(labels, probs, units)
+
+    def method(name: str, found: Any) -> str | None:
+        return None if found.df is None else f"{name} over {count} {unit} (t, {found.df:.1f} df); 1 run: seed variance not counted"
+
     return {"accuracy_interval": None if accuracy.low is None else [accuracy.low, accuracy.high],
-            "accuracy_interval_method": f"Wilson with a design effect over {count} {unit} (t, {count - 1} df)",
+            "accuracy_interval_method": method("Wilson with a design effect", accuracy),
             "accuracy_interval_reason": accuracy.reason,
             "auc_interval": None if auc.low is None else [auc.low, auc.high],
-            "auc_interval_method": f"DeLong clustered by unit (Obuchowski) over {count} {unit}, logit scale (t, {count - 1} df)",
+            "auc_interval_method": method("DeLong clustered by unit (Obuchowski), logit scale", auc),
             "auc_interval_reason": auc.reason,
             "interval_unit": unit, "interval_units": count}
 

@@ -3,6 +3,7 @@ evaluate it, measure, and write the run's record."""
 import copy
 import csv
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -12,9 +13,11 @@ import numpy as np
 import torch
 
 from harness.data.cache import load_split, resplit
+from harness.data.manifest import read_manifest
 from harness.measure.flops import compute_precision, flops_per_image, model_flops_utilisation
 from harness.measure.meters import GpuSampler, StepMeter, environment, over_ranks, peak_memory
 from harness.measure.system import log_performance
+from harness.stats.collapse import DIVERGED
 from harness.stats.metrics import best_threshold, detection_metrics
 from harness.store.atomic import read_json, write_atomic, write_json_atomic
 from harness.store.paths import RunPaths
@@ -25,7 +28,7 @@ from harness.training.config import TrainConfig
 from harness.training.distributed import Ranks
 from harness.training.evaluate import cross_generator, image_intervals, robustness, test_groups, timed_test
 from harness.training.record import completed_record, now, throughput
-from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, only_generator
+from harness.training.trainer import SELECT_BY, DeviceSplit, Trainer, TrainingDiverged, only_generator
 from harness.zoo.models import keras_param_count
 
 log = logging.getLogger("harness.training")
@@ -79,6 +82,10 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
         with sampler.measuring("train", images=distributed.usable(len(splits["train"]), run.ranks) // run.ranks.world_size):
             stats = run.train_epoch(splits["train"], epoch, meter)
         val_probs, val_labels = run.evaluate(splits["val"])
+        if not math.isfinite(stats["train_loss"]) or not np.isfinite(val_probs).all():
+            raise TrainingDiverged(f"{DIVERGED}: the training loss was {stats['train_loss']:.4g} in epoch {epoch + 1}"
+                                   f"{'' if np.isfinite(val_probs).all() else ' and the validation scores not finite'}; "
+                                   "a lower --lr or some --warmup-epochs may keep it finite")
         val = detection_metrics(val_labels, val_probs)
         row = {"epoch": epoch + 1, **stats, "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
         run.history.append(row)
@@ -101,10 +108,20 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 
 
 def _rank_figures(meter: StepMeter, infer_meter: StepMeter) -> dict[str, Any]:
+    copy_wait, copy_wait_reason = meter.gpu_copy_wait()
     return {"host": os.uname().nodename, "train_images": meter.images, "train_seconds": meter.seconds,
             "train_images_per_s": meter.images_per_s(), "data_wait_fraction": meter.data_wait_fraction(),
+            "gpu_copy_wait_fraction": copy_wait, "gpu_copy_wait_reason": copy_wait_reason,
             "infer_images": infer_meter.images, "infer_seconds": infer_meter.seconds,
             "infer_images_per_s": infer_meter.images_per_s()}
+
+
+def slowest_waits(ranks: list[dict[str, Any]]) -> tuple[float | None, tuple[float | None, str | None]]:
+    """The slowest rank's waits for data, the host's fetch and the GPU's wait on copies (with its reason):
+    the other ranks wait for it at the gradients' all-reduce."""
+    fetch, copies = [r["data_wait_fraction"] for r in ranks], [r["gpu_copy_wait_fraction"] for r in ranks]
+    reason = next((r["gpu_copy_wait_reason"] for r in ranks if r["gpu_copy_wait_reason"]), None)
+    return None if None in fetch else max(fetch), (None if None in copies else max(copies), reason)
 
 
 def global_rate(ranks: list[dict[str, Any]], phase: str) -> float | None:
@@ -153,7 +170,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         val_probs, val_labels = run.evaluate(splits["val"])
         threshold = best_threshold(val_labels, val_probs)
         test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
-    robust = robustness(run, cached["test"], threshold)
+    robust = robustness(run, cached["test"], threshold, read_manifest(dataset))
     across = cross_generator(cached["test"], test_probs, threshold, config.seed)
     per_rank = distributed.gather(ranks, _rank_figures(meter, infer_meter))
     gpu = distributed.gather(ranks, (sampler.summary("train"), sampler.energy("infer"), peak_memory(run.device)))
@@ -168,7 +185,6 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     train_ips = global_rate(per_rank, "train")
     mfu = model_flops_utilisation(train_flops, train_ips, env["device_name"] if run.device.type == "cuda" else None,
                                   compute_precision(config.precision, run.float32_matmul), devices=ranks.world_size)
-    data_waits = [r["data_wait_fraction"] for r in per_rank]
     memories = [m for _, _, m in gpu]
     record = completed_record(
         sweep_id, paths.run_id, config,
@@ -183,8 +199,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
               **image_intervals(test_labels, test_probs, groups)},
         robustness=robust,
         cross_generator=across,
-        # the slowest rank's data wait: the others wait for it at the gradients' all-reduce
-        throughput=throughput(train_ips, global_rate(per_rank, "infer"), None if None in data_waits else max(data_waits),
+        throughput=throughput(train_ips, global_rate(per_rank, "infer"), *slowest_waits(per_rank),
                               max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul) | compiled,
         memory=memories[0] if len(memories) == 1 else {
             "peak_host_rss_bytes": max(m["peak_host_rss_bytes"] for m in memories),

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from harness.data.cache import CachedSplit, build_cache
 from harness.errors import UserError
 from harness.measure.flops import set_float32_matmul
-from harness.measure.meters import StepMeter, resolve_device, synchronize
+from harness.measure.meters import CopyWait, StepMeter, resolve_device, synchronize
 from harness.progress import progress_bar
 from harness.store.atomic import write_atomic
 from harness.store.paths import RunPaths
@@ -39,6 +39,10 @@ SELECT_BY = {
 EVAL_BATCH = 128
 
 
+class TrainingDiverged(UserError):
+    """The loss left the finite numbers: the run fails, its error saying so (stats.collapse.DIVERGED)."""
+
+
 class PinnedStaging:
     """The copies of a host-resident split's batches to the GPU, overlapping the work already queued.
 
@@ -55,6 +59,7 @@ class PinnedStaging:
         self.buffers: list[torch.Tensor | None] = [None] * depth
         self.copied: list[torch.cuda.Event | None] = [None] * depth  # the event of the copy that last read each buffer
         self.turn = 0
+        self.last_wait: CopyWait | None = None  # the events around the step stream's wait on the last copy
 
     def copy(self, images: torch.Tensor, index: torch.Tensor | slice) -> torch.Tensor:
         """images[index] (images pinned on the host, index on the host), on the device for the current stream."""
@@ -74,7 +79,13 @@ class PinnedStaging:
             batch = source.to(self.device, non_blocking=True)
             done = torch.cuda.Event()
             done.record(self.stream)
+        # The step stream's own wait on this copy, timed on the GPU between two events on it: the time the
+        # GPU stood idle for its data (the host's fetch time is another thing: data_wait_fraction).
+        waits, resumes = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        waits.record(step_stream)
         step_stream.wait_event(done)
+        resumes.record(step_stream)
+        self.last_wait = (waits, resumes)
         batch.record_stream(step_stream)  # its memory is not handed out again until the step is done with it
         if turn is not None:
             self.copied[turn] = done
@@ -113,6 +124,10 @@ class DeviceSplit:
         if self.staging is not None:
             return self.staging.copy(self.images, index)
         return self.images[index].to(device, non_blocking=True)
+
+    def copy_wait(self) -> CopyWait | None:
+        """The events around the GPU's wait on the last batch's copy from the host (None: no such copy)."""
+        return self.staging.last_wait if self.staging is not None else None
 
 
 def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -290,7 +305,7 @@ class Trainer:
                 images = data.take(order[step], self.device)
                 data_seconds = time.perf_counter() - fetch
                 logits.append(self.train_step(images, labels[step], flips[step]))
-                meter.step(len(images), data_seconds)
+                meter.step(len(images), data_seconds, data.copy_wait())
                 bar.advance(task)
         seen, truth = torch.cat(logits), torch.cat([labels[step] for step in steps])
         # Each rank's means, weighted by its images, summed over the ranks: in float64, where a float32 mean
@@ -315,7 +330,7 @@ class Trainer:
                 images = data.take(slice(start, min(start + EVAL_BATCH, share.stop)), self.device)
                 data_seconds = time.perf_counter() - fetch
                 probs.append(self.predict(images))
-                meter.step(len(images), data_seconds)
+                meter.step(len(images), data_seconds, data.copy_wait())
         mine = torch.cat(probs).float().cpu().numpy()
         return np.concatenate(distributed.gather(self.ranks, mine)), data.labels.cpu().numpy()
 

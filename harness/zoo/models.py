@@ -13,7 +13,7 @@ from harness.errors import UserError
 from harness.progress import progress_bar
 from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
 from harness.zoo.lookup import spec_of
-from harness.zoo.preprocessing import Preprocessing, resolve_preprocessing
+from harness.zoo.preprocessing import KERAS_INTERPOLATIONS, Preprocessing, resolve_preprocessing
 from harness.zoo.registry import MODEL_SPECS, ModelSpec, check_image_size
 
 HEAD_WIDTH = 512
@@ -196,14 +196,16 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
     return int(channels)
 
 
-def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None) -> Preprocessing:
-    """timm's pretrained config for the architecture, or a Keras mode's normalisation."""
+def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None,
+                      keras_interpolation: str = KERAS_INTERPOLATIONS[0]) -> Preprocessing:
+    """timm's pretrained config for the architecture, or a Keras mode's resize and normalisation."""
     spec = spec_of(name)
     check_image_size(spec, image_size)
     cfg = timm.get_pretrained_cfg(spec.timm_name)
     if cfg is None:  # not reached: every spec's timm name has a pretrained config
         raise UserError(f"timm has no pretrained config for {spec.timm_name}")
-    return resolve_preprocessing(cfg.to_dict(), mode, image_size, keras_mode=spec.keras_mode)
+    return resolve_preprocessing(cfg.to_dict(), mode, image_size, keras_mode=spec.keras_mode,
+                                 keras_interpolation=keras_interpolation)
 
 
 def keras_param_count(model: nn.Module) -> int:

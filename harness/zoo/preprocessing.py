@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from harness.zoo import PAPER_PREPROCESSING
 
@@ -24,12 +24,22 @@ KERAS_MODES: dict[str, dict[str, Any]] = {
     "torch": {"bgr": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "tf": {"bgr": False, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
 }
-# Keras' resize, for every Keras mode: the whole image to the input size, no crop, bilinear (the default of
-# Keras' image_dataset_from_directory and Resizing layer; load_img and ImageDataGenerator default to nearest,
-# and the paper names no loader). A square image is resized whole; a non-square one keeps its aspect ratio and
-# loses the ends of its long side, where Keras would squash it. timm's eval transform instead centre-crops
-# (each model's crop_pct, 0.875 to 0.95 for the eight).
-KERAS_RESIZE: dict[str, Any] = {"interpolation": "bilinear", "crop_pct": 1.0}
+# Keras' resize, for every Keras mode (data.cache.keras_resize): the whole image to the input size, squashed
+# where it is not square, no crop, no antialiasing. bilinear is tf.image.resize's, the default of Keras'
+# image_dataset_from_directory and Resizing layer (the first, Keras' default here); nearest is load_img's and
+# ImageDataGenerator's. The paper names no loader. timm's eval transform instead centre-crops (each model's
+# crop_pct, 0.875 to 0.95 for the eight) with Pillow's filters, which antialias when they shrink.
+KERAS_INTERPOLATIONS = ("bilinear", "nearest")
+RESIZES = ("timm", "keras")
+
+
+class Resize(NamedTuple):
+    """What an image's uint8 pixels at the network's input depend on (the cache's key): the side, the
+    interpolation, timm's crop fraction, and whose resize (RESIZES). A plain 3-tuple reads as timm's."""
+    size: int
+    interpolation: str
+    crop_pct: float
+    method: str = "timm"
 # timm: each model's own config; paper: per architecture the Keras mode its Keras application uses
 # (caffe for ResNet50/VGG, torch for DenseNet121, tf for the others); caffe/torch/tf: one mode for all.
 PREPROCESSING_CHOICES = ("timm", PAPER_PREPROCESSING, *KERAS_MODES)
@@ -44,11 +54,12 @@ class Preprocessing:
     std: tuple[float, float, float]
     bgr: bool = False
     mode: str = "timm"
+    resize: str = "timm"  # timm (a centre crop, Pillow's filters) or keras (data.cache.keras_resize)
 
     @property
-    def resize_key(self) -> tuple[int, str, float]:
+    def resize_key(self) -> Resize:
         """What the uint8 cache depends on; normalisation is applied later, on the device."""
-        return (self.image_size, self.interpolation, self.crop_pct)
+        return Resize(self.image_size, self.interpolation, self.crop_pct, self.resize)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,10 +103,10 @@ def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.devic
 
 
 def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", image_size: int | None = None,
-                          keras_mode: str | None = None) -> Preprocessing:
-    """Preprocessing from a timm pretrained config (its input size), or with a Keras mode's resize and
-    normalisation. mode 'paper' takes keras_mode, the architecture's own Keras mode, and records it as the
-    mode applied."""
+                          keras_mode: str | None = None, keras_interpolation: str = KERAS_INTERPOLATIONS[0]) -> Preprocessing:
+    """Preprocessing from a timm pretrained config (its input size), or with a Keras mode's resize (its
+    keras_interpolation) and normalisation. mode 'paper' takes keras_mode, the architecture's own Keras
+    mode, and records it as the mode applied."""
     if mode not in PREPROCESSING_CHOICES:
         raise ValueError(f"unknown preprocessing {mode!r}; choose one of {', '.join(PREPROCESSING_CHOICES)}")
     if mode == PAPER_PREPROCESSING:
@@ -104,16 +115,18 @@ def resolve_preprocessing(pretrained_cfg: dict[str, Any], mode: str = "timm", im
         mode = keras_mode
     size = image_size or int(pretrained_cfg["input_size"][-1])
     norm = KERAS_MODES.get(mode, {"bgr": False, "mean": tuple(pretrained_cfg["mean"]), "std": tuple(pretrained_cfg["std"])})
-    resize = KERAS_RESIZE if mode in KERAS_MODES else {"interpolation": pretrained_cfg.get("interpolation", "bilinear"),
-                                                       "crop_pct": pretrained_cfg.get("crop_pct", 0.875)}
+    keras = mode in KERAS_MODES
+    if keras and keras_interpolation not in KERAS_INTERPOLATIONS:
+        raise ValueError(f"unknown Keras interpolation {keras_interpolation!r}; choose one of {', '.join(KERAS_INTERPOLATIONS)}")
     return Preprocessing(
         image_size=size,
-        interpolation=str(resize["interpolation"]),
-        crop_pct=float(resize["crop_pct"]),
+        interpolation=keras_interpolation if keras else str(pretrained_cfg.get("interpolation", "bilinear")),
+        crop_pct=1.0 if keras else float(pretrained_cfg.get("crop_pct", 0.875)),
         mean=tuple(norm["mean"]),
         std=tuple(norm["std"]),
         bgr=norm["bgr"],
         mode=mode,
+        resize="keras" if keras else "timm",
     )
 
 

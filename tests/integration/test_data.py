@@ -177,3 +177,25 @@ def test_prepare_takes_one_fake_folder_per_generator(cli, tmp_path):
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
     assert set(manifest[manifest["label"] == "fake"]["generator"]) == {"stylegan", "diffusion"}
     assert set(manifest[manifest["label"] == "real"]["generator"]) == {""}
+
+
+@pytest.mark.parametrize("source", ["demo", "prepared"])
+def test_resplit_keeps_each_splits_size_and_class_balance(cli, messy, tmp_path, source):
+    """--resplit draws new photographs (the demo's groups) or images (a prepared folder has none) for each
+    split: as many as the fixed split, of each class, so that sweeps with and without it compare."""
+    from harness.data.cache import resplit
+
+    dataset = tmp_path / source
+    made = cli("data", "demo", "--out", dataset, "--per-class", "42", "--size", "32") if source == "demo" else \
+        cli("data", "prepare", "--real", messy / "real", "--fake", messy / "fake", "--out", dataset)
+    assert made.code == 0, made.err
+    folder = build_cache(dataset, (32, "bilinear", 1.0), tmp_path / "cache", 1)
+    fixed = {name: load_split(folder, name) for name in ("train", "val", "test")}
+    tests = []
+    for seed in (0, 1, 2):
+        drawn = resplit(fixed, seed)
+        tests.append(set(drawn["test"].index["path"]))
+        for name in ("train", "val", "test"):
+            assert np.bincount(drawn[name].labels, minlength=2).tolist() == np.bincount(fixed[name].labels, minlength=2).tolist()
+            assert drawn[name].index["group"].nunique() == fixed[name].index["group"].nunique()
+    assert len(set(map(frozenset, tests))) == 3  # each seed its own test split

@@ -76,6 +76,23 @@ def test_a_training_step_never_waits_for_the_device(tiny_demo, tmp_path, place):
 
 
 @CUDA
+def test_on_a_gpu_the_wait_on_copies_is_timed_where_batches_come_from_the_host(tiny_demo, tmp_path):
+    """The GPU's wait on copies, from CUDA events, where the split is held on the host; where it is in GPU
+    memory there is no copy to wait on, said so. The host's fetch time is measured in both."""
+    run = Trainer(TrainConfig(model="MobileNetV2", image_size=32, batch_size=4, device="cuda"), tiny_demo,
+                  tmp_path / "cache", RunPaths(tmp_path / "run"))
+    for place in ("cuda-host", "cuda"):
+        meter = StepMeter(run.device)
+        run.train_epoch(load_train(run, place), 0, meter)
+        share, reason = meter.gpu_copy_wait()
+        assert 0 <= meter.data_wait_fraction() < 1
+        if place == "cuda-host":
+            assert 0 <= share < 1 and reason is None and meter.copies > 0
+        else:
+            assert share is None and "in GPU memory" in reason
+
+
+@CUDA
 def test_on_a_gpu_a_host_resident_split_gives_the_batches_a_resident_one_gives(tiny_demo, tmp_path):
     run = Trainer(TrainConfig(model="MobileNetV2", image_size=32, batch_size=4, device="cuda"), tiny_demo,
                   tmp_path / "cache", RunPaths(tmp_path / "run"))
@@ -97,7 +114,13 @@ class FakeCuda:
         fake = self
 
         class Event:
+            def __init__(self, enable_timing=False):
+                self.timing = enable_timing
+
             def record(self, stream):
+                if self.timing:  # the marks around the step stream's wait, timed on the GPU
+                    fake.log.append(f"{stream.name} marks")
+                    return
                 self.name = f"copy{fake.copies}"
                 fake.copies += 1
 
@@ -142,13 +165,43 @@ def test_a_host_resident_split_is_gathered_into_pinned_buffers_each_reused_only_
     for index in batches:
         assert torch.equal(staging.copy(images, index), images[index])
     assert torch.equal(staging.copy(images, slice(4, 6)), images[4:6])
+    waited = ["step marks", "step waits copy{}", "step marks"]  # the step's wait on each copy, between two timed marks
     assert cuda.log == [
-        "pin buffer 0", "copy from buffer 0", "step waits copy0",
-        "pin buffer 1", "copy from buffer 1", "step waits copy1",
-        "wait copy0", "copy from buffer 0", "step waits copy2",  # buffer 0 again, once its copy is done
-        "wait copy1", "pin buffer 2", "copy from buffer 2", "step waits copy3",  # larger than buffer 1: a new one in its place
-        "copy from the split", "step waits copy4",  # a slice is pinned already: no gather, no buffer
+        "pin buffer 0", "copy from buffer 0", *(w.format(0) for w in waited),
+        "pin buffer 1", "copy from buffer 1", *(w.format(1) for w in waited),
+        "wait copy0", "copy from buffer 0", *(w.format(2) for w in waited),  # buffer 0 again, once its copy is done
+        "wait copy1", "pin buffer 2", "copy from buffer 2", *(w.format(3) for w in waited),  # larger: a new one in its place
+        "copy from the split", *(w.format(4) for w in waited),  # a slice is pinned already: no gather, no buffer
     ]
+    assert staging.last_wait is not None
+
+
+def test_the_gpus_wait_on_copies_is_timed_apart_from_the_hosts_fetch(monkeypatch):
+    """StepMeter: the host's fetch time (data_wait_fraction) and the GPU's wait on each copy from the host,
+    read from the CUDA events around it once a timed pass has ended (here events that say how long)."""
+    from harness.measure import meters
+    from harness.measure.meters import StepMeter
+
+    class Waited:
+        def __init__(self, ms):
+            self.ms = ms
+
+        def elapsed_time(self, other):
+            return self.ms
+
+    clock = iter([0.0, 2.0])  # the pass's edges: two seconds
+    monkeypatch.setattr(meters, "synchronize", lambda device: None)
+    monkeypatch.setattr(meters.time, "perf_counter", lambda: next(clock))
+    meter = StepMeter(torch.device("cuda"), warmup=1)
+    with meter.timing():
+        meter.step(8, 0.5, (Waited(900.0), None))  # the warm-up step: neither wait counted
+        for ms in (100.0, 300.0):
+            meter.step(8, 0.25, (Waited(ms), None))
+    assert meter.data_wait_fraction() == pytest.approx(0.5 / 2) and meter.gpu_copy_wait() == (pytest.approx(0.4 / 2), None)
+    resident = StepMeter(torch.device("cuda"), warmup=0)
+    resident.seconds = 1.0
+    assert resident.gpu_copy_wait() == (None, "no batch was copied from the host: the split is in GPU memory")
+    assert StepMeter(torch.device("cpu")).gpu_copy_wait() == (None, "no GPU in use (device: cpu)")
 
 
 def test_utilisation_counts_only_samples_whose_period_lies_inside_the_training_steps():

@@ -79,7 +79,7 @@ def test_a_class_left_empty_after_skipping_fails_the_build(tmp_path):
     assert _published(tmp_path / "cache") == []
 
 
-def test_resplit_draws_a_new_split_by_source_group(tiny_demo, tmp_path):
+def test_resplit_draws_a_new_split_by_source_group_and_keeps_each_splits_size_and_balance(tiny_demo, tmp_path):
     from harness.data.cache import build_cache, load_split, resplit
 
     folder = build_cache(tiny_demo, (32, "bicubic", 0.875), tmp_path / "cache", 1)
@@ -87,6 +87,10 @@ def test_resplit_draws_a_new_split_by_source_group(tiny_demo, tmp_path):
     one, two = resplit(splits, 0), resplit(splits, 1)
     assert sum(len(s.labels) for s in one.values()) == sum(len(s.labels) for s in splits.values())
     assert set(one["test"].index["path"]) != set(two["test"].index["path"])
-    for drawn in (one, two):  # no photograph feeds two splits
+    for drawn in (one, two):
         groups = [set(drawn[name].index["group"]) for name in ("train", "val", "test")]
-        assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+        assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])  # no photograph in two splits
+        for number, name in enumerate(("train", "val", "test")):  # as many photographs as the fixed split, both classes
+            assert len(groups[number]) == splits[name].index["group"].nunique() and set(drawn[name].labels) == {0, 1}
+            # 30 crops per class from 21 photographs: one or two of each class per photograph
+            assert abs(len(drawn[name].labels) - len(splits[name].labels)) <= 2 * len(groups[number])

@@ -1,6 +1,7 @@
 """The leaderboard's aggregation over seeds, on made-up records: means, intervals, status, order."""
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -25,18 +26,130 @@ def sweep_with(tmp_path, accuracies: dict[str, list[float | None]]) -> SweepPath
     return sweep
 
 
-def test_mean_and_student_t_interval_over_seeds(tmp_path):
-    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep_with(tmp_path, {"ResNet50": [0.90, 0.92, 0.94], "VGG16": [0.7]})))}
-    resnet = rows["ResNet50"]
-    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
-    assert resnet["accuracy"] == pytest.approx(0.92) and resnet["seeds"] == 3 and resnet["status"] == "COMPLETED"
-    assert (resnet["accuracy_lo"], resnet["accuracy_hi"]) == pytest.approx((0.92 - half, 0.92 + half))
-    assert rows["VGG16"]["accuracy_lo"] is None  # one seed: no interval
+def crossed_sweep(tmp_path, correct: dict[str, list], groups, resplit: bool = False) -> SweepPaths:
+    """A sweep whose runs got these test images right (one boolean array per seed), on one test set of
+    balanced classes whose images fall in these groups; each record's test figures match its scores."""
+    runs = [RunSpec(f"{model}-s{seed}", model, seed) for model, seeds in correct.items() for seed in range(len(seeds))]
+    sweep = SweepPaths(tmp_path / "s1")
+    write_spec(sweep, spec(runs=runs))
+    labels = np.arange(len(groups)) % 2
+    for model, seeds in correct.items():
+        for seed, right in enumerate(seeds):
+            probs = np.where(right, labels, 1 - labels) * 0.8 + 0.1 + np.linspace(0, 0.05, len(labels))
+            rid = f"{model}-s{seed}"
+            matrix = [[int(((labels == 0) & right).sum()), int(((labels == 0) & ~right).sum())],
+                      [int(((labels == 1) & ~right).sum()), int(((labels == 1) & right).sum())]]
+            test = {"accuracy": float(right.mean()), "loss": 0.3, "auc": 0.9, "f1": float(right.mean()),
+                    "confusion_matrix": matrix, "count": len(labels)}
+            write_record(sweep.run(rid), completed(rid, float(right.mean()), seed=seed, test=test, config={"resplit": resplit}))
+            np.save(sweep.run(rid).test_scores, np.stack([labels, probs, groups]))
+    return sweep
 
 
-def test_an_interval_never_leaves_the_metric_range(tmp_path):
-    row = leaderboard(SweepResults(sweep_with(tmp_path, {"ResNet50": [0.5, 0.99]})))[0]
-    assert 0 <= row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"] <= 1  # unclipped: [-2.6, 4.1]
+def two_way_anova(cells):
+    """Var(mean) over new seeds and units from the textbook two-way random-effects ANOVA of a seeds x
+    units table of cell accuracies (equal unit sizes): (MS_seed + MS_unit - MS_residual) / (S G), and
+    its Satterthwaite degrees of freedom."""
+    seeds, units = cells.shape
+    grand, by_seed, by_unit = cells.mean(), cells.mean(axis=1), cells.mean(axis=0)
+    ms_seed = units * ((by_seed - grand) ** 2).sum() / (seeds - 1)
+    ms_unit = seeds * ((by_unit - grand) ** 2).sum() / (units - 1)
+    ms_residual = ((cells - by_seed[:, None] - by_unit[None] + grand) ** 2).sum() / ((seeds - 1) * (units - 1))
+    total = ms_seed + ms_unit - ms_residual
+    df = total ** 2 / (ms_seed ** 2 / (seeds - 1) + ms_unit ** 2 / (units - 1) + ms_residual ** 2 / ((seeds - 1) * (units - 1)))
+    return total / (seeds * units), df
+
+
+def test_the_interval_counts_the_seeds_and_the_test_groups_together(tmp_path):
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(12), 20)
+    hard = rng.normal(0, 1, 12)[groups]  # each photograph's difficulty, shared by every seed
+    right = [rng.random(240) < 1 / (1 + np.exp(-(2 + hard + rng.normal(0, 0.4)))) for _ in range(4)]
+    row = leaderboard(SweepResults(crossed_sweep(tmp_path, {"ResNet50": right}, groups)))[0]
+    cells = np.array([[r[groups == g].mean() for g in range(12)] for r in right])
+    variance, df = two_way_anova(cells)
+    mean = cells.mean()
+    effective = min(mean * (1 - mean) / variance, 240)
+    z = stats.t.ppf(0.975, row["interval_df"])
+    centre, half = (mean + z * z / (2 * effective)) / (1 + z * z / effective), \
+        z / (1 + z * z / effective) * math.sqrt(mean * (1 - mean) / effective + z * z / (4 * effective ** 2))
+    assert row["accuracy"] == pytest.approx(mean) and row["seeds"] == 4
+    assert (row["accuracy_lo"], row["accuracy_hi"]) == pytest.approx((centre - half, centre + half))
+    assert row["interval_df"] <= df + 1e-9  # Satterthwaite's, the groups' own degrees of freedom at most theirs
+    assert row["interval_population"] == "new test groups" and "seeds x test groups crossed" in row["interval_method"]
+    f1 = mean_interval([r.mean() for r in right])  # the other metrics: Student's t over the seeds
+    assert (row["f1_lo"], row["f1_hi"]) == pytest.approx(f1[1:])
+
+
+def test_over_this_test_set_the_interval_is_the_seeds_alone_and_says_so(tmp_path):
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(10), 20)
+    right = [rng.random(200) < 0.85 for _ in range(3)]
+    sweep = crossed_sweep(tmp_path, {"ResNet50": right}, groups)
+    new, this = (leaderboard(SweepResults(sweep), population=p)[0] for p in ("new-test-set", "this-test-set"))
+    assert this["interval_population"] == "this test set" and "conditional on this test set" in this["interval_method"]
+    assert this["accuracy_hi"] - this["accuracy_lo"] < new["accuracy_hi"] - new["accuracy_lo"]
+    assert this["separability_test"] is None
+
+
+def test_with_too_few_seeds_or_units_the_interval_says_why(tmp_path):
+    from harness.analysis.leaderboard import interval_lines
+
+    rng = np.random.default_rng(2)
+    right = {"A": [rng.random(200) < 0.9 for _ in range(2)], "B": [rng.random(200) < 0.8]}
+    rows = {r["model"]: r for r in leaderboard(SweepResults(crossed_sweep(tmp_path, right, np.arange(200) % 10)))}
+    assert rows["A"]["accuracy_lo"] is None and rows["A"]["interval_reason"].startswith(
+        "2 seeds: too few for an interval that counts seed variance (3 needed)")
+    assert rows["B"]["accuracy_lo"] is not None and "1 seed: seed variance not counted" in rows["B"]["interval_method"]
+    few = leaderboard(SweepResults(crossed_sweep(tmp_path / "few", {"A": right["B"]}, np.arange(200) % 3)))[0]
+    assert few["accuracy_lo"] is None and few["interval_reason"] == "too few units for an interval: 3 test groups, 5 needed"
+    assert "no acc 95% CI where too few units for an interval: 3 test groups, 5 needed" in interval_lines([few])
+
+
+def test_test_scores_that_disagree_with_their_record_are_not_used(tmp_path):
+    rng = np.random.default_rng(6)
+    sweep = crossed_sweep(tmp_path, {"ResNet50": [rng.random(200) < 0.9 for _ in range(3)]}, np.arange(200) % 10)
+    scores = np.load(sweep.run("ResNet50-s1").test_scores)
+    scores[1] = 1 - scores[1]  # another run's scores, or damaged ones
+    np.save(sweep.run("ResNet50-s1").test_scores, scores)
+    row = leaderboard(SweepResults(sweep))[0]
+    assert row["interval_population"] == "this test set"  # the seeds alone, saying why
+    assert "ResNet50-s1's test scores (test_scores.npy) disagree with its record's test accuracy" in row["interval_method"]
+
+
+def test_a_seed_at_chance_is_named_and_left_out_of_the_mean_the_interval_and_status(tmp_path):
+    from harness.analysis.status import sweep_status
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(10), 20)
+    right = [rng.random(200) < 0.9 for _ in range(3)] + [rng.random(200) < 0.5]
+    sweep = crossed_sweep(tmp_path, {"ResNet50": right}, groups)
+    row = leaderboard(SweepResults(sweep))[0]
+    assert row["seeds"] == 3 and row["accuracy"] == pytest.approx(np.mean([r.mean() for r in right[:3]]))
+    assert len(row["left_out"]) == 1 and row["left_out"][0].startswith("ResNet50-s3: at chance: test accuracy")
+    reason = {s.run_id: s.reason for s in sweep_status(SweepResults(sweep))[0]}["ResNet50-s3"]
+    assert reason.startswith("collapsed, at chance") and "left out of the leaderboard" in reason
+
+
+def test_a_run_whose_training_diverged_is_named(tmp_path):
+    from harness.stats.collapse import DIVERGED
+    from harness.store.records import RunRecord
+
+    sweep = sweep_with(tmp_path, {"ResNet50": [0.9, 0.91, 0.92, None]})
+    write_record(sweep.run("ResNet50-s3"), RunRecord(
+        sweep_id="s1", run_id="ResNet50-s3", model="ResNet50", seed=3, status="FAILED", config={},
+        error=f"{DIVERGED}: the training loss was nan in epoch 2", finished_at="2026-11-27T01:00:00+00:00"))
+    row = leaderboard(SweepResults(sweep))[0]
+    assert row["left_out"] == [f"ResNet50-s3: {DIVERGED}: the training loss was nan in epoch 2"] and row["seeds"] == 3
+
+
+def test_with_resplit_the_interval_is_over_the_seeds_and_their_splits(tmp_path):
+    rng = np.random.default_rng(4)
+    sweep = crossed_sweep(tmp_path, {"ResNet50": [rng.random(200) < 0.9 for _ in range(3)]}, np.arange(200) % 10, resplit=True)
+    row = leaderboard(SweepResults(sweep))[0]
+    assert row["interval_population"] == "new splits" and row["accuracy_lo"] < row["accuracy"] < row["accuracy_hi"]
+    this = leaderboard(SweepResults(sweep), population="this-test-set")[0]
+    assert this["accuracy_lo"] is None and "no one test set" in this["interval_reason"]
 
 
 def test_missing_runs_keep_their_row_with_a_status(tmp_path):
@@ -60,8 +173,6 @@ def test_the_quantile_in_plain_python_is_scipys():
 def scored_sweep(tmp_path, groups=None):
     """Three architectures, one seed each, on the same 200 test images: A and B nearly agree, C is right
     far less often. groups: each test image's group number, written as test_scores.npy's third row."""
-    import numpy as np
-
     sweep = sweep_with(tmp_path, {"A": [0.9], "B": [0.89], "C": [0.6]})
     rng = np.random.default_rng(0)
     labels = np.repeat([0.0, 1.0], 100)
@@ -78,25 +189,22 @@ def test_separability_over_independent_test_images_is_mcnemars(tmp_path):
     assert rows["A"]["not_separable_from"] == ["B"] and rows["B"]["not_separable_from"] == ["A"]
     assert (rows["A"]["group"], rows["B"]["group"], rows["C"]["group"]) == ("a", "a", "b")
     assert rows["C"]["not_separable_from"] == [] and rows["C"]["separability_test"] == (
-        "McNemar on accuracy over the test images, Holm over 3 pairs, 5%")
+        "McNemar on accuracy over the test images (1 seed: seed variance not counted), Holm over 3 pairs, 5%")
     assert rows["C"]["not_tested_against"] is None and rows["C"]["separability_reason"] is None
     by_auc = leaderboard(SweepResults(scored_sweep(tmp_path / "auc")), sort="auc")
-    assert by_auc[0]["separability_test"] == "DeLong on AUC over the test images, Holm over 3 pairs, 5%"
+    assert by_auc[0]["separability_test"] == "DeLong on AUC over the test images (1 seed: seed variance not counted), Holm over 3 pairs, 5%"
 
 
 def test_separability_pairs_on_the_test_groups_where_the_manifest_has_them(tmp_path):
-    import numpy as np
-
     rows = {r["model"]: r for r in leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.arange(200) % 20)))}
-    assert rows["C"]["separability_test"] == "cluster-robust paired t-test on accuracy over 20 test groups, Holm over 3 pairs, 5%"
+    assert rows["C"]["separability_test"] == ("paired test on accuracy over 20 test groups (1 seed: seed variance not "
+                                              "counted), Holm over 3 pairs, 5%")
     assert rows["A"]["not_separable_from"] == ["B"] and rows["C"]["not_separable_from"] == []
     auc = leaderboard(SweepResults(scored_sweep(tmp_path / "auc", groups=np.arange(200) % 20)), sort="auc")[0]
     assert auc["separability_test"].startswith("DeLong on AUC clustered by group (Obuchowski) over 20 test groups")
 
 
 def test_with_one_test_group_nothing_is_called_separable_or_not(tmp_path):
-    import numpy as np
-
     from harness.analysis.leaderboard import separability_caption
 
     rows = leaderboard(SweepResults(scored_sweep(tmp_path, groups=np.zeros(200))))
@@ -106,50 +214,34 @@ def test_with_one_test_group_nothing_is_called_separable_or_not(tmp_path):
                                            "group: a spread between groups needs 2")
 
 
-def test_with_several_seeds_separability_is_a_paired_t_test_on_the_seeds_accuracy(tmp_path):
+def test_over_this_test_set_separability_is_a_paired_t_test_on_the_seeds_accuracy(tmp_path):
     sweep = sweep_with(tmp_path, {"A": [0.90, 0.92, 0.91], "B": [0.80, 0.83, 0.80], "C": [0.91, 0.90, 0.92], "D": [0.7]})
-    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
+    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep), population="this-test-set")}
     p = stats.ttest_rel([0.90, 0.92, 0.91], [0.80, 0.83, 0.80]).pvalue
     assert p * 3 < 0.05 and rows["A"]["not_separable_from"] == ["C"] and rows["B"]["not_separable_from"] == []
-    assert rows["A"]["separability_test"] == "paired t-test on per-seed accuracy, Holm over 3 pairs, 5%"
+    assert rows["A"]["separability_test"] == ("paired t-test on per-seed accuracy over seeds, conditional on this test set, "
+                                              "Holm over 3 pairs, 5%")
     assert rows["A"]["not_tested_against"] == ["D"] and rows["D"]["not_separable_from"] is None
     assert rows["D"]["not_tested_against"] == ["A", "C", "B"] and rows["D"]["separability_reason"] == "1 seed in common: a spread needs 2"
 
 
-def test_the_leaderboard_says_what_its_interval_covers(tmp_path):
-    sweep = sweep_with(tmp_path, {"ResNet50": [0.9, 0.92], "VGG16": [0.8]})
-    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
-    assert "split is fixed" in rows["ResNet50"]["interval_covers"] and rows["VGG16"]["interval_covers"] is None
-    write_record(sweep.run("ResNet50-s1"), completed("ResNet50-s1", 0.92, seed=1, config={"resplit": True}))
-    assert "split (--resplit)" in leaderboard(SweepResults(sweep))[0]["interval_covers"]
-
-
-def test_with_one_seed_the_row_shows_its_records_interval_over_test_groups(tmp_path):
-    sweep = sweep_with(tmp_path, {"ResNet50": [0.9], "VGG16": [0.8, 0.82]})
-    method = "Wilson with a design effect over 3 groups (t, 2 df)"
-    test = {"accuracy": 0.9, "loss": 0.3, "auc": 0.95, "accuracy_interval": [0.71, 0.97], "accuracy_interval_method": method}
-    write_record(sweep.run("ResNet50-s0"), completed("ResNet50-s0", 0.9, test=test))
-    rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
-    resnet, vgg = rows["ResNet50"], rows["VGG16"]
-    assert (resnet["accuracy_test_lo"], resnet["accuracy_test_hi"], resnet["test_interval"]) == (0.71, 0.97, method)
-    assert resnet["accuracy_lo"] is None and resnet["interval_reason"] == "1 seed: an interval over seeds needs 2"
-    assert vgg["accuracy_test_lo"] is None and vgg["interval_reason"] is None and vgg["accuracy_lo"] is not None
-    reason = "the test split holds 1 independent unit: a spread needs 2"
-    write_record(sweep.run("ResNet50-s0"), completed("ResNet50-s0", 0.9, test={
-        **test, "accuracy_interval": None, "accuracy_interval_reason": reason}))
-    resnet = leaderboard(SweepResults(sweep))[0]
-    assert resnet["accuracy_test_lo"] is None and resnet["test_interval"] == reason
+def test_over_new_test_sets_separability_is_the_crossed_test_over_seeds_and_groups(tmp_path):
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(10), 20)
+    right = {"A": [rng.random(200) < 0.95 for _ in range(4)], "B": [rng.random(200) < 0.6 for _ in range(4)]}
+    rows = {r["model"]: r for r in leaderboard(SweepResults(crossed_sweep(tmp_path, right, groups)))}
+    assert rows["A"]["separability_test"].startswith("crossed paired test on accuracy over seeds x test units")
+    assert rows["A"]["not_separable_from"] == [] and rows["A"]["group"] != rows["B"]["group"]
 
 
 def test_a_run_on_other_test_images_or_without_scores_is_not_tested_and_says_why(tmp_path):
-    import numpy as np
-
     sweep = scored_sweep(tmp_path)
     np.save(sweep.run("C-s0").test_scores, np.stack([np.zeros(50), np.full(50, 0.2)]))  # another test split
     rows = {r["model"]: r for r in leaderboard(SweepResults(sweep))}
     assert rows["A"]["not_separable_from"] == ["B"] and rows["A"]["not_tested_against"] == ["C"]
     assert rows["C"]["not_separable_from"] is None and rows["C"]["separability_reason"] == "not both scored on the same test images"
-    assert rows["C"]["separability_test"] == "McNemar on accuracy over the test images, Holm over 1 pair, 5%"
+    assert rows["C"]["separability_test"] == ("McNemar on accuracy over the test images (1 seed: seed variance not "
+                                              "counted), Holm over 1 pair, 5%")
     sweep.run("C-s0").test_scores.unlink()
     assert leaderboard(SweepResults(sweep))[-1]["separability_reason"] == "test scores missing or damaged (test_scores.npy)"
 
@@ -184,4 +276,4 @@ def test_the_command_and_the_report_show_one_leaderboard(cli, tmp_path):
     assert cli("report", "--format", "markdown", "--results", results).code == 0
     report = (results / "one" / "report.md").read_text().splitlines()
     table = [line for line in printed if line.startswith("| ")]  # the header and the rows (each page aligns its own)
-    assert len(table) == 3 and "AUC 95% CI (seeds)" in table[0] and all(line in report for line in table), table
+    assert len(table) == 3 and "AUC 95% CI" in table[0] and all(line in report for line in table), table

@@ -6,14 +6,19 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from harness.stats.crossed import (
+    accuracy_replicates,
+    auc_replicates,
+    crossed_paired_test,
+    crossed_spread,
+    paired_difference,
+    unit_degrees_of_freedom,
+)
 from harness.stats.intervals import mean_interval
 from harness.stats.metrics import accuracy_interval, auc_interval, best_threshold, detection_metrics
 from harness.stats.paired import (
-    clustered_auc_covariance,
     delong_covariance,
     delong_test,
-    grouped_accuracy_test,
-    grouped_auc_test,
     holm_bonferroni,
     image_pair_test,
     mcnemar_test,
@@ -101,9 +106,9 @@ def wilson(p: float, n: float, z: float) -> tuple[float, float]:
 def test_over_independent_images_the_accuracy_interval_is_wilsons():
     labels, a, _ = two_runs(n=300)
     accuracy = np.mean((a >= 0.5) == labels)
-    low, high, reason = accuracy_interval(labels, a, np.arange(300))
+    low, high, reason, df = accuracy_interval(labels, a, np.arange(300))
     # the variance between 300 one-image units is p(1 - p) / 299: Wilson over 299 images, at t with 299 df
-    assert (low, high) == pytest.approx(wilson(accuracy, 299, stats.t.ppf(0.975, 299))) and reason is None
+    assert (low, high) == pytest.approx(wilson(accuracy, 299, stats.t.ppf(0.975, 299))) and reason is None and df == 299
     assert high - low == pytest.approx(2 * 1.96 * math.sqrt(accuracy * (1 - accuracy) / 300), rel=0.05)
 
 
@@ -111,32 +116,34 @@ def test_images_of_one_source_count_as_one_unit():
     # ten crops of each photograph, scored alike: 30 photographs, not 300 independent images
     labels, a, _ = two_runs(n=30, seed=2)
     labels, a, groups = np.repeat(labels, 10), np.repeat(a, 10), np.repeat(np.arange(30), 10)
-    low_images, high_images, _ = accuracy_interval(labels, a, np.arange(300))
-    low_sources, high_sources, _ = accuracy_interval(labels, a, groups)
+    low_images, high_images, _, _ = accuracy_interval(labels, a, np.arange(300))
+    low_sources, high_sources, _, df = accuracy_interval(labels, a, groups)
     assert (high_sources - low_sources) > 2.5 * (high_images - low_images)  # about sqrt(10) times wider
     accuracy = np.mean((a >= 0.5) == labels)
-    # the design effect is 10: Wilson over the 30 photographs' worth of images, at t with 29 df
-    assert (low_sources, high_sources) == pytest.approx(wilson(accuracy, accuracy * (1 - accuracy) / (
+    # the design effect is 10: Wilson over the 30 photographs' worth of images, at t with 29 df (30 units alike)
+    assert df == 29 and (low_sources, high_sources) == pytest.approx(wilson(accuracy, accuracy * (1 - accuracy) / (
         30 / 29 * np.sum((np.bincount(groups, (a >= 0.5) == labels) - 10 * accuracy) ** 2) / 300 ** 2), stats.t.ppf(0.975, 29)))
 
 
 def test_the_accuracy_interval_stays_in_the_unit_interval_and_is_never_of_zero_width():
     labels = np.array([0, 1] * 30, dtype=bool)
-    low, high, _ = accuracy_interval(labels, labels * 0.9, np.repeat(np.arange(3), 20))  # all right
+    low, high, _, _ = accuracy_interval(labels, labels * 0.9, np.repeat(np.arange(6), 10))  # all right
     assert 0.0 < low < high == 1.0
-    low, high, _ = accuracy_interval(labels, 1 - labels * 0.9, np.arange(60))  # all wrong
+    low, high, _, _ = accuracy_interval(labels, 1 - labels * 0.9, np.arange(60))  # all wrong
     assert low == 0.0 < high < 1.0
 
 
-def test_with_one_group_there_is_no_interval_and_a_reason():
+def test_with_too_few_groups_there_is_no_interval_and_a_reason():
     labels, a, _ = two_runs(n=40)
-    for interval in (accuracy_interval(labels, a, np.zeros(40, dtype=int)), auc_interval(labels, a, np.zeros(40, dtype=int))):
-        assert interval.low is None and interval.high is None and "1 independent unit" in interval.reason
+    for units, words in ((np.zeros(40, dtype=int), "1 independent unit, 5 needed"), (np.arange(40) % 4, "4 independent units")):
+        for interval in (accuracy_interval(labels, a, units), auc_interval(labels, a, units)):
+            assert interval.low is None and interval.high is None and interval.reason.startswith("too few units for an interval")
+            assert words in interval.reason
 
 
 def test_a_perfect_auc_has_no_interval_rather_than_one_of_zero_width():
     labels = np.array([0, 1] * 30, dtype=bool)
-    low, high, reason = auc_interval(labels, labels * 0.8 + 0.1, np.arange(60))
+    low, high, reason, _ = auc_interval(labels, labels * 0.8 + 0.1, np.arange(60))
     assert low is None and high is None and "AUC of 1" in reason
     assert auc_interval(np.ones(10, dtype=bool), np.ones(10), np.arange(10)).reason.endswith("it has no AUC")
 
@@ -144,40 +151,43 @@ def test_a_perfect_auc_has_no_interval_rather_than_one_of_zero_width():
 def test_the_auc_interval_over_images_is_delongs_on_the_logit_scale():
     labels, a, _ = two_runs(n=400)
     aucs, cov = delong_covariance(labels, a)
-    low, high, _ = auc_interval(labels, a, np.arange(400))
+    low, high, _, df = auc_interval(labels, a, np.arange(400))
     auc = aucs[0]
-    assert 0 < low < auc < high < 1
+    assert 0 < low < auc < high < 1 and df == 399
     logit_half = (math.log(high / (1 - high)) - math.log(low / (1 - low))) / 2
     assert logit_half * auc * (1 - auc) == pytest.approx(1.96 * math.sqrt(cov[0, 0]), rel=0.01)
 
 
-def test_the_clustered_auc_covariance_is_delongs_with_one_image_per_unit():
+def test_the_auc_spread_between_units_is_delongs_with_one_image_per_unit():
     labels, a, b = two_runs(n=300)
-    scores = np.stack([a, b])
-    aucs, delong = delong_covariance(labels, scores)
-    clustered_aucs, clustered = clustered_auc_covariance(labels, scores, np.arange(300))
+    aucs, delong = delong_covariance(labels, np.stack([a, b]))
+    one, difference = (crossed_spread(r, correlation=1.0) for r in (
+        auc_replicates(labels, a[None], np.arange(300)),
+        paired_difference(auc_replicates(labels, a[None], np.arange(300)), auc_replicates(labels, b[None], np.arange(300)))))
     m = labels.sum()
-    assert clustered_aucs == pytest.approx(aucs)
+    assert one.mean == pytest.approx(aucs[0])
     # DeLong divides each class's squares by (m - 1) m; Obuchowski by m^2, times G / (G - 1); equal classes here
-    assert clustered == pytest.approx(delong * (m - 1) / m * 300 / 299, rel=1e-12)
+    assert one.variance == pytest.approx(delong[0, 0] * (m - 1) / m * 300 / 299, rel=1e-12)
+    assert difference.variance == pytest.approx((delong[0, 0] + delong[1, 1] - 2 * delong[0, 1]) * (m - 1) / m * 300 / 299, rel=1e-12)
 
 
-def test_the_clustered_auc_covariance_matches_a_bootstrap_of_whole_groups():
+def test_the_auc_spread_between_groups_matches_a_bootstrap_of_whole_groups():
     rng = np.random.default_rng(4)
     groups = np.repeat(np.arange(60), 10)
     labels = np.arange(600) % 2 == 1
     shift = rng.normal(0, 0.8, 60)[groups]  # each photograph's fakes are as easy to catch as it makes them
     a = labels * (1.0 + shift) + rng.normal(size=600)
     b = a + 0.5 * rng.normal(size=600)
-    aucs, cov = clustered_auc_covariance(labels, np.stack([a, b]), groups)
+    one = crossed_spread(auc_replicates(labels, a[None], groups), correlation=1.0)
+    difference = crossed_spread(paired_difference(auc_replicates(labels, a[None], groups), auc_replicates(labels, b[None], groups)))
     boots = []
     for _ in range(2000):
         draw = np.concatenate([np.flatnonzero(groups == g) for g in rng.integers(0, 60, 60)])
         boots.append([rank_auc(labels[draw], a[draw]), rank_auc(labels[draw], b[draw])])
     boots = np.array(boots)
-    assert np.var(boots[:, 0], ddof=1) == pytest.approx(cov[0, 0], rel=0.15)
-    assert np.var(boots[:, 0] - boots[:, 1], ddof=1) == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=0.15)
-    assert cov[0, 0] > 2 * delong_covariance(labels, a)[1][0, 0]  # images of one photograph are not independent
+    assert np.var(boots[:, 0], ddof=1) == pytest.approx(one.variance, rel=0.15)
+    assert np.var(boots[:, 0] - boots[:, 1], ddof=1) == pytest.approx(difference.variance, rel=0.15)
+    assert one.variance > 2 * delong_covariance(labels, a)[1][0, 0]  # images of one photograph are not independent
 
 
 # --- paired tests between two runs ---
@@ -248,22 +258,36 @@ def test_separable_pairs_after_correction():
         image_pair_test(labels, a, b, "f1")
 
 
-def test_the_grouped_accuracy_test_is_the_paired_t_test_on_per_group_accuracy():
+def test_the_paired_test_over_groups_is_the_paired_t_statistic_on_per_group_accuracy():
     rng = np.random.default_rng(7)
     groups = np.repeat(np.arange(8), 15)
     labels = rng.random(120) < 0.5
     a, b = rng.random(120), rng.random(120)
     per_group = [[np.mean(((s >= 0.5) == labels)[groups == g]) for g in range(8)] for s in (a, b)]
-    assert grouped_accuracy_test(labels, a, b, groups) == pytest.approx(stats.ttest_rel(*per_group).pvalue, rel=1e-9)
-    assert grouped_accuracy_test(labels, a, a, groups) == 1.0
+    statistic = stats.ttest_rel(*per_group).statistic
+    first, second = (accuracy_replicates(((s >= 0.5) == labels)[None], groups) for s in (a, b))
+    df = unit_degrees_of_freedom(paired_difference(first, second).influence[0], first.sizes, 1.0)
+    assert df <= 7  # at most G - 1; less where the differences are concentrated in a few groups
+    assert image_pair_test(labels, a, b, "accuracy", groups) == pytest.approx(2 * stats.t.sf(abs(statistic), df), rel=1e-9)
+    assert image_pair_test(labels, a, a, "accuracy", groups) == 1.0
     b_scores = np.ones(120)
     b_scores[::15] = 0.0  # b wrong on one image of each group, a on none: nothing to judge the spread by
-    assert grouped_accuracy_test(np.ones(120, dtype=bool), np.ones(120), b_scores, groups) is None
+    assert image_pair_test(np.ones(120, dtype=bool), np.ones(120), b_scores, "accuracy", groups) is None
 
 
-def test_the_grouped_auc_test_is_delongs_with_one_image_per_unit():
+def test_the_paired_auc_test_over_groups_is_delongs_with_one_image_per_unit():
     labels, a, b = two_runs(n=2000)
-    assert grouped_auc_test(labels, a, b, np.arange(2000)) == pytest.approx(delong_test(labels, a, b), rel=0.02)
+    assert image_pair_test(labels, a, b, "auc", np.arange(2000)) == pytest.approx(delong_test(labels, a, b), rel=0.02)
+
+
+def test_the_crossed_test_takes_at_most_the_seeds_degrees_of_freedom():
+    rng = np.random.default_rng(8)
+    units = np.repeat(np.arange(20), 10)
+    a = accuracy_replicates(rng.random((3, 200)) < 0.8, units)
+    b = accuracy_replicates(rng.random((3, 200)) < 0.7, units)
+    spread = crossed_spread(paired_difference(a, b), correlation=1.0)
+    assert spread.df > 2
+    assert crossed_paired_test(a, b) == pytest.approx(2 * stats.t.sf(abs(spread.mean) / math.sqrt(spread.variance), 2), rel=1e-9)
 
 
 def test_the_paired_t_test_over_seeds_is_scipys_on_the_seeds_both_ran():

@@ -33,7 +33,7 @@ def test_paper_preprocessing_is_each_architectures_keras_mode(name):
     mode = KERAS_MODES[spec.keras_mode]
     assert (pre.mode, pre.bgr, pre.mean, pre.std) == (spec.keras_mode, mode["bgr"], mode["mean"], mode["std"])
     # and Keras' resize: the whole image, no crop, bilinear; timm's centre-crops
-    assert pre.resize_key == (96, "bilinear", 1.0) != preprocessing_for(name, "timm", 96).resize_key
+    assert pre.resize_key == (96, "bilinear", 1.0, "keras") != preprocessing_for(name, "timm", 96).resize_key
     assert preprocessing_for(name, "timm", 96).crop_pct < 1
 
 

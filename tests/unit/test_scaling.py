@@ -38,6 +38,15 @@ def test_an_architecture_never_run_on_one_rank_has_no_speedup():
     assert scaling_rows({"R": [_record("R", 0, 1, 10.0)]}) == []
 
 
+def test_a_baseline_timed_on_another_gpu_model_gives_no_speedup_and_says_so():
+    rows = {row["ranks"]: row for row in scaling_rows({
+        "R [x1]": [_record("R", 0, 1, 100.0, "Tesla P100-PCIE-16GB")],
+        "R [x4]": [_record("R", 0, 4, 900.0, "NVIDIA H100 80GB HBM3")]})}
+    assert rows[4]["speedup"] is None and rows[4]["efficiency"] is None
+    assert rows[4]["speedup_reason"] == ("the one-rank baseline ran on Tesla P100-PCIE-16GB, these 4 ranks on NVIDIA H100 80GB "
+                                         "HBM3: no speedup across GPU models")
+
+
 def test_nvidia_figures_stand_beside_ours_where_gpu_and_precision_match():
     records = {"ResNet50 [x1]": [_record("ResNet50", 0, 1, 900.0, "NVIDIA A100-SXM4-80GB", tf32=True)],
                "ResNet50 [x8]": [_record("ResNet50", 0, 8, 7000.0, "NVIDIA A100-SXM4-80GB", tf32=True)],
