@@ -107,7 +107,8 @@ def _column(column: Shape, floor: int, whole_headers: bool, room: int | None) ->
     """rich's settings for a column: a whole column neither wraps nor shrinks, as wide as its widest cell (or its
     header), its header wrapping at its spaces. A prose column wraps at its spaces, and rich narrows it, down to
     prose_floor, where the table is too wide for the console. A cell wider than the console's room (a long path,
-    alone in the table) folds rather than runs off the screen."""
+    alone in the table) folds rather than runs off the screen. (No ratio: rich shares room by ratio only in a
+    table expanded to the console's width, and a table here is as wide as its cells.)"""
     justify = "left" if column.name in LEFT else "right"
     width = column.most if whole_headers else column.least
     if column.prose or (room is not None and width > room):
@@ -126,7 +127,8 @@ def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = No
     shown = fit(shapes, optional, width, compact) if width else shapes
     dropped = [s.header for s in shapes if s not in shown]
     if dropped:
-        caption = (caption + "\n" if caption else "") + f"--wide for {len(dropped)} more columns: {', '.join(dropped)}"
+        more = f"{len(dropped)} more column{'s' if len(dropped) > 1 else ''}"
+        caption = (caption + "\n" if caption else "") + f"--wide for {more}: {', '.join(dropped)}"
     whole_headers = width is None or needed(shown, compact, whole_headers=True) <= width
     floor = prose_floor(shown)
     made = Table(title=title and Text(for_terminal(title)), caption=caption and Text(for_terminal(caption)),

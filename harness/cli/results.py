@@ -153,7 +153,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     from harness.analysis.columns import SORTABLE
-    from harness.store.figures import FIGURES
 
     board = commands.add_parser("leaderboard", help="rank a sweep's architectures, beside the paper's Table 2")
     add_sweep(board)
@@ -177,6 +176,13 @@ def add_commands(commands: Any) -> None:
     add_format(predict, meta=True)
     add_results(predict)
     predict.set_defaults(func=cmd_predict)
+    _add_across_sweeps(commands)
+
+
+def _add_across_sweeps(commands: Any) -> None:
+    """history, compare, dashboard and check: what reads more than one sweep, or the perflog."""
+    from harness.store.figures import FIGURES
+
     history = commands.add_parser("history", help="a figure over time from results/perflog.jsonl, per system and settings")
     history.add_argument("--model", help="one architecture (as the sweep named it)")
     history.add_argument("--partition", help="one partition ('local' for runs outside Slurm)")

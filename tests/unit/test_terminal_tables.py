@@ -127,11 +127,14 @@ class Panes:
         deadline = time.monotonic() + timeout
         while True:
             dead = dict(line.split() for line in self.tmux("list-panes", "-a", "-F", "#{session_name} #{pane_dead}").splitlines())
-            ended = {name: (self.folder / f"{name}.status").read_text().strip() if (self.folder / f"{name}.status").exists() else ""
-                     for name in dead}
+            ended = {name: self._status(name) for name in dead}
             if all(ended.values()) and set(dead.values()) == {"1"} or time.monotonic() > deadline:
                 return ended
             time.sleep(0.5)
+
+    def _status(self, name: str) -> str:
+        written = self.folder / f"{name}.status"
+        return written.read_text().strip() if written.exists() else ""
 
     def screen(self, name: str) -> str:
         """What the pane shows, the lines scrolled off it first; tmux's own 'Pane is dead' line left out."""
@@ -284,7 +287,7 @@ def _check_table(grid: Grid, headers: tuple[str, ...], screen: str) -> None:
     assert grid.closed, f"a line of the table is cut, or runs past its right edge:\n{screen}"
     assert grid.headers == [h for h in headers if h in grid.headers], f"a header cut, or unknown: {grid.headers}\n{screen}"
     dropped = [h for h in headers if h not in grid.headers]
-    named = f"--wide for {len(dropped)} more columns: {', '.join(dropped)}"
+    named = f"--wide for {len(dropped)} more column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}"
     assert (named in grid.under) if dropped else ("--wide for" not in grid.under), f"{named!r} under the table?\n{screen}"
     for row in grid.rows:
         for header, lines in zip(grid.headers, row):
