@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.cluster.slurm import SlurmBackend
+from harness.cluster.slurm.backend import SlurmBackend
 from harness.store.paths import SweepPaths
 from harness.store.submissions import read_submissions
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness import jobs
 from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
-from harness.cluster.base import ALIVE_STATES, NODE_MODULE, Backend, Placement
-from harness.cluster.profiles import Profile
+from harness.cluster import check_backend_name, get_backend
+from harness.cluster.base import ALIVE_STATES, Backend, Placement
 from harness.data import DEMO, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
@@ -246,10 +247,19 @@ def run_devices(spec: SweepSpec) -> set[str]:
     return {config_for(spec, run).device for run in spec.runs}
 
 
-def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile) -> Submission:
+def preview(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any, run_ids: list[str], ask: bool) -> list[str]:
+    """What submitting these runs would run (--dry-run: the batch scripts), or the scheduler's word on it
+    (ask: --check), after the refusals a submission meets; nothing is written."""
+    runs = placements(spec, run_ids)
+    backend.preflight(sweep, settings, runs, run_devices(spec))
+    work = jobs.work(sweep.folder)
+    return backend.check(sweep, settings, runs, work) if ask else backend.scripts(sweep, settings, runs, work)
+
+
+def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any) -> Submission:
     """Write the sweep (folder, spec, code snapshot) and submit every run."""
     runs = placements(spec, [r.run_id for r in spec.runs])
-    backend.preflight(profile, runs, run_devices(spec))  # refuses before anything is written
+    backend.preflight(sweep, settings, runs, run_devices(spec))  # refuses before anything is written
     _check_writable(sweep.results)
     if spec.dataset == str(demo_folder(sweep.results).resolve()):
         from harness.data.demo import ensure_demo
@@ -265,17 +275,25 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, profile: Profile
     except BaseException:  # a full disk, an interrupt: no folder without its sweep.json (neither new nor resumable)
         shutil.rmtree(sweep.folder, ignore_errors=True)
         raise
-    return submit(sweep, backend, profile, runs)
+    return submit(sweep, backend, settings, runs)
 
 
-def submit(sweep: SweepPaths, backend: Backend, profile: Profile, runs: dict[str, Placement]) -> Submission:
+def resubmit(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any, run_ids: list[str]) -> Submission:
+    """Submit these runs of a sweep again (--resume), their earlier records set aside."""
+    runs = placements(spec, run_ids)
+    backend.preflight(sweep, settings, runs, run_devices(spec))
+    set_aside_records(sweep, run_ids)
+    return submit(sweep, backend, settings, runs)
+
+
+def submit(sweep: SweepPaths, backend: Backend, settings: Any, runs: dict[str, Placement]) -> Submission:
     """Queue the runs (run id -> where its ranks go), recording every job in jobs.json as soon as it is
     queued: a submission that fails part-way leaves its queued part tracked (status, cancel), and
     --resume submits only the rest."""
     submission = Submission(backend.name, None, {})
     run_ids = list(runs)
     try:
-        for submission in backend.submit(sweep, profile, runs):
+        for submission in backend.submit(sweep, settings, runs, jobs.work(sweep.folder)):
             record_submission(sweep, submission)
     except UserError as err:
         if not (submission.preprocess_job or submission.tasks):
@@ -310,13 +328,14 @@ def set_aside_records(sweep: SweepPaths, run_ids: list[str]) -> None:
             result.replace(result.with_name(f"result.{stamp}.previous.json"))
 
 
-def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
-    """The cluster and settings the sweep was submitted with, and every run's training config, checked
+def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, dict[str, Any]]:
+    """The backend and the settings the sweep was submitted with, and every run's training config, checked
     as if typed anew: sweep.json is as untrusted as the command line (an #SBATCH line hidden in its
     account, a string where a number goes). DamagedFile, naming the file and the setting, otherwise."""
+    check_backend_name(spec.executor, sweep.spec, field="cluster.executor")
     stored = {k: v for k, v in spec.cluster.items() if k != "executor"}
     try:
-        profile = Profile().override(**stored)
+        get_backend(spec.executor).settings({}, stored)
     except (TypeError, ValueError, UserError) as err:
         raise DamagedFile(sweep.spec, f"its cluster settings are not valid ({err})") from None
     for run in spec.runs:
@@ -324,7 +343,7 @@ def resume_settings(spec: SweepSpec, sweep: SweepPaths) -> tuple[str, Profile]:
             check_train_types(config_for(spec, run)).validate()
         except UserError as err:
             raise DamagedFile(sweep.spec, f"run {run.run_id}: {err}") from None
-    return spec.executor, profile
+    return spec.executor, stored
 
 
 def check_resumable(sweep: SweepPaths, spec: SweepSpec, trust_code: bool = False) -> None:
@@ -338,10 +357,10 @@ def check_resumable(sweep: SweepPaths, spec: SweepSpec, trust_code: bool = False
         check_inside(sweep.run(run.run_id).result, sweep.folder)
         check_inside(sweep.local_log(run.run_id), sweep.folder)
     check_inside(sweep.code, sweep.folder)
-    node = sweep.code.joinpath(*NODE_MODULE.split(".")).with_suffix(".py")
-    if sweep.code.is_dir() and not node.is_file():
+    module = sweep.code.joinpath(*jobs.MODULE.split(".")).with_suffix(".py")
+    if sweep.code.is_dir() and not module.is_file():
         raise UserError(f"sweep {sweep.sweep_id} was planned by an older harness: its code snapshot has no "
-                        f"{node.relative_to(sweep.code)}, which this harness's jobs run; start the sweep anew")
+                        f"{module.relative_to(sweep.code)}, which this harness's jobs run; start the sweep anew")
     if sweep.code.exists() and not trust_code:
         check_snapshot(sweep, spec)
 

@@ -17,7 +17,7 @@ os.environ.pop("COLUMNS", None)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from harness.cli import main  # noqa: E402
-from harness.cluster.slurm import slurm_answers
+from harness.cluster.slurm.backend import slurm_answers
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -32,6 +32,7 @@ from harness.store.submissions import Submission
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "MobileNetV2"
+SLURM_SETTINGS = ("spec-account", "spec-partition", "spec-time", "spec-unknown-key")  # damaged sweeps of the Slurm backend
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -62,7 +63,7 @@ def _completed(sweep_id: str, rid: str, seed: int) -> dict[str, Any]:
 def _write_sweep(results: Path, name: str, seeds: int = 2, executor: str = "local", edit: Callable | None = None,
                  jobs: Any = None) -> Path:
     """A sweep of MobileNetV2 x seeds as `sweep` writes it (no code snapshot); edit(spec_json) may damage it."""
-    from harness.cluster.profiles import Profile
+    from harness.cluster.slurm.profile import Profile
     from harness.store.records import RunSpec, SweepSpec, run_id
     from harness.training.config import train_options
 
@@ -214,7 +215,7 @@ def build_world(root: Path) -> Path:
         _run_folder(_write_sweep(results, name, seeds=1), 0, best=best)
     old = _write_sweep(results, "old-snapshot", seeds=1)
     (old / "code" / "harness" / "cluster").mkdir(parents=True)
-    (old / "code" / "harness" / "cluster" / "jobs.py").write_text("# what an older harness ran on the nodes\n")
+    (old / "code" / "harness" / "cluster" / "node.py").write_text("# what an older harness ran on the nodes\n")
     sweep = _write_sweep(results, "bad-preprocessing", seeds=1)
     _run_folder(sweep, 0, record={**_completed(sweep.name, f"{MODEL}-s0", 0), "preprocessing": {"mean": "x"}}, best=good_best)
 
@@ -238,8 +239,8 @@ def build_world(root: Path) -> Path:
         # issue 23: a cache_root that is not the results folder's (the folder was moved; the file edited)
         "spec-cache-moved": edited(cache_root=str(results.parent / "before-the-move" / "cache")),
         "spec-cache-sibling": edited(cache_root=str(results / "other-cache")),
-    }.items():
-        _write_sweep(results, name, edit=edit)
+    }.items():  # a Slurm sweep's settings, each checked by its backend as the command line's are
+        _write_sweep(results, name, executor="slurm" if name.startswith(SLURM_SETTINGS) else "local", edit=edit)
     (_write_sweep(results, "spec-truncated").joinpath("sweep.json")).write_text('{"sweep_id": "spec-trunc')
     (_write_sweep(results, "spec-list").joinpath("sweep.json")).write_text("[]")
     (_write_sweep(results, "spec-binary").joinpath("sweep.json")).write_bytes(b"\xff\xfe\x00\x01")
@@ -393,7 +394,7 @@ def snapshot(*folders: Path) -> dict[str, tuple]:
 def recorded_site() -> Any:
     """The local Slurm cluster as scontrol described it (tests/unit/data): a Slurm sweep's settings are
     derived from it without asking the real cluster, which others use at the same time."""
-    from harness.cluster.site import parse_site
+    from harness.cluster.slurm.site import parse_site
 
     data = Path(__file__).parent / "unit" / "data"
     return parse_site(*((data / f"harness-{kind}.txt").read_text() for kind in ("partition", "node", "config")))
@@ -419,7 +420,7 @@ class Guard(LocalBackend):
     allowed = False
     submitted: list[list[str]] = []
 
-    def submit(self, sweep: Any, profile: Any, run_ids: list[str]) -> Iterator[Submission]:
+    def submit(self, sweep: Any, settings: Any, run_ids: dict[str, Any], work: Any) -> Iterator[Submission]:
         if not Guard.allowed:
             raise AssertionError(f"a bad-input case submitted {run_ids}")
         Guard.submitted.append(list(run_ids))
@@ -441,7 +442,8 @@ class Guard(LocalBackend):
 def world(template, tmp_path, monkeypatch):
     """A fresh copy of the template's results; datasets and inputs shared (their snapshot must not move)."""
     import harness.cluster as clusters
-    import harness.cluster.slurm as slurm
+    import harness.cluster.slurm.backend as slurm
+    import harness.cluster.slurm.limits as limits
     import harness.zoo.models as models
 
     results = tmp_path / "results"
@@ -453,19 +455,19 @@ def world(template, tmp_path, monkeypatch):
     Guard.allowed, Guard.submitted = False, []
     real_slurm = clusters.BACKENDS["slurm"]
 
-    def guarded_slurm(**options: Any) -> Any:
-        backend = real_slurm(**options)
+    def guarded_slurm() -> Any:
+        backend = real_slurm()
         backend.submit = Guard().submit
-        backend.preflight = lambda profile, runs, devices: None  # the site is the recorded local cluster (recorded_site)
-        backend.available = lambda: None
+        backend.available = lambda: None  # the site is the recorded local cluster (recorded_site), with no limits
         backend.cancel = lambda sweep, jobs: (_ for _ in ()).throw(AssertionError(f"a case cancelled {jobs}"))
         backend.states = lambda ids: {}  # never ask the real cluster about made-up job ids
         return backend
 
-    monkeypatch.setitem(clusters.BACKENDS, "local", lambda max_parallel=None, **_: Guard(max_parallel))
+    monkeypatch.setitem(clusters.BACKENDS, "local", Guard)
     monkeypatch.setitem(clusters.BACKENDS, "slurm", guarded_slurm)
     monkeypatch.setattr(slurm, "slurm_answers", lambda: (_ for _ in ()).throw(AssertionError("a case asked sinfo")))
     monkeypatch.setattr(slurm, "read_site", recorded_site)
+    monkeypatch.setattr(limits, "submission_limits", lambda account=None, qos=None: [])
     original = models.build_model
     monkeypatch.setattr(models, "build_model", lambda name, weights="none": _cached_build(original, name, weights))
     monkeypatch.chdir(tmp_path)
@@ -950,7 +952,7 @@ CASES: list[Case] = [
         ("reencode", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "webp"), "webp")]],
     Case("choice-reencode-quality", ("data", "prepare", "--real", "{T}/r", "--fake", "{T}/f", "--out", "{T}/o", "--reencode", "jpeg:101"),
          words=("jpeg:101",), setup=image_folders),
-    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.cluster.node",)),
+    Case("dry-run-on-local-shows-commands", sweep("--dry-run"), code=0, words=("harness.jobs",)),
     Case("cross-generator-and-ablate", sweep("--cross-generator", "--ablate-preprocessing"), words=("--cross-generator",)),
     Case("cross-generator-one-generator", sweep("--cross-generator"), words=("--cross-generator", "two generators")),
     Case("force-without-resume", sweep("--force"), words=("--force", "--resume")),
@@ -977,7 +979,7 @@ CASES: list[Case] = [
     Case("report-unknown", results("report", "nope"), words=("no sweep 'nope'",)),
     Case("cancel-unknown", results("cancel", "nope"), words=("no sweep 'nope'",)),
     Case("resume-unknown", results("sweep", "--resume", "nope"), words=("no sweep 'nope'",)),
-    Case("resume-older-snapshot", results("sweep", "--resume", "old-snapshot"), words=("older harness", "node.py")),
+    Case("resume-older-snapshot", results("sweep", "--resume", "old-snapshot"), words=("older harness", "harness/jobs.py")),
     Case("resume-with-resplit", results("sweep", "--resume", "done", "--resplit"), words=("--resplit", "--resume")),
     Case("status-ambiguous", results("status", "spec-"), words=("ambiguous",)),
     Case("status-path-escape", results("status", "../../etc"), words=("no sweep",)),
@@ -1162,6 +1164,29 @@ CASES: list[Case] = [
     Case("scaling-uneven-nodes", dry("--scaling", "1,3", "--nodes-per-run", "2"), words=("--scaling", "fill the nodes")),
     Case("slurm-option-on-local", sweep("--partition", "gpu"), words=("--partition", "--cluster local")),
     Case("slurm-sbatch-on-local", sweep("--sbatch", "mail-type=END"), words=("--sbatch", "--cluster local")),
+    Case("local-option-on-slurm", dry("--max-parallel", "2"), words=("--max-parallel", "--cluster slurm")),
+    # --- sbatch options matched as sbatch's getopt_long reads an #SBATCH line: a unique prefix is the option ---
+    Case("sbatch-prefix-dependency", dry("--sbatch", "dep=afterok:1$(id)"), words=("--sbatch dependency=", "TYPE:JOBID")),
+    Case("sbatch-prefix-array", dry("--sbatch", "arr=0-9999"), words=("--arr is --array to sbatch", "sets --array itself")),
+    Case("sbatch-alias-tasks-per-node", dry("--sbatch", "tasks-per-node=64"),
+         words=("sets --tasks-per-node itself", "--gpus-per-run")),
+    Case("sbatch-prefix-gres", dry("--sbatch", "gre=gpu:8"), words=("--gres, --gres-flags", "whole name")),  # as sbatch says
+    Case("sbatch-prefix-gpus", dry("--sbatch", "gpus-per-n=8"), words=("--gpus-per-n is --gpus-per-node to sbatch", "use --gres")),
+    Case("sbatch-value-for-a-flag", dry("--sbatch", "requeue=x"), words=("--requeue takes no value", "--sbatch requeue")),
+    Case("sbatch-flag-without-value", dry("--sbatch", "mail-type"), words=("--mail-type takes a value",)),
+    Case("sbatch-ambiguous-prefix", dry("--sbatch", "mail=END"), words=("--mail-type", "--mail-user", "whole name")),
+    Case("sbatch-no-such-option", dry("--sbatch", "frobnicate=1"), words=("sbatch has no option --frobnicate",)),
+    Case("sbatch-twice-by-two-names", dry("--sbatch", "comment=a", "--sbatch", "comm=b"), words=("comment= is given twice",)),
+    Case("sbatch-job-name", dry("--sbatch", "job-name=x"), words=("sets --job-name itself", "by their names")),
+    Case("sbatch-output", dry("--sbatch", "outp=/tmp/x"), words=("sets --output itself", "harness logs")),
+    # --- what the local backend cannot hold is refused, and --dry-run and --check meet the same refusals ---
+    Case("local-more-ranks-than-this-machine-holds", sweep("--gpus-per-run", "1024"),
+         words=("--gpus-per-run 1024", "this machine, which holds", "or fewer")),
+    Case("local-dry-run-nodes", sweep("--dry-run", "--gpus-per-run", "2", "--nodes-per-run", "2"), words=("--nodes-per-run", "local")),
+    Case("local-check-ranks", sweep("--check", "--gpus-per-run", "1024"), words=("--gpus-per-run 1024",)),
+    # --- a '%' in the results path would be expanded in the jobs' #SBATCH --output ---
+    Case("slurm-percent-in-results", dry("--results", "{T}/r%x"), words=("--results", "'%'", "#SBATCH --output")),
+    Case("slurm-percent-in-results-check", (*DRY[:3], "--check", *DRY[4:], "--results", "{T}/r%j"), words=("--results", "'%'")),
     Case("network-twice-paper-and-timm", dry("--models", "MobileNetV2,mobilenetv2_100"),
          words=("MobileNetV2 and mobilenetv2_100", "same network")),
     Case("network-twice-timm-and-paper", dry("--models", "resnet50,ResNet50"), words=("resnet50 and ResNet50",)),
@@ -1377,7 +1402,7 @@ def _values(base: str, character: str) -> list[str]:
 
 def _names(key: str) -> list[str]:
     """How a refusal may name a profile key: the key, its option, or today's key for a legacy one."""
-    from harness.cluster.profiles import LEGACY
+    from harness.cluster.slurm.profile import LEGACY
 
     keys = [key, LEGACY.get(key, key)]
     return [*keys, *({"gpu_partition": "--partition"}.get(k, f"--{k.replace('_', '-')}") for k in keys)]
@@ -1470,8 +1495,8 @@ def test_the_code_snapshot_path_is_quoted_in_the_batch_script(tmp_path):
     results path with a space or a `$(...)` as one word."""
     import shlex
 
-    from harness.cluster.profiles import Profile
-    from harness.cluster.slurm import _executors, site_defaults
+    from harness.cluster.slurm.backend import _executors, site_defaults
+    from harness.cluster.slurm.profile import Profile
     from harness.store.paths import SweepPaths
 
     sweep = SweepPaths(tmp_path / "my results $(touch pwned)" / "s1")

@@ -4,12 +4,11 @@ before and after an upgrade).
 
 The spread test is Welch's t-test at 5% (two-sided), where both sweeps have two seeds or more of the
 architecture; with one seed on either side the answer is "unknown": one run says nothing of how much
-a figure moves from seed to seed. GPU-hours per run come from sacct (elapsed time x GPUs allocated)
-where the sweep ran on Slurm, else from the record (wall time x GPUs), and are null with a reason for a
-run that used no GPU. Plain Python (no pandas, no scipy), like the leaderboard.
+a figure moves from seed to seed. GPU-hours per run come from the scheduler's accounting (elapsed time x
+GPUs allocated, as the sweep's backend answers them) where it keeps them, else from the record (wall
+time x GPUs), and are null with a reason for a run that used no GPU. Plain Python (no pandas, no scipy), like the leaderboard.
 """
 import math
-import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +23,6 @@ from harness.store.schema import DamagedFile
 ALPHA = 0.05
 # What compare adds to the registry's figures, from the scheduler's accounting where it has it, and their units.
 ACCOUNTED = {"gpu_hours": "GPU-h", "accuracy_per_gpu_hour": "fraction/GPU-h"}
-_ELAPSED = re.compile(r"(?:(?P<days>[0-9]+)-)?(?:(?P<hours>[0-9]+):)?(?P<minutes>[0-9]+):(?P<seconds>[0-9]+(?:\.[0-9]*)?)")
-_GPUS = re.compile(r"(?:^|,)gres/gpu=(?P<count>[0-9]+)(?:,|$)")
 
 
 @dataclass
@@ -36,28 +33,11 @@ class RunFigures:
     notes: dict[str, str] = field(default_factory=dict)  # figure -> why it is null
 
 
-def elapsed_seconds(text: str) -> float | None:
-    """sacct's Elapsed, [D-][HH:]MM:SS, in seconds; None where it is not one."""
-    found = _ELAPSED.fullmatch(text.strip()) if text else None
-    if not found:
-        return None
-    return (int(found["days"] or 0) * 86400 + int(found["hours"] or 0) * 3600 + int(found["minutes"]) * 60
-            + float(found["seconds"]))
-
-
-def allocated_gpus(alloc_tres: str) -> int | None:
-    """The GPUs in sacct's AllocTRES (`cpu=2,gres/gpu=1,mem=3G`); None where it names none."""
-    found = _GPUS.search(alloc_tres or "")
-    return int(found["count"]) if found else None
-
-
 def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, str | None, str | None]:
-    """(GPU-hours, source, reason when null): sacct's elapsed x allocated GPUs where the scheduler gives
-    both, else the record's wall time x the GPUs it used (one per rank), else null (no GPU)."""
-    if job is not None:
-        seconds, gpus = elapsed_seconds(job.elapsed), allocated_gpus(job.alloc_tres)
-        if seconds is not None and gpus:
-            return seconds * gpus / 3600.0, "sacct", None
+    """(GPU-hours, source, reason when null): the scheduler's (its job's elapsed time x the GPUs allocated)
+    where it keeps both, else the record's wall time x the GPUs it used (one per rank), else null (no GPU)."""
+    if job is not None and job.gpu_hours is not None:
+        return job.gpu_hours, "scheduler", None
     env = record.environment or {}
     if env.get("device") != "cuda":
         return None, None, f"no GPU in use (device: {env.get('device') or 'unknown'}) and none allocated by a scheduler"
@@ -69,12 +49,12 @@ def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, st
 
 
 def run_jobs(results: SweepResults) -> tuple[dict[str, JobState], list[str]]:
-    """Each run's latest job as the sweep's backend reports it (sacct on Slurm), and notes where it could not."""
+    """Each run's latest job as the sweep's backend reports it, and notes where it could not."""
     try:
         states = results.job_states
     except DamagedFile as err:  # jobs.json: the records still give wall times
         return {}, [str(err)]
-    except Exception as err:  # sacct missing or failing: the records still give wall times
+    except Exception as err:  # the scheduler missing or failing: the records still give wall times
         return {}, [f"sweep {results.sweep.sweep_id}: the scheduler did not answer ({err}); GPU-hours from the records"]
     jobs = {rid: results.job_of(rid) for rid in results.latest}
     return {rid: states[job] for rid, job in jobs.items() if job in states}, []

@@ -4,7 +4,7 @@ read when first needed, so a command that needs no job (compare's records) does 
 Status, leaderboard, figures, report, compare and check all read a sweep through this."""
 import functools
 
-from harness.cluster import check_backend_name, get_backend
+from harness.cluster import check_backend_name, check_submission, get_backend
 from harness.cluster.base import Backend, JobState
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord, read_spec, record_or_damage
@@ -21,8 +21,8 @@ class SweepResults:
     @functools.cached_property
     def submissions(self) -> list[Submission]:
         submissions = read_submissions(self.sweep)
-        for submission in submissions:
-            check_backend_name(submission.executor, recorded_in=self.sweep.jobs)
+        for submission in submissions:  # its backend known, each job id of that backend's form
+            check_submission(submission, recorded_in=self.sweep.jobs)
         return submissions
 
     @functools.cached_property

@@ -1,12 +1,12 @@
 """The sweep as a whole, as MLPerf HPC's throughput metric counts a workload: its makespan (first job's
 start to last job's end), each job's wait in the queue, and the GPU-hours its jobs held against what
 the makespan offered (makespan x the most GPUs it held at once). From the scheduler's accounting
-(sacct); None where the sweep's backend keeps none (the local one). Plain Python."""
+(its start, end, elapsed time and GPUs, as the sweep's backend answers them); None where the backend
+keeps none (the local one). Plain Python."""
 from datetime import datetime
 from statistics import median
 from typing import Any
 
-from harness.analysis.compare import allocated_gpus, elapsed_seconds
 from harness.analysis.load import SweepResults
 from harness.cluster.base import JobState
 
@@ -36,7 +36,7 @@ def sweep_span(results: SweepResults) -> dict[str, Any] | None:
         return None
     try:
         states: dict[str, JobState] = results.job_states
-    except Exception:  # sacct missing or failing: status and the report go on without the span
+    except Exception:  # the scheduler missing or failing: status and the report go on without the span
         return None
     starts = {job: when for job, s in states.items() if (when := _when(s.start)) is not None}
     if not starts:
@@ -45,9 +45,9 @@ def sweep_span(results: SweepResults) -> dict[str, Any] | None:
     ends = {job: _when(states[job].end) or now for job in starts}
     first, last = min(starts.values()), max(ends.values())
     waits = {job: (start - queued).total_seconds() for job, start in starts.items() if (queued := _when(states[job].submit))}
-    gpus = {job: allocated_gpus(states[job].alloc_tres) or 0 for job in starts}
+    gpus = {job: states[job].gpus or 0 for job in starts}
     held = [(start, ends[job], gpus[job]) for job, start in starts.items() if gpus[job]]
-    gpu_hours = sum((elapsed_seconds(states[job].elapsed) or 0.0) * gpus[job] / 3600 for job in starts)
+    gpu_hours = sum(states[job].gpu_hours or 0.0 for job in starts)
     makespan = (last - first).total_seconds()
     most = peak_gpus(held)
     return {"makespan_s": makespan, "first_start": first.isoformat(), "last_end": last.isoformat(),

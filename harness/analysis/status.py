@@ -15,7 +15,7 @@ from harness.store.records import RunRecord, RunSpec, read_advisory, read_progre
 from harness.store.schema import Amount, Count, DamagedFile, Keys
 
 DAMAGED = "DAMAGED"
-# What the preprocessing step writes (cluster.node): its state, and while it runs how far it is.
+# What the preprocessing step writes (harness.jobs): its state, and while it runs how far it is.
 PREPROCESS_PROGRESS = Keys({"state": str, "error": str | None, "cache": Count, "caches": Count | list[str],
                             "done": Count, "total": Count, "images_per_s": Amount | list[Amount], "skipped": Count,
                             "workers": Count})

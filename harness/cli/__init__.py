@@ -22,7 +22,7 @@ COMMAND_GROUPS = (setup, sweep, track, results)  # in the order --help lists the
 def build_parser() -> argparse.ArgumentParser:
     # `harness` where the console script was typed, `python -m harness` otherwise
     prog = "harness" if os.path.basename(sys.argv[0]) == "harness" else "python -m harness"
-    parser = Parser(prog=prog, description="Benchmark deep-fake face detectors on Slurm.")
+    parser = Parser(prog=prog, description="Benchmark deep-fake face detectors on a cluster or this machine.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in COMMAND_GROUPS:

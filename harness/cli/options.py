@@ -76,7 +76,7 @@ def interval_seconds(text: str) -> float:
 def add_interval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=interval_seconds, metavar="SECONDS",
                         help="with --wait or --watch: seconds between two looks at the sweep, from 1 to 86400 (default: 2, "
-                        "growing to 60 on Slurm, whose accounting sites ask not to poll in tight loops)")
+                        "growing to 60 where a scheduler is asked: sites ask not to poll its accounting in tight loops)")
 
 
 ROW_FORMATS = ("table", "csv", "json", "markdown")

@@ -185,7 +185,7 @@ def _add_across_sweeps(commands: Any) -> None:
 
     history = commands.add_parser("history", help="a figure over time from results/perflog.jsonl, per system and settings")
     history.add_argument("--model", help="one architecture (as the sweep named it)")
-    history.add_argument("--partition", help="one partition ('local' for runs outside Slurm)")
+    history.add_argument("--partition", help="one partition ('local' for runs on this machine)")
     history.add_argument("--metric", choices=list(FIGURES), default="train_images_per_s", metavar="METRIC",
                          help=f"the figure to follow (default train_images_per_s): {', '.join(FIGURES)}")
     add_format(history, "png", more_help="png: the figure (see --out)")
@@ -214,7 +214,7 @@ def _add_across_sweeps(commands: Any) -> None:
                                 "3 when the references hold none for the sweep's system")
     add_sweep(check)
     check.add_argument("--references", type=user_path, required=True,
-                       help="TOML file of references with tolerances (examples in slurm/references/)")
+                       help="TOML file of references with tolerances (see docs/site.md, 'A benchmark across sweeps')")
     check.add_argument("--update-references", action="store_true",
                        help="write the sweep's figures into --references as the new values instead of checking, under the "
                        "sweep's own system (CLUSTER:PARTITION:GPU)")

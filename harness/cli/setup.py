@@ -83,30 +83,19 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
 
 def cmd_cluster(args: argparse.Namespace) -> int:
     from harness.cli.render import print_rows, print_table, say
-    from harness.cluster.site import derive_settings, read_site, settings_as_toml, settings_table
-    from harness.cluster.slurm import slurm_answers
+    from harness.cluster import site_backend
 
-    reason = slurm_answers()
-    if reason:
-        raise UserError(f"no Slurm answers here ({reason}); run this on a login node of the cluster")
-    site = read_site()
-    settings = derive_settings(site, args.partition, args.cpu_partition)
+    site = site_backend().describe(args.partition, args.cpu_partition)
     if args.format == "toml":
-        print(settings_as_toml(settings), end="")
+        print(site.profile_text, end="")
         return 0
-    partitions = [{"partition": p.name, "default": p.is_default, "state": p.state, "nodes": len(p.nodes),
-                   "cpus_per_node": p.cpus_per_node, "mem_mb_per_node": p.mem_mb_per_node, "gpus_per_node": p.gpus_per_node,
-                   "gpu_types": sorted(p.gpu_types), "max_time_min": p.max_time_min, "default_time_min": p.default_time_min}
-                  for p in site.partitions.values()]
+    columns = list(site.partitions[0]) if site.partitions else []
     if args.format != "table":  # the partitions as rows; --meta: with the cluster and the settings a sweep would use
-        meta = {"cluster": site.cluster_name, "max_array_size": site.max_array_size,
-                "settings": {k: v for k, v, _ in settings_table(settings)}}
-        print_rows(args.format, partitions, list(partitions[0]) if partitions else [], meta=meta if args.meta else None)
+        print_rows(args.format, site.partitions, columns, meta=site.meta if args.meta else None)
         return 0
-    print_table(partitions, list(partitions[0]) if partitions else [], title=f"Slurm cluster {site.cluster_name} "
-                f"(MaxArraySize {site.max_array_size}; times in minutes)", wide=args.wide,
+    print_table(site.partitions, columns, title=site.title, wide=args.wide,
                 optional=("default", "state", "default_time_min", "nodes", "max_time_min"))
-    print_table([{"setting": k, "value": v, "source": why} for k, v, why in settings_table(settings)],
+    print_table([{"setting": k, "value": v, "source": why} for k, v, why in site.settings],
                 ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)", wide=args.wide)
     say("override any of them with sweep's options or a profile (--profile site.toml)")
     return 0
@@ -140,7 +129,7 @@ def add_commands(commands: Any) -> None:
                       help="kinds of fake, comma-separated: upsampler (GAN-style upsamplers), bilinear_conv, dcgan")
     demo.set_defaults(func=cmd_data_demo)
 
-    cluster = commands.add_parser("cluster", help="what this Slurm site offers, and the settings a sweep would use")
+    cluster = commands.add_parser("cluster", help="what the cluster's scheduler offers, and the settings a sweep would use")
     cluster.add_argument("--partition", help="GPU partition (default: the only one with GPUs)")
     cluster.add_argument("--cpu-partition", help="CPU partition (default: the default partition, or the most CPU-only nodes)")
     add_format(cluster, "toml", meta=True, more_help="toml: the settings a sweep would use, as a profile to edit and keep")

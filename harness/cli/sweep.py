@@ -1,6 +1,6 @@
 """`sweep`: plan a sweep and submit it, or resume one. The options that plan a sweep (what it runs) are
 declared once, in their own group, and read into a SweepRequest in one place; the cluster's options
-make the Profile; --resume may change the second kind only."""
+(each backend declares its own) make its settings; --resume may change the second kind only."""
 import argparse
 from typing import Any
 
@@ -20,7 +20,7 @@ from harness.errors import UserError
 def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     """What the sweep runs: its dataset, architectures, seeds, variants and training options. Returns
     their names, which --resume refuses (a resumed sweep keeps what it was planned with)."""
-    from harness.training.config import LR_SCALING, MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
+    from harness.training.config import MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
     from harness.zoo import WEIGHTS_HELP
     from harness.zoo.preprocessing import PREPROCESSING_CHOICES
 
@@ -58,17 +58,7 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     option("--compile", action="store_true",
            help="run the training step through torch.compile (compile time recorded apart; eager if it fails)")
     option("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
-    option("--gpus-per-run", dest="world_size", metavar="N", type=positive_int, default=defaults.world_size,
-           help="ranks that train each run together, data-parallel: one per GPU (on a CPU, one process each); "
-           "each takes --batch-size images a step")
-    option("--nodes-per-run", dest="nodes", metavar="M", type=positive_int, default=defaults.nodes,
-           help="nodes a run's ranks are spread over, as many on each (Slurm)")
-    option("--lr-scaling", choices=LR_SCALING, default=defaults.lr_scaling,
-           help="the lr as the global batch grows with the ranks: none, or linear (lr x ranks, Goyal et al. 2017)")
-    option("--sync-bn", action="store_true", help="batch normalisation over the global batch, not each rank's share")
-    option("--scaling", type=world_sizes, metavar="N,N,...",
-           help="a scaling sweep: each architecture at each of these --gpus-per-run, e.g. 1,2,4,8 (1 among them: "
-           "speedups are against it)")
+    add_rank_options(option, defaults)
     option("--cross-generator", action="store_true",
            help="per architecture, one run per fake generator of the dataset, each tested on every generator")
     option("--ablate-preprocessing", action="store_true",
@@ -82,14 +72,53 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     return [action.dest for action in actions]
 
 
+def add_rank_options(option: Any, defaults: Any) -> None:
+    """The ranks of a run (data-parallel training), and scaling sweeps."""
+    from harness.training.config import LR_SCALING
+
+    option("--gpus-per-run", dest="world_size", metavar="N", type=positive_int, default=defaults.world_size,
+           help="ranks that train each run together, data-parallel: one per GPU (on a CPU, one process each); "
+           "each takes --batch-size images a step")
+    option("--nodes-per-run", dest="nodes", metavar="M", type=positive_int, default=defaults.nodes,
+           help="nodes a run's ranks are spread over, as many on each (on a cluster's scheduler)")
+    option("--lr-scaling", choices=LR_SCALING, default=defaults.lr_scaling,
+           help="the lr as the global batch grows with the ranks: none, or linear (lr x ranks, Goyal et al. 2017)")
+    option("--sync-bn", action="store_true", help="batch normalisation over the global batch, not each rank's share")
+    option("--scaling", type=world_sizes, metavar="N,N,...",
+           help="a scaling sweep: each architecture at each of these --gpus-per-run, e.g. 1,2,4,8 (1 among them: "
+           "speedups are against it)")
+
+
+# How an option a backend declares (cluster.base.Option) is read from the command line, by its kind.
+KINDS: dict[str, dict[str, Any]] = {"text": {}, "count": {"type": positive_int}, "name_or_file": {"type": profile_name_or_path},
+                                    "repeated": {"action": "append", "default": []}}
+
+
+def add_backend_options(sweep: argparse.ArgumentParser) -> dict[str, tuple[str, str, str]]:
+    """Each backend's own options, in a group of its own. Returns, per option, (its backend, the field the
+    backend's settings read it under, its flag)."""
+    from harness.cluster import BACKENDS, get_backend
+
+    owners = {}
+    for name in BACKENDS:
+        backend = get_backend(name)
+        group = sweep.add_argument_group(backend.options_title)
+        for option in backend.options():
+            dest = f"{name}.{option.field}"
+            metavar = option.metavar or option.flag.lstrip("-").replace("-", "_").upper()
+            group.add_argument(option.flag, dest=dest, help=option.help, metavar=metavar, **KINDS[option.kind])
+            owners[dest] = (name, option.field, option.flag)
+    return owners
+
+
 def add_commands(commands: Any) -> None:
     from harness.cluster import BACKENDS
-    from harness.cluster.local import default_parallelism
 
     sweep = commands.add_parser("sweep", help="train and evaluate every (architecture, seed) as a job; prints the sweep id")
     planning = add_planning_options(sweep)
     sweep.add_argument("--cluster", choices=["auto", *BACKENDS], default="auto",
-                       help="auto: Slurm when --partition is given or a Slurm controller answers, else this machine")
+                       help="auto: the backend whose own options are given (below), else the first of "
+                       f"{', '.join(BACKENDS)} that answers here")
     add_results(sweep)
     sweep.add_argument("--wait", action="store_true", help="follow the sweep until every run ends")
     add_interval(sweep)
@@ -100,53 +129,37 @@ def add_commands(commands: Any) -> None:
                        help="with --resume: run the sweep's code/ snapshot even where it is not what was submitted (its "
                        "digest in sweep.json differs, or it has none); see docs/reliability.md for what a shared results "
                        "folder trusts")
-    sweep.add_argument("--dry-run", action="store_true", help="print the batch scripts instead of submitting")
+    sweep.add_argument("--dry-run", action="store_true", help="print what would run (a scheduler's batch scripts) instead of submitting")
     sweep.add_argument("--check", action="store_true",
-                       help="ask Slurm whether and when the jobs would start (sbatch --test-only), without submitting")
-    sweep.add_argument("--max-parallel", type=positive_int, help=f"local runs at a time (default here: {default_parallelism()})")
-    slurm = sweep.add_argument_group("Slurm (defaults read from the site: see `harness cluster`; a profile overrides them)")
-    slurm_actions: list[argparse.Action] = []
-
-    def slurm_option(*flags: str, **settings: Any) -> None:
-        slurm_actions.append(slurm.add_argument(*flags, **settings))
-
-    slurm_option("--profile", type=profile_name_or_path,
-                 help="a packaged profile name (local, marwan) or a .toml path (default: none; "
-                 "with --resume, the sweep's own settings)")
-    slurm_option("--partition", help="GPU partition of the training tasks")
-    slurm_option("--cpu-partition", help="CPU partition of the preprocessing job")
-    slurm_option("--gres", help="the GPUs' GRES: gpu or gpu:TYPE (a node's count is its ranks of the run)")
-    slurm_option("--gpu-type", help="GPU type in --gres=gpu:TYPE")
-    slurm_option("--time", help="time limit of a training task, as sbatch reads it: MIN, HH:MM:SS, D-HH:MM, ...")
-    slurm_option("--mem", help="memory of a training task, as sbatch reads it: 8000 (MB), 16G, ...")
-    slurm_option("--cpus-per-task", type=positive_int)
-    slurm_option("--array-parallelism", type=positive_int, help="training tasks running at once")
-    slurm_option("--account")
-    slurm_option("--qos")
-    slurm_option("--constraint", help="node features, as sbatch --constraint")
-    slurm_option("--exclude", help="nodes to avoid, as sbatch --exclude")
-    slurm_option("--reservation")
-    slurm_option("--sbatch", action="append", default=[], metavar="KEY=VALUE",
-                 help="any other sbatch option (repeatable), e.g. --sbatch mail-type=END")
+                       help="ask the cluster's scheduler whether and when the jobs would start, without submitting")
+    owners = add_backend_options(sweep)
     sweep.set_defaults(func=cmd_sweep, planning_defaults={name: sweep.get_default(name) for name in planning},
-                       slurm_options={action.dest: action.option_strings[0] for action in slurm_actions})
+                       backend_options=owners)
 
 
-def profile_from_options(args: argparse.Namespace, base: Any) -> Any:
-    """The profile with the options given on the command line in place of its values."""
-    from harness.cluster.sbatch import check_slurm_name, format_gres, parse_gres, parse_sbatch_extra
+def backend_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The backends' options given on the command line: backend -> {field: value}."""
+    given: dict[str, dict[str, Any]] = {}
+    for dest, (name, field, _) in args.backend_options.items():
+        if getattr(args, dest) not in (None, []):
+            given.setdefault(name, {})[field] = getattr(args, dest)
+    return given
 
-    gres = args.gres
-    if gres is not None and parse_gres(gres)[1] > 1:
-        raise UserError(f"--gres {gres}: a run has one GPU per rank, and --gpus-per-run sets the ranks; give gpu or gpu:TYPE")
-    if args.gpu_type is not None:  # refused as --gpu-type, not as the --gres it becomes
-        check_slurm_name("--gpu-type", args.gpu_type)
-        gres = format_gres(args.gpu_type)
-    extra = dict(base.sbatch) | parse_sbatch_extra(args.sbatch) if args.sbatch else None
-    return base.override(cpu_partition=args.cpu_partition, gpu_partition=args.partition, gres=gres, time=args.time,
-                         mem=args.mem, cpus_per_task=args.cpus_per_task, account=args.account, qos=args.qos,
-                         array_parallelism=args.array_parallelism, constraint=args.constraint, exclude=args.exclude,
-                         reservation=args.reservation, sbatch=extra)
+
+def backend_settings(args: argparse.Namespace, cluster: str, stored: dict[str, Any] | None = None) -> Any:
+    """The settings of the backend the sweep goes to, from its options given (and stored: a resumed
+    sweep's own). Another backend's option would be ignored: it is refused, once its value is checked (a
+    bad value is named as such first)."""
+    from harness.cluster import get_backend
+
+    given = backend_options(args)
+    for name, values in given.items():
+        if name != cluster:
+            get_backend(name).settings(values)
+            flag = next(flag for owner, field, flag in args.backend_options.values() if owner == name and field in values)
+            raise UserError(f"{flag} is an option of --cluster {name}, but the sweep runs on --cluster {cluster}: drop it, "
+                            f"or use --cluster {name}")
+    return get_backend(cluster).settings(given.get(cluster, {}), stored)
 
 
 def sweep_request(args: argparse.Namespace) -> Any:
@@ -166,39 +179,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.trust_code and not args.resume:
         raise UserError("--trust-code runs a resumed sweep's code snapshot as it is: it goes with --resume SWEEP")
     if args.dry_run and args.check:
-        raise UserError("--dry-run prints the batch scripts and --check asks Slurm about them: give one")
+        raise UserError("--dry-run prints what would run and --check asks the scheduler about it: give one")
     return resume_sweep(args) if args.resume else new_sweep(args)
-
-
-def scheduler_options(args: argparse.Namespace) -> bool:
-    """Whether the options name a scheduler's settings (a partition, a profile): --cluster auto picks one."""
-    return bool(args.partition or args.cpu_partition or args.profile)
-
-
-def refuse_unused_slurm_options(args: argparse.Namespace, backend: Any) -> None:
-    """Slurm's options on a sweep that does not go to Slurm would be ignored: refused instead."""
-    given = [flag for dest, flag in args.slurm_options.items() if getattr(args, dest) not in (None, [])]
-    if given and not backend.scheduler:
-        raise UserError(f"{given[0]} is a Slurm option, but the sweep runs on --cluster {backend.name}: drop it, "
-                        "or use --cluster slurm")
 
 
 def new_sweep(args: argparse.Namespace) -> int:
     from harness import sweeps
     from harness.cluster import chosen_backend, get_backend
-    from harness.cluster.profiles import Profile, load_profile
 
-    profile = profile_from_options(args, load_profile(args.profile) if args.profile else Profile())
-    cluster = chosen_backend(args.cluster, scheduler_options(args))
-    backend = get_backend(cluster, max_parallel=args.max_parallel)
-    refuse_unused_slurm_options(args, backend)  # after profile_from_options: a bad value is named as such first
+    cluster = chosen_backend(args.cluster, set(backend_options(args)))
+    backend = get_backend(cluster)
+    settings = backend_settings(args, cluster)
     request = sweep_request(args)
-    profile = backend.resolve(profile)  # the site's settings where the profile and the options set none
-    sweep, spec = sweeps.plan(request, {"executor": cluster, **profile.to_json()})
+    settings = backend.resolve(settings)  # the site's settings where the profile and the options set none
+    sweep, spec = sweeps.plan(request, {"executor": cluster, **settings.to_json()})
     run_ids = [r.run_id for r in spec.runs]
     if args.dry_run or args.check:
-        return show_submission(args, backend, sweep, profile, sweeps.placements(spec, run_ids))
-    return submitted(args, sweep, cluster, run_ids, sweeps.start(sweep, spec, backend, profile))
+        return shown(sweeps.preview(sweep, spec, backend, settings, run_ids, ask=args.check), args.check)
+    return submitted(args, sweep, cluster, run_ids, sweeps.start(sweep, spec, backend, settings))
 
 
 def resume_sweep(args: argparse.Namespace) -> int:
@@ -206,7 +204,6 @@ def resume_sweep(args: argparse.Namespace) -> int:
     from harness.cli.render import say
     from harness.cli.track import watch
     from harness.cluster import chosen_backend, get_backend
-    from harness.cluster.profiles import load_profile
     from harness.store.paths import find_sweep
     from harness.store.records import read_spec
 
@@ -218,11 +215,10 @@ def resume_sweep(args: argparse.Namespace) -> int:
     sweeps.check_results_path(args.results)
     sweep = find_sweep(args.results, args.resume)
     spec = read_spec(sweep)
-    stored_cluster, stored_profile = sweeps.resume_settings(spec, sweep)
-    cluster = chosen_backend(args.cluster, scheduler_options(args), recorded=stored_cluster)
-    profile = profile_from_options(args, load_profile(args.profile) if args.profile else stored_profile)
-    backend = get_backend(cluster, max_parallel=args.max_parallel)
-    refuse_unused_slurm_options(args, backend)  # after profile_from_options: a bad value is named as such first
+    stored_cluster, stored = sweeps.resume_settings(spec, sweep)
+    cluster = chosen_backend(args.cluster, set(backend_options(args)), recorded=stored_cluster)
+    backend = get_backend(cluster)
+    settings = backend_settings(args, cluster, stored if cluster == stored_cluster else None)
     sweeps.check_resumable(sweep, spec, args.trust_code)
     run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
     for status in alive:
@@ -231,25 +227,17 @@ def resume_sweep(args: argparse.Namespace) -> int:
         say(f"sweep {spec.sweep_id}: no run to resubmit")
         print(spec.sweep_id, flush=True)
         return watch(sweep, args.interval) if args.wait else 0
-    profile = backend.resolve(profile)
-    runs = sweeps.placements(spec, run_ids)
+    settings = backend.resolve(settings)
     if args.dry_run or args.check:
-        return show_submission(args, backend, sweep, profile, runs)
-    backend.preflight(profile, runs, sweeps.run_devices(spec))
-    sweeps.set_aside_records(sweep, run_ids)
-    return submitted(args, sweep, cluster, run_ids, sweeps.submit(sweep, backend, profile, runs))
+        return shown(sweeps.preview(sweep, spec, backend, settings, run_ids, ask=args.check), args.check)
+    return submitted(args, sweep, cluster, run_ids, sweeps.resubmit(sweep, spec, backend, settings, run_ids))
 
 
-def show_submission(args: argparse.Namespace, backend: Any, sweep: Any, profile: Any, runs: dict[str, Any]) -> int:
-    """--dry-run: the batch scripts; --check: the scheduler's word on them (exit 1 when a job would not run)."""
-    if args.dry_run:
-        for script in backend.scripts(sweep, profile, runs):
-            print(script)
-        return 0
-    answers = backend.check(sweep, profile, runs)
-    for answer in answers:
-        print(answer)
-    return 0 if all(a.startswith("ok") for a in answers) else 1
+def shown(lines: list[str], asked: bool) -> int:
+    """--dry-run: what would run; --check: the scheduler's word on it (exit 1 when a job would not run)."""
+    for line in lines:
+        print(line)
+    return 1 if asked and not all(line.startswith("ok") for line in lines) else 0
 
 
 def submitted(args: argparse.Namespace, sweep: Any, cluster: str, run_ids: list[str], submission: Any) -> int:

@@ -1,17 +1,16 @@
-"""The interface every cluster backend offers (as submitit's executors share one): whether it is
-there, a check before anything is written, submission, the batch scripts, the states of jobs and
-runs, their logs, cancel. Code outside cluster/ asks a backend; it never names one."""
-from collections.abc import Iterator
+"""The interface every cluster backend offers (as submitit's executors share one): its options and the
+settings they make, whether it is there, a check before anything is written, submission of the work
+the use cases hand it, the batch scripts, the states of jobs and runs, their logs, cancel; and, inside
+a job, where the job runs (JobEnvironment). Code outside cluster/ asks a backend; it never names one."""
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
-from harness.cluster.profiles import Profile
 from harness.store.paths import SweepPaths
 from harness.store.submissions import Submission
 
-# What every backend runs on a node, imported there from the sweep's code snapshot.
-NODE_MODULE = "harness.cluster.node"
 # States in which a job will not change any more.
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
                           "BOOT_FAIL", "DEADLINE", "REVOKED"})
@@ -38,6 +37,26 @@ class Placement:
     nodes: int = 1
     tasks_per_node: int = 1
 
+    @property
+    def ranks(self) -> int:
+        return self.nodes * self.tasks_per_node
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a sweep's jobs run, handed to a backend by the use cases (as submitit is handed callables):
+    the preprocessing step, one run's training (called with the run id; called again on a requeue), and
+    the module that runs them as a process, for a backend that starts processes itself:
+    `python -m MODULE worker SWEEP RUN...` (the preprocessing step, then each run no other worker has
+    taken) and, for a run's further ranks on the same machine, `python -m MODULE rank R SWEEP RUN`."""
+
+    preprocess: Callable[[], Any]
+    train: Callable[[str], Any]
+    module: str
+
+    def worker_command(self, python: str, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
+        return [python, "-m", self.module, "worker", str(sweep.folder), *run_ids]
+
 
 @dataclass
 class JobState:
@@ -45,45 +64,119 @@ class JobState:
     state: str
     partition: str = ""
     node: str = ""
-    elapsed: str = ""
-    start: str = ""
+    elapsed: str = ""  # as the scheduler prints it, for a person
+    start: str = ""  # ISO 8601 dates ('' where unknown): when the job (its current attempt) started and ended,
     end: str = ""
-    submit: str = ""  # when the job (its current attempt) was queued, as sacct prints it
-    alloc_tres: str = ""
+    submit: str = ""  # and was queued
     restarts: int = 0
     reason: str = ""  # why the state is what it is, where the scheduler or the backend says
-    energy_j: float | None = None  # sacct's ConsumedEnergy, where the site accounts energy
+    energy_j: float | None = None  # what the scheduler accounted (Slurm's ConsumedEnergy), where the site accounts energy
+    elapsed_s: float | None = None  # the job's run time so far, in seconds, where the scheduler keeps it
+    gpus: int | None = None  # the GPUs the scheduler allocated to the job; None where it names none
 
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
+    @property
+    def gpu_hours(self) -> float | None:
+        """The GPU-hours the job held, from the scheduler's own accounting; None where it keeps either figure."""
+        return self.elapsed_s * self.gpus / 3600.0 if self.elapsed_s is not None and self.gpus else None
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `sweep` option of one backend's own: the command line adds it in the backend's group, and refuses
+    it, in one line, on a sweep that goes to another backend."""
+
+    flag: str  # --partition
+    field: str  # the name the backend's settings() reads it under
+    help: str | None = None
+    kind: Literal["text", "count", "name_or_file", "repeated"] = "text"  # a count is a whole number >= 1
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class SiteView:
+    """What `harness cluster` shows of a scheduler's site: its partitions as rows, and the settings a sweep
+    would use there, each with where it came from (and the same as a profile to keep)."""
+
+    title: str
+    partitions: list[dict[str, Any]]
+    meta: dict[str, Any]
+    settings: list[tuple[str, str, str]]  # (setting, value, source)
+    profile_text: str
+
+
+@dataclass(frozen=True)
+class JobEnvironment:
+    """Where a job runs, as its backend sees it from inside the job (submitit's JobEnvironment): the system
+    a run's record and perflog line name, the CPUs the job was given, and the tasks the scheduler started
+    for it (one per rank of a run; 1 where the job starts its ranks itself)."""
+
+    backend: str
+    job_id: str  # the job as its backend names it in jobs.json: "123_4", a worker's token
+    cluster: str
+    partition: str
+    node: str
+    cpus: int  # the CPUs given to the job's task
+    threads: int  # the threads a training task gives torch (its share of those CPUs)
+    tasks: int = 1
+
+    def rank_variables(self) -> dict[str, str]:
+        """torch's env:// variables of this task, where the scheduler started the run's ranks (tasks > 1);
+        none where the job starts its ranks itself."""
+        return {}
+
+    def system(self) -> dict[str, str]:
+        """What a run's record keeps of where it ran (its environment): the backend, the job, the cluster,
+        the partition and the node."""
+        return {"backend": self.backend, "job_id": self.job_id, "cluster": self.cluster, "partition": self.partition,
+                "node": self.node}
+
 
 class Backend(Protocol):
     name: str
-    scheduler: bool  # whether it queues jobs through Slurm (and so uses the sweep command's Slurm options)
+    scheduler: bool  # whether it queues jobs through a scheduler that sites rate-limit (its queries are polled slowly)
+    job_id: re.Pattern[str]  # the form of its job ids in jobs.json (one that is not is a damaged file)
+    options_title: str  # the heading of its options in `sweep --help`
+
+    def options(self) -> list[Option]:
+        """Its own `sweep` options."""
+
+    def settings(self, given: dict[str, Any], stored: dict[str, Any] | None = None) -> Any:
+        """The settings of a sweep here (anything with to_json()): stored (a sweep's own, from sweep.json:
+        checked as untrusted; None: a new sweep) with the options given (its options' fields, None where not
+        given) in their place; UserError, naming the option or key, when one is not valid."""
+
+    def environment(self) -> JobEnvironment | None:
+        """Inside one of its jobs, where that job runs; None elsewhere."""
 
     def available(self) -> str | None:
         """None when jobs can be submitted here; otherwise why not, in a few words."""
 
-    def preflight(self, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
-        """Everything about the cluster that can be checked before a sweep of these runs (run id -> where its
-        ranks go), on `devices` (their --device: auto, cpu, cuda, cuda:N), writes its first file or queues
-        its first job (the site's limits among it)."""
+    def describe(self, partition: str | None, cpu_partition: str | None) -> SiteView:
+        """Its site, for `harness cluster`; UserError where it has none to show, or it does not answer."""
 
-    def resolve(self, profile: Profile) -> Profile:
-        """The settings a sweep will use here: the profile's, the rest read from the cluster; checked."""
+    def preflight(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], devices: set[str]) -> None:
+        """Everything about the cluster that can be checked before the sweep's folder (sweep) holds these
+        runs (run id -> where its ranks go), on `devices` (their --device: auto, cpu, cuda, cuda:N): run
+        before anything is written or queued, and before --dry-run and --check show anything."""
 
-    def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> Iterator[Submission]:
-        """Queue the preprocessing step and one job per run (run id -> where its ranks go), without waiting
-        for them; yields the submission as it grows, so that the caller records every job as soon as it
-        is queued."""
+    def resolve(self, settings: Any) -> Any:
+        """The settings a sweep will use here: those given, the rest read from the cluster; checked."""
 
-    def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
-        """What a submission would run, as text (the batch scripts on Slurm)."""
+    def submit(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
+        """Queue the preprocessing step and one job per run (run id -> where its ranks go), each running
+        `work`, without waiting for them; yields the submission as it grows, so that the caller records
+        every job as soon as it is queued."""
 
-    def check(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
-        """The scheduler's own word on a submission, without submitting (one line per job)."""
+    def scripts(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], work: Work) -> list[str]:
+        """What a submission would run, as text (the batch scripts of a scheduler)."""
+
+    def check(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], work: Work) -> list[str]:
+        """The scheduler's own word on a submission, without submitting (one line per job, "ok: ..." where
+        the job would run)."""
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         """The state of each job (array tasks expanded), in as few scheduler queries as possible."""
@@ -103,3 +196,4 @@ class Backend(Protocol):
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
         """Stop these runs (run id -> its latest job) and no other run of the sweep."""
+

@@ -1,22 +1,25 @@
 """The local backend: this machine, no scheduler. A bounded number of worker processes, started in
 their own session (they outlive the command that started them, so `sweep` returns at once), each
 running the shared preprocessing step and then taking the sweep's runs one at a time: a pool, where
-whoever is free takes the next run no other worker has taken (cluster.node.run_in_turn).
+whoever is free takes the next run no other worker has taken (`python -m MODULE worker`, the module
+the use cases hand it: cluster.base.Work).
 
 A worker is named by its process id and its start time ("4242@918273", worker_token): a process id is
 reused once its process ends, and a live process is this sweep's worker only where both match. Only
 such a process is signalled. The pool's job id joins its workers' tokens with '+'."""
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from harness.cluster.base import NODE_MODULE, JobState, Placement, last_line
-from harness.cluster.profiles import Profile
+from harness.cluster.base import JobEnvironment, JobState, Option, Placement, SiteView, Work, last_line
 from harness.errors import UserError
 from harness.store.paths import SweepPaths
 from harness.store.records import read_progress
@@ -25,8 +28,16 @@ from harness.store.submissions import Submission
 MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
 
 
+def nvidia_gpus() -> int:
+    """The NVIDIA GPUs this process may use: those the driver lists (asked of /proc: no torch, no CUDA
+    context), as many as CUDA_VISIBLE_DEVICES names where it is set."""
+    listed = len(list(Path("/proc/driver/nvidia/gpus").glob("*")))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return listed if visible is None else min(listed, len([d for d in visible.split(",") if d.strip()]))
+
+
 def has_nvidia_gpu() -> bool:
-    """Whether the NVIDIA driver lists a GPU here (asked of /proc: no torch, no CUDA context)."""
+    """Whether the NVIDIA driver lists a GPU here."""
     return any(Path("/proc/driver/nvidia/gpus").glob("*"))
 
 
@@ -104,19 +115,75 @@ def pool_run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
     return JobState(pool.job_id, "FAILED", reason=f"its worker {worker} died, and the pool's other workers ended")
 
 
+@dataclass(frozen=True)
+class LocalSettings:
+    max_parallel: int | None = None  # runs at a time; None: default_parallelism() of the machine the pool starts on
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_parallel": self.max_parallel}
+
+    @property
+    def workers(self) -> int:
+        return self.max_parallel or default_parallelism()
+
+
+def _max_parallel(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserError(f"--max-parallel must be a whole number of at least 1, got {value!r:.40}")
+    return value
+
+
+def rank_limit(devices: set[str]) -> tuple[int, str]:
+    """How many ranks of one run this machine can hold, and why: one per NVIDIA GPU where the runs use one
+    (--device cuda, or auto where a GPU is present), else one per CPU this process may use."""
+    if has_nvidia_gpu() and any(d == "auto" or d.startswith("cuda") for d in devices):
+        return nvidia_gpus(), "one per GPU"
+    return len(os.sched_getaffinity(0)), "one per CPU"
+
+
+def local_environment() -> JobEnvironment:
+    """A job on this machine: its worker names it (worker_token), the host is its node, and its threads are
+    the share of the cores the local backend gave it (OMP_NUM_THREADS), else every CPU it may use."""
+    cpus = len(os.sched_getaffinity(0))
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    return JobEnvironment(backend="local", job_id=worker_token(os.getpid()), cluster="local", partition="local",
+                          node=socket.gethostname(), cpus=cpus,
+                          threads=int(threads) if threads.isdigit() and int(threads) > 0 else cpus)
+
+
 class LocalBackend:
     name = "local"
     scheduler = False
+    job_id = re.compile(r"[0-9]+@[0-9]+(\+[0-9]+@[0-9]+)*")  # a pool: each worker's pid and start time
+    options_title = "this machine (--cluster local)"
 
-    def __init__(self, max_parallel: int | None = None) -> None:
-        self.max_parallel = max_parallel or default_parallelism()
+    def options(self) -> list[Option]:
+        return [Option("--max-parallel", "max_parallel", f"local runs at a time (default here: {default_parallelism()})",
+                       kind="count")]
+
+    def settings(self, given: dict[str, Any], stored: dict[str, Any] | None = None) -> LocalSettings:
+        """Its one setting, max_parallel; a stored sweep's other keys (an older harness wrote the Slurm
+        profile's, empty, for every sweep) must be empty."""
+        stored = dict(stored or {})
+        other = sorted(key for key, value in stored.items() if key != "max_parallel" and value not in (None, [], {}))
+        if other:
+            raise UserError(f"unknown keys {', '.join(other)} for the local backend; known: max_parallel")
+        chosen = given.get("max_parallel") if given.get("max_parallel") is not None else stored.get("max_parallel")
+        return LocalSettings(_max_parallel(chosen))
+
+    def environment(self) -> JobEnvironment:
+        return local_environment()
 
     def available(self) -> str | None:
         return None
 
-    def preflight(self, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
-        """A run asking for CUDA would fail in its worker where this machine has no NVIDIA GPU, and one on
-        several nodes cannot run on one machine: refused now."""
+    def describe(self, partition: str | None, cpu_partition: str | None) -> SiteView:
+        raise UserError("the local backend runs the jobs on this machine: it has no site to describe")
+
+    def preflight(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], devices: set[str]) -> None:
+        """A run asking for CUDA would fail in its worker where this machine has no NVIDIA GPU, one on
+        several nodes cannot run on one machine, and one of more ranks than it holds would start that many
+        processes here: refused now."""
         nodes = max(p.nodes for p in runs.values())
         if nodes > 1:
             raise UserError(f"--nodes-per-run {nodes}, but the local backend runs on this one machine: "
@@ -125,21 +192,22 @@ class LocalBackend:
         if cuda and not has_nvidia_gpu():
             raise UserError(f"--device {cuda[0]}, but this machine has no NVIDIA GPU (the local workers run here): "
                             "use --device auto or cpu, or a GPU partition with --cluster slurm")
+        ranks, (limit, each) = max(p.ranks for p in runs.values()), rank_limit(devices)
+        if ranks > limit:
+            raise UserError(f"--gpus-per-run {ranks}, but the local backend starts every rank of a run on this machine, "
+                            f"which holds {limit} ({each}): use --gpus-per-run {limit} or fewer, or --cluster slurm")
 
-    def resolve(self, profile: Profile) -> Profile:
-        return profile
+    def resolve(self, settings: LocalSettings) -> LocalSettings:
+        return settings
 
-    def check(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
-        return [f"ok: {len(runs)} runs start at once on this machine, {self.max_parallel} at a time"]
+    def check(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], work: Work) -> list[str]:
+        return [f"ok: {len(runs)} runs start at once on this machine, {settings.workers} at a time"]
 
-    def _command(self, sweep: SweepPaths, run_ids: list[str]) -> list[str]:
-        return [sys.executable, "-m", NODE_MODULE, str(sweep.folder), *run_ids]
-
-    def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> Iterator[Submission]:
-        """A pool of workers on this machine; a run of several ranks is started by the worker that takes
-        it (cluster.node.local_ranks), all of them here: more than one node is refused (preflight)."""
+    def submit(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
+        """A pool of workers on this machine, each `python -m` the work's module; a run of several ranks is
+        started by the worker that takes it, all of them here: more than one node is refused (preflight)."""
         run_ids = list(runs)
-        workers = min(self.max_parallel, len(run_ids))
+        workers = min(settings.workers, len(run_ids))
         sweep.logs.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         # the jobs import the source as it was at submission
@@ -152,15 +220,16 @@ class LocalBackend:
             with open(log, "ab") as out:
                 # In the sweep's folder: `python -m` puts the working directory first on sys.path, and a
                 # checkout there would shadow the code snapshot.
-                process = subprocess.Popen(self._command(sweep, run_ids), stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT, env=env, cwd=sweep.folder, start_new_session=True)
+                process = subprocess.Popen(work.worker_command(sys.executable, sweep, run_ids), stdin=subprocess.DEVNULL,
+                                           stdout=out, stderr=subprocess.STDOUT, env=env, cwd=sweep.folder,
+                                           start_new_session=True)
             log.rename(sweep.local_log(str(process.pid)))
             pids.append(worker_token(process.pid))  # not yet reaped: a worker that ended at once is a zombie still
         yield Submission(self.name, None, dict.fromkeys(run_ids, "+".join(pids)))
 
-    def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
-        workers = min(self.max_parallel, len(runs))
-        return [" ".join(self._command(sweep, list(runs)))] * workers
+    def scripts(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], work: Work) -> list[str]:
+        workers = min(settings.workers, len(runs))
+        return [" ".join(work.worker_command(sys.executable, sweep, list(runs)))] * workers
 
     def states(self, job_ids: list[str]) -> dict[str, JobState]:
         return {job: JobState(job, "RUNNING") if any(worker_alive(pid) for pid in worker_tokens(job)) else

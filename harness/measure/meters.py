@@ -2,7 +2,6 @@
 
 A GPU figure that cannot be measured is None with a reason beside it, never zero.
 """
-import os
 import platform
 import resource
 import statistics
@@ -15,6 +14,7 @@ from typing import Any, Callable, Iterator
 import timm
 import torch
 
+from harness.cluster import job_environment
 from harness.errors import UserError
 
 WARMUP_STEPS = 3
@@ -62,12 +62,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "timm": timm.__version__,
         "cuda": torch.version.cuda,
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "slurm_array_job_id": os.environ.get("SLURM_ARRAY_JOB_ID"),
-        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
-        "slurm_node": os.environ.get("SLURMD_NODENAME"),
-        "slurm_partition": os.environ.get("SLURM_JOB_PARTITION"),
-        "slurm_cluster": os.environ.get("SLURM_CLUSTER_NAME"),  # with the partition and the GPU: a reference's system
+        # where the job ran, as its backend says (cluster, partition, node: with the GPU, a reference's system)
+        **job_environment().system(),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

@@ -116,9 +116,9 @@ def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) 
     env, code = record.environment or {}, (spec.code if spec else {}) or {}
     on_gpu = env.get("device") == "cuda"
     return {
-        "cluster": env.get("slurm_cluster") or "local",
-        "partition": env.get("slurm_partition") or "local",
-        "node": env.get("slurm_node") or env.get("host"),
+        "cluster": env.get("cluster") or "local",
+        "partition": env.get("partition") or "local",
+        "node": env.get("node") or env.get("host"),
         "device": env.get("device"),
         "gpu_name": env.get("device_name") if on_gpu else None,
         # a run's GPUs: one per rank where it had several (rank 0 sees its own node's alone), else those visible

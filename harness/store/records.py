@@ -28,7 +28,9 @@ from harness.zoo import MAX_IMAGE_SIZE
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
 SWEEP_SCHEMA, SWEEP_MINOR = 1, 3  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
 # sync_bn; 1.3: code.digest
-RESULT_SCHEMA, RESULT_MINOR = 1, 2  # 1.1: config.keep_checkpoints, environment.slurm_cluster; 1.2: distributed
+# 1.1: config.keep_checkpoints, the environment's cluster; 1.2: distributed; 1.3: the environment's backend, job_id,
+# cluster, partition and node, as the run's backend says (before: under its scheduler's name, see _where_it_ran)
+RESULT_SCHEMA, RESULT_MINOR = 1, 3
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
@@ -208,6 +210,8 @@ class RunRecord:
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "RunRecord":
         record = from_versioned_fields(cls, data, path, RESULT_SCHEMA, RESULT_MINOR)
+        if record.schema_minor < 3 and record.environment:
+            record = dataclasses.replace(record, environment=_where_it_ran(record.environment))
         if record.status not in STATUSES:
             raise DamagedFile(path, f"status {record.status!r} is not one of {', '.join(STATUSES)}")
         if record.completed:
@@ -232,6 +236,14 @@ class RunRecord:
         variant = self.run_id.removeprefix(f"{self.model}-").removesuffix(f"s{self.seed}").removesuffix("-")
         if run_id(self.model, self.seed, variant) != self.run_id:
             raise DamagedFile(where, f"its model {self.model!r} and seed {self.seed} are not those of run {self.run_id!r}")
+
+
+def _where_it_ran(environment: dict[str, Any]) -> dict[str, Any]:
+    """A record before 1.3 named where it ran with its scheduler's prefix (PREFIX_cluster, PREFIX_partition,
+    PREFIX_node): under today's keys, so that its system reads as a new record's does."""
+    found = {key: next((value for name, value in environment.items() if name.endswith(f"_{key}")), None)
+             for key in ("cluster", "partition", "node")}
+    return {**{key: value for key, value in found.items() if value is not None}, **environment}
 
 
 def read_record(run: RunPaths) -> RunRecord | None:

@@ -1,5 +1,5 @@
-"""jobs.json: each submission of a sweep's jobs (a resumed sweep has several; a run's latest counts)."""
-import re
+"""jobs.json: each submission of a sweep's jobs (a resumed sweep has several; a run's latest counts). The
+form of a job id is its backend's to check (cluster.check_submission), where the sweep is read."""
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -7,9 +7,6 @@ from typing import Any
 from harness.store.atomic import locked, write_json_atomic
 from harness.store.paths import SweepPaths, is_run_id
 from harness.store.schema import DamagedFile, from_fields, load_json
-
-# A Slurm job or array task ("123", "123_4"); local workers ("41@9000+42@9001": each pid and its start time)
-JOB_ID = {"slurm": re.compile(r"[0-9]+(_[0-9]+)?"), "local": re.compile(r"[0-9]+@[0-9]+(\+[0-9]+@[0-9]+)*")}
 
 
 @dataclass(frozen=True)
@@ -38,11 +35,6 @@ def read_submissions(sweep: SweepPaths) -> list[Submission]:
     for submission in jobs.submissions:
         if not submission.executor:
             raise DamagedFile(sweep.jobs, "a submission names no executor")
-        ids = [*submission.tasks.values(), *([submission.preprocess_job] if submission.preprocess_job else [])]
-        form = JOB_ID.get(submission.executor)
-        bad = [j for j in ids if form is not None and not form.fullmatch(j)]  # an unknown executor: load.py says so
-        if bad:
-            raise DamagedFile(sweep.jobs, f"job id {bad[0]!r} is not a job id of the {submission.executor!r:.20} executor")
         if not all(is_run_id(rid) for rid in submission.tasks):
             raise DamagedFile(sweep.jobs, "a run id is not of the form ARCH-sSEED")
     return jobs.submissions

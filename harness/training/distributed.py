@@ -2,7 +2,7 @@
 batch, batch normalisation over the global batch, and the collectives a run's figures need.
 
 Knows nothing of Slurm: a rank is told its place by torch's env:// variables (RANK, WORLD_SIZE,
-LOCAL_RANK, MASTER_ADDR, MASTER_PORT), which the launcher sets (cluster.node). NCCL on GPUs, gloo on
+LOCAL_RANK, MASTER_ADDR, MASTER_PORT), which the job sets (harness.jobs, from its backend). NCCL on GPUs, gloo on
 CPUs, so the same code path runs and is tested on a machine without a GPU.
 """
 import os
@@ -14,9 +14,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-# How long a rank waits for the others, to meet or at any collective, before its run fails (torch's
-# default is half an hour, NCCL's ten minutes): a rank that never comes, or died, ends the run.
+# How long a rank waits for the others at any collective before its run fails (torch's default is half an
+# hour, NCCL's ten minutes): a rank that died ends the run.
 TIMEOUT = timedelta(minutes=10)
+# How long the ranks wait to meet, at the rendezvous: a meeting that cannot happen (an address that does not
+# resolve or cannot be reached, a rank that never started) ends the run, freeing its GPUs, within twice it
+# (torch's store client tries twice). The ranks of one job start together: a minute is ample.
+RENDEZVOUS_TIMEOUT = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,25 @@ def start(device_type: str) -> Ranks:
         return Ranks()
     backend = "nccl" if device_type == "cuda" else "gloo"
     if not dist.is_initialized():
+        rank = int(os.environ["RANK"])
         # On GPUs, NCCL for the GPUs' tensors and gloo beside it for the few CPU ones (the ranks' agreement,
         # their figures), which NCCL does not carry.
         devices = "cpu:gloo,cuda:nccl" if backend == "nccl" else "gloo"
-        dist.init_process_group(backend=devices, init_method="env://", timeout=TIMEOUT)
+        dist.init_process_group(backend=devices, store=rendezvous(rank, world_size), rank=rank, world_size=world_size,
+                                timeout=TIMEOUT)
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK") or 0), backend)
+
+
+def rendezvous(rank: int, world_size: int) -> dist.Store:
+    """Where the ranks meet: rank 0 serves a store at MASTER_ADDR:MASTER_PORT, the others connect to it, all
+    within RENDEZVOUS_TIMEOUT (not the collectives' TIMEOUT); RuntimeError in one line where they cannot."""
+    address, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    try:
+        return dist.TCPStore(address, port, world_size, is_master=rank == 0, timeout=RENDEZVOUS_TIMEOUT)
+    except Exception as err:  # torch's store errors (DistStoreError, RuntimeError) run over several lines
+        said = " ".join(str(err).split())[:300]
+        raise RuntimeError(f"rank {rank} of {world_size} could not meet the others at {address}:{port} within "
+                           f"{RENDEZVOUS_TIMEOUT.total_seconds():.0f} s ({type(err).__name__}: {said})") from None
 
 
 def stop() -> None:

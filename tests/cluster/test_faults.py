@@ -134,7 +134,7 @@ def test_a_truncated_result_is_damaged_in_status_and_rerun_by_resume(cli, result
 def test_cancel_signals_only_the_sweeps_own_jobs(tmp_path):
     """A job id in jobs.json that is another job's (reused, or the file edited) is not cancelled: Slurm
     signals a listed id only where its job name is the sweep's."""
-    from harness.cluster.slurm import SlurmBackend, job_names
+    from harness.cluster.slurm.backend import SlurmBackend, job_names
     from harness.store.paths import SweepPaths
 
     sweep = SweepPaths(tmp_path / "mine")

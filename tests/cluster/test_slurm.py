@@ -88,3 +88,37 @@ def test_a_scaling_sweep_asks_slurm_for_each_size_its_nodes_tasks_and_gpus(cli, 
     assert [asked(s) for s in scripts[1:]] == [("1", "1", "gpu:p100:1", f"{mem}M"), ("1", "2", "gpu:p100:2", f"{2 * mem}M"),
                                                ("2", "2", "gpu:p100:2", f"{2 * mem}M")]
     assert "srun" in scripts[3]  # each task runs the run's callable, as one rank
+
+
+def test_the_sites_wckey_reaches_the_batch_scripts_and_slurm_takes_them(cli, results, tiny_demo):
+    """--sbatch wckey= is in both jobs' batch scripts in place of submitit's `--wckey=submitit`, and the
+    site's sbatch takes the scripts (--check: sbatch --test-only)."""
+    sweep = ("sweep", "--partition", "gpu", "--cpu-partition", "compute", "--dataset", tiny_demo, "--models", "MobileNetV2",
+             "--image-size", "32", "--results", results, "--sbatch", "wckey=myproj")
+    shown = cli(*sweep, "--dry-run")
+    assert shown.code == 0, shown.err
+    assert shown.out.count("#SBATCH --wckey=myproj\n") == 2 and shown.out.count("--wckey") == 2
+    checked = cli(*sweep, "--check")
+    assert checked.code == 0 and [line[:4] for line in checked.out.splitlines()] == ["ok: ", "ok: "], checked.out
+    assert not results.exists()
+
+
+def test_the_harness_knows_every_option_this_sbatch_reads():
+    """Each letter's options, as this cluster's sbatch lists them when a prefix is ambiguous (getopt_long),
+    are all in the list the harness resolves --sbatch keys against: a prefix it resolves is the one sbatch does."""
+    import re
+    import subprocess
+    import tempfile
+
+    from harness.cluster.slurm.sbatch import SBATCH_OPTIONS
+
+    listed = set()
+    with tempfile.NamedTemporaryFile("w", suffix=".sh") as script:
+        for letter in "abcdeghimnopqrstuvw":  # (f, x, y, z begin none; j, k and l one each)
+            script.seek(0)
+            script.truncate()
+            script.write(f"#!/bin/sh\n#SBATCH --{letter}=1\ntrue\n")
+            script.flush()
+            said = subprocess.run(["sbatch", "--test-only", script.name], capture_output=True, text=True).stderr
+            listed |= set(re.findall(r"'--([a-z0-9-]+)'", said))
+    assert len(listed) > 100 and listed <= set(SBATCH_OPTIONS), sorted(listed - set(SBATCH_OPTIONS))

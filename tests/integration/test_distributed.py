@@ -9,7 +9,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from harness.cluster.node import free_port
+from harness.jobs import free_port
 
 from slurm_helpers import latest_sweep
 
@@ -107,3 +107,19 @@ def test_a_scaling_sweep_reports_speedup_and_efficiency_against_one_rank(cli, tm
     assert report.code == 0, report.err
     assert (folder / "figures" / "scaling.png").stat().st_size > 10_000  # speedup against ranks, beside the ideal
     assert "Scaling: speedup and efficiency against one rank" in (folder / "report.html").read_text()
+
+
+@pytest.mark.parametrize("rank, address", [(1, "gpu-n1"), (0, "127.0.0.1")], ids=["a first node's name that resolves nowhere",
+                                                                              "a rank that never comes"])
+def test_ranks_that_cannot_meet_fail_in_one_line_within_the_rendezvous_timeout(monkeypatch, rank, address):
+    from datetime import timedelta
+
+    from harness.training import distributed
+
+    monkeypatch.setattr(distributed, "RENDEZVOUS_TIMEOUT", timedelta(seconds=2))  # a minute in a job
+    for name, value in {"MASTER_ADDR": address, "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2", "RANK": str(rank)}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError) as failed:
+        distributed.start("cpu")
+    said = str(failed.value)
+    assert "\n" not in said and f"rank {rank} of 2 could not meet the others at {address}:" in said and "within 2 s" in said

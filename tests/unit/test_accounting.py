@@ -1,4 +1,4 @@
-"""harness.cluster.accounting on sacct and squeue output recorded from the local cluster (data/README.md).
+"""harness.cluster.slurm.accounting on sacct and squeue output recorded from the local cluster (data/README.md).
 
 Jobs recorded: 1, an array --array=0-7%2 on gpu (--gres=gpu:p100:1, sleep 30), later scancelled;
 4, a job on compute requeued with `scontrol requeue` and later scancelled; 5, an array --array=0,2,4,6-9%1.
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import accounting
-from harness.cluster.accounting import (
+from harness.cluster.slurm import accounting
+from harness.cluster.slurm.accounting import (
     SACCT_FIELDS,
+    allocated_gpus,
+    elapsed_seconds,
     expand_job_id,
     expand_task_spec,
     job_states,
@@ -53,8 +55,7 @@ def test_a_throttled_array_waits_as_one_row_and_reads_as_one_state_per_task():
     assert sorted(states) == [f"1_{i}" for i in range(8)]
     assert {states[f"1_{i}"].state for i in range(2, 8)} == {"PENDING"}
     assert states["1_5"].reason == "JobArrayTaskLimit" and states["1_5"].node == "" and states["1_5"].partition == "gpu"
-    assert (states["1_0"].state, states["1_0"].node, states["1_0"].alloc_tres) == (
-        "RUNNING", "gpu01", "billing=1,cpu=1,gres/gpu=1,mem=1000M,node=1")
+    assert (states["1_0"].state, states["1_0"].node, states["1_0"].gpus) == ("RUNNING", "gpu01", 1)  # gres/gpu=1 in AllocTRES
 
 
 def test_a_range_with_holes():
@@ -216,3 +217,15 @@ def test_consumed_energy_where_the_site_accounts_it():
     line = "8|COMPLETED|gpu|gpu01|00:10:00|a|b|cpu=1,gres/gpu=1|None|12.50K|2026-11-27T04:31:00\n"
     assert parse_sacct(line)["8"].energy_j == 12500.0 and parse_sacct(line)["8"].submit == "2026-11-27T04:31:00"
     assert parse_sacct(line.replace("12.50K", "0"))["8"].energy_j is None  # not accounted: null, never zero
+
+
+@pytest.mark.parametrize("text, seconds", [("00:00:30", 30), ("01:02:03", 3723), ("2-01:00:00", 176400),
+                                           ("05:07", 307), ("00:00:01.5", 1.5), ("", None), ("INVALID", None)])
+def test_sacct_elapsed_in_seconds(text, seconds):
+    assert elapsed_seconds(text) == seconds
+
+
+def test_allocated_gpus_from_alloc_tres():
+    assert allocated_gpus("billing=1,cpu=1,gres/gpu=1,mem=1000M,node=1") == 1
+    assert allocated_gpus("cpu=8,gres/gpu:a100=4,gres/gpu=4,mem=64G") == 4
+    assert allocated_gpus("billing=1,cpu=1,mem=1000M,node=1") is None and allocated_gpus("") is None

@@ -1,42 +1,28 @@
 """compare: ratios B/A, whether a difference exceeds the seeds' spread (Welch at 5%, "unknown" with one
-seed), GPU-hours from sacct or the record (null with a reason on a CPU), on made-up records."""
+seed), GPU-hours from the scheduler (sacct here) or the record (null with a reason on a CPU), on made-up records."""
 from pathlib import Path
 
 import pytest
 
 from harness.analysis.compare import (
     RunFigures,
-    allocated_gpus,
     beyond_spread,
     compare_figures,
     compare_sweeps,
-    elapsed_seconds,
     gpu_hours,
     welch,
 )
 from harness.analysis.load import SweepResults
-from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
+from harness.cluster.slurm.accounting import SACCT_FIELDS, parse_sacct
 
 from perf_helpers import make_sweep, record
 
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("text, seconds", [("00:00:30", 30), ("01:02:03", 3723), ("2-01:00:00", 176400),
-                                           ("05:07", 307), ("00:00:01.5", 1.5), ("", None), ("INVALID", None)])
-def test_sacct_elapsed(text, seconds):
-    assert elapsed_seconds(text) == seconds
-
-
-def test_allocated_gpus_from_alloc_tres():
-    assert allocated_gpus("billing=1,cpu=1,gres/gpu=1,mem=1000M,node=1") == 1
-    assert allocated_gpus("cpu=8,gres/gpu:a100=4,gres/gpu=4,mem=64G") == 4
-    assert allocated_gpus("billing=1,cpu=1,mem=1000M,node=1") is None and allocated_gpus("") is None
-
-
-def test_gpu_hours_from_sacct_then_the_record_then_null_with_a_reason():
+def test_gpu_hours_from_the_scheduler_then_the_record_then_null_with_a_reason():
     job = parse_sacct((DATA / "sacct-array-cancelled.txt").read_text(), SACCT_FIELDS[:9])["1_0"]  # 30 s, gres/gpu=1, recorded
-    assert gpu_hours(record(), job) == (pytest.approx(30 / 3600), "sacct", None)
+    assert gpu_hours(record(), job) == (pytest.approx(30 / 3600), "scheduler", None)
     on_gpu = record(device="cuda")  # 600 s of wall time in the record
     assert gpu_hours(on_gpu, None) == (pytest.approx(600 / 3600), "record", None)
     two = record(device="cuda", distributed={"world_size": 2, "nodes": 1})  # one GPU per rank

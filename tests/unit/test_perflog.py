@@ -96,8 +96,8 @@ def test_an_entry_from_a_record_carries_settings_system_and_figures_with_units(t
     made = entry_from_record(record(accuracy=0.75, throughput={"train_images_per_s": 120.0,
                                                               "infer_images_per_s": float("nan"),
                                                               "compile_seconds": 12.5},
-                                    environment={"device": "cpu", "host": "n1", "slurm_cluster": "marwan", "slurm_partition": "gpu",
-                                                 "slurm_node": "gpu01", "torch": "2.5", "timm": "1.0", "cuda": None}),
+                                    environment={"device": "cpu", "host": "n1", "cluster": "marwan", "partition": "gpu",
+                                                 "node": "gpu01", "torch": "2.5", "timm": "1.0", "cuda": None}),
                              read_spec(sweep), collect_system("cpu"))
     assert made.figures["accuracy"] == {"value": 0.75, "unit": "fraction"}
     assert made.figures["train_images_per_s"] == {"value": 120.0, "unit": "images/s"}
@@ -111,6 +111,19 @@ def test_an_entry_from_a_record_carries_settings_system_and_figures_with_units(t
     assert made.system["gpu_name"] is None and made.system["gpu_count"] == 0
     assert made.system["git_commit"] == "abc123" and made.system["harness_version"] == "0.1.0"
     PerfEntry.from_json(json.loads(json.dumps(made.to_json())), tmp_path)  # what is written reads back
+
+
+def test_a_record_from_before_the_backend_named_its_system_keeps_its_system(tmp_path):
+    """A record of schema 1.2 named where it ran after its scheduler (slurm_cluster, ...): read back, its
+    perflog system is the one it ran on, as a reference's key reads it."""
+    from harness.store.records import RunRecord
+
+    sweep = make_sweep(tmp_path, "s", [record()])
+    old = {**record().to_json(), "schema_minor": 2,
+           "environment": {"device": "cpu", "host": "n1", "slurm_cluster": "marwan", "slurm_partition": "gpu",
+                           "slurm_node": "gpu01", "slurm_job_id": "7"}}
+    made = entry_from_record(RunRecord.from_json(old, tmp_path / "result.json"), read_spec(sweep), {})
+    assert (made.system["cluster"], made.system["partition"], made.system["node"]) == ("marwan", "gpu", "gpu01")
 
 
 def test_energy_is_read_where_the_gpu_sampler_puts_it():

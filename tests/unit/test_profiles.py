@@ -3,7 +3,7 @@ import inspect
 
 import pytest
 
-from harness.cluster.profiles import Profile, load_profile
+from harness.cluster.slurm.profile import Profile, load_profile
 from harness.errors import UserError
 
 
@@ -59,7 +59,7 @@ def test_the_one_private_submitit_call_still_has_its_shape():
 def test_a_submitit_that_moved_its_private_call_costs_dry_run_one_line(monkeypatch):
     import submitit.slurm.slurm
 
-    from harness.cluster.slurm import batch_script
+    from harness.cluster.slurm.backend import batch_script
     from harness.errors import UserError
 
     monkeypatch.delattr(submitit.slurm.slurm, "_make_sbatch_string")

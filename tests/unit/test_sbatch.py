@@ -1,10 +1,11 @@
-"""harness.cluster.sbatch: sbatch's own forms accepted, everything else refused in one line naming the option."""
+"""harness.cluster.slurm.sbatch: sbatch's own forms accepted, everything else refused in one line naming the option."""
 import re
 import string
+from pathlib import Path
 
 import pytest
 
-from harness.cluster.sbatch import (
+from harness.cluster.slurm.sbatch import (
     check_constraint,
     check_node_list,
     check_slurm_name,
@@ -17,6 +18,8 @@ from harness.cluster.sbatch import (
     parse_time,
 )
 from harness.errors import UserError
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize("text, minutes", [
@@ -122,12 +125,12 @@ def test_gres_type_refuses_every_character_a_name_refuses():
 
 
 def test_sbatch_extra_reads_repeated_key_value_options():
-    extra = parse_sbatch_extra(["mail-type=END", "mail-user=me@example.org", "comment=a b $HOME 'q' #1", "x=y=z"])
-    assert extra == {"mail-type": "END", "mail-user": "me@example.org", "comment": "a b $HOME 'q' #1", "x": "y=z"}
+    extra = parse_sbatch_extra(["mail-type=END", "mail-user=me@example.org", "comment=a b $HOME 'q' #1", "licenses=y=z"])
+    assert extra == {"mail-type": "END", "mail-user": "me@example.org", "comment": "a b $HOME 'q' #1", "licenses": "y=z"}
     assert parse_sbatch_extra([]) == {}
 
 
-@pytest.mark.parametrize("item", ["mail-type", "=END", "Mail-Type=END", "mail_type=END", "--mail-type=END",
+@pytest.mark.parametrize("item", ["=END", "Mail-Type=END", "mail_type=END", "--mail-type=END",
                                   "mail-type=", "mail type=END", "mail-type=END\n#SBATCH --wrap=x",
                                   "comment=a\rb", "comment=a\x00b", "comment=a\tb", "comment=a\x1bb"])
 def test_sbatch_extra_refuses_other_forms_and_line_breaks(item):
@@ -135,15 +138,46 @@ def test_sbatch_extra_refuses_other_forms_and_line_breaks(item):
         parse_sbatch_extra([item])
 
 
-@pytest.mark.parametrize("item, hint", [
-    ("partition=gpu", "--partition / --cpu-partition"), ("gres=gpu:2", "--gres"), ("time=10", "--time"), ("mem=1G", "--mem"),
-    ("account=x", "--account"), ("array=0-3", None), ("job-name=x", None),
-    ("output=/tmp/x", None), ("error=/tmp/x", None), ("wrap=id", None)])
-def test_sbatch_extra_refuses_what_the_harness_sets(item, hint):
+@pytest.mark.parametrize("item, why", [
+    ("partition=gpu", "use --partition / --cpu-partition"), ("gres=gpu:2", "use --gres"), ("time=10", "use --time"),
+    ("mem=1G", "use --mem"), ("account=x", "use --account"), ("array=0-3", "one job array"),
+    ("job-name=x", "find the sweep's jobs by their names"), ("output=/tmp/x", "`harness logs` reads it"),
+    ("error=/tmp/x", "`harness logs` reads it"), ("wrap=id", "the batch script submitit writes"),
+    ("no-requeue", "requeues itself"), ("clusters=other", "this cluster's scheduler"), ("wait", "sweep --wait")])
+def test_sbatch_extra_refuses_what_the_harness_sets_and_says_why(item, why):
     key = item.split("=")[0]
-    with pytest.raises(UserError, match=f"^--sbatch '{re.escape(item)}': the harness sets --{key} itself") as error:
+    with pytest.raises(UserError, match=f"^--sbatch '{re.escape(item)}': the harness sets --{key} itself; ") as error:
         parse_sbatch_extra([item])
-    assert (f"use {hint}" in str(error.value)) == (hint is not None)
+    assert why in str(error.value)
+
+
+@pytest.mark.parametrize("item, name", [("dep=afterok:1", "dependency"), ("mail-t=END", "mail-type"), ("wck=proj", "wckey"),
+                                        ("hol", "hold"), ("time-m=5", "time-min"), ("time=5", None)])
+def test_a_key_is_the_option_sbatch_reads_it_as(item, name):
+    """getopt_long, which reads #SBATCH lines, takes an option's whole name, or a unique prefix of it: so does
+    the harness, and it writes the whole name (`time` is --time itself, reserved, though --time-min begins so)."""
+    if name is None:
+        with pytest.raises(UserError, match="the harness sets --time itself"):
+            parse_sbatch_extra([item])
+    else:
+        assert list(parse_sbatch_extra([item])) == [name]
+
+
+@pytest.mark.parametrize("item, said", [
+    ("arr=0-9999", "--arr is --array to sbatch: the harness sets --array itself"),
+    ("tasks-per-node=64", "the harness sets --tasks-per-node itself; use --gpus-per-run and --nodes-per-run"),
+    ("ntasks-per=64", "--ntasks-per is short for several sbatch options"),
+    ("gpus-per-n=8", "--gpus-per-n is --gpus-per-node to sbatch: the harness sets --gpus-per-node itself"),
+    ("requeue=x", "--requeue takes no value; give it alone, as --sbatch requeue"),
+    ("mail-type", "--mail-type takes a value"), ("nope=1", "sbatch has no option --nope")])
+def test_a_reserved_option_by_another_name_or_a_value_sbatch_would_not_read_is_refused(item, said):
+    with pytest.raises(UserError, match=re.escape(said)):
+        parse_sbatch_extra([item])
+
+
+def test_an_option_that_takes_no_value_is_given_alone():
+    assert parse_sbatch_extra(["hold", "requeue", "exclusive"]) == {"hold": True, "requeue": True, "exclusive": True}
+    assert parse_sbatch_extra(["exclusive=user"]) == {"exclusive": "user"}  # an optional value may be given
 
 
 @pytest.mark.parametrize("value", ["afterok:123", "afterany:1:2,afternotok:3_4", "after:5+10", "afterok:1?afterok:2",
@@ -169,9 +203,39 @@ def test_sbatch_extra_refuses_a_key_given_twice():
 def test_the_log_of_a_job_is_where_submitit_writes_it(tmp_path, job_id, stream):
     from submitit.core.utils import JobPaths
 
-    from harness.cluster.slurm import job_log
+    from harness.cluster.slurm.backend import job_log
     from harness.store.paths import SweepPaths
 
     sweep = SweepPaths(tmp_path / "s")
     paths = JobPaths(sweep.logs, job_id=job_id, task_id=0)
     assert job_log(sweep, job_id, stream) == (paths.stdout if stream == "out" else paths.stderr)
+
+
+def _scripts(tmp_path, profile) -> str:
+    """The batch scripts `sweep --dry-run` prints for one run on the local cluster (as scontrol described it)."""
+    from harness.cluster.base import Placement
+    from harness.cluster.slurm.backend import SlurmBackend, site_defaults
+    from harness.cluster.slurm.site import parse_site
+    from harness.jobs import work
+    from harness.store.paths import SweepPaths
+
+    site = parse_site(*((DATA / f"harness-{kind}.txt").read_text() for kind in ("partition", "node", "config")))
+    sweep = SweepPaths(tmp_path / "s1")
+    resolved = profile.filled(site_defaults(site, profile))
+    return "\n".join(SlurmBackend().scripts(sweep, resolved, {"MobileNetV2-s0": Placement()}, work(sweep.folder)))
+
+
+def test_the_sites_wckey_reaches_every_batch_script_in_place_of_submitits(tmp_path):
+    """No --wckey but the sweep's: submitit's default (`--wckey=submitit`) would override the site's
+    accounting key. --sbatch wckey= and a profile's [sbatch] wckey reach each job, the option over the profile."""
+    from harness.cluster.slurm.options import profile_of
+
+    assert "--wckey" not in _scripts(tmp_path, profile_of({}))  # the site's default key stands
+    given = _scripts(tmp_path, profile_of({"sbatch": ["wckey=myproj"]}))
+    assert given.count("#SBATCH --wckey=myproj\n") == 2 and given.count("--wckey") == 2  # preprocessing and training
+    site_profile = tmp_path / "site.toml"
+    site_profile.write_text('[sbatch]\nwckey = "site-key"\nhold = true\n')
+    from_profile = _scripts(tmp_path, profile_of({"profile": str(site_profile)}))
+    assert from_profile.count("#SBATCH --wckey=site-key\n") == 2 and from_profile.count("#SBATCH --hold\n") == 2
+    both = _scripts(tmp_path, profile_of({"profile": str(site_profile), "sbatch": ["wck=mine"]}))
+    assert both.count("#SBATCH --wckey=mine\n") == 2 and "site-key" not in both

@@ -1,4 +1,4 @@
-"""harness.cluster.site: scontrol's output read into a Site, and a sweep's defaults derived from it.
+"""harness.cluster.slurm.site: scontrol's output read into a Site, and a sweep's defaults derived from it.
 
 The recordings: the local cluster (slurm/local-cluster: gpu with 2 x gpu:p100:2 nodes, compute with two
 CPU nodes, both without time limits), and a synthetic second site in scontrol's own format (batch, the
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import site as site_module
-from harness.cluster.sbatch import parse_gres, parse_mem, parse_time
-from harness.cluster.site import (
+from harness.cluster.slurm import site as site_module
+from harness.cluster.slurm.sbatch import parse_gres, parse_mem, parse_time
+from harness.cluster.slurm.site import (
     derive_settings,
     expand_hostlist,
     parse_config,

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.status import DAMAGED, is_final, run_status
-from harness.cluster.accounting import SACCT_FIELDS, parse_sacct
 from harness.cluster.base import FINAL_STATES, JobState
 from harness.cluster.local import LocalBackend, pool_run_state, worker_alive, worker_token
+from harness.cluster.slurm.accounting import SACCT_FIELDS, parse_sacct
 from harness.store.paths import SweepPaths
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
-from harness.store.submissions import JOB_ID
 
 from test_store import completed
 
@@ -116,7 +115,7 @@ def test_a_pool_of_local_workers_lives_while_any_of_its_workers_does():
     try:
         states = LocalBackend().states([pool, dead_token])
         assert states[pool].state == "RUNNING" and states[dead_token].state == "FAILED"
-        assert JOB_ID["local"].fullmatch(pool)  # jobs.json accepts the pool's id
+        assert LocalBackend.job_id.fullmatch(pool)  # jobs.json accepts the pool's id
     finally:
         alive.kill()
         alive.wait()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cluster import check_submission
 from harness.errors import UserError
 from harness.store.atomic import write_text_atomic
 from harness.store.paths import SweepPaths, find_sweep
@@ -115,8 +116,11 @@ def test_submissions_append_and_reject_a_job_id_that_is_not_one(tmp_path):
     data = json.loads(sweep.jobs.read_text())
     data["submissions"][0]["tasks"]["ResNet50-s0"] = "102_0; rm -rf ~"
     sweep.jobs.write_text(json.dumps(data))
-    with pytest.raises(DamagedFile, match="not a job id"):
-        read_submissions(sweep)
+    damaged = read_submissions(sweep)[0]  # the store reads it; its backend, where the sweep is read, refuses it
+    with pytest.raises(DamagedFile, match="not a job id of the 'slurm' executor"):
+        check_submission(damaged, sweep.jobs)
+    with pytest.raises(DamagedFile, match="not a job id of the 'local' executor"):
+        check_submission(Submission("local", None, {"ResNet50-s0": "102_0"}), sweep.jobs)
 
 
 def test_writes_honour_the_umask_and_never_follow_a_link(tmp_path):

@@ -2,8 +2,8 @@
 import pytest
 from submitit.core.utils import FailedJobError
 
-from harness.cluster.limits import Limit, check_room
-from harness.cluster.slurm import sbatch_retrying
+from harness.cluster.slurm.backend import sbatch_retrying
+from harness.cluster.slurm.limits import Limit, check_room
 from harness.errors import UserError
 
 

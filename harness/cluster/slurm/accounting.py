@@ -25,10 +25,26 @@ QUEUED_AGAIN = {"PENDING", "CONFIGURING", "RUNNING"} | REQUEUE_STATES
 # What sacct and squeue print where a value is absent.
 ABSENT = {"None", "None assigned", "Unknown", "(null)"}
 _ATTRIBUTE = {"JobID": "job_id", "State": "state", "Partition": "partition", "NodeList": "node",
-              "Elapsed": "elapsed", "Start": "start", "End": "end", "AllocTRES": "alloc_tres", "Reason": "reason",
-              "Submit": "submit"}
+              "Elapsed": "elapsed", "Start": "start", "End": "end", "Reason": "reason", "Submit": "submit"}
 _TASK_RANGE = re.compile(r"(?P<job>[0-9]+)_\[(?P<spec>[^\]]*)\]")
 _TASK_SPAN = re.compile(r"([0-9]+)(?:-([0-9]+)(?::([0-9]+))?)?")
+_ELAPSED = re.compile(r"(?:(?P<days>[0-9]+)-)?(?:(?P<hours>[0-9]+):)?(?P<minutes>[0-9]+):(?P<seconds>[0-9]+(?:\.[0-9]*)?)")
+_GPUS = re.compile(r"(?:^|,)gres/gpu=(?P<count>[0-9]+)(?:,|$)")
+
+
+def elapsed_seconds(text: str) -> float | None:
+    """sacct's Elapsed, [D-][HH:]MM:SS, in seconds; None where it is not one."""
+    found = _ELAPSED.fullmatch(text.strip()) if text else None
+    if not found:
+        return None
+    return (int(found["days"] or 0) * 86400 + int(found["hours"] or 0) * 3600 + int(found["minutes"]) * 60
+            + float(found["seconds"]))
+
+
+def allocated_gpus(alloc_tres: str) -> int | None:
+    """The GPUs in sacct's AllocTRES (`cpu=2,gres/gpu=1,mem=3G`); None where it names none."""
+    found = _GPUS.search(alloc_tres or "")
+    return int(found["count"]) if found else None
 
 
 def expand_task_spec(spec: str) -> list[int]:
@@ -73,8 +89,8 @@ def _sacct_row(job_id: str, row: dict[str, str]) -> JobState:
     reason = _waiting_reason(state, values.get("reason", ""))
     return JobState(job_id, state, partition=values.get("partition", ""), node=values.get("node", ""),
                     elapsed=values.get("elapsed", ""), start=values.get("start", ""), end=values.get("end", ""),
-                    submit=values.get("submit", ""),
-                    alloc_tres=values.get("alloc_tres", ""), reason=reason, energy_j=consumed_energy(row.get("ConsumedEnergy", "")))
+                    submit=values.get("submit", ""), reason=reason, energy_j=consumed_energy(row.get("ConsumedEnergy", "")),
+                    elapsed_s=elapsed_seconds(values.get("elapsed", "")), gpus=allocated_gpus(row.get("AllocTRES", "")))
 
 
 def consumed_energy(text: str) -> float | None:

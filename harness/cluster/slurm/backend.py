@@ -8,6 +8,7 @@ only to submit: reading states costs one sacct call and no heavy import.
 """
 import contextlib
 import io
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,11 +19,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.cluster.accounting import job_states
-from harness.cluster.base import JobState, Placement
-from harness.cluster.profiles import Profile
-from harness.cluster.sbatch import format_gres, format_mem, format_time, parse_mem, parse_time
-from harness.cluster.site import Site, derive_settings, read_site
+from harness.cluster.base import JobState, Option, Placement, SiteView, Work
+from harness.cluster.slurm import options
+from harness.cluster.slurm.accounting import job_states
+from harness.cluster.slurm.environment import SlurmJobEnvironment, slurm_environment
+from harness.cluster.slurm.profile import Profile
+from harness.cluster.slurm.sbatch import format_gres, format_mem, format_time, parse_mem, parse_time
+from harness.cluster.slurm.site import Site, derive_settings, read_site, settings_as_toml, settings_table
 from harness.errors import UserError
 from harness.store.paths import SweepPaths
 from harness.store.submissions import Submission
@@ -52,7 +55,7 @@ DEFAULT_SIGNAL_DELAY_S = 120
 
 
 def site_defaults(site: Site, profile: Profile) -> Profile:
-    """The settings this site gives a sweep (cluster.site), for the partitions the profile names."""
+    """The settings this site gives a sweep (slurm.site), for the partitions the profile names."""
     settings = derive_settings(site, profile.gpu_partition, profile.cpu_partition)
     return Profile(cpu_partition=settings.cpu_partition, gpu_partition=settings.gpu_partition, gres=settings.gres,
                    cpus_per_task=settings.cpus_per_task, mem=format_mem(settings.mem_mb), time=format_time(settings.time_min),
@@ -90,7 +93,8 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
     """submitit's Slurm executors for the preprocessing job and a training array whose runs are placed
     so (a task per rank, the GPUs of its node's tasks in --gres, of the profile's type, and their memory
     in --mem, which sbatch reads per node); every setting reaches Slurm through submitit's parameters
-    (already checked by Profile)."""
+    (already checked by Profile). No --wckey but the profile's: submitit's own default (`submitit`)
+    would stand in for the site's accounting key."""
     import submitit
 
     optional = {"account": profile.account, "qos": profile.qos, "constraint": profile.constraint,
@@ -101,6 +105,7 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
     extra = dict(profile.sbatch) | {"chdir": str(sweep.folder)} | ({"reservation": profile.reservation} if profile.reservation else {})
     # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
     setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    common["wckey"] = None  # the profile's --wckey, where it has one, is among the extra options
     preprocess = submitit.SlurmExecutor(folder=sweep.logs, python=profile.python)
     preprocess.update_parameters(job_name=job_names(sweep)[0], partition=profile.cpu_partition,
                                  cpus_per_task=profile.preprocess_cpus, mem=profile.preprocess_mem,
@@ -123,7 +128,7 @@ def _after(job_id: str, profile: Profile) -> dict[str, str]:
     dependency=, which the preprocessing job waits on too; an any-of '?' list holds through that job
     alone, as Slurm does not mix ',' and '?'). Should a dependency fail, Slurm takes the array out of the
     queue instead of keeping it PENDING (DependencyNeverSatisfied) for ever."""
-    theirs = dict(profile.sbatch).get("dependency")
+    theirs = str(dict(profile.sbatch).get("dependency", ""))  # (check_sbatch_option gives it a value)
     joined = f"afterok:{job_id}" + (f",{theirs}" if theirs and "?" not in theirs else "")
     return {"dependency": joined, "kill_on_invalid_dep": "yes"}
 
@@ -176,12 +181,53 @@ def batch_script(executor: Any, **extra: Any) -> str:
                         f"{submitit.__version__} no longer has ({type(err).__name__}: {err}); submitting without them works") from None
 
 
+def describe_site(partition: str | None, cpu_partition: str | None) -> SiteView:
+    """The site's partitions and the settings a sweep would use, for `harness cluster`."""
+    reason = slurm_answers()
+    if reason:
+        raise UserError(f"no Slurm answers here ({reason}); run this on a login node of the cluster")
+    site = read_site()
+    settings = derive_settings(site, partition, cpu_partition)
+    partitions = [{"partition": p.name, "default": p.is_default, "state": p.state, "nodes": len(p.nodes),
+                   "cpus_per_node": p.cpus_per_node, "mem_mb_per_node": p.mem_mb_per_node, "gpus_per_node": p.gpus_per_node,
+                   "gpu_types": sorted(p.gpu_types), "max_time_min": p.max_time_min, "default_time_min": p.default_time_min}
+                  for p in site.partitions.values()]
+    rows = settings_table(settings)
+    return SiteView(title=f"Slurm cluster {site.cluster_name} (MaxArraySize {site.max_array_size}; times in minutes)",
+                    partitions=partitions, settings=rows, profile_text=settings_as_toml(settings),
+                    meta={"cluster": site.cluster_name, "max_array_size": site.max_array_size,
+                          "settings": {k: v for k, v, _ in rows}})
+
+
+def check_log_folder(sweep: SweepPaths) -> None:
+    """The sweep's folder lands in every job's #SBATCH --output and --error, where Slurm expands %-patterns
+    (%j, %x, ...: `%%` would keep a '%' there), and submitit replaces %j, %t, %A and %a in its own paths of
+    the same folder, where no escape holds: a '%' in it is refused."""
+    if "%" in str(sweep.folder):
+        raise UserError(f"--results {sweep.results}: a '%' in the path would be expanded in the jobs' log paths "
+                        "(Slurm reads %j, %x, ... in #SBATCH --output, and submitit in its own files): use a folder without '%'")
+
+
 class SlurmBackend:
     name = "slurm"
     scheduler = True
+    job_id = re.compile(r"[0-9]+(_[0-9]+)?")  # a job, or an array task
+    options_title = options.TITLE
+
+    def options(self) -> list[Option]:
+        return options.OPTIONS
+
+    def settings(self, given: dict[str, Any], stored: dict[str, Any] | None = None) -> Profile:
+        return options.profile_of(given, stored)
+
+    def environment(self) -> SlurmJobEnvironment | None:
+        return slurm_environment()
 
     def available(self) -> str | None:
         return slurm_answers()
+
+    def describe(self, partition: str | None, cpu_partition: str | None) -> SiteView:
+        return describe_site(partition, cpu_partition)
 
     def _require(self) -> None:
         reason = self.available()
@@ -189,10 +235,12 @@ class SlurmBackend:
             raise UserError(f"--cluster slurm, but no Slurm answers here ({reason}); "
                             "start one with slurm/local-cluster up, or use --cluster local")
 
-    def preflight(self, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
-        """Slurm answers, and its limits leave room for every job of the sweep (the devices are the nodes')."""
-        from harness.cluster.limits import check_room, submission_limits
+    def preflight(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
+        """The jobs' log paths hold, Slurm answers, and its limits leave room for every job of the sweep (the
+        devices are the nodes')."""
+        from harness.cluster.slurm.limits import check_room, submission_limits
 
+        check_log_folder(sweep)
         self._require()
         check_room(submission_limits(profile.account, profile.qos), len(runs))
 
@@ -204,27 +252,27 @@ class SlurmBackend:
         _check_gpu_type(site, resolved)
         return resolved
 
-    def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> Iterator[Submission]:
+    def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
         """One preprocessing job, then the training arrays (one per placement, several where the runs
         outnumber the site's MaxArraySize), each afterok on it: a handful of sbatch calls however many
         runs. Yields the submission as it grows, after every sbatch, so that a failure part-way loses no
         queued job."""
-        from harness.cluster.node import Preprocess, Train
+        from harness.cluster.slurm.requeue import Requeueable
 
         arrays = _placed(runs, profile.max_array_size)
         preprocess, _ = _executors(sweep, profile, 1)
-        preprocess_job = sbatch_retrying(partial(preprocess.submit, Preprocess(sweep.folder)))
+        preprocess_job = sbatch_retrying(partial(preprocess.submit, work.preprocess))
         submission = Submission(self.name, preprocess_job.job_id, {})
         yield submission
         for placement, chunk in arrays:
             _, train = _executors(sweep, profile, len(chunk), placement)
             train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
                                                            **_after(preprocess_job.job_id, profile)})
-            jobs = sbatch_retrying(partial(train.map_array, Train(sweep.folder), chunk))
+            jobs = sbatch_retrying(partial(train.map_array, Requeueable(work.train), chunk))
             submission = replace(submission, tasks={**submission.tasks, **{rid: job.job_id for rid, job in zip(chunk, jobs)}})
             yield submission
 
-    def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
+    def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], work: Work) -> list[str]:
         preprocess, _ = _executors(sweep, profile, 1)
         scripts = [batch_script(preprocess)]
         for placement, chunk in _placed(runs, profile.max_array_size):
@@ -234,12 +282,12 @@ class SlurmBackend:
             scripts.append(batch_script(train, map_count=len(chunk), **dependency))
         return scripts
 
-    def check(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement]) -> list[str]:
+    def check(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], work: Work) -> list[str]:
         """Slurm's own word on each batch script (sbatch --test-only): whether and when it would start."""
         import tempfile
 
         answers = []
-        for script in self.scripts(sweep, profile, runs):
+        for script in self.scripts(sweep, profile, runs, work):
             script = "\n".join(line for line in script.splitlines() if "--dependency" not in line)
             with tempfile.NamedTemporaryFile("w", suffix=".sh") as handle:
                 handle.write(script + "\n")

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from harness.cluster.sbatch import format_gres, format_mem, format_time, parse_time
+from harness.cluster.slurm.sbatch import format_gres, format_mem, format_time, parse_time
 from harness.errors import UserError
 
 SCONTROL_TIMEOUT_S = 15
@@ -369,8 +369,9 @@ def settings_as_toml(settings: Settings) -> str:
         "# shell lines each job runs first, e.g. [\"module load cuda/12.1\", \"source /shared/venv/bin/activate\"]",
         "setup = []",
         "",
-        "# further sbatch options, KEY = \"VALUE\" (sbatch's long option without --)",
+        "# further sbatch options, KEY = \"VALUE\" (sbatch's long option without --), or KEY = true for one that takes none",
         "[sbatch]",
+        '# wckey = "my-project"  # the site\'s accounting key: without one, the site\'s default for you',
         '# mail-type = "END"',
     ]
     return "\n".join(lines) + "\n"

@@ -1,11 +1,12 @@
-"""What a job does on its node: where it writes, and what it leaves when a write fails."""
+"""What a sweep's jobs do (harness.jobs): where they write, and what they leave when a write fails."""
 import json
 
 import pytest
 
 from harness import sweeps
-from harness.cluster.node import Preprocess, Train, job_port
+from harness.cluster.slurm.environment import job_port
 from harness.data.demo import make_demo
+from harness.jobs import Preprocess, Train
 from harness.store.records import read_spec, write_spec
 from harness.training.config import train_options
 

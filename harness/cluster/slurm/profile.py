@@ -1,32 +1,32 @@
-"""Cluster settings: what a Slurm sweep asks of the site (partitions, GRES, CPUs, memory, time, ...).
+"""A Slurm sweep's settings (the Profile): what it asks of the site (partitions, GRES, CPUs, memory, time, ...).
 
-With no profile the settings are read from the site itself (cluster.site); a profile overrides them,
+With no profile the settings are read from the site itself (slurm.site); a profile overrides them,
 and command-line options override the profile. `--profile NAME` reads a packaged profile
 (harness/resources/profiles/NAME.toml: `local` is the local test cluster, `marwan` an HPC-MARWAN-like
 site); `--profile PATH` reads that file; `python -m harness cluster --format toml` writes one for the
-site at hand. Options follow sbatch's own conventions (cluster.sbatch): `--time 4:00:00`, `--mem 16G`.
+site at hand. Options follow sbatch's own conventions (slurm.sbatch): `--time 4:00:00`, `--mem 16G`.
 """
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.sbatch import (
+from harness.cluster.slurm.sbatch import (
     CONTROL,
     check_constraint,
     check_node_list,
+    check_sbatch_options,
     check_slurm_name,
     format_gres,
     format_mem,
     format_time,
     parse_gres,
     parse_mem,
-    parse_sbatch_extra,
     parse_time,
 )
 from harness.errors import UserError
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "resources" / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "resources" / "profiles"
 NAMES = ("cpu_partition", "gpu_partition", "account", "qos", "reservation")
 COUNTS = ("cpus_per_task", "preprocess_cpus", "array_parallelism", "max_array_size", "signal_delay_s")
 # Keys of profiles and sweeps written before the settings followed sbatch (minutes and gigabytes).
@@ -61,7 +61,8 @@ class Profile:
     # the command that runs Python in a job, as the shell reads it (apptainer exec image.sif python);
     # None: the interpreter that submitted the sweep
     python: str | None = None
-    sbatch: tuple[tuple[str, str], ...] = ()  # further sbatch options, (long option without --, value)
+    # further sbatch options, (long option without --, value; True for one that takes none): --wckey among them
+    sbatch: tuple[tuple[str, str | bool], ...] = ()
 
     def override(self, **values: Any) -> "Profile":
         """The profile with every value given (not None) in its place, each checked as sbatch reads it."""
@@ -138,8 +139,11 @@ def _checked(name: str, value: Any) -> Any:
         if not isinstance(value, dict) and not (isinstance(value, (list, tuple)) and all(
                 isinstance(item, (list, tuple)) and len(item) == 2 for item in value)):
             raise UserError(f"sbatch {value!r:.60} is not a table of sbatch options (KEY = VALUE)")
-        items = value.items() if isinstance(value, dict) else value
-        return tuple(parse_sbatch_extra([f"{k}={v}" for k, v in items]).items())
+        items = list(value.items() if isinstance(value, dict) else value)
+        odd = next((f"{k} = {v!r:.40}" for k, v in items if not (isinstance(v, str) or v is True)), None)
+        if odd:
+            raise UserError(f"sbatch {odd}: give an option's value as text, or true for an option that takes none")
+        return tuple(check_sbatch_options([(str(k), v) for k, v in items]).items())
     raise AssertionError(name)
 
 

@@ -1,8 +1,17 @@
-"""What runs on the nodes: the preprocessing job and the training tasks, as submitit callables, and
-the local worker (`python -m harness.cluster.node SWEEP RUN...`) that runs both in turn.
+"""What a sweep's jobs run, on whichever backend: the preprocessing step and a run's training, as the
+callables the use cases hand a backend (work()), and this module as a process, which a backend that
+starts processes itself runs by its name, and a person runs by hand:
 
-Each job reads its orders from the sweep's sweep.json; its pickle carries only the sweep folder.
-Training is imported inside the calls: the backends import this module to submit, not to train.
+    python -m harness.jobs preprocess SWEEP_DIR        build the sweep's image caches, in this process
+    python -m harness.jobs train SWEEP_DIR RUN_ID...   train and evaluate these runs, one after another
+    python -m harness.jobs worker SWEEP_DIR RUN_ID...  a worker of a pool: the preprocessing step, then each
+                                                       run no other worker has taken, its output in the run's log
+    python -m harness.jobs rank R SWEEP_DIR RUN_ID     rank R of a run whose rank 0 runs on this machine
+
+Each job reads its orders from the sweep's sweep.json; its pickle carries only the sweep folder. Where
+it runs (its CPUs, its ranks, its system) it asks its backend (cluster.job_environment), as a submitit
+job asks submitit's JobEnvironment. Training is imported inside the calls: the use cases import this
+module to hand the work over, not to train.
 """
 import logging
 import os
@@ -15,38 +24,30 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import submitit
-
-from harness.cluster.base import NODE_MODULE
-from harness.cluster.local import worker_token
+from harness.cluster import job_environment
+from harness.cluster.base import JobEnvironment, Work
 from harness.errors import UserError
 from harness.store.atomic import locked_or_none, write_json_atomic, write_text_atomic
 from harness.store.paths import SweepPaths, cache_root, check_inside
 from harness.store.records import read_spec, write_record
 
-log = logging.getLogger("harness.node")
+log = logging.getLogger("harness.jobs")
 LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
+MODULE = "harness.jobs"  # this module, as `python -m` runs it
 
 
-def available_cpus() -> int:
-    """The CPUs Slurm gave this job (its cgroup may not say so), else the ones this process may use."""
-    return int(os.environ.get("SLURM_CPUS_PER_TASK") or len(os.sched_getaffinity(0)))
-
-
-def training_threads() -> int:
-    """The threads a training task gives torch: the CPUs Slurm gave it, else OMP_NUM_THREADS (a local
-    worker's share of the cores, set by the local backend), else every CPU this process may use."""
-    for value in (os.environ.get("SLURM_CPUS_PER_TASK"), os.environ.get("OMP_NUM_THREADS")):
-        if value and value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0))
+def work(sweep_dir: Path) -> Work:
+    """What a sweep's jobs run, for its backend to submit."""
+    return Work(preprocess=Preprocess(sweep_dir), train=Train(sweep_dir), module=MODULE)
 
 
 def configure_logging() -> None:
-    """One timestamped line per event in the job's log (submitit captures stdout and stderr)."""
+    """One timestamped line per event in the job's log (a scheduler captures stdout and stderr)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("submitit").propagate = False  # submitit prints its lines itself: not a second time
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.handlers:  # (submitit's) prints its lines itself: not a second time
+            logger.propagate = False
 
 
 def error_line(err: Exception) -> str:
@@ -76,7 +77,7 @@ class Preprocess:
         from harness.training.config import config_for
 
         spec = read_spec(sweep)
-        workers = available_cpus()
+        workers = job_environment().cpus
         keys = sorted({config_for(spec, run).resolved_preprocessing().resize_key for run in spec.runs})
         built, headers = [], []
         for number, key in enumerate(keys, 1):
@@ -111,10 +112,10 @@ class RunTaken(RuntimeError):
     """Another copy of the run holds it or has finished it: this copy leaves it alone."""
 
 
-class Train(submitit.helpers.Checkpointable):
-    """A training task (GPU partition): one run of the sweep. On a time limit or preemption submitit
-    calls checkpoint(): the task requeues with the same run id and resumes from the run's last
-    completed epoch (state.pt)."""
+class Train:
+    """A training task (GPU partition): one run of the sweep. A backend that requeues it (on a time limit
+    or a preemption) calls it again with the same run id: it resumes from the run's last completed epoch
+    (state.pt)."""
 
     def __init__(self, sweep_dir: Path) -> None:
         self.sweep_dir = Path(sweep_dir)
@@ -126,33 +127,35 @@ class Train(submitit.helpers.Checkpointable):
         from harness.training.config import config_for
 
         configure_logging()
-        torch.set_num_threads(training_threads())  # the task's CPUs (a local worker's share), not the whole node's
+        where = job_environment()
+        torch.set_num_threads(where.threads)  # the task's CPUs (a local worker's share), not the whole node's
         sweep = SweepPaths(self.sweep_dir)
         spec = read_spec(sweep)
         paths = sweep.run(rid)
         check_inside(paths.result, sweep.folder)  # every file of the run is written beside its record
         paths.folder.mkdir(parents=True, exist_ok=True)
         config = config_for(spec, spec.run(rid))
-        slurm_ranks = export_slurm_ranks(config.world_size)
+        scheduled = scheduler_ranks(where, config.world_size)
         main = int(os.environ.get("RANK") or 0) == 0
         with locked_or_none(paths.lock) if main else nullcontext(True) as held:
             # A second copy of this run (a resubmission racing a requeue, a local worker of the same pool)
             # must not write it; the main rank holds the lock, and the other ranks follow its word.
             free = bool(held) and not (main and paths.result.exists())
-            started_here = free and main and not slurm_ranks
-            with local_ranks(sweep, rid, config.world_size if started_here else 1):
+            started_here = free and main and not scheduled
+            with local_ranks(sweep, rid, config.world_size if started_here else 1, where.threads):
                 try:
-                    return self._train(sweep, spec, rid, config, free, main)
+                    return self._train(sweep, spec, rid, config, free, where.job_id if main else None)
                 finally:
                     distributed.stop()
 
-    def _train(self, sweep: SweepPaths, spec: Any, rid: str, config: Any, free: bool, main: bool) -> str:
+    def _train(self, sweep: SweepPaths, spec: Any, rid: str, config: Any, free: bool, job_id: str | None) -> str:
+        """The run on this rank; job_id: the job that took it, on the main rank (None on the others)."""
         from harness.measure.meters import resolve_device
         from harness.training import distributed
         from harness.training.record import failed_record
         from harness.training.train import train_run
 
-        paths = sweep.run(rid)
+        paths, main = sweep.run(rid), job_id is not None
         try:
             ranks = distributed.start(resolve_device(config.device).type)
             go = distributed.all_agree(ranks, free)
@@ -166,7 +169,7 @@ class Train(submitit.helpers.Checkpointable):
             return "TAKEN"
         if main:
             log.info("%s: taken by process %d on %s", rid, os.getpid(), os.uname().nodename)  # marks each attempt
-            write_text_atomic(paths.worker, worker_token(os.getpid()))
+            write_text_atomic(paths.worker, job_id or "")  # which job took it (a local pool's: which worker)
         else:
             log.info("%s: rank %d of %d on %s", rid, ranks.rank, ranks.world_size, os.uname().nodename)
         try:
@@ -180,23 +183,14 @@ class Train(submitit.helpers.Checkpointable):
         return record.status if record is not None else f"RANK {ranks.rank}"
 
 
-def job_port(job_id: int) -> int:
-    """The rendezvous port of a Slurm job's ranks: from its job id, so that two runs sharing a node (their
-    ids differ, by less than the span, among the jobs running at once) never pick the same one."""
-    return 20_000 + job_id % 40_000
-
-
-def export_slurm_ranks(world_size: int) -> bool:
-    """In a Slurm job of several tasks that submitit started, torch's env:// variables from Slurm's (submitit's
-    TorchDistributedEnvironment: rank 0's node is the rendezvous, every task uses the GPUs the job was
-    given, by its local rank); True there. False outside one: the caller starts its ranks itself."""
-    tasks = int(os.environ.get("SLURM_NTASKS") or 1)
-    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or tasks == 1:  # (a local sweep inside an allocation is not one)
+def scheduler_ranks(where: JobEnvironment, world_size: int) -> bool:
+    """Where the scheduler started the run's ranks, a task each: torch's env:// variables of this task
+    exported, as its backend gives them; True there. False where this job starts its ranks itself."""
+    if where.tasks == 1:
         return False
-    if tasks != world_size:
-        raise UserError(f"the job has {tasks} tasks but the run trains on {world_size} ranks")
-    os.environ["MASTER_PORT"] = str(job_port(int(os.environ["SLURM_JOB_ID"])))
-    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    if where.tasks != world_size:
+        raise UserError(f"the job has {where.tasks} tasks but the run trains on {world_size} ranks")
+    os.environ.update(where.rank_variables())
     return True
 
 
@@ -208,9 +202,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_ranks(sweep: SweepPaths, rid: str, world_size: int) -> Iterator[None]:
+def local_ranks(sweep: SweepPaths, rid: str, world_size: int, threads: int) -> Iterator[None]:
     """On this machine, a run of several ranks: this process becomes rank 0 and starts the others, each
-    `python -m harness.cluster.node --rank R SWEEP RUN` with the worker's threads shared among them, its
+    `python -m harness.jobs rank R SWEEP RUN` with the worker's threads shared among them, its
     output where this process's goes. The worker's environment is its own again afterwards (it goes on
     with other runs), and the ranks it started have ended."""
     if world_size == 1:
@@ -218,7 +212,7 @@ def local_ranks(sweep: SweepPaths, rid: str, world_size: int) -> Iterator[None]:
         return
     import torch
 
-    threads = max(1, training_threads() // world_size)
+    threads = max(1, threads // world_size)
     ranks_env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(world_size),
                  "LOCAL_WORLD_SIZE": str(world_size), "RANK": "0", "LOCAL_RANK": "0", "OMP_NUM_THREADS": str(threads)}
     saved, saved_threads = {name: os.environ.get(name) for name in ranks_env}, torch.get_num_threads()
@@ -226,7 +220,7 @@ def local_ranks(sweep: SweepPaths, rid: str, world_size: int) -> Iterator[None]:
     torch.set_num_threads(threads)
     sys.stdout.flush()
     sys.stderr.flush()
-    others = [subprocess.Popen([sys.executable, "-m", NODE_MODULE, "--rank", str(rank), str(sweep.folder), rid],
+    others = [subprocess.Popen([sys.executable, "-m", MODULE, "rank", str(rank), str(sweep.folder), rid],
                                env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank)}, stdin=subprocess.DEVNULL)
               for rank in range(1, world_size)]
     try:
@@ -268,11 +262,12 @@ def output_to(path: Path) -> Iterator[None]:
 
 
 def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
-    """A local worker of a pool: the preprocessing step (shared, idempotent), then, one after another,
-    each run that no other worker has taken, its output in the run's own log. Returns the outcome of
+    """A worker of a pool: the preprocessing step (shared, idempotent), then, one after another,
+    each run that no other worker has taken, its output in the run's own log (SweepPaths.local_log). Returns the outcome of
     each run this worker ran."""
     Preprocess(sweep_dir)()
     sweep = SweepPaths(sweep_dir)
+    sweep.logs.mkdir(exist_ok=True)
     outcomes = {}
     for rid in [*rids, *rids]:  # the second round takes up a run whose worker died (or that no one could take)
         if sweep.run(rid).result.exists():  # finished by another worker (Train checks again, under the run's lock)
@@ -288,12 +283,30 @@ def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
     return outcomes
 
 
+def train_by_hand(sweep_dir: Path, rids: list[str]) -> None:
+    """These runs, one after another, in this process; a run that a job holds, or that has a result, is
+    said so, and the next one goes on."""
+    for rid in rids:
+        try:
+            Train(sweep_dir)(rid)
+        except RunTaken as taken:
+            print(taken, file=sys.stderr)
+
+
 def main(argv: list[str]) -> None:
-    """`SWEEP RUN...`: a local worker of a pool; `--rank R SWEEP RUN`: rank R of a run a worker trains."""
-    if argv[:1] == ["--rank"]:
-        Train(Path(argv[2]))(argv[3])
+    """The commands of the module's docstring."""
+    command, args = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "preprocess" and len(args) == 1:
+        Preprocess(Path(args[0]))()
+    elif command == "train" and len(args) >= 2:
+        train_by_hand(Path(args[0]), args[1:])
+    elif command == "worker" and len(args) >= 2:
+        run_in_turn(Path(args[0]), args[1:])
+    elif command == "rank" and len(args) == 3:  # its rank is in the environment its rank 0 gave it
+        Train(Path(args[1]))(args[2])
     else:
-        run_in_turn(Path(argv[0]), argv[1:])
+        raise SystemExit(f"usage: python -m {MODULE} preprocess SWEEP_DIR | train SWEEP_DIR RUN_ID... | "
+                         "worker SWEEP_DIR RUN_ID... | rank R SWEEP_DIR RUN_ID")
 
 
 if __name__ == "__main__":
