@@ -156,15 +156,27 @@ def fenced_from_the_cluster(request, monkeypatch, tmp_path_factory) -> Iterator[
                     "take the slurm_cluster fixture, or say --cluster local", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """A headless browser (Debian's chromium, installed when missing, as the Slurm packages are)."""
-    found = shutil.which("chromium")
+def debian_command(command: str, package: str) -> str:
+    """A command from a Debian package, installed when missing (as root, with apt-get, as the Slurm packages
+    are); the test is skipped, saying why, where it cannot be."""
+    found = shutil.which(command)
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
-            subprocess.run(command, capture_output=True, env=env)
-        found = shutil.which("chromium")
+        for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]):
+            subprocess.run(step, capture_output=True, env=env)
+        found = shutil.which(command)
     if found is None:
-        pytest.skip("no chromium, and it cannot be installed here (apt-get as root)")
+        pytest.skip(f"no {command}, and it cannot be installed here (apt-get as root)")
     return found
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A headless browser (Debian's chromium)."""
+    return debian_command("chromium", "chromium")
+
+
+@pytest.fixture(scope="session")
+def tmux() -> str:
+    """A terminal of any size that a test reads back (Debian's tmux)."""
+    return debian_command("tmux", "tmux")

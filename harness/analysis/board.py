@@ -17,7 +17,7 @@ from harness.store.records import SweepSpec
 COLUMNS = ["model", "params", "accuracy", "loss", "precision", "recall", "f1", "auc", "train_images_per_s",
            "infer_images_per_s", "gpu_util_mean", "status"]
 OPTIONAL = ("AUC 95% CI", "infer_images_per_s", "recall", "precision", "loss", "gpu_util_mean", "params", "f1",
-            "eff 95% CI (seeds)", "train_images_per_s")
+            "eff 95% CI (seeds)", "train_images_per_s", "auc", "acc 95% CI", "group", "status", "efficiency")
 # Each interval a table shows beside its figure, over the population the caption names (analysis.variance):
 # (column, the figure, its bounds).
 INTERVALS = (("acc 95% CI", "accuracy", "accuracy_lo", "accuracy_hi"), ("AUC 95% CI", "auc", "auc_lo", "auc_hi"))
@@ -111,7 +111,7 @@ def paper_views(spec: SweepSpec, rows: list[dict[str, Any]]) -> tuple[View, View
     setting = setting_rows(spec)
     shown, columns = paper_view(rows)
     return (View(setting, SETTING_COLUMNS, title=f"sweep {spec.sweep_id}: its setting beside the paper's"),
-            View(shown, columns, VIEW_TITLE, setting_line(setting), compact=True))
+            View(shown, columns, VIEW_TITLE, setting_line(setting), optional=("recall", "precision", "loss"), compact=True))
 
 
 def figures_view(rows: list[dict[str, Any]]) -> View:

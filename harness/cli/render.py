@@ -6,11 +6,14 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness.analysis.cells import fmt, label
 from harness.inert import for_markdown, for_markup, for_terminal
@@ -33,62 +36,117 @@ LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "
         "this sweep", "paper", "partition", "setting", "source", "state", "gpu_types", "not_separable_from",
         "not_tested_against", "figure", "note", "test", "beyond_spread", "group", "system", "settings", "sweep"}
 
-# Columns of prose: they wrap within PROSE_WIDTH rather than widen the table (every other cell stays whole).
-PROSE = {"reason", "note", "caption", "separability_reason", "tags"}
-PROSE_WIDTH = 28
+# Columns of words (reasons, notes, sources, lists of names, a sweep's settings): they wrap at their spaces,
+# each word whole. Every other cell (a number, an identifier, a name, an interval) stands whole on one line.
+PROSE = {"reason", "note", "caption", "separability_reason", "tags", "source", "system", "settings", "status", "item",
+         "this sweep", "paper", "gpu_types", "not_separable_from", "not_tested_against", "test"}
+PROSE_LEAST = 16  # a prose column is not narrowed below this (or its longest word): columns make way first
 
 
-def cell_width(column: str, rows: list[dict[str, Any]]) -> int:
-    """The width a column needs: its widest cell (a prose column's up to PROSE_WIDTH), and its header's
-    longest word (a header wraps at its spaces)."""
-    cells = max((len(fmt(column, row.get(column))) for row in rows), default=1)
-    header = max(len(word) for word in label(column).split() or [""])
-    return max(header, min(cells, PROSE_WIDTH) if column in PROSE else cells)
+@dataclass(frozen=True)
+class Shape:
+    """A column as a terminal can show it: its header, its cells' text, and whether they wrap at their spaces."""
+
+    name: str
+    header: str
+    cells: list[str]
+    prose: bool
+
+    @property
+    def least(self) -> int:
+        """The narrowest it can be: its widest cell (a prose cell's longest word), its header's longest word."""
+        cells = _widths(word for cell in self.cells for word in cell.split()) if self.prose else _widths(self.cells)
+        return max([1, *_widths(self.header.split()), *cells])
+
+    @property
+    def most(self) -> int:
+        """Every cell and its header on one line."""
+        return max([1, *_widths([self.header, *self.cells])])
 
 
-def fit(rows: list[dict[str, Any]], columns: list[str], optional: list[str], width: int) -> list[str]:
-    """The columns that fit in width, each cell whole: the optional ones (first listed, first dropped)
-    go until the rest fit (a frame of 3 characters a column and 1)."""
-    kept, needed = list(columns), {c: cell_width(c, rows) for c in columns}
-    for column in [c for c in optional if c in columns]:
-        if sum(needed[c] + 3 for c in kept) + 1 <= width:
+def _widths(texts: Iterable[str]) -> list[int]:
+    """The width each line of the texts takes on a terminal."""
+    return [cell_len(line) for text in texts for line in text.splitlines()]
+
+
+def shape(column: str, rows: list[dict[str, Any]]) -> Shape:
+    return Shape(column, label(column), [for_terminal(fmt(column, row.get(column))) for row in rows], column in PROSE)
+
+
+def prose_floor(shapes: list[Shape]) -> int:
+    """How narrow rich may make a prose column: PROSE_LEAST, or the longest word of any prose column."""
+    return max([PROSE_LEAST, *(s.least for s in shapes if s.prose)])
+
+
+def frame(columns: int, compact: bool) -> int:
+    """The characters a table's frame and padding take on a line: 3 a column, and 1 (compact: 4 fewer)."""
+    return 3 * columns + (-3 if compact else 1)
+
+
+def needed(shapes: list[Shape], compact: bool, whole_headers: bool) -> int:
+    """The width a table of these columns needs: every whole column as wide as its widest cell (or its header,
+    with whole_headers), every prose column as wide as prose_floor or its text (rich levels the prose columns,
+    narrowing the widest first), and its frame."""
+    floor = prose_floor(shapes)
+    return sum(min(s.most, floor) if s.prose else s.most if whole_headers else s.least for s in shapes) + frame(len(shapes), compact)
+
+
+def fit(shapes: list[Shape], optional: tuple[str, ...], width: int, compact: bool) -> list[Shape]:
+    """The columns that fit in width, each cell whole: the optional ones (first listed, first dropped), then
+    any but the first from the right, make way until the rest fit."""
+    kept = list(shapes)
+    by_name = {s.name: s for s in shapes}
+    for name in [*(c for c in optional if c in by_name), *(s.name for s in reversed(shapes[1:]) if s.name not in optional)]:
+        if needed(kept, compact, whole_headers=False) <= width:
             break
-        kept.remove(column)
+        kept.remove(by_name[name])
     return kept
+
+
+def _column(column: Shape, floor: int, whole_headers: bool, room: int | None) -> dict[str, Any]:
+    """rich's settings for a column: a whole column neither wraps nor shrinks, as wide as its widest cell (or its
+    header), its header wrapping at its spaces. A prose column wraps at its spaces, and rich narrows it, down to
+    prose_floor, where the table is too wide for the console. A cell wider than the console's room (a long path,
+    alone in the table) folds rather than runs off the screen. (No ratio: rich shares room by ratio only in a
+    table expanded to the console's width, and a table here is as wide as its cells.)"""
+    justify = "left" if column.name in LEFT else "right"
+    width = column.most if whole_headers else column.least
+    if column.prose or (room is not None and width > room):
+        return {"header": Text(column.header), "justify": justify, "overflow": "fold",
+                "min_width": min(column.most, floor, room or floor), "max_width": room}
+    return {"header": Text(column.header, no_wrap=False), "justify": justify, "no_wrap": True, "overflow": "fold",
+            "min_width": width, "max_width": width}
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
           compact: bool = False, optional: tuple[str, ...] = (), width: int | None = None) -> Table:
-    """A rich table whose cells are never cut: where width is given, optional columns (first listed,
-    first dropped) make way until the table fits, and the caption names them. compact: no outer frame,
-    no padding at the edges (4 columns fewer)."""
-    shown_columns = fit(rows, columns, list(optional), width) if width else columns
-    dropped = [label(c) for c in columns if c not in shown_columns]
+    """A rich table whose cells are never cut: where width is given, the columns that do not fit (optional first,
+    first listed first) make way, and the caption names them; whole headers where every one fits. compact: no
+    outer frame, no padding at the edges (4 columns fewer)."""
+    shapes = [shape(c, rows) for c in columns]
+    shown = fit(shapes, optional, width, compact) if width else shapes
+    dropped = [s.header for s in shapes if s not in shown]
     if dropped:
-        caption = (caption + "\n" if caption else "") + f"--wide for {len(dropped)} more columns: {', '.join(dropped)}"
-    shown = Table(title=title and escape(for_terminal(title)), caption=caption and escape(for_terminal(caption)), caption_justify="left",
-                  show_edge=not compact, pad_edge=not compact)
-    # a column exactly as wide as its widest cell, or its header where the line has room for every header
-    # whole (else the header wraps at its spaces); prose takes what is left
-    widths = {c: cell_width(c, rows) for c in shown_columns}
-    whole_headers = {c: max(widths[c], len(label(c))) for c in shown_columns}
-    if width is None or sum(whole_headers.values()) + 3 * len(shown_columns) + 1 <= width:
-        widths = whole_headers
-    for column in shown_columns:
-        shown.add_column(escape(label(column)), justify="left" if column in LEFT else "right",
-                         width=None if column in PROSE else widths[column], overflow="fold")
-    for row in rows:
-        shown.add_row(*(escape(for_terminal(fmt(c, row.get(c)))) for c in shown_columns))  # "ResNet50 [caffe]" is not markup
-    return shown
+        more = f"{len(dropped)} more column{'s' if len(dropped) > 1 else ''}"
+        caption = (caption + "\n" if caption else "") + f"--wide for {more}: {', '.join(dropped)}"
+    whole_headers = width is None or needed(shown, compact, whole_headers=True) <= width
+    floor = prose_floor(shown)
+    made = Table(title=title and Text(for_terminal(title)), caption=caption and Text(for_terminal(caption)),
+                 caption_justify="left", show_edge=not compact, pad_edge=not compact)
+    for column in shown:
+        made.add_column(**_column(column, floor, whole_headers, width and width - frame(1, compact)))
+    for index in range(len(rows)):
+        made.add_row(*(Text(column.cells[index]) for column in shown))  # Text: "ResNet50 [caffe]" is no markup
+    return made
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None, caption: str | None = None,
                 compact: bool = False, optional: tuple[str, ...] = (), wide: bool = False) -> None:
-    """The table at the console's width (optional columns dropped to fit), or with wide every column, the
-    console widened to hold them."""
+    """The table at the console's width (columns dropped to fit), or with wide every column, the console
+    widened to hold them."""
     if wide:  # a console of its own (rich clamps a print's width to its console's), as wide as whole headers need
-        needed = sum(max(cell_width(c, rows), len(label(c))) + 3 for c in columns) + 1
-        Console(width=max(out.width, needed)).print(table(rows, columns, title, caption, compact))
+        width = max(out.width, needed([shape(c, rows) for c in columns], compact, whole_headers=True))
+        Console(width=width).print(table(rows, columns, title, caption, compact, width=width))
     else:
         out.print(table(rows, columns, title, caption, compact, optional, out.width))
 

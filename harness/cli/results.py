@@ -1,6 +1,7 @@
 """Commands that read a sweep's results: leaderboard, report, predict, and across sweeps history,
 compare and check. Each reads a sweep once (analysis.load.SweepResults)."""
 import argparse
+from pathlib import Path
 from typing import Any
 
 from harness.cli.options import add_force, add_format, add_results, add_sweep, user_path
@@ -24,7 +25,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if board.setting and board.paper:  # our setting beside the paper's, and Table 2's figures in brackets beside ours
         if args.format == "table":
             for view in (board.setting, board.paper):
-                print_table(view.rows, view.columns, view.title, view.caption, compact=view.compact, wide=args.wide)
+                print_table(view.rows, view.columns, view.title, view.caption, view.compact, view.optional, args.wide)
             return 0
         say(board.paper.caption or "")
     table = board.table
@@ -44,12 +45,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from harness.cli.render import print_rows
 
     run = find_run(args.results, args.run)
+    predictions = predict(run, args.images)
     rows = [{"image": path, "p_fake": p, "verdict": "-" if p is None else ("fake" if p >= 0.5 else "real"), "reason": reason}
-            for path, p, reason in predict(run, args.images)]
+            for path, p, reason in predictions]
+    shown = [{**row, "image": _from_here(path)} for row, (path, _, _) in zip(rows, predictions)]  # the rows keep it absolute
     name = f"{run.sweep.sweep_id}/{run.paths.run_id}"
     print_rows(args.format, rows, ["image", "p_fake", "verdict", "reason"], title=f"P(fake) by {name}", wide=args.wide,
-               meta={"run": name} if args.meta else None)
+               meta={"run": name} if args.meta else None, shown=shown, optional=("verdict",))
     return 0 if all(r["p_fake"] is not None for r in rows) else 1
+
+
+def _from_here(path: str) -> str:
+    """A path beneath the working folder as typed there ('face.png'), any other whole."""
+    here, where = Path.cwd(), Path(path)
+    return str(where.relative_to(here)) if where.is_relative_to(here) else path
 
 
 def _print_problems(problems: list[str]) -> None:
@@ -74,7 +83,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     columns = [*COLUMNS[:5], "seeds", args.metric, *COLUMNS[6:]]
     shown = [{**row, "change": "-" if row["change"] is None else f"x{row['change']:.3f}"} for row in rows]
-    print_rows(args.format, rows, columns, shown=shown, wide=args.wide, optional=("commit", "driver", "cuda", "torch", "change"),
+    print_rows(args.format, rows, columns, shown=shown, wide=args.wide,
+               optional=("commit", "driver", "cuda", "torch", "change", "settings", "seeds", "system"),
                title=f"{args.metric} ({rows[0]['unit']}) per sweep, one series per (model, system, settings)")
     return 0
 
@@ -94,8 +104,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                   for row in rows if row["a"] is not None or row["b"] is not None or row["note"]]
     columns = ["model", "figure", "a", "a_seeds", "b", "b_seeds", "ratio", "beyond_spread", "test", "note"]
     print_rows(args.format, rows, columns, shown=shown_rows, meta={"a": sweep_a.sweep_id, "b": sweep_b.sweep_id} if args.meta else None,
-               optional=("test", "a_seeds", "b_seeds"), wide=args.wide,
-               title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} (means over seeds; beyond_spread: Welch's t-test at 5%)")
+               optional=("test", "a_seeds", "b_seeds", "note", "ratio"), wide=args.wide,
+               title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} (means over seeds; beyond spread: Welch's t-test at 5%)")
     return 0
 
 
@@ -160,8 +170,6 @@ def add_leaderboard(commands: Any) -> None:
 
 
 def add_commands(commands: Any) -> None:
-    from harness.store.figures import FIGURES
-
     add_leaderboard(commands)
 
     report = commands.add_parser("report", help="one self-contained report of a sweep: tables, figures, settings")
@@ -176,6 +184,13 @@ def add_commands(commands: Any) -> None:
     add_format(predict, meta=True)
     add_results(predict)
     predict.set_defaults(func=cmd_predict)
+    _add_across_sweeps(commands)
+
+
+def _add_across_sweeps(commands: Any) -> None:
+    """history, compare, dashboard and check: what reads more than one sweep, or the perflog."""
+    from harness.store.figures import FIGURES
+
     history = commands.add_parser("history", help="a figure over time from results/perflog.jsonl, per system and settings")
     history.add_argument("--model", help="one architecture (as the sweep named it)")
     history.add_argument("--partition", help="one partition ('local' for runs on this machine)")

@@ -15,7 +15,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         return cmd_models_all(args)
     rows = describe_models()
     print_rows(args.format, rows, ["model", "timm_weights", "params", "paper_params", "delta", "input_size", "interpolation", "keras_mode"],
-               title="The paper's eight architectures (parameters counted as Keras counts them)", wide=args.wide)
+               title="The paper's eight architectures (parameters counted as Keras counts them)", wide=args.wide,
+               optional=("delta", "interpolation", "input_size", "keras_mode", "timm_weights"))
     if args.format != "table":
         return 0
     for row in rows:
@@ -32,7 +33,8 @@ def cmd_models_all(args: argparse.Namespace) -> int:
     if not rows:
         raise UserError(f"timm has no model matching {args.all!r} (a pattern such as 'convnext*' or '*vit_small*')")
     print_rows(args.format, rows, ["model", "pretrained", "default_tag", "tags", "input_size", "fixed_input_size", "paper"],
-               title=f"timm models matching {args.all!r}: any of them goes to sweep --models", wide=args.wide)
+               title=f"timm models matching {args.all!r}: any of them goes to sweep --models", wide=args.wide,
+               optional=("fixed_input_size", "input_size", "default_tag"))
     return 0
 
 
@@ -91,7 +93,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.format != "table":  # the partitions as rows; --meta: with the cluster and the settings a sweep would use
         print_rows(args.format, site.partitions, columns, meta=site.meta if args.meta else None)
         return 0
-    print_table(site.partitions, columns, title=site.title, wide=args.wide)
+    print_table(site.partitions, columns, title=site.title, wide=args.wide,
+                optional=("default", "state", "default_time_min", "nodes", "max_time_min"))
     print_table([{"setting": k, "value": v, "source": why} for k, v, why in site.settings],
                 ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)", wide=args.wide)
     say("override any of them with sweep's options or a profile (--profile site.toml)")
