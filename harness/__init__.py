@@ -1,6 +1,8 @@
 """harness: a SLURM-native benchmark harness for deep-fake face detectors."""
 
-__version__ = "0.1.0"
+from harness.version import __version__
+
+__all__ = ["__version__", "load"]
 
 
 def __getattr__(name: str) -> object:

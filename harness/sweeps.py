@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import harness
 from harness import jobs
 from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
@@ -30,7 +29,10 @@ from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, wr
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, record_submission
 from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
+from harness.version import __version__
 from harness.zoo import ABLATION
+
+PACKAGE = Path(__file__).resolve().parent  # the harness's source, copied into each sweep for its jobs
 
 # The demo's input size: 40 px times timm's usual crop fraction (0.875), so for most of the eight the
 # cache's resize is the identity and the fingerprint reaches the network pixel for pixel (ResNet50's
@@ -208,7 +210,7 @@ def _check_writable(results: Path) -> None:
 
 def _git_state() -> dict[str, Any]:
     """The checkout's commit and whether its tree was dirty (None where the source is not a git checkout)."""
-    source = Path(harness.__file__).resolve().parent.parent
+    source = PACKAGE.parent
     try:
         commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         status = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--", "harness"], capture_output=True,
@@ -223,9 +225,9 @@ def _git_state() -> dict[str, Any]:
 def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
     """Copy the harness's source into the sweep: the jobs import this copy, so editing the checkout
     while the sweep waits in the queue changes nothing."""
-    source = Path(harness.__file__).resolve().parent
+    source = PACKAGE
     shutil.copytree(source, sweep.code / "harness", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return {"snapshot": str(sweep.code), "harness_version": harness.__version__, **_git_state(),
+    return {"snapshot": str(sweep.code), "harness_version": __version__, **_git_state(),
             "digest": tree_digest(sweep.code)}
 
 

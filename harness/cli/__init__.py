@@ -10,11 +10,11 @@ import re
 import shutil
 import sys
 
-from harness import __version__
 from harness.cli import results, setup, sweep, track
 from harness.cli.options import Parser, check_format_options
 from harness.errors import UserError
 from harness.inert import for_terminal
+from harness.version import __version__
 
 COMMAND_GROUPS = (setup, sweep, track, results)  # in the order --help lists them
 

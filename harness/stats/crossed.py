@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from harness.stats.delong import structural_components
 from harness.stats.intervals import t_quantile, two_sided_p, wilson_interval
-from harness.stats.paired import structural_components
 
 CONFIDENCE = 0.95
 MIN_UNITS = 5  # below, the interval cannot be told from [0, 1] and its coverage from chance (the benchmark)

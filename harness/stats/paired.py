@@ -9,23 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.stats.crossed import accuracy_replicates, auc_replicates, crossed_paired_test
+from harness.stats.delong import delong_covariance
 from harness.stats.intervals import two_sided_p
-
-
-def midranks(values: np.ndarray, axis: int = 1) -> np.ndarray:
-    """Ranks from 1 along axis, ties sharing their mean rank (scipy's rankdata, method 'average')."""
-    values = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
-    ranks = np.empty_like(values)
-    for index in np.ndindex(values.shape[:-1]):
-        row = values[index]
-        order = np.argsort(row, kind="mergesort")
-        ordered = row[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        ends = np.r_[starts[1:], len(row)]
-        row_ranks = np.empty(len(row))
-        row_ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-        ranks[index] = row_ranks
-    return np.moveaxis(ranks, -1, axis)
 
 
 def mcnemar_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, threshold: float = 0.5,
@@ -47,32 +33,6 @@ def mcnemar_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
         return float(min(1.0, 2 * tail))
     statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
     return math.erfc(math.sqrt(statistic / 2))  # the chi-square survival, one degree of freedom
-
-
-def structural_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AUCs of k score vectors on the same images (scores: k x images), and DeLong's structural
-    components: for each fake, the share of reals it outranks (k x fakes); for each real, the share of
-    fakes that outrank it (k x reals); ties count half (the fast midrank form of Sun and Xu, 2014)."""
-    labels = np.asarray(labels).astype(bool)
-    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    fakes, reals = scores[:, labels], scores[:, ~labels]
-    m, n = fakes.shape[1], reals.shape[1]
-    if m == 0 or n == 0:
-        raise ValueError("DeLong's AUC needs both classes")
-    rank_fakes = midranks(fakes, axis=1)
-    rank_reals = midranks(reals, axis=1)
-    rank_all = midranks(np.concatenate([fakes, reals], axis=1), axis=1)
-    aucs = (rank_all[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
-    return aucs, (rank_all[:, :m] - rank_fakes) / n, 1 - (rank_all[:, m:] - rank_reals) / m
-
-
-def delong_covariance(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs of k score vectors on the same images (scores: k x images) and their covariance matrix, by
-    DeLong's method, each image independent."""
-    aucs, fake_components, real_components = structural_components(labels, scores)
-    m, n = fake_components.shape[1], real_components.shape[1]
-    covariance = (np.atleast_2d(np.cov(fake_components)) / m + np.atleast_2d(np.cov(real_components)) / n)
-    return aucs, covariance
 
 
 def delong_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> float:
@@ -117,8 +77,6 @@ def image_pair_test(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarr
     test images: over the images where they are independent (units None: McNemar's, DeLong's), else over
     the units (crossed.crossed_paired_test with one seed: the difference over its spread between units,
     DeLong's with Obuchowski's covariance for AUC). Seed variance is not counted."""
-    from harness.stats.crossed import accuracy_replicates, auc_replicates, crossed_paired_test
-
     if metric not in ("accuracy", "auc"):
         raise ValueError(f"metric must be accuracy or auc, got {metric!r}")
     if units is None:

@@ -24,6 +24,7 @@ from harness.store.figures import FIGURES, figures_of
 from harness.store.paths import perflog, perflog_lock
 from harness.store.records import RunRecord, SweepSpec
 from harness.store.schema import Amount, DamagedFile, Date, Fraction, Keys, from_versioned_fields, parse_json
+from harness.version import __version__
 
 PERFLOG_SCHEMA = 1
 # Each figure of the registry as a line holds it: its value in its range, its unit the registry's. A
@@ -111,8 +112,6 @@ def settings_of(record: RunRecord) -> dict[str, Any]:
 def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) -> dict[str, Any]:
     """Where the run ran: its record's environment, the sweep's code, and what the job found at its end
     (found: gpu_count, driver; see measure.system.collect_system)."""
-    import harness
-
     env, code = record.environment or {}, (spec.code if spec else {}) or {}
     on_gpu = env.get("device") == "cuda"
     return {
@@ -128,7 +127,7 @@ def system_of(record: RunRecord, spec: SweepSpec | None, found: dict[str, Any]) 
         "cuda": env.get("cuda"),
         "torch": env.get("torch"),
         "timm": env.get("timm"),
-        "harness_version": code.get("harness_version") or harness.__version__,
+        "harness_version": code.get("harness_version") or __version__,
         "git_commit": code.get("git_commit"),
         "git_dirty": code.get("git_dirty"),
     }

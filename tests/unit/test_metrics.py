@@ -14,15 +14,14 @@ from harness.stats.crossed import (
     paired_difference,
     unit_degrees_of_freedom,
 )
+from harness.stats.delong import delong_covariance, midranks
 from harness.stats.intervals import mean_interval
 from harness.stats.metrics import accuracy_interval, auc_interval, best_threshold, detection_metrics
 from harness.stats.paired import (
-    delong_covariance,
     delong_test,
     holm_bonferroni,
     image_pair_test,
     mcnemar_test,
-    midranks,
     paired_t_test,
     separable_pairs,
 )
