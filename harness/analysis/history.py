@@ -11,12 +11,14 @@ with different ones.
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
 from harness.store.figures import FIGURES
 from harness.store.paths import perflog
-from harness.store.perflog import PerfEntry, read_perflog
+from harness.store.perflog import system_key
+from harness.store.perflog_index import PerflogColumns, read_columns
 
 COLUMNS = ["date", "model", "system", "settings", "sweep", "seeds", "change", "torch", "cuda", "driver", "commit"]
 SOFTWARE = {"torch": "torch", "cuda": "cuda", "driver": "driver", "commit": "git_commit"}
@@ -45,19 +47,26 @@ def system_text(system: dict[str, Any]) -> str:
     return f"{system.get('cluster')}/{system.get('partition')} {gpu}"
 
 
-def entries_frame(entries: list[PerfEntry], metric: str) -> pd.DataFrame:
-    """One row per entry: identity, the series' system and settings as text, the software, the metric."""
-    rows = []
-    for e in entries:
-        label = f"{e.architecture} [{e.variant}]" if e.variant else e.architecture
-        rows.append({"time": e.time, "sweep": e.sweep, "run": e.run, "model": label, "architecture": e.architecture,
-                     "seed": e.seed,
-                     "cluster": e.system.get("cluster"), "partition": e.system.get("partition"),
-                     "gpu": e.system.get("gpu_name") or "cpu", "system": system_text(e.system),
-                     "settings": settings_text(e.settings),
-                     **{column: e.system.get(key) for column, key in SOFTWARE.items()}, metric: e.value(metric)})
-    frame = pd.DataFrame(rows)
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+def perflog_frame(found: PerflogColumns) -> pd.DataFrame:
+    """One row per entry read (store.perflog_index.read_columns): its identity, where it ran (cluster,
+    partition, gpu, gpu_count, the system as text and as a reference's key), its settings as text, the
+    software, and each figure read. Lines with the same settings or system share one (described once)."""
+    columns = found.columns
+    systems = {id(system): system for system in columns["system"]}
+    described = {key: {"cluster": system.get("cluster"), "partition": system.get("partition"),
+                       "gpu": system.get("gpu_name") or "cpu", "gpu_count": system.get("gpu_count"),
+                       "system": system_text(system), "system_key": system_key(system),
+                       **{column: system.get(name) for column, name in SOFTWARE.items()}}
+                 for key, system in systems.items()}
+    settings = {id(values): settings_text(values) for values in columns["settings"]}
+    where = [described[id(system)] for system in columns["system"]]
+    frame = pd.DataFrame({
+        "time": pd.to_datetime(columns["time"], utc=True, format="ISO8601"), "sweep": columns["sweep"], "run": columns["run"],
+        "model": [f"{name} [{variant}]" if variant else name for name, variant in zip(columns["architecture"], columns["variant"])],
+        "architecture": columns["architecture"], "seed": columns["seed"],
+        **{column: [place[column] for place in where] for column in next(iter(described.values()), {})},
+        "settings": [settings[id(values)] for values in columns["settings"]],
+        **{name: np.array(columns[name], dtype=float) for name in FIGURES if name in columns}})  # None: NaN
     return frame
 
 
@@ -87,20 +96,16 @@ def load_history(results: Path, metric: str, model: str | None = None,
     path = perflog(results)
     if not path.is_file():
         raise UserError(f"no performance log at {path}: every completed run of a sweep under {results} adds a line to it")
-    entries, problems = read_perflog(path)
-    if not entries:
-        raise UserError(f"the performance log {path} has no readable entry")
-    frame = entries_frame(entries, metric)
-    chosen = frame
-    if model is not None:
-        chosen = chosen[(chosen["model"] == model) | (chosen["architecture"] == model)]
-    if partition is not None:
-        chosen = chosen[chosen["partition"] == partition]
-    if chosen.empty:
+    found = read_columns(path, [metric], architecture=model, partition=partition)
+    if not len(found):
+        every = read_columns(path).columns
+        if not every["line"]:
+            raise UserError(f"the performance log {path} has no readable entry")
+        models = {f"{name} [{variant}]" if variant else name for name, variant in zip(every["architecture"], every["variant"])}
         raise UserError(f"no entry of {path} matches{f' --model {model}' if model else ''}"
                         f"{f' --partition {partition}' if partition else ''}; it has models "
-                        f"{', '.join(sorted(frame['model'].unique()))} and partitions {', '.join(sorted(frame['partition'].unique()))}")
-    return history_points(chosen, metric), problems
+                        f"{', '.join(sorted(models))} and partitions {', '.join(sorted(map(str, set(every['partition']))))}")
+    return history_points(perflog_frame(found), metric), found.problems
 
 
 def history_rows(points: pd.DataFrame, metric: str) -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """One sweep, read once per command: its spec, its submissions and each run's latest job, its records
 (damaged ones marked), and the states of its jobs, asked of its backend in one query. Each part is
 read when first needed, so a command that needs no job (compare's records) does not fail on jobs.json.
-Status, leaderboard, figures, report, compare and check all read a sweep through this."""
+Status, leaderboard, figures, report, compare and check all read a sweep through this; only the
+commands that follow jobs (status, --wait/--watch, cancel, --resume, logs) ask for job_states, and so
+the scheduler: the others read what is on disk (status.recorded_state)."""
 import functools
 
 from harness.cluster import check_backend_name, get_backend

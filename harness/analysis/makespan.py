@@ -2,13 +2,31 @@
 start to last job's end), each job's wait in the queue, and the GPU-hours its jobs held against what
 the makespan offered (makespan x the most GPUs it held at once). From the scheduler's accounting
 (sacct); None where the sweep's backend keeps none (the local one). Plain Python."""
+import re
 from datetime import datetime
 from statistics import median
 from typing import Any
 
-from harness.analysis.compare import allocated_gpus, elapsed_seconds
 from harness.analysis.load import SweepResults
 from harness.cluster.base import JobState
+
+_ELAPSED = re.compile(r"(?:(?P<days>[0-9]+)-)?(?:(?P<hours>[0-9]+):)?(?P<minutes>[0-9]+):(?P<seconds>[0-9]+(?:\.[0-9]*)?)")
+_GPUS = re.compile(r"(?:^|,)gres/gpu=(?P<count>[0-9]+)(?:,|$)")
+
+
+def elapsed_seconds(text: str) -> float | None:
+    """sacct's Elapsed, [D-][HH:]MM:SS, in seconds; None where it is not one."""
+    found = _ELAPSED.fullmatch(text.strip()) if text else None
+    if not found:
+        return None
+    return (int(found["days"] or 0) * 86400 + int(found["hours"] or 0) * 3600 + int(found["minutes"]) * 60
+            + float(found["seconds"]))
+
+
+def allocated_gpus(alloc_tres: str) -> int | None:
+    """The GPUs in sacct's AllocTRES (`cpu=2,gres/gpu=1,mem=3G`); None where it names none."""
+    found = _GPUS.search(alloc_tres or "")
+    return int(found["count"]) if found else None
 
 
 def _when(text: str) -> datetime | None:

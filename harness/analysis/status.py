@@ -2,7 +2,10 @@
 
 Success is judged by the result record, not by the scheduler's state alone. `run_status` is pure
 (records and job states in, a row out); `sweep_status` takes a sweep as read once (load.SweepResults),
-whose backend says each run's state in one query. Imports neither torch nor submitit.
+whose backend says each run's state in one query: `status`, `--wait`/`--watch`, `cancel`, `--resume` and
+`logs` ask it. The commands that read results (leaderboard, report, compare, check, dashboard,
+harness.load) take a run's state from what is on disk alone (`recorded_state`). Imports neither torch
+nor submitit.
 """
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +18,8 @@ from harness.store.records import RunRecord, RunSpec, read_advisory, read_progre
 from harness.store.schema import Amount, Count, DamagedFile, Keys
 
 DAMAGED = "DAMAGED"
+NOT_SUBMITTED = "NOT SUBMITTED"
+NO_RESULT = "no result yet"  # submitted, without a record: where it stands is the scheduler's to say (status)
 # What the preprocessing step writes (cluster.node): its state, and while it runs how far it is.
 PREPROCESS_PROGRESS = Keys({"state": str, "error": str | None, "cache": Count, "caches": Count | list[str],
                             "done": Count, "total": Count, "images_per_s": Amount | list[Amount], "skipped": Count,
@@ -45,7 +50,7 @@ class RunStatus:
 def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: dict[str, Any], job_id: str | None,
                job: JobState | None, preprocess: dict[str, Any], sweep_id: str) -> RunStatus:
     """One run's row, from what is known of it (preprocess: the step's row, from preprocess_status)."""
-    status = RunStatus(run.run_id, run.model, run.seed, "NOT SUBMITTED", job_id=job_id,
+    status = RunStatus(run.run_id, run.model, run.seed, NOT_SUBMITTED, job_id=job_id,
                        epoch=progress.get("epoch"), epochs=progress.get("epochs"), val_accuracy=progress.get("val_accuracy"))
     if job:
         status.partition, status.node, status.elapsed, status.requeues = job.partition, job.node, job.elapsed, job.restarts
@@ -91,6 +96,17 @@ def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None
     elif shown not in ("COMPLETED", "PENDING", "RUNNING", "NOT SUBMITTED"):
         row["reason"] = str(progress.get("error") or last_line(log) or (state.reason if state else "") or "no reason given")
     return row
+
+
+def recorded_state(results: SweepResults, run_id: str) -> str:
+    """A run's state as the sweep's files say it, no scheduler asked: its record's status (COMPLETED, FAILED,
+    CANCELLED), DAMAGED, "no result yet" where its job was submitted, else NOT SUBMITTED."""
+    record = results.records[run_id]
+    if isinstance(record, DamagedFile):
+        return DAMAGED
+    if record is not None:
+        return record.status
+    return NO_RESULT if results.job_of(run_id) is not None else NOT_SUBMITTED
 
 
 def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]]:

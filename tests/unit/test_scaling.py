@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from harness.analysis.makespan import peak_gpus
+from harness.analysis.makespan import allocated_gpus, elapsed_seconds, peak_gpus
 from harness.analysis.scaling import dle_table, scaling_rows, with_dle
 from harness.measure.meters import over_ranks
 from harness.store.records import RunRecord
@@ -69,6 +69,18 @@ def test_a_scaling_sweep_places_each_size_on_the_nodes_it_needs():
     assert scaling_variants([1, 2, 4, 8], 2) == [("x1", {"world_size": 1, "nodes": 1}), ("x2", {"world_size": 2, "nodes": 1}),
                                                  ("x4", {"world_size": 4, "nodes": 1}), ("x8", {"world_size": 8, "nodes": 2})]
     assert [v["nodes"] for _, v in scaling_variants([1, 2, 4], 1)] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("text, seconds", [("00:00:30", 30), ("01:02:03", 3723), ("2-01:00:00", 176400),
+                                           ("05:07", 307), ("00:00:01.5", 1.5), ("", None), ("INVALID", None)])
+def test_sacct_elapsed(text, seconds):
+    assert elapsed_seconds(text) == seconds
+
+
+def test_allocated_gpus_from_alloc_tres():
+    assert allocated_gpus("billing=1,cpu=1,gres/gpu=1,mem=1000M,node=1") == 1
+    assert allocated_gpus("cpu=8,gres/gpu:a100=4,gres/gpu=4,mem=64G") == 4
+    assert allocated_gpus("billing=1,cpu=1,mem=1000M,node=1") is None and allocated_gpus("") is None
 
 
 def test_peak_gpus_counts_what_is_held_at_one_moment():
