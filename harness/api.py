@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.analysis.leaderboard import leaderboard
@@ -30,28 +31,42 @@ class Results:
     perflog: pd.DataFrame
 
 
+def _expanded(values: list[dict[str, Any]], prefix: str) -> dict[str, np.ndarray]:
+    """A column of dicts (settings or systems, shared by the lines that hold the same) as one column per key:
+    each distinct dict's values, taken for every line."""
+    distinct: dict[int, int] = {}
+    shared = [distinct.setdefault(id(one), len(distinct)) for one in values]
+    dicts = list({id(one): one for one in values}.values())
+    codes = np.array(shared, dtype=np.int64)
+    return {f"{prefix}.{key}": np.array([one.get(key) for one in dicts], dtype=object)[codes]
+            for key in dict.fromkeys(key for one in dicts for key in one)}
+
+
 def perflog_table(path: Path) -> pd.DataFrame:
     """The perflog's latest line of each (sweep, run), read through its index, one column per field as pandas'
-    json_normalize names them: settings.KEY, system.KEY, figures.NAME.value and figures.NAME.unit."""
+    json_normalize names them: settings.KEY, system.KEY, figures.NAME.value and figures.NAME.unit. Each
+    column is made an array as it is read, and the frame takes the arrays as they are: a perflog of 100,000
+    lines stays within a few hundred MB."""
     columns = read_columns(path, whole=True).columns
     count = len(columns["line"])
-    table: dict[str, list[Any]] = {name: columns[name] for name in ("time", "sweep", "run", "architecture", "seed")}
+    table: dict[str, Any] = {name: np.array(columns.pop(name), dtype=object) for name in ("time", "sweep", "run", "architecture")}
+    table["seed"] = np.array(columns.pop("seed"), dtype=np.int64)
     for part in ("settings", "system"):
-        distinct = {id(values): values for values in columns[part]}.values()
-        for key in dict.fromkeys(key for values in distinct for key in values):
-            table[f"{part}.{key}"] = [values.get(key) for values in columns[part]]
+        table.update(_expanded(columns.pop(part), part))
     absent = {at: set(json.loads(text)) for at, text in enumerate(columns["absent_figures"]) if text}
     other = {at: json.loads(text) for at, text in enumerate(columns["other_figures"]) if text}
     for name, figure in FIGURES.items():
-        units: list[str | None] = [figure.unit] * count
+        table[f"figures.{name}.value"] = np.frombuffer(columns.pop(name), dtype=float) if count else np.empty(0)
+        table[f"figures.{name}.unit"] = units = np.empty(count, dtype=object)
+        units.fill(figure.unit)  # one text shared (np.full would make a copy of it per line)
         for at, names in absent.items():
-            units[at] = None if name in names else units[at]
-        table[f"figures.{name}.value"], table[f"figures.{name}.unit"] = columns[name], units
+            units[at] = None if name in names else figure.unit
     for name in dict.fromkeys(name for figures in other.values() for name in figures):
         for key in ("value", "unit"):
-            table[f"figures.{name}.{key}"] = [other.get(at, {}).get(name, {}).get(key) for at in range(count)]
-    table.update(variant=columns["variant"], schema_version=[PERFLOG_SCHEMA] * count)
-    return pd.DataFrame(table)
+            table[f"figures.{name}.{key}"] = np.array([other.get(at, {}).get(name, {}).get(key) for at in range(count)], dtype=object)
+    table["variant"] = np.array(columns.pop("variant"), dtype=object)
+    table["schema_version"] = np.full(count, PERFLOG_SCHEMA, dtype=np.int64)
+    return pd.DataFrame(table, copy=False)
 
 
 def load(results: str | os.PathLike[str] | None = None, sweep: str | None = None, sort: str = "accuracy") -> Results:

@@ -47,32 +47,45 @@ def system_text(system: dict[str, Any]) -> str:
     return f"{system.get('cluster')}/{system.get('partition')} {gpu}"
 
 
+def _short(value: Any) -> str:
+    """A software version as a point shows it: its first 12 characters (a commit), - where unknown."""
+    return "-" if value is None else str(value)[:12]
+
+
 def perflog_frame(found: PerflogColumns) -> pd.DataFrame:
     """One row per entry read (store.perflog_index.read_columns): its identity, where it ran (cluster,
-    partition, gpu, gpu_count, the system as text and as a reference's key), its settings as text, the
-    software, and each figure read. Lines with the same settings or system share one (described once)."""
+    partition, gpu, gpu_count, the system as text and as a reference's key, and system_id, one number per
+    distinct system), its settings as text, the software (shown short), and each figure read. Lines with
+    the same settings or system share one, described once."""
     columns = found.columns
     systems = {id(system): system for system in columns["system"]}
     described = {key: {"cluster": system.get("cluster"), "partition": system.get("partition"),
                        "gpu": system.get("gpu_name") or "cpu", "gpu_count": system.get("gpu_count"),
-                       "system": system_text(system), "system_key": system_key(system),
-                       **{column: system.get(name) for column, name in SOFTWARE.items()}}
-                 for key, system in systems.items()}
-    settings = {id(values): settings_text(values) for values in columns["settings"]}
+                       "system": system_text(system), "system_key": system_key(system), "system_id": number,
+                       **{column: _short(system.get(name)) for column, name in SOFTWARE.items()}}
+                 for number, (key, system) in enumerate(systems.items())}
+    settings = {key: settings_text(values) for key, values in {id(values): values for values in columns["settings"]}.items()}
     where = [described[id(system)] for system in columns["system"]]
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "time": pd.to_datetime(columns["time"], utc=True, format="ISO8601"), "sweep": columns["sweep"], "run": columns["run"],
         "model": [f"{name} [{variant}]" if variant else name for name, variant in zip(columns["architecture"], columns["variant"])],
         "architecture": columns["architecture"], "seed": columns["seed"],
         **{column: [place[column] for place in where] for column in next(iter(described.values()), {})},
         "settings": [settings[id(values)] for values in columns["settings"]],
-        **{name: np.array(columns[name], dtype=float) for name in FIGURES if name in columns}})  # None: NaN
-    return frame
+        **{name: np.frombuffer(columns[name], dtype=float) for name in FIGURES if name in columns}})
 
 
-def _joined(values: pd.Series) -> str:
-    seen = [str(v)[:12] if v is not None else "-" for v in dict.fromkeys(values.where(values.notna(), None))]
-    return ", ".join(seen)
+def _software(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per (series, sweep) of keys, the software of the systems its runs ran on: most points ran on one; a
+    point on several gets each column's distinct values joined."""
+    software = frame.drop_duplicates("system_id").set_index("system_id")[list(SOFTWARE)]
+    grouped = frame.groupby(keys, dropna=False, sort=False)["system_id"]
+    first = grouped.min()
+    found = software.loc[first].set_axis(first.index)
+    several = frame[grouped.transform("min") != grouped.transform("max")]  # the runs of a point on several systems
+    for key, ids in several.groupby(keys, dropna=False, sort=False)["system_id"].unique().items():
+        found.loc[key] = [", ".join(dict.fromkeys(software.loc[ids, column])) for column in SOFTWARE]
+    return found
 
 
 def history_points(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -80,12 +93,11 @@ def history_points(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     seeds that measured it, how many did, its ratio to the series' previous point, and the software."""
     keys = ["model", "system", "settings", "partition", "gpu"]
     grouped = frame.groupby([*keys, "sweep"], dropna=False, sort=False)
-    points = grouped.agg(time=("time", "max"), value=(metric, "mean"), seeds=(metric, "count")).reset_index()
-    for column in SOFTWARE:
-        points[column] = grouped[column].agg(_joined).to_numpy()
-    points = points.sort_values([*keys, "time"], kind="stable")
-    points["change"] = points.groupby(keys, dropna=False)["value"].transform(lambda v: v / v.shift(1))
+    points = grouped.agg(time=("time", "max"), value=(metric, "mean"), seeds=(metric, "count")).join(_software(frame, [*keys, "sweep"]))
+    points = points.reset_index().sort_values([*keys, "time"], kind="stable")
+    points["change"] = points["value"] / points.groupby(keys, dropna=False)["value"].shift(1)
     return points.sort_values(["time", *keys], kind="stable").reset_index(drop=True)
+
 
 
 def load_history(results: Path, metric: str, model: str | None = None,
@@ -110,16 +122,16 @@ def load_history(results: Path, metric: str, model: str | None = None,
 
 def history_rows(points: pd.DataFrame, metric: str) -> list[dict[str, Any]]:
     """The points as plain rows (table, csv, json): the metric's value under its own name."""
-    rows = []
-    for point in points.to_dict("records"):
-        rows.append({"date": point["time"].strftime("%Y-%m-%d %H:%M"), "time": point["time"].isoformat(),
-                     "model": point["model"], "system": point["system"], "partition": point["partition"],
-                     "gpu": point["gpu"], "settings": point["settings"], "sweep": point["sweep"],
-                     "seeds": int(point["seeds"]), metric: None if pd.isna(point["value"]) else float(point["value"]),
-                     "unit": FIGURES[metric].unit,
-                     "change": None if pd.isna(point["change"]) else float(point["change"]),
-                     **{column: point[column] for column in SOFTWARE}})
-    return rows
+    def numbers(series: pd.Series) -> list[float | None]:
+        return [None if pd.isna(v) else float(v) for v in series]
+
+    columns = {"date": points["time"].dt.strftime("%Y-%m-%d %H:%M"), "time": points["time"].map(pd.Timestamp.isoformat),
+               **{name: points[name] for name in ("model", "system", "partition", "gpu", "settings", "sweep")},
+               "seeds": points["seeds"].astype(int).tolist(), metric: numbers(points["value"]),
+               "unit": [FIGURES[metric].unit] * len(points), "change": numbers(points["change"]),
+               **{column: points[column] for column in SOFTWARE}}
+    names = list(columns)
+    return [dict(zip(names, values)) for values in zip(*(list(c) if isinstance(c, list) else c.tolist() for c in columns.values()))]
 
 
 def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "") -> Path:

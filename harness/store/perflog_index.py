@@ -20,9 +20,13 @@ cannot be written either, it is built in memory for the one command. Plain Pytho
 import fcntl
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import stat
+import struct
+import sys
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,10 +39,10 @@ from harness.store.paths import perflog_index, perflog_lock
 from harness.store.perflog import PERFLOG_SCHEMA, PerfEntry, entry_of_line
 from harness.store.schema import DamagedFile
 
-LAYOUT = 1  # the tables below; another layout, another harness version or another registry: rebuilt
 HEAD_BYTES, TAIL_BYTES = 4096, 64  # what is compared to tell the perflog it was made from
 CHUNK_BYTES = 8 << 20
 BAR_FROM_BYTES = 1 << 20  # a progress bar where more than this is to be read
+FETCH_ROWS = 10_000
 IDENTITY = ("line", "time", "sweep", "run", "architecture", "variant", "seed", "partition")
 
 
@@ -51,7 +55,6 @@ def _quoted(name: str) -> str:
 
 
 def _tables() -> list[str]:
-    figures = ", ".join(f"{_quoted(name)} ANY CHECK (typeof({_quoted(name)}) IN ('integer', 'real', 'null'))" for name in FIGURES)
     return [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT",
         "CREATE TABLE settings (id INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE) STRICT",
@@ -60,28 +63,29 @@ def _tables() -> list[str]:
         "CREATE TABLE entries (line INTEGER PRIMARY KEY, latest INTEGER NOT NULL CHECK (latest IN (0, 1)), "
         "time TEXT NOT NULL, sweep TEXT NOT NULL, run TEXT NOT NULL, architecture TEXT NOT NULL, variant TEXT NOT NULL, "
         "seed INTEGER NOT NULL, partition ANY, settings INTEGER NOT NULL REFERENCES settings, "
-        "system INTEGER NOT NULL REFERENCES systems, other_figures TEXT, absent_figures TEXT, " + figures + ") STRICT",
+        "system INTEGER NOT NULL REFERENCES systems, other_figures TEXT, absent_figures TEXT, "
+        f"figures BLOB NOT NULL CHECK (length(figures) = {8 * len(FIGURES)})) STRICT",
         "CREATE INDEX latest_of_run ON entries (sweep, run) WHERE latest = 1",
         "CREATE TABLE problems (line INTEGER PRIMARY KEY, reason TEXT NOT NULL) STRICT",
     ]
 
 
 def index_version() -> str:
-    """What an index must have been made by: this layout, this perflog schema and harness, this registry."""
+    """What an index must have been made by: these tables, this perflog schema and harness, this registry."""
     import harness
 
-    registry = hashlib.sha256(";".join(f"{f.name}:{f.unit}" for f in FIGURES.values()).encode()).hexdigest()[:16]
-    return f"layout {LAYOUT}, perflog {PERFLOG_SCHEMA}, harness {harness.__version__}, figures {registry}"
+    layout = "\n".join([*_tables(), *(f"{f.name}:{f.unit}" for f in FIGURES.values())])
+    return f"perflog {PERFLOG_SCHEMA}, harness {harness.__version__}, layout {hashlib.sha256(layout.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
 class PerflogColumns:
     """The latest line of each (sweep, run), in the perflog's order, column by column (a list each, one
     value a line): line, time, sweep, run, architecture, variant, seed, partition, settings and system (dicts,
-    shared by the lines that hold the same; read them, do not change them), each figure asked for (None
-    where not measured); and one warning per line skipped, with its number."""
+    shared by the lines that hold the same; read them, do not change them), and each figure asked for (an
+    array of float64, NaN where not measured); and one warning per line skipped, with its number."""
 
-    columns: dict[str, list[Any]]
+    columns: dict[str, Any]
     problems: list[str]
 
     def __len__(self) -> int:
@@ -193,20 +197,40 @@ def _in_step(meta: dict[str, Any], path: Path) -> bool:
 
 # --- reading new lines into the index ---
 
+def pack_figures(entry: PerfEntry) -> bytes:
+    """The registry's figures of an entry as one value: little-endian float64s in the registry's order, NaN
+    where not measured (no figure is NaN: every number read is finite). A query of 100,000 lines reads one
+    value a line, and takes a figure's column as an array without a Python number per value."""
+    return struct.pack(f"<{len(FIGURES)}d", *(math.nan if (value := entry.value(name)) is None else value for name in FIGURES))
+
+
+def figure_columns(every: array, names: Sequence[str]) -> dict[str, array]:
+    """Each named figure's column (array of float64, NaN where not measured) from pack_figures' values, one
+    after the other in every."""
+    if sys.byteorder != "little":
+        every.byteswap()
+    return {name: every[at::len(FIGURES)] for at, name in enumerate(FIGURES) if name in names}
+
+
 class Writer:
     """Adds a perflog's lines to an index, from the line after the last one it holds."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.connection, self.path = connection, path
         self.ids = {part: dict(connection.execute(f"SELECT json, id FROM {part}").fetchall()) for part in ("settings", "systems")}
-        fields = ["line", "latest", *IDENTITY[1:], "settings", "system", "other_figures", "absent_figures", *FIGURES]
+        self.seen: dict[tuple[Any, ...], int] = {}
+        fields = ["line", "latest", *IDENTITY[1:], "settings", "system", "other_figures", "absent_figures", "figures"]
         self.insert = f"INSERT INTO entries ({', '.join(map(_quoted, fields))}) VALUES ({', '.join('?' * len(fields))})"
 
     def _id(self, part: str, values: dict[str, Any]) -> int:
-        text = json.dumps(values, sort_keys=True, separators=(",", ":"))
-        if text not in self.ids[part]:
-            self.ids[part][text] = int(self.connection.execute(f"INSERT INTO {part} (json) VALUES (?)", (text,)).lastrowid or 0)
-        return self.ids[part][text]
+        """The row of part (settings, systems) that holds values, added where none does yet."""
+        key = (part, *values.items())  # lines mostly repeat the settings and system of the line before
+        if key not in self.seen:
+            text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+            if text not in self.ids[part]:
+                self.ids[part][text] = int(self.connection.execute(f"INSERT INTO {part} (json) VALUES (?)", (text,)).lastrowid or 0)
+            self.seen[key] = self.ids[part][text]
+        return self.seen[key]
 
     def _row(self, number: int, entry: PerfEntry) -> tuple[Any, ...]:
         other = {name: figure for name, figure in entry.figures.items() if name not in FIGURES}
@@ -214,7 +238,7 @@ class Writer:
         return (number, 1, entry.time, entry.sweep, entry.run, entry.architecture, entry.variant, entry.seed,
                 entry.system.get("partition"), self._id("settings", entry.settings), self._id("systems", entry.system),
                 json.dumps(other) if other else None, json.dumps(absent) if absent else None,
-                *(entry.value(name) for name in FIGURES))
+                pack_figures(entry))
 
     def add(self, lines: list[tuple[int, bytes]]) -> None:
         """Check each line and add it: an entry (the last of its (sweep, run) so far), or the reason it is none."""
@@ -400,9 +424,11 @@ def read_columns(path: Path, figures: Sequence[str] = (), architecture: str | No
     the registry does not know, by name) and absent_figures (the registry's the line does not hold)."""
     path = Path(path)
     names = list(FIGURES) if whole else [name for name in figures if name in FIGURES]
-    fields = [*IDENTITY, "settings", "system", *(("other_figures", "absent_figures") if whole else ()), *names]
+    fields = [*IDENTITY, "settings", "system", *(("other_figures", "absent_figures") if whole else ())]
+    columns: dict[str, Any] = {field: [] for field in fields}
+    packed = array("d")
     if not path.is_file():
-        return PerflogColumns({field: [] for field in fields}, [])
+        return PerflogColumns({**columns, **figure_columns(packed, names)}, [])
     where, parameters = ["latest = 1"], []
     if architecture is not None:
         where.append("(architecture = ? OR architecture || ' [' || variant || ']' = ?)")
@@ -411,14 +437,18 @@ def read_columns(path: Path, figures: Sequence[str] = (), architecture: str | No
         where.append("partition = ?")
         parameters.append(partition)
     with in_step(path) as connection:
-        rows = connection.execute(f"SELECT {', '.join(map(_quoted, fields))} FROM entries WHERE {' AND '.join(where)} "
-                                  "ORDER BY line", parameters).fetchall()
+        cursor = connection.execute(f"SELECT {', '.join(map(_quoted, [*fields, 'figures']))} FROM entries "
+                                    f"WHERE {' AND '.join(where)} ORDER BY line", parameters)
+        while rows := cursor.fetchmany(FETCH_ROWS):  # column by column as they come: never every row's tuple at once
+            *found, figures = zip(*rows)
+            for values, column in zip(found, columns.values()):
+                column.extend(values)
+            packed.frombytes(b"".join(figures))
         settings, systems = _shared_json(connection, "settings"), _shared_json(connection, "systems")
         problems = _problems(connection, path)
-    columns = dict(zip(fields, map(list, zip(*rows)))) if rows else {field: [] for field in fields}
     columns["settings"] = [settings[id_] for id_ in columns["settings"]]
     columns["system"] = [systems[id_] for id_ in columns["system"]]
-    return PerflogColumns(columns, problems)
+    return PerflogColumns({**columns, **figure_columns(packed, names)}, problems)
 
 
 def read_perflog(path: Path) -> tuple[list[PerfEntry], list[str]]:
@@ -430,7 +460,8 @@ def read_perflog(path: Path) -> tuple[list[PerfEntry], list[str]]:
     for at in range(len(found)):
         row = {field: values[at] for field, values in found.columns.items()}
         absent = set(json.loads(row["absent_figures"] or "[]"))
-        figures = {name: {"value": row[name], "unit": figure.unit} for name, figure in FIGURES.items() if name not in absent}
+        figures = {name: {"value": None if math.isnan(row[name]) else row[name], "unit": figure.unit}
+                   for name, figure in FIGURES.items() if name not in absent}
         entries.append(PerfEntry(time=row["time"], sweep=row["sweep"], run=row["run"], architecture=row["architecture"],
                                  seed=row["seed"], settings=dict(row["settings"]), system=dict(row["system"]),
                                  figures={**figures, **json.loads(row["other_figures"] or "{}")}, variant=row["variant"],
