@@ -12,6 +12,9 @@ import pytest
 # pytest-xdist's workers export COLUMNS=80, which the tables honour: the tests read them as a pipe gives
 # them, with COLUMNS unset (a shell does not export it), tests/unit/test_command_line.py the widths.
 os.environ.pop("COLUMNS", None)
+# The harness keeps what the checks of a sweep's records found in the user's cache folder (docs/results.md):
+# the tests' in a folder of their own, not the home directory's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="harness-tests-cache-")
 
 from harness.cli import main  # noqa: E402
 from harness.cluster.slurm import slurm_answers

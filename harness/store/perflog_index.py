@@ -17,13 +17,11 @@ cannot write the results folder or its index, the index lives in the user's cach
 ($XDG_CACHE_HOME/harness/perflog-index, else ~/.cache/...), named after the perflog's path; where that
 cannot be written either, it is built in memory for the one command. Plain Python: no pandas.
 """
-import fcntl
 import hashlib
 import json
 import math
 import os
 import sqlite3
-import stat
 import struct
 import sys
 from array import array
@@ -35,6 +33,7 @@ from typing import Any
 
 from harness.store.atomic import current_umask
 from harness.store.figures import FIGURES
+from harness.store.index_files import FileLock, Unusable, connect, shared, user_cache
 from harness.store.paths import perflog_index, perflog_lock
 from harness.store.perflog import PERFLOG_SCHEMA, PerfEntry, entry_of_line
 from harness.store.schema import DamagedFile
@@ -44,10 +43,6 @@ CHUNK_BYTES = 8 << 20
 BAR_FROM_BYTES = 1 << 20  # a progress bar where more than this is to be read
 FETCH_ROWS = 10_000
 IDENTITY = ("line", "time", "sweep", "run", "architecture", "variant", "seed", "partition")
-
-
-class Unusable(Exception):
-    """This place cannot hold the index for this user (read-only, not ours, full): the next one is tried."""
 
 
 def _quoted(name: str) -> str:
@@ -108,56 +103,9 @@ class Place:
 def places(path: Path) -> list[Place]:
     """Beside the perflog; else in the user's cache folder; else in memory."""
     folder, lock = path.parent, perflog_lock(path.parent)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / "perflog-index"
-    name = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
-    return [Place(perflog_index(folder), lock, None), Place(cache / f"{name}.sqlite", cache / f"{name}.lock", lock),
+    cache = user_cache("perflog-index", path)
+    return [Place(perflog_index(folder), lock, None), Place(cache.with_suffix(".sqlite"), cache.with_suffix(".lock"), lock),
             Place(None, None, lock)]
-
-
-class FileLock:
-    """A POSIX record lock (fcntl) on a lock file: exclusive or shared, as NFS's lock manager supports it."""
-
-    def __init__(self, path: Path | None, writable: bool) -> None:
-        self.fd: int | None = None
-        if path is None:
-            return
-        try:
-            if writable:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666 & ~current_umask())
-            else:
-                self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError as err:
-            if writable:
-                raise Unusable(f"{path}: {err.strerror}") from None
-            return  # nobody appends without it: the perflog is read as it stands
-        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
-            os.close(self.fd)
-            raise Unusable(f"lock file {path} is not a regular file")
-
-    def hold(self, exclusive: bool) -> None:
-        if self.fd is not None:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-
-
-@contextmanager
-def shared(path: Path | None) -> Iterator[None]:
-    """The perflog's lock held shared while it is read (none where there is no lock to take, or it is held
-    already: path None)."""
-    lock = FileLock(path, writable=False)
-    try:
-        lock.hold(exclusive=False)
-        yield
-    finally:
-        lock.close()
 
 
 # --- the perflog it was made from ---
@@ -300,21 +248,12 @@ def _bar(path: Path, to_read: int) -> Iterator[Callable[[int], None]]:
 
 # --- keeping an index in step ---
 
-def _connect(index: Path, read_only: bool) -> sqlite3.Connection:
-    """The index file (read-only: never created, never written); rollback journal, never WAL."""
-    mode = "ro" if read_only else "rw"
-    connection = sqlite3.connect(f"{index.absolute().as_uri()}?mode={mode}", uri=True, timeout=60, isolation_level="DEFERRED")
-    if not read_only:
-        connection.execute("PRAGMA journal_mode = DELETE")
-    return connection
-
-
 def _open_in_step(place: Place, path: Path) -> sqlite3.Connection | None:
     """The place's index, where it is in step with the perflog; None where it must be caught up or built."""
     if place.index is None or not place.index.is_file():
         return None
     try:
-        connection = _connect(place.index, read_only=True)
+        connection = connect(place.index, read_only=True)
         if _in_step(_meta(connection), path):
             return connection
         connection.close()
@@ -353,7 +292,7 @@ def _build(place: Place, path: Path) -> sqlite3.Connection:
     except (OSError, sqlite3.OperationalError) as err:
         temporary.unlink(missing_ok=True)
         raise Unusable(f"{place.index}: {err}") from None
-    return _connect(place.index, read_only=True)
+    return connect(place.index, read_only=True)
 
 
 def _refresh(place: Place, path: Path) -> sqlite3.Connection:
@@ -361,7 +300,7 @@ def _refresh(place: Place, path: Path) -> sqlite3.Connection:
     anew where it is not the perflog's (or damaged). Unusable where this user cannot write it."""
     if place.index is not None and place.index.is_file():
         try:
-            connection = _connect(place.index, read_only=False)
+            connection = connect(place.index, read_only=False)
             meta = _meta(connection)
             if _made_from(meta, path):
                 if not _in_step(meta, path):
