@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -135,18 +134,26 @@ class Timing:
     max_rss_mb: float
 
 
+# Starts the command from a small process of its own and reports its wall time, CPU time, peak memory (KiB) and exit
+# code: a child forked from this process (which imports torch) would carry this process's peak memory as its own.
+LAUNCHER = """import json, os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]))
+"""
+
+
 def timed(command: list[str], env: dict[str, str]) -> Timing:
     """A command as a whole process: its wall time, CPU time and own peak resident memory (wait4's rusage)."""
-    with tempfile.TemporaryFile() as errors:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode not in (0, 1):  # check exits 1 where a figure is outside its reference
-            errors.seek(0)
-            raise SystemExit(f"{' '.join(command)} exited with {process.returncode}: {errors.read().decode()[-500:]}")
-    return Timing(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *command], capture_output=True, text=True, env=env)
+    seconds, cpu, peak_kib, code = json.loads(done.stdout)
+    if code not in (0, 1):  # check exits 1 where a figure is outside its reference
+        raise SystemExit(f"{' '.join(command)} exited with {code}: {done.stderr[-500:]}")
+    return Timing(seconds, cpu, peak_kib / 1024)
 
 
 def run_rounds(cases: list[Case], rounds: int, env: dict[str, str]) -> dict[str, dict[str, list[Timing]]]:
