@@ -42,6 +42,9 @@ HEAD_BYTES, TAIL_BYTES = 4096, 64  # what is compared to tell the perflog it was
 CHUNK_BYTES = 8 << 20
 BAR_FROM_BYTES = 1 << 20  # a progress bar where more than this is to be read
 FETCH_ROWS = 10_000
+# SQLite's errors that say this user cannot write the index here (the next place is tried); any other: damaged
+UNWRITABLE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY",
+              "SQLITE_LOCKED", "SQLITE_AUTH")
 IDENTITY = ("line", "time", "sweep", "run", "architecture", "variant", "seed", "partition")
 
 
@@ -312,10 +315,10 @@ def _refresh(place: Place, path: Path) -> sqlite3.Connection:
                         catch_up(connection, path, meta)
                 return connection
             connection.close()
-        except sqlite3.OperationalError as err:  # read-only, not ours, the disk full: the next place
-            raise Unusable(f"{place.index}: {err}") from None
-        except sqlite3.DatabaseError:
-            pass  # damaged: built again
+        except sqlite3.DatabaseError as err:
+            if getattr(err, "sqlite_errorname", "").startswith(UNWRITABLE):  # read-only, not ours, the disk full
+                raise Unusable(f"{place.index}: {err}") from None
+            # damaged (not an SQLite file, not our tables): built again
     return _build(place, path)
 
 

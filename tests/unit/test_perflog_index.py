@@ -65,6 +65,12 @@ def _damage(results: Path) -> None:
     perflog_index(results).write_bytes(b"this is not an SQLite file" * 100)
 
 
+def _other_tables(results: Path) -> None:
+    perflog_index(results).unlink()
+    with sqlite3.connect(perflog_index(results)) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+
+
 def _other_version(results: Path) -> None:
     with sqlite3.connect(perflog_index(results)) as connection:
         connection.execute("UPDATE meta SET value = 'layout 0' WHERE key = 'version'")
@@ -95,7 +101,8 @@ def _rewritten_before_the_offset(results: Path) -> None:
         handle.write(other + b" " * (len(lines[2]) - len(other) - 1) + b"\n")
 
 
-@pytest.mark.parametrize("change, expected", [(_damage, ["A-s0", "B-s0", "C-s0"]), (_other_version, ["A-s0", "B-s0", "C-s0"]),
+@pytest.mark.parametrize("change, expected", [(_damage, ["A-s0", "B-s0", "C-s0"]), (_other_tables, ["A-s0", "B-s0", "C-s0"]),
+                                              (_other_version, ["A-s0", "B-s0", "C-s0"]),
                                               (_truncated, ["A-s0", "D-s0"]), (_replaced, ["A-s0", "X-s0"]),
                                               (_rewritten_before_the_offset, ["A-s0", "B-s0", "Y-s0"])])
 def test_an_index_that_is_not_the_perflogs_is_built_again(tmp_path, change, expected):
@@ -104,6 +111,8 @@ def test_an_index_that_is_not_the_perflogs_is_built_again(tmp_path, change, expe
     change(tmp_path)
     assert runs(tmp_path) == expected
     assert not list(tmp_path.glob(".perflog.index.sqlite.*"))  # no temporary file left behind
+    with sqlite3.connect(perflog_index(tmp_path)) as connection:  # built again where it was, not elsewhere
+        assert connection.execute("SELECT count(*) FROM entries").fetchone() == (len(expected),)
 
 
 def _read_as_nobody(path: str, cache: str, answers: "multiprocessing.Queue") -> None:
