@@ -15,6 +15,9 @@ os.environ.pop("COLUMNS", None)
 # One torch thread per test process: pytest-xdist's workers, the local pools and the Slurm jobs the tests
 # start share two cores, and a thread per core in each would oversubscribe them (torch's threads spin).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The harness keeps what the checks of a sweep's records found in the user's cache folder (docs/results.md):
+# the tests' in a folder of their own, not the home directory's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="harness-tests-cache-")
 
 from harness.cli import main  # noqa: E402
 from harness.cluster.slurm.backend import slurm_answers

@@ -378,15 +378,22 @@ def template(tmp_path_factory) -> Path:
     return build_world(tmp_path_factory.mktemp("bad-input-world"))
 
 
+# The perflog's index and its lock, which a reading command makes or brings up to date: a cache, not results.
+CACHES = {".perflog.index.sqlite", ".perflog.index.sqlite-journal", ".perflog.lock"}
+
+
 def snapshot(*folders: Path) -> dict[str, tuple]:
-    """Every path under the folders with its kind, size and modification time (ns)."""
+    """Every path under the folders (the perflog's index aside) with its kind, size and modification time
+    (ns); a folder's time aside too, as it changes with the entries it holds, which are listed."""
     seen: dict[str, tuple] = {}
     for folder in folders:
         if not folder.exists():
             continue
         for path in [folder, *folder.rglob("*")]:
+            if path.name in CACHES:
+                continue
             info = path.lstat()
-            seen[str(path)] = (info.st_mode, info.st_size if not path.is_dir() else 0, info.st_mtime_ns,
+            seen[str(path)] = (info.st_mode, info.st_size if not path.is_dir() else 0, 0 if path.is_dir() else info.st_mtime_ns,
                                os.readlink(path) if path.is_symlink() else None)
     return seen
 

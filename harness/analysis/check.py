@@ -192,7 +192,7 @@ def read_references(path: Path) -> References:
 
 def sweep_means(results: SweepResults) -> tuple[dict[str, dict[str, float | None]], dict[str, int]]:
     """Each leaderboard row's figures (mean over its completed seeds), and how many seeds each has."""
-    rows, _ = sweep_figures(results)
+    rows = sweep_figures(results)
     means: dict[str, dict[str, float | None]] = {}
     for label, runs in rows.items():
         means[label] = {}

@@ -4,9 +4,10 @@ before and after an upgrade).
 
 The spread test is Welch's t-test at 5% (two-sided), where both sweeps have two seeds or more of the
 architecture; with one seed on either side the answer is "unknown": one run says nothing of how much
-a figure moves from seed to seed. GPU-hours per run come from the scheduler's accounting (elapsed time x
-GPUs allocated, as the sweep's backend answers them) where it keeps them, else from the record (wall
-time x GPUs), and are null with a reason for a run that used no GPU. Plain Python (no pandas, no scipy), like the leaderboard.
+a figure moves from seed to seed. GPU-hours per run come from its record (wall time x the GPUs it used,
+one per rank), null with a reason for a run that used no GPU: compare reads what is on disk and asks no
+scheduler (`status` shows the sweep's GPU-hours as the scheduler accounted them). Plain Python (no
+pandas, no scipy), like the leaderboard.
 """
 import math
 import statistics
@@ -14,14 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.analysis.load import SweepResults
-from harness.cluster.base import JobState
 from harness.stats.intervals import t_cdf
 from harness.store.figures import FIGURES, figures_of
 from harness.store.records import RunRecord
-from harness.store.schema import DamagedFile
 
 ALPHA = 0.05
-# What compare adds to the registry's figures, from the scheduler's accounting where it has it, and their units.
+# What compare adds to the registry's figures, and their units.
 ACCOUNTED = {"gpu_hours": "GPU-h", "accuracy_per_gpu_hour": "fraction/GPU-h"}
 
 
@@ -33,50 +32,32 @@ class RunFigures:
     notes: dict[str, str] = field(default_factory=dict)  # figure -> why it is null
 
 
-def gpu_hours(record: RunRecord, job: JobState | None) -> tuple[float | None, str | None, str | None]:
-    """(GPU-hours, source, reason when null): the scheduler's (its job's elapsed time x the GPUs allocated)
-    where it keeps both, else the record's wall time x the GPUs it used (one per rank), else null (no GPU)."""
-    if job is not None and job.gpu_hours is not None:
-        return job.gpu_hours, "scheduler", None
+def gpu_hours(record: RunRecord) -> tuple[float | None, str | None]:
+    """(GPU-hours, the reason when null): the record's wall time x the GPUs it used (one per rank)."""
     env = record.environment or {}
     if env.get("device") != "cuda":
-        return None, None, f"no GPU in use (device: {env.get('device') or 'unknown'}) and none allocated by a scheduler"
+        return None, f"no GPU in use (device: {env.get('device') or 'unknown'})"
     wall = FIGURES["wall_time_s"].value(record)
     if wall is None:
-        return None, None, "the record has no start time to measure its wall time"
+        return None, "the record has no start time to measure its wall time"
     ranks = int((record.distributed or {}).get("world_size") or 1)  # one GPU per rank
-    return wall * ranks / 3600.0, "record", None
+    return wall * ranks / 3600.0, None
 
 
-def run_jobs(results: SweepResults) -> tuple[dict[str, JobState], list[str]]:
-    """Each run's latest job as the sweep's backend reports it, and notes where it could not."""
-    try:
-        states = results.job_states
-    except DamagedFile as err:  # jobs.json: the records still give wall times
-        return {}, [str(err)]
-    except Exception as err:  # the scheduler missing or failing: the records still give wall times
-        return {}, [f"sweep {results.sweep.sweep_id}: the scheduler did not answer ({err}); GPU-hours from the records"]
-    jobs = {rid: results.job_of(rid) for rid in results.latest}
-    return {rid: states[job] for rid, job in jobs.items() if job in states}, []
-
-
-def sweep_figures(results: SweepResults) -> tuple[dict[str, list[RunFigures]], list[str]]:
+def sweep_figures(results: SweepResults) -> dict[str, list[RunFigures]]:
     """Every completed run's figures, GPU-hours and accuracy per GPU-hour included, by leaderboard row."""
-    jobs, notes = run_jobs(results)
     rows: dict[str, list[RunFigures]] = {}
     for label, records in results.completed().items():
         rows[label] = []
         for record in records:
             values: dict[str, float | None] = dict(figures_of(record))
-            hours, source, reason = gpu_hours(record, jobs.get(record.run_id))
+            hours, reason = gpu_hours(record)
             values["gpu_hours"] = hours
             accuracy = values.get("accuracy")
             values["accuracy_per_gpu_hour"] = accuracy / hours if hours and accuracy is not None else None
-            run_notes = {"gpu_hours": f"from {source}"} if source else {}
-            if reason:
-                run_notes["gpu_hours"] = run_notes["accuracy_per_gpu_hour"] = reason
-            rows[label].append(RunFigures(record.run_id, record, values, run_notes))
-    return rows, notes
+            notes = {"gpu_hours": reason, "accuracy_per_gpu_hour": reason} if reason else {}
+            rows[label].append(RunFigures(record.run_id, record, values, notes))
+    return rows
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float | None, str]:
@@ -133,10 +114,8 @@ def compare_figures(a: dict[str, list[RunFigures]], b: dict[str, list[RunFigures
     return rows
 
 
-def compare_sweeps(sweep_a: SweepResults, sweep_b: SweepResults) -> tuple[list[dict[str, Any]], list[str]]:
-    a, notes_a = sweep_figures(sweep_a)
-    b, notes_b = sweep_figures(sweep_b)
-    return compare_figures(a, b), notes_a + notes_b
+def compare_sweeps(sweep_a: SweepResults, sweep_b: SweepResults) -> list[dict[str, Any]]:
+    return compare_figures(sweep_figures(sweep_a), sweep_figures(sweep_b))
 
 
 def shown(unit: str, value: float | None) -> str:

@@ -12,7 +12,7 @@ from harness.analysis.board import leaderboard_view
 from harness.analysis.check import References, check_sweep
 from harness.analysis.compare import shown as shown_figure
 from harness.analysis.figures import note, plt, png_bytes
-from harness.analysis.history import entries_frame, system_text
+from harness.analysis.history import perflog_frame
 from harness.analysis.load import SweepResults
 from harness.analysis.report import html_figure, html_page, html_table, view_table
 from harness.errors import UserError
@@ -20,7 +20,7 @@ from harness.inert import for_mathtext
 from harness.store.atomic import write_text_atomic
 from harness.store.figures import FIGURES
 from harness.store.paths import list_sweeps, perflog
-from harness.store.perflog import PerfEntry, read_perflog, system_key
+from harness.store.perflog_index import read_columns
 from harness.store.user_files import check_output
 
 TITLE = "harness dashboard"  # the page's title, by which --out knows a dashboard it may replace
@@ -29,16 +29,12 @@ ENERGY = "energy_per_image_j"
 COSTS = {ENERGY: "energy per training image (J)", "gpu_hours": "GPU-hours per run"}
 
 
-def cost_frame(entries: list[PerfEntry]) -> pd.DataFrame:
+def cost_frame(entries: pd.DataFrame) -> pd.DataFrame:
     """Per (architecture, system), the mean AUC and costs of the latest sweep that ran it there. GPU-hours:
-    the run's wall time x the GPUs it held (none on a CPU)."""
-    rows = []
-    for e in entries:
-        gpus, wall = e.system.get("gpu_count") or 0, e.value("wall_time_s")
-        rows.append({"architecture": e.architecture, "system": system_text(e.system), "sweep": e.sweep, "time": e.time,
-                     "auc": e.value("auc"), ENERGY: e.value(ENERGY),
-                     "gpu_hours": wall * gpus / 3600 if wall is not None and gpus else None})
-    frame = pd.DataFrame(rows).sort_values("time", kind="stable")
+    the run's wall time x the GPUs it held (none on a CPU). entries: history.perflog_frame's."""
+    gpus = pd.to_numeric(entries["gpu_count"], errors="coerce").fillna(0)
+    frame = entries[["architecture", "system", "sweep", "time", "auc", ENERGY]].assign(
+        gpu_hours=(entries["wall_time_s"] * gpus / 3600).where(gpus > 0)).sort_values("time", kind="stable")
     frame = frame[frame["sweep"] == frame.groupby(["architecture", "system"])["sweep"].transform("last")]
     return frame.groupby(["architecture", "system"], as_index=False)[["auc", *COSTS]].mean()
 
@@ -54,10 +50,10 @@ def pareto_front(points: pd.DataFrame, cost: str) -> pd.DataFrame:
     return pd.DataFrame(front)
 
 
-def draw_trends(entries: list[PerfEntry], references: References | None) -> bytes:
-    """Per architecture, TREND against date, one line per system; the reference's band where one holds."""
-    frame = entries_frame(entries, TREND)
-    systems = {system_key(e.system): system_text(e.system) for e in entries}  # a reference's key -> the series it is for
+def draw_trends(frame: pd.DataFrame, references: References | None) -> bytes:
+    """Per architecture, TREND against date, one line per system; the reference's band where one holds.
+    frame: history.perflog_frame's."""
+    systems = dict(zip(frame["system_key"], frame["system"]))  # a reference's key -> the series it is for
     colour = {system: f"C{number % 10}" for number, system in enumerate(sorted(set(systems.values())))}
     architectures = sorted(frame["architecture"].unique())
     columns = min(4, len(architectures))
@@ -113,13 +109,13 @@ def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
 
 def dashboard_html(results: Path, references: References | None) -> str:
     """The page, every part made before anything is written."""
-    entries, problems = read_perflog(perflog(results))
-    if not entries:
+    found = read_columns(perflog(results), [TREND, "auc", ENERGY, "wall_time_s"])
+    if not len(found):
         raise UserError(f"no performance log entry under {results}: every completed run of a sweep adds one")
-    sweeps = list_sweeps(results)
+    entries, problems, sweeps = perflog_frame(found), found.problems, list_sweeps(results)
     parts = [f"<h1>harness dashboard: {html.escape(str(results))}</h1>",
-             f"<p>{len(entries)} completed runs of {len({e.sweep for e in entries})} sweeps on "
-             f"{len({system_key(e.system) for e in entries})} systems; made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+             f"<p>{len(entries)} completed runs of {entries['sweep'].nunique()} sweeps on "
+             f"{entries['system_key'].nunique()} systems; made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
              + (f"; {len(problems)} perflog lines skipped" if problems else "") + ".</p>"]
     parts.append("<h2>Trends per architecture and system</h2>")
     parts.append(html_figure(draw_trends(entries, references), f"{TREND} per sweep, one line per system (cluster/partition GPU); "

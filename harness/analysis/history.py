@@ -11,12 +11,14 @@ with different ones.
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
 from harness.store.figures import FIGURES
 from harness.store.paths import perflog
-from harness.store.perflog import PerfEntry, read_perflog
+from harness.store.perflog import system_key
+from harness.store.perflog_index import PerflogColumns, read_columns
 
 COLUMNS = ["date", "model", "system", "settings", "sweep", "seeds", "change", "torch", "cuda", "driver", "commit"]
 SOFTWARE = {"torch": "torch", "cuda": "cuda", "driver": "driver", "commit": "git_commit"}
@@ -46,25 +48,45 @@ def system_text(system: dict[str, Any]) -> str:
     return f"{system.get('cluster')}/{system.get('partition')} {gpu}"
 
 
-def entries_frame(entries: list[PerfEntry], metric: str) -> pd.DataFrame:
-    """One row per entry: identity, the series' system and settings as text, the software, the metric."""
-    rows = []
-    for e in entries:
-        label = f"{e.architecture} [{e.variant}]" if e.variant else e.architecture
-        rows.append({"time": e.time, "sweep": e.sweep, "run": e.run, "model": label, "architecture": e.architecture,
-                     "seed": e.seed,
-                     "cluster": e.system.get("cluster"), "partition": e.system.get("partition"),
-                     "gpu": e.system.get("gpu_name") or "cpu", "system": system_text(e.system),
-                     "settings": settings_text(e.settings),
-                     **{column: e.system.get(key) for column, key in SOFTWARE.items()}, metric: e.value(metric)})
-    frame = pd.DataFrame(rows)
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
-    return frame
+def _short(value: Any) -> str:
+    """A software version as a point shows it: its first 12 characters (a commit), - where unknown."""
+    return "-" if value is None else str(value)[:12]
 
 
-def _joined(values: pd.Series) -> str:
-    seen = [str(v)[:12] if v is not None else "-" for v in dict.fromkeys(values.where(values.notna(), None))]
-    return ", ".join(seen)
+def perflog_frame(found: PerflogColumns) -> pd.DataFrame:
+    """One row per entry read (store.perflog_index.read_columns): its identity, where it ran (cluster,
+    partition, gpu, gpu_count, the system as text and as a reference's key, and system_id, one number per
+    distinct system), its settings as text, the software (shown short), and each figure read. Lines with
+    the same settings or system share one, described once."""
+    columns = found.columns
+    systems = {id(system): system for system in columns["system"]}
+    described = {key: {"cluster": system.get("cluster"), "partition": system.get("partition"),
+                       "gpu": system.get("gpu_name") or "cpu", "gpu_count": system.get("gpu_count"),
+                       "system": system_text(system), "system_key": system_key(system), "system_id": number,
+                       **{column: _short(system.get(name)) for column, name in SOFTWARE.items()}}
+                 for number, (key, system) in enumerate(systems.items())}
+    settings = {key: settings_text(values) for key, values in {id(values): values for values in columns["settings"]}.items()}
+    where = [described[id(system)] for system in columns["system"]]
+    return pd.DataFrame({
+        "time": pd.to_datetime(columns["time"], utc=True, format="ISO8601"), "sweep": columns["sweep"], "run": columns["run"],
+        "model": [f"{name} [{variant}]" if variant else name for name, variant in zip(columns["architecture"], columns["variant"])],
+        "architecture": columns["architecture"], "seed": columns["seed"],
+        **{column: [place[column] for place in where] for column in next(iter(described.values()), {})},
+        "settings": [settings[id(values)] for values in columns["settings"]],
+        **{name: np.frombuffer(columns[name], dtype=float) for name in FIGURES if name in columns}})
+
+
+def _software(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per (series, sweep) of keys, the software of the systems its runs ran on: most points ran on one; a
+    point on several gets each column's distinct values joined."""
+    software = frame.drop_duplicates("system_id").set_index("system_id")[list(SOFTWARE)]
+    grouped = frame.groupby(keys, dropna=False, sort=False)["system_id"]
+    first = grouped.min()
+    found = software.loc[first].set_axis(first.index)
+    several = frame[grouped.transform("min") != grouped.transform("max")]  # the runs of a point on several systems
+    for key, ids in several.groupby(keys, dropna=False, sort=False)["system_id"].unique().items():
+        found.loc[key] = [", ".join(dict.fromkeys(software.loc[ids, column])) for column in SOFTWARE]
+    return found
 
 
 def history_points(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -72,12 +94,11 @@ def history_points(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     seeds that measured it, how many did, its ratio to the series' previous point, and the software."""
     keys = ["model", "system", "settings", "partition", "gpu"]
     grouped = frame.groupby([*keys, "sweep"], dropna=False, sort=False)
-    points = grouped.agg(time=("time", "max"), value=(metric, "mean"), seeds=(metric, "count")).reset_index()
-    for column in SOFTWARE:
-        points[column] = grouped[column].agg(_joined).to_numpy()
-    points = points.sort_values([*keys, "time"], kind="stable")
-    points["change"] = points.groupby(keys, dropna=False)["value"].transform(lambda v: v / v.shift(1))
+    points = grouped.agg(time=("time", "max"), value=(metric, "mean"), seeds=(metric, "count")).join(_software(frame, [*keys, "sweep"]))
+    points = points.reset_index().sort_values([*keys, "time"], kind="stable")
+    points["change"] = points["value"] / points.groupby(keys, dropna=False)["value"].shift(1)
     return points.sort_values(["time", *keys], kind="stable").reset_index(drop=True)
+
 
 
 def load_history(results: Path, metric: str, model: str | None = None,
@@ -88,34 +109,30 @@ def load_history(results: Path, metric: str, model: str | None = None,
     path = perflog(results)
     if not path.is_file():
         raise UserError(f"no performance log at {path}: every completed run of a sweep under {results} adds a line to it")
-    entries, problems = read_perflog(path)
-    if not entries:
-        raise UserError(f"the performance log {path} has no readable entry")
-    frame = entries_frame(entries, metric)
-    chosen = frame
-    if model is not None:
-        chosen = chosen[(chosen["model"] == model) | (chosen["architecture"] == model)]
-    if partition is not None:
-        chosen = chosen[chosen["partition"] == partition]
-    if chosen.empty:
+    found = read_columns(path, [metric], architecture=model, partition=partition)
+    if not len(found):
+        every = read_columns(path).columns
+        if not every["line"]:
+            raise UserError(f"the performance log {path} has no readable entry")
+        models = {f"{name} [{variant}]" if variant else name for name, variant in zip(every["architecture"], every["variant"])}
         raise UserError(f"no entry of {path} matches{f' --model {model}' if model else ''}"
                         f"{f' --partition {partition}' if partition else ''}; it has models "
-                        f"{', '.join(sorted(frame['model'].unique()))} and partitions {', '.join(sorted(frame['partition'].unique()))}")
-    return history_points(chosen, metric), problems
+                        f"{', '.join(sorted(models))} and partitions {', '.join(sorted(map(str, set(every['partition']))))}")
+    return history_points(perflog_frame(found), metric), found.problems
 
 
 def history_rows(points: pd.DataFrame, metric: str) -> list[dict[str, Any]]:
     """The points as plain rows (table, csv, json): the metric's value under its own name."""
-    rows = []
-    for point in points.to_dict("records"):
-        rows.append({"date": point["time"].strftime("%Y-%m-%d %H:%M"), "time": point["time"].isoformat(),
-                     "model": point["model"], "system": point["system"], "partition": point["partition"],
-                     "gpu": point["gpu"], "settings": point["settings"], "sweep": point["sweep"],
-                     "seeds": int(point["seeds"]), metric: None if pd.isna(point["value"]) else float(point["value"]),
-                     "unit": FIGURES[metric].unit,
-                     "change": None if pd.isna(point["change"]) else float(point["change"]),
-                     **{column: point[column] for column in SOFTWARE}})
-    return rows
+    def numbers(series: pd.Series) -> list[float | None]:
+        return [None if pd.isna(v) else float(v) for v in series]
+
+    columns = {"date": points["time"].dt.strftime("%Y-%m-%d %H:%M"), "time": points["time"].map(pd.Timestamp.isoformat),
+               **{name: points[name] for name in ("model", "system", "partition", "gpu", "settings", "sweep")},
+               "seeds": points["seeds"].astype(int).tolist(), metric: numbers(points["value"]),
+               "unit": [FIGURES[metric].unit] * len(points), "change": numbers(points["change"]),
+               **{column: points[column] for column in SOFTWARE}}
+    names = list(columns)
+    return [dict(zip(names, values)) for values in zip(*(list(c) if isinstance(c, list) else c.tolist() for c in columns.values()))]
 
 
 def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "", force: bool = False) -> Path:

@@ -1,7 +1,8 @@
 """The leaderboard: one row per architecture (mean over its seeds, with a 95% interval), beside Table 2.
 
 Every architecture of the sweep has a row: one whose runs failed or are missing shows its status
-and empty metrics, never a crash and never a silent omission. Plain Python (no pandas, no scipy):
+(as the records say it: a run without one is "no result yet", no scheduler is asked) and empty
+metrics, never a crash and never a silent omission. Plain Python (no pandas, no scipy):
 `leaderboard` is typed often and must start fast.
 """
 import csv
@@ -14,7 +15,7 @@ import numpy as np
 from harness.analysis.columns import POPULATIONS, SORTABLE
 from harness.analysis.load import SweepResults
 from harness.analysis.scaling import add_scaling
-from harness.analysis.status import sweep_status
+from harness.analysis.status import recorded_state
 from harness.analysis.variance import (
     NO_SCORES,
     all_scored,
@@ -57,7 +58,7 @@ def leaderboard(results: SweepResults, sort: str = "accuracy", population: str =
         raise UserError(f"cannot sort by {sort!r}; choose one of {', '.join(SORTABLE)}")
     if population not in POPULATIONS:
         raise UserError(f"unknown population {population!r}; choose one of {', '.join(POPULATIONS)}")
-    state_of = {s.run_id: s.state for s in sweep_status(results)[0]}
+    state_of = {run.run_id: recorded_state(results, run.run_id) for run in results.spec.runs}  # no scheduler asked
     groups: dict[str, list] = {}
     for run in results.spec.runs:
         groups.setdefault(run.label, []).append(run)

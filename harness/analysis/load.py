@@ -1,13 +1,16 @@
 """One sweep, read once per command: its spec, its submissions and each run's latest job, its records
 (damaged ones marked), and the states of its jobs, asked of its backend in one query. Each part is
 read when first needed, so a command that needs no job (compare's records) does not fail on jobs.json.
-Status, leaderboard, figures, report, compare and check all read a sweep through this."""
+Status, leaderboard, figures, report, compare and check all read a sweep through this; only the
+commands that follow jobs (status, --wait/--watch, cancel, --resume, logs) ask for job_states, and so
+the scheduler: the others read what is on disk (status.recorded_state)."""
 import functools
 
 from harness.cluster import check_backend_name, check_submission, get_backend
 from harness.cluster.base import Backend, JobState
 from harness.store.paths import SweepPaths
-from harness.store.records import RunRecord, read_spec, record_or_damage
+from harness.store.record_checks import Checked, check_records, records_of
+from harness.store.records import RunRecord, read_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, latest_submissions, read_submissions
 
@@ -45,9 +48,15 @@ class SweepResults:
         return submission.tasks[run_id] if submission else None
 
     @functools.cached_property
+    def checked(self) -> dict[str, Checked]:
+        """What the checks of each run's record found, in the spec's order: its state, error, requeues and
+        damage, without the record itself (store.record_checks: checked once per change of its files)."""
+        return check_records(self.sweep, [run.run_id for run in self.spec.runs])
+
+    @functools.cached_property
     def records(self) -> dict[str, RunRecord | DamagedFile | None]:
         """Each run's record (None: none yet; DamagedFile: unreadable), in the spec's order."""
-        return {run.run_id: record_or_damage(self.sweep.run(run.run_id)) for run in self.spec.runs}
+        return records_of(self.sweep, self.checked)
 
     @functools.cached_property
     def job_states(self) -> dict[str, JobState]:

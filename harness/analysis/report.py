@@ -13,7 +13,6 @@ from harness.analysis.board import View, figures_view, leaderboard_view, paper_v
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
 from harness.analysis.leaderboard import paper_table
 from harness.analysis.load import SweepResults
-from harness.analysis.makespan import span_line, sweep_span
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.errors import UserError
 from harness.inert import for_markdown
@@ -208,10 +207,6 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
                                for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})
         out.append(("Robustness (test accuracy % and AUC %)", "table", robust.reset_index(names="model")))
     out += variant_sections(pd.DataFrame(board.rows), spec)
-    span = sweep_span(results)
-    if span:
-        out.append(("The sweep as a whole (from the scheduler's accounting, as MLPerf HPC counts a workload)", "text",
-                    span_line(span) + "."))
     scaling = with_dle(scaling_rows(results.completed()))
     if scaling:
         out.append(("Scaling: speedup and efficiency against one rank (weak scaling, the batch per rank fixed)", "table",

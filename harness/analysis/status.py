@@ -2,19 +2,24 @@
 
 Success is judged by the result record, not by the scheduler's state alone. `run_status` is pure
 (records and job states in, a row out); `sweep_status` takes a sweep as read once (load.SweepResults),
-whose backend says each run's state in one query. Imports neither torch nor submitit.
+whose backend says each run's state in one query: `status`, `--wait`/`--watch`, `cancel`, `--resume` and
+`logs` ask it. The commands that read results (leaderboard, report, compare, check, dashboard,
+harness.load) take a run's state from what is on disk alone (`recorded_state`). Imports neither torch
+nor submitit.
 """
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.load import SweepResults
 from harness.cluster.base import FINAL_STATES, JobState, last_line
 from harness.store.paths import SweepPaths
-from harness.store.records import RunRecord, RunSpec, read_advisory, read_progress
+from harness.store.record_checks import DAMAGED, Checked
+from harness.store.records import RunSpec, read_advisory, read_progress
 from harness.store.schema import Amount, Count, DamagedFile, Keys
 
-DAMAGED = "DAMAGED"
+NOT_SUBMITTED = "NOT SUBMITTED"
+NO_RESULT = "no result yet"  # submitted, without a record: where it stands is the scheduler's to say (status)
 # What the preprocessing step writes (harness.jobs): its state, and while it runs how far it is.
 PREPROCESS_PROGRESS = Keys({"state": str, "error": str | None, "cache": Count, "caches": Count | list[str],
                             "done": Count, "total": Count, "images_per_s": Amount | list[Amount], "skipped": Count,
@@ -39,23 +44,24 @@ class RunStatus:
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # its fields, in order (every one a plain value: asdict's deep copy is not needed)
 
 
-def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: dict[str, Any], job_id: str | None,
-               job: JobState | None, preprocess: dict[str, Any], sweep_id: str) -> RunStatus:
-    """One run's row, from what is known of it (preprocess: the step's row, from preprocess_status)."""
-    status = RunStatus(run.run_id, run.model, run.seed, "NOT SUBMITTED", job_id=job_id,
+def run_status(run: RunSpec, checked: Checked, progress: dict[str, Any], job_id: str | None, job: JobState | None,
+               preprocess: dict[str, Any], sweep_id: str) -> RunStatus:
+    """One run's row, from what is known of it: what the checks of its record found, its progress (a
+    completed run's as its record says it), its job (preprocess: the step's row, from preprocess_status)."""
+    status = RunStatus(run.run_id, run.model, run.seed, NOT_SUBMITTED, job_id=job_id,
                        epoch=progress.get("epoch"), epochs=progress.get("epochs"), val_accuracy=progress.get("val_accuracy"))
     if job:
         status.partition, status.node, status.elapsed, status.requeues = job.partition, job.node, job.elapsed, job.restarts
         status.energy_j = job.energy_j
-    if isinstance(record, DamagedFile):
-        status.state, status.reason = DAMAGED, f"{record.path.name}: {record.reason}; sweep --resume reruns it"
-    elif record is not None and record.completed:
-        status.state, status.requeues = "COMPLETED", record.requeues
-    elif record is not None:
-        status.state, status.reason = record.status, record.error or ""
+    if checked.damage is not None:
+        status.state, status.reason = DAMAGED, f"{checked.damage.path.name}: {checked.damage.reason}; sweep --resume reruns it"
+    elif checked.state == "COMPLETED":
+        status.state, status.requeues = "COMPLETED", checked.requeues
+    elif checked.state is not None:
+        status.state, status.reason = checked.state, checked.error or ""
     elif job_id is None:
         pass
     elif job is None:
@@ -68,7 +74,7 @@ def run_status(run: RunSpec, record: RunRecord | DamagedFile | None, progress: d
         status.state, status.reason = "FAILED", "the job completed without writing a result"
     else:
         status.state, status.reason = job.state, job.reason
-    if record is None and job_id is not None and status.state in FINAL_STATES:
+    if checked.state is None and job_id is not None and status.state in FINAL_STATES:
         status.reason = f"{status.reason}; python -m harness logs {sweep_id}/{run.run_id} shows its log".lstrip("; ")
     return status
 
@@ -93,6 +99,15 @@ def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None
     return row
 
 
+def recorded_state(results: SweepResults, run_id: str) -> str:
+    """A run's state as the sweep's files say it, no scheduler asked: its record's status (COMPLETED, FAILED,
+    CANCELLED), DAMAGED, "no result yet" where its job was submitted, else NOT SUBMITTED."""
+    state = results.checked[run_id].state
+    if state is not None:
+        return state
+    return NO_RESULT if results.job_of(run_id) is not None else NOT_SUBMITTED
+
+
 def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]]:
     """The status of each run (in the spec's order) and of the preprocessing step."""
     sweep, submissions, states = results.sweep, results.submissions, results.job_states
@@ -101,13 +116,14 @@ def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]
                                    results.backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
     statuses = []
     for run in results.spec.runs:
-        job_id = results.job_of(run.run_id)
+        checked, job_id = results.checked[run.run_id], results.job_of(run.run_id)
         state = states.get(job_id or "")
-        if state is not None:  # the run's own state, where its job holds several runs
+        completed = checked.state == "COMPLETED"
+        if state is not None and not completed:  # the run's own state, where its job holds several runs
             state = results.backend.run_state(sweep, run.run_id, state)
             job_id = state.job_id
-        statuses.append(run_status(run, results.records[run.run_id], read_progress(sweep.run(run.run_id)), job_id,
-                                   state, preprocess, results.spec.sweep_id))
+        progress = checked.progress if completed else read_progress(sweep.run(run.run_id))
+        statuses.append(run_status(run, checked, progress, job_id, state, preprocess, results.spec.sweep_id))
     flag_collapsed(statuses, results)
     return statuses, preprocess
 

@@ -95,8 +95,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     results_a, results_b = read_sweep(args, args.sweep_a), read_sweep(args, args.sweep_b)
     sweep_a, sweep_b = results_a.sweep, results_b.sweep
-    rows, notes = compare_sweeps(results_a, results_b)
-    _print_problems(notes)
+    rows = compare_sweeps(results_a, results_b)
     # a figure neither sweep measured (GPU figures on CPUs) says nothing in a table, unless it has a reason
     shown_rows = [{**row, "a": shown(row["unit"], row["a"]), "b": shown(row["unit"], row["b"]),
                    "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}",

@@ -12,15 +12,22 @@ UNITS = ("B", "kB", "MB", "GB", "TB")
 
 
 def folder_bytes(folder: Path) -> int:
-    """The bytes of the regular files under folder (links not followed, a file gone meanwhile skipped)."""
-    total = 0
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            try:
-                info = os.lstat(os.path.join(parent, name))
-            except OSError:
-                continue
-            total += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    """The bytes of the regular files under folder (links not followed, a file or folder gone meanwhile skipped)."""
+    total, folders = 0, [os.fspath(folder)]
+    while folders:
+        try:
+            entries = os.scandir(folders.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
     return total
 
 

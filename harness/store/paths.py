@@ -10,6 +10,7 @@ results/<sweep-id>/
   logs/                      the jobs' logs
   figures/, report.html      written by `report`
 results/perflog.jsonl        every completed run's figures, across the sweeps of the folder (store.perflog)
+results/.perflog.index.sqlite  its index, which the reading commands query (store.perflog_index)
 """
 import os
 import re
@@ -178,6 +179,11 @@ def perflog(results: Path) -> Path:
 def perflog_lock(results: Path) -> Path:
     """The lock held while a line is appended to perflog(results)."""
     return Path(results) / ".perflog.lock"
+
+
+def perflog_index(results: Path) -> Path:
+    """The index the reading commands query instead of perflog(results), a cache of it (store.perflog_index)."""
+    return Path(results) / ".perflog.index.sqlite"
 
 
 def cache_root(results: Path) -> Path:

@@ -6,10 +6,10 @@ An entry says which run it is (sweep, run, architecture, seed), the settings tha
 (cluster, partition, node, GPU name and count, driver, CUDA, torch, timm, harness version and git
 commit), and each figure with its unit (`{"value": ..., "unit": ...}`; value null where the run could
 not measure it). Jobs append concurrently: each line is written whole, under a lock, with one
-O_APPEND write and an fsync. A reader checks every line; a broken one is reported with its line
-number and skipped, never fatal. A run completed again (a record set aside and its run rerun by
---resume) appends another line: the reader keeps the last line of each (sweep, run), the attempt the
-sweep's record now holds. Plain Python: no torch, no pandas.
+O_APPEND write and an fsync. Readers query the perflog's index (store.perflog_index), which checks each
+line once: a broken one is reported with its line number and skipped, never fatal. A run completed
+again (a record set aside and its run rerun by --resume) appends another line: readers take the last
+line of each (sweep, run), the attempt the sweep's record now holds. Plain Python: no torch, no pandas.
 """
 import json
 import math
@@ -177,27 +177,10 @@ def append_entry(results: Path, entry: PerfEntry) -> Path:
     return path
 
 
-def read_perflog(path: Path) -> tuple[list[PerfEntry], list[str]]:
-    """The valid entries of a perflog, in file order, the last of each (sweep, run) only (a rerun's line
-    replaces the attempt before it); and one warning per line skipped (with its number). A missing file
-    is an empty log."""
-    path = Path(path)
-    entries: list[PerfEntry] = []
-    problems: list[str] = []
-    if not path.is_file():
-        return entries, problems
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                data = parse_json(raw.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError) as err:
-                problems.append(f"{path} line {number}: not a JSON object ({str(err)[:80]}); skipped")
-                continue
-            try:
-                entries.append(PerfEntry.from_json(data, path))
-            except DamagedFile as err:
-                problems.append(f"{path} line {number}: {err.reason}; skipped")
-    last = {(entry.sweep, entry.run): index for index, entry in enumerate(entries)}
-    return [entry for index, entry in enumerate(entries) if last[entry.sweep, entry.run] == index], problems
+def entry_of_line(raw: bytes, path: Path) -> PerfEntry:
+    """One line of the perflog (without its newline) as an entry; DamagedFile, with the reason, when it is not one."""
+    try:
+        data = parse_json(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DamagedFile(path, f"not a JSON object ({str(err)[:80]})") from None
+    return PerfEntry.from_json(data, path)

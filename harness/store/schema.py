@@ -89,11 +89,24 @@ def _name(kind: Any) -> str:
     return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
 
 
+_FORMS: dict[int, tuple[Any, Any, tuple[Any, ...]]] = {}  # id(kind) -> (kind, origin, arguments)
+
+
+def _form(kind: Any) -> tuple[Any, tuple[Any, ...]]:
+    """A declared type's origin and arguments, worked out once per type: a perflog or a sweep's records
+    check the same few types hundreds of thousands of times (kept by identity: hashing a typing form is
+    slower than working it out; the entry holds the kind, so its id is never reused)."""
+    known = _FORMS.get(id(kind))
+    if known is None or known[0] is not kind:
+        known = _FORMS[id(kind)] = (kind, typing.get_origin(kind), typing.get_args(kind))
+    return known[1], known[2]
+
+
 def type_problem(value: Any, kind: Any, where: str = "") -> str | None:
     """Why a value read from JSON is not of a declared type (None when it is): its type (bool is not a
     number; an int is a float), the Range, Length and Keys declared beside it, nested lists and objects
     item by item. where: the value's name in the file ('test.auc'), for the message."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    origin, args = _form(kind)
     shown = where or "the value"
     if origin is Annotated:
         problem = type_problem(value, args[0], where)
@@ -108,16 +121,20 @@ def type_problem(value: Any, kind: Any, where: str = "") -> str | None:
                 return f"{shown} is {value!r:.40}, not an ISO 8601 date"
             if isinstance(rule, Keys):
                 for key, inner in rule.kinds.items():
-                    if key in value and (problem := type_problem(value[key], inner, f"{where}.{key}".lstrip("."))):
+                    if key in value and (problem := type_problem(value[key], inner, f"{where}.{key}" if where else key)):
                         return problem
         return None
     if origin in (typing.Union, types.UnionType):
-        problems = [type_problem(value, arg, where) for arg in args]
-        if all(problems):  # the reason of the arm whose type it has (a number out of its range), else its type
-            of_its_type = [p for p, arg in zip(problems, args) if typing.get_origin(arg) is Annotated
-                           and matches_type(value, typing.get_args(arg)[0])]
-            return of_its_type[0] if of_its_type else f"{shown} is {value!r:.60}, not {' or '.join(map(_name, args))}"
-        return None
+        if value is None and type(None) in args:
+            return None
+        problems = []
+        for arg in args:
+            if (problem := type_problem(value, arg, where)) is None:
+                return None
+            problems.append(problem)
+        # the reason of the arm whose type it has (a number out of its range), else its type
+        of_its_type = [p for p, arg in zip(problems, args) if _form(arg)[0] is Annotated and matches_type(value, _form(arg)[1][0])]
+        return of_its_type[0] if of_its_type else f"{shown} is {value!r:.60}, not {' or '.join(map(_name, args))}"
     if origin is typing.Literal:
         return None if value in args and type(value) is type(args[0]) else \
             f"{shown} is {value!r:.60}, not one of {', '.join(map(str, args))}"
@@ -128,15 +145,17 @@ def type_problem(value: Any, kind: Any, where: str = "") -> str | None:
     if origin is dict:
         if not isinstance(value, dict):
             return f"{shown} is {value!r:.60}, not an object"
-        return next((p for k, v in value.items() if (p := type_problem(v, args[1], f"{where}.{k}".lstrip(".")))), None)
-    if kind is Any or (dataclasses.is_dataclass(kind) and isinstance(value, dict)):
-        return None
+        if args[1] is Any:  # every value passes: none is looked at
+            return None
+        return next((p for k, v in value.items() if (p := type_problem(v, args[1], f"{where}.{k}" if where else str(k)))), None)
     if kind is type(None):
         matches = value is None
     elif kind is float:
         matches = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     elif kind is int:
         matches = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is Any or (dataclasses.is_dataclass(kind) and isinstance(value, dict)):
+        return None
     else:
         matches = isinstance(value, kind)
     return None if matches else f"{shown} is {value!r:.60}, not {_name(kind)}"

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from harness.store.paths import perflog
-from harness.store.perflog import read_perflog
+from harness.store.perflog_index import read_perflog
 
 from slurm_helpers import sacct_rows, submission
 

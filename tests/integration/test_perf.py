@@ -11,7 +11,7 @@ import harness
 from harness.data.cache import load_split
 from harness.store.json_schema import SCHEMA_DIR
 from harness.store.paths import RunPaths, list_sweeps, perflog
-from harness.store.perflog import read_perflog
+from harness.store.perflog_index import read_perflog
 from harness.training.config import TrainConfig
 from harness.training.trainer import DeviceSplit, Trainer
 

@@ -80,7 +80,7 @@ def test_a_piped_watch_prints_a_timestamped_line_per_change(tmp_path):
     (line,) = done.stderr.splitlines()
     stamp, text = line.split(" ", 1)
     assert datetime.fromisoformat(stamp).tzinfo is not None
-    assert text == "s1: preprocessing NOT SUBMITTED; ResNet50-s0 COMPLETED; VGG16-s0 COMPLETED"
+    assert text == "s1: preprocessing NOT SUBMITTED; ResNet50-s0 COMPLETED 1/1; VGG16-s0 COMPLETED 1/1"  # epochs: the record's
 
 
 EIGHT = ["ResNet50", "VGG16", "VGG19", "DenseNet121", "MobileNetV2", "Xception", "NASNetMobile", "InceptionV3"]
@@ -146,7 +146,7 @@ def test_a_notebook_loads_a_sweep_as_pandas_frames(tmp_path):
     loaded = harness.load(results)
     runs = loaded.runs.set_index("run_id")
     assert loaded.sweep_id == "nb" and list(runs.index) == ["ResNet50-s0", "VGG16-s0", "DenseNet121-s0"]
-    assert list(runs["state"]) == ["COMPLETED", "DAMAGED", "NO RECORD"] and runs.loc["ResNet50-s0", "test.accuracy"] == 0.9
+    assert list(runs["state"]) == ["COMPLETED", "DAMAGED", "NOT SUBMITTED"] and runs.loc["ResNet50-s0", "test.accuracy"] == 0.9
     assert "not whole JSON" in runs.loc["VGG16-s0", "reason"]
     assert list(loaded.leaderboard["model"]) == ["ResNet50", "VGG16", "DenseNet121"]
     assert loaded.perflog.empty  # no run of this made-up sweep wrote the perflog

@@ -9,7 +9,8 @@ import pytest
 from harness.measure.system import log_performance
 from harness.store.figures import FIGURES, Figure, doc_table
 from harness.store.paths import perflog
-from harness.store.perflog import entry_from_record, read_perflog
+from harness.store.perflog import entry_from_record
+from harness.store.perflog_index import read_perflog
 from harness.store.records import read_spec
 
 from perf_helpers import entry, make_sweep, record

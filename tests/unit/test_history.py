@@ -89,3 +89,13 @@ def test_the_perf_modules_import_no_heavy_library():
             "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert {"torch", "timm", "submitit", "pandas", "numpy", "matplotlib"}.isdisjoint(done.stdout.split())
+
+
+def test_a_point_whose_seeds_ran_on_several_drivers_names_each(tmp_path):
+    _log(tmp_path, "mixed", 1, P100, [400.0])
+    append_entry(tmp_path, entry("ResNet50-s1", 410.0, sweep="mixed", time="2026-01-01T02:00:00+00:00",
+                                 system={**P100, "driver": "550"}))
+    _log(tmp_path, "unknown", 2, {**P100, "driver": None}, [500.0])
+    rows = history_rows(load_history(tmp_path, "train_images_per_s")[0], "train_images_per_s")
+    assert [(r["sweep"], r["driver"], r["torch"], r["seeds"]) for r in rows] == [("mixed", "535, 550", "2.4", 2),
+                                                                                 ("unknown", "-", "2.4", 1)]

@@ -9,7 +9,8 @@ from harness.errors import UserError
 from harness.measure.system import collect_system, log_performance
 from harness.store.figures import FIGURES, figures_of
 from harness.store.paths import perflog
-from harness.store.perflog import PerfEntry, append_entry, entry_from_record, read_perflog
+from harness.store.perflog import PerfEntry, append_entry, entry_from_record
+from harness.store.perflog_index import read_perflog
 from harness.store.records import read_spec
 
 from perf_helpers import entry, make_sweep, record

@@ -11,6 +11,7 @@ from harness.cluster.base import FINAL_STATES, JobState
 from harness.cluster.local import LocalBackend, pool_run_state, worker_alive, worker_token
 from harness.cluster.slurm.accounting import SACCT_FIELDS, parse_sacct
 from harness.store.paths import SweepPaths
+from harness.store.record_checks import Checked
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
 
@@ -24,7 +25,7 @@ PREPROCESSED = {"job_id": "100", "state": "COMPLETED"}
 
 
 def status(record=None, progress=None, job_id="101_0", job=None, pre=PREPROCESSED):
-    return run_status(RUN, record, progress or {}, job_id, job, pre, "sweep-1")
+    return run_status(RUN, Checked.of(record, None), progress or {}, job_id, job, pre, "sweep-1")
 
 
 def test_the_record_decides_before_the_scheduler():
@@ -68,7 +69,7 @@ def test_the_tasks_of_a_throttled_array_are_pending_never_unknown():
     waiting = [job for job in states.values() if job.state == "PENDING"]
     assert len(waiting) >= 2
     for job in waiting:
-        row = run_status(RUN, None, {}, job.job_id, job, PREPROCESSED, "sweep-1")
+        row = run_status(RUN, Checked(None), {}, job.job_id, job, PREPROCESSED, "sweep-1")
         assert row.state == "PENDING" and row.state != "UNKNOWN"
 
 

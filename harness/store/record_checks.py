@@ -1,0 +1,210 @@
+"""What the checks of a sweep's records found, kept with the identity of the files checked, so that a
+command reading a sweep of 10,000 runs checks only the records written or changed since the last one
+(docs/results.md, "A sweep's checked records").
+
+Each run's record is checked as store.records.read_record checks it (its schema, its folder, its history
+and test scores). The outcome (the record's state, error and requeues, a completed run's last progress,
+or the damage and its reason) is kept with the inode, size, modification and change times of the
+run's result.json, history.csv and test_scores.npy: a file replaced, or edited in place, has another
+change time (which no one can set back), and its run is checked again, as is every run of a cache that
+is missing, damaged or of another harness. The record itself is read from its file, as it was checked.
+
+The cache lives in the user's cache folder ($XDG_CACHE_HOME/harness/checked-records, else
+~/.cache/harness/...), one SQLite file per sweep named after the sweep's path: the results folder is not
+written by a command that reads it, and the outcomes a command trusts are the user's own. It is written
+under its lock held exclusive and read under it held shared (store.index_files); where the cache folder
+cannot be written, every record is checked as it is read. Plain Python.
+"""
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.store.index_files import FileLock, Unusable, connect, user_cache
+from harness.store.paths import RunPaths, SweepPaths
+from harness.store.records import RESULT_MINOR, RESULT_SCHEMA, STATUSES, RunRecord, record_or_damage
+from harness.store.schema import DamagedFile
+
+DAMAGED = "DAMAGED"
+TABLES = [
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT",
+    "CREATE TABLE runs (run_id TEXT PRIMARY KEY, files TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN "
+    f"({', '.join(repr(state) for state in (*STATUSES, DAMAGED))})), error TEXT, requeues INTEGER NOT NULL CHECK (requeues >= 0), "
+    "damaged TEXT, reason TEXT, progress TEXT NOT NULL) STRICT",
+]
+_NAMES = RunPaths(Path())
+CHECKED = (_NAMES.result.name, _NAMES.history.name, _NAMES.test_scores.name)  # the files a record is checked from
+
+
+def cache_version() -> str:
+    """What a cache must have been made by: this harness, this record schema, these tables."""
+    import harness
+
+    tables = hashlib.sha256("\n".join(TABLES).encode()).hexdigest()[:16]
+    return f"harness {harness.__version__}, result {RESULT_SCHEMA}.{RESULT_MINOR}, tables {tables}"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the checks found of one run: its record's state (COMPLETED, FAILED, CANCELLED; DAMAGED with the
+    damage; None: no record yet), error and requeues; a completed run's last progress as its record says it
+    (epoch, epochs, val_accuracy: it is no longer in progress); files: the identity of the files checked."""
+
+    state: str | None
+    error: str | None = None
+    requeues: int = 0
+    damage: DamagedFile | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    files: str | None = None
+    record: RunRecord | None = field(default=None, compare=False)  # where this command checked it itself
+
+    @classmethod
+    def of(cls, found: RunRecord | DamagedFile | None, files: str | None) -> "Checked":
+        if isinstance(found, DamagedFile):
+            return cls(DAMAGED, damage=found, files=files)
+        if found is None:
+            return cls(None, files=files)
+        progress = {"epoch": found.epochs_completed, "epochs": found.config.get("epochs"),
+                    "val_accuracy": (found.val or {}).get("accuracy")} if found.completed else {}
+        return cls(found.status, found.error, found.requeues, progress=progress, files=files, record=found)
+
+
+def files_of(folder: str) -> str | None:
+    """The identity of the files a run's record is read and checked from (inode, size, modification and
+    change times of each), in the run's folder; None without a record, or where one cannot be looked at
+    (then it is checked every time). Plain strings: a sweep of 10,000 runs stats 30,000 files."""
+    parts: list[str] = []
+    for name in CHECKED:
+        try:
+            found = os.stat(f"{folder}/{name}")
+        except FileNotFoundError:
+            if not parts:
+                return None
+            parts.append("-")
+            continue
+        except OSError:
+            return None
+        parts.append(_identity(found))
+    return " ".join(parts)
+
+
+def _identity(found: os.stat_result) -> str:
+    return f"{found.st_ino}:{found.st_size}:{found.st_mtime_ns}:{found.st_ctime_ns}"
+
+
+@contextmanager
+def _cache(sweep: SweepPaths) -> Iterator[tuple[Path, FileLock] | None]:
+    """The sweep's cache file in the user's cache folder and its lock; None where it cannot be kept."""
+    name = user_cache("checked-records", sweep.folder)
+    try:
+        lock = FileLock(name.with_suffix(".lock"), writable=True)
+    except Unusable:
+        yield None
+        return
+    try:
+        yield name.with_suffix(".sqlite"), lock
+    finally:
+        lock.close()
+
+
+def _known(index: Path, lock: FileLock) -> dict[str, tuple]:
+    """The cache's rows by run, under its lock held shared (none where it is missing, damaged or another
+    harness's)."""
+    if not index.is_file():
+        return {}
+    lock.hold(exclusive=False)
+    try:
+        connection = connect(index, read_only=True)
+        try:
+            if dict(connection.execute("SELECT key, value FROM meta").fetchall()).get("version") != cache_version():
+                return {}
+            return {row[0]: row for row in connection.execute("SELECT * FROM runs")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError:
+        return {}
+    finally:
+        lock.release()
+
+
+def _store(index: Path, lock: FileLock, fresh: dict[str, Checked]) -> None:
+    """Add what this command checked to the cache, under its lock held exclusive (made anew where it is
+    missing, damaged or another harness's); a cache that cannot be written is left as it is."""
+    rows = [(rid, c.files, c.state, c.error, c.requeues, c.damage and c.damage.path.name, c.damage and c.damage.reason,
+             json.dumps(c.progress)) for rid, c in fresh.items() if c.state is not None and c.files is not None]
+    if not rows:
+        return
+    lock.hold(exclusive=True)
+    try:
+        try:
+            _write(index, rows)
+        except sqlite3.DatabaseError:  # damaged: made anew
+            index.unlink(missing_ok=True)
+            Path(f"{index}-journal").unlink(missing_ok=True)
+            _write(index, rows)
+    except (sqlite3.DatabaseError, OSError):
+        pass
+    finally:
+        lock.release()
+
+
+def _write(index: Path, rows: list[tuple]) -> None:
+    connection = sqlite3.connect(index, timeout=60)
+    try:
+        connection.execute("PRAGMA journal_mode = DELETE")
+        made = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+        if not made or connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone() != (cache_version(),):
+            connection.executescript("DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS runs;")
+            for table in TABLES:
+                connection.execute(table)
+            connection.execute("INSERT INTO meta (key, value) VALUES ('version', ?)", (cache_version(),))
+        connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def check_records(sweep: SweepPaths, run_ids: list[str]) -> dict[str, Checked]:
+    """Each run's record as its checks found it: from the cache where the run's files are those it checked,
+    else checked now (read_record) and added to it (only where its files did not change meanwhile)."""
+    runs = os.fspath(sweep.folder / "runs")
+    files = {rid: files_of(f"{runs}/{rid}") for rid in run_ids}
+    with _cache(sweep) as cache:
+        known = _known(*cache) if cache else {}
+        found, fresh = {}, {}
+        for rid in run_ids:
+            row = known.get(rid)
+            if files[rid] is not None and row is not None and row[1] == files[rid]:
+                _, _, state, error, requeues, damaged, reason, progress = row
+                damage = DamagedFile(Path(runs, rid, damaged), reason) if state == DAMAGED else None
+                found[rid] = Checked(state, error, requeues, damage, json.loads(progress), files[rid])
+            else:
+                fresh[rid] = found[rid] = Checked.of(record_or_damage(sweep.run(rid)), files[rid])
+        if cache and fresh:
+            _store(*cache, {rid: c for rid, c in fresh.items() if files_of(f"{runs}/{rid}") == c.files})
+    return found
+
+
+def records_of(sweep: SweepPaths, checked: dict[str, Checked]) -> dict[str, RunRecord | DamagedFile | None]:
+    """The records check_records found: each read from its file as it was checked (the checks not made
+    again where its files are those checked); None where a run has none yet."""
+    found: dict[str, RunRecord | DamagedFile | None] = {}
+    for rid, c in checked.items():
+        if c.record is not None or c.state not in STATUSES:
+            found[rid] = c.record or c.damage
+            continue
+        run = sweep.run(rid)
+        try:
+            text = run.result.read_bytes()
+            if _identity(os.stat(run.result)) == (c.files or "").split(" ")[0]:  # the file read is the one checked
+                found[rid] = RunRecord(**json.loads(text))
+                continue
+        except (OSError, ValueError, TypeError):  # gone, or of a newer harness's minor version: read_record says
+            pass
+        found[rid] = record_or_damage(run)
+    return found

@@ -1,0 +1,97 @@
+"""What the checks of a sweep's records found, kept in the user's cache folder: a record changed in any way
+is checked again, a damaged cache is made anew, no cache at all checks every record, and a command that
+reads results writes nothing in the results folder."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.load import SweepResults
+
+from perf_helpers import make_sweep, record
+
+
+def states(sweep) -> dict[str, str | None]:
+    return {rid: checked.state for rid, checked in SweepResults(sweep).checked.items()}
+
+
+def accuracies(sweep) -> dict[str, float]:
+    return {label: records[0].test["accuracy"] for label, records in SweepResults(sweep).completed().items() if records}
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return make_sweep(tmp_path / "results", "a", [record("ResNet50", accuracy=0.9), record("VGG16", accuracy=0.8)],
+                      models=["ResNet50", "VGG16", "DenseNet121"])
+
+
+def cached() -> list[Path]:
+    return list(Path(os.environ["XDG_CACHE_HOME"]).glob("harness/checked-records/*.sqlite"))
+
+
+def test_a_record_changed_after_its_check_is_checked_again(sweep):
+    assert states(sweep) == {"ResNet50-s0": "COMPLETED", "VGG16-s0": "COMPLETED", "DenseNet121-s0": None}
+    assert accuracies(sweep) == {"ResNet50": 0.9, "VGG16": 0.8}
+    result = sweep.run("VGG16-s0").result
+    data = json.loads(result.read_text())
+    with open(result, "r+") as handle:  # edited in place, as an editor that keeps the file would
+        handle.write(json.dumps({**data, "test": {**data["test"], "accuracy": 0.7}}, indent=2))
+        handle.truncate()
+    assert accuracies(sweep)["VGG16"] == 0.7
+    with open(result, "r+") as handle:
+        handle.truncate(100)
+    checked = SweepResults(sweep).checked["VGG16-s0"]
+    assert checked.state == "DAMAGED" and "not whole JSON" in checked.damage.reason
+    assert str(SweepResults(sweep).records["VGG16-s0"]).startswith(str(result))
+
+
+def test_a_run_whose_history_changes_is_checked_again(sweep):
+    assert states(sweep)["ResNet50-s0"] == "COMPLETED"
+    sweep.run("ResNet50-s0").history.write_text("epoch,loss\n1,0.5\n")
+    checked = SweepResults(sweep).checked["ResNet50-s0"]
+    assert checked.state == "DAMAGED" and checked.damage.path.name == "history.csv"
+
+
+def test_a_damaged_cache_is_made_anew(sweep, tmp_path):
+    states(sweep)
+    (cache,) = cached()
+    cache.write_bytes(b"not an SQLite file" * 50)
+    assert states(sweep) == {"ResNet50-s0": "COMPLETED", "VGG16-s0": "COMPLETED", "DenseNet121-s0": None}
+    assert cache.read_bytes().startswith(b"SQLite format 3")
+
+
+def test_without_a_cache_folder_every_record_is_checked(sweep, tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert states(sweep)["VGG16-s0"] == "COMPLETED"
+    sweep.run("VGG16-s0").result.write_text("{not json")
+    assert states(sweep)["VGG16-s0"] == "DAMAGED"
+
+
+def test_reading_a_sweep_writes_nothing_in_the_results_folder(cli, sweep):
+    before = sorted(str(path) for path in sweep.folder.rglob("*"))
+    for command in (["status"], ["leaderboard"], ["leaderboard", "--format", "json"]):
+        assert cli(*command, "--results", sweep.results).code == 0
+    assert sorted(str(path) for path in sweep.folder.rglob("*")) == before
+
+
+def test_a_record_is_checked_once_until_its_files_change(sweep, monkeypatch):
+    import harness.store.record_checks as record_checks
+
+    checked = []
+    real = record_checks.record_or_damage
+
+    def counted(run):
+        if run.result.exists():  # a run without a record has nothing to check
+            checked.append(run.run_id)
+        return real(run)
+
+    monkeypatch.setattr(record_checks, "record_or_damage", counted)
+    assert accuracies(sweep) == {"ResNet50": 0.9, "VGG16": 0.8} and sorted(checked) == ["ResNet50-s0", "VGG16-s0"]
+    checked.clear()
+    assert accuracies(sweep) == {"ResNet50": 0.9, "VGG16": 0.8} and checked == []
+    os.utime(sweep.run("VGG16-s0").result)  # touched: its times are not those checked
+    assert accuracies(sweep) == {"ResNet50": 0.9, "VGG16": 0.8} and checked == ["VGG16-s0"]
