@@ -76,7 +76,7 @@ def test_a_run_without_a_record_is_no_result_yet_where_results_are_read(cli, res
 
 
 def test_status_asks_the_scheduler_once(cli, results, scheduler_calls, monkeypatch):
-    from harness.cluster.slurm import SlurmBackend
+    from harness.cluster.slurm.backend import SlurmBackend
 
     asked = []
     real = SlurmBackend.states

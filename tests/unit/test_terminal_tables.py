@@ -231,7 +231,7 @@ SCREENS = {
                              ("settings", "64px b32 lr 0.001 adam fp32 tf32 - cl - compile - transfer 5ep"))),
     "compare": Screen((("model", "figure", "a", "a seeds", "b", "b seeds", "ratio", "beyond spread", "test", "note"),),
                       kept=("model", "figure", "a", "b", "beyond spread"), cells=(*PAIR, "accuracy_per_gpu_hour", "80.20%", "1,120.5"),
-                      prose=(("note", "no GPU in use (device: cpu) and none allocated by a scheduler"),)),
+                      prose=(("note", "no GPU in use (device: cpu)"),)),
     "leaderboard": Screen(((*BOARD, "infer img/s", "GPU util %", "status"),), kept=("model", "acc %", "acc 95% CI"),
                           cells=(*EIGHT, "[79.39, 81.37]"), prose=(("status", "2 COMPLETED, 1 DAMAGED"),)),
     "leaderboard-paper": Screen((("item", "this sweep", "paper", "same"), ("model", "acc %", "prec %", "recall %", "F1 %", "loss (BCE)",
