@@ -364,9 +364,9 @@ def hostile_world(results: Path, good_best: bytes) -> None:
     _run_folder(_write_sweep(results, "html-in-spec", seeds=1, edit=lambda data: data.update(html)), 0, best=good_best)
     for name, digest in {"snapshot": True, "snapshot-no-digest": False}.items():
         sweep = _write_sweep(results, name, seeds=1)
-        node = sweep / "code" / "harness" / "cluster" / "node.py"
-        node.parent.mkdir(parents=True)
-        node.write_text("# what the jobs run on the nodes\n")
+        module = sweep / "code" / "harness" / "jobs.py"
+        module.parent.mkdir(parents=True)
+        module.write_text("# what the jobs run on the nodes\n")
         if digest:
             spec = json.loads((sweep / "sweep.json").read_text())
             spec["code"] = {"snapshot": str(sweep / "code"), "digest": tree_digest(sweep / "code")}
@@ -745,12 +745,12 @@ def sweep_elsewhere(places: dict[str, Path]) -> None:
     (places["T"] / "paper" / "cache" / "notes" / "chapter1.txt").write_text("precious\n")
 
 
-BYTECODE = Path("snapshot/code/harness/cluster/__pycache__/node.cpython-311.pyc")
+BYTECODE = Path("snapshot/code/harness/__pycache__/jobs.cpython-311.pyc")
 
 
 def planted_bytecode(places: dict[str, Path]) -> None:
     (places["R"] / BYTECODE).parent.mkdir()
-    (places["R"] / BYTECODE).write_bytes(b"bytecode that would run in node.py's place")
+    (places["R"] / BYTECODE).write_bytes(b"bytecode that would run in jobs.py's place")
 
 
 def bytecode_gone(places: dict[str, Path]) -> None:
@@ -1252,7 +1252,7 @@ CASES += [
          check=lambda p: (p["T"] / "run-elsewhere" / "state.pt").is_file() or pytest.fail("state.pt was deleted")),
     # --- fourth hostile round: --resume runs the code snapshot only as it was submitted ---
     Case("resume-code-planted", results("sweep", "--resume", "snapshot"), words=("snapshot", "not what was submitted", "--trust-code"),
-         setup=lambda p: (p["R"] / "snapshot" / "code" / "harness" / "cluster" / "node.py").write_text("import os; os.system('id')\n")),
+         setup=lambda p: (p["R"] / "snapshot" / "code" / "harness" / "jobs.py").write_text("import os; os.system('id')\n")),
     Case("resume-code-new-module", results("sweep", "--resume", "snapshot"), words=("not what was submitted",),
          setup=lambda p: (p["R"] / "snapshot" / "code" / "sitecustomize.py").write_text("import os; os.system('id')\n")),
     Case("resume-code-no-digest", results("sweep", "--resume", "snapshot-no-digest"), words=("records no digest", "--trust-code")),

@@ -217,13 +217,15 @@ def keras_param_count(model: nn.Module) -> int:
 
 def describe_models() -> list[dict[str, Any]]:
     """One row per architecture: our count beside Table 2's, and the preprocessing each expects."""
-    with progress_bar() as bar:  # building the eight takes half a minute on two cores
+    with progress_bar() as bar:  # building the eight takes seconds (on the meta device)
         return [_describe(spec) for spec in bar.track(MODEL_SPECS.values(), description="counting each architecture's parameters")]
 
 
 def _describe(spec: ModelSpec) -> dict[str, Any]:
-    """An architecture's row of describe_models."""
-    count = keras_param_count(build_model(spec.name))
+    """An architecture's row of describe_models. A count needs the network's shapes, not its values: it is
+    built on torch's meta device (no memory, no initialisation: ten times faster, the same count)."""
+    with torch.device("meta"):
+        count = keras_param_count(build_model(spec.name))
     pre = preprocessing_for(spec.name)
     return {
         "model": spec.name,

@@ -23,6 +23,15 @@ def test_models_json_lists_the_eight_with_table2_counts(cli):
     assert rows["InceptionV3"]["delta"] == 17_216 and "scale" in rows["InceptionV3"]["note"]
 
 
+@pytest.mark.parametrize("name", ["MobileNetV2", "NASNetMobile"])
+def test_a_count_on_the_meta_device_is_the_built_networks(name):
+    """`models` counts on torch's meta device (shapes, no values): the same count as the network built."""
+    with torch.device("meta"):
+        shapes_only = build_model(name)
+    assert next(shapes_only.parameters()).is_meta
+    assert keras_param_count(shapes_only) == keras_param_count(build_model(name))
+
+
 def test_models_table_explains_the_deltas(cli):
     result = cli("models")
     assert result.code == 0

@@ -182,7 +182,7 @@ def test_a_node_taken_down_requeues_the_job_which_resumes_on_another_node(cli, r
     finally:
         subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True)
     assert record["status"] == "COMPLETED" and record["requeues"] >= 1
-    assert record["environment"]["slurm_node"] != node
+    assert record["environment"]["node"] != node
     assert pd.read_csv(folder / "runs" / "MobileNetV2-s0" / "history.csv")["epoch"].tolist() == list(range(1, 15))
 
 
