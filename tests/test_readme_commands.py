@@ -60,12 +60,15 @@ def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_pat
     # clone alone (a venv's system_site_packages would see the base interpreter's, not this environment's)
     venv.create(tmp_path / "venv", with_pip=True)
     (next((tmp_path / "venv" / "lib").glob("python3*")) / "site-packages" / "outer.pth").write_text("\n".join(site.getsitepackages()))
+    # no Slurm answers here (conftest's fence stands in for its commands and refuses): the sweep asks sinfo
+    # whether a cluster is there, and runs on this machine; the fence writes that question down apart
     env = {**os.environ, "PATH": f"{tmp_path / 'venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
-           "SLURM_CONF": str(tmp_path / "no-slurm.conf")}  # no Slurm answers here: the sweep runs on this machine
+           "SLURM_CONF": str(tmp_path / "no-slurm.conf"), "SLURM_FENCE_LOG": str(tmp_path / "slurm-calls")}
     for name in ("PYTHONPATH", "OMP_NUM_THREADS"):  # as a user's shell has them (conftest sets threads for tests)
         env.pop(name, None)
     done = subprocess.run(["bash", "-c", f"set -euo pipefail; {command}"], cwd=clone, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "slurm-calls").read_text().splitlines() == ["sinfo -h -o %R"]
     results = clone / "results"
     runs = completed_runs(results)
     assert sorted(runs) == sorted(EIGHT), done.stderr[-3000:]
