@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -16,21 +17,36 @@ from slurm_helpers import latest_sweep
 # float32 sums in another order (two halves, then their mean, against one batch): the trajectories agree
 # to about 1e-6 over three epochs; not normalising over the global batch moves them by 0.01 to 0.1.
 TOLERANCE = 1e-4
+# One pytest-xdist worker runs the module: the runs its tests share are trained once, not once per worker.
+pytestmark = pytest.mark.xdist_group("distributed")
 
 
-def _history(cli, results, dataset, model: str, *options: str) -> tuple[pd.DataFrame, dict]:
-    done = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", model, "--epochs", "3",
-               "--image-size", "64", *options, "--results", results, "--wait")
-    assert done.code == 0, done.err
-    run = next((latest_sweep(results) / "runs").iterdir())
-    return pd.read_csv(run / "history.csv"), json.loads((run / "result.json").read_text())
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_demo) -> Callable[..., tuple[pd.DataFrame, dict]]:
+    """trained(model, *options): the history and record of a sweep of one run of three epochs on the tiny
+    demo, trained once for the module (the control reuses the one-rank run of the test before it). At 64 px:
+    at 32 px resnet10t's last maps are 1x1, and its two ranks drift 5e-4 from one process, past TOLERANCE."""
+    from harness.cli import main
+
+    done: dict[tuple[str, ...], tuple[pd.DataFrame, dict]] = {}
+
+    def train(model: str, *options: str) -> tuple[pd.DataFrame, dict]:
+        if (model, *options) not in done:
+            results = tmp_path_factory.mktemp("distributed")
+            code = main(["sweep", "--cluster", "local", "--dataset", str(tiny_demo), "--models", model, "--epochs", "3",
+                         "--image-size", "64", *options, "--results", str(results), "--wait"])
+            assert code == 0
+            run = next((latest_sweep(results) / "runs").iterdir())
+            done[(model, *options)] = pd.read_csv(run / "history.csv"), json.loads((run / "result.json").read_text())
+        return done[(model, *options)]
+    return train
 
 
 @pytest.mark.parametrize("model, sync_bn", [("convnext_atto", []), ("resnet10t", ["--sync-bn"])],
                          ids=["no batch norm", "batch norm over the global batch"])
-def test_two_ranks_train_as_one_process_on_their_combined_batch(cli, tmp_path, tiny_demo, model, sync_bn):
-    two, record = _history(cli, tmp_path / "two", tiny_demo, model, "--gpus-per-run", "2", "--batch-size", "4", *sync_bn)
-    one, _ = _history(cli, tmp_path / "one", tiny_demo, model, "--batch-size", "8")
+def test_two_ranks_train_as_one_process_on_their_combined_batch(trained, model, sync_bn):
+    two, record = trained(model, "--gpus-per-run", "2", "--batch-size", "4", *sync_bn)
+    one, _ = trained(model, "--batch-size", "8")
     pd.testing.assert_frame_equal(two, one, check_exact=False, atol=TOLERANCE, rtol=0)
     assert record["status"] == "COMPLETED", record.get("error")
     assert record["config"]["world_size"] == 2 and record["config"]["sync_bn"] == bool(sync_bn)
@@ -43,11 +59,11 @@ def test_two_ranks_train_as_one_process_on_their_combined_batch(cli, tmp_path, t
     assert record["throughput"]["data_wait_fraction"] == max(r["data_wait_fraction"] for r in ranks["per_rank"])
 
 
-def test_without_global_batch_norm_each_rank_normalises_its_own_share(cli, tmp_path, tiny_demo):
+def test_without_global_batch_norm_each_rank_normalises_its_own_share(trained):
     """The control that shows the tolerance above means something: batch norm over each rank's 4 images
     is not batch norm over the 8."""
-    two, _ = _history(cli, tmp_path / "two", tiny_demo, "resnet10t", "--gpus-per-run", "2", "--batch-size", "4")
-    one, _ = _history(cli, tmp_path / "one", tiny_demo, "resnet10t", "--batch-size", "8")
+    two, _ = trained("resnet10t", "--gpus-per-run", "2", "--batch-size", "4")
+    one, _ = trained("resnet10t", "--batch-size", "8")
     assert (two["train_loss"] - one["train_loss"]).abs().max() > 100 * TOLERANCE
 
 
