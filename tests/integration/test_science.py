@@ -13,6 +13,9 @@ from harness.analysis.load import SweepResults
 from harness.data.perturb import PERTURBATIONS, perturb
 from harness.stats.metrics import detection_metrics, equal_error_rate
 
+# One pytest-xdist worker runs the module: the sweep its tests share (trained) is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("science")
+
 
 def test_equal_error_rate_and_threshold_metrics():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
@@ -37,11 +40,13 @@ def test_a_perturbation_hits_both_classes_identically(name):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_demo):
-    """Two architectures, two seeds each, on the tiny demo."""
+    """Two architectures, two seeds each, on the tiny demo (at 32 px, by one worker: a worker's start, torch's
+    import, costs more CPU than a run here)."""
     from harness.cli import main
     results = tmp_path_factory.mktemp("science") / "results"
-    code = main(["sweep", "--cluster", "local", "--dataset", str(tiny_demo), "--models", "MobileNetV2,ResNet50",
-                 "--seeds", "2", "--epochs", "2", "--image-size", "64", "--results", str(results), "--name", "sci", "--wait"])
+    code = main(["sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", str(tiny_demo), "--models",
+                 "MobileNetV2,ResNet50", "--seeds", "2", "--epochs", "2", "--image-size", "32", "--results", str(results),
+                 "--name", "sci", "--wait"])
     assert code == 0
     return results
 
@@ -136,9 +141,11 @@ def test_predict_on_an_image_outside_the_dataset(cli, trained, tmp_path):
 def test_cross_generator_matrix_on_a_tiny_demo(cli, tmp_path):
     from harness.data.demo import make_demo
     dataset = tmp_path / "three-generators"
-    make_demo(dataset, per_class=45, size=64, generators=("upsampler", "bilinear_conv", "dcgan"), dcgan_steps=20)
+    # a DCGAN of 3 steps draws poor fakes, but fakes of a third kind all the same (its steps are most of the build)
+    make_demo(dataset, per_class=45, size=64, generators=("upsampler", "bilinear_conv", "dcgan"), dcgan_steps=3)
     results = tmp_path / "results"
-    sweep = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", "MobileNetV2", "--cross-generator",
+    sweep = cli("sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", dataset, "--models", "MobileNetV2",
+                "--cross-generator",
                 "--epochs", "1", "--image-size", "32", "--results", results, "--name", "xgen", "--wait")
     assert sweep.code == 0, sweep.err
     board = cli("leaderboard", "xgen", "--format", "json", "--results", results).json()
@@ -168,8 +175,9 @@ def test_cross_generator_needs_two_generators(cli, tiny_demo, tmp_path):
 
 
 def test_the_papers_question_own_preprocessing_against_caffe(cli, tiny_demo, tmp_path):
-    sweep = cli("sweep", "--cluster", "local", "--dataset", tiny_demo, "--models", "MobileNetV2", "--ablate-preprocessing",
-                "--epochs", "1", "--image-size", "64", "--results", tmp_path, "--name", "ablation", "--wait")
+    sweep = cli("sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", tiny_demo, "--models", "MobileNetV2",
+                "--ablate-preprocessing", "--epochs", "1", "--image-size", "32", "--results", tmp_path, "--name", "ablation",
+                "--wait")
     assert sweep.code == 0, sweep.err
     table = cli("leaderboard", "ablation", "--results", tmp_path)
     assert "MobileNetV2 [timm]" in table.out and "MobileNetV2 [caffe]" in table.out
