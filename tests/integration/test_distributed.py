@@ -108,7 +108,7 @@ def test_global_batch_norm_is_batch_norm_over_the_whole_batch(tmp_path):
 
 def test_a_scaling_sweep_reports_speedup_and_efficiency_against_one_rank(cli, tmp_path, tiny_demo):
     done = cli("sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", tiny_demo, "--models", "resnet10t",
-               "--scaling", "1,2", "--seeds", "2", "--epochs", "2", "--batch-size", "4", "--image-size", "64",
+               "--scaling", "1,2", "--seeds", "2", "--epochs", "2", "--batch-size", "4", "--image-size", "32",
                "--results", tmp_path, "--wait")
     assert done.code == 0, done.err
     rows = {row["model"]: row for row in cli("leaderboard", "--format", "json", "--results", tmp_path).json()}
