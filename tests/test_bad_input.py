@@ -8,15 +8,16 @@ line must hold (or, for a handled case, what stdout shows). The commands run in 
 ever submitted: the backends are replaced by guards that fail the test if a case reaches a
 submission it should not, and by a recorder where a case is a resubmission (`sweep --resume`).
 
-Placeholders in a row's arguments: {R} the case's results folder (a fresh copy of a template with one
-sweep per kind of damage), {D} the datasets, {I} other inputs (weights, profiles, images), {T} the
-case's own scratch folder.
+Placeholders in a row's arguments: {R} the results folder (a copy of a template with one sweep per kind
+of damage, shared by the cases, each entry a case changed put back from the template after it), {D} the
+datasets, {I} other inputs (weights, profiles, images), {T} the case's own scratch folder.
 """
 import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -383,18 +384,29 @@ CACHES = {".perflog.index.sqlite", ".perflog.index.sqlite-journal", ".perflog.lo
 
 
 def snapshot(*folders: Path) -> dict[str, tuple]:
-    """Every path under the folders (the perflog's index aside) with its kind, size and modification time
-    (ns); a folder's time aside too, as it changes with the entries it holds, which are listed."""
+    """Every path under the folders (links not followed; the perflog's index aside) with its kind, size and
+    modification time (ns); a folder's time aside, as it changes with the entries it holds, which are listed."""
     seen: dict[str, tuple] = {}
+
+    def add(path: str, info: os.stat_result) -> None:
+        folder = stat.S_ISDIR(info.st_mode)
+        seen[path] = (info.st_mode, 0 if folder else info.st_size, 0 if folder else info.st_mtime_ns,
+                      os.readlink(path) if stat.S_ISLNK(info.st_mode) else None)
+
+    def walk(folder: str) -> None:  # os.scandir: a case takes three snapshots, and pathlib's rglob is thrice as slow
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name in CACHES:
+                    continue
+                add(entry.path, entry.stat(follow_symlinks=False))
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path)
+
     for folder in folders:
-        if not folder.exists():
-            continue
-        for path in [folder, *folder.rglob("*")]:
-            if path.name in CACHES:
-                continue
-            info = path.lstat()
-            seen[str(path)] = (info.st_mode, info.st_size if not path.is_dir() else 0, 0 if path.is_dir() else info.st_mtime_ns,
-                               os.readlink(path) if path.is_symlink() else None)
+        if folder.exists():
+            add(str(folder), folder.lstat())
+            if folder.is_dir():
+                walk(str(folder))
     return seen
 
 
@@ -445,20 +457,56 @@ class Guard(LocalBackend):
             os.killpg = real
 
 
+class SharedResults:
+    """The template's results as the cases find them, copied once and shared while the cases leave it as it
+    was (most only read it, and each checks that itself). After a case that changed it (a repair, a setup
+    that plants a link, a failure), each top-level entry that differs is put back from the template."""
+
+    def __init__(self, template: Path, folder: Path) -> None:
+        self.template, self.folder = template / "results", folder
+        self.copy(self.template, self.folder)
+        self.pristine = snapshot(self.folder)
+
+    def copy(self, source: Path, target: Path) -> None:
+        if source.is_dir():
+            # weights are only ever read, and replaced whole when written: a link spares copying them
+            shutil.copytree(source, target, symlinks=True,
+                            copy_function=lambda src, dst: os.link(src, dst) if src.endswith(".pt") else shutil.copy2(src, dst))
+        else:
+            shutil.copy2(source, target)
+        running = self.folder / "running" / "jobs.json"  # its runs' worker is this process
+        if target in (self.folder, running.parent):
+            running.write_text(running.read_text().replace("PID", worker_token(os.getpid())))
+
+    def put_back(self) -> None:
+        changed = set(snapshot(self.folder).items()) ^ set(self.pristine.items())
+        for name in {Path(path).relative_to(self.folder).parts[0] for path, _ in changed if path != str(self.folder)}:
+            entry, source = self.folder / name, self.template / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.is_symlink() or entry.exists():
+                entry.unlink()
+            if source.exists():
+                self.copy(source, entry)
+        if changed:
+            self.pristine = snapshot(self.folder)
+
+
+@pytest.fixture(scope="module")
+def shared_results(template, tmp_path_factory) -> SharedResults:
+    return SharedResults(template, tmp_path_factory.mktemp("bad-input-results") / "results")
+
+
 @pytest.fixture
-def world(template, tmp_path, monkeypatch):
-    """A fresh copy of the template's results; datasets and inputs shared (their snapshot must not move)."""
+def world(template, shared_results, tmp_path, monkeypatch):
+    """The shared results (as the template's), datasets and inputs (their snapshots must not move), and the
+    case's own scratch folder."""
     import harness.cluster as clusters
     import harness.cluster.slurm.backend as slurm
     import harness.cluster.slurm.limits as limits
     import harness.zoo.models as models
 
-    results = tmp_path / "results"
-    # weights are only ever read, and replaced whole when written: a link spares copying them for every case
-    shutil.copytree(template / "results", results, symlinks=True,
-                    copy_function=lambda src, dst: os.link(src, dst) if src.endswith(".pt") else shutil.copy2(src, dst))
-    running = results / "running" / "jobs.json"
-    running.write_text(running.read_text().replace("PID", worker_token(os.getpid())))
+    results = shared_results.folder
     Guard.allowed, Guard.submitted = False, []
     real_slurm = clusters.BACKENDS["slurm"]
 
@@ -478,7 +526,8 @@ def world(template, tmp_path, monkeypatch):
     original = models.build_model
     monkeypatch.setattr(models, "build_model", lambda name, weights="none": _cached_build(original, name, weights))
     monkeypatch.chdir(tmp_path)
-    return {"R": results, "D": template / "datasets", "I": template / "inputs", "T": tmp_path / "scratch"}
+    yield {"R": results, "D": template / "datasets", "I": template / "inputs", "T": tmp_path / "scratch"}
+    shared_results.put_back()
 
 
 # ----------------------------------------------------------------------------------------------------

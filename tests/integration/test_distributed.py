@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -16,24 +17,44 @@ from slurm_helpers import latest_sweep
 # float32 sums in another order (two halves, then their mean, against one batch): the trajectories agree
 # to about 1e-6 over three epochs; not normalising over the global batch moves them by 0.01 to 0.1.
 TOLERANCE = 1e-4
+# One pytest-xdist worker runs the module: the sweeps its tests share are made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("distributed")
+BOTH = "convnext_atto,resnet10t"  # without batch norm, and with
+ONE_PROCESS = ("--batch-size", "8")
+TWO_RANKS = ("--gpus-per-run", "2", "--batch-size", "4")
 
 
-def _history(cli, results, dataset, model: str, *options: str) -> tuple[pd.DataFrame, dict]:
-    done = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", model, "--epochs", "3",
-               "--image-size", "64", *options, "--results", results, "--wait")
-    assert done.code == 0, done.err
-    run = next((latest_sweep(results) / "runs").iterdir())
-    return pd.read_csv(run / "history.csv"), json.loads((run / "result.json").read_text())
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_demo) -> Callable[..., dict[str, tuple[pd.DataFrame, dict]]]:
+    """trained(models, *options)[model]: the history and record of each run of a sweep of three epochs on the
+    tiny demo, made once for the module and by one worker (a worker's start, torch's import, costs more CPU
+    than a run here). At 64 px: at 32 px resnet10t's last maps are 1x1, and its two ranks drift 5e-4 from
+    one process, past TOLERANCE."""
+    from harness.cli import main
+
+    done: dict[tuple[str, ...], dict[str, tuple[pd.DataFrame, dict]]] = {}
+
+    def train(models: str, *options: str) -> dict[str, tuple[pd.DataFrame, dict]]:
+        if (models, *options) not in done:
+            results = tmp_path_factory.mktemp("distributed")
+            code = main(["sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", str(tiny_demo), "--models", models,
+                         "--epochs", "3", "--image-size", "64", *options, "--results", str(results), "--wait"])
+            assert code == 0
+            records = [json.loads(path.read_text()) for path in latest_sweep(results).glob("runs/*/result.json")]
+            done[(models, *options)] = {record["model"]: (pd.read_csv(results / record["sweep_id"] / "runs" / record["run_id"] /
+                                                                     "history.csv"), record) for record in records}
+        return done[(models, *options)]
+    return train
 
 
-@pytest.mark.parametrize("model, sync_bn", [("convnext_atto", []), ("resnet10t", ["--sync-bn"])],
+@pytest.mark.parametrize("model, two_ranks", [("convnext_atto", (BOTH, *TWO_RANKS)), ("resnet10t", ("resnet10t", *TWO_RANKS, "--sync-bn"))],
                          ids=["no batch norm", "batch norm over the global batch"])
-def test_two_ranks_train_as_one_process_on_their_combined_batch(cli, tmp_path, tiny_demo, model, sync_bn):
-    two, record = _history(cli, tmp_path / "two", tiny_demo, model, "--gpus-per-run", "2", "--batch-size", "4", *sync_bn)
-    one, _ = _history(cli, tmp_path / "one", tiny_demo, model, "--batch-size", "8")
+def test_two_ranks_train_as_one_process_on_their_combined_batch(trained, model, two_ranks):
+    two, record = trained(*two_ranks)[model]
+    one, _ = trained(BOTH, *ONE_PROCESS)[model]
     pd.testing.assert_frame_equal(two, one, check_exact=False, atol=TOLERANCE, rtol=0)
     assert record["status"] == "COMPLETED", record.get("error")
-    assert record["config"]["world_size"] == 2 and record["config"]["sync_bn"] == bool(sync_bn)
+    assert record["config"]["world_size"] == 2 and record["config"]["sync_bn"] == ("--sync-bn" in two_ranks)
     ranks = record["distributed"]
     assert (ranks["world_size"], ranks["nodes"], ranks["ranks_per_node"], ranks["backend"]) == (2, 1, 2, "gloo")
     assert [r["rank"] for r in ranks["per_rank"]] == [0, 1]
@@ -43,11 +64,11 @@ def test_two_ranks_train_as_one_process_on_their_combined_batch(cli, tmp_path, t
     assert record["throughput"]["data_wait_fraction"] == max(r["data_wait_fraction"] for r in ranks["per_rank"])
 
 
-def test_without_global_batch_norm_each_rank_normalises_its_own_share(cli, tmp_path, tiny_demo):
+def test_without_global_batch_norm_each_rank_normalises_its_own_share(trained):
     """The control that shows the tolerance above means something: batch norm over each rank's 4 images
     is not batch norm over the 8."""
-    two, _ = _history(cli, tmp_path / "two", tiny_demo, "resnet10t", "--gpus-per-run", "2", "--batch-size", "4")
-    one, _ = _history(cli, tmp_path / "one", tiny_demo, "resnet10t", "--batch-size", "8")
+    two, _ = trained(BOTH, *TWO_RANKS)["resnet10t"]
+    one, _ = trained(BOTH, *ONE_PROCESS)["resnet10t"]
     assert (two["train_loss"] - one["train_loss"]).abs().max() > 100 * TOLERANCE
 
 
@@ -87,7 +108,7 @@ def test_global_batch_norm_is_batch_norm_over_the_whole_batch(tmp_path):
 
 def test_a_scaling_sweep_reports_speedup_and_efficiency_against_one_rank(cli, tmp_path, tiny_demo):
     done = cli("sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", tiny_demo, "--models", "resnet10t",
-               "--scaling", "1,2", "--seeds", "2", "--epochs", "2", "--batch-size", "4", "--image-size", "64",
+               "--scaling", "1,2", "--seeds", "2", "--epochs", "2", "--batch-size", "4", "--image-size", "32",
                "--results", tmp_path, "--wait")
     assert done.code == 0, done.err
     rows = {row["model"]: row for row in cli("leaderboard", "--format", "json", "--results", tmp_path).json()}

@@ -6,6 +6,9 @@ import json
 import pytest
 from PIL import Image
 
+# One pytest-xdist worker runs the module: the sweep its tests share (ablation) is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("paper-question")
+
 
 def _one_line_error(result, *fragments: str) -> None:
     assert result.code == 2, (result.out, result.err)
@@ -54,12 +57,14 @@ def test_a_cached_imagenet_file_lets_the_plan_through(tmp_path, tiny_demo, monke
 
 @pytest.fixture(scope="module")
 def ablation(tmp_path_factory, tiny_demo):
-    """The three-way ablation for two architectures, one epoch, on a frozen random backbone (insisted on)."""
+    """The three-way ablation for two architectures, one epoch at 32 px, on a frozen random backbone (insisted
+    on), by one worker (a worker's start, torch's import, costs more CPU than a run here)."""
     from harness.cli import main
     results = tmp_path_factory.mktemp("paper-question") / "results"
-    code = main(["sweep", "--cluster", "local", "--dataset", str(tiny_demo), "--models", "MobileNetV2,DenseNet121",
-                 "--ablate-preprocessing", "--mode", "transfer", "--weights", "none", "--allow-random-backbone",
-                 "--epochs", "1", "--image-size", "64", "--results", str(results), "--name", "abl", "--wait"])
+    code = main(["sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", str(tiny_demo), "--models",
+                 "MobileNetV2,DenseNet121", "--ablate-preprocessing", "--mode", "transfer", "--weights", "none",
+                 "--allow-random-backbone", "--epochs", "1", "--image-size", "32", "--results", str(results), "--name", "abl",
+                 "--wait"])
     assert code == 0
     return results
 
@@ -92,7 +97,7 @@ def test_compare_paper_fits_100_columns_and_says_where_the_setting_differs(cli, 
     assert "[74.0]" in shown.out and "[86.7]" in shown.out  # Table 2's accuracy beside ours
     text = " ".join(shown.out.split())
     assert "Not the paper's setting: images per class, weights, input size differ" in text  # transfer, as the paper
-    for item in ("images per class", "30 real, 30 fake", "5,000 real, 5,000 fake", "none (random init)", "64 px",
+    for item in ("images per class", "30 real, 30 fake", "5,000 real, 5,000 fake", "none (random init)", "32 px",
                  "timm: centre; paper, caffe: none"):  # the crop each input takes
         assert item in shown.out
     machine = cli("leaderboard", "abl", "--compare", "paper", "--format", "csv", "--results", ablation)

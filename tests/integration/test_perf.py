@@ -77,7 +77,8 @@ def test_two_sweeps_one_perflog_history_compare_and_check(cli, results, tiny_dem
 
 
 def test_any_timm_model_trains_with_the_papers_head(cli, results, tiny_demo):
-    sweep = cli("sweep", *TINY, "--dataset", tiny_demo, "--models", "resnet50,efficientnet_b0", "--results", results, "--wait")
+    sweep = cli("sweep", *TINY, "--max-parallel", "1", "--dataset", tiny_demo, "--models", "resnet50,efficientnet_b0",
+                "--results", results, "--wait")
     assert sweep.code == 0, sweep.err
     board = {row["model"]: row for row in cli("leaderboard", "--format", "json", "--results", results).json()}
     assert set(board) == {"resnet50", "efficientnet_b0"} and {r["status"] for r in board.values()} == {"COMPLETED"}

@@ -115,7 +115,7 @@ def test_the_preprocessing_step_skips_and_lists_an_image_that_no_longer_decodes(
     victim = dataset / manifest[manifest["split"] == "train"]["path"].iloc[0]
     victim.write_bytes(victim.read_bytes()[:100])  # cut short after `data prepare` checked it
     result = cli("sweep", "--cluster", "local", "--dataset", dataset, "--models", "MobileNetV2", "--epochs", "1",
-                 "--image-size", "64", "--results", tmp_path / "results", "--wait")
+                 "--image-size", "32", "--results", tmp_path / "results", "--wait")
     assert result.code == 0, result.err
     status = cli("status", "--format", "json", "--meta", "--results", tmp_path / "results").json()
     assert status["preprocess"]["skipped"] == 1 and status["rows"][0]["state"] == "COMPLETED"

@@ -10,8 +10,8 @@ UNIT_INTERVAL = ["accuracy", "loss", "precision", "recall", "f1", "auc"]
 def test_a_failed_run_is_a_row_with_its_status(cli, results, tiny_demo, tmp_path):
     weights = tmp_path / "mobilenet.pt"
     torch.save(build_model("MobileNetV2").backbone.state_dict(), weights)  # fits MobileNetV2 only
-    sweep = cli("sweep", "--cluster", "local", "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50",
-                "--weights", weights, "--epochs", "1", "--image-size", "64", "--results", results, "--wait")
+    sweep = cli("sweep", "--cluster", "local", "--max-parallel", "1", "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50",
+                "--weights", weights, "--epochs", "1", "--image-size", "32", "--results", results, "--wait")
     assert sweep.code == 1 and "ResNet50-s0" in sweep.err
     board = {row["model"]: row for row in cli("leaderboard", "--format", "json", "--results", results).json()}
     assert board["MobileNetV2"]["status"] == "COMPLETED"
