@@ -208,3 +208,12 @@ def test_gpu_nodes_that_are_this_machine_without_a_gpu_run_the_jobs_on_the_cpu(c
     assert (row["gpu_model"], row["capability"], row["torch_runs_it"]) == (["P100"], ["6.0"], "on the CPU")
     assert shown.json()["gpu_notes"] == ["partition gpu: its GPU nodes are this machine (a loopback NodeAddr), which has "
                                          "no NVIDIA GPU: the jobs run on the CPU"]
+
+
+def test_fp16_on_a_p100_is_measured_against_its_fp16_peak():
+    from harness.measure.flops import compute_precision, model_flops_utilisation
+
+    precision = compute_precision("fp16", {"matmul": "ieee", "cudnn_conv": "ieee"})
+    mfu = model_flops_utilisation(10 ** 9, 1870.0, "Tesla P100-PCIE-16GB", precision)  # 1.87 TFLOP/s achieved
+    assert (mfu["peak_tflops"], mfu["peak_precision"], mfu["mfu_reason"]) == (18.7, "fp16", None)
+    assert mfu["mfu"] == pytest.approx(0.1)
