@@ -9,7 +9,6 @@ local test clusters) and it has no NVIDIA GPU, the jobs run on the CPU and there
 """
 import ipaddress
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.cluster.slurm.profile import Profile
@@ -113,8 +112,7 @@ def arch_refusal(gpus: PartitionGpus, model: GpuModel, build: TorchBuild) -> str
             f"{capability_text(model.capability)}): {build.describe()}; {install_fix(model.capability)}")
 
 
-def check_sweep_gpus(site: Site, profile: Profile, precisions: set[str],
-                     read_build: Callable[[str | None], TorchBuild] = read_torch_build) -> None:
+def check_sweep_gpus(site: Site, profile: Profile, precisions: set[str]) -> None:
     """Refuse, in one line, a sweep whose GPUs cannot do the arithmetic asked, or cannot run the torch the
     jobs will run (the profile's python, else this one: asked only where there is a GPU to check). With
     a constraint this check cannot read, only where none of the partition's GPUs would do."""
@@ -125,7 +123,7 @@ def check_sweep_gpus(site: Site, profile: Profile, precisions: set[str],
     refusals = [why for why in (precision_refusal(m.name, m.capability, precisions) for m in gpus.models) if why]
     if refusals and (every_node or len(refusals) == len(gpus.models) and not gpus.unknown):
         raise UserError(f"partition {gpus.partition}: {refusals[0]}")
-    build = read_build(profile.python)
+    build = read_torch_build(profile.python)
     if build.unreadable:
         return  # the job's own check stands, when it starts
     cannot = [m for m in gpus.models if not runs_on(m.capability, build.arch)]
@@ -160,7 +158,8 @@ def gpu_columns(site: Site, stated_for: tuple[str, Capability] | None, python: s
     whether the jobs' torch runs them), and the lines under the table that say why. stated_for: the
     partition a profile's gpu_capability speaks of, and the capability; python: the profile's."""
     stated = dict([stated_for] if stated_for else [])
-    partitions = [partition_gpus(name, _gpu_nodes(site, name), stated.get(name)) for name in site.partitions if _gpu_nodes(site, name)]
+    nodes = {name: _gpu_nodes(site, name) for name in site.partitions}
+    partitions = [partition_gpus(name, nodes[name], stated.get(name)) for name in site.partitions if nodes[name]]
     needs_build = any(gpus.models and not gpus.cpu_here for gpus in partitions)
     build = read_torch_build(python) if needs_build else None
     columns = {gpus.partition: dict(zip(GPU_COLUMNS, (
