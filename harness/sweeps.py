@@ -249,11 +249,17 @@ def run_devices(spec: SweepSpec) -> set[str]:
     return {config_for(spec, run).device for run in spec.runs}
 
 
+def run_precisions(spec: SweepSpec) -> set[str]:
+    """The arithmetic the sweep's runs ask of their device: each one's --precision, and tf32 with --tf32."""
+    configs = [config_for(spec, run) for run in spec.runs]
+    return {c.precision for c in configs} | ({"tf32"} if any(c.tf32 for c in configs) else set())
+
+
 def preview(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any, run_ids: list[str], ask: bool) -> list[str]:
     """What submitting these runs would run (--dry-run: the batch scripts), or the scheduler's word on it
     (ask: --check), after the refusals a submission meets; nothing is written."""
     runs = placements(spec, run_ids)
-    backend.preflight(sweep, settings, runs, run_devices(spec))
+    backend.preflight(sweep, settings, runs, run_devices(spec), run_precisions(spec))
     work = jobs.work(sweep.folder)
     return backend.check(sweep, settings, runs, work) if ask else backend.scripts(sweep, settings, runs, work)
 
@@ -261,7 +267,7 @@ def preview(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any,
 def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any) -> Submission:
     """Write the sweep (folder, spec, code snapshot) and submit every run."""
     runs = placements(spec, [r.run_id for r in spec.runs])
-    backend.preflight(sweep, settings, runs, run_devices(spec))  # refuses before anything is written
+    backend.preflight(sweep, settings, runs, run_devices(spec), run_precisions(spec))  # refuses before anything is written
     _check_writable(sweep.results)
     if spec.dataset == str(demo_folder(sweep.results).resolve()):
         from harness.data.demo import ensure_demo
@@ -283,7 +289,7 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any) -
 def resubmit(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any, run_ids: list[str]) -> Submission:
     """Submit these runs of a sweep again (--resume), their earlier records set aside."""
     runs = placements(spec, run_ids)
-    backend.preflight(sweep, settings, runs, run_devices(spec))
+    backend.preflight(sweep, settings, runs, run_devices(spec), run_precisions(spec))
     set_aside_records(sweep, run_ids)
     return submit(sweep, backend, settings, runs)
 

@@ -85,7 +85,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     from harness.cli.render import print_rows, print_table, say
     from harness.cluster import site_backend
 
-    site = site_backend().describe(args.partition, args.cpu_partition)
+    site = site_backend().describe(args.partition, args.cpu_partition, args.profile)
     if args.format == "toml":
         print(site.profile_text, end="")
         return 0
@@ -95,6 +95,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         return 0
     print_table(site.partitions, columns, title=site.title, wide=args.wide,
                 optional=("default", "state", "default_time_min", "nodes", "max_time_min"))
+    for note in site.notes:
+        say(note)
     print_table([{"setting": k, "value": v, "source": why} for k, v, why in site.settings],
                 ["setting", "value", "source"], title="What a sweep would ask for (keep with --format toml > site.toml)", wide=args.wide)
     say("override any of them with sweep's options or a profile (--profile site.toml)")
@@ -132,5 +134,7 @@ def add_commands(commands: Any) -> None:
     cluster = commands.add_parser("cluster", help="what the cluster's scheduler offers, and the settings a sweep would use")
     cluster.add_argument("--partition", help="GPU partition (default: the only one with GPUs)")
     cluster.add_argument("--cpu-partition", help="CPU partition (default: the default partition, or the most CPU-only nodes)")
+    cluster.add_argument("--profile", help="a sweep's profile (a packaged name or a .toml path): its partitions, the "
+                         "python the jobs run (whose torch is checked against each partition's GPUs) and its gpu_capability")
     add_format(cluster, "toml", meta=True, more_help="toml: the settings a sweep would use, as a profile to edit and keep")
     cluster.set_defaults(func=cmd_cluster)

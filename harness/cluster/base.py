@@ -106,6 +106,7 @@ class SiteView:
     meta: dict[str, Any]
     settings: list[tuple[str, str, str]]  # (setting, value, source)
     profile_text: str
+    notes: tuple[str, ...] = ()  # lines under the partitions: what a column cannot say (why a GPU cannot be used)
 
 
 @dataclass(frozen=True)
@@ -155,13 +156,16 @@ class Backend(Protocol):
     def available(self) -> str | None:
         """None when jobs can be submitted here; otherwise why not, in a few words."""
 
-    def describe(self, partition: str | None, cpu_partition: str | None) -> SiteView:
-        """Its site, for `harness cluster`; UserError where it has none to show, or it does not answer."""
+    def describe(self, partition: str | None, cpu_partition: str | None, profile: str | None = None) -> SiteView:
+        """Its site, for `harness cluster` (profile: a sweep's --profile, whose settings the view takes);
+        UserError where it has none to show, or it does not answer."""
 
-    def preflight(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], devices: set[str]) -> None:
+    def preflight(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], devices: set[str],
+                  precisions: set[str]) -> None:
         """Everything about the cluster that can be checked before the sweep's folder (sweep) holds these
-        runs (run id -> where its ranks go), on `devices` (their --device: auto, cpu, cuda, cuda:N): run
-        before anything is written or queued, and before --dry-run and --check show anything."""
+        runs (run id -> where its ranks go), on `devices` (their --device: auto, cpu, cuda, cuda:N), in
+        `precisions` (the arithmetic they ask: fp32, fp16, bf16, tf32): run before anything is written or
+        queued, and before --dry-run and --check show anything."""
 
     def resolve(self, settings: Any) -> Any:
         """The settings a sweep will use here: those given, the rest read from the cluster; checked."""

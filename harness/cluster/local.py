@@ -21,24 +21,12 @@ from typing import Any
 
 from harness.cluster.base import JobEnvironment, JobState, Option, Placement, SiteView, Work, last_line
 from harness.errors import UserError
+from harness.gpus import has_nvidia_gpu, nvidia_gpus
 from harness.store.paths import SweepPaths
 from harness.store.records import read_progress
 from harness.store.submissions import Submission
 
 MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
-
-
-def nvidia_gpus() -> int:
-    """The NVIDIA GPUs this process may use: those the driver lists (asked of /proc: no torch, no CUDA
-    context), as many as CUDA_VISIBLE_DEVICES names where it is set."""
-    listed = len(list(Path("/proc/driver/nvidia/gpus").glob("*")))
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return listed if visible is None else min(listed, len([d for d in visible.split(",") if d.strip()]))
-
-
-def has_nvidia_gpu() -> bool:
-    """Whether the NVIDIA driver lists a GPU here."""
-    return any(Path("/proc/driver/nvidia/gpus").glob("*"))
 
 
 def default_parallelism() -> int:
@@ -177,10 +165,11 @@ class LocalBackend:
     def available(self) -> str | None:
         return None
 
-    def describe(self, partition: str | None, cpu_partition: str | None) -> SiteView:
+    def describe(self, partition: str | None, cpu_partition: str | None, profile: str | None = None) -> SiteView:
         raise UserError("the local backend runs the jobs on this machine: it has no site to describe")
 
-    def preflight(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], devices: set[str]) -> None:
+    def preflight(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], devices: set[str],
+                  precisions: set[str]) -> None:
         """A run asking for CUDA would fail in its worker where this machine has no NVIDIA GPU, one on
         several nodes cannot run on one machine, and one of more ranks than it holds would start that many
         processes here: refused now."""

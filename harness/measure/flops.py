@@ -18,8 +18,13 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 # whose figure is the packed half2 rate).
 _DATASHEETS: tuple[tuple[tuple[str, ...], tuple[float | None, ...]], ...] = (
     # names: (fp32, tf32, fp16, bf16)
+    # Pascal: fp16 is the CUDA cores' packed half2 rate, twice fp32 (no tensor cores). NVIDIA Tesla P100 PCIe
+    # datasheet (nvidia-tesla-p100-PCIe-datasheet.pdf): 9.3 / 18.7 TFLOPS for the 12 GB and 16 GB cards; Tesla
+    # P100 for NVLink (SXM2) datasheet (nvidia-tesla-p100-datasheet.pdf): 10.6 / 21.2.
     (("Tesla P100-PCIE-12GB", "Tesla P100-PCIE-16GB"), (9.3, None, 18.7, None)),
     (("Tesla P100-SXM2-16GB",), (10.6, None, 21.2, None)),
+    # Volta: fp16 is the tensor cores' rate (autocast's convolutions and matmuls run there). NVIDIA V100
+    # datasheet (volta-v100-datasheet-update-us-1165301-r5.pdf): PCIe 14 / 112, SXM2 15.7 / 125, V100S 16.4 / 130.
     (("Tesla V100-PCIE-16GB", "Tesla V100-PCIE-32GB"), (14.0, None, 112.0, None)),
     (("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-32GB"), (15.7, None, 125.0, None)),
     (("Tesla V100S-PCIE-32GB",), (16.4, None, 130.0, None)),

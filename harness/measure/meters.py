@@ -16,23 +16,17 @@ import torch
 
 from harness.cluster import job_environment
 from harness.errors import UserError
+from harness.gpus import arch_range, capability_text, install_fix, runs_on
 
 WARMUP_STEPS = 3
 
 
 def check_gpu_arch(name: str, capability: tuple[int, int], arch_list: list[str]) -> None:
-    """Fail at once, in one line, when this torch build has no kernels for the GPU (e.g. a P100, sm_60)."""
-    major, minor = capability
-    cap = major * 10 + minor
-    sm = {int(a[3:]) for a in arch_list if a.startswith("sm_") and a[3:].isdigit()}
-    ptx = {int(a[8:]) for a in arch_list if a.startswith("compute_") and a[8:].isdigit()}
-    # A binary for sm_XY runs on the same major with minor >= Y; PTX for compute_XY JIT-compiles upward.
-    if any(s // 10 == major and s <= cap for s in sm) or any(p <= cap for p in ptx):
-        return
-    raise UserError(
-        f"this torch {torch.__version__} build has kernels for {', '.join(arch_list) or 'no GPU'} but the GPU "
-        f"{name} is sm_{cap} (compute capability {major}.{minor}); install a torch build that includes sm_{cap}"
-    )
+    """Fail at once, in one line, when this torch build has no kernels for the GPU (e.g. a P100, sm_60):
+    the rule a sweep meets before it is queued (harness.gpus.runs_on), met again on the GPU the job got."""
+    if not runs_on(capability, arch_list):
+        raise UserError(f"this torch {torch.__version__} build has {arch_range(arch_list)} but the GPU {name} is "
+                        f"compute capability {capability_text(capability)}; {install_fix(capability)}")
 
 
 def resolve_device(requested: str = "auto") -> torch.device:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from harness.data.cache import CachedSplit, build_cache
 from harness.errors import UserError
+from harness.gpus import precision_refusal
 from harness.measure.flops import set_float32_matmul
 from harness.measure.meters import CopyWait, StepMeter, resolve_device, synchronize
 from harness.progress import progress_bar
@@ -155,6 +156,18 @@ def freeze_unreached(model: torch.nn.Module, image_size: int, device: torch.devi
     return unreached
 
 
+
+def check_precision(config: TrainConfig, device: torch.device) -> None:
+    """The arithmetic asked is one the device does (harness.gpus' rule, which a sweep to a cluster's GPUs
+    meets before it is queued): fp16 needs a GPU, bf16 and TF32 a GPU of compute capability 8.0 or later."""
+    if config.precision == "fp16" and device.type != "cuda":
+        raise UserError("--precision fp16 needs a GPU; use fp32 or bf16 on a CPU")
+    if device.type == "cuda":
+        asked = {config.precision} | ({"tf32"} if config.tf32 else set())
+        refusal = precision_refusal(torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device), asked)
+        if refusal:
+            raise UserError(refusal)
+
 class Trainer:
     """The state of one run while it trains; see harness.training.train.train_run."""
 
@@ -191,10 +204,7 @@ class Trainer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(config.optimizer, trainable, config.scaled_lr, self.device)
         self.dtype = DTYPES[config.precision]
-        if self.dtype is torch.float16 and self.device.type != "cuda":
-            raise UserError("--precision fp16 needs a GPU; use fp32 or bf16 on a CPU")
-        if self.dtype is torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise UserError(f"--precision bf16 is not supported by {torch.cuda.get_device_name(self.device)}; use fp16 or fp32")
+        check_precision(config, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
         self.compiled_forward_loss: Any = None  # set by compile_step (--compile)
         self.history: list[dict[str, Any]] = []

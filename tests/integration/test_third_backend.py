@@ -53,10 +53,11 @@ class FilesBackend:
     def available(self) -> str | None:
         return None
 
-    def describe(self, partition: str | None, cpu_partition: str | None) -> SiteView:
+    def describe(self, partition: str | None, cpu_partition: str | None, profile: str | None = None) -> SiteView:
         raise UserError("the files backend has no site")
 
-    def preflight(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], devices: set[str]) -> None:
+    def preflight(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], devices: set[str],
+                  precisions: set[str]) -> None:
         if any(p.ranks > 1 for p in runs.values()):
             raise UserError("the files backend runs one process per job")
 

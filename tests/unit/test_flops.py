@@ -110,19 +110,29 @@ def test_training_mobilenetv2_costs_three_forwards():
     assert train == pytest.approx(3 * infer, rel=0.05), train / infer  # torch's own count: about 20x
 
 
+# torch >= 2.9 sets the float32 mode through fp32_precision, older torch (the oldest supported) through allow_tf32
+MODES = (("cuda", "matmul", "fp32_precision"), ("cudnn", "conv", "fp32_precision"), ("cudnn", "rnn", "fp32_precision")) \
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision") else (("cuda", "matmul", "allow_tf32"), ("cudnn", "", "allow_tf32"))
+
+
+def _mode_holder(library: str, part: str):
+    holder = getattr(torch.backends, library)
+    return getattr(holder, part) if part else holder
+
+
 @pytest.fixture
 def float32_mode():
-    backends = torch.backends
-    saved = (backends.cuda.matmul.fp32_precision, backends.cudnn.conv.fp32_precision, backends.cudnn.rnn.fp32_precision)
+    saved = [getattr(_mode_holder(library, part), name) for library, part, name in MODES]
     yield
-    backends.cuda.matmul.fp32_precision, backends.cudnn.conv.fp32_precision, backends.cudnn.rnn.fp32_precision = saved
+    for (library, part, name), value in zip(MODES, saved):
+        setattr(_mode_holder(library, part), name, value)
 
 
 def test_the_float32_mode_is_set_explicitly_and_read_back(float32_mode):
     assert set_float32_matmul(tf32=False) == {"matmul": "ieee", "cudnn_conv": "ieee"}
-    assert torch.backends.cudnn.conv.fp32_precision == "ieee"  # torch's default for cuDNN convolutions is TF32
+    assert getattr(_mode_holder(*MODES[1][:2]), MODES[1][2]) in ("ieee", False)  # torch's default for cuDNN convolutions is TF32
     assert set_float32_matmul(tf32=True) == {"matmul": "tf32", "cudnn_conv": "tf32"}
-    assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+    assert getattr(_mode_holder(*MODES[0][:2]), MODES[0][2]) in ("tf32", True)
 
 
 def test_the_precision_of_the_peak_follows_the_float32_mode():

@@ -23,7 +23,8 @@ from harness.cluster.base import JobState, Option, Placement, SiteView, Work
 from harness.cluster.slurm import options
 from harness.cluster.slurm.accounting import job_states
 from harness.cluster.slurm.environment import SlurmJobEnvironment, slurm_environment
-from harness.cluster.slurm.profile import Profile
+from harness.cluster.slurm.gpus import GPU_COLUMNS, check_sweep_gpus, gpu_columns, stated_capability
+from harness.cluster.slurm.profile import Profile, load_profile
 from harness.cluster.slurm.sbatch import format_gres, format_mem, format_time, parse_mem, parse_time
 from harness.cluster.slurm.site import Site, derive_settings, read_site, settings_as_toml, settings_table
 from harness.errors import UserError
@@ -181,22 +182,27 @@ def batch_script(executor: Any, **extra: Any) -> str:
                         f"{submitit.__version__} no longer has ({type(err).__name__}: {err}); submitting without them works") from None
 
 
-def describe_site(partition: str | None, cpu_partition: str | None) -> SiteView:
-    """The site's partitions and the settings a sweep would use, for `harness cluster`."""
+def describe_site(partition: str | None, cpu_partition: str | None, profile_name: str | None = None) -> SiteView:
+    """The site's partitions (with their GPUs, and whether the jobs' torch runs them: the profile's python,
+    else this one) and the settings a sweep would use, for `harness cluster`."""
     reason = slurm_answers()
     if reason:
         raise UserError(f"no Slurm answers here ({reason}); run this on a login node of the cluster")
+    profile = load_profile(profile_name) if profile_name else Profile()
     site = read_site()
-    settings = derive_settings(site, partition, cpu_partition)
+    settings = derive_settings(site, partition or profile.gpu_partition, cpu_partition or profile.cpu_partition)
+    stated = stated_capability(profile)
+    gpus, notes = gpu_columns(site, (settings.gpu_partition, stated) if stated else None, profile.python)
     partitions = [{"partition": p.name, "default": p.is_default, "state": p.state, "nodes": len(p.nodes),
                    "cpus_per_node": p.cpus_per_node, "mem_mb_per_node": p.mem_mb_per_node, "gpus_per_node": p.gpus_per_node,
-                   "gpu_types": sorted(p.gpu_types), "max_time_min": p.max_time_min, "default_time_min": p.default_time_min}
+                   "gpu_types": sorted(p.gpu_types), **gpus.get(p.name, dict.fromkeys(GPU_COLUMNS)),
+                   "max_time_min": p.max_time_min, "default_time_min": p.default_time_min}
                   for p in site.partitions.values()]
     rows = settings_table(settings)
     return SiteView(title=f"Slurm cluster {site.cluster_name} (MaxArraySize {site.max_array_size}; times in minutes)",
-                    partitions=partitions, settings=rows, profile_text=settings_as_toml(settings),
+                    partitions=partitions, settings=rows, profile_text=settings_as_toml(settings), notes=tuple(notes),
                     meta={"cluster": site.cluster_name, "max_array_size": site.max_array_size,
-                          "settings": {k: v for k, v, _ in rows}})
+                          "settings": {k: v for k, v, _ in rows}, "gpu_notes": notes})
 
 
 def check_log_folder(sweep: SweepPaths) -> None:
@@ -226,8 +232,8 @@ class SlurmBackend:
     def available(self) -> str | None:
         return slurm_answers()
 
-    def describe(self, partition: str | None, cpu_partition: str | None) -> SiteView:
-        return describe_site(partition, cpu_partition)
+    def describe(self, partition: str | None, cpu_partition: str | None, profile: str | None = None) -> SiteView:
+        return describe_site(partition, cpu_partition, profile)
 
     def _require(self) -> None:
         reason = self.available()
@@ -235,14 +241,18 @@ class SlurmBackend:
             raise UserError(f"--cluster slurm, but no Slurm answers here ({reason}); "
                             "start one with slurm/local-cluster up, or use --cluster local")
 
-    def preflight(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], devices: set[str]) -> None:
-        """The jobs' log paths hold, Slurm answers, and its limits leave room for every job of the sweep (the
-        devices are the nodes')."""
+    def preflight(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], devices: set[str],
+                  precisions: set[str]) -> None:
+        """The jobs' log paths hold, Slurm answers, its limits leave room for every job of the sweep (the
+        devices are the nodes'), and, for runs that may use a GPU, the GPU partition's GPUs can do the
+        arithmetic asked and run the jobs' torch (slurm.gpus)."""
         from harness.cluster.slurm.limits import check_room, submission_limits
 
         check_log_folder(sweep)
         self._require()
         check_room(submission_limits(profile.account, profile.qos), len(runs))
+        if devices != {"cpu"}:
+            check_sweep_gpus(read_site(), profile, precisions)
 
     def resolve(self, profile: Profile) -> Profile:
         """The profile, with what it does not set read from the site; its partitions and GPU type checked."""

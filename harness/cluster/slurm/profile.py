@@ -25,6 +25,7 @@ from harness.cluster.slurm.sbatch import (
     parse_time,
 )
 from harness.errors import UserError
+from harness.gpus import capability_text, parse_capability
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "resources" / "profiles"
 NAMES = ("cpu_partition", "gpu_partition", "account", "qos", "reservation")
@@ -61,6 +62,9 @@ class Profile:
     # the command that runs Python in a job, as the shell reads it (apptainer exec image.sif python);
     # None: the interpreter that submitted the sweep
     python: str | None = None
+    # the compute capability of the GPU partition's GPUs ("6.0"), where their GRES type and features name no
+    # model the harness knows (slurm.gpus): the check before a sweep is queued reads it
+    gpu_capability: str | None = None
     # further sbatch options, (long option without --, value; True for one that takes none): --wckey among them
     sbatch: tuple[tuple[str, str | bool], ...] = ()
 
@@ -130,6 +134,11 @@ def _checked(name: str, value: Any) -> Any:
         if not command.strip() or CONTROL.search(command):
             raise UserError(f"python {command!r} is not a command line (the Python a job runs, e.g. \"apptainer exec image.sif python\")")
         return command
+    if name == "gpu_capability":
+        try:
+            return capability_text(parse_capability(_text(option, value)))
+        except ValueError as err:
+            raise UserError(f"gpu_capability: {err}") from None
     if name == "setup":
         lines = value if isinstance(value, (list, tuple)) else None
         if lines is None or not all(isinstance(line, str) and not CONTROL.search(line) for line in lines):

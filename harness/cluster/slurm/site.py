@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.cluster.slurm.sbatch import format_gres, format_mem, format_time, parse_time
 from harness.errors import UserError
@@ -39,6 +39,8 @@ class NodeInfo:
     mem_mb: int  # RealMemory less MemSpecLimit: what jobs may use
     gpus: int
     gpu_types: frozenset[str]
+    features: frozenset[str] = frozenset()  # AvailableFeatures (Features before Slurm 17.11): --constraint's names
+    addr: str = ""  # NodeAddr: where Slurm reaches the node
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Site:
     cluster_name: str
     max_array_size: int  # array indices run 0 .. max_array_size - 1
     partitions: dict[str, PartitionInfo]
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,9 @@ def _node(fields: dict[str, str]) -> NodeInfo:
     cpus = _int(fields, "CPUEfctv" if "CPUEfctv" in fields else "CPUTot", what)
     mem = _int(fields, "RealMemory", what) - (_int(fields, "MemSpecLimit", what) if "MemSpecLimit" in fields else 0)
     gpus, types = parse_gpus(fields.get("Gres", ""))
-    return NodeInfo(fields["NodeName"], cpus, mem, gpus, types)
+    features = fields.get("AvailableFeatures", fields.get("Features", ""))
+    return NodeInfo(fields["NodeName"], cpus, mem, gpus, types,
+                    frozenset(f for f in features.split(",") if f and f != "(null)"), fields.get("NodeAddr", ""))
 
 
 def parse_nodes(text: str) -> dict[str, NodeInfo]:
@@ -211,7 +216,8 @@ def parse_site(partition_text: str, node_text: str, config_text: str) -> Site:
         if key not in config:
             raise UserError(f"cannot read scontrol show config: it prints no {key}")
     max_array = _int(config, "MaxArraySize", "scontrol show config")
-    return Site(config["ClusterName"], max_array, parse_partitions(partition_text, parse_nodes(node_text)))
+    nodes = parse_nodes(node_text)
+    return Site(config["ClusterName"], max_array, parse_partitions(partition_text, nodes), nodes)
 
 
 def _scontrol(*args: str) -> str:
@@ -366,6 +372,8 @@ def settings_as_toml(settings: Settings) -> str:
         '# constraint = "a100&ib"  # sbatch --constraint',
         '# exclude = "gpu[07-08]"  # sbatch --exclude',
         '# reservation = "my-reservation"',
+        '# python = "apptainer exec --nv /shared/harness.sif python"  # the Python the jobs run: its torch must have the GPUs\' sm_XY',
+        '# gpu_capability = "6.0"  # the GPUs\' compute capability, where no GRES type or node feature names their model',
         "# shell lines each job runs first, e.g. [\"module load cuda/12.1\", \"source /shared/venv/bin/activate\"]",
         "setup = []",
         "",
