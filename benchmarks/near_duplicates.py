@@ -8,14 +8,18 @@ Goal: grouping tens of thousands of images in seconds, beside the minutes their 
 """
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from record import emit
 
-from harness.data.groups import near_duplicate_components
-from harness.data.images import difference_hash
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+from harness.data.groups import near_duplicate_components  # noqa: E402
+from harness.data.images import difference_hash  # noqa: E402
+
+from record import emit  # noqa: E402
 
 
 def hash_seconds(side: int = 1024, rounds: int = 20) -> float:

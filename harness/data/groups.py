@@ -23,6 +23,7 @@ MAX_GROUPS_FILE_BYTES = 256 * 2**20  # a path and a name per image: far more tha
 MAX_GROUP_NAME = 200
 LINE = re.compile(r"(.+?)[\t ,]+([^\t ,]+)")  # the image (a path or a file name, spaces allowed), then the group
 PARENT = "{parent}"  # --group-pattern's shorthand: the name of the folder that holds the image
+MAX_NEAR_DUPLICATE_BITS = 16  # of 64: beyond, photographs of nothing in common join
 BLOCK_PAIRS = 2**22  # hash pairs compared at once (16 MiB of float32 products)
 OWN_GROUP, NEAR_GROUP = "image:", "near:"  # the names of groups prepare makes, before an image's sha256
 
@@ -30,8 +31,7 @@ OWN_GROUP, NEAR_GROUP = "image:", "near:"  # the names of groups prepare makes, 
 def read_groups_file(path: Path) -> list[tuple[int, str, str]]:
     """(line number, image, group) of each line of a groups file: `image group`, separated by a tab, a
     comma or spaces (the group is the last field: it holds none of them; the image, a path or a file name,
-    may hold spaces). Blank lines and lines starting with # are skipped. One line's image given two groups
-    is refused here; two lines naming one image, where they are matched (groups_from_file)."""
+    may hold spaces). Blank lines and lines starting with # are skipped."""
     try:
         data = read_user_file(Path(path), "--groups", MAX_GROUPS_FILE_BYTES)
     except FileNotFoundError:
@@ -43,7 +43,6 @@ def read_groups_file(path: Path) -> list[tuple[int, str, str]]:
     except UnicodeDecodeError as err:
         raise UserError(f"--groups {path} is not UTF-8 text (byte {err.start})") from None
     lines: list[tuple[int, str, str]] = []
-    given: dict[str, tuple[int, str]] = {}
     for number, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")
         if not line.strip() or line.lstrip().startswith("#"):
@@ -54,11 +53,7 @@ def read_groups_file(path: Path) -> list[tuple[int, str, str]]:
         if found is None or not Path(found.group(1)).name or len(found.group(2)) > MAX_GROUP_NAME:
             raise UserError(f"--groups {path} line {number}: {line[:80]!r} is not an image and its group (a name of at "
                             f"most {MAX_GROUP_NAME} characters)")
-        image, group = found.groups()
-        if given.setdefault(image, (number, group))[1] != group:
-            raise UserError(f"--groups {path} line {number}: {image!r} is in group {given[image][1]!r} on line "
-                            f"{given[image][0]} and in {group!r} here; an image belongs to one group")
-        lines.append((number, image, group))
+        lines.append((number, found.group(1), found.group(2)))
     if not lines:
         raise UserError(f"--groups {path} holds no line of an image and its group")
     return lines
@@ -157,14 +152,10 @@ def near_duplicate_groups(frame: pd.DataFrame, max_distance: int) -> pd.Series:
     """The near-duplicate group of each row (its difference hash, `dhash`, within max_distance bits of
     another's), named after its first member's sha256; a row with none is a group of its own."""
     components = near_duplicate_components(frame["dhash"].to_numpy(dtype=np.uint64), max_distance)
-    sizes = np.bincount(components)
-    first = pd.Series(frame["sha256"].to_numpy()).groupby(components).transform("first").to_numpy()
-    own = sizes[components] == 1
-    return pd.Series(np.where(own, OWN_GROUP + frame["sha256"].str[:16], NEAR_GROUP + pd.Series(first).str[:16]),
+    heads = pd.Series(frame["sha256"].str[:16].to_numpy())
+    alone = np.bincount(components)[components] == 1
+    return pd.Series(np.where(alone, OWN_GROUP + heads, NEAR_GROUP + heads.groupby(components).transform("first")),
                      index=frame.index)
-
-
-MAX_NEAR_DUPLICATE_BITS = 16  # of 64: beyond, photographs of nothing in common join
 
 
 @dataclass(frozen=True)
