@@ -127,7 +127,7 @@ class ImageInfo:
     height: int
     format: str
     error: str | None = None
-    dhash: int | None = None  # the perceptual hash (groups.difference_hash), where asked for
+    dhash: int | None = None  # the perceptual hash (difference_hash), where asked for
 
 
 def inspect_image(path: Path, perceptual_hash: bool = False) -> ImageInfo:

@@ -171,8 +171,9 @@ def assign_splits(frame: pd.DataFrame, seed: int) -> pd.Series:
         total = int(sizes[members].sum())
         for split in ("test", "val"):
             held, share = 0, SPLIT_FRACTIONS[split] * total
-            while (unit := dealt[0] if dealt else None) is not None and (held == 0 or held + sizes[unit] / 2 <= share):
-                split_of[dealt.pop(0)], held = split, held + int(sizes[unit])  # one unit at least, then the nearest share
+            while dealt and (held == 0 or held + sizes[dealt[0]] / 2 <= share):  # one unit at least, then the nearest share
+                unit = dealt.pop(0)
+                split_of[unit], held = split, held + int(sizes[unit])
         split_of.update(dict.fromkeys(dealt, "train"))
     splits = units.map(split_of)
     for split in SPLIT_FRACTIONS:
