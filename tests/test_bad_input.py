@@ -635,6 +635,21 @@ def image_folders(places: dict[str, Path]) -> None:
             shutil.copy(path, places["T"] / label / f"{i}.png")
 
 
+def groups_file(content: bytes = b"", fifo: bool = False, size: int = 0) -> Callable[[dict[str, Path]], None]:
+    """image_folders, and {T}/groups.txt for `data prepare --groups`: content, a FIFO, or a sparse file of size bytes."""
+    def setup(places: dict[str, Path]) -> None:
+        image_folders(places)
+        path = places["T"] / "groups.txt"
+        if fifo:
+            os.mkfifo(path)
+        elif size:
+            with open(path, "wb") as handle:
+                handle.truncate(size)
+        else:
+            path.write_bytes(content)
+    return setup
+
+
 def read_only_folder(places: dict[str, Path]) -> None:
     (places["T"] / "ro").mkdir(parents=True)
     (places["T"] / "ro").chmod(0o555)
@@ -1284,6 +1299,28 @@ CASES += [
          check=untouched("real/manifest.csv", "mine\n")),
     Case("prepare-out-in-sweep-folder", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{R}/done/data"),
          words=("sweep done",), setup=image_folders),
+    # --- data prepare's groups: a groups file and a pattern are as untrusted as any input ---
+    *[Case(f"prepare-groups-{label}", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/o", *more),
+           words=words, setup=setup, check=absent("o")) for label, more, setup, words in [
+        ("fifo", ("--groups", "{T}/groups.txt"), groups_file(fifo=True), ("groups.txt", "a FIFO")),
+        ("huge", ("--groups", "{T}/groups.txt"), groups_file(size=257 * 2**20), ("groups.txt", "more than")),
+        ("missing-file", ("--groups", "{T}/nowhere.txt"), image_folders, ("nowhere.txt", "does not exist")),
+        ("control-character", ("--groups", "{T}/groups.txt"), groups_file(b"0.png person\x1b[2J\n"), ("line 1", "control")),
+        ("image-in-two-groups", ("--groups", "{T}/groups.txt"), groups_file(b"real/0.png anna\nscratch/real/0.png ben\n"),
+         ("line 2", "one group")),
+        ("name-of-two-images", ("--groups", "{T}/groups.txt"), groups_file(b"0.png anna\n"), ("names 2 images", "more of its path")),
+        ("missing-image", ("--groups", "{T}/groups.txt"), groups_file(b"real/0.png anna\nreal/1.png ben\n"),
+         ("no group to 1 of 3 real images", "2.png")),
+        ("binary", ("--groups", "{T}/groups.txt"), groups_file(b"0.png \xff\n"), ("groups.txt", "UTF-8")),
+        ("and-pattern", ("--groups", "{T}/groups.txt", "--group-pattern", "{parent}"), groups_file(b"0.png a\n"),
+         ("give one of them",)),
+        ("pattern-not-regex", ("--group-pattern", "([a-z]"), image_folders, ("--group-pattern", "regular expression")),
+        ("pattern-two-captures", ("--group-pattern", "(a)(b)"), image_folders, ("2 capture groups",)),
+        ("pattern-control-character", ("--group-pattern", "^(.)"),
+         lambda p: (image_folders(p), shutil.copy(p["T"] / "real" / "0.png", p["T"] / "real" / "\x1b[2J.png")),
+         ("group name is printable",)),
+        ("near-duplicates-too-far", ("--near-duplicates", "40"), image_folders, ("--near-duplicates", "0..16")),
+    ]],
     # --- fourth hostile round: clean removes only what the harness wrote, inside --results ---
     Case("clean-cache-sweep-elsewhere", results("clean", "{T}/paper/mysweep", "--cache"), words=("mysweep", "--results"),
          setup=sweep_elsewhere, check=untouched("paper/cache/notes/chapter1.txt")),

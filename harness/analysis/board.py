@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis.cells import interval
-from harness.analysis.leaderboard import interval_lines, leaderboard, separability_caption, with_paper
+from harness.analysis.leaderboard import interval_lines, leaderboard, separability_caption, units_line, with_paper
 from harness.analysis.load import SweepResults
 from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
 from harness.analysis.scaling import DLE_SOURCE, with_dle
@@ -55,7 +55,8 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
     """The leaderboard's table: the means, the accuracy's and the AUC's intervals over the population asked
     for, the separability group, the scaling columns where the sweep ran at several rank counts; compare
     "dle": NVIDIA's published speedups beside them, "paper": Table 2's figures (paper_<figure>) and the
-    paper's views. The caption says what was tested, what the intervals are about, and what was left out."""
+    paper's views. The caption says what was tested, what the intervals are about, what was left out, and
+    what a test unit is (the dataset's groups, or its images where it has none)."""
     rows = leaderboard(results, sort, population)
     columns, caption = list(COLUMNS), separability_caption(rows)
     _interval_columns(rows, columns)
@@ -71,7 +72,9 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
         setting, paper = paper_views(results.spec, rows)
         rows, columns = with_paper(rows), columns + PAPER_COLUMNS
     title = f"leaderboard of sweep {results.sweep.sweep_id} (mean over seeds)"
-    return LeaderboardView(View(rows, columns, title, "; ".join([caption, *interval_lines(rows)]), OPTIONAL), setting, paper)
+    units = units_line([r for records in results.completed().values() for r in records])
+    lines = [caption, *interval_lines(rows), *([units] if units else [])]
+    return LeaderboardView(View(rows, columns, title, "; ".join(lines), OPTIONAL), setting, paper)
 
 
 def _interval_columns(rows: list[dict[str, Any]], columns: list[str]) -> None:

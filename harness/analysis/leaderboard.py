@@ -209,6 +209,18 @@ def interval_lines(rows: list[dict[str, Any]]) -> list[str]:
         ([f"left out of the means, intervals and tests: {'; '.join(left)}"] if left else [])
 
 
+def units_line(records: list[RunRecord]) -> str | None:
+    """The caption's line on what its tests and intervals count as independent, as the runs' records say
+    (test.interval_unit): the dataset's groups, or, where it has none, its images."""
+    units = {(r.test or {}).get("interval_unit") for r in records}
+    if "images" in units:
+        return ("the dataset has no groups (data prepare --groups): every test and interval counts its test images as "
+                "independent, which images of one person are not")
+    if "groups" in units:
+        return "test units: the dataset's groups (people, source photographs): every test and interval counts a group as one"
+    return None
+
+
 def with_paper(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table 2's columns beside ours, as paper_<column>."""
     table = paper_table()

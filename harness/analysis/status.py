@@ -7,19 +7,24 @@ whose backend says each run's state in one query: `status`, `--wait`/`--watch`, 
 harness.load) take a run's state from what is on disk alone (`recorded_state`). Imports neither torch
 nor submitit.
 """
+import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.load import SweepResults
 from harness.cluster.base import FINAL_STATES, JobState, last_line
+from harness.errors import UserError
 from harness.store.paths import SweepPaths
 from harness.store.record_checks import DAMAGED, Checked
 from harness.store.records import RunSpec, read_advisory, read_progress
 from harness.store.schema import Amount, Count, DamagedFile, Keys
+from harness.store.user_files import read_user_file
 
 NOT_SUBMITTED = "NOT SUBMITTED"
 NO_RESULT = "no result yet"  # submitted, without a record: where it stands is the scheduler's to say (status)
+MAX_MANIFEST_BYTES = 1 << 30  # a manifest of millions of images
 # What the preprocessing step writes (harness.jobs): its state, and while it runs how far it is.
 PREPROCESS_PROGRESS = Keys({"state": str, "error": str | None, "cache": Count, "caches": Count | list[str],
                             "done": Count, "total": Count, "images_per_s": Amount | list[Amount], "skipped": Count,
@@ -145,3 +150,19 @@ def flag_collapsed(statuses: list[RunStatus], results: SweepResults) -> None:
 def is_final(status: RunStatus) -> bool:
     """True when a run will not change any more without the user (done, failed, never submitted, blocked)."""
     return status.state in FINAL_STATES or status.state == DAMAGED or status.job_id is None
+
+
+def dataset_groups(dataset: str) -> tuple[int | None, str | None]:
+    """How many groups (people, source photographs) the sweep's dataset holds, from its manifest's group
+    column: None where an image has none, with the reason (then every test and interval counts images as
+    independent), or where the manifest cannot be read now."""
+    path = Path(dataset) if Path(dataset).is_file() else Path(dataset) / "manifest.csv"
+    try:
+        text = read_user_file(path, "the dataset's manifest", MAX_MANIFEST_BYTES).decode("utf-8")
+        groups = [row.get("group") for row in csv.DictReader(io.StringIO(text))]
+    except (OSError, UnicodeDecodeError, csv.Error, UserError) as err:
+        return None, f"the dataset's manifest {path} cannot be read now ({getattr(err, 'strerror', None) or err})"
+    if not groups or not all(groups):
+        return None, (f"the dataset {dataset} has no groups (data prepare --groups): every test and interval counts its "
+                      "images as independent")
+    return len(set(groups)), None

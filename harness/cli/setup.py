@@ -3,7 +3,7 @@ import argparse
 from typing import Any
 
 from harness.cli.options import Parser, add_force, add_format, non_negative_int, positive_int, user_path
-from harness.data import DEMO
+from harness.data import DEMO, NEAR_DUPLICATE_BITS
 from harness.errors import UserError
 
 
@@ -42,7 +42,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from harness.cli.render import err, say, table
     from harness.data.prepare import prepare_dataset
 
-    report = prepare_dataset(args.real, args.fake, args.out, args.per_class, args.seed, args.reencode, args.force)
+    report = prepare_dataset(args.real, args.fake, args.out, args.per_class, args.seed, args.reencode, args.force,
+                             args.groups, args.group_pattern, args.near_duplicates)
     share = {"label": "fake share", **{split: f"{value:.1%}" for split, value in report.fake_share.items()}}
     err.print(table([*({"label": label, **counts} for label, counts in report.counts.items()), share],
                     ["label", "train", "val", "test"], title=f"{report.manifest}"))
@@ -59,6 +60,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         say(warning, warning=True)
     for note in report.notes:
         say(note)
+    say(report.groups)
     print(report.manifest)  # the file written, alone on stdout; what it holds is on stderr above
     return 0
 
@@ -120,6 +122,14 @@ def add_commands(commands: Any) -> None:
     prepare.add_argument("--per-class", type=positive_int, help="sample this many images per class (the paper: 5000)")
     prepare.add_argument("--seed", type=non_negative_int, default=0)
     prepare.add_argument("--reencode", metavar="png|jpeg:Q", help="pass both classes through the same codec")
+    prepare.add_argument("--groups", type=user_path, metavar="FILE",
+                         help="each image's group (a person): lines of 'image group', the image a file name or a path")
+    prepare.add_argument("--group-pattern", metavar="REGEX",
+                         help="the group from each image's path below its class folder: a regular expression with one "
+                              "capture group (e.g. '^([^/]+)/'), or {parent}, the folder holding the image")
+    prepare.add_argument("--near-duplicates", type=non_negative_int, nargs="?", const=NEAR_DUPLICATE_BITS, metavar="BITS",
+                         help="group the images left without a group by a perceptual hash: those within BITS of its 64 "
+                              f"bits (default {NEAR_DUPLICATE_BITS}) are copies of one photograph")
     add_force(prepare, "manifest.csv")
     prepare.set_defaults(func=cmd_data_prepare)
     demo = data.add_parser("demo", help="build the built-in demo dataset (no download)")

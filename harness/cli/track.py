@@ -85,7 +85,7 @@ def follow(sweep: Any, interval: float | None = None) -> list:
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.analysis.load import SweepResults
     from harness.analysis.makespan import span_line, sweep_span
-    from harness.analysis.status import sweep_status
+    from harness.analysis.status import dataset_groups, sweep_status
     from harness.cli.render import print_rows, print_table
     from harness.store.disk import folder_bytes
     from harness.store.paths import find_sweep
@@ -97,12 +97,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     statuses, preprocess = sweep_status(results)
     span = sweep_span(results)  # from the same sacct answer as the states
     size = folder_bytes(sweep.folder)
+    groups, no_groups = dataset_groups(results.spec.dataset)
     if args.format == "table":
         rows, columns, title = _status_rows(sweep.sweep_id, statuses, preprocess, size)
-        print_table(rows, columns, title, optional=STATUS_OPTIONAL, wide=args.wide, caption=span_line(span) if span else None)
+        caption = "; ".join(line for line in (span_line(span) if span else None, no_groups) if line) or None
+        print_table(rows, columns, title, optional=STATUS_OPTIONAL, wide=args.wide, caption=caption)
     else:
         print_rows(args.format, [s.as_dict() for s in statuses], STATUS_COLUMNS,
-                   meta={"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess, "span": span} if args.meta else None)
+                   meta={"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess, "span": span,
+                         "dataset_groups": groups, "dataset_groups_reason": no_groups} if args.meta else None)
     return 0
 
 

@@ -6,3 +6,6 @@
 DEMO = {"per_class": 420, "size": 40, "seed": 0}
 # In the demo's folder name: a demo built by an earlier recipe is not reused.
 DEMO_VERSION = 3
+# data prepare --near-duplicates: two images whose 64-bit difference hashes differ in at most this many bits
+# are copies of one photograph (harness.data.groups; docs/science.md gives the distances measured).
+NEAR_DUPLICATE_BITS = 6

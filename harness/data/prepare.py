@@ -1,4 +1,5 @@
 """`data prepare`: from a folder of real and a folder of fake images to a checked, split manifest."""
+import functools
 import hashlib
 import io
 import os
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
+from harness.data.groups import GroupSource, group_summary
 from harness.data.images import ImageInfo, decode, find_images, inspect_image
 from harness.data.manifest import COLUMNS, LABELS, MANIFEST_NAME, write_manifest
 from harness.errors import UserError
@@ -19,7 +20,9 @@ from harness.progress import progress_bar
 from harness.store.user_files import check_output
 
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
-MIN_PER_CLASS = 4  # the fewest images of each class that these fractions split with one of each class in every split
+MIN_PER_CLASS = 4  # the fewest images (or groups) of each class that split with one of each class in every split
+NO_GROUPS = ("no groups (--groups, --group-pattern or --near-duplicates): the splits are drawn by image, and every test and "
+             "interval counts images as independent; where a person stands in several images, they are not")
 
 
 LOSSY_FORMATS = {"JPEG", "WEBP", "MPO"}  # codecs that leave a compression history PNG cannot undo
@@ -37,7 +40,8 @@ class PrepareReport:
     format_warnings: list[str] = field(default_factory=list)  # codec and size, judged on the original files
     balance_warnings: list[str] = field(default_factory=list)
     fake_share: dict[str, float] = field(default_factory=dict)  # split -> share of fake images
-    notes: list[str] = field(default_factory=list)  # what --reencode resolved
+    notes: list[str] = field(default_factory=list)  # what --reencode resolved, groups file lines that named no image
+    groups: str = NO_GROUPS  # what the groups are, or that there are none
 
     @property
     def duplicates_dropped(self) -> int:
@@ -60,13 +64,14 @@ def parse_reencode(text: str | None) -> tuple[str, int] | None:
     raise UserError(f"--reencode takes png or jpeg:Q with Q in 1..100, not {text!r}")
 
 
-def _inspect_all(paths: list[Path], description: str) -> list[ImageInfo]:
+def _inspect_all(paths: list[Path], description: str, perceptual_hash: bool) -> list[ImageInfo]:
     workers = max(1, len(os.sched_getaffinity(0)))
+    inspect = functools.partial(inspect_image, perceptual_hash=perceptual_hash)
     with ProcessPoolExecutor(workers) as pool, progress_bar() as progress:
         task = progress.add_task(description, total=len(paths))
         infos = []
         try:
-            for info in pool.map(inspect_image, paths, chunksize=16):
+            for info in pool.map(inspect, paths, chunksize=16):
                 infos.append(info)
                 progress.advance(task)
         except OSError as err:  # a file that cannot be read is a fault of the storage, not an image to skip
@@ -147,20 +152,35 @@ def _reencode(frame: pd.DataFrame, out: Path, codec: tuple[str, int]) -> pd.Data
 
 
 def assign_splits(frame: pd.DataFrame, seed: int) -> pd.Series:
-    """Stratified by label (and by group where groups are given), reproducible for a seed."""
-    groups = frame["group"].where(frame["group"] != "", frame["sha256"])
-    keys = frame.assign(key=groups).drop_duplicates("key")[["key", "label"]]
-    test_size = SPLIT_FRACTIONS["test"]
-    val_size = SPLIT_FRACTIONS["val"] / (1 - test_size)
-    try:
-        rest, test = train_test_split(keys, test_size=test_size, stratify=keys["label"], random_state=seed)
-        train, val = train_test_split(rest, test_size=val_size, stratify=rest["label"], random_state=seed)
-    except ValueError:  # too few of a class for each split to hold one
-        counts = ", ".join(f"{n} {label}" for label, n in keys["label"].value_counts().items())
-        raise UserError(f"{counts} images (or source groups) are too few for each split to hold one of each class; "
-                        f"give at least {MIN_PER_CLASS} of each") from None
-    split_of = {**dict.fromkeys(train["key"], "train"), **dict.fromkeys(val["key"], "val"), **dict.fromkeys(test["key"], "test")}
-    return groups.map(split_of)
+    """Each image's split, drawn by unit (its group where groups are given, else the image), so that no unit
+    feeds two splits; reproducible for a seed. The units of each kind (holding both classes, reals only,
+    fakes only) apart, shuffled, dealt to test until it holds the nearest it can to its share of that kind's
+    images (one unit at least), then to val, the rest to train: each split keeps the classes' balance."""
+    units = frame["group"].where(frame["group"] != "", "image:" + frame["sha256"])
+    sizes = units.value_counts()
+    kinds = frame.groupby(units)["label"].agg(lambda labels: " and ".join(sorted(set(labels))))
+    per_class = {label: int(kinds.str.contains(label).sum()) for label in LABELS}
+    if min(per_class.values()) < MIN_PER_CLASS:
+        word = "groups" if (frame["group"] != "").any() else "images"
+        raise UserError(f"{per_class['real']} real and {per_class['fake']} fake {word} are too few for each split to hold "
+                        f"one of each class; give at least {MIN_PER_CLASS} of each")
+    rng, split_of = np.random.default_rng(seed), {}
+    for kind in sorted(set(kinds)):
+        members = sorted(kinds.index[kinds == kind])
+        dealt = [members[i] for i in rng.permutation(len(members))]
+        total = int(sizes[members].sum())
+        for split in ("test", "val"):
+            held, share = 0, SPLIT_FRACTIONS[split] * total
+            while dealt and (held == 0 or held + sizes[dealt[0]] / 2 <= share):  # one unit at least, then the nearest share
+                unit = dealt.pop(0)
+                split_of[unit], held = split, held + int(sizes[unit])
+        split_of.update(dict.fromkeys(dealt, "train"))
+    splits = units.map(split_of)
+    for split in SPLIT_FRACTIONS:
+        if set(frame["label"][splits == split]) != set(LABELS):
+            raise UserError(f"the {split} split holds no image of a class: its groups are too few or too unequal for "
+                            f"each split to hold both (the largest holds {sizes.iloc[0]} images)")
+    return splits
 
 
 def _image_folders(real: Path, fakes: list[Path], out: Path) -> list[tuple[str, Path, list[Path]]]:
@@ -177,18 +197,22 @@ def _image_folders(real: Path, fakes: list[Path], out: Path) -> list[tuple[str, 
     return found
 
 
-def _inspected(folders: list[tuple[str, Path, list[Path]]], report: PrepareReport) -> pd.DataFrame:
-    """One row per image that decodes (those that do not go to report.skipped)."""
+def _inspected(folders: list[tuple[str, Path, list[Path]]], report: PrepareReport, perceptual_hash: bool) -> pd.DataFrame:
+    """One row per image that decodes (those that do not go to report.skipped), with where it was found
+    (`found`, absolute; `relative`, below its class folder: what groups are read from) and, where asked
+    for, its perceptual hash."""
     rows = []
     for label, folder, found in folders:
-        for info in _inspect_all(found, f"checking {folder}"):
+        for info in _inspect_all(found, f"checking {folder}", perceptual_hash):
             if info.error:
                 report.skipped.append((str(info.path), info.error))
             else:
                 rows.append({"path": str(info.path.resolve()), "label": label, "sha256": info.sha256,
                              "pixel_sha256": info.pixel_sha256, "width": info.width, "height": info.height,
-                             "format": info.format, "generator": "" if label == "real" else folder.name, "group": ""})
-    return pd.DataFrame(rows, columns=[*(c for c in COLUMNS if c != "split"), "pixel_sha256"])
+                             "format": info.format, "generator": "" if label == "real" else folder.name, "group": "",
+                             "found": os.path.abspath(info.path), "relative": info.path.relative_to(folder).as_posix(),
+                             "dhash": info.dhash})
+    return pd.DataFrame(rows, columns=[*(c for c in COLUMNS if c != "split"), "pixel_sha256", "found", "relative", "dhash"])
 
 
 def _deduplicated(frame: pd.DataFrame, report: PrepareReport) -> pd.DataFrame:
@@ -227,22 +251,32 @@ def prepare_dataset(
     seed: int = 0,
     reencode: str | None = None,
     force: bool = False,
+    groups_file: Path | None = None,
+    group_pattern: str | None = None,
+    near_duplicates: int | None = None,
 ) -> PrepareReport:
-    """Check, deduplicate, sample, optionally re-encode and split; write out/manifest.csv, where the user
-    could mean it (check_output: an existing manifest.csv is replaced, another file only with force).
+    """Check, deduplicate, sample, group, optionally re-encode and split; write out/manifest.csv, where the
+    user could mean it (check_output: an existing manifest.csv is replaced, another file only with force).
 
     fakes: one folder per generator; a fake's generator is its folder's name.
+    groups_file, group_pattern, near_duplicates: where the groups come from (groups.GroupSource); the
+    splits are drawn by group.
     """
     check_output(Path(out) / MANIFEST_NAME, "--out", ",".join(COLUMNS).encode(), force)
     codec = parse_reencode(reencode)
     if per_class is not None and per_class < MIN_PER_CLASS:
         raise UserError(f"--per-class must be at least {MIN_PER_CLASS} (each split one image of each class at the "
                         f"fractions {SPLIT_FRACTIONS}), got {per_class}")
+    source = GroupSource.from_options(groups_file, group_pattern, near_duplicates)
     out = Path(out)
     folders = _image_folders(real, fakes, out)
     report = PrepareReport(manifest=out / "manifest.csv", counts={})
-    frame = _sampled(_deduplicated(_inspected(folders, report), report), per_class, seed)
+    frame = _sampled(_deduplicated(_inspected(folders, report, near_duplicates is not None), report), per_class, seed)
     report.format_warnings, report.notes = format_bias_warnings(frame, codec)  # the originals, before --reencode
+    frame["group"], unused = source.assign(frame)
+    if unused:
+        report.notes.append(f"{unused} lines of --groups {groups_file} name no image of the dataset (not sampled, a "
+                            "duplicate, or not in the folders): not used")
     frame["split"] = assign_splits(frame, seed)  # every check done before out is created
     new = not out.exists()
     try:
@@ -258,4 +292,6 @@ def prepare_dataset(
         raise
     report.counts = {label: frame[frame["label"] == label]["split"].value_counts().to_dict() for label in LABELS}
     report.fake_share, report.balance_warnings = balance_warnings(frame)
+    if (frame["group"] != "").any():
+        report.groups = group_summary(frame)
     return report

@@ -132,7 +132,8 @@ def test_every_json_output_is_rows_pandas_reads_as_they_are(tmp_path):
     assert all(isinstance(row["not_separable_from"], list) for row in board)
     meta = json.loads(run(sys.executable, "-m", "harness", "status", "--format", "json", "--meta", "--results", str(results),
                           cwd=tmp_path).stdout)
-    assert set(meta) == {"sweep_id", "bytes", "preprocess", "span", "rows"} and meta["sweep_id"] == "after"
+    assert set(meta) == {"sweep_id", "bytes", "preprocess", "span", "dataset_groups", "dataset_groups_reason", "rows"}
+    assert meta["sweep_id"] == "after"
     assert meta["span"] is None  # a local sweep: no scheduler keeps its jobs' times
 
 
