@@ -123,7 +123,7 @@ def test_update_references_keeps_the_files_comments_and_description(tmp_path):
     sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.91, train_ips=120.0)])
     path = tmp_path / "refs.toml"
     path.write_text("# our partition's references: keep this line\n" + PER_SYSTEM.replace("[ResNet50]", "[ResNet50]  # the paper's"))
-    assert update_references(SweepResults(sweep), path) == (4, "local:local:cpu")
+    assert update_references(SweepResults(sweep), path) == (4, "local:local:cpu", [])
     text = path.read_text()
     assert "# our partition's references: keep this line" in text and "# the paper's" in text
     assert 'description = "accuracy anywhere; speed per system"' in text
