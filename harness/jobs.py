@@ -36,9 +36,10 @@ LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
 MODULE = "harness.jobs"  # this module, as `python -m` runs it
 
 
-def work(sweep_dir: Path) -> Work:
-    """What a sweep's jobs run, for its backend to submit."""
-    return Work(preprocess=Preprocess(sweep_dir), train=Train(sweep_dir), module=MODULE)
+def work(sweep_dir: Path, synthetic: bool = False) -> Work:
+    """What a sweep's jobs run, for its backend to submit: a sweep of synthetic inputs has no preprocessing
+    step (no dataset)."""
+    return Work(preprocess=None if synthetic else Preprocess(sweep_dir), train=Train(sweep_dir), module=MODULE)
 
 
 def configure_logging() -> None:
@@ -153,6 +154,7 @@ class Train:
         from harness.measure.meters import resolve_device
         from harness.training import distributed
         from harness.training.record import failed_record
+        from harness.training.synthetic import synthetic_run
         from harness.training.train import train_run
 
         paths, main = sweep.run(rid), job_id is not None
@@ -173,7 +175,8 @@ class Train:
         else:
             log.info("%s: rank %d of %d on %s", rid, ranks.rank, ranks.world_size, os.uname().nodename)
         try:
-            record = train_run(config, Path(spec.dataset), cache_root(sweep.results), paths, spec.sweep_id, ranks)
+            record = synthetic_run(config, paths, spec.sweep_id, ranks) if config.synthetic else \
+                train_run(config, Path(spec.dataset), cache_root(sweep.results), paths, spec.sweep_id, ranks)
         except Exception as err:
             message = error_line(err)
             log.error("%s failed on rank %d: %s\n%s", rid, ranks.rank, message, traceback.format_exc())
@@ -262,11 +265,12 @@ def output_to(path: Path) -> Iterator[None]:
 
 
 def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
-    """A worker of a pool: the preprocessing step (shared, idempotent), then, one after another,
-    each run that no other worker has taken, its output in the run's own log (SweepPaths.local_log). Returns the outcome of
-    each run this worker ran."""
-    Preprocess(sweep_dir)()
+    """A worker of a pool: the preprocessing step (shared, idempotent; none for synthetic inputs), then, one
+    after another, each run that no other worker has taken, its output in the run's own log
+    (SweepPaths.local_log). Returns the outcome of each run this worker ran."""
     sweep = SweepPaths(sweep_dir)
+    if not read_spec(sweep).synthetic:
+        Preprocess(sweep_dir)()
     sweep.logs.mkdir(exist_ok=True)
     outcomes = {}
     for rid in [*rids, *rids]:  # the second round takes up a run whose worker died (or that no one could take)

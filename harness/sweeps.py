@@ -20,7 +20,7 @@ from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
 from harness.cluster import check_backend_name, get_backend
 from harness.cluster.base import ALIVE_STATES, Backend, Placement
-from harness.data import DEMO, DEMO_VERSION
+from harness.data import DEMO, DEMO_IMAGE_SIZE, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.disk import remove_bytecode, tree_digest
@@ -34,12 +34,6 @@ from harness.zoo import ABLATION
 
 PACKAGE = Path(__file__).resolve().parent  # the harness's source, copied into each sweep for its jobs
 
-# The demo's input size: 40 px times timm's usual crop fraction (0.875), so for most of the eight the
-# cache's resize is the identity and the fingerprint reaches the network pixel for pixel (ResNet50's
-# fraction is 0.95: its 40 px go to 37 first). An architecture that needs more (Xception 71,
-# InceptionV3 75) gets its own minimum, from an upscaled image: the first command stays within a few
-# CPU minutes.
-DEMO_IMAGE_SIZE = 35
 POLL_FIRST, POLL_MOST = 2.0, 60.0  # seconds between two looks at a sweep that --wait or --watch follows
 MAX_SEEDS = 1_000  # runs per architecture: beyond any interval's need, and each is a job and a folder
 Variant = tuple[str, dict[str, Any]]  # (name, training options it overrides)
@@ -153,8 +147,22 @@ def demo_image_sizes(models: list[str]) -> dict[str, dict[str, Any]]:
     return {m: {} if size == DEMO_IMAGE_SIZE else {"image_size": size} for m, size in sizes.items()}
 
 
+def check_synthetic(request: SweepRequest) -> None:
+    """--synthetic times random inputs: what needs a dataset is refused, in one line."""
+    needs = [flag for flag, given in (("--dataset", request.dataset != "demo"), ("--cross-generator", request.cross_generator),
+             ("--ablate-preprocessing", request.ablate_preprocessing), ("--resplit", request.train.get("resplit"))) if given]
+    if needs:
+        raise UserError(f"--synthetic times the training step and inference on random inputs, with no dataset: "
+                        f"{needs[0]} needs one (drop it, or drop --synthetic)")
+
+
 def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, SweepSpec]:
-    """The sweep's folder and spec, every run's config checked; nothing is written."""
+    """The sweep's folder and spec, every run's config checked; nothing is written. A sweep of synthetic
+    inputs has no dataset (''), and each run's variant says so ('synthetic': its row, its references and its
+    series are never those of runs on data)."""
+    synthetic = bool(request.train.get("synthetic"))
+    if synthetic:
+        check_synthetic(request)
     kinds = [flag for flag, given in (("--cross-generator", request.cross_generator), ("--ablate-preprocessing",
              request.ablate_preprocessing), ("--scaling", request.scaling)) if given]
     if len(kinds) > 1:
@@ -166,13 +174,13 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     check_results_path(Path(request.results))
     sweep = SweepPaths.of(request.results, new_sweep_id(request.name))
     dataset = demo_folder(request.results) if request.dataset == "demo" else Path(request.dataset)
-    if request.dataset != "demo":
+    if request.dataset != "demo" and not synthetic:
         from harness.data.manifest import check_manifest_files
 
         check_manifest_files(dataset)  # every row read and checked, every image there: before any job is queued
     train = request.train
     sizes: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # the image size each architecture overrides
-    if request.dataset == "demo" and train.get("image_size") is None:
+    if request.dataset == "demo" and train.get("image_size") is None and not synthetic:
         train, sizes = {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
     shared = (generator_variants(dataset) if request.cross_generator else
               scaling_variants(request.scaling, train.get("nodes", 1)) if request.scaling else [("", {})])
@@ -182,9 +190,13 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     if ranks > 1:  # the rank count in every row's name: a reference or a series at 1 rank is not one at N
         variants = {m: [(f"{name}-x{ranks}" if name else f"x{ranks}", overrides) for name, overrides in named]
                     for m, named in variants.items()}
+    if synthetic:
+        variants = {m: [("-".join(filter(None, ["synthetic", name])), overrides) for name, overrides in named]
+                    for m, named in variants.items()}
     runs = [RunSpec(run_id(m, s, name), m, s, name, {**sizes[m], **overrides})
             for m in request.models for name, overrides in variants[m] for s in range(request.seeds)]
-    spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(), dataset=str(dataset.resolve()),
+    spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(),
+                     dataset="" if synthetic else str(dataset.resolve()),
                      cache_root=str(cache_root(request.results).resolve()), models=request.models, seeds=request.seeds,
                      train=train, cluster=cluster, runs=runs)
     if request.train.get("weights") not in WEIGHTS_KEYWORDS:
@@ -260,7 +272,7 @@ def preview(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any,
     (ask: --check), after the refusals a submission meets; nothing is written."""
     runs = placements(spec, run_ids)
     backend.preflight(sweep, settings, runs, run_devices(spec), run_precisions(spec))
-    work = jobs.work(sweep.folder)
+    work = jobs.work(sweep.folder, spec.synthetic)
     return backend.check(sweep, settings, runs, work) if ask else backend.scripts(sweep, settings, runs, work)
 
 
@@ -283,7 +295,7 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any) -
     except BaseException:  # a full disk, an interrupt: no folder without its sweep.json (neither new nor resumable)
         shutil.rmtree(sweep.folder, ignore_errors=True)
         raise
-    return submit(sweep, backend, settings, runs)
+    return submit(sweep, backend, settings, runs, spec.synthetic)
 
 
 def resubmit(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any, run_ids: list[str]) -> Submission:
@@ -291,17 +303,17 @@ def resubmit(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any
     runs = placements(spec, run_ids)
     backend.preflight(sweep, settings, runs, run_devices(spec), run_precisions(spec))
     set_aside_records(sweep, run_ids)
-    return submit(sweep, backend, settings, runs)
+    return submit(sweep, backend, settings, runs, spec.synthetic)
 
 
-def submit(sweep: SweepPaths, backend: Backend, settings: Any, runs: dict[str, Placement]) -> Submission:
-    """Queue the runs (run id -> where its ranks go), recording every job in jobs.json as soon as it is
-    queued: a submission that fails part-way leaves its queued part tracked (status, cancel), and
-    --resume submits only the rest."""
+def submit(sweep: SweepPaths, backend: Backend, settings: Any, runs: dict[str, Placement], synthetic: bool) -> Submission:
+    """Queue the runs (run id -> where its ranks go; synthetic: a sweep of synthetic inputs, which has no
+    preprocessing step), recording every job in jobs.json as soon as it is queued: a submission that fails
+    part-way leaves its queued part tracked (status, cancel), and --resume submits only the rest."""
     submission = Submission(backend.name, None, {})
     run_ids = list(runs)
     try:
-        for submission in backend.submit(sweep, settings, runs, jobs.work(sweep.folder)):
+        for submission in backend.submit(sweep, settings, runs, jobs.work(sweep.folder, synthetic)):
             record_submission(sweep, submission)
     except UserError as err:
         if not (submission.preprocess_job or submission.tasks):

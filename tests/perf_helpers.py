@@ -26,7 +26,7 @@ def record(model: str = "ResNet50", seed: int = 0, sweep: str = "a", accuracy: f
         gpu={"util_median": None, "reason": "no NVIDIA GPU in use"},
         environment={"host": "node7", "device": device, "device_name": "NVIDIA H100" if device == "cuda" else "x86_64",
                      "torch": "2.5.0", "timm": "1.0", "cuda": "12.4", "partition": None, "node": None},
-        train_seconds_this_attempt=500.0)
+        train_seconds_this_attempt=500.0, sharing={"alone": True, "shared_by": []})
     return replace(made, **changes)
 
 

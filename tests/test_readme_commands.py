@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from harness.data import DEMO_IMAGE_SIZE
 from harness.store.paths import list_sweeps
-from harness.sweeps import DEMO_IMAGE_SIZE
 
 from slurm_helpers import sacct_rows
 

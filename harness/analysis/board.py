@@ -22,6 +22,11 @@ OPTIONAL = ("AUC 95% CI", "infer_images_per_s", "recall", "precision", "loss", "
 # (column, the figure, its bounds).
 INTERVALS = (("acc 95% CI", "accuracy", "accuracy_lo", "accuracy_hi"), ("AUC 95% CI", "auc", "auc_lo", "auc_hi"))
 SCALING_COLUMNS = ["ranks", "speedup", "efficiency", "eff 95% CI (seeds)"]
+# A sweep of synthetic inputs: the speed figures, each rate beside its timed windows' interquartile range.
+SYNTHETIC_COLUMNS = ["model", "params", "train_images_per_s", "train IQR", "infer_images_per_s", "infer IQR", "mfu",
+                     "gpu_util_mean", "energy_per_image_j", "peak_gpu_memory_bytes", "status"]
+SYNTHETIC_OPTIONAL = ("infer IQR", "energy_per_image_j", "peak_gpu_memory_bytes", "train IQR", "params", "gpu_util_mean",
+                      "mfu", "status")
 PAPER_COLUMNS = ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
 
 
@@ -57,6 +62,11 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
     "dle": NVIDIA's published speedups beside them, "paper": Table 2's figures (paper_<figure>) and the
     paper's views. The caption says what was tested, what the intervals are about, what was left out, and
     what a test unit is (the dataset's groups, or its images where it has none)."""
+    if results.spec.synthetic:
+        if compare == "paper":
+            raise UserError(f"--compare paper: sweep {results.sweep.sweep_id} timed synthetic inputs, so it has no accuracy "
+                            "to set beside Table 2")
+        return LeaderboardView(synthetic_view(results, leaderboard(results, "train_images_per_s" if sort == "accuracy" else sort)))
     rows = leaderboard(results, sort, population)
     columns, caption = list(COLUMNS), separability_caption(rows)
     _interval_columns(rows, columns)
@@ -75,6 +85,23 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
     units = units_line([r for records in results.completed().values() for r in records])
     lines = [caption, *interval_lines(rows), *([units] if units else [])]
     return LeaderboardView(View(rows, columns, title, "; ".join(lines), OPTIONAL), setting, paper)
+
+
+def synthetic_view(results: SweepResults, rows: list[dict[str, Any]]) -> View:
+    """A synthetic sweep's leaderboard: its speed figures (the median of the timed windows, beside their
+    interquartile range), no accuracy (null: synthetic inputs); the caption names the runs that shared
+    their node or GPU."""
+    for row in rows:
+        for phase in ("train", "infer"):
+            low, high = row.get(f"{phase}_images_per_s_q1"), row.get(f"{phase}_images_per_s_q3")
+            row[f"{phase} IQR"] = "-" if low is None or high is None else f"[{low:,.1f}, {high:,.1f}]"
+    shared = [line.split(":")[0] for row in rows for line in row.get("shared_by") or []]
+    caption = ("synthetic inputs (random images of each run's batch and size): speed figures alone, the accuracy and "
+               "every test metric null; img/s: the median of the timed windows, IQR: their interquartile range; "
+               + (f"shared their node or GPU (their records' sharing says with what): {', '.join(shared)}" if shared
+                  else "no run saw other work on its node or GPU"))
+    return View(rows, SYNTHETIC_COLUMNS, f"leaderboard of sweep {results.sweep.sweep_id}, synthetic inputs (mean over seeds)",
+                caption, SYNTHETIC_OPTIONAL)
 
 
 def _interval_columns(rows: list[dict[str, Any]], columns: list[str]) -> None:

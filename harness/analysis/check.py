@@ -14,8 +14,14 @@ value x (1 + lower) ... value x (1 + upper) for the positive figures the harness
 upper left out: no bound on that side. Figures are
 the sweep's means over its completed seeds. An architecture of the file that the sweep did not run is
 "not run", not a failure (a file none of whose architectures the sweep ran checks nothing: refused);
-one it ran without a value for the figure (its runs failed, or a GPU figure on a CPU) fails. Plain
-Python, like the leaderboard.
+one it ran without a value for the figure (its runs failed, or a GPU figure on a CPU) fails.
+
+A time, a rate or an energy (the registry's contended figures) measures the node as much as the run: from
+a run that shared its node or GPU (its record's sharing) it is "not comparable", naming what shared it,
+neither a pass nor a failure. A figure timed in windows (images/s) fails only where the whole
+interquartile range of its windows (the mean of each seed's quartiles) lies outside the reference's
+range: a median just outside it, its windows reaching in, passes, saying so. Plain Python, like the
+leaderboard.
 
 References can be kept per system, as ReFrame keys them by 'system:partition': a table
 [systems."CLUSTER:PARTITION:GPU".ARCHITECTURE] holds the references of the sweeps that ran there (each
@@ -49,6 +55,7 @@ from harness.store.user_files import check_output_place, read_user_file
 
 ENTRY_KEYS = {"value", "lower", "upper", "unit"}
 NO_REFERENCE = "no reference"  # the references hold the figure for other systems only
+NOT_COMPARABLE = "not comparable"  # a time, rate or energy of a run that shared its node or GPU: neither pass nor FAIL
 MAX_REFERENCES_BYTES = 4 * 2**20  # eight architectures' figures on hundreds of systems fit in a tenth of it
 SYSTEM_KEY = re.compile(r"[^:\x00-\x1f]+(:[^:\x00-\x1f]+){0,2}")
 
@@ -92,8 +99,12 @@ class Reference:
                 None if self.upper is None else min(most, self.value * (1 + self.upper)))
 
     def holds(self, figure: float) -> bool:
+        return self.reaches(figure, figure)
+
+    def reaches(self, lowest: float, highest: float) -> bool:
+        """Whether the range [lowest, highest] (a figure's windows' interquartile range) meets the allowed one."""
         low, high = self.bounds()
-        return (low is None or figure >= low) and (high is None or figure <= high)
+        return (low is None or highest >= low) and (high is None or lowest <= high)
 
 
 @dataclass(frozen=True)
@@ -190,24 +201,59 @@ def read_references(path: Path) -> References:
     return parse_references(references_text(Path(path)), Path(path))
 
 
-def sweep_means(results: SweepResults) -> tuple[dict[str, dict[str, float | None]], dict[str, int]]:
-    """Each leaderboard row's figures (mean over its completed seeds), and how many seeds each has."""
+@dataclass(frozen=True)
+class RowFigures:
+    """A leaderboard row as check reads it: each figure's mean over the completed seeds, the mean of its
+    timed windows' quartiles (q1, q3) where every seed has them, the runs that shared their node or GPU
+    (what shared each), those whose sharing is not known, and how many seeds."""
+
+    means: dict[str, float | None]
+    spreads: dict[str, tuple[float, float]]
+    shared: list[str]
+    unknown: list[str]
+    seeds: int
+
+
+def sweep_rows(results: SweepResults) -> dict[str, RowFigures]:
+    """Each leaderboard row's figures for check (RowFigures)."""
     rows = sweep_figures(results)
-    means: dict[str, dict[str, float | None]] = {}
+    found = {}
     for label, runs in rows.items():
-        means[label] = {}
-        for figure in FIGURES:
-            values = [v for r in runs if (v := r.values.get(figure)) is not None]
-            means[label][figure] = statistics.fmean(values) if values else None
-    return means, {label: len(runs) for label, runs in rows.items()}
+        means, spreads = {}, {}
+        for name, figure in FIGURES.items():
+            values = [v for r in runs if (v := r.values.get(name)) is not None]
+            means[name] = statistics.fmean(values) if values else None
+            quartiles = [s for r in runs if (s := figure.spread_of(r.record)) is not None]
+            if quartiles and len(quartiles) == len(runs):
+                spreads[name] = (statistics.fmean(s["q1"] for s in quartiles), statistics.fmean(s["q3"] for s in quartiles))
+        shared = [f"{r.run_id}: {'; '.join(r.record.shared_by)}" for r in runs if r.record.shared_by]
+        unknown = [r.run_id for r in runs if (r.record.sharing or {}).get("alone") is None and not r.record.shared_by]
+        found[label] = RowFigures(means, spreads, shared, unknown, len(runs))
+    return found
 
 
-def verdict(reference: Reference, value: float | None, ran: bool) -> str:
-    if not ran:
-        return "not run"
+def verdict(reference: Reference, figure: str, row: RowFigures | None) -> tuple[str, str]:
+    """A figure's verdict and its reason. A time, rate or energy (the registry's contended figures) from a run
+    that shared its node or GPU is not comparable: neither a pass nor a fail. Otherwise a figure outside
+    the reference's range fails, unless its timed windows' interquartile range still reaches into it."""
+    if row is None:
+        return "not run", "the sweep has no such architecture"
+    if FIGURES[figure].contended and row.shared:
+        return NOT_COMPARABLE, "shared " + "; ".join(row.shared[:3]) + (f"; and {len(row.shared) - 3} more" if len(row.shared) > 3 else "")
+    value = row.means[figure]
     if value is None:
-        return "FAIL"
-    return "pass" if reference.holds(value) else "FAIL"
+        return "FAIL", f"no value ({'no completed run' if not row.seeds else 'not measured'})"
+    unknown = f"; whether {', '.join(row.unknown[:3])} had {'its' if len(row.unknown) == 1 else 'their'} node and GPU " \
+        "alone is not known" if FIGURES[figure].contended and row.unknown else ""
+    if reference.holds(value):
+        return "pass", unknown.removeprefix("; ")
+    low, _ = reference.bounds()
+    side = "below" if low is not None and value < low else "above"
+    spread = row.spreads.get(figure)
+    if spread is not None and reference.reaches(*spread):
+        return "pass", f"{side} the reference's range, but its windows' interquartile range reaches into it{unknown}"
+    whole = ", its windows' interquartile range too" if spread is not None else ""
+    return "FAIL", f"{side} the reference's range{whole}{unknown}"
 
 
 def sweep_system(results: SweepResults) -> str:
@@ -221,29 +267,28 @@ def sweep_system(results: SweepResults) -> str:
 def check_sweep(results: SweepResults, references: References) -> list[dict[str, Any]]:
     """One row per (architecture, figure) the references hold: the sweep's figure, the reference for its
     system (References.for_system), the bounds, and pass, FAIL, not run or no reference."""
-    means, seeds = sweep_means(results)
-    if not any(ref.architecture in means for ref in references.references):  # every row "not run": checks nothing
+    figures = sweep_rows(results)
+    if not any(ref.architecture in figures for ref in references.references):  # every row "not run": checks nothing
         named = sorted({ref.architecture for ref in references.references})
         source = f" in {references.source}" if references.source else ""
         raise UserError(f"no architecture of the references{source} ({', '.join(named)[:200]}) is in sweep "
-                        f"{results.spec.sweep_id}, whose rows are {', '.join(means)}: nothing to check (a table "
+                        f"{results.spec.sweep_id}, whose rows are {', '.join(figures)}: nothing to check (a table "
                         "of the file is named as the leaderboard names its row)")
     system, rows = sweep_system(results), []
     for architecture, figure in dict.fromkeys((r.architecture, r.figure) for r in references.references):
         ref = references.for_system(architecture, figure, system)
-        ran = architecture in means
-        value = means.get(architecture, {}).get(figure)
-        row = {"model": architecture, "figure": figure, "unit": FIGURES[figure].unit, "value": value, "system": system,
-               "reference": None, "lower_bound": None, "upper_bound": None, "ratio": None, "seeds": seeds.get(architecture, 0)}
+        found = figures.get(architecture)
+        value = found.means[figure] if found else None
+        spread = found.spreads.get(figure) if found else None
+        row = {"model": architecture, "figure": figure, "unit": FIGURES[figure].unit, "value": value,
+               "q1": spread[0] if spread else None, "q3": spread[1] if spread else None, "system": system,
+               "reference": None, "lower_bound": None, "upper_bound": None, "ratio": None, "seeds": found.seeds if found else 0}
         if ref is None:
             others = sorted({r.system for r in references.references if (r.architecture, r.figure) == (architecture, figure)})
             rows.append({**row, "verdict": NO_REFERENCE, "reason": f"references only for {', '.join(others)}"})
             continue
         low, high = ref.bounds()
-        outcome = verdict(ref, value, ran)
-        why = ("the sweep has no such architecture" if not ran else
-               f"no value ({'no completed run' if not seeds[architecture] else 'not measured'})" if value is None else
-               "" if outcome == "pass" else f"{'below' if low is not None and value < low else 'above'} the reference's range")
+        outcome, why = verdict(ref, figure, found)
         rows.append({**row, "reference": ref.value, "lower_bound": low, "upper_bound": high,
                      "ratio": value / ref.value if value is not None and ref.value else None, "verdict": outcome, "reason": why})
     return rows
@@ -268,15 +313,17 @@ def _new_references(results: SweepResults) -> Any:
     return document
 
 
-def update_references(results: SweepResults, path: Path, all_systems: bool = False) -> tuple[int, str]:
+def update_references(results: SweepResults, path: Path, all_systems: bool = False) -> tuple[int, str, list[str]]:
     """Write the sweep's figures into the references in path as an editor would, under a lock beside it
     held from the read to the write (two updates at once lose nothing), atomically, the file keeping its
     mode. Each figure goes under the sweep's own system key, or with all_systems under the key of every
     system: an entry there takes the new value and keeps its tolerance; a new one takes the tolerance the
     sweep was checked against, else the one the registry gives it (store.figures: a figure without one is
     not written). Comments, the description and every other
-    reference stay as they were (tomlkit); each entry written says which sweep it is from. Returns how
-    many figures were written, and under which system key. The lock file, .FILE.lock, stays."""
+    reference stay as they were (tomlkit); each entry written says which sweep it is from. A time, rate or
+    energy of a row whose runs shared their node or GPU is not written (it is no reference for a run alone).
+    Returns how many figures were written, under which system key, and the rows so left out. The lock file,
+    .FILE.lock, stays."""
     path = Path(path)
     check_output_place(path, "--references")
     if path.exists():  # a file that is no references is refused before the lock file is made
@@ -286,22 +333,25 @@ def update_references(results: SweepResults, path: Path, all_systems: bool = Fal
         previous = None if text is None else parse_references(text, path)  # refused in one line when not valid
         document = _new_references(results) if text is None else tomlkit.parse(text)
         target = ANY_SYSTEM if all_systems else sweep_system(results)
-        written = _write_figures(document, results, previous, target)
+        written, shared = _write_figures(document, results, previous, target)
         if not written:
-            raise UserError(f"sweep {results.spec.sweep_id} has no completed run with a figure to keep as a reference")
+            raise UserError(f"sweep {results.spec.sweep_id} has no completed run with a figure to keep as a reference"
+                            + (f": the speed figures of {', '.join(shared)} are of runs that shared their node or GPU "
+                               "(their records' sharing says with what)" if shared else ""))
         text = tomlkit.dumps(document)
         parse_references(text, path)  # what is written reads back
         write_text_atomic(path, text)
-    return written, target
+    return written, target, shared
 
 
-def _write_figures(document: Any, results: SweepResults, previous: References | None, target: str) -> int:
-    """Set each figure of the sweep in document under the system key target; returns how many."""
-    system, (means, _), written = sweep_system(results), sweep_means(results), 0
-    for label, figures in means.items():
-        for figure, value in figures.items():
+def _write_figures(document: Any, results: SweepResults, previous: References | None, target: str) -> tuple[int, list[str]]:
+    """Set each figure of the sweep in document under the system key target; returns how many, and the rows
+    whose contended figures were left out (their runs shared their node or GPU)."""
+    system, rows, written = sweep_system(results), sweep_rows(results), 0
+    for label, row in rows.items():
+        for figure, value in row.means.items():
             default = FIGURES[figure].tolerance
-            if value is None or default is None:
+            if value is None or default is None or (FIGURES[figure].contended and row.shared):
                 continue
             table = _table(document, target, label)
             if figure in table:
@@ -314,4 +364,4 @@ def _write_figures(document: Any, results: SweepResults, previous: References | 
                                       **({"upper": upper} if upper is not None else {}), "unit": FIGURES[figure].unit})
             table[figure].comment(f"from sweep {results.spec.sweep_id}")
             written += 1
-    return written
+    return written, [label for label, row in rows.items() if row.shared]

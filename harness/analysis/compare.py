@@ -3,11 +3,14 @@ B/A, and whether the difference exceeds the runs' own spread (a partition agains
 before and after an upgrade).
 
 The spread test is Welch's t-test at 5% (two-sided), where both sweeps have two seeds or more of the
-architecture; with one seed on either side the answer is "unknown": one run says nothing of how much
-a figure moves from seed to seed. GPU-hours per run come from its record (wall time x the GPUs it used,
-one per rank), null with a reason for a run that used no GPU: compare reads what is on disk and asks no
-scheduler (`status` shows the sweep's GPU-hours as the scheduler accounted them). Plain Python (no
-pandas, no scipy), like the leaderboard.
+architecture. With one seed on either side, a figure timed in windows (images/s) is judged by the runs'
+own timed windows: "yes" where the ranges of A's and B's windows do not overlap, "no" where they do (the
+difference is within the timing's own noise; seed-to-seed variance is not counted); any other figure is
+"unknown": one run says nothing of how much it moves from seed to seed. A time, rate or energy of a run
+that shared its node or GPU says so in the row's note. GPU-hours per run come from its record (wall time
+x the GPUs it used, one per rank), null with a reason for a run that used no GPU: compare reads what is on
+disk and asks no scheduler (`status` shows the sweep's GPU-hours as the scheduler accounted them). Plain
+Python (no pandas, no scipy), like the leaderboard.
 """
 import math
 import statistics
@@ -75,15 +78,39 @@ def welch(a: list[float], b: list[float]) -> tuple[float | None, str]:
     return max(0.0, min(1.0, p)), f"Welch p={p:.3g}"
 
 
-def beyond_spread(a: list[float], b: list[float], alpha: float = ALPHA) -> tuple[str, str]:
+Extent = tuple[float, float]  # the lowest and the highest images/s of a run's timed windows
+
+
+def windows_apart(a: list[Extent], b: list[Extent]) -> tuple[str, str]:
+    """One seed on a side: whether the timed windows' images/s of A's runs and of B's runs lie apart ("yes":
+    their ranges do not overlap) or not ("no": the difference is within the runs' own timing noise)."""
+    low_a, high_a = min(low for low, _ in a), max(high for _, high in a)
+    low_b, high_b = min(low for low, _ in b), max(high for _, high in b)
+    apart = high_a < low_b or high_b < low_a
+    return ("yes" if apart else "no"), (f"one seed: the windows' ranges {low_a:,.1f}-{high_a:,.1f} and {low_b:,.1f}-{high_b:,.1f} "
+                                        f"{'do not overlap' if apart else 'overlap'} (within-run spread; seeds' not counted)")
+
+
+def beyond_spread(a: list[float], b: list[float], alpha: float = ALPHA,
+                  extents: tuple[list[Extent], list[Extent]] = ([], [])) -> tuple[str, str]:
     """("yes" | "no" | "unknown" | "-", the test): whether B's mean differs from A's by more than the
-    seeds' spread explains."""
+    seeds' spread explains; with one seed on a side, by more than the runs' own timed windows spread
+    (extents: each run's windows' lowest and highest images/s, where every run of both sides has them:
+    windows_apart), else unknown."""
     if not a or not b:
         return "-", "no value"
     p, how = welch(a, b)
     if p is None:
+        if len(extents[0]) == len(a) and len(extents[1]) == len(b):
+            return windows_apart(*extents)
         return "unknown", f"{how}: needs 2 seeds or more on each side"
     return ("yes" if p < alpha else "no"), how
+
+
+def _extents(runs: list[RunFigures], figure: str) -> list[Extent]:
+    """Each run's lowest and highest images/s over its timed windows, where the figure has windows."""
+    found = FIGURES[figure].spread_of if figure in FIGURES else (lambda record: None)
+    return [(s["min"], s["max"]) for r in runs if (s := found(r.record)) is not None]
 
 
 def _mean(values: list[float]) -> float | None:
@@ -103,8 +130,11 @@ def compare_figures(a: dict[str, list[RunFigures]], b: dict[str, list[RunFigures
             values_a = [v for r in runs_a if (v := r.values.get(figure)) is not None]
             values_b = [v for r in runs_b if (v := r.values.get(figure)) is not None]
             mean_a, mean_b = _mean(values_a), _mean(values_b)
-            verdict, test = beyond_spread(values_a, values_b)
+            verdict, test = beyond_spread(values_a, values_b, extents=(_extents(runs_a, figure), _extents(runs_b, figure)))
             notes = sorted({r.notes[figure] for r in [*runs_a, *runs_b] if figure in r.notes})
+            if figure in FIGURES and FIGURES[figure].contended:
+                notes += [f"{side} {r.run_id} shared its node or GPU ({'; '.join(r.record.shared_by)})"
+                          for side, runs in (("A", runs_a), ("B", runs_b)) for r in runs if r.record.shared_by]
             if label not in a or label not in b:
                 notes.insert(0, f"only in sweep {'B' if label not in a else 'A'}")
             rows.append({"model": label, "figure": figure, "unit": units[figure],

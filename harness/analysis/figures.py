@@ -312,14 +312,16 @@ def draw_scaling(rows: list[dict]) -> plt.Figure:
 
 def make_figures(results: SweepResults, board: list[dict]) -> dict[Path, bytes]:
     """Every figure the sweep's completed runs allow, drawn (PNG bytes), by the path it goes to under the
-    sweep's figures/; nothing is written (write_figures). board: its leaderboard."""
+    sweep's figures/; nothing is written (write_figures). board: its leaderboard. A sweep of synthetic
+    inputs has no training curve, test or robustness to draw."""
     sweep = results.sweep
     runs = completed_runs(results)
     if not runs:
         return {}
-    figures = {"training_curves": training_curves(sweep, runs), "roc": roc_curves(sweep, runs),
-               "accuracy_vs_speed": accuracy_vs_speed(pd.DataFrame(board)), "confusion": confusion_matrices(runs),
-               "robustness": robustness_heatmap(robustness_table(runs))}
+    figures = {} if results.spec.synthetic else {
+        "training_curves": training_curves(sweep, runs), "roc": roc_curves(sweep, runs),
+        "accuracy_vs_speed": accuracy_vs_speed(pd.DataFrame(board)), "confusion": confusion_matrices(runs),
+        "robustness": robustness_heatmap(robustness_table(runs))}
     tables = cross_generator_tables(results)
     if tables:
         figures["cross_generator"] = cross_generator_heatmaps(tables)

@@ -5,8 +5,8 @@ partition got slower since last month" is one command: `python -m harness histor
 The system of a series is where it ran (cluster, partition, GPU name and count); what changes along a
 series (driver, CUDA, torch, the harness's commit) is shown beside each point, so a step in the figure
 can be read against the upgrade that made it. Settings that change a figure (image size, batch,
-precision, TF32, channels_last, compile, mode, epochs) split series: a point never averages runs made
-with different ones.
+precision, TF32, channels_last, compile, mode, epochs, synthetic inputs) split series: a point never averages
+runs made with different ones.
 """
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,15 @@ def _flag(value: Any) -> str:
 def settings_text(settings: dict[str, Any]) -> str:
     """The settings of a series, short: `64px b32 lr 0.001 adam fp32 tf32 - cl off compile off finetune 1ep`
     (a warm-up, where there is one, after the lr: `lr 0.0001 w1`; ranks, where more than one, at the end:
-    `x4 lr linear sync-bn`; an entry from before ranks ran on one)."""
+    `x4 lr linear sync-bn`; an entry from before ranks ran on one), and `synthetic` last for synthetic inputs
+    (sweep --synthetic): a series of its own."""
     size, warmup, ranks = settings.get("image_size"), settings.get("warmup_epochs"), settings.get("world_size") or 1
     scaling = f" lr {settings.get('lr_scaling')}" if settings.get("lr_scaling", "none") != "none" else ""
     distributed = f" x{ranks}{scaling}{' sync-bn' if settings.get('sync_bn') else ''}" if ranks > 1 else ""
     return (f"{size or 'own'}px b{settings.get('batch_size')} lr {_flag(settings.get('lr'))}{f' w{warmup}' if warmup else ''} "
             f"{settings.get('optimizer')} {settings.get('precision')} tf32 {_flag(settings.get('tf32'))} "
             f"cl {_flag(settings.get('channels_last'))} compile {_flag(settings.get('compile'))} "
-            f"{settings.get('mode')} {settings.get('epochs')}ep{distributed}")
+            f"{settings.get('mode')} {settings.get('epochs')}ep{distributed}{' synthetic' if settings.get('synthetic') else ''}")
 
 
 def system_text(system: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord
 
 PAPER_TABLE = Path(__file__).resolve().parent.parent / "resources" / "paper_table2.csv"
+SYNTHETIC_REASON = "synthetic inputs"  # why a synthetic sweep's rows have no accuracy nor any test metric
 
 
 def paper_table() -> list[dict[str, Any]]:
@@ -53,7 +54,10 @@ def leaderboard(results: SweepResults, sort: str = "accuracy", population: str =
     seeds, runs that collapsed left out and named (left_out), and for each detection metric `<metric>_lo`/`<metric>_hi`, its 95%
     interval: accuracy's and AUC's over the population asked for (variance.architecture_interval: seeds and
     test units together, or one of them, with interval_population, interval_method, interval_reason), the
-    other metrics' Student-t over the seeds (None below two)."""
+    other metrics' Student-t over the seeds (None below two); for a figure timed in windows (images/s)
+    `<figure>_q1`/`<figure>_q3`, the mean of its seeds' windows' quartiles; shared_by, the runs that shared
+    their node or GPU. A sweep of synthetic inputs has no test metric (null, test_reason) and no
+    separability test."""
     if sort not in SORTABLE:
         raise UserError(f"cannot sort by {sort!r}; choose one of {', '.join(SORTABLE)}")
     if population not in POPULATIONS:
@@ -80,10 +84,18 @@ def leaderboard(results: SweepResults, sort: str = "accuracy", population: str =
             row[name] = mean
             if figure.detection:
                 row[f"{name}_lo"], row[f"{name}_hi"] = low, high
-        row.update(architecture_interval(results.sweep, records, population))
+            quartiles = [s for r in records if (s := figure.spread_of(r)) is not None]
+            if quartiles and len(quartiles) == len(records):  # the timed windows' quartiles, their mean over seeds
+                row[f"{name}_q1"], row[f"{name}_q3"] = (sum(s[q] for s in quartiles) / len(quartiles) for q in ("q1", "q3"))
+        row["shared_by"] = [f"{r.run_id}: {'; '.join(r.shared_by)}" for r in records if r.shared_by] or None
+        if results.spec.synthetic:
+            row["test_reason"] = SYNTHETIC_REASON
+        else:
+            row.update(architecture_interval(results.sweep, records, population))
         rows.append(row)
     rows.sort(key=lambda r: _sort_key(sort, r))
-    _mark_separable(results.sweep, rows, kept_of, sort, population)
+    if not results.spec.synthetic:  # no test scores to tell architectures apart by
+        _mark_separable(results.sweep, rows, kept_of, sort, population)
     add_scaling(rows, kept_of)  # a sweep at several rank counts: speedup and efficiency against one rank
     return rows
 

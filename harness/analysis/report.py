@@ -201,7 +201,7 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
         ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
         ("", "table", weights),
     ]
-    if runs:
+    if runs and not spec.synthetic:
         accuracy, auc = robustness_table(runs, "accuracy"), robustness_table(runs, "auc")
         robust = pd.DataFrame({f"{condition} {name}": table[condition].map(_percent)
                                for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})

@@ -113,12 +113,17 @@ def recorded_state(results: SweepResults, run_id: str) -> str:
     return NO_RESULT if results.job_of(run_id) is not None else NOT_SUBMITTED
 
 
+# The preprocessing step's row of a sweep that has none
+NO_PREPROCESSING = {"job_id": None, "state": "NONE", "reason": "synthetic inputs: no dataset to prepare"}
+
+
 def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]]:
     """The status of each run (in the spec's order) and of the preprocessing step."""
     sweep, submissions, states = results.sweep, results.submissions, results.job_states
     preprocess_job = submissions[-1].preprocess_job if submissions else None
-    preprocess = preprocess_status(sweep, preprocess_job, states.get(preprocess_job or ""), bool(submissions),
-                                   results.backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
+    preprocess = dict(NO_PREPROCESSING) if results.spec.synthetic else preprocess_status(
+        sweep, preprocess_job, states.get(preprocess_job or ""), bool(submissions),
+        results.backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
     statuses = []
     for run in results.spec.runs:
         checked, job_id = results.checked[run.run_id], results.job_of(run.run_id)

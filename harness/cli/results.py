@@ -6,7 +6,9 @@ from typing import Any
 
 from harness.cli.options import add_force, add_format, add_results, add_sweep, user_path
 
-NO_REFERENCE_EXIT = 3  # check: the references hold no figure for the sweep's system (1: a figure outside its reference)
+# check: nothing was checked (the references hold no figure for the sweep's system, or every figure that has one
+# is not comparable: its runs shared their node or GPU); 1: a figure outside its reference, whatever else
+NOTHING_CHECKED_EXIT = 3
 
 
 def read_sweep(args: argparse.Namespace, sweep: str | None) -> Any:
@@ -104,12 +106,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     columns = ["model", "figure", "a", "a_seeds", "b", "b_seeds", "ratio", "beyond_spread", "test", "note"]
     print_rows(args.format, rows, columns, shown=shown_rows, meta={"a": sweep_a.sweep_id, "b": sweep_b.sweep_id} if args.meta else None,
                optional=("test", "a_seeds", "b_seeds", "note", "ratio"), wide=args.wide,
-               title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} (means over seeds; beyond spread: Welch's t-test at 5%)")
+               title=f"B = {sweep_b.sweep_id} against A = {sweep_a.sweep_id} (means over seeds; beyond spread: Welch's t-test at "
+               "5%, with one seed the timed windows' ranges)")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.analysis.check import ANY_SYSTEM, check_sweep, read_references, update_references
+    from harness.analysis.check import ANY_SYSTEM, NOT_COMPARABLE, check_sweep, read_references, update_references
     from harness.analysis.compare import shown
     from harness.cli.render import print_rows, say
     from harness.errors import UserError
@@ -119,12 +122,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = read_sweep(args, args.sweep)
     sweep = results.sweep
     if args.update_references:
-        written, system = update_references(results, args.references, args.all_systems)
+        written, system, left_out = update_references(results, args.references, args.all_systems)
         where = "every system" if system == ANY_SYSTEM else f"system {system}"
         say(f"wrote {written} references from sweep {sweep.sweep_id} to {args.references}, for {where}")
+        if left_out:
+            say(f"not written: the speed figures of {', '.join(left_out)}, whose runs shared their node or GPU", warning=True)
         return 0
     rows = check_sweep(results, read_references(args.references))
     failed = [row for row in rows if row["verdict"] == "FAIL"]
+    not_comparable = [row for row in rows if row["verdict"] == NOT_COMPARABLE]
     system = rows[0]["system"]
     shown_rows = [{**row, **{k: shown(row["unit"], row[k]) for k in ("value", "reference", "lower_bound", "upper_bound")},
                    "ratio": "-" if row["ratio"] is None else f"{row['ratio']:.3f}"} for row in rows]
@@ -133,9 +139,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                optional=("seeds", "ratio", "lower_bound", "upper_bound"), wide=args.wide,
                meta={"sweep": sweep.sweep_id, "system": system, "references": str(args.references), "failed": len(failed)}
                if args.meta else None)
+    if not_comparable:
+        say(f"{len(not_comparable)} figures not comparable, their runs shared their node or GPU: "
+            + ", ".join(f"{r['model']} {r['figure']}" for r in not_comparable), warning=True)
     if not any(row["verdict"] in ("pass", "FAIL") for row in rows):
-        say(f"no reference for this system ({system}) in {args.references}: nothing checked")
-        return NO_REFERENCE_EXIT
+        say(f"no reference for this system ({system}) in {args.references}: nothing checked" if not not_comparable else
+            "nothing checked: every figure with a reference for this system is not comparable")
+        return NOTHING_CHECKED_EXIT
     if failed:
         say(f"{len(failed)} of {len(rows)} figures outside their reference: " + ", ".join(f"{r['model']} {r['figure']}" for r in failed))
     return 1 if failed else 0

@@ -32,6 +32,9 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
         actions.append(planning.add_argument(*flags, **settings))
 
     option("--dataset", type=dataset_path, default="demo", help="a folder with manifest.csv (from data prepare), or 'demo'")
+    option("--synthetic", action="store_true",
+           help="no dataset: each job times the training step and inference on random inputs of the run's batch and "
+           "image size (a GPU acceptance test, seconds an architecture); speed figures only, kept apart from runs on data")
     option("--models", help="comma-separated architectures: the paper's names or any timm model name (default: the eight)")
     option("--seeds", type=positive_int, default=1, help="runs per architecture")
     option("--resplit", action="store_true",
@@ -93,7 +96,8 @@ def add_rank_options(option: Any, defaults: Any) -> None:
 
 # How an option a backend declares (cluster.base.Option) is read from the command line, by its kind.
 KINDS: dict[str, dict[str, Any]] = {"text": {}, "count": {"type": positive_int}, "name_or_file": {"type": profile_name_or_path},
-                                    "repeated": {"action": "append", "default": []}}
+                                    "repeated": {"action": "append", "default": []},
+                                    "switch": {"action": argparse.BooleanOptionalAction, "default": None}}
 
 
 def add_backend_options(sweep: argparse.ArgumentParser) -> dict[str, tuple[str, str, str]]:

@@ -45,12 +45,13 @@ class Placement:
 @dataclass(frozen=True)
 class Work:
     """What a sweep's jobs run, handed to a backend by the use cases (as submitit is handed callables):
-    the preprocessing step, one run's training (called with the run id; called again on a requeue), and
-    the module that runs them as a process, for a backend that starts processes itself:
+    the preprocessing step (None where the sweep has none: synthetic inputs), one run's training (called
+    with the run id; called again on a requeue), and the module that runs them as a process, for a backend
+    that starts processes itself:
     `python -m MODULE worker SWEEP RUN...` (the preprocessing step, then each run no other worker has
     taken) and, for a run's further ranks on the same machine, `python -m MODULE rank R SWEEP RUN`."""
 
-    preprocess: Callable[[], Any]
+    preprocess: Callable[[], Any] | None
     train: Callable[[str], Any]
     module: str
 
@@ -92,7 +93,8 @@ class Option:
     flag: str  # --partition
     field: str  # the name the backend's settings() reads it under
     help: str | None = None
-    kind: Literal["text", "count", "name_or_file", "repeated"] = "text"  # a count is a whole number >= 1
+    # a count is a whole number >= 1; a switch is --FLAG (true) or --no-FLAG (false), None where neither is given
+    kind: Literal["text", "count", "name_or_file", "repeated", "switch"] = "text"
     metavar: str | None = None
 
 
@@ -107,6 +109,25 @@ class SiteView:
     settings: list[tuple[str, str, str]]  # (setting, value, source)
     profile_text: str
     notes: tuple[str, ...] = ()  # lines under the partitions: what a column cannot say (why a GPU cannot be used)
+
+
+class NodeWatch:
+    """What else runs on a job's node while it is measured, as its backend sees it: sampled at the edges of
+    a run's timed windows (sample), then the other work seen across the samples, one line each (others).
+    This one knows nothing (a backend that cannot tell): others() is None, and reason says why."""
+
+    source = ""  # how the backend looks, for a person ("squeue -w gpu01", "this machine's processes")
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason  # why the node's other work is not known
+
+    def sample(self) -> None:
+        """Look once, at the edge of a timed window."""
+
+    def others(self) -> list[str] | None:
+        """The other work seen on the node across the samples (jobs, processes), one line each; None where it
+        cannot be known (reason)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,10 @@ class JobEnvironment:
         """torch's env:// variables of this task, where the scheduler started the run's ranks (tasks > 1);
         none where the job starts its ranks itself."""
         return {}
+
+    def node_watch(self) -> NodeWatch:
+        """What watches the job's node for other work while a run is measured (the backend's own view)."""
+        return NodeWatch(f"the {self.backend} backend does not say what else runs on its nodes")
 
     def system(self) -> dict[str, str]:
         """What a run's record keeps of where it ran (its environment): the backend, the job, the cluster,

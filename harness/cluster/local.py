@@ -14,12 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.base import JobEnvironment, JobState, Option, Placement, SiteView, Work, last_line
+from harness.cluster.base import JobEnvironment, JobState, NodeWatch, Option, Placement, SiteView, Work, last_line
 from harness.errors import UserError
 from harness.gpus import has_nvidia_gpu, nvidia_gpus
 from harness.store.paths import SweepPaths
@@ -129,14 +130,92 @@ def rank_limit(devices: set[str]) -> tuple[int, str]:
     return len(os.sched_getaffinity(0)), "one per CPU"
 
 
+# A process counts as other work on this machine where it used at least this share of one CPU between the
+# first and the last look: the daemons of an idle machine stay well below it.
+MIN_CPU_SHARE = 0.1
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> dict[int, tuple[int, str, int]]:
+    """Every process of this machine: pid -> (its parent's pid, its start time, the CPU ticks it has used:
+    user and system, proc(5) fields 4, 22, 14 and 15)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and len(fields) > 19:
+            found[int(entry.name)] = (int(fields[1]), fields[19], int(fields[11]) + int(fields[12]))
+    return found
+
+
+def command_line(pid: int) -> str:
+    """A process's command line, short ('' where it has none: a kernel thread, or it has ended)."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return ""
+    return " ".join(w.decode(errors="replace") for w in words if w)[:80]
+
+
+def descendants(pid: int, table: dict[int, tuple[int, str, int]]) -> set[int]:
+    """The processes started by pid, and theirs (a run's other ranks, started by its first)."""
+    children: dict[int, list[int]] = {}
+    for child, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+class ProcessWatch(NodeWatch):
+    """On this machine: the other processes (another sweep's local workers among them) that used CPU between
+    the first and the last look, this process and those it started left out."""
+
+    source = "this machine's processes"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks: list[tuple[float, dict[int, tuple[int, str, int]]]] = []
+
+    def sample(self) -> None:
+        self.looks[1:] = []  # the first look and the latest are what count
+        self.looks.append((time.monotonic(), processes()))
+
+    def others(self) -> list[str] | None:
+        """The other busy processes, the busiest first."""
+        if len(self.looks) < 2 or self.looks[-1][0] <= self.looks[0][0]:
+            self.reason = "this machine's processes were not looked at twice"
+            return None
+        (start, before), (end, after) = self.looks[0], self.looks[-1]
+        mine = {os.getpid(), *descendants(os.getpid(), after)}
+        busy = []
+        for pid, (_, started, ticks) in after.items():
+            earlier = before.get(pid)
+            used = ticks - (earlier[2] if earlier and earlier[1] == started else 0)  # one started since: all it used
+            share = used / CLOCK_TICKS / (end - start)
+            if pid not in mine and share >= MIN_CPU_SHARE:
+                busy.append((share, pid))
+        return [f"process {pid} ({command_line(pid) or 'a kernel thread'}): {share:.0%} of a CPU"
+                for share, pid in sorted(busy, reverse=True)]  # the busiest first
+
+
+@dataclass(frozen=True)
+class LocalJobEnvironment(JobEnvironment):
+    def node_watch(self) -> NodeWatch:
+        return ProcessWatch()
+
+
 def local_environment() -> JobEnvironment:
     """A job on this machine: its worker names it (worker_token), the host is its node, and its threads are
     the share of the cores the local backend gave it (OMP_NUM_THREADS), else every CPU it may use."""
     cpus = len(os.sched_getaffinity(0))
     threads = os.environ.get("OMP_NUM_THREADS", "")
-    return JobEnvironment(backend="local", job_id=worker_token(os.getpid()), cluster="local", partition="local",
-                          node=socket.gethostname(), cpus=cpus,
-                          threads=int(threads) if threads.isdigit() and int(threads) > 0 else cpus)
+    return LocalJobEnvironment(backend="local", job_id=worker_token(os.getpid()), cluster="local", partition="local",
+                               node=socket.gethostname(), cpus=cpus,
+                               threads=int(threads) if threads.isdigit() and int(threads) > 0 else cpus)
 
 
 class LocalBackend:

@@ -9,3 +9,9 @@ DEMO_VERSION = 3
 # data prepare --near-duplicates: two images whose 64-bit difference hashes differ in at most this many bits
 # are copies of one photograph (harness.data.groups; docs/science.md gives the distances measured).
 NEAR_DUPLICATE_BITS = 6
+# The demo's input size: 40 px times timm's usual crop fraction (0.875), so for most of the eight the
+# cache's resize is the identity and the fingerprint reaches the network pixel for pixel (ResNet50's
+# fraction is 0.95: its 40 px go to 37 first). An architecture that needs more (Xception 71,
+# InceptionV3 75) gets its own minimum, from an upscaled image: the first command stays within a few
+# CPU minutes. Synthetic inputs on a CPU take the same sizes (training.synthetic).
+DEMO_IMAGE_SIZE = 35

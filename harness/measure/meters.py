@@ -67,6 +67,26 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 CopyWait = tuple[Any, Any]  # two CUDA events with timing, on the step's stream, around its wait on a batch's copy
+WINDOWS = 5  # the timed windows a run's steady-state steps are split into: its throughput is their median
+
+
+@dataclass
+class Window:
+    """One timed window: the images its steps processed and the time they took (only time inside timed passes)."""
+
+    images: int = 0
+    seconds: float = 0.0
+    steps: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "seconds": self.seconds}
+
+
+def window_ends(steady_steps: int, windows: int = WINDOWS) -> list[int]:
+    """Where each window ends, counted in steady-state steps: up to `windows` windows of (nearly) equal
+    steps, each of one step at least."""
+    count = min(windows, steady_steps)
+    return [round((number + 1) * steady_steps / count) for number in range(count)]
 
 
 @dataclass
@@ -75,20 +95,32 @@ class StepMeter:
     for what it is: the share of that time the host spent obtaining its batches (data_wait_fraction: the
     gather, and a copy's queueing or its pinned buffer), and the share the GPU stood waiting for a batch's
     copy from the host (gpu_copy_wait_fraction: CUDA events around the step stream's wait, where batches
-    are copied from the host). The device is synchronised only where the steady state starts and at the
-    end of each timed pass, never inside a step, so the measurement does not slow what it measures."""
+    are copied from the host). The device is synchronised only where the steady state starts, at the end
+    of each timed pass and at the edges of the timed windows, never inside a step, so the measurement does
+    not slow what it measures.
+
+    The steady-state steps (steady_steps, where the caller knows how many there will be) are split into
+    WINDOWS windows of consecutive steps, each timed on its own (a window may span two passes: only the
+    time inside them counts): the throughput is the median of the windows' images/s, and their spread
+    (window_spread) says how steady it was. Where steady_steps is not given, every timed step is one
+    window. watch, where given, is called at each window's edges, off the clock, with True at the last one
+    (it looks at what else runs on the node: measure.sharing)."""
 
     device: torch.device
     warmup: int = WARMUP_STEPS
     # Called after the device is synchronised at every edge: with several ranks, a barrier, so that all
     # of them are timed from the same moment to the same moment (their images over one span).
     barrier: Callable[[], None] | None = None
+    steady_steps: int | None = None
+    watch: Callable[[bool], None] | None = None
     seen: int = 0
     images: int = 0
     seconds: float = 0.0
     data_seconds: float = 0.0
     copy_wait_seconds: float = 0.0
     copies: int = 0  # timed steps whose batch was copied from the host
+    windows: list[Window] = field(default_factory=list)  # those closed, in order
+    _open: Window | None = None
     _mark: float | None = None
     _waits: list[CopyWait] = field(default_factory=list)
 
@@ -98,14 +130,41 @@ class StepMeter:
             self.barrier()
         return time.perf_counter()
 
+    def _ends(self) -> list[int]:
+        return window_ends(self.steady_steps) if self.steady_steps else []
+
+    def _count(self, now: float) -> None:
+        """The time since the last mark, to the meter and its open window."""
+        if self._mark is not None and self._open is not None:
+            self.seconds += now - self._mark
+            self._open.seconds += now - self._mark
+
+    def _start_window(self) -> None:
+        if self.watch is not None:
+            self.watch(False)
+        self._open, self._mark = Window(), self._edge()
+
+    def _close_window(self) -> None:
+        self._count(self._edge())
+        assert self._open is not None
+        self.windows.append(self._open)
+        self._open = self._mark = None
+        more = len(self.windows) < len(self._ends())
+        if self.watch is not None:
+            self.watch(not more)
+        if more:
+            self._start_window()
+
     @contextmanager
     def timing(self) -> Iterator[None]:
         """One timed pass (an epoch): time outside it (evaluation, checkpoints) is not counted."""
-        if self.seen >= self.warmup:
+        if self._open is not None:  # a window goes on from the pass before
             self._mark = self._edge()
+        elif self.seen >= self.warmup and not self.windows:
+            self._start_window()
         yield
         if self._mark is not None:
-            self.seconds += self._edge() - self._mark
+            self._count(self._edge())
             self._mark = None
         # the pass has ended synchronised: its events are complete and read now, off the steps
         self.copy_wait_seconds += sum(waits.elapsed_time(resumes) for waits, resumes in self._waits) / 1000.0
@@ -113,18 +172,27 @@ class StepMeter:
 
     def step(self, batch: int, data_seconds: float, copy_wait: CopyWait | None = None) -> None:
         self.seen += 1
-        if self._mark is not None:
+        if self._mark is not None and self._open is not None:
             self.images += batch
+            self._open.images += batch
+            self._open.steps += 1
             self.data_seconds += data_seconds
             if copy_wait is not None:
                 self._waits.append(copy_wait)
                 self.copies += 1
-        elif self.seen == self.warmup:  # the steady state starts once the warm-up steps are done
-            self._mark = self._edge()
+            ends = self._ends()
+            if ends and sum(w.steps for w in self.windows) + self._open.steps == ends[len(self.windows)]:
+                self._close_window()
+        elif self.seen == self.warmup and not self.windows:  # the steady state starts once the warm-up steps are done
+            self._start_window()
+
+    def timed_windows(self) -> list[Window]:
+        """The windows timed so far, the one still open included where it holds a step."""
+        return [*self.windows, *([self._open] if self._open is not None and self._open.steps else [])]
 
     def images_per_s(self) -> float | None:
-        """None, never zero, when no steady-state step was timed."""
-        return self.images / self.seconds if self.images and self.seconds > 0 else None
+        """The median of the windows' images/s; None, never zero, when no steady-state step was timed."""
+        return window_spread([w.as_dict() for w in self.timed_windows()])["median"]
 
     def data_wait_fraction(self) -> float | None:
         """The host's fetch time over the timed steps' time."""
@@ -139,6 +207,17 @@ class StepMeter:
         if not self.copies:
             return None, "no batch was copied from the host: the split is in GPU memory"
         return self.copy_wait_seconds / self.seconds, None
+
+
+def window_spread(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The throughput of timed windows ({"images", "seconds"} each): every window's images/s, their median,
+    quartiles (inclusive method; one window is its own quartiles) and extremes; the figures None where no
+    window holds a timed image."""
+    rates = [w["images"] / w["seconds"] for w in windows if w["images"] and w["seconds"] > 0]
+    if not rates:
+        return {"images_per_s": [], "median": None, "q1": None, "q3": None, "min": None, "max": None}
+    q1, median, q3 = statistics.quantiles(rates, n=4, method="inclusive") if len(rates) > 1 else rates * 3
+    return {"images_per_s": rates, "median": median, "q1": q1, "q3": q3, "min": min(rates), "max": max(rates)}
 
 
 def samples_inside(samples: list[tuple[int, float]], windows: list[tuple[int, int]]) -> list[float]:
@@ -260,6 +339,17 @@ class GpuSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s) and self._read():
             pass
+
+    def compute_pids(self) -> set[int] | None:
+        """The processes holding a compute context on the GPU in use, as NVML lists them (process ids as the
+        host's kernel numbers them); None where NVML is not open or cannot list them."""
+        if self._handle is None or self.reason is not None:
+            return None
+        import pynvml
+        try:
+            return {int(p.pid) for p in pynvml.nvmlDeviceGetComputeRunningProcesses(self._handle)}
+        except pynvml.NVMLError:
+            return None
 
     def _energy_counter_mj(self) -> float | None:
         """NVML's energy counter (mJ since the driver loaded); None, once and for all, where it fails."""

@@ -29,6 +29,10 @@ class Figure:
     read: Reader
     tolerance: Tolerance | None = None  # None: --update-references does not write it
     detection: bool = False  # a test metric: the leaderboard gives its 95% interval over seeds, separability may test it
+    # A time, a rate, a utilisation or an energy: other work on the run's node or GPU moves it, so `check` calls
+    # it not comparable where the run shared them (accuracy and memory are the run's own whoever shares).
+    contended: bool = False
+    spread: tuple[str, ...] | None = None  # the key path of its timed windows' spread (meters.window_spread), if any
 
     @property
     def percent(self) -> bool:
@@ -41,14 +45,27 @@ class Figure:
 
     def value(self, record: "RunRecord") -> float | int | None:
         """The run's figure: a finite number, else None (not measured, or not a number)."""
-        if callable(self.read):
-            found = self.read(record)
-        else:
-            found = getattr(record, self.read[0])
-            for key in self.read[1:]:
-                found = found.get(key) if isinstance(found, dict) else None
-        finite = isinstance(found, (int, float)) and not isinstance(found, bool) and math.isfinite(found)
-        return found if finite else None
+        found = self.read(record) if callable(self.read) else _at(record, self.read)
+        return found if _finite(found) else None
+
+    def spread_of(self, record: "RunRecord") -> dict[str, float] | None:
+        """The run's spread of the figure over its timed windows (q1, q3, min, max: numbers), where it has one."""
+        found = _at(record, self.spread) if self.spread else None
+        keys = ("q1", "q3", "min", "max")
+        if not isinstance(found, dict) or not all(_finite(found.get(key)) for key in keys):
+            return None
+        return {key: float(found[key]) for key in keys}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at(record: "RunRecord", path: tuple[str, ...]) -> Any:
+    found = getattr(record, path[0])
+    for key in path[1:]:
+        found = found.get(key) if isinstance(found, dict) else None
+    return found
 
 
 def _wall_time(record: "RunRecord") -> float | None:
@@ -73,23 +90,26 @@ _FIGURES = [
     Figure("average_precision", FRACTION, True, "AP", ("test", "average_precision"), detection=True),
     Figure("eer", FRACTION, False, "EER", ("test", "eer"), detection=True),
     Figure("accuracy_at_threshold", FRACTION, True, "acc at val threshold", ("test", "accuracy_at_threshold"), detection=True),
-    Figure("train_images_per_s", "images/s", True, "train img/s", ("throughput", "train_images_per_s"), SLOWER),
-    Figure("infer_images_per_s", "images/s", True, "infer img/s", ("throughput", "infer_images_per_s"), SLOWER),
-    Figure("data_wait_fraction", FRACTION, False, "data wait", ("throughput", "data_wait_fraction")),
-    Figure("achieved_tflops", "TFLOP/s", True, "TFLOP/s", ("throughput", "achieved_tflops")),
-    Figure("mfu", FRACTION, True, "MFU", ("throughput", "mfu"), SLOWER),
+    Figure("train_images_per_s", "images/s", True, "train img/s", ("throughput", "train_images_per_s"), SLOWER,
+           contended=True, spread=("throughput", "train_spread")),
+    Figure("infer_images_per_s", "images/s", True, "infer img/s", ("throughput", "infer_images_per_s"), SLOWER,
+           contended=True, spread=("throughput", "infer_spread")),
+    Figure("data_wait_fraction", FRACTION, False, "data wait", ("throughput", "data_wait_fraction"), contended=True),
+    Figure("achieved_tflops", "TFLOP/s", True, "TFLOP/s", ("throughput", "achieved_tflops"), contended=True),
+    Figure("mfu", FRACTION, True, "MFU", ("throughput", "mfu"), SLOWER, contended=True),
     # The mean, not the median, of NVML's utilisation samples: each sample is the share of one equal
     # sampling period in which a kernel ran, so their mean is the share of the training time the GPU was
     # busy, a time average like data wait, MFU and energy per image. A median hides the periods in which
     # the GPU starved (idle one period in three reads 100%), which is what this figure exists to show.
-    Figure("gpu_util_mean", FRACTION, True, "GPU util", ("gpu", "util_mean"), SLOWER),
-    Figure("energy_per_image_j", "J/image", False, "train J/image", ("gpu", "energy_per_image_j"), COSTLIER),
-    Figure("infer_energy_per_image_j", "J/image", False, "infer J/image", ("gpu", "infer", "energy_per_image_j")),
+    Figure("gpu_util_mean", FRACTION, True, "GPU util", ("gpu", "util_mean"), SLOWER, contended=True),
+    Figure("energy_per_image_j", "J/image", False, "train J/image", ("gpu", "energy_per_image_j"), COSTLIER, contended=True),
+    Figure("infer_energy_per_image_j", "J/image", False, "infer J/image", ("gpu", "infer", "energy_per_image_j"),
+           contended=True),
     Figure("peak_gpu_memory_bytes", "bytes", False, "peak GPU memory (bytes)", ("memory", "peak_gpu_memory_bytes"), COSTLIER),
     Figure("peak_host_rss_bytes", "bytes", False, "peak host memory (bytes)", ("memory", "peak_host_rss_bytes")),
-    Figure("wall_time_s", "s", False, "wall time (s)", _wall_time),
-    Figure("train_seconds", "s", False, "training time (s)", ("train_seconds_this_attempt",)),
-    Figure("compile_seconds", "s", False, "compile time (s)", ("throughput", "compile_seconds")),
+    Figure("wall_time_s", "s", False, "wall time (s)", _wall_time, contended=True),
+    Figure("train_seconds", "s", False, "training time (s)", ("train_seconds_this_attempt",), contended=True),
+    Figure("compile_seconds", "s", False, "compile time (s)", ("throughput", "compile_seconds"), contended=True),
 ]
 FIGURES: dict[str, Figure] = {figure.name: figure for figure in _FIGURES}
 
@@ -104,10 +124,14 @@ def doc_table() -> str:
     def tolerance(band: Tolerance | None) -> str:
         return "not written" if band is None else ", ".join("none" if side is None else f"{side:+.0%}" for side in band)
 
-    lines = ["| figure | unit | better | label | `--update-references` tolerance (lower, upper) | read from the record |",
-             "|---|---|---|---|---|---|"]
+    def spread(figure: Figure) -> str:
+        return f" (spread: `{'.'.join(figure.spread)}`)" if figure.spread else ""
+
+    lines = ["| figure | unit | better | label | `--update-references` tolerance (lower, upper) | shared node: `check` says "
+             "| read from the record |", "|---|---|---|---|---|---|---|"]
     lines += [f"| `{f.name}` | {f.unit} | {'higher' if f.higher_is_better else 'lower'} | {f.label}{' %' if f.percent else ''} "
-              f"| {tolerance(f.tolerance)} | `{f.source}` |" for f in FIGURES.values()]
+              f"| {tolerance(f.tolerance)} | {'not comparable' if f.contended else 'checked'} "
+              f"| `{f.source}`{spread(f)} |" for f in FIGURES.values()]
     return "\n".join(lines) + "\n"
 
 

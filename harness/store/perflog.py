@@ -2,10 +2,11 @@
 completed run, appended and never rewritten (ReFrame's perflog, MLPerf's provenance).
 
 An entry says which run it is (sweep, run, architecture, seed), the settings that change a figure
-(image size, batch, precision, TF32, channels_last, compile, mode, epochs), the system it ran on
-(cluster, partition, node, GPU name and count, driver, CUDA, torch, timm, harness version and git
-commit), and each figure with its unit (`{"value": ..., "unit": ...}`; value null where the run could
-not measure it). Jobs append concurrently: each line is written whole, under a lock, with one
+(image size, batch, precision, TF32, channels_last, compile, mode, epochs, synthetic inputs), the system it
+ran on (cluster, partition, node, GPU name and count, driver, CUDA, torch, timm, harness version and git
+commit), each figure with its unit (`{"value": ..., "unit": ...}`; value null where the run could not
+measure it), whether the run had its node and GPU to itself (alone, shared_by) and the quartiles of its
+timed windows (spread). Jobs append concurrently: each line is written whole, under a lock, with one
 O_APPEND write and an fsync. Readers query the perflog's index (store.perflog_index), which checks each
 line once: a broken one is reported with its line number and skipped, never fatal. A run completed
 again (a record set aside and its run rerun by --resume) appends another line: readers take the last
@@ -14,7 +15,7 @@ line of each (sweep, run), the attempt the sweep's record now holds. Plain Pytho
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,10 +24,10 @@ from harness.store.atomic import locked, refuse_symlink
 from harness.store.figures import FIGURES, figures_of
 from harness.store.paths import perflog, perflog_lock
 from harness.store.records import RunRecord, SweepSpec
-from harness.store.schema import Amount, DamagedFile, Date, Fraction, Keys, from_versioned_fields, parse_json
+from harness.store.schema import Amount, Count, DamagedFile, Date, Fraction, Keys, Length, from_versioned_fields, parse_json
 from harness.version import __version__
 
-PERFLOG_SCHEMA = 1
+PERFLOG_SCHEMA, PERFLOG_MINOR = 1, 1  # 1.1: settings.synthetic, alone, shared_by, spread
 # Each figure of the registry as a line holds it: its value in its range, its unit the registry's. A
 # figure the registry does not know (a later harness's) passes, checked as a number or null.
 FigureValues = Annotated[dict[str, dict[str, Any]], Keys({
@@ -35,7 +36,7 @@ FigureValues = Annotated[dict[str, dict[str, Any]], Keys({
     for name, figure in FIGURES.items()})]
 # The training settings that change a figure: runs differing in one of them are not compared.
 SETTINGS = ("image_size", "batch_size", "lr", "warmup_epochs", "optimizer", "precision", "tf32", "channels_last", "compile",
-            "mode", "epochs", "world_size", "lr_scaling", "sync_bn")
+            "mode", "epochs", "world_size", "lr_scaling", "sync_bn", "synthetic")
 SYSTEM = ("cluster", "partition", "node", "device", "gpu_name", "gpu_count", "driver", "cuda", "torch", "timm",
           "harness_version", "git_commit", "git_dirty")
 SCALAR = (str, int, float, bool, type(None))
@@ -53,7 +54,11 @@ class PerfEntry:
     system: dict[str, Any]
     figures: FigureValues  # name -> {"value": number or null, "unit": str}
     variant: str = ""
+    alone: bool | None = None  # the run had its node and GPU to itself (null: not known, or a line before 1.1)
+    shared_by: list[str] = field(default_factory=list)  # what shared them, one line each (the record's sharing)
+    spread: dict[str, Annotated[list[Amount], Length(2)]] = field(default_factory=dict)  # figure -> [q1, q3] of its windows
     schema_version: int = PERFLOG_SCHEMA
+    schema_minor: Count = PERFLOG_MINOR
 
     def value(self, figure: str) -> float | None:
         return (self.figures.get(figure) or {}).get("value")
@@ -67,7 +72,7 @@ class PerfEntry:
         checked as a number or null with its unit first, then a known figure's range and unit (FigureValues)."""
         if isinstance(data, dict) and isinstance(data.get("figures"), dict):
             check_figures(data["figures"], path)
-        entry = from_versioned_fields(cls, data, path, PERFLOG_SCHEMA)
+        entry = from_versioned_fields(cls, data, path, PERFLOG_SCHEMA, PERFLOG_MINOR)
         try:
             when = datetime.fromisoformat(entry.time)
         except ValueError:
@@ -105,7 +110,7 @@ def settings_of(record: RunRecord) -> dict[str, Any]:
     settings["compile"] = bool(config.get("compile", False))
     # an entry from before data-parallel runs trained on one process
     settings.update(world_size=config.get("world_size", 1), lr_scaling=config.get("lr_scaling", "none"),
-                    sync_bn=bool(config.get("sync_bn", False)))
+                    sync_bn=bool(config.get("sync_bn", False)), synthetic=record.synthetic)
     return {k: (v if isinstance(v, SCALAR) else str(v)) for k, v in settings.items()}
 
 
@@ -146,9 +151,11 @@ def entry_from_record(record: RunRecord, spec: SweepSpec | None, found: dict[str
         except KeyError:
             pass
     figures = {name: {"value": value, "unit": FIGURES[name].unit} for name, value in figures_of(record).items()}
+    spread = {name: [s["q1"], s["q3"]] for name, figure in FIGURES.items() if (s := figure.spread_of(record))}
     return PerfEntry(time=record.finished_at, sweep=record.sweep_id, run=record.run_id, architecture=record.model,
                      seed=record.seed, settings=settings_of(record), system=system_of(record, spec, found),
-                     figures=figures, variant=variant)
+                     figures=figures, variant=variant, alone=(record.sharing or {}).get("alone"),
+                     shared_by=record.shared_by, spread=spread)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -26,13 +26,14 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 # Each file's schema: its major version (schema_version; another one is not read) and its minor version
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
-SWEEP_SCHEMA, SWEEP_MINOR = 1, 4  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
-# sync_bn; 1.3: code.digest; 1.4: train.keras_resize
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 5  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
+# sync_bn; 1.3: code.digest; 1.4: train.keras_resize; 1.5: train.synthetic (dataset then '')
 # 1.1: config.keep_checkpoints, the environment's cluster; 1.2: distributed; 1.3: the environment's backend, job_id,
 # cluster, partition and node, as the run's backend says (before: under its scheduler's name, see _where_it_ran);
 # 1.4: config.keras_resize, preprocessing.resize, throughput.gpu_copy_wait_fraction and gpu_copy_wait_reason,
-# gpu.energy_uncertainty_j, cross_generator's intervals
-RESULT_SCHEMA, RESULT_MINOR = 1, 4
+# gpu.energy_uncertainty_j, cross_generator's intervals; 1.5: throughput.train_spread and infer_spread (the timed
+# windows), sharing, config.synthetic and test_reason (a synthetic run: no val or test)
+RESULT_SCHEMA, RESULT_MINOR = 1, 5
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
@@ -41,7 +42,7 @@ ImageSize = Annotated[int, Range(1, MAX_IMAGE_SIZE)]
 Rate = Annotated[float, Range(0, above=True)]  # a learning rate, a std: more than 0
 TRAINING = Keys({"epochs": Positive, "batch_size": Positive, "lr": Rate | None, "warmup_epochs": Count | None,
                  "image_size": ImageSize | None, "seed": Count, "model": str, "world_size": Positive, "nodes": Positive,
-                 "sync_bn": bool, "lr_scaling": str})
+                 "sync_bn": bool, "lr_scaling": str, "synthetic": bool})
 Training = Annotated[dict[str, Any], TRAINING]
 Metrics = Annotated[dict[str, Any], Keys({
     **dict.fromkeys(("accuracy", "precision", "recall", "f1", "accuracy_at_threshold"), Fraction),
@@ -56,9 +57,14 @@ Preprocessing = Annotated[dict[str, Any], Keys({
     "image_size": ImageSize, "interpolation": Literal["nearest", "bilinear", "bicubic", "lanczos"],
     "crop_pct": Annotated[float, Range(0, 1, above=True)], "mean": Annotated[list[float], Length(3)],
     "std": Annotated[list[Rate], Length(3)], "bgr": bool, "mode": str, "resize": Literal["timm", "keras"]})]
+# The images/s of a phase's timed windows (measure.meters.window_spread): each window's, their median (the
+# phase's figure), quartiles and extremes.
+Spread = Annotated[dict[str, Any], Keys({"images_per_s": list[Amount],
+                                         **dict.fromkeys(("median", "q1", "q3", "min", "max"), Amount | None)})]
 Throughput = Annotated[dict[str, Any], Keys({
     **dict.fromkeys(("train_images_per_s", "infer_images_per_s", "achieved_tflops", "peak_tflops", "mfu",
                      "compile_seconds"), Amount | None),
+    "train_spread": Spread, "infer_spread": Spread,
     "data_wait_fraction": Fraction | None, "gpu_copy_wait_fraction": Fraction | None, "gpu_copy_wait_reason": str | None,
     "steady_train_steps": Count,
     "train_flops_per_image": Count | None, "infer_flops_per_image": Count | None})]
@@ -68,6 +74,11 @@ Gpu = Annotated[dict[str, Any], Keys({
     "util_mean": Fraction | None, "util_median": Fraction | None, "util_period_s": Amount | None, "samples": Count,
     "memory_used_max_bytes": Count | None, "power_mean_w": Amount | None, **ENERGY,
     "infer": Annotated[dict[str, Any], Keys(ENERGY)] | None})]
+# Whether a run had its node and its GPU to itself during its timed windows (measure.sharing): alone (true),
+# shared (false, shared_by naming what shared it) or not known (null); each part's own figures, or why not.
+Sharing = Annotated[dict[str, Any], Keys({"alone": bool | None, "shared_by": list[str], "node": dict[str, Any] | None,
+                                          "gpu": dict[str, Any] | None, "load": dict[str, Any] | None,
+                                          "per_rank": list[dict[str, Any]]})]
 # The source a sweep's jobs import (sweeps._snapshot_code): where, which, and its digest (store.disk.tree_digest).
 Code = Annotated[dict[str, Any], Keys({"snapshot": str, "harness_version": str, "git_commit": str | None,
                                        "git_dirty": bool | None, "digest": str})]
@@ -103,7 +114,7 @@ class SweepSpec:
 
     sweep_id: str
     created: Annotated[str, Date()]
-    dataset: str
+    dataset: str  # '' for a synthetic sweep (synthetic inputs, no dataset)
     cache_root: str  # where the caches were when the sweep started; its jobs use the results folder's own (node)
     models: list[str]
     seeds: Positive
@@ -117,6 +128,11 @@ class SweepSpec:
     @property
     def executor(self) -> str:
         return str(self.cluster.get("executor", ""))
+
+    @property
+    def synthetic(self) -> bool:
+        """A sweep of synthetic inputs (sweep --synthetic): no dataset, no preprocessing step."""
+        return bool(self.train.get("synthetic"))
 
     def run(self, rid: str) -> RunSpec:
         for run in self.runs:
@@ -151,7 +167,8 @@ class SweepSpec:
             if run.run_id != run_id(run.model, run.seed, run.variant):
                 raise DamagedFile(path, f"run id {run.run_id!r} is not the id of {run.model!r}, variant {run.variant!r}, seed {run.seed}")
         spec.check_runs(path)
-        relative = [name for name in ("dataset", "cache_root") if not Path(getattr(spec, name)).is_absolute()]
+        paths = ("cache_root",) if spec.synthetic and not spec.dataset else ("dataset", "cache_root")
+        relative = [name for name in paths if not Path(getattr(spec, name)).is_absolute()]
         if relative:  # a job starts in the sweep's folder, where a relative path points elsewhere
             raise DamagedFile(path, f"its {relative[0]} {getattr(spec, relative[0])!r} is a relative path; give it "
                               "as an absolute path in the file, or start the sweep anew")
@@ -200,12 +217,24 @@ class RunRecord:
     requeues: Count = 0
     train_seconds_this_attempt: Amount | None = None
     started_at: Annotated[str, Date()] | None = None
+    sharing: Sharing | None = None  # None: a record from before 1.5 (not known)
+    test_reason: str | None = None  # why val and test are null on a completed run (synthetic inputs)
     schema_version: int = RESULT_SCHEMA
     schema_minor: Count = RESULT_MINOR
 
     @property
     def completed(self) -> bool:
         return self.status == "COMPLETED"
+
+    @property
+    def synthetic(self) -> bool:
+        """A run timed on synthetic inputs (sweep --synthetic): speed figures, no val or test."""
+        return bool(self.config.get("synthetic"))
+
+    @property
+    def shared_by(self) -> list[str]:
+        """What shared the run's node or GPU during its timed windows (empty: alone, or not known)."""
+        return list((self.sharing or {}).get("shared_by") or [])
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -218,8 +247,11 @@ class RunRecord:
         if record.status not in STATUSES:
             raise DamagedFile(path, f"status {record.status!r} is not one of {', '.join(STATUSES)}")
         if record.completed:
-            missing = [n for n in ("test", "val", "throughput", "gpu", "params", "memory") if getattr(record, n) is None]
-            missing += [f"{split}.accuracy" for split in ("test", "val") if "accuracy" not in (getattr(record, split) or {})]
+            measured = ("throughput", "gpu", "params", "memory") if record.synthetic else ("test", "val", "throughput", "gpu",
+                                                                                         "params", "memory")
+            missing = [n for n in measured if getattr(record, n) is None]
+            missing += [f"{split}.accuracy" for split in ("test", "val")
+                        if not record.synthetic and "accuracy" not in (getattr(record, split) or {})]
             if missing:
                 raise DamagedFile(path, f"a COMPLETED record without {', '.join(missing)}")
             for name in ("accuracy_interval", "auc_interval"):  # the schema checks each bound; here their order

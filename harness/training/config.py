@@ -61,6 +61,9 @@ class TrainConfig:
     nodes: int = 1
     lr_scaling: str = "none"
     sync_bn: bool = False  # batch normalisation over the global batch, not each rank's share
+    # Time the training step and inference on random tensors of the run's batch and image size, no dataset
+    # (sweep --synthetic, training.synthetic): the speed figures alone, in seconds.
+    synthetic: bool = False
 
     @property
     def scaled_lr(self) -> float:

@@ -1,6 +1,7 @@
 """A trained run on its test split: clean, under each perturbation, and per fake generator."""
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,7 +13,7 @@ from harness.data.perturb import PERTURBATIONS, perturbed_copies
 from harness.measure.meters import GpuSampler, StepMeter, synchronize
 from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
 from harness.training import distributed
-from harness.training.trainer import DeviceSplit, Trainer, generator_subset
+from harness.training.trainer import EVAL_BATCH, DeviceSplit, Trainer, generator_subset
 
 log = logging.getLogger("harness.training")
 
@@ -76,14 +77,17 @@ def image_intervals(labels: Any, probs: Any, groups: np.ndarray | None) -> dict[
             "interval_unit": unit, "interval_units": count}
 
 
-def timed_test(run: Trainer, test: CachedSplit, sampler: GpuSampler) -> tuple[Any, Any, StepMeter]:
-    """Probabilities and labels of the test split, timed as inference throughput and measured as the
-    sampler's "infer" phase. The split is on the device before the block starts: it times inference
-    alone, not the copy."""
+def timed_test(run: Trainer, test: CachedSplit, sampler: GpuSampler,
+               watch: Callable[[bool], None] | None = None) -> tuple[Any, Any, StepMeter]:
+    """Probabilities and labels of the test split, timed as inference throughput (its batches in timed
+    windows, watch called at their edges) and measured as the sampler's "infer" phase. The split is on the
+    device before the block starts: it times inference alone, not the copy."""
     data = DeviceSplit.load(test, run.device)
     synchronize(run.device)
-    meter = StepMeter(run.device, warmup=0)  # the model is already warm from the validation passes
     share = distributed.shard(len(data), run.ranks)  # the images this rank scores
+    batches = -(-(share.stop - share.start) // EVAL_BATCH)
+    # the model is already warm from the validation passes
+    meter = StepMeter(run.device, warmup=0, steady_steps=batches, watch=watch)
     with sampler.measuring("infer", images=share.stop - share.start):
         probs, labels = run.evaluate(data, meter)
     return probs, labels, meter

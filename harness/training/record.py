@@ -18,15 +18,18 @@ def failed_record(sweep_id: str, run_id: str, config: TrainConfig, message: str,
                      error=message, config=asdict(config), finished_at=now())
 
 
-def throughput(train_ips: float | None, infer_ips: float | None, data_wait: float | None,
+def throughput(train: dict[str, Any], infer: dict[str, Any], data_wait: float | None,
                copy_wait: tuple[float | None, str | None], steady_steps: int, train_flops: int | None,
                infer_flops: int | None, mfu: dict[str, Any], float32_matmul: dict[str, str]) -> dict[str, Any]:
-    """Images/s, the waits for data (the host's fetch; the GPU's wait on copies, or why there is none),
-    FLOPs per image, and achieved TFLOP/s and MFU against the peak of the precision used
-    (flops.model_flops_utilisation: null with its reason where unknown)."""
+    """Images/s (train, infer: the timed windows' spread, meters.window_spread; the figure is their median),
+    the waits for data (the host's fetch; the GPU's wait on copies, or why there is none), FLOPs per image,
+    and achieved TFLOP/s and MFU against the peak of the precision used (flops.model_flops_utilisation:
+    null with its reason where unknown)."""
     return {
-        "train_images_per_s": train_ips,
-        "infer_images_per_s": infer_ips,
+        "train_images_per_s": train["median"],
+        "train_spread": train,
+        "infer_images_per_s": infer["median"],
+        "infer_spread": infer,
         "data_wait_fraction": data_wait,
         "gpu_copy_wait_fraction": copy_wait[0],
         "gpu_copy_wait_reason": copy_wait[1],

@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.cluster import job_environment
 from harness.data.cache import load_split, resplit
 from harness.data.manifest import read_manifest
 from harness.measure.flops import compute_precision, flops_per_image, model_flops_utilisation
-from harness.measure.meters import GpuSampler, StepMeter, environment, over_ranks, peak_memory
+from harness.measure.meters import WARMUP_STEPS, GpuSampler, StepMeter, environment, over_ranks, peak_memory, window_spread
+from harness.measure.sharing import SharingMeter
+from harness.measure.sharing import over_ranks as sharing_over_ranks
 from harness.measure.system import log_performance
 from harness.stats.collapse import DIVERGED
 from harness.stats.metrics import best_threshold, detection_metrics
@@ -53,12 +56,12 @@ def _count_attempt(paths: RunPaths) -> int:
     return attempts + 1
 
 
-def _progress(run: Trainer, **fields: Any) -> None:
+def report_progress(run: Trainer, **fields: Any) -> None:
     if run.ranks.main:
         write_json_atomic(run.paths.progress, {**fields, "updated": now()})
 
 
-def _flop_counts(run: Trainer, train: DeviceSplit) -> tuple[int | None, int | None]:
+def flop_counts(run: Trainer, train: DeviceSplit) -> tuple[int | None, int | None]:
     sample, labels = train.take(slice(0, 2), run.device), train.labels[:2].to(run.device)
     weights = copy.deepcopy(run.model.state_dict())
     # A deep copy: the optimiser's state dict shares its tensors with the live state, which the
@@ -77,7 +80,7 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
     """The epochs not yet done: train, validate, keep the best epoch's weights, checkpoint."""
     config, paths = run.config, run.paths
     for epoch in range(run.start_epoch, config.epochs):
-        _progress(run, state="training", epoch=epoch + 1, epochs=config.epochs,
+        report_progress(run, state="training", epoch=epoch + 1, epochs=config.epochs,
                   val_accuracy=run.history[-1]["val_accuracy"] if run.history else None)
         with sampler.measuring("train", images=distributed.usable(len(splits["train"]), run.ranks) // run.ranks.world_size):
             stats = run.train_epoch(splits["train"], epoch, meter)
@@ -97,7 +100,7 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
         if run.ranks.main:
             _write_history(paths.history, run.history)
         run.save_state(epoch + 1)
-        _progress(run, state="training", epoch=epoch + 1, epochs=config.epochs, val_accuracy=val["accuracy"])
+        report_progress(run, state="training", epoch=epoch + 1, epochs=config.epochs, val_accuracy=val["accuracy"])
         log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f", config.model, epoch + 1,
                  config.epochs, row["train_loss"], row["val_loss"], row["val_accuracy"])
 
@@ -110,10 +113,11 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 def _rank_figures(meter: StepMeter, infer_meter: StepMeter) -> dict[str, Any]:
     copy_wait, copy_wait_reason = meter.gpu_copy_wait()
     return {"host": os.uname().nodename, "train_images": meter.images, "train_seconds": meter.seconds,
-            "train_images_per_s": meter.images_per_s(), "data_wait_fraction": meter.data_wait_fraction(),
+            "train_images_per_s": meter.images_per_s(), "train_windows": [w.as_dict() for w in meter.timed_windows()],
+            "data_wait_fraction": meter.data_wait_fraction(),
             "gpu_copy_wait_fraction": copy_wait, "gpu_copy_wait_reason": copy_wait_reason,
             "infer_images": infer_meter.images, "infer_seconds": infer_meter.seconds,
-            "infer_images_per_s": infer_meter.images_per_s()}
+            "infer_images_per_s": infer_meter.images_per_s(), "infer_windows": [w.as_dict() for w in infer_meter.timed_windows()]}
 
 
 def slowest_waits(ranks: list[dict[str, Any]]) -> tuple[float | None, tuple[float | None, str | None]]:
@@ -124,17 +128,61 @@ def slowest_waits(ranks: list[dict[str, Any]]) -> tuple[float | None, tuple[floa
     return None if None in fetch else max(fetch), (None if None in copies else max(copies), reason)
 
 
-def global_rate(ranks: list[dict[str, Any]], phase: str) -> float | None:
-    """Images/s of all ranks together: their images over the longest rank's span (the ranks are timed
-    between the same barriers, so the spans differ by the barrier's own latency); None when untimed."""
-    images, seconds = sum(r[f"{phase}_images"] for r in ranks), max(r[f"{phase}_seconds"] for r in ranks)
-    return images / seconds if images and seconds > 0 else None
+def global_windows(ranks: list[dict[str, Any]], phase: str) -> dict[str, Any]:
+    """The images/s of all ranks together in each timed window (their images over the longest rank's time in
+    it: the training steps' windows are timed between the same barriers, so their times differ by the
+    barrier's own latency), and their spread (meters.window_spread: the median is the run's figure)."""
+    count = min(len(r[f"{phase}_windows"]) for r in ranks)
+    return window_spread([{"images": sum(r[f"{phase}_windows"][i]["images"] for r in ranks),
+                           "seconds": max(r[f"{phase}_windows"][i]["seconds"] for r in ranks)} for i in range(count)])
 
 
 def _distributed_figures(config: TrainConfig, ranks: Ranks, per_rank: list[dict[str, Any]]) -> dict[str, Any]:
     return {"world_size": ranks.world_size, "nodes": ranks.nodes, "ranks_per_node": ranks.world_size // ranks.nodes,
             "backend": ranks.backend, "lr_scaling": config.lr_scaling, "lr": config.scaled_lr, "sync_bn": config.sync_bn,
             "per_rank": [{"rank": rank, **figures} for rank, figures in enumerate(per_rank)] if ranks.world_size > 1 else []}
+
+
+def sharing_meter(run: Trainer, sampler: GpuSampler) -> SharingMeter:
+    """What watches, during the run's timed windows, whether this rank's node and GPU are shared: the node is
+    watched by the first rank on it (with the CPUs all the run's ranks there hold), the GPU by each rank."""
+    where, ranks = job_environment(), run.ranks
+    run_pids = set(distributed.gather(ranks, os.getpid()))  # the run's own processes on a GPU are no other work
+    here = ranks.world_size // ranks.nodes
+    return SharingMeter(where.node_watch() if ranks.local_rank == 0 else None, where.node, sampler,
+                        min(os.cpu_count() or where.cpus, where.cpus * here), run_pids)
+
+
+def measured_fields(run: Trainer, meters: tuple[StepMeter, StepMeter], sampler: GpuSampler, sharing: SharingMeter,
+                    flops: tuple[int | None, int | None], compiled: dict[str, Any]) -> dict[str, Any] | None:
+    """What every rank measured (meters: training's and inference's), gathered: the record's throughput
+    (images/s, the median of the timed windows with their spread; waits; FLOPs and MFU; compiled: what
+    Trainer.compile_step said), memory, GPU figures, ranks, environment and sharing, on the main rank; None
+    on the others."""
+    (meter, infer_meter), ranks = meters, run.ranks
+    per_rank = distributed.gather(ranks, _rank_figures(meter, infer_meter))
+    rank_parts = distributed.gather(ranks, {"train": sampler.summary("train"), "infer": sampler.energy("infer"),
+                                            "memory": peak_memory(run.device), "sharing": sharing.summary()})
+    if not ranks.main:
+        return None
+    parts = {name: [part[name] for part in rank_parts] for name in rank_parts[0]}
+    env = environment(run.device)
+    train, infer = global_windows(per_rank, "train"), global_windows(per_rank, "infer")
+    mfu = model_flops_utilisation(flops[0], train["median"], env["device_name"] if run.device.type == "cuda" else None,
+                                  compute_precision(run.config.precision, run.float32_matmul), devices=ranks.world_size)
+    memories = parts["memory"]
+    return {
+        "throughput": throughput(train, infer, *slowest_waits(per_rank), sum(w.steps for w in meter.timed_windows()), *flops, mfu,
+                                 run.float32_matmul) | compiled,
+        "memory": memories[0] if len(memories) == 1 else {
+            "peak_host_rss_bytes": max(m["peak_host_rss_bytes"] for m in memories),
+            "peak_gpu_memory_bytes": max((m["peak_gpu_memory_bytes"] for m in memories), key=lambda v: v or 0),
+            "peak_gpu_memory_reason": memories[0]["peak_gpu_memory_reason"]},
+        "gpu": {**over_ranks(parts["train"]), "infer": over_ranks(parts["infer"])},
+        "distributed": _distributed_figures(run.config, ranks, per_rank),
+        "environment": env,
+        "sharing": sharing_over_ranks(parts["sharing"]),
+    }
 
 
 def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, sweep_id: str = "",
@@ -155,37 +203,34 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         cached = resplit(cached, config.seed)
     splits = {name: DeviceSplit.load(only_generator(cached[name], config.train_generator, config.seed), run.device)
               for name in ("train", "val")}
-    train_flops, infer_flops = _flop_counts(run, splits["train"])
+    train_flops, infer_flops = flop_counts(run, splits["train"])
     compiled = run.compile_step(splits["train"])  # --compile: compiled here, timed apart from the steps
 
-    meter, sampler = StepMeter(run.device, barrier=lambda: distributed.barrier(ranks)), GpuSampler(run.device)
+    sampler = GpuSampler(run.device)
+    sharing = sharing_meter(run, sampler)
+    steady = (config.epochs - run.start_epoch) * run.epoch_steps(len(splits["train"])) - WARMUP_STEPS
+    meter = StepMeter(run.device, barrier=lambda: distributed.barrier(ranks), steady_steps=max(0, steady), watch=sharing.sample)
     watch = time.perf_counter()
     with sampler.sampling():
         _fit(run, splits, meter, sampler)
         train_seconds = time.perf_counter() - watch
-        _progress(run, state="evaluating", epoch=config.epochs, epochs=config.epochs,
+        report_progress(run, state="evaluating", epoch=config.epochs, epochs=config.epochs,
                   val_accuracy=run.history[-1]["val_accuracy"])
         distributed.barrier(ranks)  # the main rank has written best.pt
         run.model.load_state_dict(torch.load(paths.best, map_location=run.device, weights_only=True))
         val_probs, val_labels = run.evaluate(splits["val"])
         threshold = best_threshold(val_labels, val_probs)
-        test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler)
+        test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler, sharing.sample)
     robust = robustness(run, cached["test"], threshold, read_manifest(dataset))
     across = cross_generator(cached["test"], test_probs, threshold, config.seed)
-    per_rank = distributed.gather(ranks, _rank_figures(meter, infer_meter))
-    gpu = distributed.gather(ranks, (sampler.summary("train"), sampler.energy("infer"), peak_memory(run.device)))
-    if not ranks.main:
+    measures = measured_fields(run, (meter, infer_meter), sampler, sharing, (train_flops, infer_flops), compiled)
+    if measures is None:
         return None
     groups = test_groups(cached["test"].index)
     # labels, probabilities and, where the manifest has groups, each image's group number: the leaderboard pairs on it
     scores = np.stack([test_labels, test_probs, *([] if groups is None else [groups])])
     write_atomic(paths.test_scores, lambda tmp: _save_array(tmp, scores))
 
-    env = environment(run.device)
-    train_ips = global_rate(per_rank, "train")
-    mfu = model_flops_utilisation(train_flops, train_ips, env["device_name"] if run.device.type == "cuda" else None,
-                                  compute_precision(config.precision, run.float32_matmul), devices=ranks.world_size)
-    memories = [m for _, _, m in gpu]
     record = completed_record(
         sweep_id, paths.run_id, config,
         preprocessing=run.pre.as_dict(),
@@ -199,15 +244,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
               **image_intervals(test_labels, test_probs, groups)},
         robustness=robust,
         cross_generator=across,
-        throughput=throughput(train_ips, global_rate(per_rank, "infer"), *slowest_waits(per_rank),
-                              max(0, meter.seen - meter.warmup), train_flops, infer_flops, mfu, run.float32_matmul) | compiled,
-        memory=memories[0] if len(memories) == 1 else {
-            "peak_host_rss_bytes": max(m["peak_host_rss_bytes"] for m in memories),
-            "peak_gpu_memory_bytes": max((m["peak_gpu_memory_bytes"] for m in memories), key=lambda v: v or 0),
-            "peak_gpu_memory_reason": memories[0]["peak_gpu_memory_reason"]},
-        gpu={**over_ranks([g for g, _, _ in gpu]), "infer": over_ranks([i for _, i, _ in gpu])},
-        distributed=_distributed_figures(config, ranks, per_rank),
-        environment=env,
+        **measures,
         requeues=attempts - 1,
         train_seconds_this_attempt=train_seconds,
         started_at=started,
@@ -217,5 +254,5 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         for checkpoint in paths.resume_checkpoints():
             checkpoint.unlink(missing_ok=True)
     log_performance(record, paths)  # results/perflog.jsonl, after the record: never in its way
-    _progress(run, state="done", epoch=config.epochs, epochs=config.epochs, val_accuracy=run.history[-1]["val_accuracy"])
+    report_progress(run, state="done", epoch=config.epochs, epochs=config.epochs, val_accuracy=run.history[-1]["val_accuracy"])
     return record

@@ -169,9 +169,11 @@ def check_precision(config: TrainConfig, device: torch.device) -> None:
             raise UserError(refusal)
 
 class Trainer:
-    """The state of one run while it trains; see harness.training.train.train_run."""
+    """The state of one run while it trains; see harness.training.train.train_run. Without a dataset (None:
+    synthetic inputs, training.synthetic) it has the model and the step, and no image cache."""
 
-    def __init__(self, config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, ranks: Ranks = Ranks()) -> None:
+    def __init__(self, config: TrainConfig, dataset: Path | None, cache_root: Path | None, paths: RunPaths,
+                 ranks: Ranks = Ranks()) -> None:
         config.validate()
         self.config, self.paths, self.ranks = config, paths, ranks
         self.paths.folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +185,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
         self.pre = config.resolved_preprocessing()
-        self.cache = build_cache(dataset, self.pre.resize_key, cache_root)
+        self._cache = build_cache(dataset, self.pre.resize_key, cache_root) if dataset and cache_root else None
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.model: Detector = build_model(config.model, config.weights).to(self.device)
@@ -210,6 +212,13 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": None, "rank": None}
         self.start_epoch = 0
+
+    @property
+    def cache(self) -> Path:
+        """The image cache of the run's dataset, at its preprocessing's size."""
+        if self._cache is None:
+            raise RuntimeError(f"{self.config.model} runs on synthetic inputs: it has no image cache")
+        return self._cache
 
     # --- the step, shared by training, the flop count and the overhead benchmark ---
     def set_train_mode(self) -> None:
@@ -288,6 +297,10 @@ class Trainer:
             group["lr"] = lr
 
     # --- epochs ---
+    def epoch_steps(self, images: int) -> int:
+        """The steps of an epoch over a split of that many images (train_epoch's steps)."""
+        return -(-distributed.usable(images, self.ranks) // (self.config.batch_size * self.ranks.world_size))
+
     def train_epoch(self, data: DeviceSplit, epoch: int, meter: StepMeter) -> dict[str, float]:
         """One pass over the training split; loss and accuracy as the steps saw them (as Keras reports).
 

@@ -123,7 +123,7 @@ def test_update_references_keeps_the_files_comments_and_description(tmp_path):
     sweep = make_sweep(tmp_path, "a", [record("ResNet50", 0, accuracy=0.91, train_ips=120.0)])
     path = tmp_path / "refs.toml"
     path.write_text("# our partition's references: keep this line\n" + PER_SYSTEM.replace("[ResNet50]", "[ResNet50]  # the paper's"))
-    assert update_references(SweepResults(sweep), path) == (4, "local:local:cpu")
+    assert update_references(SweepResults(sweep), path) == (4, "local:local:cpu", [])
     text = path.read_text()
     assert "# our partition's references: keep this line" in text and "# the paper's" in text
     assert 'description = "accuracy anywhere; speed per system"' in text
@@ -239,3 +239,74 @@ def test_update_references_keeps_tolerances_and_other_architectures(tmp_path):
     assert second.find("VGG16", "accuracy").value == 0.97
     assert "references from sweep a" in path.read_text()  # the description the file had
 
+
+
+def timed(train_ips: float, q1: float, q3: float) -> dict:
+    """A record's throughput with its timed windows' spread (median train_ips, quartiles q1 and q3)."""
+    windows = [q1 * 0.99, q1, train_ips, q3, q3 * 1.01]
+    spread = {"images_per_s": windows, "median": train_ips, "q1": q1, "q3": q3, "min": windows[0], "max": windows[-1]}
+    return {"train_images_per_s": train_ips, "train_spread": spread, "infer_images_per_s": 3 * train_ips,
+            "data_wait_fraction": 0.01, "mfu": None, "compile_seconds": None}
+
+
+SHARED = {"alone": False, "shared_by": ["node gpu01: job 1234 sleep (alice)"]}
+SPEED = '''
+[ResNet50]
+accuracy = { value = 0.90, lower = -0.05, upper = 0.05 }
+train_images_per_s = { value = 100.0, lower = -0.10 }
+'''
+
+
+def test_a_speed_figure_of_a_run_that_shared_its_node_is_not_comparable_and_accuracy_is_still_checked(tmp_path, cli):
+    sweep = make_sweep(tmp_path, "shared", [record("ResNet50", 0, accuracy=0.5, throughput=timed(50.0, 48.0, 52.0),
+                                                   sharing=SHARED)])
+    path = tmp_path / "refs.toml"
+    path.write_text(SPEED)
+    rows = {r["figure"]: r for r in check_sweep(SweepResults(sweep), read_references(path))}
+    assert rows["train_images_per_s"]["verdict"] == "not comparable"
+    assert rows["train_images_per_s"]["reason"] == "shared ResNet50-s0: node gpu01: job 1234 sleep (alice)"
+    assert rows["accuracy"]["verdict"] == "FAIL"  # the run's own, whoever shared its node
+    failed = cli("check", "shared", "--references", path, "--results", tmp_path)
+    assert failed.code == 1 and "1 figures not comparable" in failed.err and "ResNet50 accuracy" in failed.err
+    path.write_text(SPEED.replace("0.90", "0.50"))  # accuracy passes: a pass and a figure not comparable
+    passed = cli("check", "shared", "--references", path, "--results", tmp_path)
+    assert passed.code == 0 and "not comparable" in passed.out and "not comparable" in passed.err
+    path.write_text("[ResNet50]\ntrain_images_per_s = { value = 100.0, lower = -0.10 }\n")  # nothing else to check
+    nothing = cli("check", "shared", "--references", path, "--results", tmp_path)
+    assert nothing.code == 3 and "nothing checked: every figure with a reference for this system is not comparable" in nothing.err
+
+
+@pytest.mark.parametrize("median, q1, q3, verdict, reason", [
+    (95.0, 92.0, 97.0, "pass", ""),  # within the band (from 90)
+    (88.0, 85.0, 91.0, "pass", "below the reference's range, but its windows' interquartile range reaches into it"),
+    (80.0, 78.0, 89.0, "FAIL", "below the reference's range, its windows' interquartile range too"),
+])
+def test_a_run_alone_fails_only_where_its_windows_interquartile_range_lies_outside_the_band(tmp_path, median, q1, q3,
+                                                                                             verdict, reason):
+    sweep = make_sweep(tmp_path, "alone", [record("ResNet50", 0, throughput=timed(median, q1, q3))])
+    (row,) = check_sweep(SweepResults(sweep), parse("[ResNet50]\ntrain_images_per_s = { value = 100.0, lower = -0.10 }"))
+    assert (row["verdict"], row["reason"]) == (verdict, reason)
+    assert (row["value"], row["q1"], row["q3"]) == (median, q1, q3)
+
+
+def test_over_seeds_the_band_is_met_by_the_mean_of_their_quartiles(tmp_path):
+    sweep = make_sweep(tmp_path, "two", [record("ResNet50", 0, throughput=timed(86.0, 84.0, 88.0)),
+                                         record("ResNet50", 1, throughput=timed(87.0, 86.0, 93.0))])
+    (row,) = check_sweep(SweepResults(sweep), parse("[ResNet50]\ntrain_images_per_s = { value = 100.0, lower = -0.10 }"))
+    assert row["verdict"] == "pass" and (row["q1"], row["q3"]) == (85.0, 90.5)  # the mean q3 reaches the band's 90
+
+
+def test_a_record_that_does_not_say_whether_it_shared_is_checked_and_says_so(tmp_path):
+    sweep = make_sweep(tmp_path, "old", [record("ResNet50", 0, train_ips=50.0, sharing=None)])
+    (row,) = check_sweep(SweepResults(sweep), parse("[ResNet50]\ntrain_images_per_s = { value = 100.0, lower = -0.10 }"))
+    assert row["verdict"] == "FAIL"
+    assert row["reason"] == "below the reference's range; whether ResNet50-s0 had its node and GPU alone is not known"
+
+
+def test_update_references_leaves_out_the_speed_figures_of_runs_that_shared(tmp_path, cli):
+    sweep = make_sweep(tmp_path, "shared", [record("ResNet50", 0, accuracy=0.9, sharing=SHARED)])
+    path = tmp_path / "refs.toml"
+    written, system, left_out = update_references(SweepResults(sweep), path)
+    assert left_out == ["ResNet50"] and {r.figure for r in read_references(path).references} == {"accuracy", "auc"}
+    made = cli("check", "shared", "--references", tmp_path / "more.toml", "--update-references", "--results", tmp_path)
+    assert made.code == 0 and "not written: the speed figures of ResNet50, whose runs shared their node or GPU" in made.err

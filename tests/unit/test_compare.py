@@ -1,6 +1,8 @@
-"""compare: ratios B/A, whether a difference exceeds the seeds' spread (Welch at 5%, "unknown" with one
-seed), GPU-hours from the record (null with a reason on a CPU), on made-up records: what is on disk, no
-scheduler asked."""
+"""compare: ratios B/A, whether a difference exceeds the seeds' spread (Welch at 5%; with one seed the timed
+windows' ranges of a speed figure, "unknown" for the others), GPU-hours from the record (null with a reason
+on a CPU), on made-up records: what is on disk, no scheduler asked."""
+from dataclasses import replace
+
 import pytest
 
 from harness.analysis.compare import RunFigures, beyond_spread, compare_figures, compare_sweeps, gpu_hours, welch
@@ -71,3 +73,38 @@ def test_compare_reads_the_records_alone_even_beside_a_damaged_jobs_file(tmp_pat
     (a.folder / "jobs.json").write_text('{"submissions": [')
     hours = next(r for r in compare_sweeps(SweepResults(a), SweepResults(a)) if r["figure"] == "gpu_hours")
     assert hours["a"] == pytest.approx(600 / 3600) and hours["note"] == ""
+
+
+def windowed(ips: float, low: float, high: float, **changes) -> "RunFigures":
+    """A run whose training images/s over its timed windows spans low to high."""
+    spread = {"images_per_s": [low, ips, high], "median": ips, "q1": (low + ips) / 2, "q3": (ips + high) / 2,
+              "min": low, "max": high}
+    base = record(train_ips=ips, **changes)
+    made = replace(base, throughput={**base.throughput, "train_spread": spread})
+    return RunFigures(made.run_id, made, {"train_images_per_s": ips, "accuracy": 0.9})
+
+
+@pytest.mark.parametrize("b, verdict, test", [
+    (windowed(130.0, 125.0, 135.0), "yes", "one seed: the windows' ranges 95.0-105.0 and 125.0-135.0 do not overlap"),
+    (windowed(104.0, 101.0, 110.0), "no", "one seed: the windows' ranges 95.0-105.0 and 101.0-110.0 overlap"),
+])
+def test_with_one_seed_a_speed_figure_is_judged_by_the_runs_timed_windows(b, verdict, test):
+    a = windowed(100.0, 95.0, 105.0)
+    rows = {r["figure"]: r for r in compare_figures({"ResNet50": [a]}, {"ResNet50": [b]}, ["train_images_per_s", "accuracy"])}
+    assert rows["train_images_per_s"]["beyond_spread"] == verdict and rows["train_images_per_s"]["test"].startswith(test)
+    assert rows["accuracy"]["beyond_spread"] == "unknown"  # no windows: one run says nothing of the seeds' spread
+
+
+def test_with_one_seed_and_no_windows_a_speed_figure_is_unknown():
+    a, b = record(train_ips=100.0), record(train_ips=130.0)  # records from before the timed windows
+    rows = compare_figures({"ResNet50": [RunFigures(a.run_id, a, {"train_images_per_s": 100.0})]},
+                           {"ResNet50": [RunFigures(b.run_id, b, {"train_images_per_s": 130.0})]}, ["train_images_per_s"])
+    assert rows[0]["beyond_spread"] == "unknown" and "needs 2 seeds" in rows[0]["test"]
+
+
+def test_a_run_that_shared_its_node_says_so_beside_its_speed_figures():
+    shared = windowed(100.0, 95.0, 105.0, sharing={"alone": False, "shared_by": ["GPU: process 4242"]})
+    rows = {r["figure"]: r for r in compare_figures({"ResNet50": [windowed(100.0, 95.0, 105.0)]}, {"ResNet50": [shared]},
+                                                    ["train_images_per_s", "accuracy"])}
+    assert rows["train_images_per_s"]["note"] == "B ResNet50-s0 shared its node or GPU (GPU: process 4242)"
+    assert rows["accuracy"]["note"] == ""

@@ -107,7 +107,8 @@ def test_an_entry_from_a_record_carries_settings_system_and_figures_with_units(t
     assert set(made.figures) == set(FIGURES)
     assert made.settings == {"image_size": 64, "batch_size": 32, "lr": 0.001, "warmup_epochs": 0, "optimizer": "adam",
                              "precision": "fp32", "tf32": None, "channels_last": False, "compile": False, "mode": "finetune",
-                             "epochs": 1, "world_size": 1, "lr_scaling": "none", "sync_bn": False}
+                             "epochs": 1, "world_size": 1, "lr_scaling": "none", "sync_bn": False, "synthetic": False}
+    assert made.alone is True and made.shared_by == [] and made.spread == {}  # a record without timed windows
     assert made.system["cluster"] == "marwan" and made.system["partition"] == "gpu" and made.system["node"] == "gpu01"
     assert made.system["gpu_name"] is None and made.system["gpu_count"] == 0
     assert made.system["git_commit"] == "abc123" and made.system["harness_version"] == "0.1.0"

@@ -93,7 +93,8 @@ def _placed(runs: dict[str, Placement], max_array_size: int | None) -> list[tupl
 def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Placement = Placement()) -> tuple[Any, Any]:
     """submitit's Slurm executors for the preprocessing job and a training array whose runs are placed
     so (a task per rank, the GPUs of its node's tasks in --gres, of the profile's type, and their memory
-    in --mem, which sbatch reads per node); every setting reaches Slurm through submitit's parameters
+    in --mem, which sbatch reads per node; their nodes whole where the profile is exclusive); every setting
+    reaches Slurm through submitit's parameters
     (already checked by Profile). No --wckey but the profile's: submitit's own default (`submitit`)
     would stand in for the site's accounting key."""
     import submitit
@@ -120,7 +121,7 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
                             nodes=placement.nodes, ntasks_per_node=tasks, cpus_per_task=profile.cpus_per_task, mem=mem,
                             time=profile.time_min, array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
                             signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
-                            additional_parameters=extra, **common)
+                            exclusive=bool(profile.exclusive), additional_parameters=extra, **common)
     return preprocess, train
 
 
@@ -263,32 +264,34 @@ class SlurmBackend:
         return resolved
 
     def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
-        """One preprocessing job, then the training arrays (one per placement, several where the runs
-        outnumber the site's MaxArraySize), each afterok on it: a handful of sbatch calls however many
-        runs. Yields the submission as it grows, after every sbatch, so that a failure part-way loses no
-        queued job."""
+        """One preprocessing job (where the work has one), then the training arrays (one per placement,
+        several where the runs outnumber the site's MaxArraySize), each afterok on it: a handful of sbatch
+        calls however many runs. Yields the submission as it grows, after every sbatch, so that a failure
+        part-way loses no queued job."""
         from harness.cluster.slurm.requeue import Requeueable
 
         arrays = _placed(runs, profile.max_array_size)
-        preprocess, _ = _executors(sweep, profile, 1)
-        preprocess_job = sbatch_retrying(partial(preprocess.submit, work.preprocess))
-        submission = Submission(self.name, preprocess_job.job_id, {})
-        yield submission
+        submission = Submission(self.name, None, {})
+        if work.preprocess is not None:
+            preprocess, _ = _executors(sweep, profile, 1)
+            submission = replace(submission, preprocess_job=sbatch_retrying(partial(preprocess.submit, work.preprocess)).job_id)
+            yield submission
         for placement, chunk in arrays:
             _, train = _executors(sweep, profile, len(chunk), placement)
-            train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
-                                                           **_after(preprocess_job.job_id, profile)})
+            if submission.preprocess_job:
+                train.update_parameters(additional_parameters={**train.parameters["additional_parameters"],
+                                                               **_after(submission.preprocess_job, profile)})
             jobs = sbatch_retrying(partial(train.map_array, Requeueable(work.train), chunk))
             submission = replace(submission, tasks={**submission.tasks, **{rid: job.job_id for rid, job in zip(chunk, jobs)}})
             yield submission
 
     def scripts(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], work: Work) -> list[str]:
         preprocess, _ = _executors(sweep, profile, 1)
-        scripts = [batch_script(preprocess)]
+        scripts = [batch_script(preprocess)] if work.preprocess is not None else []
         for placement, chunk in _placed(runs, profile.max_array_size):
             _, train = _executors(sweep, profile, len(chunk), placement)
-            dependency = {"additional_parameters": {**train.parameters["additional_parameters"],
-                                                    **_after("<preprocess job id>", profile)}}
+            after = _after("<preprocess job id>", profile) if work.preprocess is not None else {}
+            dependency = {"additional_parameters": {**train.parameters["additional_parameters"], **after}}
             scripts.append(batch_script(train, map_count=len(chunk), **dependency))
         return scripts
 

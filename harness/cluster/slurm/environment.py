@@ -5,7 +5,8 @@ local rank)."""
 import os
 from dataclasses import dataclass
 
-from harness.cluster.base import JobEnvironment
+from harness.cluster.base import JobEnvironment, NodeWatch
+from harness.cluster.slurm.neighbours import SqueueWatch
 
 
 def job_port(job_id: int) -> int:
@@ -21,6 +22,11 @@ def _count(name: str) -> int | None:
 
 @dataclass(frozen=True)
 class SlurmJobEnvironment(JobEnvironment):
+    def node_watch(self) -> NodeWatch:
+        """The other jobs on the node, as squeue lists them (this job by its own id, SLURM_JOB_ID: an array
+        task's too)."""
+        return SqueueWatch(self.node, os.environ.get("SLURM_JOB_ID", ""))
+
     def rank_variables(self) -> dict[str, str]:
         if self.tasks == 1:
             return {}

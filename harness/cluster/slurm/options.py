@@ -24,6 +24,8 @@ OPTIONS = [
     Option("--constraint", "constraint", "node features, as sbatch --constraint"),
     Option("--exclude", "exclude", "nodes to avoid, as sbatch --exclude"),
     Option("--reservation", "reservation"),
+    Option("--exclusive", "exclusive", "whole nodes for the training tasks (sbatch --exclusive): no other job shares a run's "
+           "node, its idle GPUs included; --no-exclusive where the profile asks for it", kind="switch"),
     Option("--sbatch", "sbatch", "any other sbatch option (repeatable), e.g. --sbatch mail-type=END, --sbatch wckey=myproj, "
            "--sbatch hold", kind="repeated", metavar="KEY=VALUE"),
 ]
@@ -40,5 +42,5 @@ def profile_of(given: dict[str, Any], stored: dict[str, Any] | None = None) -> P
         gres = format_gres(check_slurm_name("--gpu-type", given["gpu_type"]))
     extra = dict(base.sbatch) | parse_sbatch_extra(given["sbatch"]) if given.get("sbatch") else None
     named = {key: given.get(key) for key in ("cpu_partition", "gpu_partition", "time", "mem", "cpus_per_task", "account",
-                                             "qos", "array_parallelism", "constraint", "exclude", "reservation")}
+                                             "qos", "array_parallelism", "constraint", "exclude", "reservation", "exclusive")}
     return base.override(gres=gres, sbatch=extra, **named)

@@ -58,6 +58,8 @@ class Profile:
     constraint: str | None = None
     exclude: str | None = None
     reservation: str | None = None
+    # the training tasks take their nodes whole (sbatch --exclusive): a benchmark's runs share them with no job
+    exclusive: bool | None = None
     setup: tuple[str, ...] = ()  # shell lines each job runs first (module load ..., source venv/bin/activate)
     # the command that runs Python in a job, as the shell reads it (apptainer exec image.sif python);
     # None: the interpreter that submitted the sweep
@@ -128,6 +130,10 @@ def _checked(name: str, value: Any) -> Any:
     if name in COUNTS:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{option} must be a whole number of at least 1, got {value!r}")
+        return value
+    if name == "exclusive":
+        if not isinstance(value, bool):
+            raise UserError(f"exclusive = {value!r:.40} must be true or false")
         return value
     if name == "python":
         command = _text(option, value)
