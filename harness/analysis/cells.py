@@ -11,7 +11,8 @@ PERCENT = {"p_fake", "val_accuracy", "efficiency", "dle_efficiency"}
 LABELS = {"val_accuracy": "val acc", "paper_params": "paper params", "input_size": "input", "keras_mode": "keras mode",
           "not_separable_from": "not separable from (5%)", "not_tested_against": "not tested against",
           "timm_weights": "timm weights", "cpus_per_node": "cpus/node", "mem_mb_per_node": "mem MB/node",
-          "gpus_per_node": "gpus/node", "gpu_types": "gpu types", "max_time_min": "max time", "default_time_min": "default time",
+          "gpus_per_node": "gpus/node", "gpu_types": "gpu types", "gpu_model": "gpu model",
+          "torch_runs_it": "torch runs it", "max_time_min": "max time", "default_time_min": "default time",
           "efficiency": "efficiency", "dle_speedup": "NVIDIA speedup", "dle_efficiency": "NVIDIA efficiency",
           "beyond_spread": "beyond spread", "a_seeds": "a seeds", "b_seeds": "b seeds"}
 

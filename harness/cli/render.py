@@ -33,8 +33,9 @@ def console(stderr: bool) -> Console:
 out, err = console(stderr=False), console(stderr=True)
 
 LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
-        "this sweep", "paper", "partition", "setting", "source", "state", "gpu_types", "not_separable_from",
-        "not_tested_against", "figure", "note", "test", "beyond_spread", "group", "system", "settings", "sweep"}
+        "this sweep", "paper", "partition", "setting", "source", "state", "gpu_types", "gpu_model", "capability",
+        "torch_runs_it", "not_separable_from", "not_tested_against", "figure", "note", "test", "beyond_spread", "group",
+        "system", "settings", "sweep"}
 
 # Columns of words (reasons, notes, sources, lists of names, a sweep's settings): they wrap at their spaces,
 # each word whole. Every other cell (a number, an identifier, a name, an interval) stands whole on one line.

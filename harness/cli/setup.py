@@ -96,7 +96,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         print_rows(args.format, site.partitions, columns, meta=site.meta if args.meta else None)
         return 0
     print_table(site.partitions, columns, title=site.title, wide=args.wide,
-                optional=("default", "state", "default_time_min", "nodes", "max_time_min"))
+                optional=("default", "state", "default_time_min", "nodes", "max_time_min", "gpu_types", "mem_mb_per_node"))
     for note in site.notes:
         say(note)
     print_table([{"setting": k, "value": v, "source": why} for k, v, why in site.settings],

@@ -197,6 +197,7 @@ def tables(screen: str) -> list[Grid]:
 
 # The columns of words a user reads as prose: they may wrap at their spaces. Any other cell stands on one line.
 PROSE = {"reason", "note", "source", "system", "settings", "status", "item", "this sweep", "paper", "test", "gpu types",
+         "torch runs it",
          "not separable from (5%)"}
 
 
@@ -217,10 +218,10 @@ BOARD = ("model", "params", "acc %", "acc 95% CI", "loss (BCE)", "prec %", "reca
 SCREENS = {
     "models": Screen((("model", "timm weights", "params", "paper params", "delta", "input", "interpolation", "keras mode"),),
                      kept=("model", "params", "paper params"), cells=("24,610,753", "24,637,313", "caffe", *EIGHT)),
-    "cluster": Screen((("partition", "default", "state", "nodes", "cpus/node", "mem MB/node", "gpus/node", "gpu types", "max time",
-                        "default time"), ("setting", "value", "source")),
-                      kept=("partition", "gpus/node", "setting", "value", "source"),
-                      cells=("cpu_partition", "preprocess_time", "array_parallelism", "gpu:p100:1", "04:00:00", "8,000"),
+    "cluster": Screen((("partition", "default", "state", "nodes", "cpus/node", "mem MB/node", "gpus/node", "gpu types", "gpu model",
+                        "capability", "torch runs it", "max time", "default time"), ("setting", "value", "source")),
+                      kept=("partition", "gpus/node", "gpu model", "capability", "torch runs it", "setting", "value", "source"),
+                      cells=("cpu_partition", "preprocess_time", "array_parallelism", "gpu:p100:1", "04:00:00", "P100", "6.0"),
                       prose=(("source", "the only partition with GPUs that is UP"),
                              ("source", "gpu sets neither DefaultTime nor MaxTime: the harness's 04:00:00"),
                              ("source", "MaxArraySize of cluster harness: array indices 0-1000"))),
