@@ -157,7 +157,7 @@ def test_cluster_shows_each_partitions_gpus_and_whether_the_torch_runs_them(cli,
     assert any(n.startswith("partition gpu: the jobs' torch cannot run its P100 GPUs") for n in notes)
     table = cli("cluster", "--partition", "gpu", "--profile", profile(tmp_path, TORCH_2_7))
     assert table.code == 0 and "partition gpu: the jobs' torch cannot run" not in table.err
-    assert "gpu_model" in table.out and "torch_runs_it" in table.out and "torch 2.7.1+cu126 of python" in table.err
+    assert "gpu model" in table.out and "torch runs it" in table.out and "torch 2.7.1+cu126 of python" in table.err
 
 
 def test_the_gpu_a_node_feature_names_is_checked_and_an_unknown_one_goes_through(cli, marwan, tiny_demo, tmp_path):
