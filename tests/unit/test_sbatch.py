@@ -239,3 +239,13 @@ def test_the_sites_wckey_reaches_every_batch_script_in_place_of_submitits(tmp_pa
     assert from_profile.count("#SBATCH --wckey=site-key\n") == 2 and from_profile.count("#SBATCH --hold\n") == 2
     both = _scripts(tmp_path, profile_of({"profile": str(site_profile), "sbatch": ["wck=mine"]}))
     assert both.count("#SBATCH --wckey=mine\n") == 2 and "site-key" not in both
+
+
+def test_exclusive_asks_for_whole_nodes_for_training_alone(tmp_path):
+    """--exclusive (or a profile's exclusive = true) puts `--exclusive` in the training job's script; without
+    it no script carries the option in any form (sbatch refuses `--exclusive=False`)."""
+    from harness.cluster.slurm.options import profile_of
+
+    assert "--exclusive" not in _scripts(tmp_path, profile_of({}))
+    whole = _scripts(tmp_path, profile_of({"exclusive": True}))
+    assert whole.count("#SBATCH --exclusive\n") == 1 and whole.count("--exclusive") == 1

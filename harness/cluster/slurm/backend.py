@@ -121,7 +121,7 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
                             nodes=placement.nodes, ntasks_per_node=tasks, cpus_per_task=profile.cpus_per_task, mem=mem,
                             time=profile.time_min, array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
                             signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
-                            exclusive=bool(profile.exclusive), additional_parameters=extra, **common)
+                            exclusive=True if profile.exclusive else None, additional_parameters=extra, **common)
     return preprocess, train
 
 
