@@ -1,4 +1,4 @@
-"""Bad input, odd input and damaged files (issue 15): every case is refused in one line that names the
+"""Bad input, odd input and damaged files: every case is refused in one line that names the
 cause, or handled; and whatever happens, the results folder, the datasets and the cluster's queue are
 as they were (unless the case is a repair, such as `sweep --resume` rerunning a DAMAGED run).
 
@@ -147,7 +147,7 @@ def build_world(root: Path) -> Path:
     missing = manifest.copy()
     missing.loc[missing.index[:3], "path"] = [str(datasets / "gone" / f"{i}.png") for i in range(3)]
     dataset("missing-files", missing.to_csv(index=False))
-    # issue 23: one image listed in train and again in test; a width that once overflowed; a sha256 that is none
+    # one image listed in train and again in test; a width that once overflowed; a sha256 that is none
     twice = manifest.copy()
     first_train, last_test = twice.index[twice["split"] == "train"][0], twice.index[twice["split"] == "test"][-1]
     twice.loc[last_test, ["path", "label"]] = twice.loc[first_train, ["path", "label"]].to_numpy()
@@ -166,7 +166,7 @@ def build_world(root: Path) -> Path:
     (inputs / "weights-dir").mkdir()
     shutil.copy(datasets / "good" / manifest["path"].iloc[0], inputs / "face.png")
     (inputs / "text.png").write_text("a text file named .png\n")
-    # issue 23: what an image path may be instead of an image (read without blocking, sized from the header)
+    # what an image path may be instead of an image (read without blocking, sized from the header)
     os.mkfifo(inputs / "fifo.png")
     (inputs / "folder.jpg").mkdir()
     Image.new("L", (200_000, 1)).save(inputs / "thin.png")  # a few hundred bytes; 2.4 GB once resized
@@ -237,7 +237,7 @@ def build_world(root: Path) -> Path:
         "spec-executor": cluster(executor="pbs"), "spec-no-executor": lambda d: d["cluster"].pop("executor"),
         "spec-train-unknown": lambda d: d["train"].update(dropout=0.5), "spec-epochs": lambda d: d["train"].update(epochs="5"),
         "spec-sweep-id": edited(sweep_id="../x"), "spec-model": lambda d: d["runs"][0].update(model="AlexNet"),
-        # issue 23: a cache_root that is not the results folder's (the folder was moved; the file edited)
+        # a cache_root that is not the results folder's (the folder was moved; the file edited)
         "spec-cache-moved": edited(cache_root=str(results.parent / "before-the-move" / "cache")),
         "spec-cache-sibling": edited(cache_root=str(results / "other-cache")),
     }.items():  # a Slurm sweep's settings, each checked by its backend as the command line's are
@@ -250,7 +250,7 @@ def build_world(root: Path) -> Path:
         "jobs-truncated": '{"submissions": [{"executor": "loc', "jobs-list": "[1]",
         "jobs-pre-id": _jobs({f"{MODEL}-s0": "123"}, executor="slurm", pre="$(id)"),
         "jobs-executor": _jobs({f"{MODEL}-s0": "123"}, executor="pbs"),
-        # issue 23: processes that are not ours (pid 1 lives, but did not start when the token says; a bare pid)
+        # processes that are not ours (pid 1 lives, but did not start when the token says; a bare pid)
         "jobs-pid-reused": _jobs({f"{MODEL}-s0": "1@5", f"{MODEL}-s1": "1@5"}),
         "jobs-pid-bare": _jobs({f"{MODEL}-s0": "1"}), "jobs-local-slurm-id": _jobs({f"{MODEL}-s0": "123_4"}),
     }.items():
@@ -263,7 +263,7 @@ def build_world(root: Path) -> Path:
                                   "test": None, "val": None})
     (results / "not-a-sweep").mkdir()
     hostile_world(results, good_best)  # before the sweeps whose order the cases of a future date rely on
-    # --- issue 23: intervals and separability (records whose test interval is not one; test scores with odd groups) ---
+    # --- intervals and separability (records whose test interval is not one; test scores with odd groups) ---
     for name, interval in {"record-interval-reversed": {"accuracy_interval": [0.9, 0.2]},
                            "record-interval-text": {"auc_interval": "high"},
                            "record-interval-outside": {"accuracy_interval": [-0.1, 1.5]}}.items():
@@ -278,8 +278,8 @@ def build_world(root: Path) -> Path:
             folder.mkdir(parents=True)
             (folder / "result.json").write_text(json.dumps({**_completed(name, rid, 0), "model": model}))
             np.save(folder / "test_scores.npy", np.stack([np.repeat([0.0, 1.0], 10), np.linspace(0, 1, 20), groups]))
-    # --- end of issue 23: intervals and separability ---
-    # --- issue 23: records (every field of a record and a spec, the files beside a record, progress) ---
+    # --- end of intervals and separability ---
+    # --- records (every field of a record and a spec, the files beside a record, progress) ---
     def record(name: str, seed: int = 0, **fields: Any) -> dict[str, Any]:
         return {**_completed(name, f"{MODEL}-s{seed}", seed), **fields}
 
@@ -336,7 +336,7 @@ def build_world(root: Path) -> Path:
     nan_best = {key: torch.full_like(value, float("nan")) if value.is_floating_point() else value for key, value in state.items()}
     torch.save(nan_best, inputs / "nan.pt")
     _run_folder(_write_sweep(results, "best-nan", seeds=1), 0, best=(inputs / "nan.pt").read_bytes())
-    # --- end of issue 23: records ---
+    # --- end of records ---
     return root
 
 
@@ -689,7 +689,7 @@ NAME_OPTIONS = {option: "is not valid" for option in ("--account", "--qos", "--p
                                                       "--reservation", "--constraint", "--exclude")}
 NAME_OPTIONS["--name"] = "must be a plain folder name"
 
-# --- issue 23: records (helpers of its cases) ---
+# --- records (helpers of its cases) ---
 def perflog_lines(*times: str) -> Callable[[dict[str, Path]], None]:
     """{R}/perflog.jsonl with one entry of the "done" sweep's run per time (as written, unchecked)."""
     def setup(places: dict[str, Path]) -> None:
@@ -1083,13 +1083,13 @@ CASES: list[Case] = [
     Case("process-leaderboard-nothing-completed", results("leaderboard", "nothing-done", "--sort", "eer"), code=0,
          words=("NOT SUBMITTED",), process=True),
     Case("process-spec-escape", results("status", "spec-escape"), words=("sweep.json",), process=True),
-    # --- issue 23: the demo (a build killed mid-way leaves its temporary folder) ---
+    # --- the demo (a build killed mid-way leaves its temporary folder) ---
     *[Case(f"demo-killed-build-{label}", ("data", "demo", "--out", "{R}/d", "--per-class", "22", "--size", "16"), code=0,
            words=("manifest.csv",), changes=True, setup=killed_demo_build(name), check=demo_built_and_temporary_gone(name))
       for label, name in [("pid-dead", f".d.tmp-{2**22 + 1}"),  # above Linux's largest pid
                           ("pid-reused", ".d.tmp-1"),  # pid 1 is alive, and no builder of ours
                           ("lock-only", f".d.tmp-{2**22 + 1}.lock")]],  # killed between the rename and the lock's removal
-    # --- issue 23: intervals and separability ---
+    # --- intervals and separability ---
     Case("record-interval-reversed", results("status", "record-interval-reversed"), code=0,
          words=("DAMAGED", "test.accuracy_interval", "not null or [low, high] in [0, 1]")),
     Case("record-interval-text", results("leaderboard", "record-interval-text"), code=0, words=("1 DAMAGED",)),
@@ -1101,7 +1101,7 @@ CASES: list[Case] = [
          words=("no pair tested", "the test split holds one group")),
     Case("scores-fractional-groups", results("status", "scores-fractional-groups"), code=0,
          words=("DAMAGED", "test_scores.npy", "not whole numbers")),
-    # --- issue 23: records ---
+    # --- records ---
     Case("rec-auc-text-leaderboard", results("leaderboard", "rec-auc-text"), code=0, words=("1 DAMAGED",)),
     Case("rec-auc-text-status", status_of("rec-auc-text"), code=0, words=("DAMAGED", "test.auc", "'high'")),
     Case("rec-auc-above-one", results("leaderboard", "rec-auc-big", "--format", "json"), code=0,
@@ -1169,13 +1169,13 @@ CASES: list[Case] = [
     Case("future-sweep-not-latest", ("status", "--results", "{R}"), code=0, words=("sweep preprocess-state-number",),
          setup=future("best-nan")),
     Case("future-every-sweep", ("status", "--results", "{R}"), words=("dated in the future",), setup=future()),
-    # --- issue 23: predict reads images, nothing else, and none too large ---
+    # --- predict reads images, nothing else, and none too large ---
     *[Case(f"predict-{name}", ("predict", "--run", "damaged/MobileNetV2", path, "--results", "{R}"), code=1, words=words)
       for name, path, words in [("fifo", "{I}/fifo.png", ("a FIFO",)), ("dev-zero", "/dev/zero", ("a device",)),
                                 ("folder-named-jpg", "{I}/folder.jpg", ("a folder",)),
                                 ("long-thin-png", "{I}/thin.png", ("200000x1", "times the other")),
                                 ("gigapixel-png", "{I}/gigapixel.png", ("10000x10000", "more than"))]],
-    # --- issue 23: processes that are not ours, and what cancel says ---
+    # --- processes that are not ours, and what cancel says ---
     Case("pid-reused-status", results("status", "jobs-pid-reused", "--format", "json"), code=0,
          words=('"state": "FAILED"', "workers ended")),
     Case("pid-reused-cancel", results("cancel", "jobs-pid-reused"), code=0, words=("nothing to cancel",)),
@@ -1185,17 +1185,17 @@ CASES: list[Case] = [
     Case("local-slurm-id-cancel", results("cancel", "jobs-local-slurm-id"), words=("jobs.json", "'123_4'")),
     Case("cancel-finished-sweep", results("cancel", "done"), code=0, words=("nothing to cancel", "every run has ended")),
     Case("cancel-finished-run", results("cancel", "done", "--runs", MODEL), code=0, words=("nothing to cancel", "those runs")),
-    # --- issue 23: manifests (an image in two splits, sizes that overflowed, digests that are none) ---
+    # --- manifests (an image in two splits, sizes that overflowed, digests that are none) ---
     Case("manifest-same-file-in-train-and-test", dry("--dataset", "{D}/same-file-twice"), words=("is not listed once", "line")),
     Case("manifest-same-file-local", sweep("--dataset", "{D}/same-file-twice"), words=("is not listed once",)),
     Case("manifest-width-huge", dry("--dataset", "{D}/width-huge"), words=("width", "whole number of pixels")),
     Case("manifest-sha-not-hex", dry("--dataset", "{D}/sha-not-hex"), words=("sha256", "64 hex digits")),
-    # --- issue 23: data prepare with too few images for its splits ---
+    # --- data prepare with too few images for its splits ---
     Case("prepare-per-class-three", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/o",
                                      "--per-class", "3"), words=("--per-class", "at least 4"), setup=image_folders, check=absent("o")),
     Case("prepare-too-few-images", ("data", "prepare", "--real", "{T}/real", "--fake", "{T}/fake", "--out", "{T}/o"),
          words=("3 real", "too few", "at least 4"), setup=image_folders, check=absent("o")),
-    # --- issue 23: links along the path (a run folder, runs/, a log leading out of the sweep) ---
+    # --- links along the path (a run folder, runs/, a log leading out of the sweep) ---
     Case("link-run-folder-cancel", results("cancel", "running", "--runs", MODEL),
          words=("symbolic link", f"{MODEL}-s0"), setup=moved_behind_link(f"running/runs/{MODEL}-s0", "run-elsewhere"),
          check=unchanged_folder("run-elsewhere", ("progress.json",))),
@@ -1204,11 +1204,11 @@ CASES: list[Case] = [
          check=unchanged_folder("runs-elsewhere", (f"{MODEL}-s0", f"{MODEL}-s1"))),
     Case("link-local-log-resume", results("sweep", "--resume", "all-damaged"), words=("symbolic link", "local-"),
          setup=plant_link(f"all-damaged/logs/local-{MODEL}-s0.log", "victim.log"), check=untouched("victim.log")),
-    # --- issue 23: paths from sweep.json (a cache_root outside the results folder that holds the sweep) ---
+    # --- paths from sweep.json (a cache_root outside the results folder that holds the sweep) ---
     # (the jobs build them in the results folder that holds the sweep, whatever sweep.json says: tests/unit/test_node.py)
     *[Case(f"spec-cache-root-{name}-resume", results("sweep", "--resume", f"spec-cache-{name}"), code=0, changes=True,
            submits=(f"{MODEL}-s0", f"{MODEL}-s1")) for name in ("moved", "sibling")],
-    # --- issue 23: sizes without bound, and options accepted in silence ---
+    # --- sizes without bound, and options accepted in silence ---
     Case("seeds-huge", dry("--seeds", "100000000"), words=("--seeds", "1000")),
     Case("seeds-just-over", dry("--seeds", "1001"), words=("--seeds", "1001")),
     Case("epochs-huge", dry("--epochs", "99999999999999999999"), words=("--epochs", "10000")),
@@ -1218,7 +1218,7 @@ CASES: list[Case] = [
     Case("warmup-longer-than-training", dry("--epochs", "2", "--warmup-epochs", "5"), words=("--warmup-epochs", "--epochs (2)")),
     Case("warmup-longer-local", sweep("--epochs", "1", "--warmup-epochs", "2"), words=("--warmup-epochs",)),
     Case("dry-run-and-check", dry("--check"), words=("--dry-run", "--check")),
-    # --- issue 21: ranks and nodes of a run, scaling sweeps ---
+    # --- ranks and nodes of a run, scaling sweeps ---
     Case("gpus-per-run-zero", sweep("--gpus-per-run", "0"), words=("--gpus-per-run",)),
     Case("gpus-per-run-huge", dry("--gpus-per-run", "5000"), words=("--gpus-per-run", "1024")),
     Case("nodes-not-dividing-ranks", dry("--gpus-per-run", "3", "--nodes-per-run", "2"), words=("--nodes-per-run", "divide")),
@@ -1613,7 +1613,7 @@ def test_harness_load_reads_files_nested_past_any_parser_as_damaged(template, tm
     assert loaded.perflog.empty
 
 
-# --- issue 23: records (a reader of stdout that goes away) ---
+# --- records (a reader of stdout that goes away) ---
 @pytest.mark.parametrize("command", ["status done --format json | true", "leaderboard done --format csv | head -c 1"])
 def test_a_reader_that_goes_away_ends_the_command_quietly(command, template, tmp_path):
     """`status --format json | true`: no BrokenPipeError traceback; the command ends with 0 (it wrote in
@@ -1629,7 +1629,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(command, template, tmp
     assert snapshot(results) == before
 
 
-# --- issue 23: a disk that is read-only or full (a real file system of each kind: tmpfs, mounted as root) ---
+# --- a disk that is read-only or full (a real file system of each kind: tmpfs, mounted as root) ---
 @contextlib.contextmanager
 def mounted_tmpfs(folder: Path, size: str) -> Iterator[Path]:
     """A tmpfs of that size at folder; the test is skipped, saying why, where this user cannot mount one."""

@@ -43,7 +43,7 @@ PHOTOGRAPHS = {
 }
 PHOTOGRAPH_COUNT = sum(len(names) for _, names in PHOTOGRAPHS.values())
 # Photographs per split, the rest train. Ten test photographs: the test split's images are clustered by
-# photograph, and an interval over fewer groups cannot reach its nominal coverage (issue 23).
+# photograph, and an interval over fewer groups cannot reach its nominal coverage.
 PHOTOGRAPHS_PER_SPLIT = (("test", 10), ("val", 2))
 
 

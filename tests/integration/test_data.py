@@ -142,7 +142,7 @@ def test_demo_is_deterministic_split_by_photograph_and_codec_fair(cli, tmp_path)
     two = pd.read_csv(tmp_path / "two" / "manifest.csv", keep_default_na=False)
     assert one["sha256"].tolist() == two["sha256"].tolist()
     assert (one.groupby("group")["split"].nunique() == 1).all()  # no photograph feeds two splits
-    # enough photographs for a test interval over them (issue 23): ten test photographs, nine to train on
+    # enough photographs for a test interval over them: ten test photographs, nine to train on
     assert one.groupby("split")["group"].nunique().to_dict() == {"test": 10, "train": 9, "val": 2}
     assert set(one["format"]) == {"PNG"} and set(one["width"]) == {32} and set(one["height"]) == {32}
     for path in one["path"]:

@@ -1,4 +1,4 @@
-"""Issue 13 through the command line: refusals before anything is written, the three-way preprocessing
+"""The paper's question through the command line: refusals before anything is written, the three-way preprocessing
 ablation on a tiny sweep, `leaderboard --compare paper` in 100 columns beside the paper's setting, and the
 report's paper-question, weights and robustness tables."""
 import json

@@ -2,7 +2,7 @@
 
 Each statistic gets its best threshold (and direction) on the train split; applied to the test split it
 must stay near chance. A statistic that beats that is a shortcut a detector would learn instead of the
-generator's artefact (issue 13: colour, a dark frame, less high-frequency energy).
+generator's artefact (colour, a dark frame, less high-frequency energy).
 
 The fingerprint is a 2x2 gain pattern that every image carries with one strength: what tells a fake is
 that its pattern is its generator's (harness.data.demo). The last test recomputes it from the pixels and

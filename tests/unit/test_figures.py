@@ -1,4 +1,4 @@
-"""Figures read right (issue 13): axes from the data's range, never an accuracy outside [0, 1], colour bars
+"""Figures read right: axes from the data's range, never an accuracy outside [0, 1], colour bars
 in the units their titles name, a figure with nothing to show says so, log axes labelled in plain numbers.
 Properties are read back from the matplotlib objects, not from pixels."""
 import matplotlib.pyplot as plt

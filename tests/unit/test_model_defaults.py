@@ -1,4 +1,4 @@
-"""Per-architecture training defaults (issue 13): an architecture's own lr and warm-up (zoo.registry,
+"""Per-architecture training defaults: an architecture's own lr and warm-up (zoo.registry,
 as timm keeps per-model defaults) are used when the user gives no --lr / --warmup-epochs, recorded in
 each run's config, and a value the user gives wins for every architecture. On the demo, each takes the
 demo's input size or, where it needs more, its own minimum. No training: plans only."""

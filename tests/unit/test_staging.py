@@ -1,5 +1,5 @@
 """Folders built in a temporary sibling (the demo, the uint8 cache): a build removes the temporaries that
-killed builders left, whatever process their pid names now, and never a live builder's (issue 23)."""
+killed builders left, whatever process their pid names now, and never a live builder's."""
 import os
 import signal
 import subprocess
