@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from harness.cluster import job_environment
-from harness.data.cache import load_split, resplit
+from harness.data.cache import CachedSplit, load_split, resplit
 from harness.data.manifest import read_manifest
 from harness.measure.flops import compute_precision, flops_per_image, model_flops_utilisation
 from harness.measure.meters import WARMUP_STEPS, GpuSampler, StepMeter, environment, over_ranks, peak_memory, window_spread
@@ -185,6 +185,36 @@ def measured_fields(run: Trainer, meters: tuple[StepMeter, StepMeter], sampler: 
     }
 
 
+def _load_splits(run: Trainer) -> tuple[dict[str, CachedSplit], dict[str, DeviceSplit]]:
+    """Once the ranks agree on the epoch they resume from: the cached splits (redrawn under --resplit),
+    and train and val on the device (the training generator's fakes alone where one is named)."""
+    config = run.config
+    resumed = distributed.gather(run.ranks, run.start_epoch)
+    if len(set(resumed)) > 1:
+        raise RuntimeError(f"the ranks resumed from different epochs ({resumed}): a checkpoint changed while they read it")
+    cached = {name: load_split(run.cache, name) for name in ("train", "val", "test")}
+    if config.resplit:
+        cached = resplit(cached, config.seed)
+    splits = {name: DeviceSplit.load(only_generator(cached[name], config.train_generator, config.seed), run.device)
+              for name in ("train", "val")}
+    return cached, splits
+
+
+def _evaluate_best(run: Trainer, val: DeviceSplit, test: CachedSplit, sampler: GpuSampler,
+                   sharing: SharingMeter) -> tuple[tuple[Any, Any], float, tuple[Any, Any], StepMeter]:
+    """The best epoch's weights back (every rank), the threshold chosen on val, the test split scored and
+    timed: ((val labels, probabilities), threshold, (test labels, probabilities), the inference meter)."""
+    config = run.config
+    report_progress(run, state="evaluating", epoch=config.epochs, epochs=config.epochs,
+                    val_accuracy=run.history[-1]["val_accuracy"])
+    distributed.barrier(run.ranks)  # the main rank has written best.pt
+    run.model.load_state_dict(torch.load(run.paths.best, map_location=run.device, weights_only=True))
+    val_probs, val_labels = run.evaluate(val)
+    threshold = best_threshold(val_labels, val_probs)
+    test_probs, test_labels, infer_meter = timed_test(run, test, sampler, sharing.sample)
+    return (val_labels, val_probs), threshold, (test_labels, test_probs), infer_meter
+
+
 def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPaths, sweep_id: str = "",
               ranks: Ranks = Ranks()) -> RunRecord | None:
     """Train, keep the best epoch on val (config.select_by), evaluate it on test, measure; writes and
@@ -195,14 +225,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     attempts = _count_attempt(paths) if ranks.main else 0
     run = Trainer(config, dataset, cache_root, paths, ranks)
     run.restore_state()
-    resumed = distributed.gather(ranks, run.start_epoch)
-    if len(set(resumed)) > 1:
-        raise RuntimeError(f"the ranks resumed from different epochs ({resumed}): a checkpoint changed while they read it")
-    cached = {name: load_split(run.cache, name) for name in ("train", "val", "test")}
-    if config.resplit:
-        cached = resplit(cached, config.seed)
-    splits = {name: DeviceSplit.load(only_generator(cached[name], config.train_generator, config.seed), run.device)
-              for name in ("train", "val")}
+    cached, splits = _load_splits(run)
     train_flops, infer_flops = flop_counts(run, splits["train"])
     compiled = run.compile_step(splits["train"])  # --compile: compiled here, timed apart from the steps
 
@@ -214,13 +237,8 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     with sampler.sampling():
         _fit(run, splits, meter, sampler)
         train_seconds = time.perf_counter() - watch
-        report_progress(run, state="evaluating", epoch=config.epochs, epochs=config.epochs,
-                  val_accuracy=run.history[-1]["val_accuracy"])
-        distributed.barrier(ranks)  # the main rank has written best.pt
-        run.model.load_state_dict(torch.load(paths.best, map_location=run.device, weights_only=True))
-        val_probs, val_labels = run.evaluate(splits["val"])
-        threshold = best_threshold(val_labels, val_probs)
-        test_probs, test_labels, infer_meter = timed_test(run, cached["test"], sampler, sharing.sample)
+        (val_labels, val_probs), threshold, (test_labels, test_probs), infer_meter = _evaluate_best(
+            run, splits["val"], cached["test"], sampler, sharing)
     robust = robustness(run, cached["test"], threshold, read_manifest(dataset))
     across = cross_generator(cached["test"], test_probs, threshold, config.seed)
     measures = measured_fields(run, (meter, infer_meter), sampler, sharing, (train_flops, infer_flops), compiled)
