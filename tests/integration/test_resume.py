@@ -9,7 +9,7 @@ from harness.training.train import train_run
 from harness.training.trainer import Trainer
 
 TIMINGS = {"throughput", "gpu", "memory", "environment", "requeues", "train_seconds_this_attempt", "started_at",
-           "finished_at", "cache"}
+           "finished_at", "cache", "sharing"}  # what a run measured or where it ran, not what it learnt
 
 
 class Stopped(Exception):
