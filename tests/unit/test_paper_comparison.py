@@ -1,4 +1,5 @@
-"""The paper's question made answerable, an honest comparison, and refusals of what cannot work: the `paper` preprocessing per architecture, the ablation's variants, the weights' provenance,
+"""The paper's question made answerable, an honest comparison, and refusals of what cannot work: the
+`paper` preprocessing per architecture, the ablation's variants, the weights' provenance,
 the setting beside the paper's, the 100-column comparison table, the transfer/weights refusals."""
 import csv
 import dataclasses
