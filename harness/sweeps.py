@@ -20,7 +20,7 @@ from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
 from harness.cluster import check_backend_name, get_backend
 from harness.cluster.base import ALIVE_STATES, Backend, Placement
-from harness.data import DEMO, DEMO_IMAGE_SIZE, DEMO_VERSION
+from harness.data import DEMO, DEMO_IMAGE_SIZE, DEMO_ROBUSTNESS_IMAGES, DEMO_VERSION
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.disk import remove_bytecode, tree_digest
@@ -181,7 +181,8 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     train = request.train
     sizes: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # the image size each architecture overrides
     if request.dataset == "demo" and train.get("image_size") is None and not synthetic:
-        train, sizes = {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
+        train = {**train, "image_size": DEMO_IMAGE_SIZE, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
+        sizes = demo_image_sizes(request.models)
     shared = (generator_variants(dataset) if request.cross_generator else
               scaling_variants(request.scaling, train.get("nodes", 1)) if request.scaling else [("", {})])
     variants = {m: preprocessing_variants(m, sizes[m].get("image_size", train.get("image_size")))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.data import DEMO_IMAGE_SIZE
+from harness.data import DEMO_IMAGE_SIZE, DEMO_ROBUSTNESS_IMAGES
 from harness.store.paths import list_sweeps
 
 from slurm_helpers import sacct_rows
@@ -95,6 +95,10 @@ def check_what_the_sweep_left(cli, results: Path) -> None:
     record = json.loads((folder / "runs" / "ResNet50-s0" / "result.json").read_text())
     assert record["schema_version"] == 1 and record["config"]["image_size"] == DEMO_IMAGE_SIZE and record["config"]["epochs"] == 5
     assert record["test"]["confusion_matrix"] and sum(map(sum, record["test"]["confusion_matrix"])) == record["test"]["count"]
+    # the perturbed passes score DEMO_ROBUSTNESS_IMAGES of the demo's test images, as many of each class
+    assert record["config"]["robustness_images"] == DEMO_ROBUSTNESS_IMAGES < record["test"]["count"]
+    for metrics in record["robustness"].values():
+        assert metrics["count"] == DEMO_ROBUSTNESS_IMAGES and sum(map(sum, metrics["confusion_matrix"])) == DEMO_ROBUSTNESS_IMAGES
     assert record["memory"]["peak_gpu_memory_bytes"] is None and record["memory"]["peak_gpu_memory_reason"]
     assert record["environment"]["torch"] == torch.__version__
     # one pool of two workers shared the runs: each run trained once, its output in its own log

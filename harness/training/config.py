@@ -55,6 +55,9 @@ class TrainConfig:
     compile: bool = False  # the step's forward and loss through torch.compile (Trainer.compile_step)
     allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
     keep_checkpoints: bool = False  # a completed run keeps its resume checkpoints (state.pt), not only best.pt
+    # The perturbed passes score at most this many test images, as many of each class, the same for every run
+    # (training.evaluate.robustness_split); None: the whole test split. A sweep on the demo sets it.
+    robustness_images: int | None = None
     # Data-parallel training (training.distributed): ranks of batch_size images each, one per GPU (a process
     # per rank on a CPU), spread evenly over nodes; the lr follows lr_scaling as the global batch grows.
     world_size: int = 1
@@ -74,6 +77,8 @@ class TrainConfig:
         for name, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
             if not 1 <= getattr(self, name) <= most:
                 raise UserError(f"--{name.replace('_', '-')} must be between 1 and {most}, got {getattr(self, name)}")
+        if self.robustness_images is not None and self.robustness_images < 2:
+            raise UserError(f"robustness_images must be 2 or more (one image of each class), got {self.robustness_images}")
         if not 1 <= self.world_size <= MAX_WORLD_SIZE:
             raise UserError(f"--gpus-per-run must be between 1 and {MAX_WORLD_SIZE}, got {self.world_size}")
         if not 1 <= self.nodes <= self.world_size or self.world_size % self.nodes:
