@@ -1,7 +1,8 @@
 """A benchmark across sweeps on a real Slurm cluster (slurm/local-cluster): two sweeps on the gpu
-partition write one performance log with the cluster's name, partition and node; compare takes
-GPU-hours from sacct (elapsed x the gres/gpu allocated); check passes against references made from
-the first sweep and fails against an impossible one."""
+partition write one performance log with the cluster's name, partition and node; each record says which
+other jobs Slurm ran on its node; compare's GPU-hours come from the records (null: the jobs train on the
+CPU); check passes against references made from the first sweep and fails against an impossible one."""
+import json
 import re
 
 import pytest
@@ -46,6 +47,14 @@ def test_two_sweeps_on_the_gpu_partition(cli, results, tiny_demo, tmp_path):
         assert row["a"] is None and row["b"] is None and "no GPU in use (device: cpu)" in row["note"], row
     task = sacct_rows(submission(results / "before")["tasks"]["MobileNetV2-s0"])[0]
     assert "gres/gpu=1" in task["AllocTRES"]
+    # what shared each run's node, as Slurm saw it from inside the job: the sweep's other tasks on that node
+    for record in map(json.loads, (results / "before").glob("runs/*/result.json")):
+        sharing, node = record["sharing"], record["environment"]["node"]
+        assert sharing["node"]["source"] == f"squeue -w {node}" and sharing["node"]["reason"] is None, sharing
+        others = sharing["node"]["others"]
+        assert all(line.startswith("job ") and "before-train" in line for line in others), others
+        assert sharing["alone"] is (False if sharing["shared_by"] else True) or sharing["alone"] is None
+        assert any(line.startswith(f"node {node}: job ") for line in sharing["shared_by"]) == bool(others)
 
     # check: references from the first sweep hold for it; one impossible figure fails with exit 1
     references = tmp_path / "gpu.toml"
