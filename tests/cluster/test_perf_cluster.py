@@ -48,7 +48,7 @@ def test_two_sweeps_on_the_gpu_partition(cli, results, tiny_demo, tmp_path):
     task = sacct_rows(submission(results / "before")["tasks"]["MobileNetV2-s0"])[0]
     assert "gres/gpu=1" in task["AllocTRES"]
     # what shared each run's node, as Slurm saw it from inside the job: the sweep's other tasks on that node
-    for record in map(json.loads, (results / "before").glob("runs/*/result.json")):
+    for record in (json.loads(path.read_text()) for path in (results / "before").glob("runs/*/result.json")):
         sharing, node = record["sharing"], record["environment"]["node"]
         assert sharing["node"]["source"] == f"squeue -w {node}" and sharing["node"]["reason"] is None, sharing
         others = sharing["node"]["others"]
