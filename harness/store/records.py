@@ -26,14 +26,14 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 # Each file's schema: its major version (schema_version; another one is not read) and its minor version
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
-SWEEP_SCHEMA, SWEEP_MINOR = 1, 5  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
-# sync_bn; 1.3: code.digest; 1.4: train.keras_resize; 1.5: train.synthetic (dataset then '')
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 6  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
+# sync_bn; 1.3: code.digest; 1.4: train.keras_resize; 1.5: train.synthetic (dataset then ''); 1.6: train.robustness_images
 # 1.1: config.keep_checkpoints, the environment's cluster; 1.2: distributed; 1.3: the environment's backend, job_id,
 # cluster, partition and node, as the run's backend says (before: under its scheduler's name, see _where_it_ran);
 # 1.4: config.keras_resize, preprocessing.resize, throughput.gpu_copy_wait_fraction and gpu_copy_wait_reason,
 # gpu.energy_uncertainty_j, cross_generator's intervals; 1.5: throughput.train_spread and infer_spread (the timed
-# windows), sharing, config.synthetic and test_reason (a synthetic run: no val or test)
-RESULT_SCHEMA, RESULT_MINOR = 1, 5
+# windows), sharing, config.synthetic and test_reason (a synthetic run: no val or test); 1.6: config.robustness_images
+RESULT_SCHEMA, RESULT_MINOR = 1, 6
 STATUSES = ("COMPLETED", "FAILED", "CANCELLED")  # CANCELLED: by `harness cancel` before it completed
 
 # The kinds of value the two files hold, each checked where it is read (store.schema.type_problem):
