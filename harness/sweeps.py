@@ -180,9 +180,10 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
         check_manifest_files(dataset)  # every row read and checked, every image there: before any job is queued
     train = request.train
     sizes: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # the image size each architecture overrides
-    if request.dataset == "demo" and train.get("image_size") is None and not synthetic:
-        train = {**train, "image_size": DEMO_IMAGE_SIZE, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
-        sizes = demo_image_sizes(request.models)
+    if request.dataset == "demo" and not synthetic:
+        train = {**train, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
+        if train.get("image_size") is None:
+            train, sizes = {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
     shared = (generator_variants(dataset) if request.cross_generator else
               scaling_variants(request.scaling, train.get("nodes", 1)) if request.scaling else [("", {})])
     variants = {m: preprocessing_variants(m, sizes[m].get("image_size", train.get("image_size")))

@@ -18,24 +18,27 @@ from harness.training.trainer import EVAL_BATCH, DeviceSplit, Trainer, generator
 log = logging.getLogger("harness.training")
 
 
-def robustness_split(test: CachedSplit, most: int | None) -> CachedSplit:
-    """The test images the perturbed passes score: the whole split, or at most `most` of them, as many of
-    each class, drawn with a fixed seed (every run of a sweep scores the same images), in the split's order."""
-    if most is None or most >= len(test.labels):
-        return test
+def robustness_positions(labels: np.ndarray, most: int | None) -> np.ndarray:
+    """The positions of the test images the perturbed passes score, in the split's order: all of them, or at
+    most `most`, as many of each class, drawn with a fixed seed (every run on one split scores the same)."""
+    if most is None or most >= len(labels):
+        return np.arange(len(labels))
     draw = np.random.default_rng(0)
-    keep = np.sort(np.concatenate([draw.choice(members, min(len(members), most // 2), replace=False)
-                                   for members in (np.flatnonzero(test.labels == label) for label in (0, 1))]))
-    return CachedSplit(images=np.asarray(test.images[keep]), labels=test.labels[keep],
-                       index=test.index.iloc[keep].reset_index(drop=True))
+    return np.sort(np.concatenate([draw.choice(members, min(len(members), most // 2), replace=False)
+                                   for members in (np.flatnonzero(labels == label) for label in (0, 1))]))
 
 
-def robustness(run: Trainer, test: CachedSplit, threshold: float, manifest: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """The test metrics on perturbed copies of the test split (robustness_split: at most the run's
-    robustness_images of it): each perturbation applied to the original files (checked against the
-    manifest's sha256), the run's preprocessing after it, the same for both classes. None where the
-    originals no longer read or match their manifest (logged)."""
-    test = robustness_split(test, run.config.robustness_images)
+def robustness(run: Trainer, test: CachedSplit, probs: np.ndarray, threshold: float,
+               manifest: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The test metrics on perturbed copies of the test images robustness_positions keeps (at most the run's
+    robustness_images), and under "none" on those images as tested (probs: the test split's), so that each
+    perturbation is set beside the same images: each perturbation applied to the original files (checked
+    against the manifest's sha256), the run's preprocessing after it, the same for both classes. Empty where
+    the originals no longer read or match their manifest (logged)."""
+    keep = robustness_positions(test.labels, run.config.robustness_images)
+    if len(keep) < len(test.labels):
+        test = CachedSplit(images=np.asarray(test.images[keep]), labels=test.labels[keep],
+                           index=test.index.iloc[keep].reset_index(drop=True))
     digests = dict(zip(manifest["path"], manifest["sha256"]))
     paths = test.index["path"].tolist()
     workers = max(1, len(os.sched_getaffinity(0)) * run.ranks.nodes // run.ranks.world_size)  # each rank makes its own
@@ -43,10 +46,10 @@ def robustness(run: Trainer, test: CachedSplit, threshold: float, manifest: pd.D
     if isinstance(copies, str):
         log.warning("no robustness figures: %s", copies)
         return {}
-    out = {}
+    out = {"none": detection_metrics(test.labels, probs[keep], threshold)}
     for name, images in copies.items():
-        probs, labels = run.evaluate(DeviceSplit.load(replace(test, images=images), run.device))
-        out[name] = detection_metrics(labels, probs, threshold)
+        perturbed, labels = run.evaluate(DeviceSplit.load(replace(test, images=images), run.device))
+        out[name] = detection_metrics(labels, perturbed, threshold)
     return out
 
 

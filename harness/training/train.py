@@ -239,7 +239,7 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
         train_seconds = time.perf_counter() - watch
         (val_labels, val_probs), threshold, (test_labels, test_probs), infer_meter = _evaluate_best(
             run, splits["val"], cached["test"], sampler, sharing)
-    robust = robustness(run, cached["test"], threshold, read_manifest(dataset))
+    robust = robustness(run, cached["test"], test_probs, threshold, read_manifest(dataset))
     across = cross_generator(cached["test"], test_probs, threshold, config.seed)
     measures = measured_fields(run, (meter, infer_meter), sampler, sharing, (train_flops, infer_flops), compiled)
     if measures is None:

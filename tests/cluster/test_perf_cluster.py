@@ -48,12 +48,14 @@ def test_two_sweeps_on_the_gpu_partition(cli, results, tiny_demo, tmp_path):
     task = sacct_rows(submission(results / "before")["tasks"]["MobileNetV2-s0"])[0]
     assert "gres/gpu=1" in task["AllocTRES"]
     # what shared each run's node, as Slurm saw it from inside the job: the sweep's other tasks on that node
-    for record in (json.loads(path.read_text()) for path in (results / "before").glob("runs/*/result.json")):
+    records = [json.loads(path.read_text()) for path in (results / "before").glob("runs/*/result.json")]
+    assert len(records) == 4
+    for record in records:
         sharing, node = record["sharing"], record["environment"]["node"]
         assert sharing["node"]["source"] == f"squeue -w {node}" and sharing["node"]["reason"] is None, sharing
         others = sharing["node"]["others"]
         assert all(line.startswith("job ") and "before-train" in line for line in others), others
-        assert sharing["alone"] is (False if sharing["shared_by"] else True) or sharing["alone"] is None
+        assert sharing["alone"] is False if sharing["shared_by"] else sharing["alone"] in (True, None)
         assert any(line.startswith(f"node {node}: job ") for line in sharing["shared_by"]) == bool(others)
 
     # check: references from the first sweep hold for it; one impossible figure fails with exit 1
