@@ -108,8 +108,10 @@ def test_each_run_tests_its_most_accurate_validation_epoch(trained):
 def test_every_run_is_evaluated_under_every_perturbation(trained):
     import json
     record = json.loads((trained / "sci" / "runs" / "resnet10t-s1" / "result.json").read_text())
-    assert set(record["robustness"]) == set(PERTURBATIONS)
+    assert set(record["robustness"]) == {"none", *PERTURBATIONS}
     test = record["test"]
+    unperturbed = {k: v for k, v in record["robustness"]["none"].items() if k in ("accuracy", "auc", "count")}
+    assert unperturbed == {k: v for k, v in test.items() if k in ("accuracy", "auc", "count")}  # the whole split: the test's figures
     low, high = test["accuracy_interval"]  # the demo's test photographs are its groups: the interval is between them
     assert 0 <= low <= test["accuracy"] <= high <= 1 and test["interval_unit"] == "groups" and test["accuracy_interval_reason"] is None
     units = test["interval_units"]
