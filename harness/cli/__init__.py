@@ -38,6 +38,13 @@ def os_error_line(error: OSError) -> str:
     return f"{error.strerror or type(error).__name__}{f': {where}' if where else ''}"
 
 
+def missing_module_line(error: ModuleNotFoundError) -> str:
+    """A dependency this Python lacks (harness run from a checkout it was not installed from), and the fix.
+    `--help` needs none of them: the commands import theirs when they run."""
+    return (f"this Python ({sys.executable}) has no module {error.name!r}, which harness needs: install harness and "
+            "its dependencies into it with `python -m pip install -e .` in the checkout (README, \"The two commands\")")
+
+
 def drop_unreadable_sizes() -> None:
     """COLUMNS or LINES that int() cannot read is dropped, and the terminal's own size holds: rich reads
     them where str.isdigit() accepts them, as it does '²' and '①'."""
@@ -63,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         # the interpreter's own flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (UserError, OSError) as error:  # OSError: the disk refused (read-only, full, failing), said in one line
-        message = " ".join(str(error if isinstance(error, UserError) else os_error_line(error)).split())
-        print(f"error: {for_terminal(message)}", file=sys.stderr)  # a NUL from a path shown as \x00, an ESC as \x1b
+    except (UserError, OSError, ModuleNotFoundError) as error:  # OSError: the disk refused (read-only, full, failing)
+        if isinstance(error, ModuleNotFoundError) and (error.name or "harness").partition(".")[0] == "harness":
+            raise  # a module of harness's own is missing: a damaged checkout, whose traceback says where
+        reason = os_error_line(error) if isinstance(error, OSError) else \
+            missing_module_line(error) if isinstance(error, ModuleNotFoundError) else str(error)
+        print(f"error: {for_terminal(' '.join(reason.split()))}", file=sys.stderr)  # a NUL from a path shown as \x00, an ESC as \x1b
         return 2
     except KeyboardInterrupt:
         return 130

@@ -26,6 +26,20 @@ def test_the_console_script_and_python_m_are_one_command(tmp_path):
     assert run(str(SCRIPT), "status", "--help", cwd=tmp_path).stdout.startswith("usage: harness status")
 
 
+def test_a_checkout_run_by_a_python_without_the_dependencies_says_how_to_install_them(tmp_path):
+    """`python -m harness ...` in a clone, by a Python harness was never installed into (-S: no site-packages,
+    so none of its dependencies): --help still answers, and a command says in one line what to install."""
+    checkout = Path(harness.__file__).resolve().parents[1]
+    bare = (sys.executable, "-S", "-m", "harness")
+    assert run(*bare, "--help", cwd=checkout, PYTHONPATH="").returncode == 0
+    for command in (("status",), ("sweep", "--cluster", "local", "--models", "MobileNetV2", "--epochs", "1", "--wait")):
+        done = run(*bare, *command, cwd=checkout, PYTHONPATH="", HARNESS_RESULTS=str(tmp_path / "results"))
+        assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(f"error: this Python ({sys.executable}) has no module ")
+        assert done.stderr.rstrip().endswith("with `python -m pip install -e .` in the checkout (README, \"The two commands\")")
+    assert not list(tmp_path.glob("results/*"))  # no sweep begun
+
+
 def test_the_results_folder_can_be_named_once_in_the_environment(tmp_path):
     shared = tmp_path / "project" / "results"
     make_sweep(shared, "s1", [record("ResNet50", sweep="s1")])
