@@ -38,7 +38,9 @@ def make_sweep(results: Path, name: str, records: list[RunRecord], models: list[
     seeds = {r.model: [] for r in records}
     for r in records:
         seeds[r.model].append(r.seed)
-    runs = [RunSpec(run_id(m, s), m, s) for m in models for s in (seeds.get(m) or [0])]
+    # a record's run id names its variant, if any: ResNet50-x2-s0 is ResNet50 on two ranks (sweep --scaling)
+    runs = [RunSpec(r.run_id, m, r.seed, r.run_id[len(m) + 1:].rpartition("-s")[0]) for m in models for r in records
+            if r.model == m] + [RunSpec(run_id(m, 0), m, 0) for m in models if m not in seeds]
     write_spec(sweep, SweepSpec(sweep_id=name, created="2026-01-02T03:00:00+00:00", dataset="/data", cache_root="/cache",
                                 models=models, seeds=max(len(v) for v in seeds.values()), train={},
                                 cluster={"executor": "local"}, runs=runs,

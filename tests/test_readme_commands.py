@@ -2,6 +2,7 @@
 user would be in, with the default (relative) results folder."""
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -17,6 +18,8 @@ import torch
 from harness.data import DEMO_IMAGE_SIZE, DEMO_ROBUSTNESS_IMAGES
 from harness.store.paths import list_sweeps
 
+from docs_helpers import COMMAND, documented_lines
+from perf_helpers import make_sweep, record
 from slurm_helpers import sacct_rows
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,9 +56,9 @@ def completed_runs(results: Path) -> dict[str, dict]:
 
 
 def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_path, cli):
-    command = readme_command("python -m pip install -e . && python -m harness sweep")
+    command = readme_command("python -m pip install -e '.[demo]' && python -m harness sweep")
     clone = fresh_copy(tmp_path / "harness")
-    # `python -m pip install -e .` goes into a virtual environment of its own, which sees this one's packages
+    # `python -m pip install -e '.[demo]'` goes into a virtual environment of its own, which sees this one's packages
     # (a .pth file): pip finds the dependencies installed, as on a machine that has them, and installs the
     # clone alone (a venv's system_site_packages would see the base interpreter's, not this environment's)
     venv.create(tmp_path / "venv", with_pip=True)
@@ -72,16 +75,21 @@ def test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm(tmp_pat
     results = clone / "results"
     runs = completed_runs(results)
     assert sorted(runs) == sorted(EIGHT), done.stderr[-3000:]
-    for model, record in runs.items():
-        assert record["test"]["accuracy"] >= MIN_TEST_ACCURACY and record["test"]["auc"] >= MIN_TEST_AUC, (model, record["test"])
+    for model, result in runs.items():
+        assert result["test"]["accuracy"] >= MIN_TEST_ACCURACY and result["test"]["auc"] >= MIN_TEST_AUC, (model, result["test"])
     for model in EIGHT:  # the leaderboard, beside the paper's Table 2
         assert model in done.stdout
     check_what_the_sweep_left(cli, results)
+    # then what the README and docs/ show a user typing next, on this sweep
+    lines = [(page, line) for page, line in documented_lines() if not asks_slurm(line)]
+    assert len(lines) >= 8
+    run_documented_lines(clone, env, lines, sweep=list_sweeps(results)[-1].folder.name)
+    check_a_resume_dry_run(cli, results)
 
 
 def check_what_the_sweep_left(cli, results: Path) -> None:
     """The first command's sweep as a user reads it afterwards: the leaderboard's every format, each
-    record, the runs' own logs, and what a resume would run."""
+    record and the runs' own logs."""
     board = cli("leaderboard", "--format", "json", "--results", results).json()
     for row in board:
         for metric in UNIT_INTERVAL:
@@ -118,7 +126,11 @@ def check_what_the_sweep_left(cli, results: Path) -> None:
     assert (compared["ResNet50"]["paper_accuracy"], compared["MobileNetV2"]["paper_accuracy"]) == (0.9934, 0.74)
     markdown = cli("leaderboard", "--format", "markdown", "--results", results)
     assert markdown.code == 0 and "| MobileNetV2 |" in markdown.out
-    # a resume's dry run shows what would run: the runs without a result, on the sweep's own cluster
+
+
+def check_a_resume_dry_run(cli, results: Path) -> None:
+    """A resume's dry run shows what would run: the runs without a result, on the sweep's own cluster."""
+    folder = list_sweeps(results)[-1].folder
     (folder / "runs" / "MobileNetV2-s0" / "result.json").unlink()
     submissions = json.loads((folder / "jobs.json").read_text())["submissions"]
     shown = cli("sweep", "--resume", folder.name, "--dry-run", "--force", "--results", results)
@@ -155,3 +167,56 @@ def test_a_sweep_on_the_gpu_partition_typed_from_a_folder_outside_the_repository
     rows = json.loads(status.stdout)
     assert rows["preprocess"]["state"] == "COMPLETED"
     assert all(run["state"] == "COMPLETED" and run["node"].startswith("gpu") for run in rows["rows"])
+
+
+# The options whose value is a file or folder the command reads: a line that names one missing here (a site's
+# /shared/faces) runs with --help.
+INPUTS = ("--dataset", "--real", "--fake", "--groups", "--results", "--references", "--profile")
+
+
+def asks_slurm(line: str) -> bool:
+    """A line with a sweep (it asks sinfo whether a cluster is there) or a look at the cluster."""
+    return any(match.group(1).split()[0] in ("sweep", "cluster") for match in COMMAND.finditer(line))
+
+
+def as_run_here(line: str, cwd: Path, sweep: str) -> str:
+    """The documented line, each harness command in it as it runs here: as typed; with --dry-run where it would
+    submit work; with --help where it reads a file that is not here. SWEEP stands for the sweep's id."""
+    def here(match: re.Match) -> str:
+        argv = match.group(1).split()
+        values = dict(zip(argv, argv[1:]))
+        if any(option in values and not (cwd / values[option]).exists() for option in INPUTS):
+            return f"{match.group(0)} --help"
+        if argv[0] == "sweep" and not {"--check", "--dry-run"} & set(argv):
+            return f"{match.group(0)} --dry-run"
+        return match.group(0)
+
+    return COMMAND.sub(here, re.sub(r"\$?SWEEP\b", sweep, line))
+
+
+def run_documented_lines(cwd: Path, env: dict[str, str], lines: list[tuple[str, str]], sweep: str) -> None:
+    """The lines in a shell, in the page's order, from cwd (a copy of the checkout), as a user types them (the
+    `harness` console script on PATH). Each ends as the exit-code table of docs/commands.md says a command
+    that ran does: 0, 1 (a regression, a run not completed) or 3 (nothing comparable), never 2 (a usage error
+    or a refused input), and with no traceback."""
+    for page, line in lines:
+        typed = as_run_here(line, cwd, sweep)
+        done = subprocess.run(["bash", "-c", f"set -o pipefail; {typed}"], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode in (0, 1, 3) and "Traceback" not in done.stderr, (page, typed, done.returncode, done.stderr[-2000:])
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_every_command_line_of_the_documentation_that_asks_slurm_runs_on_the_local_cluster(tmp_path):
+    """The sweeps and looks at the cluster the README and docs/ show, beside a finished sweep (the first command's
+    test runs the other lines; tests/unit/test_docs.py holds every one to the parser)."""
+    clone = fresh_copy(tmp_path / "harness")
+    # a scaling sweep finished on one and two ranks: what `sweep --scaling ... && leaderboard --compare dle` reads
+    make_sweep(clone / "results", "s1", [record("ResNet50", sweep="s1", run_id=f"ResNet50-x{ranks}-s{seed}", seed=seed,
+                                                train_ips=100.0 * ranks, distributed={"world_size": ranks, "nodes": 1})
+                                         for ranks in (1, 2) for seed in (0, 1)])
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    lines = [(page, line) for page, line in documented_lines() if asks_slurm(line)]
+    assert len(lines) >= 6
+    run_documented_lines(clone, env, lines, sweep="s1")

@@ -181,13 +181,18 @@ def accuracy_vs_speed(table: pd.DataFrame) -> bytes:
     return png_bytes(draw_accuracy_vs_speed(table))
 
 
-def confusion_matrices(runs: Runs) -> bytes:
-    n = len(runs)
+def confusion_matrices(runs: Runs) -> bytes | None:
+    """Per architecture, its runs' test confusion matrices summed; None where no record holds one."""
+    found = {model: [r.test["confusion_matrix"] for _, r in model_runs if r.test and r.test.get("confusion_matrix")]
+             for model, model_runs in runs.items()}
+    summed = {model: np.sum(matrices, axis=0) for model, matrices in found.items() if matrices}
+    if not summed:
+        return None
+    n = len(summed)
     cols = min(4, n)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    for ax, (model, model_runs) in zip(axes.flat, runs.items()):
-        matrix = np.sum([np.array((r.test or {})["confusion_matrix"]) for _, r in model_runs], axis=0)
+    for ax, (model, matrix) in zip(axes.flat, summed.items()):
         ax.imshow(matrix, cmap="Blues", vmin=0)
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
@@ -329,7 +334,7 @@ def make_figures(results: SweepResults, board: list[dict]) -> dict[Path, bytes]:
     scaling = with_dle(scaling_rows(results.completed()))
     if scaling:
         figures["scaling"] = png_bytes(draw_scaling(scaling))
-    return {sweep.figures / f"{name}.png": data for name, data in figures.items()}
+    return {sweep.figures / f"{name}.png": data for name, data in figures.items() if data is not None}
 
 
 def write_figures(sweep: SweepPaths, figures: dict[Path, bytes]) -> None:

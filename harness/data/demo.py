@@ -30,7 +30,8 @@ from harness.progress import progress_bar
 from harness.store.staging import staging_folder
 from harness.store.user_files import check_output_place
 
-# Photographs inside the wheels of packages the harness installs (nothing fetched over the network):
+# Photographs inside the wheels of packages the harness installs (nothing fetched over the network;
+# scikit-image, which serves the demo alone, with the `demo` extra):
 # each package, its folder of sample data, and the photographs taken from it. Not the Hubble deep field:
 # its crops are mostly black, and a gain pattern on black pixels leaves no fingerprint to learn.
 PHOTOGRAPHS = {
@@ -51,7 +52,9 @@ def _photographs() -> dict[str, np.ndarray]:
     photographs = {}
     for package, (folder, names) in PHOTOGRAPHS.items():
         spec = importlib.util.find_spec(package)  # found, not imported: matplotlib's import costs a second
-        assert spec is not None and spec.origin is not None  # each is one of the harness's install requirements
+        if spec is None or spec.origin is None:  # scikit-image comes with the `demo` extra alone
+            raise UserError(f"the built-in demo is made from photographs that ship with {package}, which this Python "
+                            "lacks: install it with `python -m pip install -e '.[demo]'` in the checkout")
         for name in names:
             photographs[Path(name).stem] = np.asarray(decode(Path(spec.origin).parent / folder / name)[0])
     return photographs

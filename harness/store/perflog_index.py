@@ -37,6 +37,7 @@ from harness.store.index_files import FileLock, Unusable, connect, shared, user_
 from harness.store.paths import perflog_index, perflog_lock
 from harness.store.perflog import PERFLOG_SCHEMA, PerfEntry, entry_of_line
 from harness.store.schema import DamagedFile
+from harness.version import __version__
 
 HEAD_BYTES, TAIL_BYTES = 4096, 64  # what is compared to tell the perflog it was made from
 CHUNK_BYTES = 8 << 20
@@ -70,10 +71,8 @@ def _tables() -> list[str]:
 
 def index_version() -> str:
     """What an index must have been made by: these tables, this perflog schema and harness, this registry."""
-    import harness
-
     layout = "\n".join([*_tables(), *(f"{f.name}:{f.unit}" for f in FIGURES.values())])
-    return f"perflog {PERFLOG_SCHEMA}, harness {harness.__version__}, layout {hashlib.sha256(layout.encode()).hexdigest()[:16]}"
+    return f"perflog {PERFLOG_SCHEMA}, harness {__version__}, layout {hashlib.sha256(layout.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from harness.store.index_files import FileLock, Unusable, connect, user_cache
 from harness.store.paths import RunPaths, SweepPaths
 from harness.store.records import RESULT_MINOR, RESULT_SCHEMA, STATUSES, RunRecord, record_or_damage
 from harness.store.schema import DamagedFile
+from harness.version import __version__
 
 DAMAGED = "DAMAGED"
 TABLES = [
@@ -43,10 +44,8 @@ CHECKED = (_NAMES.result.name, _NAMES.history.name, _NAMES.test_scores.name)  # 
 
 def cache_version() -> str:
     """What a cache must have been made by: this harness, this record schema, these tables."""
-    import harness
-
     tables = hashlib.sha256("\n".join(TABLES).encode()).hexdigest()[:16]
-    return f"harness {harness.__version__}, result {RESULT_SCHEMA}.{RESULT_MINOR}, tables {tables}"
+    return f"harness {__version__}, result {RESULT_SCHEMA}.{RESULT_MINOR}, tables {tables}"
 
 
 @dataclass(frozen=True)

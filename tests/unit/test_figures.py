@@ -1,18 +1,26 @@
 """Figures read right: axes from the data's range, never an accuracy outside [0, 1], colour bars
 in the units their titles name, a figure with nothing to show says so, log axes labelled in plain numbers.
 Properties are read back from the matplotlib objects, not from pixels."""
+import dataclasses
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness.analysis.figures import (
+    completed_runs,
+    confusion_matrices,
     draw_accuracy_vs_speed,
     draw_cross_generator_heatmaps,
     draw_robustness_heatmap,
     draw_training_curves,
     unit_limits,
 )
+from harness.analysis.load import SweepResults
+from harness.analysis.report import write_report
+
+from perf_helpers import make_sweep, record
 
 
 def _history(epochs: int, accuracy: float, loss: float = 0.4) -> pd.DataFrame:
@@ -104,3 +112,16 @@ def test_the_cross_generator_colour_bar_is_in_percent():
     assert "AUC (%)" in bar.get_ylabel() and "(%)" in fig._suptitle.get_text()
     assert bar.get_ylim() == pytest.approx((50.0, 100.0))
     assert all(ax.images[0].get_clim() == (50.0, 100.0) for ax in fig.axes[:2])
+
+
+def test_the_confusion_figure_draws_the_records_that_hold_a_matrix(tmp_path):
+    """A record without a test confusion matrix (written by hand, or cut short) is left out of the figure,
+    which draws the others, or is left out itself when none holds one; the report is written either way."""
+    matrix = record("ResNet50", sweep="s1")
+    matrix = dataclasses.replace(matrix, test={**matrix.test, "confusion_matrix": [[40, 2], [3, 35]]})
+    sweeps = [make_sweep(tmp_path, "s1", [matrix, record("MobileNetV2", sweep="s1")]),
+              make_sweep(tmp_path, "s2", [record("MobileNetV2", sweep="s2")])]
+    drawn = [confusion_matrices(completed_runs(SweepResults(sweep))) for sweep in sweeps]
+    assert drawn[0] is not None and drawn[1] is None
+    for sweep in sweeps:
+        assert write_report(SweepResults(sweep)).is_file()
