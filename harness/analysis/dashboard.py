@@ -10,6 +10,7 @@ import pandas as pd
 
 from harness.analysis.board import leaderboard_view
 from harness.analysis.check import References, check_sweep
+from harness.analysis.colours import LINE_STYLES, MARKERS, architecture_colour
 from harness.analysis.compare import shown as shown_figure
 from harness.analysis.figures import note, plt, png_bytes
 from harness.analysis.history import perflog_frame
@@ -54,7 +55,8 @@ def draw_trends(frame: pd.DataFrame, references: References | None) -> bytes:
     """Per architecture, TREND against date, one line per system; the reference's band where one holds.
     frame: history.perflog_frame's."""
     systems = dict(zip(frame["system_key"], frame["system"]))  # a reference's key -> the series it is for
-    colour = {system: f"C{number % 10}" for number, system in enumerate(sorted(set(systems.values())))}
+    # the architecture's colour (the report's); each system a marker and a line style of its own
+    number = {system: n for n, system in enumerate(sorted(set(systems.values())))}
     architectures = sorted(frame["architecture"].unique())
     columns = min(4, len(architectures))
     rows = -(-len(architectures) // columns)
@@ -62,16 +64,21 @@ def draw_trends(frame: pd.DataFrame, references: References | None) -> bytes:
     for ax, architecture in zip(axes.flat, architectures):
         mine = frame[frame["architecture"] == architecture].sort_values("time")
         for system, series in mine.groupby("system", sort=True):
-            ax.plot(series["time"].dt.tz_convert(None), series[TREND], marker="o", color=colour[system], label=for_mathtext(system))
+            ax.plot(series["time"].dt.tz_convert(None), series[TREND], color=architecture_colour(architecture),
+                    marker=MARKERS[number[system] % len(MARKERS)], linestyle=LINE_STYLES[number[system] % len(LINE_STYLES)],
+                    label=for_mathtext(system))
         for key, system in sorted(systems.items()):
             ref = references.for_system(architecture, TREND, key) if references and system in set(mine["system"]) else None
             if ref is not None:  # the band it allows; a side without a bound runs to the axis' edge
                 low, high = ref.bounds()
                 bottom, top = ax.get_ylim()
                 ax.axhspan(bottom if low is None else low, max(top, ref.value) if high is None else high,
-                           color=colour[system], alpha=0.12, label=for_mathtext(f"reference {ref.system}"))
+                           color=architecture_colour(architecture), alpha=0.12, label=for_mathtext(f"reference {ref.system}"))
         if mine[TREND].isna().all():
             note(ax, f"no {TREND} measured")
+        times = mine["time"].dt.tz_convert(None)
+        if times.nunique() == 1:  # one sweep: its point on a day's axis, not on matplotlib's years around it
+            ax.set_xlim(times.iloc[0] - pd.Timedelta(hours=12), times.iloc[0] + pd.Timedelta(hours=12))
         ax.set_title(for_mathtext(architecture), fontsize=10)
         ax.set_ylabel(f"{TREND} ({FIGURES[TREND].unit})", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -93,13 +100,13 @@ def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
             why = "no run measured its energy (it needs an NVIDIA GPU)" if cost == ENERGY else "no run held a GPU"
             note(ax, f"{label}: {why}")
         else:
-            ax.scatter(shown[cost], shown["auc"], color="C0")
+            ax.scatter(shown[cost], shown["auc"], color=[architecture_colour(a) for a in shown["architecture"]])
             for _, point in shown.iterrows():
                 ax.annotate(for_mathtext(f"{point['architecture']} ({point['system']})"), (point[cost], point["auc"]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))
             front = pareto_front(shown, cost)
-            ax.step(front[cost], front["auc"], where="post", color="C3", label="Pareto front")
-            ax.scatter(front[cost], front["auc"], s=90, facecolors="none", edgecolors="C3")
+            ax.step(front[cost], front["auc"], where="post", color="0.2", label="Pareto front")  # no architecture's colour
+            ax.scatter(front[cost], front["auc"], s=90, facecolors="none", edgecolors="0.2")
             ax.legend(fontsize=8)
         ax.set(xlabel=label, ylabel="test AUC", title=f"AUC against {label}")
         ax.grid(alpha=0.3)
@@ -117,24 +124,33 @@ def dashboard_html(results: Path, references: References | None) -> str:
              f"<p>{len(entries)} completed runs of {entries['sweep'].nunique()} sweeps on "
              f"{entries['system_key'].nunique()} systems; made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
              + (f"; {len(problems)} perflog lines skipped" if problems else "") + ".</p>"]
+    latest = SweepResults(sweeps[-1]) if sweeps else None
+    checked = pd.DataFrame([{**row, **{key: shown_figure(row["unit"], row[key]) for key in ("value", "reference")}}
+                            for row in check_sweep(latest, references)] if latest and references else [],
+                           columns=["model", "figure", "system", "value", "reference", "verdict", "reason"])
+    # what needs attention first: the latest sweep's figures outside their references
+    parts.append("<h2>Needs attention</h2>")
+    failing = checked[checked["verdict"] == "FAIL"]
+    parts.append(html_table(failing) if len(failing) else "<p>" + html.escape(
+        "No references given (dashboard --references FILE): nothing checked." if references is None else
+        f"No figure of the latest sweep outside its reference ({len(checked)} checked).") + "</p>")
     parts.append("<h2>Trends per architecture and system</h2>")
     parts.append(html_figure(draw_trends(entries, references), f"{TREND} per sweep, one line per system (cluster/partition GPU); "
                          "the shaded band: the reference that holds for that system"))
     parts.append("<h2>Detection quality against cost</h2>")
-    parts.append(html_figure(draw_quality_against_cost(cost_frame(entries)), "test AUC against energy per image and against "
-                         "GPU-hours, per architecture and system (its latest sweep); ringed: the Pareto front"))
-    if sweeps:
-        latest = SweepResults(sweeps[-1])
+    costs = cost_frame(entries)
+    if costs.dropna(subset=["auc"]).dropna(subset=list(COSTS), how="all").empty:
+        parts.append("<p>No run measured an energy or held a GPU: there is no cost to set the AUC against (it needs an NVIDIA GPU).</p>")
+    else:
+        parts.append(html_figure(draw_quality_against_cost(costs), "test AUC against energy per image and against "
+                                 "GPU-hours, per architecture and system (its latest sweep); ringed: the Pareto front"))
+    if latest is not None:
         board = leaderboard_view(latest).table
         parts.append(f"<h2>Leaderboard of the latest sweep, {html.escape(latest.spec.sweep_id)}</h2>")
         parts.append(html_table(view_table(board)) + f"<p>{html.escape(board.caption or '')}</p>")
-        parts.append("<h2>Check of the latest sweep</h2>")
-        if references is None:
-            parts.append("<p>No references given (dashboard --references FILE).</p>")
-        else:
-            rows = [{**row, "value": shown_figure(row["unit"], row["value"]), "reference": shown_figure(row["unit"], row["reference"])}
-                    for row in check_sweep(latest, references)]
-            parts.append(html_table(pd.DataFrame(rows)[["model", "figure", "system", "value", "reference", "verdict", "reason"]]))
+        if references is not None:
+            parts.append("<h2>Check of the latest sweep</h2>")
+            parts.append(html_table(checked))
     return html_page(TITLE, parts, width_px=1400)
 
 

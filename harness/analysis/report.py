@@ -1,8 +1,10 @@
-"""`report`: one self-contained file (HTML, figures embedded; or Markdown beside its figures/) with a
-sweep's settings, leaderboard with intervals, the paper's Table 2, robustness, and every figure."""
+"""`report`: one self-contained file (HTML, figures embedded; or Markdown beside its figures/): a sweep's
+leaderboard with intervals first, then its HPC figures per architecture, the paper's Table 2, robustness,
+every figure, and its settings last (folded)."""
 import base64
 import html
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +12,7 @@ import pandas as pd
 
 from harness.analysis import cells
 from harness.analysis.board import View, figures_view, leaderboard_view, paper_views
+from harness.analysis.compare import gpu_hours
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
 from harness.analysis.leaderboard import paper_table
 from harness.analysis.load import SweepResults
@@ -17,8 +20,10 @@ from harness.analysis.scaling import scaling_rows, with_dle
 from harness.errors import UserError
 from harness.inert import for_markdown
 from harness.store.atomic import refuse_symlink, write_text_atomic
+from harness.store.figures import FIGURES
 from harness.store.paths import SweepPaths
-from harness.store.records import SweepSpec
+from harness.store.records import RunRecord, SweepSpec
+from harness.store.submissions import latest_submissions, read_submissions
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 SETTINGS = ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster", "code")
@@ -33,8 +38,14 @@ FIGURE_CAPTIONS = {
     "scaling": "Training speedup against one rank, measured (with its 95% interval over seeds) beside the ideal and NVIDIA's "
                "published figure where the GPU and the precision match.",
 }
-# A report's section: (title, kind, content), the content's type following its kind.
-Section = tuple[str, Literal["text"], str] | tuple[str, Literal["table"], pd.DataFrame] | tuple[str, Literal["figure"], Path]
+# A report's section: (title, kind, content), the content's type following its kind; a folded table shows
+# its title until the reader opens it (HTML's <details>; in Markdown, a table like any other).
+Section = (tuple[str, Literal["text"], str] | tuple[str, Literal["table", "folded"], pd.DataFrame]
+           | tuple[str, Literal["figure"], Path])
+# The figures a centre looks for first, after the leaderboard: those of the registry, then the queue's wait and
+# the GPU-hours (from jobs.json and the records: no scheduler is asked).
+HPC_FIGURES = ("train_images_per_s", "infer_images_per_s", "gpu_util_mean", "data_wait_fraction", "mfu", "energy_per_image_j",
+               "peak_gpu_memory_bytes", "peak_host_rss_bytes")
 
 
 def _percent(value: float | None) -> str:
@@ -145,14 +156,58 @@ def leaderboard_text() -> str:
             "number of pairs (a compact letter display; a pair not tested counts as not separable).")
 
 
+def queue_wait(results: SweepResults, record: RunRecord) -> tuple[float | None, str | None]:
+    """(seconds from the submission that queued the run to its start, the reason when null): the wait for the
+    preprocessing job and for a free node (or a local worker) together."""
+    submission = latest_submissions(read_submissions(results.sweep)).get(record.run_id)
+    try:
+        if submission is None:
+            raise ValueError
+        waited = datetime.fromisoformat(record.started_at or "") - datetime.fromisoformat(submission.submitted)
+    except (TypeError, ValueError):  # no such time, or one without its time zone
+        return None, "no submission time or start time on disk"
+    return max(0.0, waited.total_seconds()), None
+
+
+def hpc_table(results: SweepResults) -> pd.DataFrame:
+    """The HPC figures (HPC_FIGURES, the queue's wait, GPU-hours), one row each, one column per architecture:
+    the mean over its completed runs (the median wait, the GPU-hours summed), 'not measured' where no run has
+    one, and why, as the records say."""
+    completed = {label: records for label, records in results.completed().items() if records}
+    table: dict[str, list[str]] = {"figure": [], "unit": [], **{label: [] for label in completed}, "not measured because": []}
+
+    def add(name: str, label: str, unit: str, found: dict[str, list[tuple[float | None, str | None]]],
+            combine: Any) -> None:
+        table["figure"].append(label)
+        table["unit"].append("%" if unit == "fraction" else unit)
+        reasons = []
+        for row, pairs in found.items():
+            values = [value for value, _ in pairs if value is not None]
+            table[row].append(cells.fmt(name, combine(values)) if values else "not measured")
+            reasons += [why for value, why in pairs if value is None and why]
+        table["not measured because"].append("; ".join(dict.fromkeys(reasons)) or "-")
+
+    for name in HPC_FIGURES:
+        figure = FIGURES[name]
+        add(name, figure.label, figure.unit, {row: [(figure.value(r), figure.why_missing(r)) for r in records]
+                                              for row, records in completed.items()}, lambda v: sum(v) / len(v))
+    add("queue_wait_s", "queue wait", "s", {row: [queue_wait(results, r) for r in records] for row, records in completed.items()},
+        lambda v: float(pd.Series(v).median()))
+    add("gpu_hours", "GPU-hours", "GPU-h", {row: [gpu_hours(r) for r in records] for row, records in completed.items()}, sum)
+    return pd.DataFrame(table)
+
+
 def leaderboard_sections(spec: SweepSpec, board: View) -> list[Section]:
-    """The leaderboard as `leaderboard` shows it (every column), every figure measured, and the paper's
-    views (`leaderboard --compare paper`). board: the leaderboard's table (board.leaderboard_view)."""
+    """The leaderboard as `leaderboard` shows it (every column). board: the leaderboard's table
+    (board.leaderboard_view)."""
+    return [("Leaderboard", "text", leaderboard_text()), ("", "table", view_table(board)), ("", "text", board.caption or "")]
+
+
+def paper_sections(spec: SweepSpec, board: View) -> list[Section]:
+    """Every figure measured, and the paper's views (`leaderboard --compare paper`)."""
     setting, paper = paper_views(spec, board.rows)
     figures = figures_view(board.rows)
-    return [("Leaderboard", "text", leaderboard_text()), ("", "table", view_table(board)),
-            ("", "text", board.caption or ""),
-            (figures.title or "", "table", view_table(figures)),
+    return [(figures.title or "", "table", view_table(figures)),
             ("Beside the paper's Table 2", "text", paper.caption or ""), ("", "table", view_table(paper)),
             ("This sweep's setting beside the paper's", "table", view_table(setting))]
 
@@ -195,11 +250,8 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
     weights_text, weights = weights_table(spec)
     out: list[Section] = [
         *leaderboard_sections(spec, board),
-        ("Settings", "table", settings_table(spec)),
-        ("Each architecture's own settings (where it overrides the sweep's, or the sweep leaves it to the "
-         "architecture)", "table", own_settings(spec)),
-        ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
-        ("", "table", weights),
+        ("HPC figures per architecture (mean over seeds)", "table", hpc_table(results)),
+        *paper_sections(spec, board),
     ]
     if runs and not spec.synthetic:
         accuracy, auc = robustness_table(runs, "accuracy"), robustness_table(runs, "auc")
@@ -216,7 +268,13 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
                     table.map(_percent).reset_index()))
     for path in figures:
         out.append((FIGURE_CAPTIONS[path.stem], "figure", path))
-    return out
+    return out + [
+        ("Settings", "folded", settings_table(spec)),
+        ("Each architecture's own settings (where it overrides the sweep's, or the sweep leaves it to the "
+         "architecture)", "folded", own_settings(spec)),
+        ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
+        ("", "table", weights),
+    ]
 
 
 def check_report_targets(sweep: SweepPaths, path: Path, rows: list[dict[str, Any]]) -> None:
@@ -298,13 +356,16 @@ def report_text(sweep: SweepPaths, parts: list[Section], figures: dict[Path, byt
                 lines += [f"![{title}](figures/{section[2].name})", f"*{title}*"]
             else:
                 lines += [f"## {for_markdown(title)}" if title else "",
-                          markdown_table(section[2]) if section[1] == "table" else for_markdown(section[2])]
+                          for_markdown(section[2]) if section[1] == "text" else markdown_table(section[2])]
         return "\n\n".join(line for line in lines if line) + "\n"
     body = [f"<h1>Sweep {html.escape(sweep.sweep_id)}</h1>"]
     for section in parts:
         title = section[0]
         if section[1] == "figure":
             body.append(html_figure(figures[section[2]], title))
+        elif section[1] == "folded":
+            body.append(f"<details><summary><h2 style='display:inline'>{html.escape(title)}</h2></summary>"
+                        f"{html_table(section[2])}</details>")
         else:
             if title:
                 body.append(f"<h2>{html.escape(title)}</h2>")

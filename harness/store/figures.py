@@ -33,6 +33,7 @@ class Figure:
     # it not comparable where the run shared them (accuracy and memory are the run's own whoever shares).
     contended: bool = False
     spread: tuple[str, ...] | None = None  # the key path of its timed windows' spread (meters.window_spread), if any
+    why: tuple[str, ...] | None = None  # the key path of the record's reason where it is null ("no NVIDIA GPU in use")
 
     @property
     def percent(self) -> bool:
@@ -47,6 +48,11 @@ class Figure:
         """The run's figure: a finite number, else None (not measured, or not a number)."""
         found = self.read(record) if callable(self.read) else _at(record, self.read)
         return found if _finite(found) else None
+
+    def why_missing(self, record: "RunRecord") -> str | None:
+        """Why the run has no figure, as its record says (None where it has one, or says nothing)."""
+        found = _at(record, self.why) if self.why and self.value(record) is None else None
+        return found if isinstance(found, str) and found else None
 
     def spread_of(self, record: "RunRecord") -> dict[str, float] | None:
         """The run's spread of the figure over its timed windows (q1, q3, min, max: numbers), where it has one."""
@@ -96,16 +102,18 @@ _FIGURES = [
            contended=True, spread=("throughput", "infer_spread")),
     Figure("data_wait_fraction", FRACTION, False, "data wait", ("throughput", "data_wait_fraction"), contended=True),
     Figure("achieved_tflops", "TFLOP/s", True, "TFLOP/s", ("throughput", "achieved_tflops"), contended=True),
-    Figure("mfu", FRACTION, True, "MFU", ("throughput", "mfu"), SLOWER, contended=True),
+    Figure("mfu", FRACTION, True, "MFU", ("throughput", "mfu"), SLOWER, contended=True, why=("throughput", "mfu_reason")),
     # The mean, not the median, of NVML's utilisation samples: each sample is the share of one equal
     # sampling period in which a kernel ran, so their mean is the share of the training time the GPU was
     # busy, a time average like data wait, MFU and energy per image. A median hides the periods in which
     # the GPU starved (idle one period in three reads 100%), which is what this figure exists to show.
-    Figure("gpu_util_mean", FRACTION, True, "GPU util", ("gpu", "util_mean"), SLOWER, contended=True),
-    Figure("energy_per_image_j", "J/image", False, "train J/image", ("gpu", "energy_per_image_j"), COSTLIER, contended=True),
+    Figure("gpu_util_mean", FRACTION, True, "GPU util", ("gpu", "util_mean"), SLOWER, contended=True, why=("gpu", "reason")),
+    Figure("energy_per_image_j", "J/image", False, "train J/image", ("gpu", "energy_per_image_j"), COSTLIER, contended=True,
+           why=("gpu", "energy_reason")),
     Figure("infer_energy_per_image_j", "J/image", False, "infer J/image", ("gpu", "infer", "energy_per_image_j"),
-           contended=True),
-    Figure("peak_gpu_memory_bytes", "bytes", False, "peak GPU memory (bytes)", ("memory", "peak_gpu_memory_bytes"), COSTLIER),
+           contended=True, why=("gpu", "infer", "energy_reason")),
+    Figure("peak_gpu_memory_bytes", "bytes", False, "peak GPU memory (bytes)", ("memory", "peak_gpu_memory_bytes"), COSTLIER,
+           why=("memory", "peak_gpu_memory_reason")),
     Figure("peak_host_rss_bytes", "bytes", False, "peak host memory (bytes)", ("memory", "peak_host_rss_bytes")),
     Figure("wall_time_s", "s", False, "wall time (s)", _wall_time, contended=True),
     Figure("train_seconds", "s", False, "training time (s)", ("train_seconds_this_attempt",), contended=True),

@@ -44,7 +44,8 @@ def test_the_dashboard_renders_whole_in_a_browser(cli, tmp_path, chromium):
     make_sweep(results, "latest", [record(m, sweep="latest", accuracy=a) for m, a in (("ResNet50", 0.95), ("VGG16", 0.9))])
     references = tmp_path / "refs.toml"
     references.write_text('[systems."marwan:gpu:*P100*".ResNet50]\ntrain_images_per_s = { value = 420.0, lower = -0.10 }\n'
-                          '[ResNet50]\naccuracy = { value = 0.95, lower = -0.05, upper = 0.05 }\n')
+                          '[ResNet50]\naccuracy = { value = 0.95, lower = -0.05, upper = 0.05 }\n'
+                          '[VGG16]\naccuracy = { value = 0.99, lower = -0.05, upper = 0.05 }\n')
     page = tmp_path / "site.html"
     made = cli("dashboard", "--out", page, "--references", references, "--results", results)
     assert made.code == 0 and made.out.strip() == str(page), made.err
@@ -54,6 +55,11 @@ def test_the_dashboard_renders_whole_in_a_browser(cli, tmp_path, chromium):
     for part in ("Trends per architecture and system", "Detection quality against cost", "Leaderboard of the latest sweep, latest",
                  "Check of the latest sweep", "ResNet50", "VGG16", "pass", "no reference"):
         assert part in dom.stdout, part
+    # what needs attention opens the page: VGG16's accuracy, 0.90 against 0.99 less 5%, before any trend
+    headings = re.findall(r"<h2>([^<]+)</h2>", dom.stdout)
+    assert headings[:2] == ["Needs attention", "Trends per architecture and system"], headings
+    attention = dom.stdout[dom.stdout.index("Needs attention"):dom.stdout.index("Trends per architecture")]
+    assert "VGG16" in attention and "FAIL" in attention and "ResNet50" not in attention
     figures = re.findall(r'<img alt="[^"]+" src="data:image/png;base64,([^"]+)"', dom.stdout)
     assert len(figures) == 2
     for png in figures:
@@ -76,8 +82,17 @@ def test_the_report_renders_leaderboard_first_in_a_browser(cli, tmp_path, tiny_d
     assert made.code == 0 and made.out.strip() == str(page), made.err
 
     dom = browse(chromium, page, "--dump-dom").stdout
-    headings = re.findall(r"<h2>([^<]+)</h2>", dom)
-    assert headings[0] == "Leaderboard" and headings.index("Settings") > headings.index("Beside the paper's Table 2")
+    headings = re.findall(r"<h2[^>]*>([^<]+)</h2>", dom)
+    # the first screen: the leaderboard, then the HPC figures, each with its unit, and why a null one is not
+    # measured; the settings last, folded
+    assert headings[:2] == ["Leaderboard", "HPC figures per architecture (mean over seeds)"], headings
+    hpc = dom[dom.index(headings[1]):dom.index("</table>", dom.index(headings[1]))]
+    for label, unit in (("train img/s", "images/s"), ("GPU util", "%"), ("MFU", "%"), ("train J/image", "J/image"),
+                        ("queue wait", "s"), ("GPU-hours", "GPU-h")):
+        assert re.search(rf"<td>{re.escape(label)}</td><td>{re.escape(unit)}</td>", hpc), label
+    assert "not measured" in hpc and "no NVIDIA GPU in use" in hpc
+    assert headings[-3:-1] == ["Settings", "Each architecture's own settings (where it overrides the sweep's, or the sweep "
+                                           "leaves it to the architecture)"] and "<details><summary><h2" in dom
     assert "loss %" not in dom and "loss (BCE)" in dom  # a cross-entropy is no percentage
     assert re.search(r"<td>MobileNetV2</td>", dom) and re.search(r'<td class="number">[0-9.]+ ?(\[[^<]*\])?</td>', dom)
     assert "<pre>" not in dom  # the settings are a table, not a JSON dump

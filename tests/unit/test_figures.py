@@ -3,6 +3,7 @@ in the units their titles name, a figure with nothing to show says so, log axes 
 Properties are read back from the matplotlib objects, not from pixels."""
 import dataclasses
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -125,3 +126,48 @@ def test_the_confusion_figure_draws_the_records_that_hold_a_matrix(tmp_path):
     assert drawn[0] is not None and drawn[1] is None
     for sweep in sweeps:
         assert write_report(SweepResults(sweep)).is_file()
+
+
+def test_each_architecture_keeps_one_colour_on_every_figure():
+    """The paper's eight in eight colours, the same on the training curves and on accuracy against speed (and,
+    by the same function, the ROC, the scaling, the dashboard's and history's figures); a variant takes its
+    architecture's colour and a marker of its own; any other architecture a colour none of the eight has."""
+    from harness.analysis.colours import architecture_colour
+    from harness.zoo.registry import MODEL_NAMES
+
+    assert len({architecture_colour(name) for name in MODEL_NAMES}) == len(MODEL_NAMES)
+    assert architecture_colour("resnet10t") not in {architecture_colour(name) for name in MODEL_NAMES}
+    assert architecture_colour("ResNet50 [x2]") == architecture_colour("ResNet50")
+    to_rgb = matplotlib.colors.to_hex
+    curves = draw_training_curves({"VGG16": _history(3, 0.8), "ResNet50": _history(3, 0.9), "ResNet50 [x2]": _history(3, 0.9)})
+    lines = {line.get_label(): line for line in curves.axes[0].lines if not line.get_label().startswith("_")}
+    resnet, vgg = architecture_colour("ResNet50"), architecture_colour("VGG16")
+    assert {label: to_rgb(line.get_color()) for label, line in lines.items()} == {"VGG16": vgg, "ResNet50": resnet,
+                                                                                 "ResNet50 [x2]": resnet}
+    assert lines["ResNet50"].get_marker() != lines["ResNet50 [x2]"].get_marker()
+    table = pd.DataFrame({"model": ["ResNet50", "VGG16"], "train_images_per_s": [40.0, 30.0], "accuracy": [0.9, 0.8],
+                          "accuracy_lo": [0.85, 0.75], "accuracy_hi": [0.95, 0.85]})
+    points = draw_accuracy_vs_speed(table).axes[0].containers
+    assert [to_rgb(container.lines[0].get_color()) for container in points] == [resnet, vgg]
+
+
+def test_the_reports_hpc_figures_give_each_its_unit_and_why_one_is_not_measured(tmp_path):
+    """The report's first table after the leaderboard: a GPU run's utilisation, energy and GPU-hours; a CPU run's
+    'not measured' with its record's reason; the queue's wait from jobs.json's submission to the run's start."""
+    from harness.analysis.report import hpc_table
+    from harness.store.submissions import Submission, record_submission
+
+    gpu = record("ResNet50", sweep="s1", device="cuda")
+    gpu = dataclasses.replace(gpu, gpu={"util_mean": 0.8, "energy_per_image_j": 2.5, "reason": None},
+                              distributed={"world_size": 2, "nodes": 1})
+    sweep = make_sweep(tmp_path, "s1", [gpu, record("MobileNetV2", sweep="s1")])
+    record_submission(sweep, Submission("local", None, {"ResNet50-s0": "1", "MobileNetV2-s0": "2"},
+                                        submitted="2026-01-02T02:58:30+00:00"))
+    table = hpc_table(SweepResults(sweep)).set_index("figure")
+    assert list(table.columns) == ["unit", "ResNet50", "MobileNetV2", "not measured because"]
+    assert table.loc["GPU util"].tolist() == ["%", "80.00", "not measured", "no NVIDIA GPU in use"]
+    assert table.loc["train J/image"].tolist()[:3] == ["J/image", "2.5", "not measured"]
+    assert table.loc["queue wait", "unit"] == "s" and table.loc["queue wait", "ResNet50"] == "90.0"  # 02:58:30 to 03:00
+    # ten minutes on two GPUs
+    assert table.loc["GPU-hours", "ResNet50"] == "0.3" and table.loc["GPU-hours", "MobileNetV2"] == "not measured"
+    assert table.loc["train img/s", "not measured because"] == "-"
