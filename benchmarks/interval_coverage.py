@@ -18,7 +18,7 @@ Each cell runs the harness's own functions (stats.crossed, stats.collapse) on DR
 standard error of a coverage near 95%, or of a rate near 5%, is 1.0 point over 500 draws (the default),
 0.7 over 1000 (docs/science.md's table).
 
-    python benchmarks/interval_coverage.py [--draws 500]
+    python benchmarks/interval_coverage.py [--draws 500] [--many-groups]
 """
 import argparse
 import math
@@ -49,6 +49,7 @@ IMAGE_SD, INTERACTION_SD, ARCHITECTURE_SD = 1.0, 0.3, 0.5
 ACCURACIES = (0.80, 0.95, 0.98)
 CELLS = ((2, 3), (5, 3), (10, 1), (10, 2), (10, 3), (10, 5), (10, 10), (30, 3), (30, 10))  # (groups, seeds)
 PAIRS = ((0, 1), (0, 2), (1, 2))
+MANY_GROUPS = ((50, 3), (100, 3), (200, 3))  # --many-groups
 
 
 def group_logits(rng: np.random.Generator, law: str, centre: float, shape: tuple[int, ...]) -> np.ndarray:
@@ -223,8 +224,15 @@ def special_rows(draws: int, log: Callable[[str], None]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=500, help="simulated sweeps per cell (default 500: about 5 minutes on 2 cores)")
+    parser.add_argument("--many-groups", action="store_true", help="only the concentrated regimes at 0.95 and 0.98 over "
+                        f"{', '.join(str(g) for g, _ in MANY_GROUPS)} groups: whether more test groups close their gap")
     args = parser.parse_args()
     start = time.perf_counter()
+    if args.many_groups:
+        regimes = [Regime(a, "concentration 5", s) for s in ("normal", "skewed") for a in (0.95, 0.98)]
+        board = main_table(args.draws, regimes, MANY_GROUPS, lambda line: print(line, file=sys.stderr, flush=True))
+        print("coverage % / false separation % (groups x seeds; 4-60 images per group)\n" + board["table"])
+        return
     regimes = [Regime(a, g, s) for g in ("photographs differ", "concentration 5") for s in ("normal", "skewed") for a in ACCURACIES]
     board = main_table(args.draws, regimes, CELLS, lambda line: print(line, file=sys.stderr, flush=True))
     extra = special_rows(args.draws, lambda line: print(line, file=sys.stderr, flush=True))

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import harness.jobs as jobs
+from harness import jobs
 from harness.analysis.load import SweepResults
 from harness.analysis.status import RunStatus, is_final, sweep_status
 from harness.cluster import check_backend_name, get_backend
@@ -181,6 +181,12 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     train = request.train
     sizes: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # the image size each architecture overrides
     if request.dataset == "demo" and not synthetic:
+        from harness.data.manifest import MANIFEST_NAME
+
+        if not (dataset / MANIFEST_NAME).is_file():  # to be built: its photographs' packages there, or refused now
+            from harness.data.demo import photograph_folders
+
+            photograph_folders()
         train = {**train, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
         if train.get("image_size") is None:
             train, sizes = {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-# One harness command of a line: its words up to a shell operator or a comment (a block's line may continue
-# with \). A span of the command's name alone names it (`harness logs` reads them); a usage line
-# (`[--format FORMAT]`) is no command typed as is.
-COMMAND = re.compile(r"(?:python -m harness|harness)((?: (?!&&|\||;|#|>)\S+)*)")
+# One harness command of a line (not a word that holds "harness", as `cat harness.log` or a path does): its
+# words up to a shell operator or a comment (a block's line may continue with \). A span of the command's name
+# alone names it (`harness logs` reads them); a usage line (`[--format FORMAT]`) is no command typed as is.
+COMMAND = re.compile(r"(?<![\w./-])(?:python -m harness|harness)(?![\w./-])((?: (?!&&|\||;|#|>)\S+)*)")
 USAGE = re.compile(r"[\[\]|]|(?<!\S)[A-Z_]{2,}(?!\S)|\.\.\.")
 
 

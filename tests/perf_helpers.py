@@ -42,7 +42,7 @@ def make_sweep(results: Path, name: str, records: list[RunRecord], models: list[
     runs = [RunSpec(r.run_id, m, r.seed, r.run_id[len(m) + 1:].rpartition("-s")[0]) for m in models for r in records
             if r.model == m] + [RunSpec(run_id(m, 0), m, 0) for m in models if m not in seeds]
     write_spec(sweep, SweepSpec(sweep_id=name, created="2026-01-02T03:00:00+00:00", dataset="/data", cache_root="/cache",
-                                models=models, seeds=max(len(v) for v in seeds.values()), train={},
+                                models=models, seeds=max(len(set(v)) for v in seeds.values()), train={},
                                 cluster={"executor": "local"}, runs=runs,
                                 code={"harness_version": "0.1.0", "git_commit": "abc123", "git_dirty": False}))
     for r in records:

@@ -183,8 +183,8 @@ def as_run_here(line: str, cwd: Path, sweep: str) -> str:
     """The documented line, each harness command in it as it runs here: as typed; with --dry-run where it would
     submit work; with --help where it reads a file that is not here. SWEEP stands for the sweep's id."""
     def here(match: re.Match) -> str:
-        argv = match.group(1).split()
-        values = dict(zip(argv, argv[1:]))
+        argv = [part for word in match.group(1).split() for part in word.split("=", 1)]  # --dataset=DIR as --dataset DIR
+        values = dict(zip(argv, (value.strip("'\"") for value in argv[1:])))
         if any(option in values and not (cwd / values[option]).exists() for option in INPUTS):
             return f"{match.group(0)} --help"
         if argv[0] == "sweep" and not {"--check", "--dry-run"} & set(argv):

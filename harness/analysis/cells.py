@@ -38,6 +38,8 @@ def fmt(column: str, value: Any) -> str:
         return f"{value:,.{DECIMALS[figure.unit]}f}"
     if column in ("speedup", "dle_speedup"):
         return f"{value:.2f}x"
+    if column == "gpu_hours":  # a small sweep's share of one GPU-hour
+        return f"{value:,.3f}"
     if is_percent(column):
         return f"{100 * value:.2f}"
     if isinstance(value, float):

@@ -260,7 +260,8 @@ def sweep_system(results: SweepResults) -> str:
     """Where a sweep ran, as a reference's system key reads it (store.perflog.system_key), from its first
     completed run's record."""
     for records in results.completed().values():
-        return system_key(system_of(records[0], results.spec, {}))
+        if records:  # a row whose runs have not completed has none to read
+            return system_key(system_of(records[0], results.spec, {}))
     return "none:none:none"
 
 

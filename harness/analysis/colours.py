@@ -21,12 +21,18 @@ def architecture_of(label: str) -> str:
     return label.split(" [", 1)[0]
 
 
-def architecture_colour(label: str) -> str:
-    """The colour of a row's architecture (its variants share it), as a hex string matplotlib reads."""
-    name = architecture_of(label)
-    if name in MODEL_NAMES:
-        return PAPER_COLOURS[MODEL_NAMES.index(name) % len(PAPER_COLOURS)]
-    return OTHER_COLOURS[zlib.crc32(name.encode()) % len(OTHER_COLOURS)]
+def architecture_colours(labels: Iterable[str]) -> dict[str, str]:
+    """Each row's colour, as a hex string matplotlib reads: its architecture's (its variants share it). The
+    paper's eight have theirs always; any other takes a colour by a stable hash of its name, and where two on
+    one page meet there, the later in name order the next free one."""
+    labels = list(dict.fromkeys(labels))
+    names = sorted({architecture_of(label) for label in labels})
+    colours = {name: PAPER_COLOURS[MODEL_NAMES.index(name) % len(PAPER_COLOURS)] for name in names if name in MODEL_NAMES}
+    for name in (name for name in names if name not in MODEL_NAMES):
+        start = zlib.crc32(name.encode())
+        free = [OTHER_COLOURS[(start + step) % len(OTHER_COLOURS)] for step in range(len(OTHER_COLOURS))]
+        colours[name] = next((colour for colour in free if colour not in colours.values()), free[0])
+    return {label: colours[architecture_of(label)] for label in labels}
 
 
 def variant_numbers(labels: Iterable[str]) -> dict[str, int]:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.analysis.board import leaderboard_view
 from harness.analysis.check import References, check_sweep
-from harness.analysis.colours import LINE_STYLES, MARKERS, architecture_colour
+from harness.analysis.colours import LINE_STYLES, MARKERS, architecture_colours
 from harness.analysis.compare import shown as shown_figure
 from harness.analysis.figures import note, plt, png_bytes
 from harness.analysis.history import perflog_frame
@@ -51,20 +51,21 @@ def pareto_front(points: pd.DataFrame, cost: str) -> pd.DataFrame:
     return pd.DataFrame(front)
 
 
-def draw_trends(frame: pd.DataFrame, references: References | None) -> bytes:
+def draw_trends(frame: pd.DataFrame, references: References | None) -> plt.Figure:
     """Per architecture, TREND against date, one line per system; the reference's band where one holds.
     frame: history.perflog_frame's."""
     systems = dict(zip(frame["system_key"], frame["system"]))  # a reference's key -> the series it is for
     # the architecture's colour (the report's); each system a marker and a line style of its own
     number = {system: n for n, system in enumerate(sorted(set(systems.values())))}
     architectures = sorted(frame["architecture"].unique())
+    colours = architecture_colours(architectures)
     columns = min(4, len(architectures))
     rows = -(-len(architectures) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
     for ax, architecture in zip(axes.flat, architectures):
         mine = frame[frame["architecture"] == architecture].sort_values("time")
         for system, series in mine.groupby("system", sort=True):
-            ax.plot(series["time"].dt.tz_convert(None), series[TREND], color=architecture_colour(architecture),
+            ax.plot(series["time"].dt.tz_convert(None), series[TREND], color=colours[architecture],
                     marker=MARKERS[number[system] % len(MARKERS)], linestyle=LINE_STYLES[number[system] % len(LINE_STYLES)],
                     label=for_mathtext(system))
         for key, system in sorted(systems.items()):
@@ -73,7 +74,8 @@ def draw_trends(frame: pd.DataFrame, references: References | None) -> bytes:
                 low, high = ref.bounds()
                 bottom, top = ax.get_ylim()
                 ax.axhspan(bottom if low is None else low, max(top, ref.value) if high is None else high,
-                           color=architecture_colour(architecture), alpha=0.12, label=for_mathtext(f"reference {ref.system}"))
+                           facecolor=colours[architecture], alpha=0.12, edgecolor="0.3",
+                           linestyle=LINE_STYLES[number[system] % len(LINE_STYLES)], label=for_mathtext(f"reference {ref.system}"))
         if mine[TREND].isna().all():
             note(ax, f"no {TREND} measured")
         times = mine["time"].dt.tz_convert(None)
@@ -88,7 +90,7 @@ def draw_trends(frame: pd.DataFrame, references: References | None) -> bytes:
         ax.axis("off")
     fig.autofmt_xdate()
     fig.tight_layout()
-    return png_bytes(fig)
+    return fig
 
 
 def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
@@ -100,7 +102,8 @@ def draw_quality_against_cost(points: pd.DataFrame) -> bytes:
             why = "no run measured its energy (it needs an NVIDIA GPU)" if cost == ENERGY else "no run held a GPU"
             note(ax, f"{label}: {why}")
         else:
-            ax.scatter(shown[cost], shown["auc"], color=[architecture_colour(a) for a in shown["architecture"]])
+            colours = architecture_colours(points["architecture"])
+            ax.scatter(shown[cost], shown["auc"], color=[colours[a] for a in shown["architecture"]])
             for _, point in shown.iterrows():
                 ax.annotate(for_mathtext(f"{point['architecture']} ({point['system']})"), (point[cost], point["auc"]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))
@@ -124,19 +127,21 @@ def dashboard_html(results: Path, references: References | None) -> str:
              f"<p>{len(entries)} completed runs of {entries['sweep'].nunique()} sweeps on "
              f"{entries['system_key'].nunique()} systems; made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
              + (f"; {len(problems)} perflog lines skipped" if problems else "") + ".</p>"]
-    latest = SweepResults(sweeps[-1]) if sweeps else None
+    # the newest sweep with a completed run (one still queued has nothing to check or rank yet)
+    latest = next((results for results in map(SweepResults, reversed(sweeps)) if any(results.completed().values())), None)
     checked = pd.DataFrame([{**row, **{key: shown_figure(row["unit"], row[key]) for key in ("value", "reference")}}
                             for row in check_sweep(latest, references)] if latest and references else [],
                            columns=["model", "figure", "system", "value", "reference", "verdict", "reason"])
     # what needs attention first: the latest sweep's figures outside their references
     parts.append("<h2>Needs attention</h2>")
     failing = checked[checked["verdict"] == "FAIL"]
+    judged = int(checked["verdict"].isin(["pass", "FAIL"]).sum())
     parts.append(html_table(failing) if len(failing) else "<p>" + html.escape(
         "No references given (dashboard --references FILE): nothing checked." if references is None else
-        f"No figure of the latest sweep outside its reference ({len(checked)} checked).") + "</p>")
+        f"No FAIL verdict in the latest sweep's check ({judged} figures judged against their references).") + "</p>")
     parts.append("<h2>Trends per architecture and system</h2>")
-    parts.append(html_figure(draw_trends(entries, references), f"{TREND} per sweep, one line per system (cluster/partition GPU); "
-                         "the shaded band: the reference that holds for that system"))
+    parts.append(html_figure(png_bytes(draw_trends(entries, references)), f"{TREND} per sweep, one line per system "
+                             "(cluster/partition GPU); the shaded band: the reference that holds for that system"))
     parts.append("<h2>Detection quality against cost</h2>")
     costs = cost_frame(entries)
     if costs.dropna(subset=["auc"]).dropna(subset=list(COSTS), how="all").empty:

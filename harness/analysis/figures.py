@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from harness.analysis.colours import LINE_STYLES, MARKERS, architecture_colour, variant_numbers  # noqa: E402
+from harness.analysis.colours import LINE_STYLES, MARKERS, architecture_colours, variant_numbers  # noqa: E402
 from harness.analysis.load import SweepResults  # noqa: E402
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.data.perturb import PERTURBATIONS  # noqa: E402
@@ -95,9 +95,9 @@ def mean_histories(sweep: SweepPaths, runs: Runs) -> dict[str, pd.DataFrame]:
 def draw_training_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(12, 4.5))
     accuracies, losses = [], []
-    variants = variant_numbers(histories)
+    variants, colours = variant_numbers(histories), architecture_colours(histories)
     for model, mean in histories.items():
-        style = {"color": architecture_colour(model), "marker": MARKERS[variants[model] % len(MARKERS)], "markersize": 4,
+        style = {"color": colours[model], "marker": MARKERS[variants[model] % len(MARKERS)], "markersize": 4,
                  "clip_on": False}
         acc.plot(mean.index, mean["train_accuracy"], label=model, **style)  # one entry per colour: the title
         acc.plot(mean.index, mean["val_accuracy"], linestyle="--", **style)  # says which line is which
@@ -132,7 +132,7 @@ def training_curves(sweep: SweepPaths, runs: Runs) -> bytes:
 
 def roc_curves(sweep: SweepPaths, runs: Runs) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 6))
-    variants = variant_numbers(runs)
+    variants, colours = variant_numbers(runs), architecture_colours(runs)
     for model, model_runs in runs.items():
         found = [read_test_scores(sweep.run(rid).test_scores) for rid, _ in model_runs]
         scored = [pair for pair in found if pair is not None]
@@ -141,9 +141,9 @@ def roc_curves(sweep: SweepPaths, runs: Runs) -> bytes:
         labels, scores = np.concatenate([pair[0] for pair in scored]), np.concatenate([pair[1] for pair in scored])
         fpr, tpr, _ = roc_curve(labels, scores)
         aucs = [auc for _, r in model_runs if (auc := FIGURES["auc"].value(r)) is not None]  # one class tested: none
-        ax.plot(fpr, tpr, color=architecture_colour(model), linestyle=LINE_STYLES[variants[model] % len(LINE_STYLES)],
+        ax.plot(fpr, tpr, color=colours[model], linestyle=LINE_STYLES[variants[model] % len(LINE_STYLES)],
                 label=f"{model} (AUC {np.mean(aucs):.3f})" if aucs else model, clip_on=False)
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.plot([0, 1], [0, 1], color="0.8", linestyle=":")  # lighter than any architecture's colour
     ax.set(title="ROC on the test split (seeds pooled)", xlabel="false positive rate (real called fake)",
            ylabel="true positive rate (fake caught)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8, loc="lower right")
@@ -164,14 +164,14 @@ def draw_accuracy_vs_speed(table: pd.DataFrame) -> plt.Figure:
         fig.tight_layout()
         return fig
     ends = []
-    variants = variant_numbers(done["model"])
+    variants, colours = variant_numbers(done["model"]), architecture_colours(done["model"])
     for row in done.itertuples():
         low, high = getattr(row, "accuracy_lo", None), getattr(row, "accuracy_hi", None)
         spread = None if low is None or high is None or pd.isna(low) or pd.isna(high) else \
             [[row.accuracy - low], [high - row.accuracy]]
         ends += [row.accuracy] + ([low, high] if spread else [])
         ax.errorbar(row.train_images_per_s, row.accuracy, yerr=spread, fmt=MARKERS[variants[row.model] % len(MARKERS)],
-                    color=architecture_colour(row.model), capsize=3, clip_on=False)
+                    color=colours[row.model], capsize=3, clip_on=False)
         ax.annotate(row.model, (row.train_images_per_s, row.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
     speeds = done["train_images_per_s"].to_numpy(dtype=float)
@@ -305,8 +305,9 @@ def draw_scaling(rows: list[dict]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 5))
     top = max(row["ranks"] for row in rows)
     ax.plot([1, top], [1, top], color="grey", linestyle=":", label="ideal (speedup = ranks)")
+    colours = architecture_colours(row["architecture"] for row in rows)
     for architecture, group in pd.DataFrame(rows).groupby("architecture", sort=False):
-        colour = architecture_colour(architecture)
+        colour = colours[architecture]
         group = group.dropna(subset=["speedup"])
         low = (group["speedup"] - group["speedup_lo"]).fillna(0).clip(lower=0)
         high = (group["speedup_hi"] - group["speedup"]).fillna(0).clip(lower=0)

@@ -146,7 +146,7 @@ def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "",
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    from harness.analysis.colours import MARKERS, architecture_colour
+    from harness.analysis.colours import LINE_STYLES, MARKERS, architecture_colours
     from harness.inert import for_mathtext
     from harness.store.atomic import write_atomic
     from harness.store.user_files import check_output
@@ -159,19 +159,24 @@ def plot_history(points: pd.DataFrame, metric: str, path: Path, title: str = "",
     if points["settings"].nunique() > 1:
         keys.append("settings")
     fig, ax = plt.subplots(figsize=(9, 4.8))
-    series_of: dict[str, int] = {}  # the architecture's colour (the report's, the dashboard's); its series a marker each
+    # the architecture's colour (the report's, the dashboard's); its several series a marker and line style each
+    colours, series_of = architecture_colours(points["model"].astype(str)), dict[str, int]()
     for key, series in points.sort_values("time").groupby(keys, dropna=False, sort=True):
         label = for_mathtext(" · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,))))
         times = series["time"].dt.tz_convert(None)
         model = str(series["model"].iloc[0])
-        colour, number = architecture_colour(model), series_of.get(model, 0)
+        colour, number = colours[model], series_of.get(model, 0)
         series_of[model] = number + 1
-        ax.plot(times, series["value"], marker=MARKERS[number % len(MARKERS)], color=colour, label=label)
+        ax.plot(times, series["value"], marker=MARKERS[number % len(MARKERS)], linestyle=LINE_STYLES[number % len(LINE_STYLES)],
+                color=colour, label=label)
         for (_, before), (_, after), value in zip(series.iterrows(), series.iloc[1:].iterrows(), series["value"].iloc[1:]):
             changed = [f"{c} {before[c]}→{after[c]}" for c in ("driver", "cuda", "torch") if before[c] != after[c]]
             if changed and not pd.isna(value):  # an upgrade between two points: say which, where it shows
                 ax.annotate(for_mathtext("\n".join(changed)), (after["time"].tz_convert(None), value), textcoords="offset points",
                             xytext=(4, 6), fontsize=7, color=colour)
+    if points["time"].nunique() == 1:  # one point: on a day's axis, not on matplotlib's years around it
+        moment = points["time"].iloc[0].tz_convert(None)
+        ax.set_xlim(moment - pd.Timedelta(hours=12), moment + pd.Timedelta(hours=12))
     unit = FIGURES[metric].unit
     ax.set(title=for_mathtext(title) or f"{metric} over time", xlabel="date (UTC)", ylabel=f"{metric} ({unit})")
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))

@@ -23,7 +23,7 @@ from harness.store.atomic import refuse_symlink, write_text_atomic
 from harness.store.figures import FIGURES
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord, SweepSpec
-from harness.store.submissions import latest_submissions, read_submissions
+from harness.store.schema import DamagedFile
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 SETTINGS = ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster", "code")
@@ -44,6 +44,7 @@ Section = (tuple[str, Literal["text"], str] | tuple[str, Literal["table", "folde
            | tuple[str, Literal["figure"], Path])
 # The figures a centre looks for first, after the leaderboard: those of the registry, then the queue's wait and
 # the GPU-hours (from jobs.json and the records: no scheduler is asked).
+HPC_TITLE = "HPC figures per architecture (its completed runs: the mean; the queue's wait: the median; GPU-hours: the total)"
 HPC_FIGURES = ("train_images_per_s", "infer_images_per_s", "gpu_util_mean", "data_wait_fraction", "mfu", "energy_per_image_j",
                "peak_gpu_memory_bytes", "peak_host_rss_bytes")
 
@@ -157,16 +158,20 @@ def leaderboard_text() -> str:
 
 
 def queue_wait(results: SweepResults, record: RunRecord) -> tuple[float | None, str | None]:
-    """(seconds from the submission that queued the run to its start, the reason when null): the wait for the
-    preprocessing job and for a free node (or a local worker) together."""
-    submission = latest_submissions(read_submissions(results.sweep)).get(record.run_id)
+    """(seconds from the submission that queued the run to the start of its training, the reason when null), from
+    jobs.json and the record: the wait for the preprocessing job, a node (or a local worker) and the job's start-up
+    together; for a requeued run, until its last attempt started."""
     try:
-        if submission is None:
-            raise ValueError
-        waited = datetime.fromisoformat(record.started_at or "") - datetime.fromisoformat(submission.submitted)
-    except (TypeError, ValueError):  # no such time, or one without its time zone
+        submission = results.latest.get(record.run_id)
+    except DamagedFile as err:
+        return None, str(err)
+    if submission is None or not record.started_at:
         return None, "no submission time or start time on disk"
-    return max(0.0, waited.total_seconds()), None
+    try:
+        waited = datetime.fromisoformat(record.started_at) - datetime.fromisoformat(submission.submitted)
+    except (TypeError, ValueError):  # a time that is not ISO 8601, or one with a time zone and one without
+        return None, "a submission or start time that is not an ISO 8601 time"
+    return waited.total_seconds(), None
 
 
 def hpc_table(results: SweepResults) -> pd.DataFrame:
@@ -180,24 +185,30 @@ def hpc_table(results: SweepResults) -> pd.DataFrame:
             combine: Any) -> None:
         table["figure"].append(label)
         table["unit"].append("%" if unit == "fraction" else unit)
-        reasons = []
+        reasons: dict[str, list[str]] = {}  # why, and the rows that say so
         for row, pairs in found.items():
             values = [value for value, _ in pairs if value is not None]
             table[row].append(cells.fmt(name, combine(values)) if values else "not measured")
-            reasons += [why for value, why in pairs if value is None and why]
-        table["not measured because"].append("; ".join(dict.fromkeys(reasons)) or "-")
+            for why in dict.fromkeys(why for value, why in pairs if value is None and why):
+                reasons.setdefault(why, []).append(row)
+        # one reason that every row without the figure gives stands alone; otherwise each says whose it is
+        lacking = [row for row in found if table[row][-1] == "not measured"]
+        if len(reasons) == 1 and list(reasons.values()) == [lacking]:
+            table["not measured because"].append(next(iter(reasons)))
+        else:
+            table["not measured because"].append("; ".join(f"{', '.join(rows)}: {why}" for why, rows in reasons.items()) or "-")
 
     for name in HPC_FIGURES:
         figure = FIGURES[name]
-        add(name, figure.label, figure.unit, {row: [(figure.value(r), figure.why_missing(r)) for r in records]
-                                              for row, records in completed.items()}, lambda v: sum(v) / len(v))
+        found = {row: [(figure.value(r), figure.why_missing(r)) for r in records] for row, records in completed.items()}
+        add(name, figure.label.removesuffix(f" ({figure.unit})"), figure.unit, found, lambda v: sum(v) / len(v))
     add("queue_wait_s", "queue wait", "s", {row: [queue_wait(results, r) for r in records] for row, records in completed.items()},
         lambda v: float(pd.Series(v).median()))
     add("gpu_hours", "GPU-hours", "GPU-h", {row: [gpu_hours(r) for r in records] for row, records in completed.items()}, sum)
     return pd.DataFrame(table)
 
 
-def leaderboard_sections(spec: SweepSpec, board: View) -> list[Section]:
+def leaderboard_sections(board: View) -> list[Section]:
     """The leaderboard as `leaderboard` shows it (every column). board: the leaderboard's table
     (board.leaderboard_view)."""
     return [("Leaderboard", "text", leaderboard_text()), ("", "table", view_table(board)), ("", "text", board.caption or "")]
@@ -249,8 +260,8 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
     runs = completed_runs(results)
     weights_text, weights = weights_table(spec)
     out: list[Section] = [
-        *leaderboard_sections(spec, board),
-        ("HPC figures per architecture (mean over seeds)", "table", hpc_table(results)),
+        *leaderboard_sections(board),
+        (HPC_TITLE, "table", hpc_table(results)),
         *paper_sections(spec, board),
     ]
     if runs and not spec.synthetic:
@@ -269,11 +280,11 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
     for path in figures:
         out.append((FIGURE_CAPTIONS[path.stem], "figure", path))
     return out + [
+        ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
+        ("", "table", weights),
         ("Settings", "folded", settings_table(spec)),
         ("Each architecture's own settings (where it overrides the sweep's, or the sweep leaves it to the "
          "architecture)", "folded", own_settings(spec)),
-        ("Weights: timm's beside the paper's Keras weights", "text", weights_text),
-        ("", "table", weights),
     ]
 
 
@@ -305,7 +316,7 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
     return path
 
 
-NUMBER = re.compile(r"[-+]?[0-9][0-9,]*(\.[0-9]+)?%?( \[[-+0-9.,% ]+\])?|-|")  # 91.20, 1,234, 80.25% [77.1, 83.4], -
+NUMBER = re.compile(r"[-+]?[0-9][0-9,]*(\.[0-9]+)?%?( \[[-+0-9.,% ]+\])?|-|not measured|")  # 91.20, 1,234, 80.25% [77.1, 83.4], -
 
 
 def numeric_columns(table: pd.DataFrame) -> list[bool]:

@@ -42,22 +42,31 @@ PHOTOGRAPHS = {
     "sklearn": ("datasets/images", ("china.jpg", "flower.jpg")),
     "matplotlib": ("mpl-data/sample_data", ("grace_hopper.jpg",)),
 }
+DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn"}  # what pip calls the packages imported above
 PHOTOGRAPH_COUNT = sum(len(names) for _, names in PHOTOGRAPHS.values())
 # Photographs per split, the rest train. Ten test photographs: the test split's images are clustered by
 # photograph, and an interval over fewer groups cannot reach its nominal coverage.
 PHOTOGRAPHS_PER_SPLIT = (("test", 10), ("val", 2))
 
 
-def _photographs() -> dict[str, np.ndarray]:
-    photographs = {}
-    for package, (folder, names) in PHOTOGRAPHS.items():
+def photograph_folders() -> dict[str, Path]:
+    """Each package's folder of sample photographs; a package this Python lacks (scikit-image comes with the
+    `demo` extra alone) refused in one line, before anything is written."""
+    folders = {}
+    for package, (folder, _) in PHOTOGRAPHS.items():
         spec = importlib.util.find_spec(package)  # found, not imported: matplotlib's import costs a second
-        if spec is None or spec.origin is None:  # scikit-image comes with the `demo` extra alone
-            raise UserError(f"the built-in demo is made from photographs that ship with {package}, which this Python "
-                            "lacks: install it with `python -m pip install -e '.[demo]'` in the checkout")
-        for name in names:
-            photographs[Path(name).stem] = np.asarray(decode(Path(spec.origin).parent / folder / name)[0])
-    return photographs
+        if spec is None or spec.origin is None:
+            raise UserError(f"the built-in demo is made from photographs that ship with {DISTRIBUTIONS.get(package, package)}, "
+                            "which this Python lacks: install harness's demo extra, `python -m pip install -e '.[demo]'` in "
+                            "the checkout (or `pip install 'harness[demo]'`)")
+        folders[package] = Path(spec.origin).parent / folder
+    return folders
+
+
+def _photographs() -> dict[str, np.ndarray]:
+    folders = photograph_folders()
+    return {Path(name).stem: np.asarray(decode(folders[package] / name)[0])
+            for package, (_, names) in PHOTOGRAPHS.items() for name in names}
 
 
 def _seeded_kernel(generator: torch.Generator, base: torch.Tensor, jitter: float) -> torch.Tensor:

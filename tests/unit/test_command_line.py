@@ -40,16 +40,18 @@ def test_a_checkout_run_by_a_python_without_the_dependencies_says_how_to_install
     assert not list(tmp_path.glob("results/*"))  # no sweep begun
 
 
-
 def test_the_demo_without_its_extra_says_how_to_install_it(tmp_path):
     """scikit-image, whose photographs the demo is made from, comes with the `demo` extra alone: a Python
     installed without it builds no demo and says in one line what to install."""
     hide_scikit_image = "import sys; sys.modules['skimage'] = None; from harness.cli import main; sys.exit(main(sys.argv[1:]))"
-    done = run(sys.executable, "-c", hide_scikit_image, "data", "demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith("error: the built-in demo is made from photographs that ship with skimage")
-    assert "python -m pip install -e '.[demo]'" in done.stderr
-    assert not (tmp_path / "demo").exists()
+    for command in (("data", "demo", "--out", "demo"), ("sweep", "--cluster", "local", "--dry-run"),
+                    ("sweep", "--cluster", "local", "--check"), ("sweep", "--cluster", "local", "--models", "MobileNetV2", "--wait")):
+        done = run(sys.executable, "-c", hide_scikit_image, *command, cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, (command, done.stderr)
+        assert done.stderr.startswith("error: the built-in demo is made from photographs that ship with scikit-image")
+        assert "python -m pip install -e '.[demo]'" in done.stderr
+        assert list(tmp_path.iterdir()) == [], command  # nothing written: no demo, no results folder, no lock
+
 
 def test_the_results_folder_can_be_named_once_in_the_environment(tmp_path):
     shared = tmp_path / "project" / "results"

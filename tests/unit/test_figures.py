@@ -132,12 +132,18 @@ def test_each_architecture_keeps_one_colour_on_every_figure():
     """The paper's eight in eight colours, the same on the training curves and on accuracy against speed (and,
     by the same function, the ROC, the scaling, the dashboard's and history's figures); a variant takes its
     architecture's colour and a marker of its own; any other architecture a colour none of the eight has."""
-    from harness.analysis.colours import architecture_colour
+    from harness.analysis.colours import architecture_colours
     from harness.zoo.registry import MODEL_NAMES
 
-    assert len({architecture_colour(name) for name in MODEL_NAMES}) == len(MODEL_NAMES)
-    assert architecture_colour("resnet10t") not in {architecture_colour(name) for name in MODEL_NAMES}
-    assert architecture_colour("ResNet50 [x2]") == architecture_colour("ResNet50")
+    others = ["resnet10t", "resnet34", "resnet18", "regnety_008", "convnext_small", "efficientnet_b1", "vit_small_patch16_224"]
+    colours = architecture_colours([*MODEL_NAMES, *others, "ResNet50 [x2]"])
+    assert len(set(colours.values())) == len(MODEL_NAMES) + len(others)  # no two architectures on one page alike
+    assert architecture_colours(["ResNet50", "resnet10t"]) == {name: colours[name] for name in ("ResNet50", "resnet10t")}
+    assert colours["ResNet50 [x2]"] == colours["ResNet50"]
+
+    def architecture_colour(name: str) -> str:
+        return colours[name]
+
     to_rgb = matplotlib.colors.to_hex
     curves = draw_training_curves({"VGG16": _history(3, 0.8), "ResNet50": _history(3, 0.9), "ResNet50 [x2]": _history(3, 0.9)})
     lines = {line.get_label(): line for line in curves.axes[0].lines if not line.get_label().startswith("_")}
@@ -161,7 +167,7 @@ def test_the_reports_hpc_figures_give_each_its_unit_and_why_one_is_not_measured(
     gpu = dataclasses.replace(gpu, gpu={"util_mean": 0.8, "energy_per_image_j": 2.5, "reason": None},
                               distributed={"world_size": 2, "nodes": 1})
     sweep = make_sweep(tmp_path, "s1", [gpu, record("MobileNetV2", sweep="s1")])
-    record_submission(sweep, Submission("local", None, {"ResNet50-s0": "1", "MobileNetV2-s0": "2"},
+    record_submission(sweep, Submission("local", None, {"ResNet50-s0": "4194305@1", "MobileNetV2-s0": "4194306@1"},
                                         submitted="2026-01-02T02:58:30+00:00"))
     table = hpc_table(SweepResults(sweep)).set_index("figure")
     assert list(table.columns) == ["unit", "ResNet50", "MobileNetV2", "not measured because"]
@@ -169,5 +175,5 @@ def test_the_reports_hpc_figures_give_each_its_unit_and_why_one_is_not_measured(
     assert table.loc["train J/image"].tolist()[:3] == ["J/image", "2.5", "not measured"]
     assert table.loc["queue wait", "unit"] == "s" and table.loc["queue wait", "ResNet50"] == "90.0"  # 02:58:30 to 03:00
     # ten minutes on two GPUs
-    assert table.loc["GPU-hours", "ResNet50"] == "0.3" and table.loc["GPU-hours", "MobileNetV2"] == "not measured"
+    assert table.loc["GPU-hours", "ResNet50"] == "0.333" and table.loc["GPU-hours", "MobileNetV2"] == "not measured"
     assert table.loc["train img/s", "not measured because"] == "-"

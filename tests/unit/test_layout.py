@@ -105,3 +105,14 @@ def test_the_rule_sees_each_kind_of_breach():
     assert not breaches('"""Knows nothing of Slurm: a docstring is prose."""\nx = 1  # nor is a comment (sacct)')
     assert not breaches('from harness.cluster import get_backend, job_environment\nfrom harness.cluster.base import Work')
     assert not breaches('state == "RUNNING"') and not breaches('partition = system.get("partition")')
+
+
+def test_the_package_face_is_imported_by_nothing_inside_it():
+    """harness/__init__.py hands out harness.load from harness.api, at the top of the house: a module inside the
+    package that read `harness.__version__` through it (`import harness`) would import it from below."""
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert "harness" not in [alias.name for alias in node.names], path.relative_to(PACKAGE)
+            if isinstance(node, ast.ImportFrom) and node.module == "harness":
+                assert all(is_module(f"harness.{alias.name}") for alias in node.names), path.relative_to(PACKAGE)
