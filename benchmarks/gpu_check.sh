@@ -6,7 +6,8 @@
 # ResNet50 trainings through the harness (bf16, fp16, bf16 with --compile) with their energy per image
 # (null with its reason where a block spans under ten of NVML's update periods, else with its
 # uncertainty), and `check`
-# against references made from the first of them; where the machine has several GPUs, a scaling
+# against references made from the first of them; the acceptance mode (`sweep --synthetic`, ResNet50 and
+# MobileNetV2 at 224 px); where the machine has several GPUs, a scaling
 # sweep over 1 to all of them (`--scaling`, NCCL), with NVIDIA's published figures beside it.
 # Usage: bash benchmarks/gpu_check.sh OUTDIR   (python3 there must hold torch with CUDA)
 set -uo pipefail
@@ -50,6 +51,9 @@ python3 -m harness leaderboard gpu --results /tmp/gpu-results --format json > "$
 python3 -m harness check gpu --results /tmp/gpu-results --references "$out/references.toml" --update-references
 python3 -m harness check gpu-compile --results /tmp/gpu-results --references "$out/references.toml" | tee "$out/check.txt"
 python3 -m harness compare gpu gpu-compile --results /tmp/gpu-results | tee "$out/compare.txt"
+python3 -m harness sweep --synthetic --cluster local --models ResNet50,MobileNetV2 --image-size 224 --batch-size 128 \
+  --precision bf16 --channels-last --device cuda --results /tmp/gpu-results --name gpu-synthetic --wait
+python3 -m harness leaderboard gpu-synthetic --results /tmp/gpu-results --wide | tee "$out/synthetic.txt"
 gpus=$(nvidia-smi -L | wc -l)
 if [ "$gpus" -gt 1 ]; then
   python3 -m harness sweep --cluster local --dataset /tmp/demo224 --models ResNet50 --epochs 2 --image-size 224 \
