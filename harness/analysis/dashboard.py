@@ -28,6 +28,9 @@ TITLE = "harness dashboard"  # the page's title, by which --out knows a dashboar
 TREND = "train_images_per_s"  # the figure each architecture's trend follows
 ENERGY = "energy_per_image_j"
 COSTS = {ENERGY: "energy per training image (J)", "gpu_hours": "GPU-hours per run"}
+# A series of more points than this is drawn as its median per day (a span of 90 days or less) or per week,
+# shaded between its quartiles: 12,500 sweeps on one axis are a solid band.
+SUMMARISE_ABOVE = 60
 
 
 def cost_frame(entries: pd.DataFrame) -> pd.DataFrame:
@@ -65,9 +68,16 @@ def draw_trends(frame: pd.DataFrame, references: References | None) -> plt.Figur
     for ax, architecture in zip(axes.flat, architectures):
         mine = frame[frame["architecture"] == architecture].sort_values("time")
         for system, series in mine.groupby("system", sort=True):
-            ax.plot(series["time"].dt.tz_convert(None), series[TREND], color=colours[architecture],
-                    marker=MARKERS[number[system] % len(MARKERS)], linestyle=LINE_STYLES[number[system] % len(LINE_STYLES)],
-                    label=for_mathtext(system))
+            style = {"color": colours[architecture], "linestyle": LINE_STYLES[number[system] % len(LINE_STYLES)]}
+            times, values = series["time"].dt.tz_convert(None), series[TREND]
+            if len(series) <= SUMMARISE_ABOVE:
+                ax.plot(times, values, marker=MARKERS[number[system] % len(MARKERS)], label=for_mathtext(system), **style)
+                continue
+            period = "day" if times.max() - times.min() <= pd.Timedelta(days=90) else "week"
+            per = values.groupby(times.dt.to_period(period[0].upper()).dt.start_time)
+            middle, low, high = per.median(), per.quantile(0.25), per.quantile(0.75)
+            ax.plot(middle.index, middle.to_numpy(), label=for_mathtext(f"{system}: {period}ly median"), **style)
+            ax.fill_between(middle.index, low.to_numpy(), high.to_numpy(), color=colours[architecture], alpha=0.25, linewidth=0)
         for key, system in sorted(systems.items()):
             ref = references.for_system(architecture, TREND, key) if references and system in set(mine["system"]) else None
             if ref is not None:  # the band it allows; a side without a bound runs to the axis' edge
@@ -141,7 +151,8 @@ def dashboard_html(results: Path, references: References | None) -> str:
         f"No FAIL verdict in the latest sweep's check ({judged} figures judged against their references).") + "</p>")
     parts.append("<h2>Trends per architecture and system</h2>")
     parts.append(html_figure(png_bytes(draw_trends(entries, references)), f"{TREND} per sweep, one line per system "
-                             "(cluster/partition GPU); the shaded band: the reference that holds for that system"))
+                             f"(cluster/partition GPU); a system of more than {SUMMARISE_ABOVE} sweeps: its median per day "
+                             "or week, shaded between the quartiles; an edged band: the reference that holds for that system"))
     parts.append("<h2>Detection quality against cost</h2>")
     costs = cost_frame(entries)
     if costs.dropna(subset=["auc"]).dropna(subset=list(COSTS), how="all").empty:
