@@ -147,6 +147,21 @@ def demo_image_sizes(models: list[str]) -> dict[str, dict[str, Any]]:
     return {m: {} if size == DEMO_IMAGE_SIZE else {"image_size": size} for m, size in sizes.items()}
 
 
+def demo_settings(request: SweepRequest, folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A sweep on the demo: its training settings (the demo's passes, its size where none is given) and the size
+    each architecture overrides; a demo still to be built needs its photographs' packages, refused now if not."""
+    from harness.data.manifest import MANIFEST_NAME
+
+    if not (folder / MANIFEST_NAME).is_file():
+        from harness.data.demo import photograph_folders
+
+        photograph_folders()
+    train = {**request.train, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
+    if train.get("image_size") is not None:
+        return train, {m: {} for m in request.models}
+    return {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
+
+
 def check_synthetic(request: SweepRequest) -> None:
     """--synthetic times random inputs: what needs a dataset is refused, in one line."""
     needs = [flag for flag, given in (("--dataset", request.dataset != "demo"), ("--cross-generator", request.cross_generator),
@@ -181,15 +196,7 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     train = request.train
     sizes: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # the image size each architecture overrides
     if request.dataset == "demo" and not synthetic:
-        from harness.data.manifest import MANIFEST_NAME
-
-        if not (dataset / MANIFEST_NAME).is_file():  # to be built: its photographs' packages there, or refused now
-            from harness.data.demo import photograph_folders
-
-            photograph_folders()
-        train = {**train, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
-        if train.get("image_size") is None:
-            train, sizes = {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
+        train, sizes = demo_settings(request, dataset)
     shared = (generator_variants(dataset) if request.cross_generator else
               scaling_variants(request.scaling, train.get("nodes", 1)) if request.scaling else [("", {})])
     variants = {m: preprocessing_variants(m, sizes[m].get("image_size", train.get("image_size")))

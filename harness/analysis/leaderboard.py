@@ -18,12 +18,12 @@ from harness.analysis.scaling import add_scaling
 from harness.analysis.status import recorded_state
 from harness.analysis.variance import (
     NO_SCORES,
-    all_scored,
     architecture_interval,
     crossed_pair_test,
     left_out,
     run_scores,
     same_groups,
+    scored_runs,
 )
 from harness.errors import UserError
 from harness.stats.intervals import mean_interval
@@ -129,10 +129,11 @@ def _seed_tests(sweep: SweepPaths, pairs: list[tuple[str, str]], records_of: dic
 
     resplit = any(r.config.get("resplit") for records in records_of.values() for r in records)
     crossed = metric in ("accuracy", "auc") and not resplit and population == "new-test-set"
-    if crossed and all_scored(sweep, records_of):
-        return ({(a, b): crossed_pair_test(sweep, records_of[a], records_of[b], metric) for a, b in pairs},
-                f"crossed paired test on {metric} over seeds x test units (two-way random effects, t at most seeds - 1 df)")
     models = {m for pair in pairs for m in pair}
+    scored = {m: scored_runs(sweep, records_of[m]) for m in models} if crossed else {}
+    if crossed and all(found != NO_SCORES for found in scored.values()):  # every run's test scores read
+        return ({(a, b): crossed_pair_test(records_of[a], records_of[b], scored[a], scored[b], metric) for a, b in pairs},
+                f"crossed paired test on {metric} over seeds x test units (two-way random effects, t at most seeds - 1 df)")
     per_seed = {m: {r.seed: v for r in records_of[m] if (v := FIGURES[metric].value(r)) is not None} for m in models}
     tested: dict[tuple[str, str], Tested] = {}
     for a, b in pairs:

@@ -189,21 +189,22 @@ def seed_only_interval(records: list[RunRecord], why: str) -> dict[str, Any]:
                             "units cannot be counted)", None, seeds - 1.0)
 
 
-def all_scored(sweep: SweepPaths, records_of: dict[str, list[RunRecord]]) -> bool:
-    """Whether every run's test scores can be read."""
-    return all(run_scores(sweep, r.run_id) is not None for records in records_of.values() for r in records)
-
-
-def crossed_pair_test(sweep: SweepPaths, a: list[RunRecord], b: list[RunRecord], metric: str) -> tuple[float | None, str | None]:
+def crossed_pair_test(a: list[RunRecord], b: list[RunRecord], scored_a: ScoredRuns | str, scored_b: ScoredRuns | str,
+                      metric: str) -> tuple[float | None, str | None]:
     """Two architectures' runs paired by seed on one test set: the crossed paired test over seeds and test
-    units (stats.crossed.crossed_paired_test), or None with the reason it was not tested."""
+    units (stats.crossed.crossed_paired_test), or None with the reason it was not tested. scored_a, scored_b:
+    each architecture's scored_runs, read once for all its pairs (a sweep of 10,000 runs has 45 pairs)."""
     seeds = sorted({r.seed for r in a} & {r.seed for r in b})
     if len(seeds) < 2:
         return None, f"{len(seeds)} seed in common: a spread needs 2"
-    by_seed_a, by_seed_b = {r.seed: r for r in a}, {r.seed: r for r in b}
-    scored = scored_runs(sweep, [by_seed_a[s] for s in seeds] + [by_seed_b[s] for s in seeds])
-    if isinstance(scored, str):
-        return None, scored
+    if isinstance(scored_a, str) or isinstance(scored_b, str):
+        return None, scored_a if isinstance(scored_a, str) else str(scored_b)
+    if not np.array_equal(scored_a.labels, scored_b.labels) or scored_a.unit != scored_b.unit or \
+            not np.array_equal(scored_a.units, scored_b.units):
+        return None, "not all seeds were scored on the same test images"
+    rows_a, rows_b = ({r.seed: row for row, r in enumerate(records)} for records in (a, b))
+    scored = ScoredRuns(scored_a.labels, np.concatenate([scored_a.probs[[rows_a[s] for s in seeds]],
+                                                        scored_b.probs[[rows_b[s] for s in seeds]]]), scored_a.units, scored_a.unit)
     if int(scored.units.max()) + 1 < 2:
         return None, "the test split holds one unit: a spread between units needs 2"
     if metric == "auc" and (scored.labels.all() or not scored.labels.any()):
