@@ -189,7 +189,9 @@ def test_a_node_taken_down_requeues_the_job_which_resumes_on_another_node(cli, r
 
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results, small_demo):
-    folder, job = train_until(cli, results, 12, 4, dataset=small_demo, name="checkpoint-cut")
+    # 40 epochs, requeued at the 4th: a small demo's epoch takes a fraction of a second, and with 12 the run
+    # could finish (its checkpoints removed) between the epoch seen and the requeue
+    folder, job = train_until(cli, results, 40, 4, dataset=small_demo, name="checkpoint-cut")
     sh("scontrol", "requeue", job)  # Slurm holds the requeued job a while: time to damage its checkpoint
     wait_until(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", 120, "the job to stop")
     state = folder / "runs" / "MobileNetV2-s0" / "state.pt"
