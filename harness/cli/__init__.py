@@ -42,7 +42,8 @@ def missing_module_line(error: ModuleNotFoundError) -> str:
     """A dependency this Python lacks (harness run from a checkout it was not installed from), and the fix.
     `--help` needs none of them: the commands import theirs when they run."""
     return (f"this Python ({sys.executable}) has no module {error.name!r}, which harness needs: install harness and "
-            "its dependencies into it with `python -m pip install -e .` in the checkout (README, \"The two commands\")")
+            "its dependencies into it with `python -m pip install -e '.[demo]'` in the checkout, as the README's first "
+            "command does (README, \"The two commands\")")
 
 
 def drop_unreadable_sizes() -> None:

@@ -36,7 +36,8 @@ def test_a_checkout_run_by_a_python_without_the_dependencies_says_how_to_install
         done = run(*bare, *command, cwd=checkout, PYTHONPATH="", HARNESS_RESULTS=str(tmp_path / "results"))
         assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith(f"error: this Python ({sys.executable}) has no module ")
-        assert done.stderr.rstrip().endswith("with `python -m pip install -e .` in the checkout (README, \"The two commands\")")
+        assert done.stderr.rstrip().endswith("with `python -m pip install -e '.[demo]'` in the checkout, as the README's first "
+                                             "command does (README, \"The two commands\")")
     assert not list(tmp_path.glob("results/*"))  # no sweep begun
 
 
