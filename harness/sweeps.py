@@ -24,7 +24,7 @@ from harness.data import DEMO, DEMO_IMAGE_SIZE, DEMO_ROBUSTNESS_IMAGES, DEMO_VER
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.disk import remove_bytecode, tree_digest
-from harness.store.paths import SweepPaths, cache_root, check_inside, check_sweep_name, list_sweeps
+from harness.store.paths import SweepPaths, cache_root, check_inside, check_sweep_name, is_run_id, list_sweeps
 from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, record_submission
@@ -52,6 +52,7 @@ class SweepRequest:
     cross_generator: bool = False
     ablate_preprocessing: bool = False
     scaling: list[int] | None = None  # a scaling sweep: every architecture at each of these world sizes
+    nodes: list[str] | None = None  # --every-node: every run once on each of these nodes, pinned to it
 
 
 def new_sweep_id(name: str | None) -> str:
@@ -162,6 +163,16 @@ def demo_settings(request: SweepRequest, folder: Path) -> tuple[dict[str, Any], 
     return {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
 
 
+def pinned(runs: list[RunSpec], nodes: list[str]) -> list[RunSpec]:
+    """--every-node: each run once on each node, pinned to it, the node last in its variant: its leaderboard
+    row and its perflog series are the node's own (history follows a node over time)."""
+    bad = next((node for node in nodes if not is_run_id(node)), None)
+    if bad is not None:
+        raise UserError(f"--every-node: node {bad!r:.60} is no plain name (letters, digits, '.', '_', '-'), which a run id needs")
+    return [replace(run, run_id=run_id(run.model, run.seed, variant), variant=variant, node=node)
+            for run in runs for node in nodes for variant in ["-".join(filter(None, [run.variant, node]))]]
+
+
 def check_synthetic(request: SweepRequest) -> None:
     """--synthetic times random inputs: what needs a dataset is refused, in one line."""
     needs = [flag for flag, given in (("--dataset", request.dataset != "demo"), ("--cross-generator", request.cross_generator),
@@ -179,9 +190,11 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     if synthetic:
         check_synthetic(request)
     kinds = [flag for flag, given in (("--cross-generator", request.cross_generator), ("--ablate-preprocessing",
-             request.ablate_preprocessing), ("--scaling", request.scaling)) if given]
+             request.ablate_preprocessing), ("--scaling", request.scaling), ("--every-node", request.nodes)) if given]
     if len(kinds) > 1:
         raise UserError(f"{kinds[0]} and {kinds[1]} each make their own variants: use one per sweep")
+    if request.nodes is not None and request.train.get("nodes", 1) != 1:
+        raise UserError("--every-node pins each run to one node: --nodes-per-run spreads it over several; give one of them")
     if request.scaling and request.train.get("world_size", 1) != 1:
         raise UserError("--scaling sets each run's --gpus-per-run itself: give one of them")
     if not 1 <= request.seeds <= MAX_SEEDS:
@@ -210,6 +223,8 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
                     for m, named in variants.items()}
     runs = [RunSpec(run_id(m, s, name), m, s, name, {**sizes[m], **overrides})
             for m in request.models for name, overrides in variants[m] for s in range(request.seeds)]
+    if request.nodes is not None:
+        runs = pinned(runs, request.nodes)
     spec = SweepSpec(sweep_id=sweep.sweep_id, created=datetime.now(timezone.utc).isoformat(),
                      dataset="" if synthetic else str(dataset.resolve()),
                      cache_root=str(cache_root(request.results).resolve()), models=request.models, seeds=request.seeds,
@@ -259,7 +274,8 @@ def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
 
 
 def placements(spec: SweepSpec, run_ids: list[str]) -> dict[str, Placement]:
-    """Where each run's ranks go (its nodes, and its ranks, one task each, per node), in the order a pool
+    """Where each run's ranks go (its nodes, and its ranks, one task each, per node; the node it is pinned
+    to; whether it holds GPUs: not on --device cpu), in the order a pool
     takes the runs and an array numbers them: the largest input first. A run's work grows with its
     input's pixels, and the longest run, started last, would hold up the sweep's end (on the demo, Xception
     and InceptionV3 at their minimum sizes take the longest); ties keep the spec's order."""
@@ -267,7 +283,8 @@ def placements(spec: SweepSpec, run_ids: list[str]) -> dict[str, Placement]:
 
     configs = {rid: config_for(spec, spec.run(rid)) for rid in run_ids}
     sides = {rid: c.image_size or spec_of(c.model).keras_input_size or 0 for rid, c in configs.items()}
-    return {rid: Placement(configs[rid].nodes, configs[rid].world_size // configs[rid].nodes)
+    return {rid: Placement(configs[rid].nodes, configs[rid].world_size // configs[rid].nodes, spec.run(rid).node,
+                           configs[rid].device != "cpu")
             for rid in sorted(run_ids, key=lambda rid: -sides[rid])}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from harness.analysis.cells import interval
 from harness.analysis.leaderboard import interval_lines, leaderboard, separability_caption, units_line, with_paper
 from harness.analysis.load import SweepResults
+from harness.analysis.nodes import FIGURE, MAD_FLOOR, MAD_TIMES, is_every_node, node_rows, outlier_lines
 from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
 from harness.analysis.scaling import DLE_SOURCE, with_dle
 from harness.errors import UserError
@@ -27,6 +28,8 @@ SYNTHETIC_COLUMNS = ["model", "params", "train_images_per_s", "train IQR", "infe
                      "gpu_util_mean", "energy_per_image_j", "peak_gpu_memory_bytes", "status"]
 SYNTHETIC_OPTIONAL = ("infer IQR", "energy_per_image_j", "peak_gpu_memory_bytes", "train IQR", "params", "gpu_util_mean",
                       "mfu", "status")
+# An every-node sweep: each node's figure against its architecture's spread over the nodes.
+NODE_COLUMNS = ["model", "node", FIGURE, "median", "mad", "threshold", "verdict"]
 PAPER_COLUMNS = ["paper_params", "paper_accuracy", "paper_loss", "paper_precision", "paper_recall", "paper_f1"]
 
 
@@ -62,6 +65,11 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
     "dle": NVIDIA's published speedups beside them, "paper": Table 2's figures (paper_<figure>) and the
     paper's views. The caption says what was tested, what the intervals are about, what was left out, and
     what a test unit is (the dataset's groups, or its images where it has none)."""
+    if is_every_node(results):
+        if compare:
+            raise UserError(f"--compare {compare}: sweep {results.sweep.sweep_id} ran every node once (sweep --every-node), "
+                            "and its leaderboard is the per-node table: compare a sweep that ran each architecture once")
+        return LeaderboardView(node_view(results))
     if results.spec.synthetic:
         if compare == "paper":
             raise UserError(f"--compare paper: sweep {results.sweep.sweep_id} timed synthetic inputs, so it has no accuracy "
@@ -102,6 +110,19 @@ def synthetic_view(results: SweepResults, rows: list[dict[str, Any]]) -> View:
                   else "no run saw other work on its node or GPU"))
     return View(rows, SYNTHETIC_COLUMNS, f"leaderboard of sweep {results.sweep.sweep_id}, synthetic inputs (mean over seeds)",
                 caption, SYNTHETIC_OPTIONAL)
+
+
+def node_view(results: SweepResults) -> View:
+    """An every-node sweep's leaderboard: each node's training images/s beside its architecture's spread over the
+    nodes; the caption names the outliers (analysis.nodes)."""
+    rows = node_rows(results)
+    reasons = sorted({row["reason"] for row in rows if row["reason"]})
+    outliers = outlier_lines(rows)
+    caption = (f"{FIGURE}: the median of a node's runs; OUTLIER: below its architecture's median over the nodes by more "
+               f"than {MAD_TIMES} median absolute deviations (each at least {MAD_FLOOR:.0%} of the median); "
+               + (f"outliers: {'; '.join(outliers)}" if outliers else "no outlier") + "".join(f"; {r}" for r in reasons))
+    return View(rows, NODE_COLUMNS, f"every node of sweep {results.sweep.sweep_id}: {FIGURE} per node", caption,
+                ("mad", "threshold", "median"))
 
 
 def _interval_columns(rows: list[dict[str, Any]], columns: list[str]) -> None:

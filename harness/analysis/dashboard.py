@@ -15,6 +15,7 @@ from harness.analysis.compare import shown as shown_figure
 from harness.analysis.figures import note, plt, png_bytes
 from harness.analysis.history import perflog_frame
 from harness.analysis.load import SweepResults
+from harness.analysis.nodes import is_every_node, node_rows, outlier_lines
 from harness.analysis.report import html_figure, html_page, html_table, view_table
 from harness.errors import UserError
 from harness.inert import for_mathtext
@@ -149,6 +150,10 @@ def dashboard_html(results: Path, references: References | None) -> str:
     parts.append(html_table(failing) if len(failing) else "<p>" + html.escape(
         "No references given (dashboard --references FILE): nothing checked." if references is None else
         f"No FAIL verdict in the latest sweep's check ({judged} figures judged against their references).") + "</p>")
+    outliers = outlier_lines(node_rows(latest)) if latest is not None and is_every_node(latest) else []
+    if outliers and latest is not None:
+        parts.append(f"<p>Outlier nodes of the latest sweep, {html.escape(latest.spec.sweep_id)} (sweep --every-node):</p><ul>"
+                     + "".join(f"<li>{html.escape(line)}</li>" for line in outliers) + "</ul>")
     parts.append("<h2>Trends per architecture and system</h2>")
     parts.append(html_figure(png_bytes(draw_trends(entries, references)), f"{TREND} per sweep, one line per system "
                              f"(cluster/partition GPU); a system of more than {SUMMARISE_ABOVE} sweeps: its median per day "

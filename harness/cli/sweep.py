@@ -2,6 +2,7 @@
 declared once, in their own group, and read into a SweepRequest in one place; the cluster's options
 (each backend declares its own) make its settings; --resume may change the second kind only."""
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from harness.cli.options import (
@@ -69,6 +70,9 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     option("--ablate-preprocessing", action="store_true",
            help="per architecture: its own preprocessing (timm), its Keras mode (paper) and caffe's for all "
            "(the paper's likely input); variants that feed the same input run once")
+    option("--every-node", action="store_true",
+           help="per architecture, one run on each node of the training partition, pinned to it: "
+           "the leaderboard then names the nodes that lie below the partition's spread")
     option("--allow-random-backbone", action="store_true",
            help="accept --mode transfer --weights none (a frozen random backbone; refused otherwise)")
     option("--keep-checkpoints", action="store_true",
@@ -198,6 +202,8 @@ def new_sweep(args: argparse.Namespace) -> int:
     settings = backend_settings(args, cluster)
     request = sweep_request(args)
     settings = backend.resolve(settings)  # the site's settings where the profile and the options set none
+    if args.every_node:
+        request = replace(request, nodes=backend.nodes(settings))
     sweep, spec = sweeps.plan(request, {"executor": cluster, **settings.to_json()})
     run_ids = [r.run_id for r in spec.runs]
     if args.dry_run or args.check:

@@ -32,10 +32,13 @@ def last_line(path: Path | None) -> str:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where one run's ranks go: this many nodes, this many tasks (one per GPU) on each."""
+    """Where one run's ranks go: this many nodes, this many tasks (one per GPU, where the run uses GPUs) on
+    each; node: the one node it is pinned to (sweep --every-node), '' where the scheduler chooses."""
 
     nodes: int = 1
     tasks_per_node: int = 1
+    node: str = ""
+    gpus: bool = True  # a --device cpu run holds no GPU: it may go to a node without one
 
     @property
     def ranks(self) -> int:
@@ -194,6 +197,10 @@ class Backend(Protocol):
 
     def resolve(self, settings: Any) -> Any:
         """The settings a sweep will use here: those given, the rest read from the cluster; checked."""
+
+    def nodes(self, settings: Any) -> list[str]:
+        """The nodes a sweep's training jobs may go to (sweep --every-node pins a run to each); UserError, in one
+        line, where the backend has no nodes to pin to."""
 
     def submit(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
         """Queue the preprocessing step and one job per run (run id -> where its ranks go), each running

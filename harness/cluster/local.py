@@ -268,6 +268,10 @@ class LocalBackend:
     def resolve(self, settings: LocalSettings) -> LocalSettings:
         return settings
 
+    def nodes(self, settings: LocalSettings) -> list[str]:
+        raise UserError("--every-node pins one job to each node of a scheduler's partition, and --cluster local runs on "
+                        "this machine alone: use --cluster slurm")
+
     def check(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], work: Work) -> list[str]:
         return [f"ok: {len(runs)} runs start at once on this machine, {settings.workers} at a time"]
 

@@ -26,8 +26,9 @@ from harness.zoo import MAX_IMAGE_SIZE
 
 # Each file's schema: its major version (schema_version; another one is not read) and its minor version
 # (schema_minor: fields a later harness adds, which an earlier one reads past with a warning).
-SWEEP_SCHEMA, SWEEP_MINOR = 1, 6  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
-# sync_bn; 1.3: code.digest; 1.4: train.keras_resize; 1.5: train.synthetic (dataset then ''); 1.6: train.robustness_images
+SWEEP_SCHEMA, SWEEP_MINOR = 1, 7  # 1.1: train.keep_checkpoints, cluster.python; 1.2: train.world_size, nodes, lr_scaling,
+# sync_bn; 1.3: code.digest; 1.4: train.keras_resize; 1.5: train.synthetic (dataset then ''); 1.6: train.robustness_images;
+# 1.7: runs[].node (sweep --every-node)
 # 1.1: config.keep_checkpoints, the environment's cluster; 1.2: distributed; 1.3: the environment's backend, job_id,
 # cluster, partition and node, as the run's backend says (before: under its scheduler's name, see _where_it_ran);
 # 1.4: config.keras_resize, preprocessing.resize, throughput.gpu_copy_wait_fraction and gpu_copy_wait_reason,
@@ -97,6 +98,7 @@ class RunSpec:
     seed: Count
     variant: str = ""
     overrides: Training = field(default_factory=dict)
+    node: str = ""  # the node the run is pinned to (sweep --every-node); '' where the scheduler chooses
 
     @property
     def label(self) -> str:
@@ -166,6 +168,8 @@ class SweepSpec:
         for run in spec.runs:  # a run's folder is named after its architecture, variant and seed: nothing else
             if run.run_id != run_id(run.model, run.seed, run.variant):
                 raise DamagedFile(path, f"run id {run.run_id!r} is not the id of {run.model!r}, variant {run.variant!r}, seed {run.seed}")
+            if run.node and not is_run_id(run.node):  # it lands in an #SBATCH --nodelist line
+                raise DamagedFile(path, f"run {run.run_id}: node {run.node!r:.60} is not a plain node name")
         spec.check_runs(path)
         paths = ("cache_root",) if spec.synthetic and not spec.dataset else ("dataset", "cache_root")
         relative = [name for name in paths if not Path(getattr(spec, name)).is_absolute()]

@@ -105,6 +105,7 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
     # Jobs start in the sweep's folder: `python -m` puts the working directory first on sys.path, and a
     # checkout there would shadow the code snapshot.
     extra = dict(profile.sbatch) | {"chdir": str(sweep.folder)} | ({"reservation": profile.reservation} if profile.reservation else {})
+    pinned = {"nodelist": placement.node} if placement.node else {}  # sweep --every-node
     # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
     setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
     common["wckey"] = None  # the profile's --wckey, where it has one, is among the extra options
@@ -114,14 +115,14 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
                                  time=parse_time(profile.preprocess_time or ""), setup=setup, additional_parameters=extra,
                                  **common)
     tasks = placement.tasks_per_node
-    gres = format_gres(profile.gpu_type, tasks) if profile.gres else None
+    gres = format_gres(profile.gpu_type, tasks) if profile.gres and placement.gpus else None
     mem = format_mem(parse_mem(profile.mem) * tasks) if profile.mem else None
     train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS, python=profile.python)
     train.update_parameters(job_name=job_names(sweep)[1], partition=profile.gpu_partition, gres=gres,
                             nodes=placement.nodes, ntasks_per_node=tasks, cpus_per_task=profile.cpus_per_task, mem=mem,
                             time=profile.time_min, array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
                             signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
-                            exclusive=True if profile.exclusive else None, additional_parameters=extra, **common)
+                            exclusive=True if profile.exclusive else None, additional_parameters=extra | pinned, **common)
     return preprocess, train
 
 
@@ -262,6 +263,10 @@ class SlurmBackend:
         resolved = profile.filled(site_defaults(site, profile))
         _check_gpu_type(site, resolved)
         return resolved
+
+    def nodes(self, profile: Profile) -> list[str]:
+        """The nodes of the sweep's (resolved) training partition, as Slurm lists them."""
+        return list(read_site().partitions[str(profile.gpu_partition)].nodes)
 
     def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
         """One preprocessing job (where the work has one), then the training arrays (one per placement,

@@ -1,0 +1,125 @@
+"""sweep --every-node: one job per node of the partition, pinned to it (#SBATCH --nodelist); each run's record
+and perflog line name its node, and the leaderboard names a node made slower as the partition's outlier.
+The local cluster's partitions have two nodes each, of which neither can be the odd one out: the slow-node
+test makes a partition of all four for itself."""
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.store.paths import perflog
+from harness.store.perflog_index import read_perflog
+
+from slurm_helpers import sacct_rows, submission
+
+ALL = ("cpu01", "cpu02", "gpu01", "gpu02")  # the nodes of the local cluster harness
+SLOW = "cpu01"
+SMALL = ("--synthetic", "--models", "MobileNetV2", "--image-size", "32", "--batch-size", "4", "--device", "cpu")
+CPU_CGROUP = Path("/sys/fs/cgroup/cpu")
+QUOTA_US, PERIOD_US = 10_000, 100_000  # a tenth of a core for every process the slow node's slurmd starts
+
+
+def test_every_node_on_the_local_backend_is_refused_in_one_line(cli, results):
+    done = cli("sweep", "--every-node", *SMALL, "--cluster", "local", "--results", results)
+    assert done.code == 2 and len(done.err.strip().splitlines()) == 1 and "--every-node" in done.err
+    assert not results.exists()
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_a_dry_run_pins_one_job_to_each_node_of_the_partition(cli, results):
+    done = cli("sweep", "--every-node", *SMALL, "--partition", "gpu", "--dry-run", "--results", results)
+    assert done.code == 0, done.err
+    assert sorted(re.findall(r"#SBATCH --nodelist=(\S+)", done.out)) == ["gpu01", "gpu02"]
+    assert done.out.count("#SBATCH --array=0-0%1") == 2  # one job a node
+    assert "--gres" not in done.out  # a --device cpu run holds no GPU: it may go to a node without one
+    assert not results.exists()
+
+
+def _scontrol(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["scontrol", *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def all_nodes_partition(slurm_cluster):
+    """Partition `all` of the four nodes, made at run time (never in slurm.conf: a second partition with GPUs
+    would leave every sweep without --partition to choose). It is UP until the test drains it (the function
+    yielded), once its jobs are queued: drained, Slurm runs them and takes no others, and no other sweep on
+    the cluster (another test, another checkout's) sees two partitions with GPUs that are UP."""
+    shown = _scontrol("show", "partition", "all")
+    made = _scontrol("update" if shown.returncode == 0 else "create", "PartitionName=all", f"Nodes={','.join(ALL)}",
+                     "Default=NO", "MaxTime=INFINITE", "State=UP")
+    if made.returncode != 0:
+        pytest.skip(f"cannot make partition all: {made.stderr.strip()}")
+    try:
+        yield lambda: _scontrol("update", "PartitionName=all", "State=DRAIN")
+    finally:
+        if _scontrol("delete", "PartitionName=all").returncode != 0:  # jobs left in it: drained, it is harmless
+            _scontrol("update", "PartitionName=all", "State=DRAIN")
+
+
+def _move(pids: list[str], group: Path) -> None:
+    for pid in pids:
+        try:
+            (group / "cgroup.procs").write_text(pid)
+        except OSError:  # it ended meanwhile
+            pass
+
+
+@pytest.fixture
+def slow_node(slurm_cluster):
+    """Node SLOW made about ten times slower: its slurmd in a CPU cgroup of QUOTA_US per PERIOD_US, which the
+    jobs it starts afterwards inherit. Restored whatever happens (the slurmd and any job left, moved back
+    to the root cgroup; the cgroup removed): the other tests share the cluster."""
+    state = Path(os.environ.get("HARNESS_SLURM_DIR", "/var/tmp/harness-slurm"))
+    pid = (state / "harness" / "run" / f"slurmd-{SLOW}.pid").read_text().strip()
+    group = CPU_CGROUP / "harness-slow-node"
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(QUOTA_US))
+        (group / "cgroup.procs").write_text(pid)
+        made = None
+    except OSError as err:
+        made = err
+    try:
+        if made is not None:
+            pytest.skip(f"cannot slow node {SLOW} down through the cgroup {group}: {made}")
+        yield SLOW
+    finally:
+        for _ in range(20):
+            _move((group / "cgroup.procs").read_text().split() if group.is_dir() else [], CPU_CGROUP)
+            try:
+                group.rmdir() if group.is_dir() else None
+                break
+            except OSError:  # a process forked meanwhile: move it too
+                time.sleep(0.1)
+
+
+def test_every_node_runs_one_job_a_node_and_names_the_slowed_one(cli, results, all_nodes_partition, slow_node):
+    started = time.monotonic()
+    sweep = cli("sweep", "--every-node", *SMALL, "--partition", "all", "--name", "every-node", "--results", results)
+    assert sweep.code == 0, sweep.err
+    all_nodes_partition()  # queued: drained
+    watched = cli("status", "every-node", "--watch", "--results", results)
+    assert watched.code == 0, watched.out + watched.err
+    tasks = submission(results / "every-node")["tasks"]
+    assert sorted(tasks) == [f"MobileNetV2-synthetic-{node}-s0" for node in ALL]
+    for rid, job in tasks.items():  # each job ran on the node it was pinned to
+        (row,) = sacct_rows(job)
+        assert row["Partition"] == "all" and row["NodeList"] == rid.split("-")[2], row
+
+    entries, problems = read_perflog(perflog(results))
+    assert problems == [] and sorted(e.system["node"] for e in entries) == list(ALL)
+    assert all(e.variant == f"synthetic-{e.system['node']}" for e in entries)  # a series of its own per node
+
+    rows = cli("leaderboard", "every-node", "--format", "json", "--results", results).json()
+    figures = {row["node"]: row["train_images_per_s"] for row in rows}
+    assert {row["node"]: row["verdict"] for row in rows} == {**dict.fromkeys(ALL, "ok"), slow_node: "OUTLIER"}, figures
+    table = cli("leaderboard", "every-node", "--wide", "--results", results)
+    assert table.code == 0 and f"outliers: {slow_node}: MobileNetV2" in " ".join(table.out.split())
+    series = cli("history", "--model", f"MobileNetV2 [synthetic-{slow_node}]", "--format", "json", "--results", results).json()
+    assert [row["sweep"] for row in series] == ["every-node"]  # history follows the node
+    print(f"every-node sweep: {time.monotonic() - started:.0f} s; images/s per node: {figures}")
