@@ -1,11 +1,15 @@
 """The per-node check of an every-node sweep (analysis.nodes.node_spread): outliers below median - 3 x MAD,
 a floor on the MAD where the nodes agree closely, none named of fewer than three nodes; each case worked
-out by hand. And the runs a plan pins to each node (sweeps.pinned)."""
+out by hand. And the runs a plan pins to each node (sweeps.pinned), as sweep.json keeps them."""
+import json
+from types import SimpleNamespace
+
 import pytest
 
-from harness.analysis.nodes import node_spread
+from harness.analysis.nodes import node_rows, node_spread, outlier_lines
 from harness.errors import UserError
-from harness.store.records import RunSpec
+from harness.store.records import RunRecord, RunSpec, SweepSpec
+from harness.store.schema import DamagedFile
 from harness.sweeps import pinned
 
 
@@ -62,3 +66,31 @@ def test_a_plan_pins_each_run_to_each_node_with_the_node_in_its_variant():
         ("VGG16-gpu01-s0", "gpu01", "gpu01"), ("VGG16-gpu02-s0", "gpu02", "gpu02")]
     with pytest.raises(UserError, match="no plain name"):
         pinned(runs, ["gpu 01"])
+
+
+def test_a_pinned_node_is_kept_in_the_spec_and_one_that_is_no_plain_name_is_damage(tmp_path):
+    run = RunSpec("MobileNetV2-synthetic-gpu01-s0", "MobileNetV2", 0, "synthetic-gpu01", node="gpu01")
+    spec = SweepSpec("s", "2026-01-01T00:00:00+00:00", "", str(tmp_path), ["MobileNetV2"], 1, {"synthetic": True},
+                     {"executor": "slurm"}, [run])
+    data = json.loads(json.dumps(spec.to_json()))
+    assert SweepSpec.from_json(data, tmp_path / "sweep.json").runs == [run]
+    data["runs"][0]["node"] = "gpu01\n#SBATCH --uid=0"  # it would land in an #SBATCH line of its own
+    with pytest.raises(DamagedFile, match="not a plain node name"):
+        SweepSpec.from_json(data, tmp_path / "sweep.json")
+
+
+def test_the_per_node_table_takes_each_node_from_its_record_and_names_the_outlier():
+    figures = {"gpu01": [100.0, 104.0], "gpu02": [101.0], "gpu03": [99.0], "gpu04": [20.0], "gpu05": []}
+    runs = [RunSpec(f"MobileNetV2-{node}-s{seed}", "MobileNetV2", seed, node, node=node)
+            for node, values in figures.items() for seed in range(max(1, len(values)))]
+    records = {run.run_id: RunRecord("s", run.run_id, run.model, run.seed, "COMPLETED", {}, "2026-01-01T00:00:00+00:00",
+                                     throughput={"train_images_per_s": figures[run.node][run.seed]},
+                                     environment={"node": run.node})
+               for run in runs if figures[run.node]}
+    results = SimpleNamespace(spec=SimpleNamespace(runs=runs), records={**dict.fromkeys(r.run_id for r in runs), **records})
+    rows = {row["node"]: row for row in node_rows(results)}
+    # gpu01: the median of its two runs, 102; nodes 102, 101, 99, 20 -> median 100, MAD 1.5, floor 5 -> threshold 85
+    assert rows["gpu01"]["train_images_per_s"] == 102.0 and rows["gpu01"]["threshold"] == 85.0
+    assert {node: row["verdict"] for node, row in rows.items()} == {
+        "gpu01": "ok", "gpu02": "ok", "gpu03": "ok", "gpu04": "OUTLIER", "gpu05": "not measured"}
+    assert outlier_lines(list(rows.values())) == ["gpu04: MobileNetV2 at 20.0 images/s, below 85.0 (median 100.0)"]
