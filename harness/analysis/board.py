@@ -118,9 +118,10 @@ def node_view(results: SweepResults) -> View:
     rows = node_rows(results)
     reasons = sorted({row["reason"] for row in rows if row["reason"]})
     outliers = outlier_lines(rows)
-    caption = (f"{FIGURE}: the median of a node's runs; OUTLIER: below its architecture's median over the nodes by more "
-               f"than {MAD_TIMES} median absolute deviations (each at least {MAD_FLOOR:.0%} of the median); "
-               + (f"outliers: {'; '.join(outliers)}" if outliers else "no outlier") + "".join(f"; {r}" for r in reasons))
+    found = f"outliers: {'; '.join(outliers)}" if outliers else None if reasons else "no outlier"
+    caption = "; ".join(filter(None, [f"{FIGURE}: the median of a node's runs; OUTLIER: below its architecture's median over "
+                                      f"the nodes by more than {MAD_TIMES} median absolute deviations (each at least "
+                                      f"{MAD_FLOOR:.0%} of the median)", found, *reasons]))
     return View(rows, NODE_COLUMNS, f"every node of sweep {results.sweep.sweep_id}: {FIGURE} per node", caption,
                 ("mad", "threshold", "median"))
 
