@@ -138,18 +138,24 @@ def parse_models(text: str | None) -> list[str]:
     return names
 
 
-def demo_image_sizes(models: list[str]) -> dict[str, dict[str, Any]]:
-    """Per architecture, the image size it overrides on the demo: none where DEMO_IMAGE_SIZE suits it,
-    else the nearest size it takes."""
+def demo_overrides(models: list[str], image_size: int | None) -> dict[str, dict[str, Any]]:
+    """Per architecture, what it overrides on the demo: the nearest size it takes where DEMO_IMAGE_SIZE does not
+    suit it (no size is given), and channels_last where its network is depthwise-separable (ModelSpec.separable):
+    the demo runs on a CPU, where that memory layout runs those networks faster (the first command's wait)."""
     from harness.zoo.lookup import spec_of
     from harness.zoo.registry import nearest_image_size
 
-    sizes = {m: nearest_image_size(spec_of(m), DEMO_IMAGE_SIZE) for m in models}
-    return {m: {} if size == DEMO_IMAGE_SIZE else {"image_size": size} for m, size in sizes.items()}
+    overrides: dict[str, dict[str, Any]] = {}
+    for model in models:
+        spec = spec_of(model)
+        size = nearest_image_size(spec, DEMO_IMAGE_SIZE)
+        overrides[model] = {**({"image_size": size} if image_size is None and size != DEMO_IMAGE_SIZE else {}),
+                            **({"channels_last": True} if spec.separable else {})}
+    return overrides
 
 
 def demo_settings(request: SweepRequest, folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """A sweep on the demo: its training settings (the demo's passes, its size where none is given) and the size
+    """A sweep on the demo: its training settings (the demo's passes, its size where none is given) and what
     each architecture overrides; a demo still to be built needs its photographs' packages, refused now if not."""
     from harness.data.manifest import MANIFEST_NAME
 
@@ -158,9 +164,8 @@ def demo_settings(request: SweepRequest, folder: Path) -> tuple[dict[str, Any], 
 
         photograph_folders()
     train = {**request.train, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
-    if train.get("image_size") is not None:
-        return train, {m: {} for m in request.models}
-    return {**train, "image_size": DEMO_IMAGE_SIZE}, demo_image_sizes(request.models)
+    given = train.get("image_size")
+    return {**train, "image_size": given or DEMO_IMAGE_SIZE}, demo_overrides(request.models, given)
 
 
 def pinned(runs: list[RunSpec], nodes: list[str]) -> list[RunSpec]:
@@ -207,12 +212,12 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
 
         check_manifest_files(dataset)  # every row read and checked, every image there: before any job is queued
     train = request.train
-    sizes: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # the image size each architecture overrides
+    own: dict[str, dict[str, Any]] = {m: {} for m in request.models}  # what each architecture overrides (the demo's)
     if request.dataset == "demo" and not synthetic:
-        train, sizes = demo_settings(request, dataset)
+        train, own = demo_settings(request, dataset)
     shared = (generator_variants(dataset) if request.cross_generator else
               scaling_variants(request.scaling, train.get("nodes", 1)) if request.scaling else [("", {})])
-    variants = {m: preprocessing_variants(m, sizes[m].get("image_size", train.get("image_size")))
+    variants = {m: preprocessing_variants(m, own[m].get("image_size", train.get("image_size")))
                 if request.ablate_preprocessing else shared for m in request.models}
     ranks = train.get("world_size", 1)
     if ranks > 1:  # the rank count in every row's name: a reference or a series at 1 rank is not one at N
@@ -221,7 +226,7 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
     if synthetic:
         variants = {m: [("-".join(filter(None, ["synthetic", name])), overrides) for name, overrides in named]
                     for m, named in variants.items()}
-    runs = [RunSpec(run_id(m, s, name), m, s, name, {**sizes[m], **overrides})
+    runs = [RunSpec(run_id(m, s, name), m, s, name, {**own[m], **overrides})
             for m in request.models for name, overrides in variants[m] for s in range(request.seeds)]
     if request.nodes is not None:
         runs = pinned(runs, request.nodes)
@@ -275,17 +280,21 @@ def _snapshot_code(sweep: SweepPaths) -> dict[str, Any]:
 
 def placements(spec: SweepSpec, run_ids: list[str]) -> dict[str, Placement]:
     """Where each run's ranks go (its nodes, and its ranks, one task each, per node; the node it is pinned
-    to; whether it holds GPUs: not on --device cpu), in the order a pool
-    takes the runs and an array numbers them: the largest input first. A run's work grows with its
-    input's pixels, and the longest run, started last, would hold up the sweep's end (on the demo, Xception
-    and InceptionV3 at their minimum sizes take the longest); ties keep the spec's order."""
+    to; whether it holds GPUs: not on --device cpu), in the order a pool takes the runs and an array numbers
+    them: the largest input first, and among equal inputs the largest network (Table 2's parameters). A run's
+    work grows with both, and the longest run, started last, would hold up the sweep's end (on the demo,
+    Xception and InceptionV3 at their minimum sizes take the longest, the VGGs next); ties keep the spec's order."""
     from harness.zoo.lookup import spec_of
 
     configs = {rid: config_for(spec, spec.run(rid)) for rid in run_ids}
-    sides = {rid: c.image_size or spec_of(c.model).keras_input_size or 0 for rid, c in configs.items()}
+
+    def work(rid: str) -> tuple[int, int]:
+        model = spec_of(configs[rid].model)
+        return configs[rid].image_size or model.keras_input_size or 0, model.paper_params or 0
+
     return {rid: Placement(configs[rid].nodes, configs[rid].world_size // configs[rid].nodes, spec.run(rid).node,
                            configs[rid].device != "cpu")
-            for rid in sorted(run_ids, key=lambda rid: -sides[rid])}
+            for rid in sorted(run_ids, key=work, reverse=True)}
 
 
 def run_devices(spec: SweepSpec) -> set[str]:
