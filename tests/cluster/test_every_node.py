@@ -1,7 +1,8 @@
 """sweep --every-node: one job per node of the partition, pinned to it (#SBATCH --nodelist); each run's record
 and perflog line name its node, and the leaderboard names a node made slower as the partition's outlier.
-The local cluster's partitions have two nodes each, of which neither can be the odd one out: the slow-node
-test makes a partition of all four for itself."""
+The local clusters' partitions have two nodes each, of which neither can be the odd one out: the slow-node
+test makes a partition of all four of othersite's for itself (othersite's tests run one at a time, and fewer
+than the cluster harness's)."""
 import os
 import re
 import subprocess
@@ -15,14 +16,14 @@ from harness.store.perflog_index import read_perflog
 
 from slurm_helpers import sacct_rows, submission
 
-ALL = ("cpu01", "cpu02", "gpu01", "gpu02")  # the nodes of the local cluster harness
-SLOW = "cpu01"
+ALL = ("cpu-n1", "cpu-n2", "gpu-n1", "gpu-n2")  # the nodes of the local cluster othersite
+SLOW = "cpu-n1"
 SMALL = ("--synthetic", "--models", "MobileNetV2", "--image-size", "32", "--batch-size", "4", "--device", "cpu")
 CPU_CGROUP = Path("/sys/fs/cgroup/cpu")
-# 7% of a core for every process the slow node's slurmd starts: its job reads about six times slower than the
-# others, which share this host's cores four jobs at once (10% read 4 times slower, too near the line: the others'
-# spread sets it; 5% took minutes, its imports as slow as its steps).
-QUOTA_US, PERIOD_US = 7_000, 100_000
+# A fifth of a core for every process the slow node's slurmd starts: its job reads about three times slower
+# than the others (16-20 against 51-59 images/s), which share this host's two cores four jobs at once; the
+# outlier line lies near 85% of the median. Less would slow its imports as much as its steps, for minutes.
+QUOTA_US, PERIOD_US = 20_000, 100_000
 
 
 def test_every_node_on_the_local_backend_is_refused_in_one_line(cli, results):
@@ -46,7 +47,7 @@ def _scontrol(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def all_nodes_partition(slurm_cluster):
+def all_nodes_partition(other_site):
     """Partition `all` of the four nodes, made at run time (never in slurm.conf: a second partition with GPUs
     would leave every sweep without --partition to choose). It is UP until the test drains it (the function
     yielded), once its jobs are queued: drained, Slurm runs them and takes no others, and no other sweep on
@@ -76,12 +77,12 @@ def _move(pids: list[str], group: Path) -> None:
 
 
 @pytest.fixture
-def slow_node(slurm_cluster):
+def slow_node(other_site):
     """Node SLOW made slower: its slurmd in a CPU cgroup of QUOTA_US per PERIOD_US, which the
     jobs it starts afterwards inherit. Restored whatever happens (the slurmd and any job left, moved back
     to the root cgroup; the cgroup removed): the other tests share the cluster."""
     state = Path(os.environ.get("HARNESS_SLURM_DIR", "/var/tmp/harness-slurm"))
-    pid = (state / "harness" / "run" / f"slurmd-{SLOW}.pid").read_text().strip()
+    pid = (state / "othersite" / "run" / f"slurmd-{SLOW}.pid").read_text().strip()
     group = CPU_CGROUP / "harness-slow-node"
     try:
         group.mkdir(exist_ok=True)
@@ -106,7 +107,6 @@ def slow_node(slurm_cluster):
 
 
 def test_every_node_runs_one_job_a_node_and_names_the_slowed_one(cli, results, all_nodes_partition, slow_node):
-    started = time.monotonic()
     sweep = cli("sweep", "--every-node", *SMALL, "--partition", "all", "--name", "every-node", "--results", results)
     assert sweep.code == 0, sweep.err
     all_nodes_partition()  # queued: drained
@@ -116,7 +116,7 @@ def test_every_node_runs_one_job_a_node_and_names_the_slowed_one(cli, results, a
     assert sorted(tasks) == [f"MobileNetV2-synthetic-{node}-s0" for node in ALL]
     for rid, job in tasks.items():  # each job ran on the node it was pinned to
         (row,) = sacct_rows(job)
-        assert row["Partition"] == "all" and row["NodeList"] == rid.split("-")[2], row
+        assert row["Partition"] == "all" and row["NodeList"] == rid.removeprefix("MobileNetV2-synthetic-").removesuffix("-s0"), row
 
     entries, problems = read_perflog(perflog(results))
     assert problems == [] and sorted(e.system["node"] for e in entries) == list(ALL)
@@ -129,4 +129,3 @@ def test_every_node_runs_one_job_a_node_and_names_the_slowed_one(cli, results, a
     assert table.code == 0 and f"outliers: {slow_node}: MobileNetV2" in " ".join(table.out.split())
     series = cli("history", "--model", f"MobileNetV2 [synthetic-{slow_node}]", "--format", "json", "--results", results).json()
     assert [row["sweep"] for row in series] == ["every-node"]  # history follows the node
-    print(f"every-node sweep: {time.monotonic() - started:.0f} s; images/s per node: {figures}")
