@@ -67,24 +67,24 @@ def test_a_submission_refused_part_way_is_tracked_cancellable_and_resumed_withou
     profile.write_text(f'gpu_partition = "gpu"\ncpu_partition = "compute"\nmax_array_size = 2\naccount = "{account_limit}"\n')
     done = cli("sweep", "--profile", profile, "--dataset", tiny_demo, "--models", MODELS, "--epochs", "1",
                "--results", results, "--name", "part-way", "--sbatch", LATER)
-    # the preprocessing job and the first array (2 tasks) fit; the second array does not
+    # the preprocessing job and the first array (2 tasks: of equal inputs, the two largest networks) fit; the second does not
     assert done.code == 2 and len(done.err.strip().splitlines()) == 1, done.err
     assert "sbatch refused" in done.err and "2 of 4 runs of sweep part-way were queued" in done.err
     assert "sweep --resume part-way" in done.err
     folder = latest_sweep(results)
     tracked = json.loads((folder / "jobs.json").read_text())["submissions"]
-    assert len(tracked) == 1 and sorted(tracked[0]["tasks"]) == ["MobileNetV2-s0", "ResNet50-s0"]
+    assert len(tracked) == 1 and sorted(tracked[0]["tasks"]) == ["ResNet50-s0", "VGG16-s0"]
     assert len(queued("part-way")) == 3
 
     rows = {r["run_id"]: r for r in cli("status", "part-way", "--results", results, "--format", "json").json()}
-    assert [rows[r]["state"] for r in ("MobileNetV2-s0", "ResNet50-s0")] == ["PENDING", "PENDING"]
-    assert [rows[r]["state"] for r in ("VGG16-s0", "DenseNet121-s0")] == ["NOT SUBMITTED", "NOT SUBMITTED"]
+    assert [rows[r]["state"] for r in ("ResNet50-s0", "VGG16-s0")] == ["PENDING", "PENDING"]
+    assert [rows[r]["state"] for r in ("MobileNetV2-s0", "DenseNet121-s0")] == ["NOT SUBMITTED", "NOT SUBMITTED"]
 
     sacctmgr("modify", "account", account_limit, "set", "grpsubmitjobs=-1")
     resumed = cli("sweep", "--resume", "part-way", "--results", results)
     assert resumed.code == 0, resumed.err
     latest = json.loads((folder / "jobs.json").read_text())["submissions"][-1]
-    assert sorted(latest["tasks"]) == ["DenseNet121-s0", "VGG16-s0"]  # the queued two are not submitted again
+    assert sorted(latest["tasks"]) == ["DenseNet121-s0", "MobileNetV2-s0"]  # the queued two are not submitted again
     assert len([j for j in queued("part-way") if "-train" in j]) == 4
 
     cancelled = cli("cancel", "part-way", "--results", results)
