@@ -283,7 +283,7 @@ def placements(spec: SweepSpec, run_ids: list[str]) -> dict[str, Placement]:
     to; whether it holds GPUs: not on --device cpu), in the order a pool takes the runs and an array numbers
     them: the largest input first, and among equal inputs the largest network (Table 2's parameters). A run's
     work grows with both, and the longest run, started last, would hold up the sweep's end (on the demo,
-    Xception and InceptionV3 at their minimum sizes take the longest, the VGGs next); ties keep the spec's order."""
+    Xception and InceptionV3 at their minimum sizes take the longest); ties keep the spec's order."""
     from harness.zoo.lookup import spec_of
 
     configs = {rid: config_for(spec, spec.run(rid)) for rid in run_ids}

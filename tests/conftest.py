@@ -130,7 +130,8 @@ def grouped_as_marked(request) -> None:
     """Under --dist loadgroup, each worker's xdist names a grouped test after its group ('...@slurm'), which is
     how its scheduler keeps a group on one worker; where it could not (pytest 9.2 with pytest-xdist 3.8), every
     group is spread over the workers, the cluster tests side by side: such a test fails, saying so."""
-    if getattr(request.config.option, "loadgroup", False) and any(request.node.iter_markers("xdist_group")) \
+    workers = getattr(request.config, "workerinput", {}).get("workercount", 1)
+    if workers > 1 and getattr(request.config.option, "loadgroup", False) and any(request.node.iter_markers("xdist_group")) \
             and "@" not in request.node.nodeid:
         pytest.fail(f"--dist loadgroup did not group this test (pytest {pytest.__version__} with this pytest-xdist): "
                     "install the test extra's versions (pyproject.toml)", pytrace=False)

@@ -46,23 +46,16 @@ def node_spread(figures: dict[str, float | None]) -> NodeSpread:
     return NodeSpread(figures, median, mad, threshold, outliers)
 
 
-def _node_of(run_node: str, record: RunRecord) -> str:
-    """Where the run ran, as its job saw it; the node it was pinned to where its record does not say."""
-    return str((record.environment or {}).get("node") or run_node)
-
-
 def node_figures(results: SweepResults) -> dict[str, dict[str, float | None]]:
-    """Per architecture, each node's figure: the median of its completed runs' (several seeds), None where
-    none completed."""
+    """Per architecture, each node's figure (the node each run was pinned to, which Slurm's --nodelist held it
+    to): the median of its completed runs' (several seeds), None where none completed."""
     found: dict[str, dict[str, list[float]]] = {}
     for run in results.spec.runs:
         record = results.records[run.run_id]
-        nodes = found.setdefault(run.model, {})
-        if not isinstance(record, RunRecord) or not record.completed:
-            nodes.setdefault(run.node, [])
-            continue
-        value = (record.throughput or {}).get(FIGURE)
-        nodes.setdefault(_node_of(run.node, record), []).extend([] if value is None else [float(value)])
+        values = found.setdefault(run.model, {}).setdefault(run.node, [])
+        figure = (record.throughput or {}).get(FIGURE) if isinstance(record, RunRecord) and record.completed else None
+        if figure is not None:
+            values.append(float(figure))
     return {model: {node: statistics.median(values) if values else None for node, values in nodes.items()}
             for model, nodes in found.items()}
 

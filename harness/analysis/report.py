@@ -16,6 +16,7 @@ from harness.analysis.compare import gpu_hours
 from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
 from harness.analysis.leaderboard import paper_table
 from harness.analysis.load import SweepResults
+from harness.analysis.nodes import is_every_node
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.errors import UserError
 from harness.inert import for_markdown
@@ -306,6 +307,10 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
     """Write report.html (self-contained) or report.md (beside figures/); returns its path. Every table
     and figure is made before the first file is written: a report that fails leaves none behind."""
     sweep = results.sweep
+    if is_every_node(results):
+        raise UserError(f"sweep {sweep.sweep_id} ran each architecture on every node (sweep --every-node): its table is "
+                        f"the per-node one, python -m harness leaderboard {sweep.sweep_id}; a report is of a sweep that "
+                        "ran each architecture once")
     path = sweep.report(fmt)
     board = leaderboard_view(results).table
     check_report_targets(sweep, path, board.rows)

@@ -147,7 +147,11 @@ class SweepSpec:
         return {run.model: run.overrides.get("image_size", self.train.get("image_size")) for run in self.runs}
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for run in data["runs"]:  # a run the scheduler places keeps no node key: a harness before 1.7 reads its sweep
+            if not run["node"]:
+                del run["node"]
+        return data
 
     def check_runs(self, path: Path) -> None:
         """A sweep has architectures and runs: one without is no sweep any command can show."""

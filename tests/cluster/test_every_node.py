@@ -34,10 +34,12 @@ def test_every_node_on_the_local_backend_is_refused_in_one_line(cli, results):
 
 @pytest.mark.usefixtures("slurm_cluster")
 def test_a_dry_run_pins_one_job_to_each_node_of_the_partition(cli, results):
-    done = cli("sweep", "--every-node", *SMALL, "--partition", "gpu", "--dry-run", "--results", results)
+    done = cli("sweep", "--every-node", *SMALL, "--seeds", "2", "--partition", "gpu", "--dry-run", "--results", results)
     assert done.code == 0, done.err
     assert sorted(re.findall(r"#SBATCH --nodelist=(\S+)", done.out)) == ["gpu01", "gpu02"]
-    assert done.out.count("#SBATCH --array=0-0%1") == 2  # one job a node
+    assert done.out.count("#SBATCH --array=0-1%1") == 2  # one array a node, its two runs one at a time
+    excluded = cli("sweep", "--every-node", *SMALL, "--partition", "gpu", "--exclude", "gpu02", "--dry-run", "--results", results)
+    assert re.findall(r"#SBATCH --nodelist=(\S+)", excluded.out) == ["gpu01"], excluded.err
     assert "--gres" not in done.out  # a --device cpu run holds no GPU: it may go to a node without one
     assert not results.exists()
 
@@ -129,3 +131,5 @@ def test_every_node_runs_one_job_a_node_and_names_the_slowed_one(cli, results, a
     assert table.code == 0 and f"outliers: {slow_node}: MobileNetV2" in " ".join(table.out.split())
     series = cli("history", "--model", f"MobileNetV2 [synthetic-{slow_node}]", "--format", "json", "--results", results).json()
     assert [row["sweep"] for row in series] == ["every-node"]  # history follows the node
+    report = cli("report", "every-node", "--results", results)  # a report is of a sweep that ran each architecture once
+    assert report.code == 2 and len(report.err.strip().splitlines()) == 1 and "leaderboard every-node" in report.err

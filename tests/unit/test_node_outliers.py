@@ -1,6 +1,7 @@
 """The per-node check of an every-node sweep (analysis.nodes.node_spread): outliers below median - 3 x MAD,
 a floor on the MAD where the nodes agree closely, none named of fewer than three nodes; each case worked
 out by hand. And the runs a plan pins to each node (sweeps.pinned), as sweep.json keeps them."""
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -74,12 +75,16 @@ def test_a_pinned_node_is_kept_in_the_spec_and_one_that_is_no_plain_name_is_dama
                      {"executor": "slurm"}, [run])
     data = json.loads(json.dumps(spec.to_json()))
     assert SweepSpec.from_json(data, tmp_path / "sweep.json").runs == [run]
+    # a run the scheduler places is written without a node key, as before 1.7, and read back as one
+    placed = dataclasses.replace(spec, runs=[RunSpec("MobileNetV2-s0", "MobileNetV2", 0)])
+    assert "node" not in placed.to_json()["runs"][0]
+    assert SweepSpec.from_json(json.loads(json.dumps(placed.to_json())), tmp_path / "sweep.json").runs == placed.runs
     data["runs"][0]["node"] = "gpu01\n#SBATCH --uid=0"  # it would land in an #SBATCH line of its own
     with pytest.raises(DamagedFile, match="not a plain node name"):
         SweepSpec.from_json(data, tmp_path / "sweep.json")
 
 
-def test_the_per_node_table_takes_each_node_from_its_record_and_names_the_outlier():
+def test_the_per_node_table_takes_each_nodes_runs_and_names_the_outlier():
     figures = {"gpu01": [100.0, 104.0], "gpu02": [101.0], "gpu03": [99.0], "gpu04": [20.0], "gpu05": []}
     runs = [RunSpec(f"MobileNetV2-{node}-s{seed}", "MobileNetV2", seed, node, node=node)
             for node, values in figures.items() for seed in range(max(1, len(values)))]

@@ -2,7 +2,8 @@
 types, job states) and how it submits a sweep through submitit.
 
 A sweep is one preprocessing job on the CPU partition, then one job array on the GPU partition (a
-task per run, afterok on the preprocessing job): two sbatch calls however many runs. Every command
+task per run, afterok on the preprocessing job): two sbatch calls however many runs (one array per
+placement: per rank count, and per node under --every-node). Every command
 is an argument list, never a shell string, so user input never reaches a shell. submitit is imported
 only to submit: reading states costs one sacct call and no heavy import.
 """
@@ -23,7 +24,7 @@ from harness.cluster.base import JobState, Option, Placement, SiteView, Work
 from harness.cluster.slurm import options
 from harness.cluster.slurm.accounting import job_states
 from harness.cluster.slurm.environment import SlurmJobEnvironment, slurm_environment
-from harness.cluster.slurm.gpus import GPU_COLUMNS, check_sweep_gpus, gpu_columns, stated_capability
+from harness.cluster.slurm.gpus import GPU_COLUMNS, check_sweep_gpus, gpu_columns, stated_capability, sweep_nodes
 from harness.cluster.slurm.profile import Profile, load_profile
 from harness.cluster.slurm.sbatch import format_gres, format_mem, format_time, parse_mem, parse_time
 from harness.cluster.slurm.site import Site, derive_settings, read_site, settings_as_toml, settings_table
@@ -106,6 +107,8 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
     # checkout there would shadow the code snapshot.
     extra = dict(profile.sbatch) | {"chdir": str(sweep.folder)} | ({"reservation": profile.reservation} if profile.reservation else {})
     pinned = {"nodelist": placement.node} if placement.node else {}  # sweep --every-node
+    # a node's runs one at a time: side by side they would share the node, and its figure would be theirs together
+    parallel = 1 if placement.node else min(profile.array_parallelism or n_runs, n_runs)
     # The jobs import the source as it was at submission (the sweep's code/ snapshot), after the site's setup.
     setup = [*profile.setup, f"export PYTHONPATH={shlex.quote(str(sweep.code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
     common["wckey"] = None  # the profile's --wckey, where it has one, is among the extra options
@@ -120,7 +123,7 @@ def _executors(sweep: SweepPaths, profile: Profile, n_runs: int, placement: Plac
     train = submitit.SlurmExecutor(folder=sweep.logs, max_num_timeout=MAX_TIMEOUTS, python=profile.python)
     train.update_parameters(job_name=job_names(sweep)[1], partition=profile.gpu_partition, gres=gres,
                             nodes=placement.nodes, ntasks_per_node=tasks, cpus_per_task=profile.cpus_per_task, mem=mem,
-                            time=profile.time_min, array_parallelism=min(profile.array_parallelism or n_runs, n_runs),
+                            time=profile.time_min, array_parallelism=parallel,
                             signal_delay_s=profile.signal_delay_s or DEFAULT_SIGNAL_DELAY_S, setup=setup,
                             exclusive=True if profile.exclusive else None, additional_parameters=extra | pinned, **common)
     return preprocess, train
@@ -265,8 +268,13 @@ class SlurmBackend:
         return resolved
 
     def nodes(self, profile: Profile) -> list[str]:
-        """The nodes of the sweep's (resolved) training partition, as Slurm lists them."""
-        return list(read_site().partitions[str(profile.gpu_partition)].nodes)
+        """The nodes of the sweep's (resolved) training partition its jobs may be given: less --exclude, with every
+        feature of --constraint, of --gpu-type where it names one (GPU-less nodes kept: a --device cpu run holds none)."""
+        names = [node.name for node in sweep_nodes(read_site(), profile, gpus=False)[0]]
+        if not names:
+            raise UserError(f"--every-node: partition {profile.gpu_partition} has no node a job of this sweep may be given "
+                            "(its --exclude and --constraint leave none)")
+        return names
 
     def submit(self, sweep: SweepPaths, profile: Profile, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
         """One preprocessing job (where the work has one), then the training arrays (one per placement,
