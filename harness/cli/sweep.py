@@ -203,7 +203,7 @@ def new_sweep(args: argparse.Namespace) -> int:
     request = sweep_request(args)
     settings = backend.resolve(settings)  # the site's settings where the profile and the options set none
     if args.every_node:
-        request = replace(request, nodes=backend.nodes(settings))
+        request = replace(request, nodes=backend.nodes(settings, gpus=request.train.get("device") != "cpu"))
     sweep, spec = sweeps.plan(request, {"executor": cluster, **settings.to_json()})
     run_ids = [r.run_id for r in spec.runs]
     if args.dry_run or args.check:

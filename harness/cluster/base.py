@@ -198,9 +198,9 @@ class Backend(Protocol):
     def resolve(self, settings: Any) -> Any:
         """The settings a sweep will use here: those given, the rest read from the cluster; checked."""
 
-    def nodes(self, settings: Any) -> list[str]:
-        """The nodes a sweep's training jobs may go to (sweep --every-node pins a run to each); UserError, in one
-        line, where the backend has no nodes to pin to."""
+    def nodes(self, settings: Any, gpus: bool) -> list[str]:
+        """The nodes a sweep's training jobs may go to (sweep --every-node pins a run to each): with GPUs where its
+        runs use them (gpus), else any; UserError, in one line, where the backend has no nodes to pin to."""
 
     def submit(self, sweep: SweepPaths, settings: Any, runs: dict[str, Placement], work: Work) -> Iterator[Submission]:
         """Queue the preprocessing step and one job per run (run id -> where its ranks go), each running

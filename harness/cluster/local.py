@@ -268,7 +268,7 @@ class LocalBackend:
     def resolve(self, settings: LocalSettings) -> LocalSettings:
         return settings
 
-    def nodes(self, settings: LocalSettings) -> list[str]:
+    def nodes(self, settings: LocalSettings, gpus: bool) -> list[str]:
         raise UserError("--every-node pins one job to each node of a scheduler's partition, and --cluster local runs on "
                         "this machine alone: use --cluster slurm")
 

@@ -267,10 +267,10 @@ class SlurmBackend:
         _check_gpu_type(site, resolved)
         return resolved
 
-    def nodes(self, profile: Profile) -> list[str]:
+    def nodes(self, profile: Profile, gpus: bool) -> list[str]:
         """The nodes of the sweep's (resolved) training partition its jobs may be given: less --exclude, with every
-        feature of --constraint, of --gpu-type where it names one (GPU-less nodes kept: a --device cpu run holds none)."""
-        names = [node.name for node in sweep_nodes(read_site(), profile, gpus=False)[0]]
+        feature of --constraint; with GPUs of the sweep's type where its runs use them (gpus), else any."""
+        names = [node.name for node in sweep_nodes(read_site(), profile, gpus)[0]]
         if not names:
             raise UserError(f"--every-node: partition {profile.gpu_partition} has no node a job of this sweep may be given "
                             "(its --exclude and --constraint leave none)")

@@ -89,13 +89,13 @@ def _gpu_nodes(site: Site, partition: str) -> list[NodeInfo]:
 
 
 def sweep_nodes(site: Site, profile: Profile, gpus: bool = True) -> tuple[list[NodeInfo], bool]:
-    """The nodes a sweep's training jobs may be given (its partition's, with GPUs unless `gpus` is False, of its
-    GRES type, less --exclude, with every feature of --constraint), and whether that is all of them (False where
-    the constraint is of a form this check does not read)."""
+    """The nodes a sweep's training jobs may be given (its partition's: with GPUs of its GRES type, or any where
+    `gpus` is False, as for --device cpu runs; less --exclude, with every feature of --constraint), and whether
+    that is all of them (False where the constraint is of a form this check does not read)."""
     partition = profile.gpu_partition or ""
     nodes = _gpu_nodes(site, partition) if gpus else \
         [site.nodes[n] for n in (site.partitions[partition].nodes if partition in site.partitions else ()) if n in site.nodes]
-    if profile.gpu_type:
+    if gpus and profile.gpu_type:
         nodes = [n for n in nodes if profile.gpu_type in n.gpu_types]
     if profile.exclude:
         excluded = set(expand_hostlist(profile.exclude))
