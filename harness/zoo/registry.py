@@ -28,7 +28,7 @@ class ModelSpec:
     # (None: TrainConfig's); see training.config.PER_MODEL_OPTIONS.
     lr: float | None = None
     warmup_epochs: int | None = None
-    # Built on depthwise-separable convolutions, which oneDNN trains 1.3-1.9x faster channels_last on a CPU
+    # Built on depthwise-separable convolutions, which oneDNN trains 1.2-1.9x faster channels_last on a CPU
     # (benchmarks/channels_last.py); the demo's CPU runs of these take it.
     separable: bool = False
 
