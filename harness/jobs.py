@@ -33,6 +33,7 @@ from harness.store.records import read_spec, write_record
 
 log = logging.getLogger("harness.jobs")
 LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
+EARLIER_ATTEMPT_WAIT_S = 120.0  # how long a requeued job waits for its own earlier attempt to let go of the run
 MODULE = "harness.jobs"  # this module, as `python -m` runs it
 
 
@@ -138,7 +139,13 @@ class Train:
         config = config_for(spec, spec.run(rid))
         scheduled = scheduler_ranks(where, config.world_size)
         main = int(os.environ.get("RANK") or 0) == 0
-        with locked_or_none(paths.lock) if main else nullcontext(True) as held:
+        # This job's own earlier attempt may hold the run a while yet: requeued off a node taken down, its process
+        # there dies within the scheduler's kill wait (Slurm's KillWait, 30 s by default) after this one starts.
+        own = main and paths.worker.exists() and paths.worker.read_text().strip() == where.job_id
+        if own:
+            log.info("%s: taken before by this job (%s); waiting up to %.0f s for that attempt to let go of it", rid,
+                     where.job_id, EARLIER_ATTEMPT_WAIT_S)
+        with locked_or_none(paths.lock, EARLIER_ATTEMPT_WAIT_S if own else 0) if main else nullcontext(True) as held:
             # A second copy of this run (a resubmission racing a requeue, a local worker of the same pool)
             # must not write it; the main rank holds the lock, and the other ranks follow its word.
             free = bool(held) and not (main and paths.result.exists())

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,16 +99,21 @@ def locked(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def locked_or_none(path: Path) -> Iterator[bool]:
-    """Like locked, without waiting: yields False when another process holds the lock."""
+def locked_or_none(path: Path, wait_s: float = 0.0) -> Iterator[bool]:
+    """Like locked, waiting at most wait_s: yields False when another process still holds the lock then."""
     path = Path(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+    deadline = time.monotonic() + wait_s
     try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(min(1.0, wait_s))
         yield True
     finally:
         os.close(fd)

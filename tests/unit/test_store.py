@@ -2,13 +2,15 @@
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from harness.cluster import check_submission
 from harness.errors import UserError
-from harness.store.atomic import write_text_atomic
+from harness.store.atomic import locked_or_none, write_text_atomic
 from harness.store.paths import SweepPaths, find_sweep
 from harness.store.records import RunRecord, RunSpec, SweepSpec, read_record, read_spec, write_record, write_spec
 from harness.store.schema import DamagedFile
@@ -161,3 +163,20 @@ def test_sweep_paths_are_absolute_whatever_the_working_folder(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     sweep = SweepPaths.of(Path("results"), "s1")
     assert sweep.folder == tmp_path / "results" / "s1" and sweep.run("ResNet50-s0").folder.is_absolute()
+
+
+def test_a_lock_let_go_within_the_wait_is_taken_and_one_still_held_is_not(tmp_path):
+    """A requeued job waits for its own earlier attempt, which dies within the scheduler's kill wait (jobs.Train):
+    a lock another process lets go of within wait_s is taken; one held past it, or without waiting, is not."""
+    lock = tmp_path / "run.lock"
+    holding = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+               "fcntl.lockf(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(float(sys.argv[2]))")
+    for hold_s, wait_s, taken in ((1.5, 0.0, False), (1.5, 10.0, True), (30.0, 1.0, False)):
+        holder = subprocess.Popen([sys.executable, "-c", holding, str(lock), str(hold_s)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            with locked_or_none(lock, wait_s) as held:
+                assert held is taken, (hold_s, wait_s)
+        finally:
+            holder.kill()
+            holder.wait()
