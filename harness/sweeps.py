@@ -141,7 +141,8 @@ def parse_models(text: str | None) -> list[str]:
 def demo_overrides(models: list[str], image_size: int | None) -> dict[str, dict[str, Any]]:
     """Per architecture, what it overrides on the demo: the nearest size it takes where DEMO_IMAGE_SIZE does not
     suit it (no size is given), and channels_last where its network is depthwise-separable (ModelSpec.separable):
-    the demo runs on a CPU, where that memory layout runs those networks faster (the first command's wait)."""
+    the demo is made for the first command, on a CPU, where that layout trains those networks faster (on any
+    device it is recorded in the run's config and settings)."""
     from harness.zoo.lookup import spec_of
     from harness.zoo.registry import nearest_image_size
 
