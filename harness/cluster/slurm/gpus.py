@@ -83,18 +83,17 @@ def stated_capability(profile: Profile) -> Capability | None:
     return parse_capability(profile.gpu_capability) if profile.gpu_capability else None
 
 
-def _gpu_nodes(site: Site, partition: str) -> list[NodeInfo]:
+def _gpu_nodes(site: Site, partition: str, gpus: bool = True) -> list[NodeInfo]:
+    """The partition's nodes that Slurm describes: those with GPUs, or all where gpus is False."""
     names = site.partitions[partition].nodes if partition in site.partitions else ()
-    return [site.nodes[n] for n in names if n in site.nodes and site.nodes[n].gpus]
+    return [site.nodes[n] for n in names if n in site.nodes and (site.nodes[n].gpus or not gpus)]
 
 
 def sweep_nodes(site: Site, profile: Profile, gpus: bool = True) -> tuple[list[NodeInfo], bool]:
     """The nodes a sweep's training jobs may be given (its partition's: with GPUs of its GRES type, or any where
     `gpus` is False, as for --device cpu runs; less --exclude, with every feature of --constraint), and whether
     that is all of them (False where the constraint is of a form this check does not read)."""
-    partition = profile.gpu_partition or ""
-    nodes = _gpu_nodes(site, partition) if gpus else \
-        [site.nodes[n] for n in (site.partitions[partition].nodes if partition in site.partitions else ()) if n in site.nodes]
+    nodes = _gpu_nodes(site, profile.gpu_partition or "", gpus)
     if gpus and profile.gpu_type:
         nodes = [n for n in nodes if profile.gpu_type in n.gpu_types]
     if profile.exclude:
