@@ -104,25 +104,45 @@ def require_root_cluster_tools() -> None:
 
 
 # The tests on the local Slurm clusters, in two xdist groups, one per cluster: each group's tests run one
-# after another on one worker (they share their cluster's nodes and accounting), the two groups side by
-# side, and beside the others (a cluster test mostly waits for its jobs).
+# after another on one worker (they share their cluster's nodes and accounting), beside the others (a cluster
+# test mostly waits for its jobs: _turn sets tests that compute beside each group).
 SLURM_GROUPS = {"other_site": "slurm-othersite", "slurm_cluster": "slurm"}  # the first fixture a test takes decides
 # Every command through which a test could reach a cluster, its jobs or its accounting.
 SLURM_COMMANDS = ("sinfo", "sbatch", "squeue", "sacct", "scontrol", "scancel", "sacctmgr", "srun", "salloc", "sstat")
 FIRST = "test_the_first_command_from_a_fresh_clone_on_a_machine_without_slurm"  # the suite's longest test
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist (3.6 and later) hands out the groups with the most tests first (--loadscope-reorder), which
+    put both clusters' groups, which mostly wait, side by side, and the longest test last: the order of
+    pytest_collection_modifyitems is the one meant."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def _turn(item: pytest.Item) -> int:
+    """Where a test's xdist unit comes in the order the workers take them up: one worker starts on the
+    cluster harness's group, the other on the longest test, whose CPU work overlaps that group's waits; then
+    the other groups, then othersite's (waits again, by then beside tests that compute), then the rest."""
+    groups = {mark.args[0] for mark in item.iter_markers("xdist_group")}
+    if "slurm" in groups:
+        return 0
+    if getattr(item, "originalname", item.name) == FIRST:
+        return 1
+    if "slurm-othersite" in groups:
+        return 3
+    return 2 if groups else 4
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test on a local Slurm cluster in its cluster's xdist group; and the longest test first among the
-    others, so that it does not start last and hold up the end (`--dist loadgroup` hands the groups out
-    first, then the other tests in this order)."""
+    """Each test on a local Slurm cluster in its cluster's xdist group; the tests in the order _turn says."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         group = next((group for fixture, group in SLURM_GROUPS.items() if fixture in fixtures), None)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: getattr(item, "originalname", item.name) != FIRST)
+    items.sort(key=_turn)
 
 
 @pytest.fixture(autouse=True)
