@@ -21,7 +21,7 @@ from harness.data.cache import build_cache, load_split
 from harness.data.demo import make_demo
 from harness.measure.meters import resolve_device, synchronize
 from harness.training.trainer import DeviceSplit
-from harness.zoo.models import preprocessing_for
+from harness.zoo.lookup import preprocessing_for
 
 from record import emit
 

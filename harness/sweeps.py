@@ -95,7 +95,7 @@ def generator_variants(dataset: Path) -> list[Variant]:
 def preprocessing_variants(model: str, image_size: int | None = None) -> list[Variant]:
     """The ablation's variants for one architecture. Those that feed the network the same tensors run once,
     under the names joined by '-' (ResNet50's Keras mode is caffe: variant 'paper-caffe')."""
-    from harness.zoo.models import preprocessing_for
+    from harness.zoo.lookup import preprocessing_for
 
     groups: list[tuple[list[str], Any]] = []
     for choice in ABLATION:

@@ -43,7 +43,7 @@ SLURM_SETTINGS = ("spec-account", "spec-partition", "spec-time", "spec-unknown-k
 def _completed(sweep_id: str, rid: str, seed: int) -> dict[str, Any]:
     """A COMPLETED record as a run writes it (metrics made up, every field of the right type)."""
     from harness.training.config import TrainConfig
-    from harness.zoo.models import preprocessing_for
+    from harness.zoo.lookup import preprocessing_for
 
     metrics = {"accuracy": 0.75, "loss": 0.5, "precision": 0.8, "recall": 0.7, "f1": 0.74, "auc": 0.8,
                "average_precision": 0.79, "eer": 0.25, "threshold": 0.5, "accuracy_at_threshold": 0.75,

@@ -95,8 +95,7 @@ def paper_question(board: pd.DataFrame, spec: SweepSpec) -> tuple[str, pd.DataFr
     """The ablation's table: per architecture, test accuracy under each input, the paper's condition recreated,
     Table 2, and which inputs are right for the weights loaded; with a sentence on what the sweep can tell."""
     from harness.zoo import ABLATION
-    from harness.zoo.lookup import spec_of
-    from harness.zoo.models import preprocessing_for
+    from harness.zoo.lookup import preprocessing_for, spec_of
 
     sizes = spec.image_sizes()
     paper = {p["model"]: p for p in paper_table()}

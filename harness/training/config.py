@@ -116,7 +116,7 @@ class TrainConfig:
                             "--allow-random-backbone to insist")
 
     def resolved_preprocessing(self) -> "Preprocessing":
-        from harness.zoo.models import preprocessing_for
+        from harness.zoo.lookup import preprocessing_for
 
         return preprocessing_for(self.model, self.preprocessing, self.image_size, self.keras_resize)
 

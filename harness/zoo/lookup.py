@@ -5,7 +5,8 @@ import functools
 from typing import Any
 
 from harness.errors import UserError
-from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS, ModelSpec
+from harness.zoo.preprocessing import KERAS_INTERPOLATIONS, Preprocessing, resolve_preprocessing
+from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS, ModelSpec, check_image_size
 
 
 def _timm() -> Any:
@@ -105,3 +106,19 @@ def list_timm_models(pattern: str = "*") -> list[dict[str, Any]]:
                      "fixed_input_size": bool(cfg.fixed_input_size) if cfg is not None else None,
                      "paper": paper.get(name, "")})
     return rows
+
+
+def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None,
+                      keras_interpolation: str = KERAS_INTERPOLATIONS[0]) -> Preprocessing:
+    """timm's pretrained config for the architecture (the registry's copy for the paper's eight: no timm
+    imported), or a Keras mode's resize and normalisation."""
+    spec = spec_of(name)
+    check_image_size(spec, image_size)
+    if spec.timm_input is not None:
+        cfg = spec.timm_input.as_cfg()
+    else:
+        found = _pretrained_cfg(spec.timm_name)
+        if found is None:  # not reached: timm_spec gives specs only to names with a pretrained config
+            raise UserError(f"timm has no pretrained config for {spec.timm_name}")
+        cfg = found.to_dict()
+    return resolve_preprocessing(cfg, mode, image_size, keras_mode=spec.keras_mode, keras_interpolation=keras_interpolation)

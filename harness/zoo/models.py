@@ -12,9 +12,8 @@ from torch import nn
 from harness.errors import UserError
 from harness.progress import progress_bar
 from harness.zoo import WEIGHTS_HELP, nasnet_mobile  # noqa: F401  (nasnet_mobile registers 'nasnetamobile' with timm)
-from harness.zoo.lookup import spec_of
-from harness.zoo.preprocessing import KERAS_INTERPOLATIONS, Preprocessing, resolve_preprocessing
-from harness.zoo.registry import MODEL_SPECS, ModelSpec, check_image_size
+from harness.zoo.lookup import preprocessing_for, spec_of
+from harness.zoo.registry import MODEL_SPECS, ModelSpec
 
 HEAD_WIDTH = 512
 
@@ -46,12 +45,25 @@ def pool_features(backbone: nn.Module, features: torch.Tensor, pool: nn.Module) 
 
 
 def imagenet_cfg(name: str) -> Any:
-    """timm's pretrained config of the architecture; UserError where timm has no ImageNet weights for it."""
+    """timm's pretrained config of the architecture; UserError where timm has no ImageNet weights for it, or
+    where they expect another input than the registry's (_check_input)."""
     spec = spec_of(name)
     cfg = timm.get_pretrained_cfg(spec.timm_name)
     if cfg is None or not (cfg.hf_hub_id or cfg.url):
         raise UserError(f"timm has no ImageNet weights for {spec.name}; use --weights none or a weights file")
+    _check_input(spec, cfg)
     return cfg
+
+
+def _check_input(spec: ModelSpec, cfg: Any) -> None:
+    """Refuse weights of this timm whose input is not the registry's (the input every job prepares)."""
+    if spec.timm_input is None:
+        return
+    expected = spec.timm_input.as_cfg()
+    found = {key: cfg.to_dict()[key] for key in expected}
+    if found != expected:
+        raise UserError(f"timm {timm.__version__}'s ImageNet weights for {spec.name} ({spec.timm_name}.{cfg.tag}) expect "
+                        f"the input {found}, harness's registry {expected}: install the timm that pyproject.toml allows")
 
 
 def cached_imagenet_weights(spec: ModelSpec) -> Path:
@@ -85,6 +97,7 @@ def check_imagenet_weights(names: list[str]) -> None:
         if cfg is None or not (cfg.hf_hub_id or cfg.url):
             no_weights.append(name)
             continue
+        _check_input(spec, cfg)
         try:
             cached_imagenet_weights(spec)
         except UserError:
@@ -194,18 +207,6 @@ def _feature_channels(backbone: nn.Module, image_size: int) -> int:
         channels = pool_features(backbone, features, nn.AdaptiveAvgPool2d(1)).shape[1]
     backbone.train(was_training)
     return int(channels)
-
-
-def preprocessing_for(name: str, mode: str = "timm", image_size: int | None = None,
-                      keras_interpolation: str = KERAS_INTERPOLATIONS[0]) -> Preprocessing:
-    """timm's pretrained config for the architecture, or a Keras mode's resize and normalisation."""
-    spec = spec_of(name)
-    check_image_size(spec, image_size)
-    cfg = timm.get_pretrained_cfg(spec.timm_name)
-    if cfg is None:  # not reached: every spec's timm name has a pretrained config
-        raise UserError(f"timm has no pretrained config for {spec.timm_name}")
-    return resolve_preprocessing(cfg.to_dict(), mode, image_size, keras_mode=spec.keras_mode,
-                                 keras_interpolation=keras_interpolation)
 
 
 def keras_param_count(model: nn.Module) -> int:

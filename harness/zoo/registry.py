@@ -2,9 +2,33 @@
 timm network is the backbone, which Keras preprocessing its Keras weights expect, Table 2's parameter
 count, the smallest input it accepts. No torch, no timm: a sweep is planned and checked from here."""
 from dataclasses import dataclass
+from typing import Any
 
 from harness.errors import UserError
 from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS
+
+
+@dataclass(frozen=True)
+class TimmInput:
+    """What timm's pretrained config of an architecture's default ImageNet weights says of their input: the
+    fields preprocessing reads. Kept here for the paper's eight, so that a job that only builds caches reads
+    them without importing timm (seconds of CPU a job); held to the installed timm's by
+    tests/unit/test_model_defaults.py, and by zoo.models.imagenet_cfg before any weights are loaded."""
+
+    size: int
+    interpolation: str
+    crop_pct: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def as_cfg(self) -> dict[str, Any]:
+        """As timm's pretrained config (PretrainedCfg.to_dict()) holds these fields."""
+        return {"input_size": (3, self.size, self.size), "interpolation": self.interpolation, "crop_pct": self.crop_pct,
+                "mean": self.mean, "std": self.std}
+
+
+IMAGENET_MEAN_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+INCEPTION_MEAN_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -31,6 +55,8 @@ class ModelSpec:
     # Built on depthwise-separable convolutions, which oneDNN trains 1.2-1.9x faster channels_last on a CPU
     # (benchmarks/channels_last.py); the demo's CPU runs of these take it.
     separable: bool = False
+    # timm's input config of its default weights (None outside the paper's eight: read from timm)
+    timm_input: TimmInput | None = None
 
     @property
     def keras_input_size(self) -> int | None:
@@ -45,23 +71,31 @@ class ModelSpec:
 
 MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("ResNet50", "resnet50", "caffe", 24_637_313,
+              timm_input=TimmInput(224, "bicubic", 0.95, *IMAGENET_MEAN_STD),
               params_note="Keras' ResNet50 convolutions carry biases (26,560 of them); timm's, followed by BatchNorm, do not.",
               keras_weights="Kaiming He's original Caffe release, ported (BGR, caffe-mode input)"),
     ModelSpec("VGG16", "vgg16", "caffe", 14_977_857, strip=("pre_logits",),
+              timm_input=TimmInput(224, "bilinear", 0.875, *IMAGENET_MEAN_STD),
               keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)",
               lr=1e-4, warmup_epochs=1),
     ModelSpec("VGG19", "vgg19", "caffe", 20_287_553, strip=("pre_logits",),
+              timm_input=TimmInput(224, "bilinear", 0.875, *IMAGENET_MEAN_STD),
               keras_weights="Oxford VGG's original Caffe release, ported (BGR, caffe-mode input)",
               lr=1e-4, warmup_epochs=1),
     ModelSpec("DenseNet121", "densenet121", "torch", 7_562_817,
+              timm_input=TimmInput(224, "bicubic", 0.875, *IMAGENET_MEAN_STD),
               keras_weights="the authors' original (Lua)Torch release, converted (torch-mode input)"),
     ModelSpec("MobileNetV2", "mobilenetv2_100", "tf", 2_914_369, separable=True,
+              timm_input=TimmInput(224, "bicubic", 0.875, *IMAGENET_MEAN_STD),
               keras_weights="Google's TF-Slim checkpoint, translated (tf-mode input)"),
     ModelSpec("Xception", "legacy_xception", "tf", 21_911_081, min_image_size=71, separable=True,
+              timm_input=TimmInput(299, "bicubic", 0.8975, *INCEPTION_MEAN_STD),
               keras_weights="trained by Keras' author (tf-mode input)"),
     ModelSpec("NASNetMobile", "nasnetamobile", "tf", 4_811_413, separable=True,
+              timm_input=TimmInput(224, "bilinear", 0.875, *INCEPTION_MEAN_STD),
               keras_weights="Google's TF-Slim NASNet-A Mobile checkpoint, ported (tf-mode input)"),
     ModelSpec("InceptionV3", "inception_v3", "tf", 22_852_385, min_image_size=75,
+              timm_input=TimmInput(299, "bicubic", 0.875, *INCEPTION_MEAN_STD),
               params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them).",
               keras_weights="trained by the Keras authors (tf-mode input)"),
 )}

@@ -4,7 +4,8 @@ import timm
 import torch
 
 from harness.errors import UserError
-from harness.zoo.models import build_model, keras_param_count, preprocessing_for
+from harness.zoo.lookup import preprocessing_for
+from harness.zoo.models import build_model, keras_param_count
 from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS
 
 TABLE2_EXACT = {"VGG16": 14_977_857, "VGG19": 20_287_553, "DenseNet121": 7_562_817, "MobileNetV2": 2_914_369,

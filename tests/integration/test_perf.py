@@ -103,8 +103,8 @@ def test_timm_names_are_checked_and_listed(cli, results):
 
 
 def test_a_vision_transformer_takes_the_sweeps_image_size():
-    from harness.zoo.lookup import spec_of
-    from harness.zoo.models import build_model, keras_param_count, preprocessing_for
+    from harness.zoo.lookup import preprocessing_for, spec_of
+    from harness.zoo.models import build_model, keras_param_count
 
     assert spec_of("vit_small_patch16_224").dynamic_img_size
     model = build_model("vit_small_patch16_224")

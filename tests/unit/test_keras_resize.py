@@ -8,7 +8,7 @@ from PIL import Image
 
 from harness.data.cache import resize_image
 from harness.data.images import decode_bytes
-from harness.zoo.models import preprocessing_for
+from harness.zoo.lookup import preprocessing_for
 
 
 def tf_bilinear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -2,6 +2,8 @@
 as timm keeps per-model defaults) are used when the user gives no --lr / --warmup-epochs, recorded in
 each run's config, and a value the user gives wins for every architecture. On the demo, each takes the
 demo's input size or, where it needs more, its own minimum. No training: plans only."""
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -90,3 +92,35 @@ def test_the_warm_up_raises_the_lr_linearly_over_its_epochs(warmup_epochs, expec
         Trainer.set_lr(run, step, steps_per_epoch=3)
         seen.append(optimizer.param_groups[0]["lr"])
     assert seen == pytest.approx(expected)
+
+
+def test_the_registrys_input_of_each_architecture_is_the_installed_timms():
+    """The copy a cache-building job reads without timm is what timm says of its default weights."""
+    from harness.zoo.lookup import _timm
+
+    timm = _timm()
+    for spec in MODEL_SPECS.values():
+        expected = spec.timm_input.as_cfg()
+        found = timm.get_pretrained_cfg(spec.timm_name).to_dict()
+        assert {key: found[key] for key in expected} == expected, spec.name
+
+
+def test_the_preprocessing_job_plans_its_caches_without_importing_timm(tmp_path):
+    """A Slurm preprocessing job resolves each run's resize (timm's import alone is seconds of CPU a job)."""
+    code = ("import sys; from harness.zoo.lookup import preprocessing_for; from harness.zoo.registry import MODEL_NAMES; "
+            "[preprocessing_for(name, mode, 96).resize_key for name in MODEL_NAMES for mode in ('timm', 'paper')]; "
+            "print('timm' in sys.modules, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_imagenet_weights_whose_input_is_not_the_registrys_are_refused(monkeypatch):
+    import dataclasses
+
+    from harness.zoo.models import check_imagenet_weights, imagenet_cfg
+
+    spec = MODEL_SPECS["ResNet50"]
+    monkeypatch.setitem(MODEL_SPECS, "ResNet50", dataclasses.replace(spec, timm_input=dataclasses.replace(spec.timm_input, crop_pct=0.875)))
+    for check in (imagenet_cfg, lambda name: check_imagenet_weights([name])):  # a job's load; the sweep's check
+        with pytest.raises(UserError, match=r"ImageNet weights for ResNet50 \(resnet50\.a1_in1k\) expect the input .*crop_pct.: 0\.95"):
+            check("ResNet50")

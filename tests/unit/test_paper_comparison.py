@@ -16,7 +16,8 @@ from harness.cli.render import table
 from harness.errors import UserError
 from harness.store.records import RunSpec, SweepSpec
 from harness.training.config import TrainConfig, train_options
-from harness.zoo.models import build_model, check_imagenet_weights, preprocessing_for, weights_provenance
+from harness.zoo.lookup import preprocessing_for
+from harness.zoo.models import build_model, check_imagenet_weights, weights_provenance
 from harness.zoo.preprocessing import KERAS_MODES
 from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS
 

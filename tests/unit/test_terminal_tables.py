@@ -68,7 +68,8 @@ def _trained(results: Path, inputs: Path) -> None:
     import torch
     from PIL import Image
 
-    from harness.zoo.models import build_model, preprocessing_for
+    from harness.zoo.lookup import preprocessing_for
+    from harness.zoo.models import build_model
 
     made = record("MobileNetV2", sweep="trained", preprocessing=dataclasses.asdict(preprocessing_for("MobileNetV2", "timm", 32)))
     sweep = make_sweep(results, "trained", [made])
