@@ -165,7 +165,9 @@ def test_a_cancelled_job_keeps_the_other_rows_and_resume_submits_only_it(cli, re
     resumed = cli("sweep", "--resume", folder.name, "--results", results)  # on Slurm again, as it was submitted
     assert resumed.code == 0, resumed.err
     assert list(submission(folder)["tasks"]) == ["ResNet50-s0"]  # only the run without a result
-    wait_until(lambda: sacct_rows(submission(folder)["tasks"]["ResNet50-s0"]), 60, "sacct to list the resubmitted job")
+    # sacct lists a job before it fills in its partition: wait for the row that has it
+    wait_until(lambda: any(row["Partition"] for row in sacct_rows(submission(folder)["tasks"]["ResNet50-s0"])), 60,
+               "sacct to list the resubmitted job with its partition")
     resubmitted = sacct_rows(submission(folder)["tasks"]["ResNet50-s0"])
     assert resubmitted[0]["Partition"] == "gpu" and resubmitted[0]["Timelimit"] == "00:45:00"  # the sweep's settings
     record = wait_for_result(folder, "ResNet50-s0", "the resumed run")
