@@ -105,7 +105,7 @@ def test_the_registrys_input_of_each_architecture_is_the_installed_timms():
         assert {key: found[key] for key in expected} == expected, spec.name
 
 
-def test_the_preprocessing_job_plans_its_caches_without_importing_timm(tmp_path):
+def test_the_preprocessing_job_plans_its_caches_without_importing_timm():
     """A Slurm preprocessing job resolves each run's resize (timm's import alone is seconds of CPU a job)."""
     code = ("import sys; from harness.zoo.lookup import preprocessing_for; from harness.zoo.registry import MODEL_NAMES; "
             "[preprocessing_for(name, mode, 96).resize_key for name in MODEL_NAMES for mode in ('timm', 'paper')]; "
