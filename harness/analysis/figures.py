@@ -11,12 +11,12 @@ matplotlib.use("Agg")  # files only; compute nodes have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
 
 from harness.analysis.colours import LINE_STYLES, MARKERS, architecture_colours, variant_numbers  # noqa: E402
 from harness.analysis.load import SweepResults  # noqa: E402
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.data.perturb import PERTURBATIONS  # noqa: E402
+from harness.stats.metrics import roc_points  # noqa: E402
 from harness.store.atomic import refuse_symlink, write_atomic  # noqa: E402
 from harness.store.figures import FIGURES  # noqa: E402
 from harness.store.paths import SweepPaths  # noqa: E402
@@ -139,7 +139,7 @@ def roc_curves(sweep: SweepPaths, runs: Runs) -> bytes:
         if not scored:  # runs of a first release, without test_scores.npy
             continue
         labels, scores = np.concatenate([pair[0] for pair in scored]), np.concatenate([pair[1] for pair in scored])
-        fpr, tpr, _ = roc_curve(labels, scores)
+        fpr, tpr, _ = roc_points(labels, scores)
         aucs = [auc for _, r in model_runs if (auc := FIGURES["auc"].value(r)) is not None]  # one class tested: none
         ax.plot(fpr, tpr, color=colours[model], linestyle=LINE_STYLES[variants[model] % len(LINE_STYLES)],
                 label=f"{model} (AUC {np.mean(aucs):.3f})" if aucs else model, clip_on=False)

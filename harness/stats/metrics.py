@@ -2,11 +2,13 @@
 
 Scores are the model's probabilities that an image is fake, used as given (float32 or float64, never
 clipped except inside the log loss): a threshold is chosen and applied on the same values.
+
+Computed with NumPy, as scikit-learn defines each (tests/unit/test_metrics.py checks them against it): every
+training job scores its splits here, and importing scikit-learn costs each job about a CPU-second.
 """
 from typing import NamedTuple
 
 import numpy as np
-from sklearn import metrics as skm
 
 from harness.stats.crossed import (
     CONFIDENCE,
@@ -28,12 +30,49 @@ class MetricInterval(NamedTuple):
     df: float | None
 
 
+def _counts_above(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each distinct score, from the highest down: the reals and the fakes scored at or above it, and it."""
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    ranked, fake = scores[order], labels[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # each distinct score's last position
+    fakes = np.cumsum(fake)[last]
+    return last + 1 - fakes, fakes, ranked[last]
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ROC curve (false-positive rates, true-positive rates, thresholds) from (0, 0), a point at each
+    distinct score, less those inside a straight segment: scikit-learn's roc_curve with its defaults."""
+    labels = np.asarray(labels).astype(bool)
+    reals, fakes, thresholds = _counts_above(labels, np.asarray(scores, dtype=np.float64))
+    if len(reals) > 2:
+        corner = np.r_[True, np.logical_or(np.diff(reals, 2), np.diff(fakes, 2)), True]
+        reals, fakes, thresholds = reals[corner], fakes[corner], thresholds[corner]
+    reals, fakes = np.r_[0, reals], np.r_[0, fakes]
+    return reals / reals[-1], fakes / fakes[-1], np.r_[np.inf, thresholds]
+
+
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     """The error rate where the false-positive and false-negative rates meet on the ROC curve."""
-    fpr, tpr, _ = skm.roc_curve(labels, scores)
+    fpr, tpr, _ = roc_points(labels, scores)
     fnr = 1 - tpr
     i = int(np.nanargmin(np.abs(fnr - fpr)))
     return float((fpr[i] + fnr[i]) / 2)
+
+
+def _area_under_roc(labels: np.ndarray, scores: np.ndarray) -> float:
+    fpr, tpr, _ = roc_points(labels, scores)
+    return float((np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0).sum())  # the trapezoids, as NumPy's trapz sums them
+
+
+def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The precision at each distinct score, weighted by the recall it adds (no interpolation)."""
+    reals, fakes, _ = _counts_above(labels.astype(bool), scores)
+    recall_gained = np.diff(np.r_[0, fakes]) / fakes[-1]
+    return float(np.sum(recall_gained * fakes / (fakes + reals)))
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0  # scikit-learn's zero_division=0
 
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -61,21 +100,24 @@ def detection_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 
     threshold and the confusion matrix."""
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)  # exact for float32: ties and order are kept
-    predicted = (probs >= 0.5).astype(np.int64)
     both_classes = len(np.unique(labels)) == 2
+    fake, called_fake = labels == 1, probs >= 0.5
+    tp, fp = int(np.sum(fake & called_fake)), int(np.sum(~fake & called_fake))
+    fn, tn = int(np.sum(fake & ~called_fake)), int(np.sum(~fake & ~called_fake))
+    clipped = np.clip(probs, 1e-7, 1 - 1e-7)
     return {
-        "accuracy": float(skm.accuracy_score(labels, predicted)),
-        "loss": float(skm.log_loss(labels, np.clip(probs, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
-        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
-        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
-        "auc": float(skm.roc_auc_score(labels, probs)) if both_classes else None,
-        "average_precision": float(skm.average_precision_score(labels, probs)) if both_classes else None,
+        "accuracy": (tp + tn) / len(labels),
+        "loss": float(-np.mean(np.where(fake, np.log(clipped), np.log(1 - clipped)))),
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "auc": _area_under_roc(labels, probs) if both_classes else None,
+        "average_precision": _average_precision(labels, probs) if both_classes else None,
         "eer": equal_error_rate(labels, probs) if both_classes else None,
         "threshold": float(threshold),
-        "accuracy_at_threshold": float(skm.accuracy_score(labels, probs >= threshold)),
+        "accuracy_at_threshold": float(np.mean(fake == (probs >= threshold))),
         # rows: true real, true fake; columns: predicted real, predicted fake
-        "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+        "confusion_matrix": [[tn, fp], [fn, tp]],
         "count": int(len(labels)),
     }
 

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn import metrics as skm
 from sklearn.metrics import roc_auc_score
 
 from harness.stats.crossed import (
@@ -16,7 +17,7 @@ from harness.stats.crossed import (
 )
 from harness.stats.delong import delong_covariance, midranks
 from harness.stats.intervals import mean_interval
-from harness.stats.metrics import accuracy_interval, auc_interval, best_threshold, detection_metrics
+from harness.stats.metrics import accuracy_interval, auc_interval, best_threshold, detection_metrics, roc_points
 from harness.stats.paired import (
     delong_test,
     holm_bonferroni,
@@ -65,6 +66,39 @@ def test_the_interval_is_clipped_to_the_bounds_of_the_metric():
 
 
 # --- the threshold ---
+def scored_cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Labels and float32 scores as a model writes them: ties, saturated ends, skewed classes, a lone fake,
+    every score equal, classes apart."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for n, fakes, decimals in ((400, 0.5, 2), (61, 0.2, 1), (1000, 0.9, 3), (9, 0.5, 6)):
+        labels = (rng.random(n) < fakes).astype(np.int64)
+        labels[:2] = [0, 1]
+        cases.append((labels, np.clip(np.round(rng.normal(0.4 + 0.3 * labels, 0.3), decimals), 0, 1).astype(np.float32)))
+    cases.append((np.r_[np.zeros(20, int), 1], rng.random(21).astype(np.float32)))
+    cases.append((np.r_[np.zeros(5, int), np.ones(5, int)], np.full(10, 0.5, np.float32)))
+    cases.append((np.r_[np.zeros(5, int), np.ones(5, int)], np.r_[np.zeros(5), np.ones(5)].astype(np.float32)))
+    return cases
+
+
+@pytest.mark.parametrize("labels, scores", scored_cases())
+def test_the_metrics_are_scikit_learns(labels, scores):
+    """Computed with NumPy in every job (harness.stats.metrics), each metric as scikit-learn computes it."""
+    metrics = detection_metrics(labels, scores, threshold=0.45)
+    exact = scores.astype(np.float64)  # as the harness compares them with a threshold (float32 would round 0.45)
+    called = exact >= 0.5
+    assert metrics["accuracy"] == skm.accuracy_score(labels, called)
+    assert metrics["loss"] == pytest.approx(skm.log_loss(labels, np.clip(exact, 1e-7, 1 - 1e-7)), rel=1e-12)
+    for name, function in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+        assert metrics[name] == pytest.approx(function(labels, called, zero_division=0), rel=1e-12), name
+    assert metrics["auc"] == pytest.approx(skm.roc_auc_score(labels, scores), rel=1e-12)
+    assert metrics["average_precision"] == pytest.approx(skm.average_precision_score(labels, scores), rel=1e-12)
+    assert metrics["accuracy_at_threshold"] == skm.accuracy_score(labels, exact >= 0.45)
+    assert metrics["confusion_matrix"] == skm.confusion_matrix(labels, called, labels=[0, 1]).tolist()
+    for ours, theirs in zip(roc_points(labels, scores), skm.roc_curve(labels, scores)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_a_threshold_chosen_on_saturated_scores_reproduces_its_accuracy():
     # float32 probabilities of a confident model: the fakes at 1.0, the reals one float below it
     labels = np.r_[np.zeros(40), np.ones(40)].astype(np.int64)
