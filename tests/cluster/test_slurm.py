@@ -17,10 +17,10 @@ def _history_is_whole(folder, rid: str, epochs: int) -> None:
 
 @pytest.mark.parametrize("ranks", [1, 2], ids=["one rank", "two ranks"])
 def test_a_requeued_job_resumes_from_its_checkpoint(cli, results, small_demo, ranks):
-    # Slurm's requeue sends SIGTERM, which submitit lets pass, and kills at KillWait (5 s here): the epochs
-    # left after the third must outlast it on a machine twice this one's speed, or the first attempt finishes
-    # meanwhile and nothing resumes. Here an epoch takes 0.8 s on one rank, 0.4 s on two: the kill comes
-    # near epoch 9 or 16 (12 epochs on two ranks lost that race once).
+    # Slurm's requeue sends SIGTERM, which submitit lets pass, and kills at KillWait (2 s here; 12 epochs on
+    # two ranks lost the race once at 5 s): the epochs left after the third must outlast it on a machine twice
+    # this one's speed, or the first attempt finishes meanwhile and nothing resumes. Here an epoch takes 0.8 s
+    # on one rank, 0.4 s on two.
     epochs = 18 * ranks
     folder, job = train_until(cli, results, epochs, 3, "--gpus-per-run", str(ranks), dataset=small_demo, name=f"requeued-{ranks}")
     rid = run_of(folder)
