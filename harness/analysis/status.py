@@ -9,6 +9,7 @@ nor submitit.
 """
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from harness.analysis.load import SweepResults
 from harness.cluster.base import FINAL_STATES, JobState, last_line
 from harness.errors import UserError
+from harness.stats.collapse import RunScore, collapsed_runs
 from harness.store.paths import SweepPaths
 from harness.store.record_checks import DAMAGED, Checked
 from harness.store.records import RunSpec, read_advisory, read_progress
@@ -140,16 +142,34 @@ def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]
 
 def flag_collapsed(statuses: list[RunStatus], results: SweepResults) -> None:
     """A completed run at chance while its sibling seeds learnt: its reason names it, as the leaderboard
-    leaves it out (a run whose training diverged is FAILED, its error saying so)."""
-    completed = results.completed()
-    if not any(len(records) > 1 for records in completed.values()):
-        return
-    from harness.analysis.variance import left_out
-
-    named = {run: why for records in completed.values() for run, why in left_out(records, []).items()}
+    leaves it out (a run whose training diverged is FAILED, its error saying so). From the scores the
+    checks of the records found: no record is read."""
+    scores: dict[str, dict[str, RunScore]] = {}
+    for run in results.spec.runs:
+        checked = results.checked[run.run_id]
+        if checked.state == "COMPLETED" and checked.score is not None:
+            scores.setdefault(run.label, {})[run.run_id] = checked.score
+    named = {run: why for group in scores.values() if len(group) > 1 for run, why in collapsed_runs(group).items()}
     for status in statuses:
         if status.run_id in named:
             status.reason = f"collapsed, {named[status.run_id]}: left out of the leaderboard's means and intervals"
+
+
+def needs_attention(status: RunStatus) -> bool:
+    """A run the user may have to act on: not completed, or completed with a reason (collapsed)."""
+    return status.state != "COMPLETED" or bool(status.reason)
+
+
+def state_counts(statuses: list[RunStatus]) -> list[dict[str, Any]]:
+    """How many runs of each architecture are in each state (COMPLETED first, the others as they first
+    appear; None for none), and a last row of the whole sweep."""
+    states = list(dict.fromkeys(["COMPLETED", *(s.state for s in statuses)]))
+    counts: dict[str, Counter[str]] = {}
+    for status in statuses:
+        counts.setdefault(status.model, Counter())[status.state] += 1
+    counts["all"] = sum(counts.values(), Counter())
+    return [{"model": model, "runs": sum(found.values()), **{state: found[state] or None for state in states}}
+            for model, found in counts.items()]
 
 
 def is_final(status: RunStatus) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.stats.collapse import DIVERGED, RunScore, collapsed_runs
+from harness.stats.collapse import DIVERGED, collapsed_runs, run_score
 from harness.stats.crossed import (
     MIN_SEEDS,
     MIN_UNITS,
@@ -87,14 +87,7 @@ def same_groups(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 def left_out(records: list[RunRecord], failed: list[RunRecord]) -> dict[str, str]:
     """The runs of one architecture named rather than averaged: completed ones at chance while their
     siblings learnt, and failed ones whose training diverged (run id -> why)."""
-    scores = {}
-    for record in records:
-        test = record.test or {}
-        matrix = test.get("confusion_matrix")
-        if test.get("accuracy") is not None and matrix:
-            classes = [sum(row) for row in matrix]
-            scores[record.run_id] = RunScore(test["accuracy"], sum(classes), max(classes) / max(1, sum(classes)))
-    out = collapsed_runs(scores)
+    out = collapsed_runs({r.run_id: score for r in records if (score := run_score(r.test or {})) is not None})
     out.update({r.run_id: str(r.error) for r in failed if str(r.error or "").startswith(DIVERGED)})
     return out
 

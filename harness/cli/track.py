@@ -8,11 +8,14 @@ from harness.errors import UserError
 
 # The columns that make way on a narrow terminal, first listed first (--wide shows them).
 STATUS_OPTIONAL = ("partition", "job_id", "requeues", "energy_j", "elapsed", "node", "val_accuracy", "epoch")
+# A status table lists every run of a sweep up to SHOWN_RUNS (the paper's eight architectures at twelve seeds);
+# a larger sweep's shows its runs counted by state and the first ATTENTION_ROWS that need attention (--all: every run).
+SHOWN_RUNS, ATTENTION_ROWS = 100, 20
 STATUS_COLUMNS = ["run_id", "state", "job_id", "partition", "node", "elapsed", "epoch", "val_accuracy", "requeues", "reason"]
 
 
 def _status_rows(sweep_id: str, statuses: list, preprocess: dict[str, Any], size: int | None = None) -> tuple[list, list[str], str]:
-    """The status table's rows, columns and title."""
+    """The status table's rows, columns and title (size: the sweep's bytes on disk, where the title says them)."""
     from harness.store.disk import human_bytes
 
     running = all(isinstance(preprocess.get(k), (int, float)) for k in ("done", "total", "images_per_s"))
@@ -26,6 +29,27 @@ def _status_rows(sweep_id: str, statuses: list, preprocess: dict[str, Any], size
         rows.append(row)
     on_disk = f" ({human_bytes(size)} on disk)" if size is not None else ""
     return rows, columns, f"sweep {sweep_id}{on_disk}; preprocessing: {preprocess.get('state')}{done}"
+
+
+def _print_summary(sweep_id: str, statuses: list, preprocess: dict[str, Any], caption: str | None, wide: bool) -> None:
+    """A sweep of more than SHOWN_RUNS runs: its runs counted by architecture and state, then the first
+    ATTENTION_ROWS runs that need attention, and how many rows were left out (--all lists every run)."""
+    from harness.analysis.status import needs_attention, state_counts
+    from harness.cli.render import print_table
+
+    counts = state_counts(statuses)
+    _, _, title = _status_rows(sweep_id, [], preprocess)
+    print_table(counts, list(counts[0]), f"{title}: {len(statuses):,} runs by architecture and state", caption, wide=wide)
+    attention = [s for s in statuses if needs_attention(s)]
+    if not attention:
+        print(f"no run needs attention: status --all lists each of the {len(statuses):,} runs")
+        return
+    rows, columns, _ = _status_rows(sweep_id, attention[:ATTENTION_ROWS], preprocess)
+    more, completed = len(attention) - len(rows), len(statuses) - len(attention)
+    left = " and ".join(part for part in (f"{more:,} more that need attention" if more else "",
+                                          f"{completed:,} completed" if completed else "") if part)
+    print_table(rows, columns, f"the {len(attention):,} runs that need attention" + (f", the first {len(rows)}" if more else ""),
+                f"not listed: {left} runs; status --all lists every run" if left else None, optional=STATUS_OPTIONAL, wide=wide)
 
 
 def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> Any:
@@ -93,19 +117,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     sweep = find_sweep(args.results, args.sweep)
     if args.watch:
         return watch(sweep, args.interval)
+    if args.all and args.format != "table":
+        raise UserError(f"--all lists every run in a --format table; --format {args.format} lists every run already")
     results = SweepResults(sweep)
     statuses, preprocess = sweep_status(results)
     span = sweep_span(results)  # from the same sacct answer as the states
-    size = folder_bytes(sweep.folder)
     groups, no_groups = dataset_groups(results.spec.dataset)
     if args.format == "table":
-        rows, columns, title = _status_rows(sweep.sweep_id, statuses, preprocess, size)
         caption = "; ".join(line for line in (span_line(span) if span else None, no_groups) if line) or None
+        if len(statuses) > SHOWN_RUNS and not args.all:  # its size on disk left out too: a walk of every run's files
+            _print_summary(sweep.sweep_id, statuses, preprocess, caption, args.wide)
+            return 0
+        rows, columns, title = _status_rows(sweep.sweep_id, statuses, preprocess, folder_bytes(sweep.folder))
         print_table(rows, columns, title, optional=STATUS_OPTIONAL, wide=args.wide, caption=caption)
     else:
         print_rows(args.format, [s.as_dict() for s in statuses], STATUS_COLUMNS,
-                   meta={"sweep_id": sweep.sweep_id, "bytes": size, "preprocess": preprocess, "span": span,
-                         "dataset_groups": groups, "dataset_groups_reason": no_groups} if args.meta else None)
+                   meta={"sweep_id": sweep.sweep_id, "bytes": folder_bytes(sweep.folder), "preprocess": preprocess,
+                         "span": span, "dataset_groups": groups, "dataset_groups_reason": no_groups} if args.meta else None)
     return 0
 
 
@@ -157,6 +185,9 @@ def add_commands(commands: Any) -> None:
     status.add_argument("--watch", action="store_true",
                         help="follow until every run is final (exit 0 when all completed); plain lines when not on a terminal")
     add_interval(status)
+    status.add_argument("--all", action="store_true",
+                        help=f"table: a row for every run, however many (a sweep of more than {SHOWN_RUNS} runs shows its "
+                        "runs counted by state, and those that need attention)")
     status.set_defaults(func=cmd_status)
 
     cancel = commands.add_parser("cancel", help="cancel a sweep's jobs (queued or running)")

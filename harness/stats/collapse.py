@@ -7,7 +7,7 @@ Plain Python: the leaderboard and status import this.
 """
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 STANDARD_ERRORS = 2.0  # how far above chance a run must score to count as having learnt
 DIVERGED = "training diverged"  # how a failed run's error begins when its loss left the finite numbers
@@ -19,6 +19,16 @@ class RunScore(NamedTuple):
     accuracy: float
     images: int
     chance: float
+
+
+def run_score(test: dict[str, Any]) -> RunScore | None:
+    """A completed run's score from its record's test metrics; None where they hold no accuracy or no
+    confusion matrix."""
+    matrix = test.get("confusion_matrix")
+    if test.get("accuracy") is None or not matrix:
+        return None
+    classes = [sum(row) for row in matrix]
+    return RunScore(test["accuracy"], sum(classes), max(classes) / max(1, sum(classes)))
 
 
 def at_chance(score: RunScore, standard_errors: float = STANDARD_ERRORS) -> bool:

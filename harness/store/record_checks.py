@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.stats.collapse import RunScore, run_score
 from harness.store.index_files import FileLock, Unusable, connect, user_cache
 from harness.store.paths import RunPaths, SweepPaths
 from harness.store.records import RESULT_MINOR, RESULT_SCHEMA, STATUSES, RunRecord, record_or_damage
@@ -36,7 +37,7 @@ TABLES = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT",
     "CREATE TABLE runs (run_id TEXT PRIMARY KEY, files TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN "
     f"({', '.join(repr(state) for state in (*STATUSES, DAMAGED))})), error TEXT, requeues INTEGER NOT NULL CHECK (requeues >= 0), "
-    "damaged TEXT, reason TEXT, progress TEXT NOT NULL) STRICT",
+    "damaged TEXT, reason TEXT, progress TEXT NOT NULL, score TEXT) STRICT",
 ]
 _NAMES = RunPaths(Path())
 CHECKED = (_NAMES.result.name, _NAMES.history.name, _NAMES.test_scores.name)  # the files a record is checked from
@@ -52,13 +53,15 @@ def cache_version() -> str:
 class Checked:
     """What the checks found of one run: its record's state (COMPLETED, FAILED, CANCELLED; DAMAGED with the
     damage; None: no record yet), error and requeues; a completed run's last progress as its record says it
-    (epoch, epochs, val_accuracy: it is no longer in progress); files: the identity of the files checked."""
+    (epoch, epochs, val_accuracy: it is no longer in progress) and its test score (status names a run at
+    chance without reading its record); files: the identity of the files checked."""
 
     state: str | None
     error: str | None = None
     requeues: int = 0
     damage: DamagedFile | None = None
     progress: dict[str, Any] = field(default_factory=dict)
+    score: RunScore | None = None
     files: str | None = None
     record: RunRecord | None = field(default=None, compare=False)  # where this command checked it itself
 
@@ -70,7 +73,8 @@ class Checked:
             return cls(None, files=files)
         progress = {"epoch": found.epochs_completed, "epochs": found.config.get("epochs"),
                     "val_accuracy": (found.val or {}).get("accuracy")} if found.completed else {}
-        return cls(found.status, found.error, found.requeues, progress=progress, files=files, record=found)
+        score = run_score(found.test or {}) if found.completed else None
+        return cls(found.status, found.error, found.requeues, progress=progress, score=score, files=files, record=found)
 
 
 def files_of(folder: str) -> str | None:
@@ -135,7 +139,8 @@ def _store(index: Path, lock: FileLock, fresh: dict[str, Checked]) -> None:
     """Add what this command checked to the cache, under its lock held exclusive (made anew where it is
     missing, damaged or another harness's); a cache that cannot be written is left as it is."""
     rows = [(rid, c.files, c.state, c.error, c.requeues, c.damage and c.damage.path.name, c.damage and c.damage.reason,
-             json.dumps(c.progress)) for rid, c in fresh.items() if c.state is not None and c.files is not None]
+             json.dumps(c.progress), c.score and json.dumps(c.score))
+            for rid, c in fresh.items() if c.state is not None and c.files is not None]
     if not rows:
         return
     lock.hold(exclusive=True)
@@ -162,7 +167,7 @@ def _write(index: Path, rows: list[tuple]) -> None:
             for table in TABLES:
                 connection.execute(table)
             connection.execute("INSERT INTO meta (key, value) VALUES ('version', ?)", (cache_version(),))
-        connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         connection.commit()
     finally:
         connection.close()
@@ -179,9 +184,10 @@ def check_records(sweep: SweepPaths, run_ids: list[str]) -> dict[str, Checked]:
         for rid in run_ids:
             row = known.get(rid)
             if files[rid] is not None and row is not None and row[1] == files[rid]:
-                _, _, state, error, requeues, damaged, reason, progress = row
+                _, _, state, error, requeues, damaged, reason, progress, score = row
                 damage = DamagedFile(Path(runs, rid, damaged), reason) if state == DAMAGED else None
-                found[rid] = Checked(state, error, requeues, damage, json.loads(progress), files[rid])
+                found[rid] = Checked(state, error, requeues, damage, json.loads(progress),
+                                     score and RunScore(*json.loads(score)), files[rid])
             else:
                 fresh[rid] = found[rid] = Checked.of(record_or_damage(sweep.run(rid)), files[rid])
         if cache and fresh:
