@@ -1,6 +1,7 @@
 """The leaderboard as every reader shows it: one view of a sweep's leaderboard (its rows, the columns a
 table shows, its title and caption, the columns that make way on a narrow terminal), which `leaderboard`
 prints and the report and the dashboard lay out. Plain Python, as the leaderboard."""
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, sett
 from harness.analysis.scaling import DLE_SOURCE, with_dle
 from harness.errors import UserError
 from harness.store.figures import FIGURES
+from harness.store.record_checks import view_of
 from harness.store.records import SweepSpec
 
 # The columns a table shows, and those that make way on a narrow terminal, first listed first (--wide shows them).
@@ -58,13 +60,29 @@ class LeaderboardView:
     paper: View | None = None
 
 
+    def as_json(self) -> dict[str, Any]:
+        return {part: view and {**dataclasses.asdict(view), "optional": list(view.optional)} for part, view in vars(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "LeaderboardView":
+        return cls(**{part: view and View(**{**view, "optional": tuple(view["optional"])}) for part, view in data.items()})
+
+
 def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str | None = None,
                      population: str = "new-test-set") -> LeaderboardView:
     """The leaderboard's table: the means, the accuracy's and the AUC's intervals over the population asked
     for, the separability group, the scaling columns where the sweep ran at several rank counts; compare
     "dle": NVIDIA's published speedups beside them, "paper": Table 2's figures (paper_<figure>) and the
     paper's views. The caption says what was tested, what the intervals are about, what was left out, and
-    what a test unit is (the dataset's groups, or its images where it has none)."""
+    what a test unit is (the dataset's groups, or its images where it has none). Kept in the records'
+    check cache (store.record_checks.view_of): a sweep none of whose files changed is not read again."""
+    runs = [run.run_id for run in results.spec.runs]
+    made = view_of(results.sweep, runs, f"leaderboard sort={sort} compare={compare} population={population}",
+                   lambda: _leaderboard_view(results, sort, compare, population).as_json())
+    return LeaderboardView.from_json(made)
+
+
+def _leaderboard_view(results: SweepResults, sort: str, compare: str | None, population: str) -> LeaderboardView:
     if is_every_node(results):
         if compare:
             raise UserError(f"--compare {compare}: sweep {results.sweep.sweep_id} ran every node once (sweep --every-node), "

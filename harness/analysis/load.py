@@ -9,8 +9,8 @@ import functools
 from harness.cluster import check_backend_name, check_submission, get_backend
 from harness.cluster.base import Backend, JobState
 from harness.store.paths import SweepPaths
-from harness.store.record_checks import Checked, check_records, records_of
-from harness.store.records import RunRecord, read_spec
+from harness.store.record_checks import Checked, check_records, read_checked_spec, records_of
+from harness.store.records import RunRecord
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, latest_submissions, read_submissions
 
@@ -18,7 +18,7 @@ from harness.store.submissions import Submission, latest_submissions, read_submi
 class SweepResults:
     def __init__(self, sweep: SweepPaths) -> None:
         self.sweep = sweep
-        self.spec = read_spec(sweep)
+        self.spec = read_checked_spec(sweep)
         check_backend_name(self.spec.executor, recorded_in=sweep.spec, field="cluster.executor")
 
     @functools.cached_property

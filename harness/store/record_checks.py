@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +28,8 @@ from typing import Any
 from harness.stats.collapse import RunScore, run_score
 from harness.store.index_files import FileLock, Unusable, connect, user_cache
 from harness.store.paths import RunPaths, SweepPaths
-from harness.store.records import RESULT_MINOR, RESULT_SCHEMA, STATUSES, RunRecord, record_or_damage
-from harness.store.schema import DamagedFile
+from harness.store.records import RESULT_MINOR, RESULT_SCHEMA, STATUSES, RunRecord, SweepSpec, read_spec, record_or_damage
+from harness.store.schema import DamagedFile, from_checked_fields
 from harness.version import __version__
 
 DAMAGED = "DAMAGED"
@@ -38,6 +38,7 @@ TABLES = [
     "CREATE TABLE runs (run_id TEXT PRIMARY KEY, files TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN "
     f"({', '.join(repr(state) for state in (*STATUSES, DAMAGED))})), error TEXT, requeues INTEGER NOT NULL CHECK (requeues >= 0), "
     "damaged TEXT, reason TEXT, progress TEXT NOT NULL, score TEXT) STRICT",
+    "CREATE TABLE views (name TEXT PRIMARY KEY, inputs TEXT NOT NULL, view TEXT NOT NULL) STRICT",
 ]
 _NAMES = RunPaths(Path())
 CHECKED = (_NAMES.result.name, _NAMES.history.name, _NAMES.test_scores.name)  # the files a record is checked from
@@ -115,59 +116,56 @@ def _cache(sweep: SweepPaths) -> Iterator[tuple[Path, FileLock] | None]:
         lock.close()
 
 
-def _known(index: Path, lock: FileLock) -> dict[str, tuple]:
-    """The cache's rows by run, under its lock held shared (none where it is missing, damaged or another
-    harness's)."""
+def _read(index: Path, lock: FileLock, query: str, *values: str) -> list[tuple]:
+    """The rows a query of the cache finds, under its lock held shared (none where it is missing, damaged or
+    another harness's)."""
     if not index.is_file():
-        return {}
+        return []
     lock.hold(exclusive=False)
     try:
         connection = connect(index, read_only=True)
         try:
             if dict(connection.execute("SELECT key, value FROM meta").fetchall()).get("version") != cache_version():
-                return {}
-            return {row[0]: row for row in connection.execute("SELECT * FROM runs")}
+                return []
+            return connection.execute(query, values).fetchall()
         finally:
             connection.close()
     except sqlite3.DatabaseError:
-        return {}
+        return []
     finally:
         lock.release()
 
 
-def _store(index: Path, lock: FileLock, fresh: dict[str, Checked]) -> None:
-    """Add what this command checked to the cache, under its lock held exclusive (made anew where it is
-    missing, damaged or another harness's); a cache that cannot be written is left as it is."""
-    rows = [(rid, c.files, c.state, c.error, c.requeues, c.damage and c.damage.path.name, c.damage and c.damage.reason,
-             json.dumps(c.progress), c.score and json.dumps(c.score))
-            for rid, c in fresh.items() if c.state is not None and c.files is not None]
+def _store(index: Path, lock: FileLock, statement: str, rows: list[tuple]) -> None:
+    """Add rows to the cache, under its lock held exclusive (made anew where it is missing, damaged or
+    another harness's); a cache that cannot be written is left as it is."""
     if not rows:
         return
     lock.hold(exclusive=True)
     try:
         try:
-            _write(index, rows)
+            _write(index, statement, rows)
         except sqlite3.DatabaseError:  # damaged: made anew
             index.unlink(missing_ok=True)
             Path(f"{index}-journal").unlink(missing_ok=True)
-            _write(index, rows)
+            _write(index, statement, rows)
     except (sqlite3.DatabaseError, OSError):
         pass
     finally:
         lock.release()
 
 
-def _write(index: Path, rows: list[tuple]) -> None:
+def _write(index: Path, statement: str, rows: list[tuple]) -> None:
     connection = sqlite3.connect(index, timeout=60)
     try:
         connection.execute("PRAGMA journal_mode = DELETE")
         made = connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
         if not made or connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone() != (cache_version(),):
-            connection.executescript("DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS runs;")
+            connection.executescript("DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS views;")
             for table in TABLES:
                 connection.execute(table)
             connection.execute("INSERT INTO meta (key, value) VALUES ('version', ?)", (cache_version(),))
-        connection.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.executemany(statement, rows)
         connection.commit()
     finally:
         connection.close()
@@ -179,7 +177,7 @@ def check_records(sweep: SweepPaths, run_ids: list[str]) -> dict[str, Checked]:
     runs = os.fspath(sweep.folder / "runs")
     files = {rid: files_of(f"{runs}/{rid}") for rid in run_ids}
     with _cache(sweep) as cache:
-        known = _known(*cache) if cache else {}
+        known = {row[0]: row for row in _read(*cache, "SELECT * FROM runs")} if cache else {}
         found, fresh = {}, {}
         for rid in run_ids:
             row = known.get(rid)
@@ -190,9 +188,69 @@ def check_records(sweep: SweepPaths, run_ids: list[str]) -> dict[str, Checked]:
                                      score and RunScore(*json.loads(score)), files[rid])
             else:
                 fresh[rid] = found[rid] = Checked.of(record_or_damage(sweep.run(rid)), files[rid])
-        if cache and fresh:
-            _store(*cache, {rid: c for rid, c in fresh.items() if files_of(f"{runs}/{rid}") == c.files})
+        if cache and fresh:  # only where its files did not change meanwhile
+            _store(*cache, "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(rid, c.files, c.state, c.error, c.requeues, c.damage and c.damage.path.name, c.damage and c.damage.reason,
+                     json.dumps(c.progress), c.score and json.dumps(c.score)) for rid, c in fresh.items()
+                    if c.state is not None and c.files is not None and files_of(f"{runs}/{rid}") == c.files])
     return found
+
+
+def read_checked_spec(sweep: SweepPaths) -> SweepSpec:
+    """The sweep's spec (read_spec): checked where its file is not the one checked last, whose identity the
+    cache keeps; else read from it without the checks (the file read being the one checked)."""
+    try:
+        before = _identity(os.stat(sweep.spec))
+    except OSError:
+        return read_spec(sweep)
+    with _cache(sweep) as cache:
+        if cache and _read(*cache, "SELECT value FROM meta WHERE key = 'spec'") == [(before,)]:
+            try:
+                text = sweep.spec.read_bytes()
+                if _identity(os.stat(sweep.spec)) == before:
+                    return from_checked_fields(SweepSpec, json.loads(text))
+            except (OSError, ValueError, TypeError):  # changed meanwhile: checked as it is now
+                pass
+        spec = read_spec(sweep)
+        if cache and _identity(os.stat(sweep.spec)) == before:  # the file checked is the one whose identity is kept
+            _store(*cache, "INSERT OR REPLACE INTO meta VALUES ('spec', ?)", [(before,)])
+    return spec
+
+
+def inputs_of(sweep: SweepPaths, run_ids: list[str]) -> str:
+    """A digest of the identity of every file a view of the sweep is made from: its spec, its jobs, and each
+    run's record, history and test scores."""
+    runs = os.fspath(sweep.folder / "runs")
+    digest = hashlib.sha256()
+    for path in (sweep.spec, sweep.jobs):
+        try:
+            digest.update(f"{path.name} {_identity(os.stat(path))}\n".encode())
+        except OSError:
+            digest.update(f"{path.name} -\n".encode())
+    for rid in run_ids:
+        digest.update(f"{rid} {files_of(f'{runs}/{rid}') or '-'}\n".encode())
+    return digest.hexdigest()
+
+
+def view_of(sweep: SweepPaths, run_ids: list[str], name: str, make: Callable[[], Any]) -> Any:
+    """What make() returns, a view of the sweep in JSON's types (its leaderboard, say): as a command made it
+    before from the same files (inputs_of), else made now, and kept where its files did not change meanwhile
+    and JSON gives it back equal."""
+    inputs = inputs_of(sweep, run_ids)
+    with _cache(sweep) as cache:
+        found = _read(*cache, "SELECT view FROM views WHERE name = ? AND inputs = ?", name, inputs) if cache else []
+    if found:
+        return json.loads(found[0][0])
+    made = make()  # not under the cache's lock file held open: it reads the records' checks through its own
+    try:
+        text = json.dumps(made)
+    except (TypeError, ValueError):  # a value JSON does not hold: made every time
+        return made
+    if json.loads(text) == made and inputs_of(sweep, run_ids) == inputs:
+        with _cache(sweep) as cache:
+            if cache:
+                _store(*cache, "INSERT OR REPLACE INTO views VALUES (?, ?, ?)", [(name, inputs, text)])
+    return made
 
 
 def records_of(sweep: SweepPaths, checked: dict[str, Checked]) -> dict[str, RunRecord | DamagedFile | None]:

@@ -95,3 +95,49 @@ def test_a_record_is_checked_once_until_its_files_change(sweep, monkeypatch):
     assert accuracies(sweep) == {"ResNet50": 0.9, "VGG16": 0.8} and checked == []
     os.utime(sweep.run("VGG16-s0").result)  # touched: its times are not those checked
     assert accuracies(sweep) == {"ResNet50": 0.9, "VGG16": 0.8} and checked == ["VGG16-s0"]
+
+
+def test_a_spec_changed_after_its_check_is_checked_again(sweep):
+    from harness.store.schema import DamagedFile
+
+    assert len(SweepResults(sweep).spec.runs) == 3
+    assert len(SweepResults(sweep).spec.runs) == 3  # read as it was checked
+    data = json.loads(sweep.spec.read_text())
+    with open(sweep.spec, "r+") as handle:  # edited in place: a run of another sweep's form
+        handle.write(json.dumps({**data, "runs": [{**data["runs"][0], "run_id": "../x"}, *data["runs"][1:]]}))
+        handle.truncate()
+    with pytest.raises(DamagedFile, match="run id '../x' is not of the form"):
+        SweepResults(sweep)
+    sweep.spec.write_text(json.dumps({**data, "runs": data["runs"][:2]}))
+    assert [run.run_id for run in SweepResults(sweep).spec.runs] == ["ResNet50-s0", "VGG16-s0"]
+
+
+def test_the_leaderboard_kept_is_the_one_made_anew_after_a_record_changes(cli, sweep, tmp_path, monkeypatch):
+    import harness.analysis.board as board
+
+    made = []
+    real = board._leaderboard_view
+
+    def counted(*args):
+        made.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(board, "_leaderboard_view", counted)
+
+    def shown() -> dict[str, str]:
+        return {fmt: cli("leaderboard", "--format", fmt, "--results", sweep.results).out for fmt in ("table", "json", "csv")}
+
+    first = shown()
+    assert len(made) == 1 and shown() == first and len(made) == 1  # made once: the other formats and times, from the cache
+    result = sweep.run("VGG16-s0").result
+    data = json.loads(result.read_text())
+    with open(result, "r+") as handle:  # edited in place
+        handle.write(json.dumps({**data, "test": {**data["test"], "accuracy": 0.85}}, indent=2))
+        handle.truncate()
+    changed = shown()
+    assert len(made) == 2 and changed != first and '"accuracy": 0.85' in changed["json"]
+    assert shown() == changed and len(made) == 2
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # no cache: made each time
+    assert shown() == changed and len(made) == 5
