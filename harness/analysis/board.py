@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis.cells import interval
-from harness.analysis.leaderboard import interval_lines, leaderboard, separability_caption, units_line, with_paper
 from harness.analysis.load import SweepResults
 from harness.analysis.nodes import FIGURE, MAD_FLOOR, MAD_TIMES, is_every_node, node_rows, outlier_lines
-from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
 from harness.analysis.scaling import DLE_SOURCE, with_dle
 from harness.errors import UserError
 from harness.store.figures import FIGURES
@@ -83,6 +81,9 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
 
 
 def _leaderboard_view(results: SweepResults, sort: str, compare: str | None, population: str) -> LeaderboardView:
+    # numpy and the statistics imported here: a leaderboard kept in the cache needs neither
+    from harness.analysis.leaderboard import interval_lines, leaderboard, separability_caption, units_line, with_paper
+
     if is_every_node(results):
         if compare:
             raise UserError(f"--compare {compare}: sweep {results.sweep.sweep_id} ran every node once (sweep --every-node), "
@@ -178,6 +179,8 @@ def _with_nvidia(results: SweepResults, rows: list[dict[str, Any]], columns: lis
 def paper_views(spec: SweepSpec, rows: list[dict[str, Any]]) -> tuple[View, View]:
     """The sweep's setting beside the paper's, and our figures with Table 2's in brackets (paper.paper_view),
     captioned with where the settings differ (paper.setting_line). rows: the sweep's leaderboard."""
+    from harness.analysis.paper import SETTING_COLUMNS, VIEW_TITLE, paper_view, setting_line, setting_rows
+
     setting = setting_rows(spec)
     shown, columns = paper_view(rows)
     return (View(setting, SETTING_COLUMNS, title=f"sweep {spec.sweep_id}: its setting beside the paper's"),

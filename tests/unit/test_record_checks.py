@@ -141,3 +141,12 @@ def test_the_leaderboard_kept_is_the_one_made_anew_after_a_record_changes(cli, s
     blocked.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # no cache: made each time
     assert shown() == changed and len(made) == 5
+
+
+def test_status_from_the_cache_is_status_made_anew(cli, sweep, tmp_path, monkeypatch):
+    kept = [cli("status", "--format", "json", "--results", sweep.results).out for _ in range(2)]  # checked, then cached
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert kept[0] == kept[1] == cli("status", "--format", "json", "--results", sweep.results).out
+    assert '"val_accuracy": 0.9' in kept[1] and '"epoch": 1' in kept[1]
