@@ -3,6 +3,7 @@ table shows, its title and caption, the columns that make way on a narrow termin
 prints and the report and the dashboard lay out. Plain Python, as the leaderboard."""
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.analysis.cells import interval
@@ -74,8 +75,9 @@ def leaderboard_view(results: SweepResults, sort: str = "accuracy", compare: str
     paper's views. The caption says what was tested, what the intervals are about, what was left out, and
     what a test unit is (the dataset's groups, or its images where it has none). Kept in the records'
     check cache (store.record_checks.view_of): a sweep none of whose files changed is not read again."""
-    runs = [run.run_id for run in results.spec.runs]
-    made = view_of(results.sweep, runs, f"leaderboard sort={sort} compare={compare} population={population}",
+    runs, spec = [run.run_id for run in results.spec.runs], results.spec
+    manifest = [Path(spec.dataset, "manifest.csv")] if spec.dataset else []  # --compare paper counts its classes
+    made = view_of(results.sweep, runs, manifest, f"leaderboard sort={sort} compare={compare} population={population}",
                    lambda: _leaderboard_view(results, sort, compare, population).as_json())
     return LeaderboardView.from_json(made)
 

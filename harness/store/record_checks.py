@@ -228,26 +228,26 @@ def read_checked_spec(sweep: SweepPaths) -> SweepSpec:
     return spec
 
 
-def inputs_of(sweep: SweepPaths, run_ids: list[str]) -> str:
-    """A digest of the identity of every file a view of the sweep is made from: its spec, its jobs, and each
-    run's record, history and test scores."""
+def inputs_of(sweep: SweepPaths, run_ids: list[str], also: list[Path]) -> str:
+    """A digest of the identity of every file a view of the sweep is made from: its spec, its jobs, the files
+    also named (its dataset's manifest, say), and each run's record, history and test scores."""
     runs = os.fspath(sweep.folder / "runs")
     digest = hashlib.sha256()
-    for path in (sweep.spec, sweep.jobs):
+    for path in (sweep.spec, sweep.jobs, *also):
         try:
-            digest.update(f"{path.name} {_identity(os.stat(path))}\n".encode())
+            digest.update(f"{path} {_identity(os.stat(path))}\n".encode())
         except OSError:
-            digest.update(f"{path.name} -\n".encode())
+            digest.update(f"{path} -\n".encode())
     for rid in run_ids:
         digest.update(f"{rid} {files_of(f'{runs}/{rid}') or '-'}\n".encode())
     return digest.hexdigest()
 
 
-def view_of(sweep: SweepPaths, run_ids: list[str], name: str, make: Callable[[], Any]) -> Any:
+def view_of(sweep: SweepPaths, run_ids: list[str], also: list[Path], name: str, make: Callable[[], Any]) -> Any:
     """What make() returns, a view of the sweep in JSON's types (its leaderboard, say): as a command made it
     before from the same files (inputs_of), else made now, and kept where its files did not change meanwhile
     and JSON gives it back equal."""
-    inputs = inputs_of(sweep, run_ids)
+    inputs = inputs_of(sweep, run_ids, also)
     with _cache(sweep) as cache:
         found = _read(*cache, "SELECT view FROM views WHERE name = ? AND inputs = ?", name, inputs) if cache else []
     if found:
@@ -257,7 +257,7 @@ def view_of(sweep: SweepPaths, run_ids: list[str], name: str, make: Callable[[],
         text = json.dumps(made)
     except (TypeError, ValueError):  # a value JSON does not hold: made every time
         return made
-    if json.loads(text) == made and inputs_of(sweep, run_ids) == inputs:
+    if json.loads(text) == made and inputs_of(sweep, run_ids, also) == inputs:
         with _cache(sweep) as cache:
             if cache:
                 _store(*cache, "INSERT OR REPLACE INTO views VALUES (?, ?, ?)", [(name, inputs, text)])

@@ -150,3 +150,16 @@ def test_status_from_the_cache_is_status_made_anew(cli, sweep, tmp_path, monkeyp
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     assert kept[0] == kept[1] == cli("status", "--format", "json", "--results", sweep.results).out
     assert '"val_accuracy": 0.9' in kept[1] and '"epoch": 1' in kept[1]
+
+
+def test_a_leaderboard_beside_the_paper_is_made_anew_when_its_dataset_changes(cli, sweep, tmp_path):
+    dataset = tmp_path / "data"
+    dataset.mkdir()
+    sweep.spec.write_text(json.dumps({**json.loads(sweep.spec.read_text()), "dataset": str(dataset)}))
+
+    def setting() -> str:
+        return cli("leaderboard", "--compare", "paper", "--results", sweep.results).out
+
+    assert "unknown (no manifest)" in setting() and "unknown (no manifest)" in setting()
+    (dataset / "manifest.csv").write_text("path,label\na.png,real\nb.png,fake\nc.png,real\n")
+    assert "2 real, 1 fake" in setting()
