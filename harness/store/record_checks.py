@@ -79,7 +79,7 @@ class Checked:
 
     @classmethod
     def of_row(cls, row: tuple, folder: str) -> "Checked":
-        """What the cache's row of a run in folder says (a row of _row: no JSON to parse, 10,000 rows read at once)."""
+        """What the cache's row of a run in folder says (as row wrote it: no JSON to parse in 10,000 rows)."""
         _, files, state, error, requeues, damaged, reason, epoch, epochs, val_accuracy, accuracy, images, chance = row
         progress = {"epoch": epoch, "epochs": epochs, "val_accuracy": val_accuracy} if state == "COMPLETED" else {}
         return cls(state, error, requeues, DamagedFile(Path(folder, damaged), reason) if state == DAMAGED else None, progress,
@@ -114,6 +114,14 @@ def files_of(folder: str) -> str | None:
 
 def _identity(found: os.stat_result) -> str:
     return f"{found.st_ino}:{found.st_size}:{found.st_mtime_ns}:{found.st_ctime_ns}"
+
+
+def _identity_of(path: Path) -> str | None:
+    """A file's identity; None where it cannot be looked at (gone)."""
+    try:
+        return _identity(os.stat(path))
+    except OSError:
+        return None
 
 
 @contextmanager
@@ -210,20 +218,19 @@ def check_records(sweep: SweepPaths, run_ids: list[str]) -> dict[str, Checked]:
 def read_checked_spec(sweep: SweepPaths) -> SweepSpec:
     """The sweep's spec (read_spec): checked where its file is not the one checked last, whose identity the
     cache keeps; else read from it without the checks (the file read being the one checked)."""
-    try:
-        before = _identity(os.stat(sweep.spec))
-    except OSError:
+    before = _identity_of(sweep.spec)
+    if before is None:
         return read_spec(sweep)
     with _cache(sweep) as cache:
         if cache and _read(*cache, "SELECT value FROM meta WHERE key = 'spec'") == [(before,)]:
             try:
                 text = sweep.spec.read_bytes()
-                if _identity(os.stat(sweep.spec)) == before:
+                if _identity_of(sweep.spec) == before:
                     return from_checked_fields(SweepSpec, json.loads(text))
             except (OSError, ValueError, TypeError):  # changed meanwhile: checked as it is now
                 pass
         spec = read_spec(sweep)
-        if cache and _identity(os.stat(sweep.spec)) == before:  # the file checked is the one whose identity is kept
+        if cache and _identity_of(sweep.spec) == before:  # the file checked is the one whose identity is kept
             _store(*cache, "INSERT OR REPLACE INTO meta VALUES ('spec', ?)", [(before,)])
     return spec
 
@@ -234,10 +241,7 @@ def inputs_of(sweep: SweepPaths, run_ids: list[str], also: list[Path]) -> str:
     runs = os.fspath(sweep.folder / "runs")
     digest = hashlib.sha256()
     for path in (sweep.spec, sweep.jobs, *also):
-        try:
-            digest.update(f"{path} {_identity(os.stat(path))}\n".encode())
-        except OSError:
-            digest.update(f"{path} -\n".encode())
+        digest.update(f"{path} {_identity_of(path) or '-'}\n".encode())
     for rid in run_ids:
         digest.update(f"{rid} {files_of(f'{runs}/{rid}') or '-'}\n".encode())
     return digest.hexdigest()
