@@ -58,8 +58,8 @@ class LeaderboardView:
     setting: View | None = None
     paper: View | None = None
 
-
     def as_json(self) -> dict[str, Any]:
+        """Its views in JSON's types, as the cache keeps them (store.record_checks.view_of)."""
         return {part: view and {**dataclasses.asdict(view), "optional": list(view.optional)} for part, view in vars(self).items()}
 
     @classmethod

@@ -39,7 +39,7 @@ def _print_summary(sweep_id: str, statuses: list, preprocess: dict[str, Any], ca
 
     counts = state_counts(statuses)
     _, _, title = _status_rows(sweep_id, [], preprocess)
-    print_table(counts, list(counts[0]), f"{title}: {len(statuses):,} runs by architecture and state", caption, wide=wide)
+    print_table(counts, list(counts[0]), f"{title}; {len(statuses):,} runs by architecture and state", caption, wide=wide)
     attention = [s for s in statuses if needs_attention(s)]
     if not attention:
         print(f"no run needs attention: status --all lists each of the {len(statuses):,} runs")
