@@ -235,11 +235,28 @@ def read_checked_spec(sweep: SweepPaths) -> SweepSpec:
     return spec
 
 
+def _code_identity() -> str:
+    """A digest of the identity (size, modification time) of the harness's own files: a view made by other
+    code (a checkout edited since, its version the same) is not taken for this code's. 1 ms."""
+    digest, folders = hashlib.sha256(), [os.path.dirname(os.path.dirname(__file__))]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        folders.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    found = entry.stat(follow_symlinks=False)
+                    digest.update(f"{entry.path} {found.st_size} {found.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def inputs_of(sweep: SweepPaths, run_ids: list[str], also: list[Path]) -> str:
-    """A digest of the identity of every file a view of the sweep is made from: its spec, its jobs, the files
-    also named (its dataset's manifest, say), and each run's record, history and test scores."""
+    """A digest of the identity of every file a view of the sweep is made from: the harness's code, the
+    sweep's spec, its jobs, the files also named (its dataset's manifest, say), and each run's record,
+    history and test scores."""
     runs = os.fspath(sweep.folder / "runs")
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"code {_code_identity()}\n".encode())
     for path in (sweep.spec, sweep.jobs, *also):
         digest.update(f"{path} {_identity_of(path) or '-'}\n".encode())
     for rid in run_ids:

@@ -163,3 +163,16 @@ def test_a_leaderboard_beside_the_paper_is_made_anew_when_its_dataset_changes(cl
     assert "unknown (no manifest)" in setting() and "unknown (no manifest)" in setting()
     (dataset / "manifest.csv").write_text("path,label\na.png,real\nb.png,fake\nc.png,real\n")
     assert "2 real, 1 fake" in setting()
+
+
+def test_a_leaderboard_kept_by_other_code_is_made_anew(cli, sweep, monkeypatch):
+    import harness.analysis.board as board
+    import harness.store.record_checks as record_checks
+
+    made = []
+    real = board._leaderboard_view
+    monkeypatch.setattr(board, "_leaderboard_view", lambda *args: made.append(args) or real(*args))
+    first = [cli("leaderboard", "--results", sweep.results).out for _ in range(2)]
+    assert first[0] == first[1] and len(made) == 1
+    monkeypatch.setattr(record_checks, "_code_identity", lambda: "a checkout edited since")  # its files' sizes or times
+    assert cli("leaderboard", "--results", sweep.results).out == first[0] and len(made) == 2
