@@ -31,31 +31,37 @@ def _status_rows(sweep_id: str, statuses: list, preprocess: dict[str, Any], size
     return rows, columns, f"sweep {sweep_id}{on_disk}; preprocessing: {preprocess.get('state')}{done}"
 
 
-def _print_summary(sweep_id: str, statuses: list, preprocess: dict[str, Any], caption: str | None, wide: bool) -> None:
-    """A sweep of more than SHOWN_RUNS runs: its runs counted by architecture and state, then the first
-    ATTENTION_ROWS runs that need attention, and how many rows were left out (--all lists every run)."""
+def _summary(sweep_id: str, statuses: list, preprocess: dict[str, Any], caption: str | None = None) -> list:
+    """A sweep of more than SHOWN_RUNS runs as tables (board.View): its runs counted by architecture and state,
+    then the first ATTENTION_ROWS runs that need attention, saying how many were left out (--all lists every run)."""
+    from harness.analysis.board import View
     from harness.analysis.status import needs_attention, state_counts
-    from harness.cli.render import print_table
 
     counts = state_counts(statuses)
     _, _, title = _status_rows(sweep_id, [], preprocess)
-    print_table(counts, list(counts[0]), f"{title}; {len(statuses):,} runs by architecture and state", caption, wide=wide)
+    title = f"{title}; {len(statuses):,} runs by architecture and state"
     attention = [s for s in statuses if needs_attention(s)]
     if not attention:
-        print(f"no run needs attention: status --all lists each of the {len(statuses):,} runs")
-        return
+        none = f"no run needs attention: status --all lists each of the {len(statuses):,} runs"
+        return [View(counts, list(counts[0]), title, "; ".join(filter(None, [caption, none])))]
     rows, columns, _ = _status_rows(sweep_id, attention[:ATTENTION_ROWS], preprocess)
     more, completed = len(attention) - len(rows), len(statuses) - len(attention)
     left = " and ".join(part for part in (f"{more:,} more that need attention" if more else "",
                                           f"{completed:,} completed" if completed else "") if part)
-    print_table(rows, columns, f"the {len(attention):,} runs that need attention" + (f", the first {len(rows)}" if more else ""),
-                f"not listed: {left} runs; status --all lists every run" if left else None, optional=STATUS_OPTIONAL, wide=wide)
+    return [View(counts, list(counts[0]), title, caption),
+            View(rows, columns, f"the {len(attention):,} runs that need attention" + (f", the first {len(rows)}" if more else ""),
+                 f"not listed: {left} runs; status --all lists every run" if left else None, STATUS_OPTIONAL)]
 
 
 def _status_table(sweep_id: str, statuses: list, preprocess: dict[str, Any]) -> Any:
-    """The live table of --watch, at the terminal's width."""
+    """The live table of --watch, at the terminal's width (a sweep of more than SHOWN_RUNS: its summary)."""
+    from rich.console import Group
+
     from harness.cli.render import out, table
 
+    if len(statuses) > SHOWN_RUNS:
+        return Group(*(table(v.rows, v.columns, v.title, v.caption, optional=v.optional, width=out.width)
+                       for v in _summary(sweep_id, statuses, preprocess)))
     rows, columns, title = _status_rows(sweep_id, statuses, preprocess)
     return table(rows, columns, title, optional=STATUS_OPTIONAL, width=out.width)
 
@@ -126,7 +132,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "table":
         caption = "; ".join(line for line in (span_line(span) if span else None, no_groups) if line) or None
         if len(statuses) > SHOWN_RUNS and not args.all:  # its size on disk left out too: a walk of every run's files
-            _print_summary(sweep.sweep_id, statuses, preprocess, caption, args.wide)
+            for view in _summary(sweep.sweep_id, statuses, preprocess, caption):
+                print_table(view.rows, view.columns, view.title, view.caption, optional=view.optional, wide=args.wide)
             return 0
         rows, columns, title = _status_rows(sweep.sweep_id, statuses, preprocess, folder_bytes(sweep.folder))
         print_table(rows, columns, title, optional=STATUS_OPTIONAL, wide=args.wide, caption=caption)

@@ -49,7 +49,8 @@ def test_a_big_sweep_where_every_run_completed_says_so(cli, tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     sweep = make_sweep(tmp_path / "results", "a", [record("ResNet50", seed) for seed in range(SHOWN_RUNS + 1)])
     shown = cli("status", "--results", sweep.results)
-    assert shown.code == 0 and f"no run needs attention: status --all lists each of the {SHOWN_RUNS + 1} runs" in shown.out
+    said = " ".join(shown.out.split())
+    assert shown.code == 0 and f"no run needs attention: status --all lists each of the {SHOWN_RUNS + 1} runs" in said
 
 
 def test_a_small_sweep_lists_every_run(cli, tmp_path, monkeypatch):
@@ -58,3 +59,17 @@ def test_a_small_sweep_lists_every_run(cli, tmp_path, monkeypatch):
     shown = cli("status", "--results", sweep.results)
     assert shown.code == 0 and "on disk" in shown.out and "by architecture and state" not in shown.out
     assert all(f" ResNet50-s{seed} " in shown.out for seed in range(SHOWN_RUNS))
+
+
+def test_watch_follows_a_big_sweep_by_its_summary():
+    from rich.console import Console
+
+    from harness.analysis.status import RunStatus
+    from harness.cli.track import _status_table
+
+    statuses = [RunStatus(f"ResNet50-s{seed}", "ResNet50", seed, "RUNNING" if seed == 3 else "COMPLETED")
+                for seed in range(SHOWN_RUNS + 1)]
+    console = Console(width=200, record=True)
+    console.print(_status_table("a", statuses, {"state": "COMPLETED"}))
+    shown = " ".join(console.export_text().split())
+    assert f"{SHOWN_RUNS + 1} runs by architecture and state" in shown and "ResNet50-s3" in shown and "ResNet50-s4" not in shown
