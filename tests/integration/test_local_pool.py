@@ -61,8 +61,9 @@ def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_follow_or_cancel_th
     repo = Path(__file__).resolve().parents[2]
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}  # the jobs compile
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
-    waiting = subprocess.Popen([sys.executable, "-m", "harness", "sweep", *SWEEP, "--dataset", str(tiny_demo), "--models",
-                                "MobileNetV2", "--results", str(results), "--wait"], stdout=subprocess.PIPE,
+    # 200 epochs, cancelled at the end: ten trained in 4 s once, before the Ctrl-C that came after the first
+    waiting = subprocess.Popen([sys.executable, "-m", "harness", "sweep", *SWEEP, "--epochs", "200", "--dataset", str(tiny_demo),
+                                "--models", "MobileNetV2", "--results", str(results), "--wait"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
     sweep_id = waiting.stdout.readline().strip()  # printed once the runs are queued
     folder = results / sweep_id

@@ -65,7 +65,7 @@ def test_the_interval_is_clipped_to_the_bounds_of_the_metric():
     assert lo == 0.0 and hi > 1.9
 
 
-# --- the threshold ---
+# --- the detection metrics ---
 def scored_cases() -> list[tuple[np.ndarray, np.ndarray]]:
     """Labels and float32 scores as a model writes them: ties, saturated ends, skewed classes, a lone fake,
     every score equal, classes apart."""
@@ -99,6 +99,7 @@ def test_the_metrics_are_scikit_learns(labels, scores):
         np.testing.assert_array_equal(ours, theirs)
 
 
+# --- the threshold ---
 def test_a_threshold_chosen_on_saturated_scores_reproduces_its_accuracy():
     # float32 probabilities of a confident model: the fakes at 1.0, the reals one float below it
     labels = np.r_[np.zeros(40), np.ones(40)].astype(np.int64)
