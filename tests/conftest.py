@@ -105,8 +105,7 @@ def require_root_cluster_tools() -> None:
 
 # The tests on the local Slurm clusters, in two xdist groups, one per cluster: each group's tests run one
 # after another on one worker (they share their cluster's nodes and accounting), beside the others (a cluster
-# test mostly waits for its jobs: _turn sets tests that compute beside each group, and the README runs three
-# workers on two cores, so that the CPU a waiting worker leaves is taken).
+# test mostly waits for its jobs: _turn sets tests that compute beside each group).
 SLURM_GROUPS = {"other_site": "slurm-othersite", "slurm_cluster": "slurm"}  # the first fixture a test takes decides
 # Every command through which a test could reach a cluster, its jobs or its accounting.
 SLURM_COMMANDS = ("sinfo", "sbatch", "squeue", "sacct", "scontrol", "scancel", "sacctmgr", "srun", "salloc", "sstat")
@@ -123,7 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _turn(item: pytest.Item) -> int:
     """Where a test's xdist unit comes in the order the workers take them up: one worker starts on the
-    cluster harness's group, the next on the longest test, whose CPU work overlaps that group's waits; then
+    cluster harness's group, the other on the longest test, whose CPU work overlaps that group's waits; then
     the other groups, then othersite's (waits again, by then beside tests that compute), then the rest."""
     groups = {mark.args[0] for mark in item.iter_markers("xdist_group")}
     if "slurm" in groups:
