@@ -61,13 +61,15 @@ def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_follow_or_cancel_th
     repo = Path(__file__).resolve().parents[2]
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}  # the jobs compile
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
-    # PYTHONFAULTHANDLER: a sweep that outlives its Ctrl-C is stopped with SIGABRT, and says where it was. In CI,
-    # in three of four runs of the suite on three workers, a sweep went on after the Ctrl-C (cause not found):
-    # 200 epochs (cancelled at the end) keep it running long enough to be caught so.
+    # PYTHONFAULTHANDLER: a sweep that outlives its Ctrl-C is stopped with SIGABRT, and says where it was; 200
+    # epochs (cancelled at the end) keep it running long enough to be caught so.
     env["PYTHONFAULTHANDLER"] = "1"
+    # Ctrl-C as a terminal gives it: a suite started in the background of a shell (`.ci/run &`) has SIGINT ignored,
+    # and so would the sweep, which Python then leaves ignored (seen in CI: the sweep went on, SigIgn 0x...2)
     waiting = subprocess.Popen([sys.executable, "-m", "harness", "sweep", *SWEEP, "--epochs", "200", "--dataset", str(tiny_demo),
                                 "--models", "MobileNetV2", "--results", str(results), "--wait"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     sweep_id = waiting.stdout.readline().strip()  # printed once the runs are queued
     folder = results / sweep_id
     try:
