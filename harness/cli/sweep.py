@@ -122,9 +122,13 @@ def add_backend_options(sweep: argparse.ArgumentParser) -> dict[str, tuple[str, 
 
 
 def add_commands(commands: Any) -> None:
+    commands.add_parser("sweep", help="train and evaluate every (architecture, seed) as a job; prints the sweep id",
+                        declare=declare_sweep_options)
+
+
+def declare_sweep_options(sweep: argparse.ArgumentParser) -> None:
     from harness.cluster import BACKENDS
 
-    sweep = commands.add_parser("sweep", help="train and evaluate every (architecture, seed) as a job; prints the sweep id")
     planning = add_planning_options(sweep)
     sweep.add_argument("--cluster", choices=["auto", *BACKENDS], default="auto",
                        help="auto: the backend whose own options are given (below), else the first of "
