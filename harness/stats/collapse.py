@@ -45,12 +45,9 @@ def collapsed_runs(scores: Mapping[str, RunScore]) -> dict[str, str]:
     the others are not, each with the reason; none where most runs are at chance (the architecture
     itself does not learn, which the mean says)."""
     low = {run for run, score in scores.items() if at_chance(score)}
-    out = {}
-    for run in sorted(low):
-        learnt = [scores[other].accuracy for other in scores if other != run and other not in low]
-        if 2 * len(learnt) > len(scores) - 1:
-            score = scores[run]
-            out[run] = (f"at chance: test accuracy {score.accuracy:.3f} against {score.chance:.3f} for always the "
-                        f"larger class, while {len(learnt)} of its {len(scores) - 1} sibling seeds score "
-                        f"{min(learnt):.3f}-{max(learnt):.3f}")
-    return out
+    learnt = [score.accuracy for run, score in scores.items() if run not in low]  # each low run's siblings that learnt
+    if not low or 2 * len(learnt) <= len(scores) - 1:
+        return {}
+    return {run: (f"at chance: test accuracy {scores[run].accuracy:.3f} against {scores[run].chance:.3f} for always the "
+                  f"larger class, while {len(learnt)} of its {len(scores) - 1} sibling seeds score "
+                  f"{min(learnt):.3f}-{max(learnt):.3f}") for run in sorted(low)}
