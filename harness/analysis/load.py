@@ -9,10 +9,10 @@ import functools
 from harness.cluster import check_backend_name, check_submission, get_backend
 from harness.cluster.base import Backend, JobState
 from harness.store.paths import SweepPaths
-from harness.store.record_checks import Checked, check_records, read_checked_spec, records_of
+from harness.store.record_checks import Checked, check_records, read_checked, read_checked_spec, records_of
 from harness.store.records import RunRecord
-from harness.store.schema import DamagedFile
-from harness.store.submissions import Submission, latest_submissions, read_submissions
+from harness.store.schema import DamagedFile, from_checked_fields
+from harness.store.submissions import Submission, Submissions, latest_submissions, read_submissions
 
 
 class SweepResults:
@@ -23,6 +23,10 @@ class SweepResults:
 
     @functools.cached_property
     def submissions(self) -> list[Submission]:
+        return read_checked(self.sweep, self.sweep.jobs, self._checked_submissions,
+                            lambda data: from_checked_fields(Submissions, data).submissions)
+
+    def _checked_submissions(self) -> list[Submission]:
         submissions = read_submissions(self.sweep)
         for submission in submissions:  # its backend known, each job id of that backend's form
             check_submission(submission, recorded_in=self.sweep.jobs)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.stats.collapse import RunScore, run_score
 from harness.store.index_files import FileLock, Unusable, connect, user_cache
@@ -33,6 +33,7 @@ from harness.store.schema import DamagedFile, from_checked_fields
 from harness.version import __version__
 
 DAMAGED = "DAMAGED"
+T = TypeVar("T")
 TABLES = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT",
     "CREATE TABLE runs (run_id TEXT PRIMARY KEY, files TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN "
@@ -215,24 +216,31 @@ def check_records(sweep: SweepPaths, run_ids: list[str]) -> dict[str, Checked]:
     return found
 
 
-def read_checked_spec(sweep: SweepPaths) -> SweepSpec:
-    """The sweep's spec (read_spec): checked where its file is not the one checked last, whose identity the
-    cache keeps; else read from it without the checks (the file read being the one checked)."""
-    before = _identity_of(sweep.spec)
+def read_checked(sweep: SweepPaths, path: Path, read: Callable[[], T], unchecked: Callable[[Any], T]) -> T:
+    """What read() makes of one of the sweep's files, checking it (its spec, its jobs): read and checked where
+    the file is not the one checked last, whose identity the cache keeps; else made by unchecked() from the
+    file's JSON without the checks (the file read being the one checked): a sweep of 10,000 runs is checked once."""
+    before = _identity_of(path)
     if before is None:
-        return read_spec(sweep)
+        return read()
+    key = path.name
     with _cache(sweep) as cache:
-        if cache and _read(*cache, "SELECT value FROM meta WHERE key = 'spec'") == [(before,)]:
+        if cache and _read(*cache, "SELECT value FROM meta WHERE key = ?", key) == [(before,)]:
             try:
-                text = sweep.spec.read_bytes()
-                if _identity_of(sweep.spec) == before:
-                    return from_checked_fields(SweepSpec, json.loads(text))
+                text = path.read_bytes()
+                if _identity_of(path) == before:
+                    return unchecked(json.loads(text))
             except (OSError, ValueError, TypeError):  # changed meanwhile: checked as it is now
                 pass
-        spec = read_spec(sweep)
-        if cache and _identity_of(sweep.spec) == before:  # the file checked is the one whose identity is kept
-            _store(*cache, "INSERT OR REPLACE INTO meta VALUES ('spec', ?)", [(before,)])
-    return spec
+        made = read()
+        if cache and _identity_of(path) == before:  # the file checked is the one whose identity is kept
+            _store(*cache, "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(key, before)])
+    return made
+
+
+def read_checked_spec(sweep: SweepPaths) -> SweepSpec:
+    """The sweep's spec (read_spec), checked once per change of its file (read_checked)."""
+    return read_checked(sweep, sweep.spec, lambda: read_spec(sweep), lambda data: from_checked_fields(SweepSpec, data))
 
 
 def _code_identity() -> str:

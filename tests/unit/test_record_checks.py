@@ -112,6 +112,23 @@ def test_a_spec_changed_after_its_check_is_checked_again(sweep):
     assert [run.run_id for run in SweepResults(sweep).spec.runs] == ["ResNet50-s0", "VGG16-s0"]
 
 
+def test_jobs_changed_after_their_check_are_checked_again(sweep):
+    from harness.store.schema import DamagedFile
+
+    jobs = {"submissions": [{"executor": "local", "preprocess_job": None, "submitted": "2026-12-06T00:00:00+00:00",
+                             "tasks": {"ResNet50-s0": "4194305@1", "VGG16-s0": "4194305@2"}}]}
+    sweep.jobs.write_text(json.dumps(jobs))
+    assert SweepResults(sweep).job_of("VGG16-s0") == "4194305@2"
+    assert SweepResults(sweep).job_of("VGG16-s0") == "4194305@2"  # read as they were checked
+    with open(sweep.jobs, "r+") as handle:  # edited in place: a job id no local worker has
+        handle.write(json.dumps(jobs).replace("4194305@2", "12345678"))
+        handle.truncate()
+    with pytest.raises(DamagedFile, match="job id '12345678' is not a job id of the 'local' executor"):
+        SweepResults(sweep).submissions
+    sweep.jobs.write_text(json.dumps(jobs).replace("4194305@2", "4194305@3"))
+    assert SweepResults(sweep).job_of("VGG16-s0") == "4194305@3"
+
+
 def test_the_leaderboard_kept_is_the_one_made_anew_after_a_record_changes(cli, sweep, tmp_path, monkeypatch):
     import harness.analysis.board as board
 
