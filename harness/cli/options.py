@@ -4,8 +4,8 @@ import argparse
 import copy
 import math
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
@@ -163,7 +163,7 @@ class Parser(argparse.ArgumentParser):
             declare(self)
         return self
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         return super(Parser, self.declared()).parse_known_args(args, namespace)
 
     def format_help(self) -> str:

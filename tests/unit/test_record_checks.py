@@ -124,7 +124,7 @@ def test_jobs_changed_after_their_check_are_checked_again(sweep):
         handle.write(json.dumps(jobs).replace("4194305@2", "12345678"))
         handle.truncate()
     with pytest.raises(DamagedFile, match="job id '12345678' is not a job id of the 'local' executor"):
-        SweepResults(sweep).submissions
+        SweepResults(sweep).job_of("VGG16-s0")
     sweep.jobs.write_text(json.dumps(jobs).replace("4194305@2", "4194305@3"))
     assert SweepResults(sweep).job_of("VGG16-s0") == "4194305@3"
 
