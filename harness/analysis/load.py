@@ -23,12 +23,9 @@ class SweepResults:
 
     @functools.cached_property
     def submissions(self) -> list[Submission]:
-        return read_checked(self.sweep, self.sweep.jobs, self._checked_submissions,
-                            lambda data: from_checked_fields(Submissions, data).submissions)
-
-    def _checked_submissions(self) -> list[Submission]:
-        submissions = read_submissions(self.sweep)
-        for submission in submissions:  # its backend known, each job id of that backend's form
+        submissions = read_checked(self.sweep, self.sweep.jobs, lambda: read_submissions(self.sweep),
+                                   lambda data: from_checked_fields(Submissions, data).submissions)
+        for submission in submissions:  # its backend known (among those registered now), each job id of its form
             check_submission(submission, recorded_in=self.sweep.jobs)
         return submissions
 
