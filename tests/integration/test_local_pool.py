@@ -61,9 +61,7 @@ def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_follow_or_cancel_th
     repo = Path(__file__).resolve().parents[2]
     env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}  # the jobs compile
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
-    # PYTHONFAULTHANDLER: a sweep that outlives its Ctrl-C is stopped with SIGABRT, and says where it was; 200
-    # epochs (cancelled at the end) keep it running long enough to be caught so.
-    env["PYTHONFAULTHANDLER"] = "1"
+    # 200 epochs, cancelled at the end: ten trained in 4 s once, before the Ctrl-C that came after the first.
     # Ctrl-C as a terminal gives it: a suite started in the background of a shell (`.ci/run &`) has SIGINT ignored,
     # and so would the sweep, which Python then leaves ignored (seen in CI: the sweep went on, SigIgn 0x...2)
     waiting = subprocess.Popen([sys.executable, "-m", "harness", "sweep", *SWEEP, "--epochs", "200", "--dataset", str(tiny_demo),
@@ -80,9 +78,8 @@ def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_follow_or_cancel_th
         try:
             _, err = waiting.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            waiting.send_signal(signal.SIGABRT)
-            raise AssertionError(f"the sweep went on 60 s after its Ctrl-C ({masks}); where it was: "
-                                 f"{waiting.communicate()[1][-4000:]}") from None
+            waiting.kill()
+            raise AssertionError(f"the sweep went on 60 s after its Ctrl-C ({masks})") from None
         assert waiting.returncode == 130, f"{masks}\n{err}"
         said = err.strip().splitlines()[-1]
         assert "runs go on in the background" in said and f"status {sweep_id} --watch" in said and f"cancel {sweep_id}" in said
