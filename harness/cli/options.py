@@ -149,7 +149,8 @@ def shows_default(action: argparse.Action) -> bool:
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (what is wrong and where), not a usage block. declare: a
     command's options, declared when the command is parsed or its help shown, not before: those of `sweep`
-    import its backends and training options, which no other command needs at its start (25 ms)."""
+    import its backends and training options, which no other command needs at its start (20 ms:
+    `status` on an empty folder 0.13 s before, 0.11 s after)."""
 
     def __init__(self, *args: Any, declare: Callable[["Parser"], None] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)

@@ -195,7 +195,7 @@ _ENCODER = json.JSONEncoder(default=str, allow_nan=False)
 
 def as_json(data: Any) -> str:
     """JSON any reader takes, one row a line: a list of rows, or an object whose "rows" are one (--meta),
-    each row in json's C encoder (an indented dump runs in Python: 0.1 s for 10,000 rows, 3 times this)."""
+    each row in json's C encoder (an indented dump runs in Python: 80 ms for 10,000 status rows, against 35)."""
     if isinstance(data, dict) and isinstance(data.get("rows"), list):
         head = "".join(_ENCODER.encode({key: value})[1:-1] + ", " for key, value in data.items() if key != "rows")  # keys as JSON has them
         return f'{{{head}"rows": {as_json(data["rows"])}}}'
