@@ -8,6 +8,7 @@ harness.load) take a run's state from what is on disk alone (`recorded_state`). 
 nor submitit.
 """
 import csv
+import hashlib
 import io
 from collections import Counter
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from harness.cluster.base import FINAL_STATES, JobState, last_line
 from harness.errors import UserError
 from harness.stats.collapse import RunScore, collapsed_runs
 from harness.store.paths import SweepPaths
-from harness.store.record_checks import DAMAGED, Checked
+from harness.store.record_checks import DAMAGED, Checked, view_of
 from harness.store.records import RunSpec, read_advisory, read_progress
 from harness.store.schema import Amount, Count, DamagedFile, Keys
 from harness.store.user_files import read_user_file
@@ -120,12 +121,28 @@ NO_PREPROCESSING = {"job_id": None, "state": "NONE", "reason": "synthetic inputs
 
 
 def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]]:
-    """The status of each run (in the spec's order) and of the preprocessing step."""
+    """The status of each run (in the spec's order) and of the preprocessing step. Once every job has ended,
+    the rows are kept in the records' check cache with the scheduler's answer they were made from
+    (store.record_checks.view_of), where every run completed: a completed run's row depends on its files and
+    its job's state alone, so a finished sweep of 10,000 runs is not made again while neither changes."""
     sweep, submissions, states = results.sweep, results.submissions, results.job_states
     preprocess_job = submissions[-1].preprocess_job if submissions else None
     preprocess = dict(NO_PREPROCESSING) if results.spec.synthetic else preprocess_status(
         sweep, preprocess_job, states.get(preprocess_job or ""), bool(submissions),
         results.backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
+    if not states or not all(state.final for state in states.values()):  # runs going on: no view kept
+        return run_statuses(results, preprocess), preprocess
+    answer = hashlib.sha256(repr((sorted(states.items()), sorted(preprocess.items()))).encode()).hexdigest()
+    state = list(RunStatus.__dataclass_fields__).index("state")
+    rows = view_of(sweep, [run.run_id for run in results.spec.runs], [], "status",  # rows of values: JSON 2x smaller
+                   lambda: [list(vars(status).values()) for status in run_statuses(results, preprocess)], answer,
+                   keep=lambda made: all(row[state] == "COMPLETED" for row in made))
+    return [RunStatus(*row) for row in rows], preprocess
+
+
+def run_statuses(results: SweepResults, preprocess: dict[str, Any]) -> list[RunStatus]:
+    """Each run's status, in the spec's order (preprocess: the step's row)."""
+    sweep, states = results.sweep, results.job_states
     statuses = []
     for run in results.spec.runs:
         checked, job_id = results.checked[run.run_id], results.job_of(run.run_id)
@@ -137,7 +154,7 @@ def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]
         progress = checked.progress if completed else read_progress(sweep.run(run.run_id))
         statuses.append(run_status(run, checked, progress, job_id, state, preprocess, results.spec.sweep_id))
     flag_collapsed(statuses, results)
-    return statuses, preprocess
+    return statuses
 
 
 def flag_collapsed(statuses: list[RunStatus], results: SweepResults) -> None:

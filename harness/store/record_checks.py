@@ -259,12 +259,12 @@ def _code_identity() -> str:
     return digest.hexdigest()
 
 
-def inputs_of(sweep: SweepPaths, run_ids: list[str], also: list[Path]) -> str:
+def inputs_of(sweep: SweepPaths, run_ids: list[str], also: list[Path], answer: str = "") -> str:
     """A digest of the identity of every file a view of the sweep is made from: the harness's code, the
     sweep's spec, its jobs, the files also named (its dataset's manifest, say), and each run's record,
-    history and test scores."""
+    history and test scores; and of what else it is made from (answer: a scheduler's, say)."""
     runs = os.fspath(sweep.folder / "runs")
-    digest = hashlib.sha256(f"code {_code_identity()}\n".encode())
+    digest = hashlib.sha256(f"code {_code_identity()}\nanswer {answer}\n".encode())
     for path in (sweep.spec, sweep.jobs, *also):
         digest.update(f"{path} {_identity_of(path) or '-'}\n".encode())
     for rid in run_ids:
@@ -272,21 +272,24 @@ def inputs_of(sweep: SweepPaths, run_ids: list[str], also: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def view_of(sweep: SweepPaths, run_ids: list[str], also: list[Path], name: str, make: Callable[[], Any]) -> Any:
+def view_of(sweep: SweepPaths, run_ids: list[str], also: list[Path], name: str, make: Callable[[], Any],
+            answer: str = "", keep: Callable[[Any], bool] = lambda made: True) -> Any:
     """What make() returns, a view of the sweep in JSON's types (its leaderboard, say): as a command made it
-    before from the same files (inputs_of), else made now, and kept where its files did not change meanwhile
-    and JSON gives it back equal."""
-    inputs = inputs_of(sweep, run_ids, also)
+    before from the same files and answer (inputs_of), else made now, and kept where keep(made) holds (it
+    depends on nothing else), its files did not change meanwhile and JSON gives it back equal."""
+    inputs = inputs_of(sweep, run_ids, also, answer)
     with _cache(sweep) as cache:
         found = _read(*cache, "SELECT view FROM views WHERE name = ? AND inputs = ?", name, inputs) if cache else []
     if found:
         return json.loads(found[0][0])
     made = make()  # not under the cache's lock file held open: it reads the records' checks through its own
+    if not keep(made):
+        return made
     try:
         text = json.dumps(made)
     except (TypeError, ValueError):  # a value JSON does not hold: made every time
         return made
-    if json.loads(text) == made and inputs_of(sweep, run_ids, also) == inputs:
+    if json.loads(text) == made and inputs_of(sweep, run_ids, also, answer) == inputs:
         with _cache(sweep) as cache:
             if cache:
                 _store(*cache, "INSERT OR REPLACE INTO views VALUES (?, ?, ?)", [(name, inputs, text)])

@@ -193,3 +193,39 @@ def test_a_leaderboard_kept_by_other_code_is_made_anew(cli, sweep, monkeypatch):
     assert first[0] == first[1] and len(made) == 1
     monkeypatch.setattr(record_checks, "_code_identity", lambda: "a checkout edited since")  # its files' sizes or times
     assert cli("leaderboard", "--results", sweep.results).out == first[0] and len(made) == 2
+
+
+def test_a_finished_sweeps_status_is_kept_until_a_record_or_a_job_changes(cli, sweep, monkeypatch):
+    import harness.analysis.status as status
+    from harness.cluster.base import JobState
+    from harness.cluster.local import LocalBackend
+    from harness.store.submissions import Submission, record_submission
+
+    made = []
+    real = status.run_statuses
+    monkeypatch.setattr(status, "run_statuses", lambda *args: made.append(args) or real(*args))
+    record_submission(sweep, Submission("local", None, {rid: "4194305@1" for rid in ("ResNet50-s0", "VGG16-s0")}))
+    unfinished = [cli("status", "--format", "json", "--results", sweep.results).out for _ in range(2)]
+    assert unfinished[0] == unfinished[1] and len(made) == 2  # DenseNet121 has no record: made each time
+    spec = json.loads(sweep.spec.read_text())
+    sweep.spec.write_text(json.dumps({**spec, "runs": [r for r in spec["runs"] if r["model"] != "DenseNet121"]}))
+
+    def shown() -> str:
+        return cli("status", "--format", "json", "--results", sweep.results).out
+
+    first = shown()
+    assert shown() == first and len(made) == 3  # every run completed and its job ended: kept
+    result = sweep.run("VGG16-s0").result
+    data = json.loads(result.read_text())
+    with open(result, "r+") as handle:  # edited in place
+        handle.write(json.dumps({**data, "val": {**data["val"], "accuracy": 0.55}}, indent=2))
+        handle.truncate()
+    assert '"val_accuracy": 0.55' in shown() and len(made) == 4
+    ended = LocalBackend.states
+    monkeypatch.setattr(LocalBackend, "states", lambda self, ids: {job: JobState(job, "RUNNING") for job in ids})
+    running = shown()
+    assert '"val_accuracy": 0.55' in running and len(made) == 5 and shown() == running and len(made) == 6
+    monkeypatch.setattr(LocalBackend, "states", lambda self, ids: {
+        job: JobState(job, "COMPLETED", node="n7") for job in ended(self, ids)})  # another answer: made again
+    assert '"node": "n7"' in shown() and len(made) == 7
+    assert '"node": "n7"' in shown() and len(made) == 7
