@@ -28,7 +28,7 @@ from harness.store.paths import SweepPaths, cache_root, check_inside, check_swee
 from harness.store.records import RunSpec, SweepSpec, read_completed, run_id, write_spec
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, record_submission
-from harness.training.config import WEIGHTS_KEYWORDS, TrainConfig, check_train_types, check_weights_file, config_for
+from harness.training.config import WEIGHTS_KEYWORDS, check_train_types, check_weights_file, config_for
 from harness.version import __version__
 from harness.zoo import ABLATION
 
@@ -53,6 +53,7 @@ class SweepRequest:
     ablate_preprocessing: bool = False
     scaling: list[int] | None = None  # a scaling sweep: every architecture at each of these world sizes
     nodes: list[str] | None = None  # --every-node: every run once on each of these nodes, pinned to it
+    batch_size_given: bool = False  # --batch-size given: on the demo, no architecture takes its own (ModelSpec.demo_batch_size)
 
 
 def new_sweep_id(name: str | None) -> str:
@@ -138,22 +139,21 @@ def parse_models(text: str | None) -> list[str]:
     return names
 
 
-def demo_overrides(models: list[str], image_size: int | None, batch_size: int) -> dict[str, dict[str, Any]]:
+def demo_overrides(models: list[str], image_size: int | None, batch_size_given: bool) -> dict[str, dict[str, Any]]:
     """Per architecture, what it overrides on the demo: the nearest size it takes where DEMO_IMAGE_SIZE does not
-    suit it (no size is given), its own batch where it has one and the sweep's is the default
-    (ModelSpec.demo_batch_size), and channels_last where its network is depthwise-separable (ModelSpec.separable):
+    suit it (no size is given), its own batch where it has one and none is given (ModelSpec.demo_batch_size),
+    and channels_last where its network is depthwise-separable (ModelSpec.separable):
     the demo is made for the first command, on a CPU, where that layout trains those networks faster (on any
     device it is recorded in the run's config and settings)."""
     from harness.zoo.lookup import spec_of
     from harness.zoo.registry import nearest_image_size
 
-    default_batch = TrainConfig(model="").batch_size
     overrides: dict[str, dict[str, Any]] = {}
     for model in models:
         spec = spec_of(model)
         size = nearest_image_size(spec, DEMO_IMAGE_SIZE)
         overrides[model] = {**({"image_size": size} if image_size is None and size != DEMO_IMAGE_SIZE else {}),
-                            **({"batch_size": spec.demo_batch_size} if spec.demo_batch_size and batch_size == default_batch else {}),
+                            **({"batch_size": spec.demo_batch_size} if spec.demo_batch_size and not batch_size_given else {}),
                             **({"channels_last": True} if spec.separable else {})}
     return overrides
 
@@ -169,7 +169,7 @@ def demo_settings(request: SweepRequest, folder: Path) -> tuple[dict[str, Any], 
         photograph_folders()
     train = {**request.train, "robustness_images": DEMO_ROBUSTNESS_IMAGES}
     given = train.get("image_size")
-    return {**train, "image_size": given or DEMO_IMAGE_SIZE}, demo_overrides(request.models, given, train["batch_size"])
+    return {**train, "image_size": given or DEMO_IMAGE_SIZE}, demo_overrides(request.models, given, request.batch_size_given)
 
 
 def pinned(runs: list[RunSpec], nodes: list[str]) -> list[RunSpec]:

@@ -28,7 +28,7 @@ from harness.store.schema import DamagedFile
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
 SETTINGS = ("sweep_id", "created", "dataset", "models", "seeds", "train", "cluster", "code")
-OWN_SETTINGS = ("image_size", "lr", "warmup_epochs")  # what an architecture may set for itself (its runs' configs)
+OWN_SETTINGS = ("image_size", "batch_size", "lr", "warmup_epochs")  # what an architecture may set for itself (its runs' configs)
 FIGURE_CAPTIONS = {
     "training_curves": "Training and validation accuracy and loss per epoch (the paper's Figure 5).",
     "roc": "ROC curves on the test split.",

@@ -41,7 +41,8 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     option("--resplit", action="store_true",
            help="each seed also draws its own train/val/test split (by source group): intervals then cover the split")
     option("--epochs", type=positive_int, default=defaults.epochs)
-    option("--batch-size", type=positive_int, default=defaults.batch_size)
+    option("--batch-size", type=positive_int,
+           help=f"images a step (default: {defaults.batch_size}; on the demo, InceptionV3 takes its own 16)")
     option("--lr", type=positive_float,
            help=f"learning rate for every architecture (default: each one's own, see the zoo; else {defaults.lr:g})")
     option("--warmup-epochs", type=non_negative_int,
@@ -184,7 +185,8 @@ def sweep_request(args: argparse.Namespace) -> Any:
     train = train_options(**{name: getattr(args, name) for name in TRAIN_OPTIONS if name in vars(args)})
     return sweeps.SweepRequest(dataset=args.dataset, models=sweeps.parse_models(args.models), seeds=args.seeds,
                                train=train, results=args.results, name=args.name, cross_generator=args.cross_generator,
-                               ablate_preprocessing=args.ablate_preprocessing, scaling=args.scaling)
+                               ablate_preprocessing=args.ablate_preprocessing, scaling=args.scaling,
+                               batch_size_given=args.batch_size is not None)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -55,7 +55,7 @@ class ModelSpec:
     # Built on depthwise-separable convolutions, which oneDNN trains 1.2-1.9x faster channels_last on a CPU
     # (benchmarks/channels_last.py); the demo's CPU runs of these take it.
     separable: bool = False
-    # Its batch on the demo where the sweep's is the default (None: the sweep's): an architecture that learns
+    # Its batch on the demo where no --batch-size is given (None: the sweep's): an architecture that learns
     # slowly from scratch gets more steps from the demo's 360 training images (12 an epoch at 32).
     demo_batch_size: int | None = None
     # timm's input config of its default weights (None outside the paper's eight: read from timm)

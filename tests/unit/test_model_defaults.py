@@ -29,9 +29,10 @@ def _configs(tmp_path, argv: list[str]) -> dict[str, TrainConfig]:
 
 def _plan(tmp_path, argv: list[str]) -> SweepSpec:
     args = build_parser().parse_args(["sweep", "--cluster", "local", "--results", str(tmp_path), *argv])
-    train = train_options(lr=args.lr, warmup_epochs=args.warmup_epochs, epochs=args.epochs, image_size=args.image_size)
+    train = train_options(lr=args.lr, warmup_epochs=args.warmup_epochs, epochs=args.epochs, image_size=args.image_size,
+                          batch_size=args.batch_size)
     request = sweeps.SweepRequest(dataset="demo", models=sweeps.parse_models(args.models), seeds=1, train=train,
-                                  results=tmp_path)
+                                  results=tmp_path, batch_size_given=args.batch_size is not None)
     return sweeps.plan(request, {"executor": "local"})[1]
 
 
@@ -44,6 +45,13 @@ def test_on_the_demo_each_architecture_takes_the_demo_size_or_its_own_minimum(tm
     assert {c.image_size for c in _configs(tmp_path, ["--image-size", "80"]).values()} == {80}
     with pytest.raises(UserError, match="(Xception|InceptionV3) needs --image-size of at least 7"):
         _configs(tmp_path, ["--image-size", "35"])
+
+
+def test_on_the_demo_inceptionv3_takes_its_own_batch_unless_one_is_given(tmp_path):
+    batches = {model: config.batch_size for model, config in _configs(tmp_path, []).items()}
+    assert batches == {**dict.fromkeys(MODEL_NAMES, DEFAULT.batch_size), "InceptionV3": 16}
+    for given in ("32", "64"):  # the default typed out is a batch given too
+        assert {c.batch_size for c in _configs(tmp_path, ["--batch-size", given]).values()} == {int(given)}
 
 
 def test_the_vggs_have_their_own_lr_and_warm_up():
