@@ -24,8 +24,10 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
     from harness.training.config import MODES, OPTIMIZERS, PRECISIONS, SELECT_BY, TrainConfig
     from harness.zoo import WEIGHTS_HELP
     from harness.zoo.preprocessing import KERAS_INTERPOLATIONS, PREPROCESSING_CHOICES
+    from harness.zoo.registry import MODEL_SPECS
 
     defaults = TrainConfig(model="")
+    demo_batches = ", ".join(f"{spec.name} {spec.demo_batch_size}" for spec in MODEL_SPECS.values() if spec.demo_batch_size)
     planning = sweep.add_argument_group("what the sweep runs (fixed when it starts: --resume keeps them)")
     actions: list[argparse.Action] = []
 
@@ -42,7 +44,7 @@ def add_planning_options(sweep: argparse.ArgumentParser) -> list[str]:
            help="each seed also draws its own train/val/test split (by source group): intervals then cover the split")
     option("--epochs", type=positive_int, default=defaults.epochs)
     option("--batch-size", type=positive_int,
-           help=f"images a step (default: {defaults.batch_size}; on the demo, InceptionV3 takes its own 16)")
+           help=f"images a step (default: {defaults.batch_size}; on the demo, {demo_batches})")
     option("--lr", type=positive_float,
            help=f"learning rate for every architecture (default: each one's own, see the zoo; else {defaults.lr:g})")
     option("--warmup-epochs", type=non_negative_int,
