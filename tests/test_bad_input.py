@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from patience import HUNG_S
 
 from harness.cluster.local import LocalBackend, has_nvidia_gpu, worker_token
 from harness.store.submissions import Submission
@@ -1420,7 +1421,7 @@ def _run(case: Case, places: dict[str, Path], cli) -> Outcome:
     # a real process: the backends cannot be guarded there, so only cases refused before any submission
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env,
-                          cwd=places["T"], timeout=120, check=False)
+                          cwd=places["T"], timeout=HUNG_S, check=False)
     return Outcome(done.returncode, done.stdout, done.stderr)
 
 
@@ -1623,7 +1624,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(command, template, tmp
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     head, _, tail = command.partition(" | ")
     script = f"{sys.executable} -m harness {head} --results {results} | {tail} >/dev/null; echo $" + "{PIPESTATUS[0]} >&2"
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=HUNG_S)
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1] in ("0", "141"), done.stderr
     assert snapshot(results) == before

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from patience import HUNG_S
 
 from harness.analysis.check import Reference, References, check_sweep, parse_references, read_references, update_references
 from harness.analysis.load import SweepResults
@@ -173,7 +174,7 @@ def test_two_updates_at_once_lose_nothing(tmp_path):
         path = tmp_path / f"refs{attempt}.toml"
         workers = [subprocess.Popen([sys.executable, "-c", UPDATE, str(sweep.folder), str(path)], env=env)
                    for sweep in sweeps.values()]
-        assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+        assert [worker.wait(timeout=HUNG_S) for worker in workers] == [0, 0]
         systems = {ref.system for ref in read_references(path).references}
         assert systems == {"local:local:cpu", "local:local:NVIDIA H100"}, (attempt, path.read_text())
 

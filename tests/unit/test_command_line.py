@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from patience import HUNG_S
+
 import harness
 from harness.analysis.columns import SORTABLE
 from harness.cli import build_parser
@@ -16,7 +18,7 @@ SCRIPT = Path(sys.executable).parent / "harness"  # where `pip install -e .` put
 
 
 def run(*command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=HUNG_S)
 
 
 def test_the_console_script_and_python_m_are_one_command(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from patience import HUNG_S
 
 from harness.data.demo import ensure_demo
 
@@ -50,7 +51,7 @@ def test_sweeps_starting_together_build_the_demo_once_and_see_it_whole(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     starts = [subprocess.Popen([sys.executable, "-c", script, str(folder)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    answers = [process.communicate(timeout=300) for process in starts]
+    answers = [process.communicate(timeout=HUNG_S) for process in starts]
     for process, (out, err) in zip(starts, answers):
         assert process.returncode == 0, err
         assert out.split() == ["60", "True"]

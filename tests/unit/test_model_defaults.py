@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from patience import HUNG_S
 
 from harness import sweeps
 from harness.analysis.paper import setting_rows
@@ -118,7 +119,7 @@ def test_the_preprocessing_job_plans_its_caches_without_importing_timm():
     code = ("import sys; from harness.zoo.lookup import preprocessing_for; from harness.zoo.registry import MODEL_NAMES; "
             "[preprocessing_for(name, mode, 96).resize_key for name in MODEL_NAMES for mode in ('timm', 'paper')]; "
             "print('timm' in sys.modules, 'torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=HUNG_S)
     assert done.stdout.split() == ["False", "False"]
 
 

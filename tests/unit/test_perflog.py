@@ -4,6 +4,7 @@ import json
 import multiprocessing
 
 import pytest
+from patience import HUNG_S
 
 from harness.errors import UserError
 from harness.measure.system import collect_system, log_performance
@@ -82,7 +83,7 @@ def test_concurrent_appends_never_produce_a_broken_line(tmp_path):
     for process in processes:
         process.start()
     for process in processes:
-        process.join(120)
+        process.join(HUNG_S)
         assert process.exitcode == 0
     entries, problems = read_perflog(perflog(tmp_path))
     assert problems == []

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from patience import HUNG_S
 
 from harness.store.paths import perflog, perflog_index
 from harness.store.perflog import append_entry
@@ -145,7 +146,7 @@ def folder_not_ours(tmp_path, monkeypatch):
         answers = multiprocessing.get_context("fork").Queue()
         reader = multiprocessing.get_context("fork").Process(target=_read_as_nobody, args=(str(perflog(results)), str(cache), answers))
         reader.start()
-        reader.join(60)
+        reader.join(HUNG_S)
         assert reader.exitcode == 0
         return answers.get(timeout=5)
 
@@ -187,11 +188,11 @@ def test_readers_and_appenders_at_once_lose_and_double_nothing(tmp_path):
     for process in [*readers, *appenders]:
         process.start()
     for process in appenders:
-        process.join(120)
+        process.join(HUNG_S)
         assert process.exitcode == 0
     stop.set()
     for process in readers:
-        process.join(120)
+        process.join(HUNG_S)
         assert process.exitcode == 0
     for seen in (counts.get(timeout=5) for _ in readers):
         assert seen == sorted(seen) and seen

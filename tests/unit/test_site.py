@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from patience import HUNG_S
 
 from harness.cluster.slurm import site as site_module
 from harness.cluster.slurm.sbatch import parse_gres, parse_mem, parse_time
@@ -124,7 +125,7 @@ SCONTROL = shutil.which("scontrol")
 @pytest.mark.skipif(SCONTROL is None, reason="scontrol is not on PATH")
 @pytest.mark.parametrize("text", HOSTLISTS)
 def test_expand_hostlist_agrees_with_scontrol(text):
-    done = subprocess.run([str(SCONTROL), "show", "hostnames", text], capture_output=True, text=True, timeout=15)
+    done = subprocess.run([str(SCONTROL), "show", "hostnames", text], capture_output=True, text=True, timeout=HUNG_S)
     assert expand_hostlist(text) == done.stdout.split()
 
 

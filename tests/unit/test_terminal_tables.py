@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from patience import HUNG_S
 
 from harness.store.paths import SweepPaths
 from harness.store.perflog import append_entry
@@ -115,7 +116,7 @@ class Panes:
         self.config.write_text("set -g remain-on-exit on\nset -g history-limit 5000\n")  # read where the server starts
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run([*self.command, *args], env=self.env, capture_output=True, text=True, check=True, timeout=30).stdout
+        return subprocess.run([*self.command, *args], env=self.env, capture_output=True, text=True, check=True, timeout=HUNG_S).stdout
 
     def start(self, name: str, width: int, command: list[str], cwd: Path, path: str) -> None:
         """command in a pane width columns wide (and 50 lines high), in cwd, with PATH path; its exit status
@@ -123,7 +124,7 @@ class Panes:
         self.tmux("new-session", "-d", "-s", name, "-x", str(width), "-y", "50", "-c", str(cwd), "-e", f"PATH={path}",
                   f"{shlex.join(command)}; echo $? > {shlex.quote(str(self.folder / name))}.status")
 
-    def wait(self, timeout: float = 300) -> dict[str, str]:
+    def wait(self, timeout: float = HUNG_S) -> dict[str, str]:
         """Each session's exit status, once every command has exited and its pane has shown all it wrote."""
         deadline = time.monotonic() + timeout
         while True:
@@ -143,7 +144,7 @@ class Panes:
         return re.sub(r"\n*Pane is dead.*", "", text).rstrip("\n")
 
     def close(self) -> None:
-        subprocess.run([*self.command, "kill-server"], env=self.env, capture_output=True, timeout=30)
+        subprocess.run([*self.command, "kill-server"], env=self.env, capture_output=True, timeout=HUNG_S)
 
 
 @dataclasses.dataclass
