@@ -76,9 +76,12 @@ def flop_counts(run: Trainer, train: DeviceSplit) -> tuple[int | None, int | Non
     return train_flops, infer_flops
 
 
-def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler: GpuSampler) -> None:
-    """The epochs not yet done: train, validate, keep the best epoch's weights, checkpoint."""
+def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler: GpuSampler) -> tuple[Any, Any] | None:
+    """The epochs not yet done: train, validate, keep the best epoch's weights, checkpoint. Returns the kept
+    epoch's validation scores (probabilities, labels) where this attempt trained it, else None (an earlier
+    attempt kept it: its scores are not in memory)."""
     config, paths = run.config, run.paths
+    kept_val = None
     for epoch in range(run.start_epoch, config.epochs):
         report_progress(run, state="training", epoch=epoch + 1, epochs=config.epochs,
                   val_accuracy=run.history[-1]["val_accuracy"] if run.history else None)
@@ -95,6 +98,7 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
         rank = SELECT_BY[config.select_by](val)
         if run.best.get("rank") is None or rank < run.best["rank"]:
             run.best = {"epoch": epoch + 1, "rank": rank}
+            kept_val = (val_probs, val_labels)
             if run.ranks.main:
                 write_atomic(paths.best, lambda tmp: torch.save(run.model.state_dict(), tmp))
         if run.ranks.main:
@@ -103,6 +107,7 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
         report_progress(run, state="training", epoch=epoch + 1, epochs=config.epochs, val_accuracy=val["accuracy"])
         log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f", config.model, epoch + 1,
                  config.epochs, row["train_loss"], row["val_loss"], row["val_accuracy"])
+    return kept_val
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -200,16 +205,17 @@ def _load_splits(run: Trainer) -> tuple[dict[str, CachedSplit], dict[str, Device
     return cached, splits
 
 
-def _evaluate_best(run: Trainer, val: DeviceSplit, test: CachedSplit, sampler: GpuSampler,
-                   sharing: SharingMeter) -> tuple[tuple[Any, Any], float, tuple[Any, Any], StepMeter]:
-    """The best epoch's weights back (every rank), the threshold chosen on val, the test split scored and
-    timed: ((val labels, probabilities), threshold, (test labels, probabilities), the inference meter)."""
+def _evaluate_best(run: Trainer, val: DeviceSplit, test: CachedSplit, sampler: GpuSampler, sharing: SharingMeter,
+                   kept_val: tuple[Any, Any] | None) -> tuple[tuple[Any, Any], float, tuple[Any, Any], StepMeter]:
+    """The best epoch's weights back (every rank), the threshold chosen on val (its scores scored again only
+    where kept_val, from _fit, does not hold them), the test split scored and timed: ((val labels,
+    probabilities), threshold, (test labels, probabilities), the inference meter)."""
     config = run.config
     report_progress(run, state="evaluating", epoch=config.epochs, epochs=config.epochs,
                     val_accuracy=run.history[-1]["val_accuracy"])
     distributed.barrier(run.ranks)  # the main rank has written best.pt
     run.model.load_state_dict(torch.load(run.paths.best, map_location=run.device, weights_only=True))
-    val_probs, val_labels = run.evaluate(val)
+    val_probs, val_labels = kept_val or run.evaluate(val)
     threshold = best_threshold(val_labels, val_probs)
     test_probs, test_labels, infer_meter = timed_test(run, test, sampler, sharing.sample)
     return (val_labels, val_probs), threshold, (test_labels, test_probs), infer_meter
@@ -235,10 +241,10 @@ def train_run(config: TrainConfig, dataset: Path, cache_root: Path, paths: RunPa
     meter = StepMeter(run.device, barrier=lambda: distributed.barrier(ranks), steady_steps=max(0, steady), watch=sharing.sample)
     watch = time.perf_counter()
     with sampler.sampling():
-        _fit(run, splits, meter, sampler)
+        kept_val = _fit(run, splits, meter, sampler)
         train_seconds = time.perf_counter() - watch
         (val_labels, val_probs), threshold, (test_labels, test_probs), infer_meter = _evaluate_best(
-            run, splits["val"], cached["test"], sampler, sharing)
+            run, splits["val"], cached["test"], sampler, sharing, kept_val)
     robust = robustness(run, cached["test"], test_probs, threshold, read_manifest(dataset))
     across = cross_generator(cached["test"], test_probs, threshold, config.seed)
     measures = measured_fields(run, (meter, infer_meter), sampler, sharing, (train_flops, infer_flops), compiled)
