@@ -17,6 +17,5 @@ NEAR_DUPLICATE_BITS = 6
 DEMO_IMAGE_SIZE = 35
 # The demo's perturbed passes score 50 of its 400 test images (25 of each class, from the same ten
 # photographs): five passes over all of them were a fifth of the first command's time, over 200 still a
-# fifth of Xception's run, over 100 a tenth of it (and the first command 302 s, over its 300 s goal), for
-# figures the demo only illustrates.
+# fifth of Xception's run, and over 100 a tenth of it, for figures the demo only illustrates.
 DEMO_ROBUSTNESS_IMAGES = 50
