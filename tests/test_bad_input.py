@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from patience import HUNG_S
 
 from harness.cluster.local import LocalBackend, has_nvidia_gpu, worker_token
 from harness.store.submissions import Submission
+
+from patience import HUNG_S
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "MobileNetV2"

@@ -56,7 +56,7 @@ class TrainConfig:
     allow_random_backbone: bool = False  # --mode transfer --weights none: train a head on frozen random features
     keep_checkpoints: bool = False  # a completed run keeps its resume checkpoints (state.pt), not only best.pt
     # The perturbed passes score at most this many test images, as many of each class, the same for every run
-    # (training.evaluate.robustness_split); None: the whole test split. A sweep on the demo sets it.
+    # (training.evaluate.robustness_positions); None: the whole test split. A sweep on the demo sets it.
     robustness_images: int | None = None
     # Data-parallel training (training.distributed): ranks of batch_size images each, one per GPU (a process
     # per rank on a CPU), spread evenly over nodes; the lr follows lr_scaling as the global batch grows.

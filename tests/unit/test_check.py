@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from patience import HUNG_S
 
 from harness.analysis.check import Reference, References, check_sweep, parse_references, read_references, update_references
 from harness.analysis.load import SweepResults
 from harness.errors import UserError
 
+from patience import HUNG_S
 from perf_helpers import make_sweep, record
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,12 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from patience import HUNG_S
-
 import harness
 from harness.analysis.columns import SORTABLE
 from harness.cli import build_parser
 
+from patience import HUNG_S
 from perf_helpers import make_sweep, record
 
 SCRIPT = Path(sys.executable).parent / "harness"  # where `pip install -e .` puts the console script

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from patience import HUNG_S
 
 from harness.data.demo import ensure_demo
+
+from patience import HUNG_S
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ("--per-class", "22", "--size", "16")

@@ -19,6 +19,8 @@ from harness.measure.meters import check_gpu_arch
 from harness.training.config import TrainConfig
 from harness.training.trainer import check_precision
 
+from patience import HUNG_S
+
 DATA = Path(__file__).parent / "data"
 TORCH_2_14 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch 2.14.1+cu130 from PyPI
 TORCH_2_7 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # torch 2.7.1+cu126 from PyPI
@@ -71,7 +73,7 @@ def fake_python(folder: Path, arch: list[str]) -> Path:
 def test_the_build_is_read_from_the_jobs_python_or_this_one(tmp_path):
     build = read_torch_build(str(fake_python(tmp_path, TORCH_2_7)))
     assert (build.version, build.arch, build.unreadable) == ("2.7.1+cu126", tuple(TORCH_2_7), None)
-    here = read_torch_build(None)  # this interpreter, asked as the jobs' python is
+    here = read_torch_build(None, timeout=HUNG_S)  # this interpreter, asked as the jobs' python is
     assert here.version == torch.__version__ and "this Python" in here.source
     assert list(here.arch) == (getattr(torch._C, "_cuda_getArchFlags", lambda: None)() or "").split()
 

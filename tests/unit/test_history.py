@@ -5,13 +5,13 @@ import sys
 from dataclasses import replace
 
 import pytest
-from patience import HUNG_S
 
 from harness.analysis.history import history_rows, load_history, plot_history
 from harness.errors import UserError
 from harness.store.paths import perflog
 from harness.store.perflog import append_entry
 
+from patience import HUNG_S
 from perf_helpers import entry
 
 P100 = {"cluster": "marwan", "partition": "p100", "gpu_name": "Tesla P100", "gpu_count": 1, "driver": "535", "torch": "2.4"}

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from patience import HUNG_S
 
 from harness import sweeps
 from harness.analysis.paper import setting_rows
@@ -18,6 +17,8 @@ from harness.store.records import SweepSpec
 from harness.training.config import TrainConfig, config_for, model_defaults, train_options
 from harness.training.trainer import Trainer
 from harness.zoo.registry import MODEL_NAMES, MODEL_SPECS
+
+from patience import HUNG_S
 
 DEFAULT = TrainConfig(model="")
 

@@ -4,7 +4,6 @@ import json
 import multiprocessing
 
 import pytest
-from patience import HUNG_S
 
 from harness.errors import UserError
 from harness.measure.system import collect_system, log_performance
@@ -14,6 +13,7 @@ from harness.store.perflog import PerfEntry, append_entry, entry_from_record
 from harness.store.perflog_index import read_perflog
 from harness.store.records import read_spec
 
+from patience import HUNG_S
 from perf_helpers import entry, make_sweep, record
 
 

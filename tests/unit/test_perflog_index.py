@@ -12,12 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from patience import HUNG_S
 
 from harness.store.paths import perflog, perflog_index
 from harness.store.perflog import append_entry
 from harness.store.perflog_index import read_columns, read_perflog
 
+from patience import HUNG_S
 from perf_helpers import entry
 
 
@@ -146,9 +146,10 @@ def folder_not_ours(tmp_path, monkeypatch):
         answers = multiprocessing.get_context("fork").Queue()
         reader = multiprocessing.get_context("fork").Process(target=_read_as_nobody, args=(str(perflog(results)), str(cache), answers))
         reader.start()
+        answer = answers.get(timeout=HUNG_S)  # before the join: a child exits only once its queued data is read
         reader.join(HUNG_S)
         assert reader.exitcode == 0
-        return answers.get(timeout=5)
+        return answer
 
     try:
         yield results, cache, read
@@ -191,10 +192,11 @@ def test_readers_and_appenders_at_once_lose_and_double_nothing(tmp_path):
         process.join(HUNG_S)
         assert process.exitcode == 0
     stop.set()
+    seen_by_reader = [counts.get(timeout=HUNG_S) for _ in readers]  # before the joins, as above
     for process in readers:
         process.join(HUNG_S)
         assert process.exitcode == 0
-    for seen in (counts.get(timeout=5) for _ in readers):
+    for seen in seen_by_reader:
         assert seen == sorted(seen) and seen
     entries, problems = read_perflog(perflog(tmp_path))
     assert problems == [] and len(entries) == 121

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from patience import HUNG_S
 
 from harness.cluster.slurm import site as site_module
 from harness.cluster.slurm.sbatch import parse_gres, parse_mem, parse_time
@@ -28,6 +27,8 @@ from harness.cluster.slurm.site import (
     settings_table,
 )
 from harness.errors import UserError
+
+from patience import HUNG_S
 
 DATA = Path(__file__).parent / "data"
 

@@ -15,6 +15,7 @@ from harness.store.record_checks import Checked
 from harness.store.records import RunSpec
 from harness.store.schema import DamagedFile
 
+from patience import HUNG_S
 from test_store import completed
 
 RUN = RunSpec("ResNet50-s0", "ResNet50", 0)
@@ -109,7 +110,7 @@ def test_a_local_run_is_not_cancelled_while_a_worker_may_still_get_past_a_failed
 
 
 def test_a_pool_of_local_workers_lives_while_any_of_its_workers_does():
-    alive, dead = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
+    alive, dead = subprocess.Popen(["sleep", str(HUNG_S)]), subprocess.Popen(["true"])
     dead_token = worker_token(dead.pid)  # taken while it runs or is a zombie, as the backend takes it
     dead.wait()
     pool = f"{dead_token}+{worker_token(alive.pid)}"
@@ -134,7 +135,7 @@ def test_a_process_that_took_a_workers_pid_is_not_that_worker():
 
 
 def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died(tmp_path):
-    alive, dead = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
+    alive, dead = subprocess.Popen(["sleep", str(HUNG_S)]), subprocess.Popen(["true"])
     dead_token = worker_token(dead.pid)
     dead.wait()
     sweep = SweepPaths(tmp_path)
@@ -195,7 +196,7 @@ def test_the_caches_are_kept_while_a_sweep_of_the_folder_has_runs_to_go(tmp_path
     (cache / "train.npy").write_bytes(b"\0" * 998)
     (results / "cache" / "notes").mkdir()  # not the harness's: it stays
     (results / "cache" / "notes" / "chapter1.txt").write_text("mine\n")
-    worker = subprocess.Popen(["sleep", "60"])
+    worker = subprocess.Popen(["sleep", str(HUNG_S)])
     try:
         record_submission(going, Submission("local", None, {"VGG16-s0": worker_token(worker.pid)}))
         refused = cli("clean", done.sweep_id, "--cache", "--results", results)

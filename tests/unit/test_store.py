@@ -16,6 +16,8 @@ from harness.store.records import RunRecord, RunSpec, SweepSpec, read_record, re
 from harness.store.schema import DamagedFile
 from harness.store.submissions import Submission, read_submissions, record_submission
 
+from patience import HUNG_S
+
 
 def spec(sweep_id: str = "s1", runs: list[RunSpec] | None = None) -> SweepSpec:
     return SweepSpec(sweep_id=sweep_id, created="2026-11-27T00:00:00+00:00", dataset="/d", cache_root="/c",
@@ -171,7 +173,7 @@ def test_a_lock_let_go_within_the_wait_is_taken_and_one_still_held_is_not(tmp_pa
     lock = tmp_path / "run.lock"
     holding = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
                "fcntl.lockf(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(float(sys.argv[2]))")
-    for hold_s, wait_s, taken in ((1.5, 0.0, False), (1.5, 10.0, True), (30.0, 1.0, False)):
+    for hold_s, wait_s, taken in ((HUNG_S, 0.0, False), (1.5, HUNG_S, True), (HUNG_S, 1.0, False)):
         holder = subprocess.Popen([sys.executable, "-c", holding, str(lock), str(hold_s)], stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline().strip() == "held"

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from patience import HUNG_S
 
 from harness.store.paths import SweepPaths
 from harness.store.perflog import append_entry
 from harness.store.records import RunSpec, SweepSpec, run_id, write_record, write_spec
 
+from patience import HUNG_S
 from perf_helpers import entry, make_sweep, record
 
 pytestmark = pytest.mark.xdist_group("terminal")  # one worker builds the sweeps and runs the panes for every test here
