@@ -215,7 +215,7 @@ def _evaluate_best(run: Trainer, val: DeviceSplit, test: CachedSplit, sampler: G
                     val_accuracy=run.history[-1]["val_accuracy"])
     distributed.barrier(run.ranks)  # the main rank has written best.pt
     run.model.load_state_dict(torch.load(run.paths.best, map_location=run.device, weights_only=True))
-    val_probs, val_labels = kept_val or run.evaluate(val)
+    val_probs, val_labels = kept_val if kept_val is not None else run.evaluate(val)
     threshold = best_threshold(val_labels, val_probs)
     test_probs, test_labels, infer_meter = timed_test(run, test, sampler, sharing.sample)
     return (val_labels, val_probs), threshold, (test_labels, test_probs), infer_meter
