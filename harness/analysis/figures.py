@@ -225,6 +225,25 @@ def robustness_table(runs: Runs, metric: str = "accuracy") -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def robustness_scope(runs: Runs) -> str:
+    """The test images the perturbed passes scored, in words ("50 of 400 test images", from each record's
+    robustness "none" count and its test count; a range where runs differ); "" where no run recorded them."""
+    scored, tested = set(), set()
+    for model_runs in runs.values():
+        for _, record in model_runs:
+            count = (record.robustness.get("none") or {}).get("count")
+            if isinstance(count, int):
+                scored.add(count)
+                tested.add((record.test or {}).get("count") or count)
+
+    def span(values: set[int]) -> str:
+        return f"{min(values)}" if len(values) == 1 else f"{min(values)}-{max(values)}"
+
+    if not scored:
+        return ""
+    return f"all {span(tested)} test images" if scored == tested else f"{span(scored)} of {span(tested)} test images"
+
+
 def percent_range(values: np.ndarray) -> tuple[float, float]:
     """A heat map's colour range in %: 50 (chance) to 100, reaching lower where the data does."""
     finite = values[np.isfinite(values)]
@@ -232,7 +251,8 @@ def percent_range(values: np.ndarray) -> tuple[float, float]:
     return (low, 100.0)
 
 
-def draw_robustness_heatmap(table: pd.DataFrame) -> plt.Figure:
+def draw_robustness_heatmap(table: pd.DataFrame, scope: str = "") -> plt.Figure:
+    """scope: the test images scored (robustness_scope), named in the title: the clean column is on them."""
     fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 2.5, 0.5 * len(table) + 1.8))
     values = 100 * table.to_numpy(dtype=float)
     vmin, vmax = percent_range(values)
@@ -241,7 +261,7 @@ def draw_robustness_heatmap(table: pd.DataFrame) -> plt.Figure:
         ax.text(j, i, "-" if np.isnan(value) else f"{value:.1f}", ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right")
     ax.set_yticks(range(len(table)), table.index)
-    ax.set_title("test accuracy (%) under perturbations of both classes")
+    ax.set_title("test accuracy (%) under perturbations of both classes" + (f"\n(on {scope})" if scope else ""))
     fig.colorbar(image, ax=ax, fraction=0.03).set_label("test accuracy (%)")
     if not np.isfinite(values).any():
         note(ax, "no run was evaluated under a perturbation")
@@ -249,8 +269,8 @@ def draw_robustness_heatmap(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def robustness_heatmap(table: pd.DataFrame) -> bytes:
-    return png_bytes(draw_robustness_heatmap(table))
+def robustness_heatmap(table: pd.DataFrame, scope: str = "") -> bytes:
+    return png_bytes(draw_robustness_heatmap(table, scope))
 
 
 def cross_generator_tables(results: SweepResults) -> dict[str, pd.DataFrame]:
@@ -335,7 +355,7 @@ def make_figures(results: SweepResults, board: list[dict]) -> dict[Path, bytes]:
     figures = {} if results.spec.synthetic else {
         "training_curves": training_curves(sweep, runs), "roc": roc_curves(sweep, runs),
         "accuracy_vs_speed": accuracy_vs_speed(pd.DataFrame(board)), "confusion": confusion_matrices(runs),
-        "robustness": robustness_heatmap(robustness_table(runs))}
+        "robustness": robustness_heatmap(robustness_table(runs), robustness_scope(runs))}
     tables = cross_generator_tables(results)
     if tables:
         figures["cross_generator"] = cross_generator_heatmaps(tables)

@@ -13,7 +13,7 @@ import pandas as pd
 from harness.analysis import cells
 from harness.analysis.board import View, figures_view, leaderboard_view, paper_views
 from harness.analysis.compare import gpu_hours
-from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_table, write_figures
+from harness.analysis.figures import completed_runs, cross_generator_tables, make_figures, robustness_scope, robustness_table, write_figures
 from harness.analysis.leaderboard import paper_table
 from harness.analysis.load import SweepResults
 from harness.analysis.nodes import is_every_node
@@ -268,7 +268,9 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
         accuracy, auc = robustness_table(runs, "accuracy"), robustness_table(runs, "auc")
         robust = pd.DataFrame({f"{condition} {name}": table[condition].map(_percent)
                                for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})
-        out.append(("Robustness (test accuracy % and AUC %)", "table", robust.reset_index(names="model")))
+        scope = robustness_scope(runs)
+        out.append((f"Robustness (test accuracy % and AUC %{f', on {scope}' if scope else ''}: clean and perturbed on "
+                    "the same images)", "table", robust.reset_index(names="model")))
     out += variant_sections(pd.DataFrame(board.rows), spec)
     scaling = with_dle(scaling_rows(results.completed()))
     if scaling:

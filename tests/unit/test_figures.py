@@ -16,6 +16,7 @@ from harness.analysis.figures import (
     draw_cross_generator_heatmaps,
     draw_robustness_heatmap,
     draw_training_curves,
+    robustness_scope,
     unit_limits,
 )
 from harness.analysis.load import SweepResults
@@ -104,6 +105,23 @@ def test_the_robustness_colour_bar_is_in_percent_as_its_title_says():
     assert image.get_array().max() == pytest.approx(95.0)
     assert bar.get_ylim() == pytest.approx((40.0, 100.0))
     assert "95.0" in _texts(fig) and "41.0" in _texts(fig)
+
+
+def test_the_robustness_table_and_figure_name_the_test_images_they_score(tmp_path):
+    """On the demo the perturbed passes score 50 of its 400 test images: the clean column is on those 50, so
+    it differs from the leaderboard's accuracy, and the report's table and heat map say which images."""
+    scored = {"accuracy": 0.9, "auc": 0.95, "count": 50}
+    runs = [record(model, sweep="s1", test={"accuracy": 0.88, "auc": 0.94, "count": 400},
+                   robustness={"none": dict(scored), "jpeg50": {**scored, "accuracy": 0.7}}) for model in ("ResNet50", "VGG16")]
+    sweep = make_sweep(tmp_path, "s1", runs)
+    assert robustness_scope(completed_runs(SweepResults(sweep))) == "50 of 400 test images"
+    html = write_report(SweepResults(sweep)).read_text()
+    assert "Robustness (test accuracy % and AUC %, on 50 of 400 test images: clean and perturbed on the same images)" in html
+    table = pd.DataFrame({"clean": [0.9], "jpeg50": [0.7]}, index=["ResNet50"])
+    assert "(on 50 of 400 test images)" in draw_robustness_heatmap(table, "50 of 400 test images").axes[0].get_title()
+    whole = make_sweep(tmp_path, "s2", [record("VGG16", sweep="s2", robustness={"none": {**scored, "count": 400}},
+                                               test={"accuracy": 0.88, "auc": 0.94, "count": 400})])
+    assert robustness_scope(completed_runs(SweepResults(whole))) == "all 400 test images"
 
 
 def test_the_cross_generator_colour_bar_is_in_percent():
