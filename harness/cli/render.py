@@ -153,14 +153,15 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
 
 
 def as_csv(rows: list[dict[str, Any]]) -> str:
-    """Every key of the rows a column; a list is one cell, its items joined by ';'."""
+    """Every key of the rows a column; a list is one cell, its items joined by ';'. Control characters are
+    made inert in the text as a whole, once (for_terminal keeps the newlines and tabs that CSV quotes):
+    per cell, it was a quarter of `history --format csv` on 100,000 perflog lines."""
     columns = list(dict.fromkeys(c for row in rows for c in row))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: for_terminal(";".join(map(str, v))) if isinstance(v, list) else for_terminal(v) if isinstance(v, str) else v
-                      for k, v in row.items()} for row in rows)
-    return buffer.getvalue()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([";".join(map(str, v)) if isinstance(v, list) else v for v in (row.get(c) for c in columns)] for row in rows)
+    return for_terminal(buffer.getvalue())
 
 
 def as_markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
