@@ -251,14 +251,15 @@ MAX_DEPTH = 32  # a record nests 5 deep, a references file 5: deeper is damage, 
 
 
 def nesting(data: Any) -> int:
-    """How deep lists and objects (tables) nest in data, a plain value 0; counted without recursion, and
-    only up to MAX_DEPTH + 1."""
-    deepest, stack = 0, [(data, 1)]
-    while stack and deepest <= MAX_DEPTH:
-        value, depth = stack.pop()
-        if isinstance(value, (list, dict)):
-            deepest = max(deepest, depth)
-            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    """How deep lists and objects (tables) nest in data, a plain value 0; counted level by level, without
+    recursion, and only up to MAX_DEPTH + 1."""
+    level, deepest = [data], 0
+    while deepest <= MAX_DEPTH:
+        containers = [value for value in level if isinstance(value, (list, dict))]
+        if not containers:
+            break
+        deepest += 1
+        level = [item for value in containers for item in (value.values() if isinstance(value, dict) else value)]
     return deepest
 
 

@@ -2,6 +2,8 @@
 every broken line reported by number and skipped."""
 import json
 import multiprocessing
+import random
+import re
 
 import pytest
 
@@ -51,6 +53,28 @@ def test_broken_lines_are_reported_by_number_and_skipped(tmp_path):
     assert "field 'seed'" in problems[1] and "figure 'accuracy' has value 'high'" in problems[2]
     assert "unknown fields colour" in problems[4] and "not an ISO 8601 date" in problems[5]
     assert "system.cluster is dict" in problems[6] and "expected a JSON object" in problems[7]
+
+
+def test_the_figures_fast_check_agrees_with_their_declared_types(tmp_path):
+    """check_figures tests each known figure's unit and range itself (the generic check of FigureValues was half
+    of a long perflog's first indexing): over random figures, a line is refused exactly where the declared
+    types refuse it, with the same words, and read back whole where they take it."""
+    from harness.store.perflog import FigureValues
+    from harness.store.schema import DamagedFile, type_problem
+
+    draw, names = random.Random(0), [*FIGURES, "later_harness_figure"]
+    for _ in range(2000):
+        figures = {}
+        for name in draw.sample(names, draw.randint(0, 6)):
+            unit = FIGURES[name].unit if name in FIGURES and draw.random() < 0.8 else draw.choice(["ms", "images/s", "%"])
+            figures[name] = {"value": draw.choice([None, 0, 1, 0.5, 1.5, -0.01, -3, 2e9, draw.uniform(-1, 2)]), "unit": unit}
+        declared = type_problem(figures, FigureValues, "figures")
+        line = {**entry().to_json(), "figures": figures}
+        if declared is None:
+            assert PerfEntry.from_json(line, tmp_path).figures == figures
+        else:
+            with pytest.raises(DamagedFile, match=re.escape(f"field 'figures': {declared}")):
+                PerfEntry.from_json(line, tmp_path)
 
 
 def test_a_line_cut_short_by_a_killed_writer_stays_its_own_line(tmp_path):
