@@ -99,11 +99,14 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
         if run.best.get("rank") is None or rank < run.best["rank"]:
             run.best = {"epoch": epoch + 1, "rank": rank}
             kept_val = (val_probs, val_labels)
-            if run.ranks.main:
-                write_atomic(paths.best, lambda tmp: torch.save(run.model.state_dict(), tmp))
         if run.ranks.main:
             _write_history(paths.history, run.history)
+        # The checkpoint first, then best.pt: best.pt never holds an epoch its checkpoint does not, which a
+        # resumed run would train again (on a GPU, not bit for bit) and might not keep; a kill between the two
+        # leaves a checkpoint whose best is its own epoch, and restore_state writes best.pt from it.
         run.save_state(epoch + 1)
+        if run.best["epoch"] == epoch + 1 and run.ranks.main:
+            write_atomic(paths.best, lambda tmp: torch.save(run.model.state_dict(), tmp))
         report_progress(run, state="training", epoch=epoch + 1, epochs=config.epochs, val_accuracy=val["accuracy"])
         log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.4f", config.model, epoch + 1,
                  config.epochs, row["train_loss"], row["val_loss"], row["val_accuracy"])

@@ -4,6 +4,7 @@ Knows nothing of Slurm. Every completed epoch leaves a checkpoint (state.pt), so
 stopped (time limit, preemption, requeue, a dead node) resumes from its last completed epoch.
 """
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -389,6 +390,8 @@ class Trainer:
                     log.warning("checkpoint %s cannot be read (%s); set aside as %s", path, err, aside.name)
                 continue
             self.history, self.best, self.start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
+            if self.best.get("epoch") == self.start_epoch and self.ranks.main:  # best.pt may not have followed it
+                write_atomic(self.paths.best, functools.partial(torch.save, state["model"]))
             log.info("resumed from %s after epoch %d", path.name, self.start_epoch)
             return
         if self.paths.best.exists() or list(self.paths.folder.glob("state*.damaged-*")):

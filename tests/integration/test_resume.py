@@ -44,3 +44,25 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tiny_demo, tmp_path, monkeyp
         weights_a, weights_b = (a["model"], b["model"]) if name == "state.pt" else (a, b)
         assert weights_a.keys() == weights_b.keys()
         assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a), name
+
+
+def test_a_kill_between_the_checkpoint_and_best_pt_leaves_best_pt_to_the_checkpoint(tiny_demo, tmp_path, monkeypatch):
+    """best.pt follows the epoch's checkpoint: a kill between the two leaves a checkpoint whose best epoch is its
+    own, whose weights the resumed run writes as best.pt (here its last epoch: nothing is trained again)."""
+    config = TrainConfig(model="MobileNetV2", epochs=1, image_size=32, batch_size=8, device="cpu", keep_checkpoints=True)
+    paths = RunPaths(tmp_path / "killed" / "MobileNetV2-s0")
+    save_state = Trainer.save_state
+
+    def killed_once_saved(run: Trainer, epoch: int) -> None:
+        save_state(run, epoch)
+        raise Stopped
+
+    monkeypatch.setattr(Trainer, "save_state", killed_once_saved)
+    with pytest.raises(Stopped):
+        train_run(config, tiny_demo, tmp_path / "cache", paths)
+    assert paths.state.exists() and not paths.best.exists()
+    monkeypatch.setattr(Trainer, "save_state", save_state)
+    resumed = train_run(config, tiny_demo, tmp_path / "cache", paths)
+    assert resumed.status == "COMPLETED" and resumed.requeues == 1 and resumed.best_epoch == 1
+    best, state = torch.load(paths.best, weights_only=True), torch.load(paths.state, weights_only=True)["model"]
+    assert best.keys() == state.keys() and all(torch.equal(best[k], state[k]) for k in best)
