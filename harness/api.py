@@ -71,8 +71,9 @@ def perflog_table(path: Path) -> pd.DataFrame:
 
 def load(results: str | os.PathLike[str] | None = None, sweep: str | None = None, sort: str = "accuracy") -> Results:
     """The sweep (an id or a unique prefix; default the latest) under results (default: $HARNESS_RESULTS,
-    else ./results), read once. Damaged files are rows with their reason, never an exception; a results
-    folder without a sweep raises harness.errors.UserError, as the command line says it."""
+    else ./results), read once. A damaged run's files are its row's reason, never an exception; a results
+    folder without a sweep, or a sweep whose own sweep.json is damaged (there are no rows without it), raises
+    harness.errors.UserError (harness.store.schema.DamagedFile, naming the file), as the command line says it."""
     folder = Path(results if results is not None else os.environ.get("HARNESS_RESULTS") or "results").absolute()
     read = SweepResults(find_sweep(folder, sweep))
     rows = []

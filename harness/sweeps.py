@@ -259,6 +259,18 @@ def _check_writable(results: Path) -> None:
         raise UserError(f"cannot write the results folder {results}: {err.strerror}") from None
 
 
+def _check_could_write(results: Path) -> None:
+    """The refusal _check_writable gives, found without writing (--dry-run, --check): the results folder, or
+    the nearest folder above it that exists, is a folder this process may write in."""
+    place = Path(results).absolute()
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        raise UserError(f"cannot write the results folder {results}: {place} is not a folder")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write the results folder {results}: {place} is not writable here")
+
+
 def _git_state() -> dict[str, Any]:
     """The checkout's commit and whether its tree was dirty (None where the source is not a git checkout)."""
     source = PACKAGE.parent
@@ -317,6 +329,7 @@ def preview(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any,
     (ask: --check), after the refusals a submission meets; nothing is written."""
     runs = placements(spec, run_ids)
     backend.preflight(sweep, settings, runs, run_devices(spec), run_precisions(spec))
+    _check_could_write(sweep.results)
     work = jobs.work(sweep.folder, spec.synthetic)
     return backend.check(sweep, settings, runs, work) if ask else backend.scripts(sweep, settings, runs, work)
 
@@ -539,21 +552,32 @@ def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
     return results.backend_of(rid).log_path(sweep, rid, results.latest[rid], stream)
 
 
+LOG_CHUNK_BYTES = 1 << 20  # a log is read and shown this much at a time
+
+
 def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:
-    """The log's text; with follow, what is appended to it until its job has ended."""
+    """The log's text, a chunk at a time, its control characters made inert (a job's output is no order to
+    the terminal); with follow, what is appended to it until its job has ended. UserError where the log is
+    no regular file (a FIFO would hang the reader, /dev/zero fill its memory)."""
+    import codecs
     import time
+
+    from harness.inert import for_terminal
+    from harness.store.regular import NotRegular, read_regular
 
     if not path.exists() and not follow:
         raise UserError(f"no log at {path} yet: the job has not started")
-    offset = 0
+    offset, text = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")
     while True:
-        if path.exists():
-            with open(path, errors="replace") as handle:
-                handle.seek(offset)
-                text = handle.read()
-                offset = handle.tell()
-            if text:
-                yield text
+        while path.exists():
+            try:
+                chunk = read_regular(path, LOG_CHUNK_BYTES, whole=False, offset=offset)
+            except NotRegular as err:
+                raise UserError(f"the log {path} {err}") from None
+            if not chunk:
+                break
+            offset += len(chunk)
+            yield for_terminal(text.decode(chunk))
         if not follow or all(is_final(s) for s in sweep_status(SweepResults(sweep))[0]):
             return
         time.sleep(1)

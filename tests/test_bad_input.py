@@ -1407,6 +1407,67 @@ CASES += [
 ]
 
 
+# --- fifth hostile round: a FIFO or a device put where the harness keeps a file; bounds; options ignored ---
+def put_in_place(relative: str, kind: str, text: bytes = b"") -> Callable[[dict[str, Path]], None]:
+    """In place of a file of the results ({R}/relative): a FIFO (kind "fifo"), a link to /dev/zero ("dev-zero"),
+    a folder holding a user's note ("folder"), or a file of text ("file")."""
+    def setup(places: dict[str, Path]) -> None:
+        path = places["R"] / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "dev-zero":
+            path.symlink_to("/dev/zero")
+        elif kind == "folder":
+            path.mkdir()
+            (path / "notes.txt").write_text("precious\n")
+        else:
+            path.write_bytes(text)
+    return setup
+
+
+def note_kept(relative: str) -> Callable[[dict[str, Path]], None]:
+    def check(places: dict[str, Path]) -> None:
+        assert (places["R"] / relative / "notes.txt").read_text() == "precious\n", f"{relative} was emptied"
+    return check
+
+
+RUN = f"runs/{MODEL}-s0"
+KINDS = {"fifo": "is a FIFO", "dev-zero": "is a device"}
+ESCAPES_LOG = b"epoch 1 \x1b]0;pwned\x07\x1b[2J done\n"
+CASES += [
+    *[Case(f"{name}-in-place-of-{file.split('.')[0]}-{kind}", (*args, "--results", "{R}"), code=0,
+           words=("DAMAGED", words) if name == "status" else (), setup=put_in_place(f"done/{RUN}/{file}", kind))
+      for name, args in (("status", ("status", "done", "--format", "json")), ("leaderboard", ("leaderboard", "done")))
+      for file in ("history.csv", "test_scores.npy") for kind, words in KINDS.items()],
+    *[Case(f"status-progress-{kind}", status_of("running"), code=0, setup=put_in_place(f"running/{RUN}/progress.json", kind))
+      for kind in KINDS],
+    *[Case(f"logs-{kind}", results("logs", f"running/{MODEL}-s1"), words=(f"local-{MODEL}-s1.log", words),
+           setup=put_in_place(f"running/logs/local-{MODEL}-s1.log", kind)) for kind, words in KINDS.items()],
+    Case("logs-escape-codes", results("logs", f"running/{MODEL}-s1"), code=0, words=("epoch 1", "\\x1b]0;pwned"),
+         unsaid=("\x1b", "\x07"), setup=put_in_place(f"running/logs/local-{MODEL}-s1.log", "file", ESCAPES_LOG)),
+    Case("clean-a-folder-named-as-a-checkpoint", results("clean", "done"), code=0, words=("freed 0 B",),
+         setup=put_in_place(f"done/{RUN}/state.prev.pt", "folder"), check=note_kept(f"done/{RUN}/state.prev.pt")),
+    Case("references-integer-beyond-a-float", results("check", "done", "--references", "{T}/refs.toml"),
+         words=("refs.toml", "accuracy"), setup=references("[MobileNetV2]\naccuracy = { value = 1" + "0" * 400 + ", lower = -0.05 }\n")),
+    Case("references-integer-of-5000-digits", results("check", "done", "--references", "{T}/refs.toml"),
+         words=("refs.toml", "not valid TOML"), setup=references("[MobileNetV2]\naccuracy = { value = 1" + "0" * 5000 + " }\n")),
+    Case("profile-integer-of-5000-digits", dry("--profile", "{T}/p.toml"), words=("p.toml", "not valid TOML"),
+         setup=lambda p: (p["T"] / "p.toml").write_text("cpus_per_task = 1" + "0" * 5000 + "\n")),
+    *[Case(f"demo-{option[2:]}-beyond-its-bound", ("data", "demo", "--out", "{T}/demo", option, value), words=(option, "must be from"))
+      for option, value in (("--seed", "9" * 26), ("--size", "100000"), ("--per-class", "100000000"))],
+    Case("history-out-with-csv", results("history", "--format", "csv", "--out", "{T}/x.csv"), words=("--out", "--format png"),
+         setup=with_perflog(None)),
+    Case("history-force-with-table", results("history", "--force"), words=("--force", "--format png"), setup=with_perflog(None)),
+    Case("watch-with-json", status_of("done", "--watch", "--format", "json"), words=("--watch", "--format json")),
+    Case("interval-without-watch", status_of("done", "--interval", "5"), words=("--interval", "--watch")),
+    Case("dry-run-results-a-file", dry("--results", "{T}/afile"), words=("afile", "is not a folder"),
+         setup=lambda p: (p["T"] / "afile").write_text("precious\n"), check=untouched("afile")),
+    Case("results-a-sweeps-own-folder", ("status", "--results", "{R}/done"), words=("a sweep's folder", "--results")),
+]
+
+
 @dataclass
 class Outcome:
     code: int

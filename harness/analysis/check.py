@@ -37,7 +37,7 @@ import fnmatch
 import math
 import re
 import statistics
-import tomllib
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,10 @@ class References:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number, a float can hold (TOML's integers have no bound: math.isfinite overflows on 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= sys.float_info.max if isinstance(value, int) else math.isfinite(value)
 
 
 def _entry(path: Path, architecture: str, figure: str, entry: Any) -> Reference:
@@ -161,7 +164,7 @@ def parse_references(text: str, path: Path) -> References:
         data = parse_toml(text)
     except TooDeep as err:
         raise UserError(f"references {path} is not valid: {err}") from None
-    except tomllib.TOMLDecodeError as err:
+    except ValueError as err:  # tomllib's TOMLDecodeError, or an integer over Python's 4,300 digits
         raise UserError(f"references {path} is not valid TOML: {err}") from None
     description = data.pop("description", "")
     if not isinstance(description, str):

@@ -7,6 +7,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.store.paths import RunPaths, SweepPaths, find_sweep
 from harness.store.records import RunRecord, read_spec, record_or_damage
+from harness.store.regular import check_regular
 from harness.store.schema import DamagedFile
 
 
@@ -56,6 +57,7 @@ def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None
     except (TypeError, KeyError, ValueError) as err:
         raise DamagedFile(run.paths.result, f"its preprocessing cannot be used ({type(err).__name__}: {err})") from None
     try:  # the weights first: a damaged file is found before the model is built
+        check_regular(run.paths.best)
         state = torch.load(run.paths.best, map_location="cpu", weights_only=True)
         model = build_model(run.record.model)
         model.load_state_dict(state)

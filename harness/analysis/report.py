@@ -20,7 +20,7 @@ from harness.analysis.nodes import is_every_node
 from harness.analysis.scaling import scaling_rows, with_dle
 from harness.errors import UserError
 from harness.inert import for_markdown
-from harness.store.atomic import refuse_symlink, write_text_atomic
+from harness.store.atomic import refuse_symlink, write_atomic
 from harness.store.figures import FIGURES
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord, SweepSpec
@@ -317,8 +317,12 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
     check_report_targets(sweep, path, board.rows)
     figures = make_figures(results, board.rows)
     text = report_text(sweep, sections(results, board, figures), figures, fmt)
-    write_figures(sweep, figures)
-    write_text_atomic(path, text)
+
+    def figures_then_report(tmp: Path) -> None:  # within the report's own temporary file, made first: a folder
+        tmp.write_text(text)                     # where it cannot be written fails before any figure is replaced
+        write_figures(sweep, figures)
+
+    write_atomic(path, figures_then_report)
     return path
 
 

@@ -11,7 +11,7 @@ import shutil
 import sys
 
 from harness.cli import results, setup, sweep, track
-from harness.cli.options import Parser, check_format_options
+from harness.cli.options import Parser, check_option_pairs
 from harness.errors import UserError
 from harness.inert import for_terminal
 from harness.version import __version__
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help, or a bad argument already explained in one line
         return int(stop.code or 0)
     try:
-        check_format_options(args)
+        check_option_pairs(args)
         code = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a reader that has gone (`| head`) is met inside this try
         return code

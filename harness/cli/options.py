@@ -37,6 +37,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def whole_number_within(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from low to high."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text:.40}")
+        return value
+    return parse
+
+
 def world_sizes(text: str) -> list[int]:
     """--scaling 1,2,4,8: distinct rank counts, 1 among them (the baseline of every speedup), ascending."""
     sizes = [positive_int(part.strip()) for part in text.split(",")] if text.strip() else []
@@ -103,10 +116,16 @@ def add_force(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"write {what} over an existing file that this command did not write")
 
 
-def check_format_options(args: argparse.Namespace) -> None:
-    """--meta and --wide where the format asked would ignore them: refused in one line, on every command
-    that has them (add_format)."""
+def check_option_pairs(args: argparse.Namespace) -> None:
+    """An option the command would ignore beside the others given, refused in one line, on every command that
+    has it: --meta and --wide where the format asked has no use for them (add_format), --interval without
+    --watch or --wait to set the pace of, --watch with a format it does not follow in."""
     shown = getattr(args, "format", None)
+    if getattr(args, "interval", None) is not None and not (getattr(args, "watch", False) or getattr(args, "wait", False)):
+        raise UserError("--interval sets how often --watch (or sweep's --wait) looks at the sweep: give it with one of them")
+    if getattr(args, "watch", False) and shown not in (None, "table"):
+        raise UserError(f"--watch follows the sweep in a table (plain lines where the output is no terminal); --format {shown} "
+                        "lists it once: give one of them")
     if getattr(args, "meta", False) and shown != "json":
         raise UserError(f"--meta puts what the rows are of beside them in --format json; --format {shown} has no place for it")
     if getattr(args, "wide", False) and shown != "table":

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.options import add_force, add_format, add_results, add_sweep, user_path
+from harness.errors import UserError
 
 # check: nothing was checked (the references hold no figure for the sweep's system, or every figure that has one
 # is not comparable: its runs shared their node or GPU); 1: a figure outside its reference, whatever else
@@ -74,6 +75,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     from harness.analysis.history import COLUMNS, history_rows, load_history, plot_history
     from harness.cli.render import print_rows
 
+    if args.format != "png" and (args.out is not None or args.force):
+        raise UserError(f"--{'out' if args.out is not None else 'force'} is for the figure of --format png; --format "
+                        f"{args.format} prints its rows (redirect them to a file: > FILE)")
     points, problems = load_history(args.results, args.metric, args.model, args.partition)
     _print_problems(problems)
     rows = history_rows(points, args.metric)
@@ -115,7 +119,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     from harness.analysis.check import ANY_SYSTEM, NOT_COMPARABLE, check_sweep, read_references, update_references
     from harness.analysis.compare import shown
     from harness.cli.render import print_rows, say
-    from harness.errors import UserError
 
     if args.all_systems and not args.update_references:
         raise UserError("--all-systems says where --update-references writes: it goes with --update-references")

@@ -2,8 +2,8 @@
 import argparse
 from typing import Any
 
-from harness.cli.options import Parser, add_force, add_format, non_negative_int, positive_int, user_path
-from harness.data import DEMO, NEAR_DUPLICATE_BITS
+from harness.cli.options import Parser, add_force, add_format, non_negative_int, positive_int, user_path, whole_number_within
+from harness.data import DEMO, DEMO_LIMITS, NEAR_DUPLICATE_BITS
 from harness.errors import UserError
 
 
@@ -134,9 +134,9 @@ def add_commands(commands: Any) -> None:
     prepare.set_defaults(func=cmd_data_prepare)
     demo = data.add_parser("demo", help="build the built-in demo dataset (no download)")
     demo.add_argument("--out", type=user_path, required=True)
-    demo.add_argument("--per-class", type=positive_int, default=DEMO["per_class"])
-    demo.add_argument("--size", type=positive_int, default=DEMO["size"], help="image side in pixels")
-    demo.add_argument("--seed", type=non_negative_int, default=DEMO["seed"])
+    demo.add_argument("--per-class", type=whole_number_within(1, DEMO_LIMITS["per_class"]), default=DEMO["per_class"])
+    demo.add_argument("--size", type=whole_number_within(1, DEMO_LIMITS["size"]), default=DEMO["size"], help="image side in pixels")
+    demo.add_argument("--seed", type=whole_number_within(0, DEMO_LIMITS["seed"]), default=DEMO["seed"])
     demo.add_argument("--generators", default="upsampler",
                       help="kinds of fake, comma-separated: upsampler (GAN-style upsamplers), bilinear_conv, dcgan")
     demo.set_defaults(func=cmd_data_demo)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from harness.store.paths import SweepPaths
+from harness.store.regular import NotRegular, read_regular
 from harness.store.submissions import Submission
 
 # States in which a job will not change any more.
@@ -19,14 +20,17 @@ ALIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMP
                           "REQUEUE_HOLD", "REQUEUE_FED"})
 
 
+LOG_TAIL_BYTES = 4096  # where a log's last line is looked for
+
+
 def last_line(path: Path | None) -> str:
-    """The last non-blank line of a log ('' when there is none): where a job that ended says why."""
+    """The last non-blank line of a log ('' when there is none, or where the log is no regular file): where
+    a job that ended says why."""
     try:
-        with open(path or "", "rb") as handle:
-            handle.seek(max(0, handle.seek(0, 2) - 4096))
-            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
-    except OSError:
+        tail = read_regular(Path(path or ""), LOG_TAIL_BYTES, whole=False, offset=-LOG_TAIL_BYTES)
+    except (OSError, NotRegular):
         return ""
+    lines = [line.strip() for line in tail.decode(errors="replace").splitlines() if line.strip()]
     return lines[-1] if lines else ""
 
 

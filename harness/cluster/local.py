@@ -69,6 +69,17 @@ def worker_alive(token: str) -> bool:
     return fields is not None and fields[0] != "Z" and fields[19] == start
 
 
+def works_for(token: str, sweep: SweepPaths) -> bool:
+    """Whether the process of this token runs this sweep's work: its command line is a worker's (Work.worker_command)
+    for this sweep's folder. jobs.json is no proof: a process it names is signalled only where this holds."""
+    try:
+        words = Path(f"/proc/{token.partition('@')[0]}/cmdline").read_bytes().split(b"\0")
+        folder = words[words.index(b"worker") + 1]
+        return Path(os.fsdecode(folder)).resolve() == sweep.folder.resolve()
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def worker_tokens(job_id: str) -> list[str]:
     """The worker tokens of a pool's job id."""
     return job_id.split("+")
@@ -333,10 +344,10 @@ class LocalBackend:
         return sweep.local_log(token_pid(worker_tokens(pools[0])[0])) if pools else None  # every worker runs the step first
 
     def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
-        """SIGTERM to each worker of these pools that is provably one (worker_alive), and to what it started:
-        a worker leads its own session and process group (start_new_session)."""
+        """SIGTERM to each worker of these pools that is provably one (worker_alive, and works_for this sweep), and
+        to what it started: a worker leads its own session and process group (start_new_session)."""
         for token in {token for job in job_ids for token in worker_tokens(job)}:
-            if worker_alive(token):
+            if worker_alive(token) and works_for(token, sweep):
                 try:
                     os.killpg(int(token_pid(token)), signal.SIGTERM)
                 except ProcessLookupError:

@@ -24,7 +24,9 @@ class Unusable(Exception):
 
 def user_cache(kind: str, source: Path) -> Path:
     """In the user's cache folder, the name (without suffix) of the cache of kind made from source."""
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / kind
+    given = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(given) if os.path.isabs(given) else Path.home() / ".cache"  # a relative one is ignored, as XDG says
+    folder = base / "harness" / kind
     return folder / hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:24]
 
 

@@ -90,8 +90,9 @@ class RunPaths:
 
     def resume_checkpoints(self) -> list[Path]:
         """The files a run resumes from, which a completed run no longer needs (one set aside as damaged,
-        state.pt.damaged-TIME, stays: it is the evidence of what went wrong)."""
-        return [path for path in (self.state, self.state_prev, self.state_next) if path.exists()]
+        state.pt.damaged-TIME, stays: it is the evidence of what went wrong). Files only: the harness writes
+        no folder of these names, and clean deletes none (a link is removed, never followed)."""
+        return [path for path in (self.state, self.state_prev, self.state_next) if path.is_symlink() or path.is_file()]
 
     @property
     def test_scores(self) -> Path:
@@ -208,6 +209,9 @@ def find_sweep(results: Path, sweep: str | None) -> SweepPaths:
     sweeps = list_sweeps(results)
     if sweep is None:
         if not sweeps:
+            if (Path(results) / SPEC_FILE).exists():  # a sweep's own folder given as the folder of sweeps
+                raise UserError(f"{results} is a sweep's folder, not a folder of sweeps: give --results {Path(results).parent} "
+                                f"and the sweep {Path(results).name}")
             raise UserError(f"no sweep under {results}; start one with: python -m harness sweep")
         # a sweep.json dated in the future (a clock set wrong, a copy, a touch) would stay "the latest" for good
         written = [s for s in sweeps if s.spec.stat().st_mtime <= time.time() + CLOCK_SKEW_S]

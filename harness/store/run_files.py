@@ -5,12 +5,13 @@ damaged, never half-used. A file that is absent is no damage (records of the fir
 the figures that need it leave the run out.
 """
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 from harness.store.paths import RunPaths
-from harness.store.schema import DamagedFile
+from harness.store.schema import DamagedFile, read_kept
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
 FRACTIONS = ("train_accuracy", "val_accuracy")
@@ -20,9 +21,8 @@ def read_history(path: Path, epochs: int | None = None) -> list[dict[str, float]
     """history.csv's rows (epoch first, each value a finite number, accuracies in [0, 1], epochs 1, 2, ...);
     None when the file is absent. epochs: how many rows the record says there are."""
     try:
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-            header = list(rows[0]) if rows else None
+        rows = list(csv.DictReader(io.StringIO(read_kept(path).decode(), newline="")))
+        header = list(rows[0]) if rows else None
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
@@ -52,7 +52,7 @@ def read_test_scores(path: Path, count: int | None = None) -> tuple[Any, Any, An
     import numpy as np
 
     try:
-        scores = np.load(path, allow_pickle=False)
+        scores = np.load(io.BytesIO(read_kept(path)), allow_pickle=False)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, EOFError) as err:  # not an .npy file, truncated, or an object array

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 from harness.errors import UserError
+from harness.store.regular import NotRegular, read_regular
 
 log = logging.getLogger("harness.store")
 
@@ -247,6 +248,9 @@ class TooDeep(ValueError):
     """Lists or tables nested deeper than any file the harness reads holds them (MAX_DEPTH)."""
 
 
+# The most a results file the harness writes may hold (a spec of 100,000 runs is about 30 MB): more is damage,
+# not read into memory.
+MAX_KEPT_BYTES = 1 << 30
 MAX_DEPTH = 32  # a record nests 5 deep, a references file 5: deeper is damage, and Python's parsers recurse
 
 
@@ -292,11 +296,21 @@ def parse_toml(text: str) -> dict[str, Any]:
     return within_depth(lambda: tomllib.loads(text))
 
 
+def read_kept(path: Path, limit: int = MAX_KEPT_BYTES) -> bytes:
+    """The bytes of a file the harness writes in a results folder (a record, a run's history or scores, a
+    progress file, a log); DamagedFile where something else was put in its place (a FIFO, a device, a
+    folder: read_regular) or it holds more than limit bytes; FileNotFoundError as it comes."""
+    try:
+        return read_regular(path, limit)
+    except NotRegular as err:
+        raise DamagedFile(path, str(err)) from None
+
+
 def load_json(path: Path) -> Any:
     """The JSON in path; DamagedFile when it is not whole JSON (a truncated write, an edit), holds a
-    number that is not finite, or nests too deep."""
+    number that is not finite, nests too deep, or is no regular file (read_kept)."""
     try:
-        return parse_json(Path(path).read_bytes())
+        return parse_json(read_kept(path))
     except (NotFinite, TooDeep) as err:
         raise DamagedFile(path, str(err)) from None
     except (ValueError, UnicodeDecodeError) as err:

@@ -15,21 +15,9 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.paths import KEPT_NAMES, SPEC_FILE
+from harness.store.regular import NotRegular, kind_of, read_regular
 
 HEAD_BYTES = 4096  # how much of an existing file is read to tell whether a command wrote it
-
-
-def kind_of(mode: int) -> str:
-    """What a file is, in words."""
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a socket" if stat.S_ISSOCK(mode) else "a special file"
 
 
 def kept_by_harness(path: Path) -> str | None:
@@ -69,23 +57,8 @@ def check_output(path: Path, option: str, marker: bytes, force: bool = False) ->
 
 
 def read_user_file(path: Path, what: str, limit: int, whole: bool = True) -> bytes:
-    """The bytes of the file at path, where it is a regular file: opened without blocking, so that a FIFO
-    or a device is named, never waited on or read. whole: the whole file, refused where it is larger than
-    limit; else its first limit bytes. UserError, naming what, otherwise; FileNotFoundError as it comes."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    """read_regular, with UserError naming what where the path is no regular file of at most limit bytes."""
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"{what} {path} is {kind_of(info.st_mode)}, not a file to read")
-        if whole and info.st_size > limit:
-            raise UserError(f"{what} {path} holds {info.st_size:,} bytes, more than the {limit:,} it may")
-        chunks, size = [], 0
-        while size < limit + 1 and (chunk := os.read(fd, min(2**20, limit + 1 - size))):
-            chunks.append(chunk)
-            size += len(chunk)
-        data = b"".join(chunks)
-    finally:
-        os.close(fd)
-    if whole and len(data) > limit:  # grown since it was measured
-        raise UserError(f"{what} {path} holds more than the {limit:,} bytes it may")
-    return data[:limit]
+        return read_regular(path, limit, whole)
+    except NotRegular as err:
+        raise UserError(f"{what} {path} {err}") from None

@@ -3,6 +3,7 @@
 the setting beside the paper's, the 100-column comparison table, the transfer/weights refusals."""
 import csv
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,21 @@ def test_the_demo_setting_is_said_to_differ_from_the_papers(tmp_path):
     line = setting_line(list(setting.values()))
     assert line.startswith("Not the paper's setting: dataset, images per class, weights, mode, input size differ")
     assert "\n" not in line
+
+
+@pytest.mark.parametrize("damage", ["not-utf8", "huge-field", "fifo"])
+def test_a_manifest_that_cannot_be_read_now_leaves_the_images_unknown(tmp_path, damage):
+    """The report's and leaderboard --compare paper's setting reads the manifest as status does: one it cannot
+    read (bytes not UTF-8, a field past csv's limit, a FIFO in its place) gives "unknown", never a traceback or a hang."""
+    faces = _dataset(tmp_path / "faces", 10)
+    manifest = faces / "manifest.csv"
+    if damage == "fifo":
+        manifest.unlink()
+        os.mkfifo(manifest)
+    else:
+        manifest.write_bytes(manifest.read_bytes() + (b"\xff\n" if damage == "not-utf8" else b"x" * 200_000 + b"\n"))
+    setting = {row["item"]: row for row in setting_rows(_spec(faces, ["MobileNetV2"]))}
+    assert setting["images per class"]["this sweep"] == "unknown (no manifest)"
 
 
 @pytest.mark.parametrize("preprocessing, ablate, shown", [

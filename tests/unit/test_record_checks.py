@@ -229,3 +229,14 @@ def test_a_finished_sweeps_status_is_kept_until_a_record_or_a_job_changes(cli, s
         job: JobState(job, "COMPLETED", node="n7") for job in ended(self, ids)})  # another answer: made again
     assert '"node": "n7"' in shown() and len(made) == 7
     assert '"node": "n7"' in shown() and len(made) == 7
+
+
+def test_a_relative_cache_folder_is_ignored_as_xdg_says(sweep, tmp_path, monkeypatch):
+    """$XDG_CACHE_HOME relative to the working folder: ignored (the XDG rule), the cache goes to ~/.cache, never
+    into whatever folder the user reads from."""
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative-cache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert states(sweep)["VGG16-s0"] == "COMPLETED"
+    assert not (tmp_path / "relative-cache").exists()
+    assert list((tmp_path / "home" / ".cache" / "harness" / "checked-records").glob("*.sqlite"))

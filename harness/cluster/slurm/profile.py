@@ -6,7 +6,6 @@ and command-line options override the profile. `--profile NAME` reads a packaged
 site); `--profile PATH` reads that file; `python -m harness cluster --format toml` writes one for the
 site at hand. Options follow sbatch's own conventions (slurm.sbatch): `--time 4:00:00`, `--mem 16G`.
 """
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from harness.cluster.slurm.sbatch import (
 )
 from harness.errors import UserError
 from harness.gpus import capability_text, parse_capability
+from harness.store.schema import parse_toml
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "resources" / "profiles"
 NAMES = ("cpu_partition", "gpu_partition", "account", "qos", "reservation")
@@ -176,8 +176,8 @@ def load_profile(name_or_path: str) -> Profile:
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
         raise UserError(f"no profile {name_or_path!r} (packaged profiles: {known}; or give a .toml path)")
     try:
-        values = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        values = parse_toml(path.read_text())
+    except ValueError as err:  # not TOML, not UTF-8, nested too deep, or an integer over Python's 4,300 digits
         raise UserError(f"profile {path} is not valid TOML: {err}") from None
     try:
         return Profile().override(**values)
