@@ -567,7 +567,7 @@ def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[st
 
     if not path.exists() and not follow:
         raise UserError(f"no log at {path} yet: the job has not started")
-    offset, text = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")
+    offset, decoder = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character split by a chunk stays whole
     while True:
         while path.exists():
             try:
@@ -577,7 +577,8 @@ def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[st
             if not chunk:
                 break
             offset += len(chunk)
-            yield for_terminal(text.decode(chunk))
+            yield for_terminal(decoder.decode(chunk))
         if not follow or all(is_final(s) for s in sweep_status(SweepResults(sweep))[0]):
+            yield for_terminal(decoder.decode(b"", final=True))
             return
         time.sleep(1)

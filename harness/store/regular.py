@@ -46,8 +46,8 @@ def read_regular(path: Path, limit: int, whole: bool = True, offset: int = 0) ->
         if whole and info.st_size - start > limit:
             raise NotRegular(f"holds {info.st_size - start:,} bytes, more than the {limit:,} it may")
         os.lseek(fd, start, os.SEEK_SET)
-        chunks, size = [], 0
-        while size < limit + 1 and (chunk := os.read(fd, min(2**20, limit + 1 - size))):
+        chunks, size, want = [], 0, limit + 1 if whole else limit  # a byte more tells a file grown past limit
+        while size < want and (chunk := os.read(fd, min(2**20, want - size))):
             chunks.append(chunk)
             size += len(chunk)
         data = b"".join(chunks)
