@@ -5,6 +5,7 @@ it, so a job's pickle carries only the sweep folder and a run id. The command li
 calls these; the cluster backends submit; the science runs in the jobs.
 """
 import dataclasses
+import errno
 import os
 import secrets
 import shutil
@@ -250,6 +251,7 @@ def plan(request: SweepRequest, cluster: dict[str, Any]) -> tuple[SweepPaths, Sw
 
 
 def _check_writable(results: Path) -> None:
+    _check_could_write(results)  # the same words as --dry-run's where they see it; the probe finds the rest
     try:
         Path(results).mkdir(parents=True, exist_ok=True)
         probe = Path(results) / f".write-test-{os.getpid()}"
@@ -260,15 +262,17 @@ def _check_writable(results: Path) -> None:
 
 
 def _check_could_write(results: Path) -> None:
-    """The refusal _check_writable gives, found without writing (--dry-run, --check): the results folder, or
-    the nearest folder above it that exists, is a folder this process may write in."""
+    """UserError where the results folder cannot be made or written, found without writing (--dry-run, --check,
+    and a submission before its probe): it, or the nearest path above it that is there (a dangling link
+    counts, as mkdir meets it), is a folder this process may write in."""
     place = Path(results).absolute()
-    while not place.exists() and place != place.parent:
+    while not os.path.lexists(place) and place != place.parent:
         place = place.parent
     if not place.is_dir():
         raise UserError(f"cannot write the results folder {results}: {place} is not a folder")
-    if not os.access(place, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write the results folder {results}: {place} is not writable here")
+    if not os.access(place, os.W_OK | os.X_OK):  # in the words the write would meet
+        readonly = os.statvfs(place).f_flag & os.ST_RDONLY
+        raise UserError(f"cannot write the results folder {results}: {os.strerror(errno.EROFS if readonly else errno.EACCES)}")
 
 
 def _git_state() -> dict[str, Any]:
@@ -556,29 +560,32 @@ LOG_CHUNK_BYTES = 1 << 20  # a log is read and shown this much at a time
 
 
 def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:
-    """The log's text, a chunk at a time, its control characters made inert (a job's output is no order to
-    the terminal); with follow, what is appended to it until its job has ended. UserError where the log is
-    no regular file (a FIFO would hang the reader, /dev/zero fill its memory)."""
+    """The log's text, a chunk at a time; with follow, what is appended to it until its job has ended (a log
+    begun again, as Slurm truncates it on a requeue, is read from its start). UserError where the log is no
+    regular file (a FIFO would hang the reader, /dev/zero fill its memory)."""
     import codecs
     import time
 
-    from harness.inert import for_terminal
-    from harness.store.regular import NotRegular, read_regular
+    from harness.store.regular import Unreadable, read_regular
 
     if not path.exists() and not follow:
         raise UserError(f"no log at {path} yet: the job has not started")
     offset, decoder = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character split by a chunk stays whole
     while True:
+        ended = not follow or all(is_final(s) for s in sweep_status(SweepResults(sweep))[0])  # then one read more
         while path.exists():
+            if path.stat().st_size < offset:
+                offset = 0
+                decoder.reset()
             try:
                 chunk = read_regular(path, LOG_CHUNK_BYTES, whole=False, offset=offset)
-            except NotRegular as err:
+            except Unreadable as err:
                 raise UserError(f"the log {path} {err}") from None
             if not chunk:
                 break
             offset += len(chunk)
-            yield for_terminal(decoder.decode(chunk))
-        if not follow or all(is_final(s) for s in sweep_status(SweepResults(sweep))[0]):
-            yield for_terminal(decoder.decode(b"", final=True))
+            yield decoder.decode(chunk)
+        if ended:
+            yield decoder.decode(b"", final=True)
             return
         time.sleep(1)

@@ -1441,8 +1441,17 @@ CASES += [
            words=("DAMAGED", words) if name == "status" else (), setup=put_in_place(f"done/{RUN}/{file}", kind))
       for name, args in (("status", ("status", "done", "--format", "json")), ("leaderboard", ("leaderboard", "done")))
       for file in ("history.csv", "test_scores.npy") for kind, words in KINDS.items()],
-    *[Case(f"status-progress-{kind}", status_of("running"), code=0, setup=put_in_place(f"running/{RUN}/progress.json", kind))
-      for kind in KINDS],
+    *[Case(f"status-{name}-{kind}", status_of("running"), code=0, words=(f"{MODEL}-s0",), setup=put_in_place(f"running/{file}", kind))
+      for name, file in (("progress", f"{RUN}/progress.json"), ("holder", f"{RUN}/.holder"),
+                         ("preprocess-progress", "preprocess/progress.json")) for kind in KINDS],
+    Case("cancel-run-holder-fifo", results("cancel", "running", "--runs", f"{MODEL}-s0"), code=0, words=("cancelled 1 runs",), changes=True,
+         setup=put_in_place(f"running/{RUN}/.holder", "fifo")),
+    *[Case(f"record-in-place-of-result-{kind}", status_of("done", "--format", "json"), code=0, words=("DAMAGED", words),
+           setup=put_in_place(f"done/{RUN}/result.json", kind)) for kind, words in {**KINDS, "folder": "is a folder"}.items()],
+    *[Case(f"predict-best-{kind}", ("predict", "--run", f"done/{MODEL}", "{I}/face.png", "--results", "{R}"),
+           words=("best.pt", words), setup=put_in_place(f"done/{RUN}/best.pt", kind)) for kind, words in KINDS.items()],
+    Case("report-where-a-folder-stands", results("report", "done"), words=("report.html", "is a folder", "remove it first"),
+         setup=put_in_place("done/report.html", "folder")),
     *[Case(f"logs-{kind}", results("logs", f"running/{MODEL}-s1"), words=(f"local-{MODEL}-s1.log", words),
            setup=put_in_place(f"running/logs/local-{MODEL}-s1.log", kind)) for kind, words in KINDS.items()],
     Case("logs-escape-codes", results("logs", f"running/{MODEL}-s1"), code=0, words=("epoch 1", "\\x1b]0;pwned"),

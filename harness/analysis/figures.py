@@ -226,21 +226,23 @@ def robustness_table(runs: Runs, metric: str = "accuracy") -> pd.DataFrame:
 
 
 def robustness_scope(runs: Runs) -> str:
-    """The test images the perturbed passes scored, in words ("50 of 400 test images", from each record's
-    robustness "none" count and its test count; a range where runs differ); "" where no run recorded them."""
-    scored, tested = set(), set()
-    for model_runs in runs.values():
-        for _, record in model_runs:
-            count = (record.robustness.get("none") or {}).get("count")
-            if isinstance(count, int):
-                scored.add(count)
-                tested.add((record.test or {}).get("count") or count)
-
-    def span(values: set[int]) -> str:
-        return f"{min(values)}" if len(values) == 1 else f"{min(values)}-{max(values)}"
-
+    """The test images the perturbed passes scored, in words ("50 of 400 test images": each record's robustness
+    "none" count against its test count, a range where runs differ); "" where a run perturbed images without
+    recording which (a record before 1.6: its clean column is its whole test split's)."""
+    scored: list[int] = []
+    tested: list[int] = []
+    for record in (record for model_runs in runs.values() for _, record in model_runs if record.robustness):
+        count, whole = (record.robustness.get("none") or {}).get("count"), (record.test or {}).get("count")
+        if not (isinstance(count, int) and isinstance(whole, int)):
+            return ""
+        scored.append(count)
+        tested.append(whole)
     if not scored:
         return ""
+
+    def span(values: list[int]) -> str:
+        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
     return f"all {span(tested)} test images" if scored == tested else f"{span(scored)} of {span(tested)} test images"
 
 

@@ -3,17 +3,13 @@ where they differ, and Table 2's figures in brackets beside ours in a table that
 
 Plain Python (no pandas, no torch): `leaderboard --compare paper` is typed often and must start fast.
 """
-import csv
-import io
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.leaderboard import paper_table
-from harness.analysis.status import MAX_MANIFEST_BYTES
-from harness.errors import UserError
+from harness.analysis.status import manifest_rows
 from harness.store.records import SweepSpec
-from harness.store.user_files import read_user_file
 from harness.zoo import KERAS_INPUT_SIZE, TIMM_WEIGHTS_ARE_KERAS
 from harness.zoo.preprocessing import crops
 
@@ -41,12 +37,9 @@ def _is_demo(dataset: Path) -> bool:
 
 
 def _class_counts(dataset: Path) -> Counter | None:
-    """Images per label in the dataset's manifest; None where it cannot be read now (as status says why)."""
-    try:
-        text = read_user_file(dataset / "manifest.csv", "the dataset's manifest", MAX_MANIFEST_BYTES).decode("utf-8")
-        return Counter(row.get("label", "") for row in csv.DictReader(io.StringIO(text, newline="")))
-    except (OSError, UnicodeDecodeError, csv.Error, UserError):
-        return None
+    """Images per label in the dataset's manifest; None where it cannot be read now (status says why)."""
+    rows, _ = manifest_rows(str(dataset))
+    return None if rows is None else Counter(row.get("label", "") for row in rows)
 
 
 def _input_size(spec: SweepSpec) -> tuple[str, bool | None]:

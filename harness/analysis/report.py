@@ -3,6 +3,7 @@ leaderboard with intervals first, then its HPC figures per architecture, the pap
 every figure, and its settings last (folded)."""
 import base64
 import html
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from harness.store.atomic import refuse_symlink, write_atomic
 from harness.store.figures import FIGURES
 from harness.store.paths import SweepPaths
 from harness.store.records import RunRecord, SweepSpec
+from harness.store.regular import kind_of
 from harness.store.schema import DamagedFile
 from harness.zoo import PAPER_PREPROCESSING, PAPER_PROBABLE_MODE
 
@@ -269,8 +271,8 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
         robust = pd.DataFrame({f"{condition} {name}": table[condition].map(_percent)
                                for condition in accuracy.columns for name, table in (("acc", accuracy), ("AUC", auc))})
         scope = robustness_scope(runs)
-        out.append((f"Robustness (test accuracy % and AUC %{f', on {scope}' if scope else ''}: clean and perturbed on "
-                    "the same images)", "table", robust.reset_index(names="model")))
+        same = f", on {scope}: clean and perturbed on the same images" if scope else ""
+        out.append((f"Robustness (test accuracy % and AUC %{same})", "table", robust.reset_index(names="model")))
     out += variant_sections(pd.DataFrame(board.rows), spec)
     scaling = with_dle(scaling_rows(results.completed()))
     if scaling:
@@ -291,9 +293,12 @@ def sections(results: SweepResults, board: View, figures: dict[Path, bytes]) -> 
 
 
 def check_report_targets(sweep: SweepPaths, path: Path, rows: list[dict[str, Any]]) -> None:
-    """Before anything is written: no link planted where the report or a figure goes, and a run to report
+    """Before anything is written: no link planted where the report or a figure goes, nothing but a file where
+    the report goes (its rename over a folder would fail once the figures are written), and a run to report
     (rows: the sweep's leaderboard)."""
     refuse_symlink(path)
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is {kind_of(os.stat(path).st_mode)}, not a report this command writes: remove it first")
     refuse_symlink(sweep.figures)
     if sweep.figures.is_dir():
         for planted in sweep.figures.iterdir():
@@ -318,8 +323,10 @@ def write_report(results: SweepResults, fmt: str = "html") -> Path:
     figures = make_figures(results, board.rows)
     text = report_text(sweep, sections(results, board, figures), figures, fmt)
 
-    def figures_then_report(tmp: Path) -> None:  # within the report's own temporary file, made first: a folder
-        tmp.write_text(text)                     # where it cannot be written fails before any figure is replaced
+    def figures_then_report(tmp: Path) -> None:
+        # within the report's own temporary file, made first: a folder where it cannot be made fails before any
+        # figure is replaced
+        tmp.write_text(text)
         write_figures(sweep, figures)
 
     write_atomic(path, figures_then_report)

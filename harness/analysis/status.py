@@ -194,16 +194,25 @@ def is_final(status: RunStatus) -> bool:
     return status.state in FINAL_STATES or status.state == DAMAGED or status.job_id is None
 
 
+def manifest_rows(dataset: str) -> tuple[list[dict[str, str]] | None, str | None]:
+    """The rows of a dataset's manifest (dataset: its folder, or the manifest itself); None, with why, where
+    it cannot be read now (gone, no regular file, too large, not UTF-8, not CSV)."""
+    path = Path(dataset) if Path(dataset).is_file() else Path(dataset) / "manifest.csv"
+    try:
+        text = read_user_file(path, "the dataset's manifest", MAX_MANIFEST_BYTES).decode("utf-8")
+        return list(csv.DictReader(io.StringIO(text, newline=""))), None
+    except (OSError, UnicodeDecodeError, csv.Error, UserError) as err:
+        return None, f"the dataset's manifest {path} cannot be read now ({getattr(err, 'strerror', None) or err})"
+
+
 def dataset_groups(dataset: str) -> tuple[int | None, str | None]:
     """How many groups (people, source photographs) the sweep's dataset holds, from its manifest's group
     column: None where an image has none, with the reason (then every test and interval counts images as
     independent), or where the manifest cannot be read now."""
-    path = Path(dataset) if Path(dataset).is_file() else Path(dataset) / "manifest.csv"
-    try:
-        text = read_user_file(path, "the dataset's manifest", MAX_MANIFEST_BYTES).decode("utf-8")
-        groups = [row.get("group") for row in csv.DictReader(io.StringIO(text))]
-    except (OSError, UnicodeDecodeError, csv.Error, UserError) as err:
-        return None, f"the dataset's manifest {path} cannot be read now ({getattr(err, 'strerror', None) or err})"
+    rows, why = manifest_rows(dataset)
+    if rows is None:
+        return None, why
+    groups = [row.get("group") for row in rows]
     if not groups or not all(groups):
         return None, (f"the dataset {dataset} has no groups (data prepare --groups): every test and interval counts its "
                       "images as independent")

@@ -40,12 +40,13 @@ def positive_int(text: str) -> int:
 def whole_number_within(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from low to high."""
     def parse(text: str) -> int:
+        shown = text if len(text) <= 40 else f"a number of {len(text):,} characters"
         try:
             value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number") from None
+        except ValueError:  # not a number, or over Python's 4,300 digits
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}, got {shown!r}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text:.40}")
+            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {shown}")
         return value
     return parse
 
@@ -119,13 +120,20 @@ def add_force(parser: argparse.ArgumentParser, what: str) -> None:
 def check_option_pairs(args: argparse.Namespace) -> None:
     """An option the command would ignore beside the others given, refused in one line, on every command that
     has it: --meta and --wide where the format asked has no use for them (add_format), --interval without
-    --watch or --wait to set the pace of, --watch with a format it does not follow in."""
+    --watch or --wait to set the pace of, --watch with a format, --wide or --all it does not follow in, --out
+    and --force where the format asked writes no figure (history)."""
     shown = getattr(args, "format", None)
     if getattr(args, "interval", None) is not None and not (getattr(args, "watch", False) or getattr(args, "wait", False)):
         raise UserError("--interval sets how often --watch (or sweep's --wait) looks at the sweep: give it with one of them")
     if getattr(args, "watch", False) and shown not in (None, "table"):
         raise UserError(f"--watch follows the sweep in a table (plain lines where the output is no terminal); --format {shown} "
                         "lists it once: give one of them")
+    if getattr(args, "watch", False) and (getattr(args, "wide", False) or getattr(args, "all", False)):
+        raise UserError(f"--{'wide' if args.wide else 'all'} shapes the table status prints once; --watch follows the sweep "
+                        "in a table of its own: give one of them")
+    if shown not in (None, "png") and (getattr(args, "out", None) is not None or getattr(args, "force", False)):
+        raise UserError(f"--{'out' if getattr(args, 'out', None) is not None else 'force'} is for the figure of --format png; "
+                        f"--format {shown} prints its rows (redirect them to a file: > FILE)")
     if getattr(args, "meta", False) and shown != "json":
         raise UserError(f"--meta puts what the rows are of beside them in --format json; --format {shown} has no place for it")
     if getattr(args, "wide", False) and shown != "table":

@@ -75,9 +75,6 @@ def cmd_history(args: argparse.Namespace) -> int:
     from harness.analysis.history import COLUMNS, history_rows, load_history, plot_history
     from harness.cli.render import print_rows
 
-    if args.format != "png" and (args.out is not None or args.force):
-        raise UserError(f"--{'out' if args.out is not None else 'force'} is for the figure of --format png; --format "
-                        f"{args.format} prints its rows (redirect them to a file: > FILE)")
     points, problems = load_history(args.results, args.metric, args.model, args.partition)
     _print_problems(problems)
     rows = history_rows(points, args.metric)

@@ -172,6 +172,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from harness import sweeps
+    from harness.inert import for_terminal
     from harness.store.paths import find_sweep
 
     sweep_ref, _, run = args.run.rpartition("/")
@@ -180,7 +181,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     sweep = find_sweep(args.results, sweep_ref)
     path = sweeps.log_path(sweep, run, "err" if args.err else "out")
     for chunk in sweeps.read_log(sweep, path, follow=args.follow):
-        sys.stdout.write(chunk)
+        sys.stdout.write(for_terminal(chunk))  # a job's output is no order to the terminal
         sys.stdout.flush()
     return 0
 

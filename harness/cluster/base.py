@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from harness.store.paths import SweepPaths
-from harness.store.regular import NotRegular, read_regular
+from harness.store.regular import Unreadable, read_regular
 from harness.store.submissions import Submission
 
 # States in which a job will not change any more.
@@ -28,7 +28,7 @@ def last_line(path: Path | None) -> str:
     a job that ended says why."""
     try:
         tail = read_regular(Path(path or ""), LOG_TAIL_BYTES, whole=False, offset=-LOG_TAIL_BYTES)
-    except (OSError, NotRegular):
+    except (OSError, Unreadable):
         return ""
     lines = [line.strip() for line in tail.decode(errors="replace").splitlines() if line.strip()]
     return lines[-1] if lines else ""

@@ -7,7 +7,6 @@ the use cases hand it: cluster.base.Work).
 A worker is named by its process id and its start time ("4242@918273", worker_token): a process id is
 reused once its process ends, and a live process is this sweep's worker only where both match. Only
 such a process is signalled. The pool's job id joins its workers' tokens with '+'."""
-import json
 import os
 import re
 import signal
@@ -25,6 +24,8 @@ from harness.errors import UserError
 from harness.gpus import has_nvidia_gpu, nvidia_gpus
 from harness.store.paths import SweepPaths
 from harness.store.records import read_progress
+from harness.store.regular import Unreadable, read_regular
+from harness.store.schema import parse_json
 from harness.store.submissions import Submission
 
 MAX_CPU_WORKERS = 4  # each worker holds its own torch and its split in memory
@@ -85,10 +86,13 @@ def worker_tokens(job_id: str) -> list[str]:
     return job_id.split("+")
 
 
+PROGRESS_BYTES = 1 << 20  # a progress file or a run's holder: a few bytes, as the workers write them
+
+
 def preprocessing_failed(sweep: SweepPaths) -> bool:
     try:
-        progress = json.loads(sweep.preprocess_progress.read_text())
-    except (OSError, ValueError):
+        progress = parse_json(read_regular(sweep.preprocess_progress, PROGRESS_BYTES))
+    except (OSError, ValueError):  # absent, no regular file (Unreadable), or not JSON: not known to have failed
         return False
     return isinstance(progress, dict) and progress.get("state") == "failed"
 
@@ -96,8 +100,8 @@ def preprocessing_failed(sweep: SweepPaths) -> bool:
 def worker_of_run(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
     """The worker of the pool job_id that took the run, if one did (an earlier pool's worker is not it)."""
     try:
-        pid = sweep.run(rid).worker.read_text().strip()
-    except OSError:
+        pid = read_regular(sweep.run(rid).worker, PROGRESS_BYTES).decode(errors="replace").strip()
+    except (OSError, Unreadable):
         return None
     return pid if pid in worker_tokens(job_id) else None
 

@@ -207,11 +207,12 @@ def list_sweeps(results: Path) -> list[SweepPaths]:
 def find_sweep(results: Path, sweep: str | None) -> SweepPaths:
     """A sweep by id, unique prefix or path; the latest one when sweep is None."""
     sweeps = list_sweeps(results)
+    given_as_path = bool(sweep) and (Path(str(sweep)) / SPEC_FILE).is_file()
+    if not sweeps and not given_as_path and (Path(results) / SPEC_FILE).exists():  # a sweep's folder as the folder of sweeps
+        raise UserError(f"{results} is a sweep's folder, not a folder of sweeps: give --results {Path(results).parent} "
+                        f"and the sweep {Path(results).name}")
     if sweep is None:
         if not sweeps:
-            if (Path(results) / SPEC_FILE).exists():  # a sweep's own folder given as the folder of sweeps
-                raise UserError(f"{results} is a sweep's folder, not a folder of sweeps: give --results {Path(results).parent} "
-                                f"and the sweep {Path(results).name}")
             raise UserError(f"no sweep under {results}; start one with: python -m harness sweep")
         # a sweep.json dated in the future (a clock set wrong, a copy, a touch) would stay "the latest" for good
         written = [s for s in sweeps if s.spec.stat().st_mtime <= time.time() + CLOCK_SKEW_S]
@@ -221,7 +222,7 @@ def find_sweep(results: Path, sweep: str | None) -> SweepPaths:
         return written[-1]
     if not sweep:
         raise UserError(f"no sweep '' under {results}: give a sweep id, or none for the latest")
-    if (Path(sweep) / SPEC_FILE).is_file():
+    if given_as_path:
         return SweepPaths(Path(sweep))
     exact = [p for p in sweeps if p.sweep_id == sweep]
     matches = exact or [p for p in sweeps if p.sweep_id.startswith(sweep)]

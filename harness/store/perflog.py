@@ -25,7 +25,19 @@ from harness.store.atomic import locked, refuse_symlink
 from harness.store.figures import FIGURES, figures_of
 from harness.store.paths import perflog, perflog_lock
 from harness.store.records import RunRecord, SweepSpec
-from harness.store.schema import Amount, Count, DamagedFile, Date, Fraction, Keys, Length, from_versioned_fields, parse_json, type_problem
+from harness.store.schema import (
+    Amount,
+    Count,
+    DamagedFile,
+    Date,
+    Fraction,
+    Keys,
+    Length,
+    Range,
+    from_versioned_fields,
+    parse_json,
+    type_problem,
+)
 from harness.version import __version__
 
 PERFLOG_SCHEMA, PERFLOG_MINOR = 1, 1  # 1.1: settings.synthetic, alone, shared_by, spread
@@ -37,7 +49,8 @@ FigureValues = Annotated[dict[str, dict[str, Any]], Keys({
     for name, figure in FIGURES.items()})]
 # Each known figure's unit and range as FigureValues declares them: check_figures tests them directly (the
 # generic check of FigureValues was half the index's first build of a long perflog), and words a failure by it.
-KNOWN_FIGURES = {name: (figure.unit, typing.get_args(Fraction if figure.percent else Amount)[1]) for name, figure in FIGURES.items()}
+KNOWN_FIGURES = {name: (figure.unit, next(rule for rule in typing.get_args(Fraction if figure.percent else Amount)
+                                            if isinstance(rule, Range))) for name, figure in FIGURES.items()}
 # The training settings that change a figure: runs differing in one of them are not compared.
 SETTINGS = ("image_size", "batch_size", "lr", "warmup_epochs", "optimizer", "precision", "tf32", "channels_last", "compile",
             "mode", "epochs", "world_size", "lr_scaling", "sync_bn", "synthetic")
@@ -73,13 +86,15 @@ class PerfEntry:
     @classmethod
     def from_json(cls, data: Any, path: Path) -> "PerfEntry":
         """An entry from one parsed line; DamagedFile (with the reason) when it is not one. Every figure is
-        checked as a number or null with its unit, and a known figure's range and unit (FigureValues), by
-        check_figures; then the other fields."""
+        checked as a number or null with its unit first, then the other fields, then a known figure's range
+        and unit (FigureValues: check_known_figures)."""
         figures = data.get("figures") if isinstance(data, dict) else None
         if isinstance(figures, dict):
             check_figures(figures, path)
-            data = {**data, "figures": {}}  # checked: the fields' check need not walk them again
+            data = {**data, "figures": {}}  # checked apart: the fields' generic check need not walk them
         entry = from_versioned_fields(cls, data, path, PERFLOG_SCHEMA, PERFLOG_MINOR)
+        if isinstance(figures, dict):
+            check_known_figures(figures, path)
         try:
             when = datetime.fromisoformat(entry.time)
         except ValueError:
@@ -100,8 +115,7 @@ class PerfEntry:
 
 
 def check_figures(figures: dict[str, Any], path: Path) -> None:
-    """DamagedFile unless each figure is {"value": a finite number or null, "unit": text}, a known one
-    (KNOWN_FIGURES) with its unit and in its range, as FigureValues declares them."""
+    """DamagedFile unless each figure is {"value": a finite number or null, "unit": text}."""
     for name, figure in figures.items():
         if not isinstance(figure, dict) or set(figure) != {"value", "unit"}:
             raise DamagedFile(path, f"figure {name!r} is not {{\"value\": ..., \"unit\": ...}}")
@@ -110,7 +124,13 @@ def check_figures(figures: dict[str, Any], path: Path) -> None:
             raise DamagedFile(path, f"figure {name!r} has value {value!r:.40}, not a number or null")
         if not isinstance(figure["unit"], str):
             raise DamagedFile(path, f"figure {name!r} has a unit that is not text")
-        known = KNOWN_FIGURES.get(name)
+
+
+def check_known_figures(figures: dict[str, dict[str, Any]], path: Path) -> None:
+    """DamagedFile unless each known figure (of check_figures' shape) has its unit and is in its range, as
+    FigureValues declares them (KNOWN_FIGURES), worded as the declared types word it."""
+    for name, figure in figures.items():
+        known, value = KNOWN_FIGURES.get(name), figure["value"]
         if known and (figure["unit"] != known[0] or (value is not None and not known[1].holds(value))):
             raise DamagedFile(path, f"field 'figures': {type_problem(figures, FigureValues, 'figures')}")
 

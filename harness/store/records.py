@@ -292,9 +292,11 @@ def _where_it_ran(environment: dict[str, Any]) -> dict[str, Any]:
 def read_record(run: RunPaths) -> RunRecord | None:
     """The run's record; None when it has none yet; DamagedFile when it, or a file beside it that a
     completed run's figures come from (store.run_files), cannot be read as its schema says."""
-    if not run.result.is_file():
+    try:
+        data = load_json(run.result)  # DamagedFile where a FIFO, a device or a folder stands in its place
+    except FileNotFoundError:
         return None
-    record = RunRecord.from_json(load_json(run.result), run.result)
+    record = RunRecord.from_json(data, run.result)
     record.check_folder(run)
     if record.completed:
         check_run_files(run, (record.test or {}).get("count"), record.epochs_completed)

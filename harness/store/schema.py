@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 from harness.errors import UserError
-from harness.store.regular import NotRegular, read_regular
+from harness.store.regular import Unreadable, read_regular
 
 log = logging.getLogger("harness.store")
 
@@ -302,7 +302,7 @@ def read_kept(path: Path, limit: int = MAX_KEPT_BYTES) -> bytes:
     folder: read_regular) or it holds more than limit bytes; FileNotFoundError as it comes."""
     try:
         return read_regular(path, limit)
-    except NotRegular as err:
+    except Unreadable as err:
         raise DamagedFile(path, str(err)) from None
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.store.atomic import refuse_symlink
 from harness.store.paths import KEPT_NAMES, SPEC_FILE
-from harness.store.regular import NotRegular, kind_of, read_regular
+from harness.store.regular import Unreadable, kind_of, read_regular
 
 HEAD_BYTES = 4096  # how much of an existing file is read to tell whether a command wrote it
 
@@ -60,5 +60,5 @@ def read_user_file(path: Path, what: str, limit: int, whole: bool = True) -> byt
     """read_regular, with UserError naming what where the path is no regular file of at most limit bytes."""
     try:
         return read_regular(path, limit, whole)
-    except NotRegular as err:
+    except Unreadable as err:
         raise UserError(f"{what} {path} {err}") from None

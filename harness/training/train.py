@@ -103,7 +103,8 @@ def _fit(run: Trainer, splits: dict[str, DeviceSplit], meter: StepMeter, sampler
             _write_history(paths.history, run.history)
         # The checkpoint first, then best.pt: best.pt never holds an epoch its checkpoint does not, which a
         # resumed run would train again (on a GPU, not bit for bit) and might not keep; a kill between the two
-        # leaves a checkpoint whose best is its own epoch, and restore_state writes best.pt from it.
+        # leaves a checkpoint whose best is its own epoch, and restore_state writes best.pt from it (where
+        # state.pt is lost and state.prev.pt is taken, best.pt may be an epoch ahead: restore_state says so).
         run.save_state(epoch + 1)
         if run.best["epoch"] == epoch + 1 and run.ranks.main:
             write_atomic(paths.best, lambda tmp: torch.save(run.model.state_dict(), tmp))

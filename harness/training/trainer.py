@@ -392,6 +392,10 @@ class Trainer:
             self.history, self.best, self.start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
             if self.best.get("epoch") == self.start_epoch and self.ranks.main:  # best.pt may not have followed it
                 write_atomic(self.paths.best, functools.partial(torch.save, state["model"]))
+            elif path == self.paths.state_prev and self.paths.best.exists() and \
+                    self.paths.best.stat().st_mtime_ns > path.stat().st_mtime_ns and self.ranks.main:
+                log.warning("best.pt was written after %s, the checkpoint resumed from (state.pt could not be read): it "
+                            "may hold an epoch trained again now, and stays only if that epoch is kept again", path.name)
             log.info("resumed from %s after epoch %d", path.name, self.start_epoch)
             return
         if self.paths.best.exists() or list(self.paths.folder.glob("state*.damaged-*")):

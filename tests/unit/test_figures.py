@@ -122,6 +122,9 @@ def test_the_robustness_table_and_figure_name_the_test_images_they_score(tmp_pat
     whole = make_sweep(tmp_path, "s2", [record("VGG16", sweep="s2", robustness={"none": {**scored, "count": 400}},
                                                test={"accuracy": 0.88, "auc": 0.94, "count": 400})])
     assert robustness_scope(completed_runs(SweepResults(whole))) == "all 400 test images"
+    older = make_sweep(tmp_path, "s3", [record("VGG16", sweep="s3", robustness={"jpeg50": dict(scored)})])  # no "none"
+    assert robustness_scope(completed_runs(SweepResults(older))) == ""
+    assert "Robustness (test accuracy % and AUC %)" in write_report(SweepResults(older)).read_text()
 
 
 def test_the_cross_generator_colour_bar_is_in_percent():

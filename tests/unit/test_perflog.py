@@ -75,6 +75,12 @@ def test_the_figures_fast_check_agrees_with_their_declared_types(tmp_path):
         else:
             with pytest.raises(DamagedFile, match=re.escape(f"field 'figures': {declared}")):
                 PerfEntry.from_json(line, tmp_path)
+    # a line damaged twice says what the checks before the figures' ranges find first, as it did
+    wrong_unit = {"accuracy": {"value": 0.5, "unit": "ms"}}
+    for changes, words in (({"schema_version": 2}, "newer harness"), ({"colour": "red"}, "unknown fields colour"),
+                           ({"seed": "zero"}, "field 'seed'")):
+        with pytest.raises(DamagedFile, match=words):
+            PerfEntry.from_json({**entry().to_json(), "figures": wrong_unit, **changes}, tmp_path)
 
 
 def test_a_line_cut_short_by_a_killed_writer_stays_its_own_line(tmp_path):
