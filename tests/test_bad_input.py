@@ -863,7 +863,7 @@ CASES: list[Case] = [
     Case("predict-truncated-best", ("predict", "--run", "best-truncated/MobileNetV2", "{I}/face.png", "--results", "{R}"),
          words=("best-truncated/MobileNetV2-s0", "cannot be read", "--resume")),
     Case("predict-text-best", ("predict", "--run", "best-text/MobileNetV2", "{I}/face.png", "--results", "{R}"),
-         words=("cannot be read",)),
+         words=("cannot be read", "weights_only=True"), unsaid=("set to `False`",)),  # torch's unsafe advice not passed on
     Case("predict-wrong-keys-best", ("predict", "--run", "best-wrong-keys/MobileNetV2", "{I}/face.png", "--results", "{R}"),
          words=("cannot be read",)),
     Case("predict-exploit-best", ("predict", "--run", "best-exploit/MobileNetV2", "{I}/face.png", "--results", "{R}"),
@@ -1462,6 +1462,8 @@ CASES += [
          words=("refs.toml", "accuracy"), setup=references("[MobileNetV2]\naccuracy = { value = 1" + "0" * 400 + ", lower = -0.05 }\n")),
     Case("references-integer-of-5000-digits", results("check", "done", "--references", "{T}/refs.toml"),
          words=("refs.toml", "not valid TOML"), setup=references("[MobileNetV2]\naccuracy = { value = 1" + "0" * 5000 + " }\n")),
+    Case("profile-signal-delay-beyond-sbatch", dry("--profile", "{T}/p.toml"), words=("--signal-delay-s", "65,535"),
+         setup=lambda p: (p["T"] / "p.toml").write_text("signal_delay_s = 99999999999999999999999\n")),
     Case("profile-integer-of-5000-digits", dry("--profile", "{T}/p.toml"), words=("p.toml", "not valid TOML"),
          setup=lambda p: (p["T"] / "p.toml").write_text("cpus_per_task = 1" + "0" * 5000 + "\n")),
     *[Case(f"demo-{option[2:]}-beyond-its-bound", ("data", "demo", "--out", "{T}/demo", option, value), words=(option, "must be from"))

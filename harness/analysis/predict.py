@@ -63,6 +63,8 @@ def predict(run: TrainedRun, images: list[Path]) -> list[tuple[str, float | None
         model.load_state_dict(state)
     except Exception as err:  # any way a checkpoint can be damaged: zip, pickle (refused globals), I/O, shapes, types
         first = (str(err).strip().splitlines() or [""])[0]
+        if "weights_only" in first:  # torch's advice to load it unsafely: never taken here, so never passed on
+            first = "no checkpoint of weights alone, as torch.load(weights_only=True) reads one"
         raise UserError(f"the trained weights of {run.sweep.sweep_id}/{run.paths.run_id} ({run.paths.best}) cannot be read "
                         f"({type(err).__name__}: {first:.200}): rerun it with sweep --resume {run.sweep.sweep_id}") from None
     model.eval()

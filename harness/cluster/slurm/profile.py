@@ -30,6 +30,7 @@ from harness.store.schema import parse_toml
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "resources" / "profiles"
 NAMES = ("cpu_partition", "gpu_partition", "account", "qos", "reservation")
 COUNTS = ("cpus_per_task", "preprocess_cpus", "array_parallelism", "max_array_size", "signal_delay_s")
+COUNT_MOST = {"signal_delay_s": 65_535}  # sbatch's --signal time; the others, what Slurm's 32-bit counts hold
 # Keys of profiles and sweeps written before the settings followed sbatch (minutes and gigabytes).
 LEGACY = {"gpu_type": "gres", "mem_gb": "mem", "time_min": "time", "preprocess_mem_gb": "preprocess_mem",
           "preprocess_time_min": "preprocess_time"}
@@ -128,8 +129,9 @@ def _checked(name: str, value: Any) -> Any:
     if name in ("time", "preprocess_time"):
         return format_time(parse_time(_text(option, value), option))
     if name in COUNTS:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"{option} must be a whole number of at least 1, got {value!r}")
+        most = COUNT_MOST.get(name, 2**31 - 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise UserError(f"{option} must be a whole number from 1 to {most:,}, got {value!r:.40}")
         return value
     if name == "exclusive":
         if not isinstance(value, bool):
