@@ -40,11 +40,11 @@ def positive_int(text: str) -> int:
 def whole_number_within(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from low to high."""
     def parse(text: str) -> int:
-        shown = text if len(text) <= 40 else f"a number of {len(text):,} characters"
+        shown = text if len(text) <= 40 else f"a text of {len(text):,} characters"
         try:
             value = int(text)
         except ValueError:  # not a number, or over Python's 4,300 digits
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}, got {shown!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low:,} to {high:,}, got {shown}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {shown}")
         return value

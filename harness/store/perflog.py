@@ -47,7 +47,7 @@ FigureValues = Annotated[dict[str, dict[str, Any]], Keys({
     name: Annotated[dict[str, Any], Keys({"value": (Fraction if figure.percent else Amount) | None,
                                           "unit": Literal[figure.unit]})]
     for name, figure in FIGURES.items()})]
-# Each known figure's unit and range as FigureValues declares them: check_figures tests them directly (the
+# Each known figure's unit and range as FigureValues declares them: check_known_figures tests them directly (the
 # generic check of FigureValues was half the index's first build of a long perflog), and words a failure by it.
 KNOWN_FIGURES = {name: (figure.unit, next(rule for rule in typing.get_args(Fraction if figure.percent else Amount)
                                             if isinstance(rule, Range))) for name, figure in FIGURES.items()}

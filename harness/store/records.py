@@ -294,7 +294,7 @@ def read_record(run: RunPaths) -> RunRecord | None:
     completed run's figures come from (store.run_files), cannot be read as its schema says."""
     try:
         data = load_json(run.result)  # DamagedFile where a FIFO, a device or a folder stands in its place
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none yet (or no run folder: a file stands there)
         return None
     record = RunRecord.from_json(data, run.result)
     record.check_folder(run)
