@@ -1,6 +1,8 @@
 """Showing results: rich tables on a terminal, csv, markdown and json, each cell and header as every
 table shows it (analysis.cells: percentages, intervals, labels; the report lays out its own HTML and
 Markdown)."""
+from __future__ import annotations
+
 import csv
 import io
 import json
@@ -8,15 +10,17 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from harness.analysis.cells import fmt, label
 from harness.inert import for_markdown, for_markup, for_terminal
+
+# rich is imported where a table or a message is drawn: its import is 40 ms of a command's start, and JSON, CSV
+# and Markdown output need none of it (`status --format json` of 10,000 runs on a sweep, say).
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 PIPED_WIDTH = 250  # piped output is not cut to 80 columns: a table in a log or a file keeps every column whole
 
@@ -24,13 +28,24 @@ PIPED_WIDTH = 250  # piped output is not cut to 80 columns: a table in a log or 
 def console(stderr: bool) -> Console:
     """A console as wide as COLUMNS says, else the terminal (on a terminal) or PIPED_WIDTH. It writes to
     whatever sys.stdout (sys.stderr) is when it prints, as rich's default console does."""
+    from rich.console import Console
+
     columns = os.environ.get("COLUMNS", "")
     terminal = (sys.stderr if stderr else sys.stdout).isatty()
     width = int(columns) if columns.isdecimal() and int(columns) > 0 else None if terminal else PIPED_WIDTH
     return Console(stderr=stderr, width=width)
 
 
-out, err = console(stderr=False), console(stderr=True)
+@cache
+def _console_of(stream: str) -> Console:
+    return console(stderr=stream == "err")
+
+
+def __getattr__(name: str) -> Console:
+    """`out` and `err`, the consoles of stdout and stderr, each made where it is first used."""
+    if name in ("out", "err"):
+        return _console_of(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 LEFT = {"model", "status", "run_id", "reason", "node", "timm", "timm_weights", "kind", "label", "image", "verdict", "item",
         "this sweep", "paper", "partition", "setting", "source", "state", "gpu_types", "gpu_model", "capability",
@@ -67,6 +82,8 @@ class Shape:
 
 def _widths(texts: Iterable[str]) -> list[int]:
     """The width each line of the texts takes on a terminal."""
+    from rich.cells import cell_len
+
     return [cell_len(line) for text in texts for line in text.splitlines()]
 
 
@@ -110,6 +127,8 @@ def _column(column: Shape, floor: int, whole_headers: bool, room: int | None) ->
     prose_floor, where the table is too wide for the console. A cell wider than the console's room (a long path,
     alone in the table) folds rather than runs off the screen. (No ratio: rich shares room by ratio only in a
     table expanded to the console's width, and a table here is as wide as its cells.)"""
+    from rich.text import Text
+
     justify = "left" if column.name in LEFT else "right"
     width = column.most if whole_headers else column.least
     if column.prose or (room is not None and width > room):
@@ -124,6 +143,9 @@ def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = No
     """A rich table whose cells are never cut: where width is given, the columns that do not fit (optional first,
     first listed first) make way, and the caption names them; whole headers where every one fits. compact: no
     outer frame, no padding at the edges (4 columns fewer)."""
+    from rich.table import Table
+    from rich.text import Text
+
     shapes = [shape(c, rows) for c in columns]
     shown = fit(shapes, optional, width, compact) if width else shapes
     dropped = [s.header for s in shapes if s not in shown]
@@ -145,6 +167,9 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], title: str | Non
                 compact: bool = False, optional: tuple[str, ...] = (), wide: bool = False) -> None:
     """The table at the console's width (columns dropped to fit), or with wide every column, the console
     widened to hold them."""
+    from rich.console import Console
+
+    out = _console_of("out")
     if wide:  # a console of its own (rich clamps a print's width to its console's), as wide as whole headers need
         width = max(out.width, needed([shape(c, rows) for c in columns], compact, whole_headers=True))
         Console(width=width).print(table(rows, columns, title, caption, compact, width=width))
@@ -209,4 +234,4 @@ def say(message: str, warning: bool = False) -> None:
     """A line for the user on stderr, shown as written: its control characters as escapes, its brackets
     not read as markup; warning: marked as one."""
     text = for_markup(for_terminal(message))
-    err.print(f"[yellow]warning:[/yellow] {text}" if warning else text, highlight=False)
+    _console_of("err").print(f"[yellow]warning:[/yellow] {text}" if warning else text, highlight=False)

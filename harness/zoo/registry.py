@@ -102,7 +102,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               params_note="Keras' InceptionV3 BatchNorm has no scale (gamma); timm's has one per channel (17,216 of them).",
               keras_weights="trained by the Keras authors (tf-mode input)",
               # at 32 it was still learning after the demo's 60 steps: 63-77% over seeds, and 63% for seed 0 on one
-              # CPU where another gave 73%; at 16, 75-80% (seeds 0-2, 2026-12-07)
+              # CPU where another gave 73%; at 16, 75-80% (seeds 0-2, 2026-12-07), 67% for seed 0 on an AMD EPYC
               demo_batch_size=16),
 )}
 MODEL_NAMES = tuple(MODEL_SPECS)

@@ -33,7 +33,7 @@ def test_a_checkout_run_by_a_python_without_the_dependencies_says_how_to_install
     checkout = Path(harness.__file__).resolve().parents[1]
     bare = (sys.executable, "-S", "-m", "harness")
     assert run(*bare, "--help", cwd=checkout, PYTHONPATH="").returncode == 0
-    for command in (("status",), ("sweep", "--cluster", "local", "--models", "MobileNetV2", "--epochs", "1", "--wait")):
+    for command in (("models",), ("sweep", "--cluster", "local", "--models", "MobileNetV2", "--epochs", "1", "--wait")):
         done = run(*bare, *command, cwd=checkout, PYTHONPATH="", HARNESS_RESULTS=str(tmp_path / "results"))
         assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith(f"error: this Python ({sys.executable}) has no module ")
