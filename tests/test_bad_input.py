@@ -1338,6 +1338,8 @@ CASES += [
          setup=lambda p: ((p["R"] / "done" / "runs" / f"{MODEL}-s0" / "state.pt").write_bytes(b"x"),
                           moved_behind_link(f"done/runs/{MODEL}-s0", "run-elsewhere")(p)),
          check=lambda p: (p["T"] / "run-elsewhere" / "state.pt").is_file() or pytest.fail("state.pt was deleted")),
+    Case("clean-checkpoint-links-inside", results("clean", "done"), words=("state.pt", "is a symbolic link"), unsaid=("leads outside",),
+         setup=lambda p: (p["R"] / "done" / "runs" / f"{MODEL}-s0" / "state.pt").symlink_to(p["R"] / "done" / "sweep.json")),
     # --- fourth hostile round: --resume runs the code snapshot only as it was submitted ---
     Case("resume-code-planted", results("sweep", "--resume", "snapshot"), words=("snapshot", "not what was submitted", "--trust-code"),
          setup=lambda p: (p["R"] / "snapshot" / "code" / "harness" / "jobs.py").write_text("import os; os.system('id')\n")),

@@ -42,7 +42,10 @@ def check_inside(path: Path, folder: Path) -> None:
     """Before a write to path: UserError where it would land outside folder, through a symbolic link at
     path or on the way to it (a run folder, runs/ or logs/ linked elsewhere). Links above folder, such
     as a home directory on another file system, are the user's own and fine."""
-    if Path(path).is_symlink() or not Path(path).parent.resolve().is_relative_to(Path(folder).resolve()):
+    if Path(path).is_symlink():  # wherever it leads: a write through it would change the file it names
+        raise UserError(f"{path} is a symbolic link; the harness writes a sweep's files only as files of their own "
+                        "inside its folder: remove the link")
+    if not Path(path).parent.resolve().is_relative_to(Path(folder).resolve()):
         raise UserError(f"{path} leads outside {folder} through a symbolic link; the harness writes a sweep's files "
                         "only inside its folder: remove the link")
 
