@@ -15,6 +15,7 @@ module to hand the work over, not to train.
 """
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -304,8 +305,17 @@ def train_by_hand(sweep_dir: Path, rids: list[str]) -> None:
             print(taken, file=sys.stderr)
 
 
+def end_on_sigterm() -> None:
+    """SIGTERM ends this process (cancel's signal, a lingering rank's end), as a scheduler starts its jobs,
+    whatever the process that started it did: an ignored or blocked signal stays so across exec, and some
+    runners (a CI's) start their commands with SIGTERM ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def main(argv: list[str]) -> None:
     """The commands of the module's docstring."""
+    end_on_sigterm()
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "preprocess" and len(args) == 1:
         Preprocess(Path(args[0]))()

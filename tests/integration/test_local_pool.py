@@ -2,6 +2,10 @@
 is cancelled alone while the others finish; a run whose worker dies is taken up by the worker left."""
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from harness.cluster.local import worker_alive
 
 from slurm_helpers import latest_sweep, progress_epoch, result, wait_until
 
@@ -14,18 +18,35 @@ def _holder(folder, rid: str) -> int:
     return int((folder / "runs" / rid / ".holder").read_text().split("@")[0])
 
 
+@contextmanager
+def _sigterm_ignored() -> Iterator[None]:
+    """As some runners start the commands they run (a CI's among them): an ignored signal stays ignored
+    across fork and exec, in every process started below."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _status(cli, results) -> dict[str, dict]:
     return {row["run_id"]: row for row in cli("status", "--format", "json", "--results", results).json()}
 
 
 def test_cancelling_one_local_run_leaves_the_pool_to_finish_the_others(cli, results, tiny_demo):
+    """Started from a process that ignores SIGTERM, the workers still end on the one cancel sends."""
     # the third run, timm's resnet10t, only has to be there: a third of DenseNet121's ten epochs
-    sweep = cli("sweep", *SWEEP, "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50,resnet10t", "--results", results)
+    with _sigterm_ignored():
+        sweep = cli("sweep", *SWEEP, "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50,resnet10t",
+                    "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     wait_until(lambda: progress_epoch(folder, "ResNet50-s0") >= 1, 300, "ResNet50 to train an epoch")
     cancelled = cli("cancel", folder.name, "--runs", "ResNet50", "--results", results)
     assert cancelled.code == 0, cancelled.err
+    holder = (folder / "runs" / "ResNet50-s0" / ".holder").read_text().strip()
+    wait_until(lambda: not worker_alive(holder), 60, "the worker that held ResNet50 to end")
+    assert progress_epoch(folder, "ResNet50-s0") < 10  # ended mid-training, not after it
     wait_until(lambda: all(result(folder, f"{m}-s0") for m in ("MobileNetV2", "resnet10t")), 600, "the other runs")
     rows = _status(cli, results)
     assert rows["ResNet50-s0"]["state"] == "CANCELLED" and "cancelled" in rows["ResNet50-s0"]["reason"]

@@ -25,15 +25,21 @@ def _alive(process: subprocess.Popen) -> bool:
     return process.poll() is None
 
 
+def _process(*words: str) -> subprocess.Popen:
+    """A sleeping process with these words on its command line that, as a worker does (end_on_sigterm), ends
+    on SIGTERM whatever this one ignores; started, and past that point, when this returns."""
+    code = f"from harness.jobs import end_on_sigterm; end_on_sigterm(); print(flush=True); import time; time.sleep({HUNG_S})"
+    process = subprocess.Popen([sys.executable, "-c", code, *words], stdout=subprocess.PIPE, start_new_session=True)
+    process.stdout.readline()
+    return process
+
+
 def test_cancel_signals_this_sweeps_workers_and_no_other_process(sweep, tmp_path):
     """jobs.json may name any live process (an edit, a reused pid with a forged start time): cancel sends
     SIGTERM only to a worker whose command line runs this sweep's folder."""
     other_sweep = SweepPaths.of(tmp_path / "results", "s2")
-    sleep = f"import time; time.sleep({HUNG_S})"
-    started = {name: subprocess.Popen(command, start_new_session=True) for name, command in {
-        "unrelated": ["sleep", str(HUNG_S)],
-        "other sweep's worker": [sys.executable, "-c", sleep, "worker", str(other_sweep.folder)],
-        "this sweep's worker": [sys.executable, "-c", sleep, "worker", str(sweep.folder), "MobileNetV2-s0"]}.items()}
+    started = {"unrelated": _process(), "other sweep's worker": _process("worker", str(other_sweep.folder)),
+               "this sweep's worker": _process("worker", str(sweep.folder), "MobileNetV2-s0")}
     try:
         LocalBackend().cancel(sweep, ["+".join(worker_token(p.pid) for p in started.values())])
         assert started["this sweep's worker"].wait(timeout=HUNG_S) == -signal.SIGTERM
@@ -42,6 +48,7 @@ def test_cancel_signals_this_sweeps_workers_and_no_other_process(sweep, tmp_path
         for process in started.values():
             process.kill()
             process.wait()
+            process.stdout.close()
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder"])
