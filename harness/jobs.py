@@ -36,6 +36,7 @@ log = logging.getLogger("harness.jobs")
 LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
 EARLIER_ATTEMPT_WAIT_S = 120.0  # how long a requeued job waits for its own earlier attempt to let go of the run
 MODULE = "harness.jobs"  # this module, as `python -m` runs it
+RANK_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK")  # torch's env://
 
 
 def work(sweep_dir: Path, synthetic: bool = False) -> Work:
@@ -123,7 +124,9 @@ class Train:
     def __init__(self, sweep_dir: Path) -> None:
         self.sweep_dir = Path(sweep_dir)
 
-    def __call__(self, rid: str) -> str:
+    def __call__(self, rid: str, started_by_rank_0: bool = False) -> str:
+        """started_by_rank_0: this process is a rank the run's rank 0 started on its machine (`rank R ...`), its
+        place in the environment rank 0 gave it."""
         import torch
 
         from harness.training import distributed
@@ -139,6 +142,9 @@ class Train:
         paths.folder.mkdir(parents=True, exist_ok=True)
         config = config_for(spec, spec.run(rid))
         scheduled = scheduler_ranks(where, config.world_size)
+        if not (scheduled or started_by_rank_0):  # a job of one task: torch's variables left in the shell that
+            for name in RANK_VARIABLES:           # submitted it (a torchrun session's) are no run's
+                os.environ.pop(name, None)
         main = int(os.environ.get("RANK") or 0) == 0
         # This job's own earlier attempt may hold the run a while yet: requeued off a node taken down, its process
         # there dies within the scheduler's kill wait (Slurm's KillWait, 30 s by default) after this one starts.
@@ -324,7 +330,7 @@ def main(argv: list[str]) -> None:
     elif command == "worker" and len(args) >= 2:
         run_in_turn(Path(args[0]), args[1:])
     elif command == "rank" and len(args) == 3:  # its rank is in the environment its rank 0 gave it
-        Train(Path(args[1]))(args[2])
+        Train(Path(args[1]))(args[2], started_by_rank_0=True)
     else:
         raise SystemExit(f"usage: python -m {MODULE} preprocess SWEEP_DIR | train SWEEP_DIR RUN_ID... | "
                          "worker SWEEP_DIR RUN_ID... | rank R SWEEP_DIR RUN_ID")

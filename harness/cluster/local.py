@@ -81,6 +81,16 @@ def works_for(token: str, sweep: SweepPaths) -> bool:
         return False
 
 
+def stop_group(pid: int, how: signal.Signals = signal.SIGTERM) -> None:
+    """A signal to the process group this process leads, then SIGCONT, as kill(1) and scancel do: a stopped
+    process (^Z, kill -STOP) acts on SIGTERM only once it runs again."""
+    try:
+        os.killpg(pid, how)
+        os.killpg(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
 def worker_tokens(job_id: str) -> list[str]:
     """The worker tokens of a pool's job id."""
     return job_id.split("+")
@@ -301,17 +311,22 @@ class LocalBackend:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(sweep.code), env.get("PYTHONPATH")]))
         # Threads per worker: its share of the cores, so workers do not thrash each other.
         env.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
-        pids = []
-        for number in range(workers):
-            log = sweep.logs / f"local-starting-{os.getpid()}-{number}.log"
-            with open(log, "ab") as out:
-                # In the sweep's folder: `python -m` puts the working directory first on sys.path, and a
-                # checkout there would shadow the code snapshot.
-                process = subprocess.Popen(work.worker_command(sys.executable, sweep, run_ids), stdin=subprocess.DEVNULL,
-                                           stdout=out, stderr=subprocess.STDOUT, env=env, cwd=sweep.folder,
-                                           start_new_session=True)
-            log.rename(sweep.local_log(str(process.pid)))
-            pids.append(worker_token(process.pid))  # not yet reaped: a worker that ended at once is a zombie still
+        pids: list[str] = []
+        try:
+            for number in range(workers):
+                log = sweep.logs / f"local-starting-{os.getpid()}-{number}.log"
+                with open(log, "ab") as out:
+                    # In the sweep's folder: `python -m` puts the working directory first on sys.path, and a
+                    # checkout there would shadow the code snapshot.
+                    process = subprocess.Popen(work.worker_command(sys.executable, sweep, run_ids), stdin=subprocess.DEVNULL,
+                                               stdout=out, stderr=subprocess.STDOUT, env=env, cwd=sweep.folder,
+                                               start_new_session=True)
+                pids.append(worker_token(process.pid))  # not yet reaped: a worker that ended at once is a zombie still
+                log.rename(sweep.local_log(str(process.pid)))
+        except BaseException:  # Ctrl-C, or a worker the system would not start: none left untracked in jobs.json
+            for token in pids:  # killed: just started, they have nothing to save, and may not yet heed SIGTERM
+                stop_group(int(token_pid(token)), signal.SIGKILL)
+            raise
         yield Submission(self.name, None, dict.fromkeys(run_ids, "+".join(pids)))
 
     def scripts(self, sweep: SweepPaths, settings: LocalSettings, runs: dict[str, Placement], work: Work) -> list[str]:
@@ -352,10 +367,7 @@ class LocalBackend:
         to what it started: a worker leads its own session and process group (start_new_session)."""
         for token in {token for job in job_ids for token in worker_tokens(job)}:
             if worker_alive(token) and works_for(token, sweep):
-                try:
-                    os.killpg(int(token_pid(token)), signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                stop_group(int(token_pid(token)))
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
         """The pool's workers share the sweep's runs, so a run is stopped alone: the worker that took it, if

@@ -2,11 +2,13 @@
 is cancelled alone while the others finish; a run whose worker dies is taken up by the worker left."""
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harness.cluster.local import worker_alive
 
+from patience import HUNG_S
 from slurm_helpers import latest_sweep, progress_epoch, result, wait_until
 
 # Small inputs and ten epochs: the runs last long enough to be caught mid-training.
@@ -110,3 +112,40 @@ def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_follow_or_cancel_th
         assert resumed.code == 0 and "not what was submitted" not in resumed.err, resumed.err
     finally:
         assert cli("cancel", sweep_id, "--results", results).code == 0
+
+
+def test_ctrl_c_while_the_workers_start_leaves_no_worker_running(cli, results, tiny_demo, monkeypatch):
+    """A Ctrl-C between the pool's first worker and its second (the second's start raises it here: no
+    keyboard times it so): the worker started is stopped, none runs that jobs.json does not name."""
+    started: list[subprocess.Popen] = []
+    start = subprocess.Popen
+
+    def first_then_ctrl_c(command, *args, **kwargs):
+        if "worker" not in command:  # git, say
+            return start(command, *args, **kwargs)
+        if started:
+            raise KeyboardInterrupt
+        started.append(start(command, *args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", first_then_ctrl_c)
+    sweep = cli("sweep", *SWEEP, "--dataset", tiny_demo, "--models", "MobileNetV2,ResNet50", "--results", results)
+    assert sweep.code == 130
+    assert started[0].wait(timeout=HUNG_S) == -signal.SIGKILL
+    monkeypatch.undo()
+    assert {row["state"] for row in _status(cli, results).values()} == {"NOT SUBMITTED"}
+
+
+def test_torch_variables_left_in_the_shell_reach_no_run(cli, results, tiny_demo, monkeypatch):
+    """RANK, WORLD_SIZE and the rest left in the shell that starts the sweep (a torchrun session's) are no
+    run's: each run is taken once and trains as rank 0 of 1."""
+    for name, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "nowhere.invalid",
+                        "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    sweep = cli("sweep", "--cluster", "local", "--max-parallel", "2", "--epochs", "1", "--image-size", "32",
+                "--dataset", tiny_demo, "--models", "MobileNetV2", "--seeds", "2", "--results", results, "--wait")
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    for rid in ("MobileNetV2-s0", "MobileNetV2-s1"):
+        assert result(folder, rid)["status"] == "COMPLETED"
+        assert (folder / "logs" / f"local-{rid}.log").read_text().count(f"{rid}: taken by process") == 1

@@ -36,10 +36,12 @@ def _process(*words: str) -> subprocess.Popen:
 
 def test_cancel_signals_this_sweeps_workers_and_no_other_process(sweep, tmp_path):
     """jobs.json may name any live process (an edit, a reused pid with a forged start time): cancel sends
-    SIGTERM only to a worker whose command line runs this sweep's folder."""
+    SIGTERM only to a worker whose command line runs this sweep's folder, and ends it even where it was stopped."""
     other_sweep = SweepPaths.of(tmp_path / "results", "s2")
     started = {"unrelated": _process(), "other sweep's worker": _process("worker", str(other_sweep.folder)),
                "this sweep's worker": _process("worker", str(sweep.folder), "MobileNetV2-s0")}
+    os.kill(started["this sweep's worker"].pid, signal.SIGSTOP)  # stopped (^Z): it acts on SIGTERM once it runs again
+    os.waitpid(started["this sweep's worker"].pid, os.WUNTRACED)  # once it has stopped
     try:
         LocalBackend().cancel(sweep, ["+".join(worker_token(p.pid) for p in started.values())])
         assert started["this sweep's worker"].wait(timeout=HUNG_S) == -signal.SIGTERM
