@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.cluster import job_environment
-from harness.cluster.base import JobEnvironment, Work
+from harness.cluster.base import STOP_RUN, JobEnvironment, Work
 from harness.errors import UserError
 from harness.store.atomic import locked_or_none, write_json_atomic, write_text_atomic
 from harness.store.paths import SweepPaths, cache_root, check_inside
-from harness.store.records import read_spec, write_record
+from harness.store.records import RunRecord, read_spec, record_or_damage, write_record
 
 log = logging.getLogger("harness.jobs")
 LOG_EVERY = 0.1  # the preprocessing job logs a line every 10% of the images
@@ -114,6 +114,11 @@ def _progress_reporter(sweep: SweepPaths, number: int, caches: int, key: tuple) 
 
 class RunTaken(RuntimeError):
     """Another copy of the run holds it or has finished it: this copy leaves it alone."""
+
+
+class RunCancelled(BaseException):
+    """The run this worker trains was cancelled alone (`cancel --runs`): it stops there. A BaseException, as
+    KeyboardInterrupt is: no `except Exception` on its way writes a FAILED record over the CANCELLED one."""
 
 
 class Train:
@@ -242,6 +247,10 @@ def local_ranks(sweep: SweepPaths, rid: str, world_size: int, threads: int) -> I
               for rank in range(1, world_size)]
     try:
         yield
+    except RunCancelled:  # the others, mid-run, would wait for this rank in their next collective
+        for process in others:
+            process.terminate()
+        raise
     finally:
         for process in others:
             try:
@@ -283,6 +292,18 @@ def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
     after another, each run that no other worker has taken, its output in the run's own log
     (SweepPaths.local_log). Returns the outcome of each run this worker ran."""
     sweep = SweepPaths(sweep_dir)
+    training: list[str] = []  # the run this worker trains, until STOP_RUN has stopped it
+
+    def stop_if_cancelled(signum: int, frame: Any) -> None:
+        """STOP_RUN: the run being trained stops where it was cancelled (the signal may come late, when this
+        worker is on its next run, which goes on); at most once a run, so that its own cleanup runs whole."""
+        record = record_or_damage(sweep.run(training[0])) if training else None
+        if isinstance(record, RunRecord) and record.status == "CANCELLED":
+            training.clear()
+            raise RunCancelled(record.run_id)
+
+    signal.signal(STOP_RUN, stop_if_cancelled)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {STOP_RUN})
     if not read_spec(sweep).synthetic:
         Preprocess(sweep_dir)()
     sweep.logs.mkdir(exist_ok=True)
@@ -293,11 +314,17 @@ def run_in_turn(sweep_dir: Path, rids: list[str]) -> dict[str, str]:
         check_inside(sweep.local_log(rid), sweep.folder)
         with output_to(sweep.local_log(rid)):
             try:
+                training[:] = [rid]
                 outcomes[rid] = Train(sweep_dir)(rid)
             except RunTaken:
                 continue
+            except RunCancelled:
+                log.info("%s: cancelled; this worker goes on with its next run", rid)
+                outcomes[rid] = "CANCELLED"
             except Exception:  # recorded in the run's result.json; the worker goes on with its next run
                 outcomes[rid] = "FAILED"
+            finally:
+                training.clear()
     return outcomes
 
 

@@ -3,6 +3,7 @@ settings they make, whether it is there, a check before anything is written, sub
 the use cases hand it, the batch scripts, the states of jobs and runs, their logs, cancel; and, inside
 a job, where the job runs (JobEnvironment). Code outside cluster/ asks a backend; it never names one."""
 import re
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,11 @@ class Placement:
         return self.nodes * self.tasks_per_node
 
 
+# To a worker of Work.worker_command: stop the run you train where its record says CANCELLED (`cancel --runs`),
+# and go on with your next. The worker alone gets it, not its process group: a run's other ranks are its children.
+STOP_RUN = signal.SIGUSR1
+
+
 @dataclass(frozen=True)
 class Work:
     """What a sweep's jobs run, handed to a backend by the use cases (as submitit is handed callables):
@@ -56,7 +62,7 @@ class Work:
     with the run id; called again on a requeue), and the module that runs them as a process, for a backend
     that starts processes itself:
     `python -m MODULE worker SWEEP RUN...` (the preprocessing step, then each run no other worker has
-    taken) and, for a run's further ranks on the same machine, `python -m MODULE rank R SWEEP RUN`."""
+    taken; STOP_RUN stops the run it trains) and, for a run's further ranks on the same machine, `python -m MODULE rank R SWEEP RUN`."""
 
     preprocess: Callable[[], Any] | None
     train: Callable[[str], Any]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.base import JobEnvironment, JobState, NodeWatch, Option, Placement, SiteView, Work, last_line
+from harness.cluster.base import STOP_RUN, JobEnvironment, JobState, NodeWatch, Option, Placement, SiteView, Work, last_line
 from harness.errors import UserError
 from harness.gpus import has_nvidia_gpu, nvidia_gpus
 from harness.store.paths import SweepPaths
@@ -371,7 +371,12 @@ class LocalBackend:
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
         """The pool's workers share the sweep's runs, so a run is stopped alone: the worker that took it, if
-        one did (the run's record, written before, keeps the others from taking it); the pool's other
-        workers go on with the rest."""
-        workers = [worker for rid, job in jobs.items() if (worker := worker_of_run(sweep, rid, job))]
-        self.cancel(sweep, workers)
+        one did, is asked to stop it (STOP_RUN) and goes on with its next run, as the pool's other workers
+        do; the run's CANCELLED record, written before, keeps every worker from taking it again."""
+        for token in {worker for rid, job in jobs.items() if (worker := worker_of_run(sweep, rid, job))}:
+            if worker_alive(token) and works_for(token, sweep):
+                try:
+                    os.kill(int(token_pid(token)), STOP_RUN)
+                    os.kill(int(token_pid(token)), signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
