@@ -55,6 +55,10 @@ def drop_unreadable_sizes() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sys.stdout is None or sys.stderr is None:  # started with it closed (`>&-`): what it says would go nowhere,
+        if sys.stderr is not None:                # or into the next file opened, which takes its descriptor
+            print("error: standard output is closed (`>&-`): send it somewhere, `> /dev/null` to drop it", file=sys.stderr)
+        return 2
     drop_unreadable_sizes()
     try:
         args = build_parser().parse_args(argv)

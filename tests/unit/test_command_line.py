@@ -42,6 +42,16 @@ def test_a_checkout_run_by_a_python_without_the_dependencies_says_how_to_install
     assert not list(tmp_path.glob("results/*"))  # no sweep begun
 
 
+def test_a_command_started_with_its_output_closed_says_so_and_does_nothing(tmp_path):
+    """`harness sweep ... >&-`: one line, exit 2, and no sweep begun (it submitted, then failed on a traceback)."""
+    for command in (("status",), ("sweep", "--cluster", "local", "--models", "MobileNetV2", "--epochs", "1")):
+        done = run("sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "harness", *command, cwd=tmp_path,
+                   HARNESS_RESULTS=str(tmp_path / "results"))
+        assert done.returncode == 2 and done.stderr == "error: standard output is closed (`>&-`): send it somewhere, " \
+                                                       "`> /dev/null` to drop it\n", done.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_the_demo_without_its_extra_says_how_to_install_it(tmp_path):
     """scikit-image, whose photographs the demo is made from, comes with the `demo` extra alone: a Python
     installed without it builds no demo and says in one line what to install."""
