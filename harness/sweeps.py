@@ -559,20 +559,28 @@ def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
 LOG_CHUNK_BYTES = 1 << 20  # a log is read and shown this much at a time
 
 
-def read_log(sweep: SweepPaths, path: Path, follow: bool = False) -> Iterator[str]:
-    """The log's text, a chunk at a time; with follow, what is appended to it until its job has ended (a log
-    begun again, as Slurm truncates it on a requeue, is read from its start). UserError where the log is no
-    regular file (a FIFO would hang the reader, /dev/zero fill its memory)."""
+def read_log(sweep: SweepPaths, run: str, stream: str = "out", follow: bool = False) -> Iterator[str]:
+    """The log of a run's latest job (log_path), a chunk at a time; with follow, what is appended to it until
+    the run has ended, and the log its job names next from its start (a local run's own log once a worker
+    takes it, after its pool's preprocessing step's; a log begun again, as Slurm truncates it on a requeue).
+    UserError where the log is no regular file (a FIFO would hang the reader, /dev/zero fill its memory)."""
     import codecs
     import time
 
     from harness.store.regular import Unreadable, read_regular
 
+    rid = _chosen_runs(SweepResults(sweep), [run])[0]
+    path = log_path(sweep, rid, stream)
     if not path.exists() and not follow:
         raise UserError(f"no log at {path} yet: the job has not started")
     offset, decoder = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character split by a chunk stays whole
     while True:
-        ended = not follow or all(is_final(s) for s in sweep_status(SweepResults(sweep))[0])  # then one read more
+        ended = not follow or is_final(next(s for s in sweep_status(SweepResults(sweep))[0] if s.run_id == rid))
+        named = log_path(sweep, rid, stream) if follow else path
+        if named != path:
+            yield decoder.decode(b"", final=True)
+            path, offset = named, 0
+            decoder.reset()
         while path.exists():
             if path.stat().st_size < offset:
                 offset = 0

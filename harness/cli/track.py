@@ -179,8 +179,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not sweep_ref or not run:
         raise UserError(f"logs takes SWEEP/RUN (a run id or an architecture), not {args.run!r}")
     sweep = find_sweep(args.results, sweep_ref)
-    path = sweeps.log_path(sweep, run, "err" if args.err else "out")
-    for chunk in sweeps.read_log(sweep, path, follow=args.follow):
+    for chunk in sweeps.read_log(sweep, run, "err" if args.err else "out", follow=args.follow):
         sys.stdout.write(for_terminal(chunk))  # a job's output is no order to the terminal
         sys.stdout.flush()
     return 0
@@ -215,6 +214,8 @@ def add_commands(commands: Any) -> None:
     logs = commands.add_parser("logs", help="a run's job log (stdout, or --err), for its latest attempt")
     logs.add_argument("run", metavar="SWEEP/RUN", help="a sweep id (or prefix) and a run id or architecture")
     logs.add_argument("--err", action="store_true", help="the job's stderr instead of its stdout")
-    logs.add_argument("--follow", action="store_true", help="keep printing as the log grows, until the job ends")
+    logs.add_argument("--follow", action="store_true",
+                      help="keep printing as the log grows, until the run ends (then the run's own log, where its job "
+                      "names one once it starts)")
     add_results(logs)
     logs.set_defaults(func=cmd_logs)

@@ -148,3 +148,16 @@ def test_torch_variables_left_in_the_shell_reach_no_run(cli, results, tiny_demo,
     for rid in ("MobileNetV2-s0", "MobileNetV2-s1"):
         assert result(folder, rid)["status"] == "COMPLETED"
         assert (folder / "logs" / f"local-{rid}.log").read_text().count(f"{rid}: taken by process") == 1
+
+
+def test_logs_follow_of_a_run_not_yet_taken_goes_on_to_its_own_log_and_ends_with_it(cli, results, tiny_demo):
+    """One worker, two runs: the second's log, followed before the worker takes it, is the pool's preprocessing
+    log first, then the run's own, from its start, until the run ends."""
+    sweep = cli("sweep", "--cluster", "local", "--max-parallel", "1", "--epochs", "2", "--image-size", "32",
+                "--dataset", tiny_demo, "--models", "MobileNetV2", "--seeds", "2", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    followed = cli("logs", f"{folder.name}/MobileNetV2-s1", "--follow", "--results", results)
+    assert followed.code == 0, followed.err
+    assert "MobileNetV2-s1: taken by process" in followed.out and "epoch 2/2" in followed.out
+    assert result(folder, "MobileNetV2-s1")["status"] == "COMPLETED"
