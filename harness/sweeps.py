@@ -575,7 +575,7 @@ def read_log(sweep: SweepPaths, run: str, stream: str = "out", follow: bool = Fa
         raise UserError(f"no log at {path} yet: the job has not started")
     offset, decoder = 0, codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character split by a chunk stays whole
     while True:
-        ended = not follow or is_final(next(s for s in sweep_status(SweepResults(sweep))[0] if s.run_id == rid))
+        ended = not follow or is_final(next(s for s in sweep_status(SweepResults(sweep))[0] if s.run_id == rid))  # then one read more
         named = log_path(sweep, rid, stream) if follow else path
         if named != path:
             yield decoder.decode(b"", final=True)

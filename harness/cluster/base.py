@@ -62,7 +62,8 @@ class Work:
     with the run id; called again on a requeue), and the module that runs them as a process, for a backend
     that starts processes itself:
     `python -m MODULE worker SWEEP RUN...` (the preprocessing step, then each run no other worker has
-    taken; STOP_RUN stops the run it trains) and, for a run's further ranks on the same machine, `python -m MODULE rank R SWEEP RUN`."""
+    taken; STOP_RUN stops the run it trains) and, for a run's further ranks on the same machine,
+    `python -m MODULE rank R SWEEP RUN`."""
 
     preprocess: Callable[[], Any] | None
     train: Callable[[str], Any]
