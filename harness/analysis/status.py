@@ -88,15 +88,18 @@ def run_status(run: RunSpec, checked: Checked, progress: dict[str, Any], job_id:
 
 
 def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None, submitted: bool,
-                      log: Path | None) -> dict[str, Any]:
+                      log: Path | None, jobs_ended: bool = False) -> dict[str, Any]:
     """The preprocessing step's row: its job's state (where a scheduler has one), else what the step wrote
-    in its progress file; FAILED with a reason (the step's own error, else the last line of its log)."""
+    in its progress file; FAILED with a reason (the step's own error, else the last line of its log), where
+    it failed or where every job of the sweep has ended (jobs_ended) before it finished."""
     damage = None
     try:
         progress = read_advisory(sweep.preprocess_progress, PREPROCESS_PROGRESS)
     except DamagedFile as damaged:
         progress, damage = {}, damaged
     written = DAMAGED if damage else str(progress.get("state", "pending" if submitted else "not submitted")).upper()
+    if state is None and jobs_ended and written in ("PENDING", "RUNNING"):  # a local pool's workers, cancelled or killed
+        written, progress = "FAILED", {**progress, "error": "the workers that ran it ended before it finished"}
     shown = "COMPLETED" if written == "DONE" else state.state if state else written
     row = {"job_id": job, "state": shown, "node": state.node if state else "",
            **{k: v for k, v in progress.items() if k not in ("state", "error")}}
@@ -127,10 +130,11 @@ def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]
     its job's state alone, so a finished sweep of 10,000 runs is not made again while neither changes."""
     sweep, submissions, states = results.sweep, results.submissions, results.job_states
     preprocess_job = submissions[-1].preprocess_job if submissions else None
+    ended = bool(states) and all(state.final for state in states.values())
     preprocess = dict(NO_PREPROCESSING) if results.spec.synthetic else preprocess_status(
         sweep, preprocess_job, states.get(preprocess_job or ""), bool(submissions),
-        results.backend.preprocess_log(sweep, submissions[-1]) if submissions else None)
-    if not states or not all(state.final for state in states.values()):  # runs going on: no view kept
+        results.backend.preprocess_log(sweep, submissions[-1]) if submissions else None, ended)
+    if not ended:  # runs going on: no view kept
         return run_statuses(results, preprocess), preprocess
     answer = hashlib.sha256(repr((sorted(states.items()), sorted(preprocess.items()))).encode()).hexdigest()
     state = list(RunStatus.__dataclass_fields__).index("state")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.status import DAMAGED, is_final, run_status
+from harness.analysis.status import DAMAGED, is_final, preprocess_status, run_status
 from harness.cluster.base import FINAL_STATES, JobState
 from harness.cluster.local import LocalBackend, pool_run_state, worker_alive, worker_token
 from harness.cluster.slurm.accounting import SACCT_FIELDS, parse_sacct
@@ -107,6 +107,19 @@ def test_a_local_run_is_not_cancelled_while_a_worker_may_still_get_past_a_failed
     assert not is_final(alive)
     ended = status(job_id="4242", job=local.run_state(sweep, RUN.run_id, JobState("4242", "FAILED")), pre=failed)
     assert ended.state == "CANCELLED" and "no space left" in ended.reason
+
+
+def test_a_local_preprocessing_step_whose_workers_all_ended_before_it_finished_failed(tmp_path):
+    """Cancelled (or killed) mid-build, a local pool leaves the step's progress file saying running: no job
+    of a scheduler says otherwise, so the sweep's jobs having all ended does."""
+    sweep = SweepPaths(tmp_path)
+    sweep.preprocess_progress.parent.mkdir(parents=True)
+    sweep.preprocess_progress.write_text(json.dumps({"state": "running", "done": 384, "total": 3000}))
+    assert preprocess_status(sweep, None, None, True, None, jobs_ended=False)["state"] == "RUNNING"
+    ended = preprocess_status(sweep, None, None, True, None, jobs_ended=True)
+    assert ended["state"] == "FAILED" and ended["reason"] == "the workers that ran it ended before it finished"
+    failed = status(job_id="4242", job=JobState("4242", "FAILED"), pre=ended)
+    assert failed.state == "CANCELLED" and "ended before it finished" in failed.reason
 
 
 def test_a_pool_of_local_workers_lives_while_any_of_its_workers_does():
