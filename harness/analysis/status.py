@@ -91,14 +91,14 @@ def preprocess_status(sweep: SweepPaths, job: str | None, state: JobState | None
                       log: Path | None, jobs_ended: bool = False) -> dict[str, Any]:
     """The preprocessing step's row: its job's state (where a scheduler has one), else what the step wrote
     in its progress file; FAILED with a reason (the step's own error, else the last line of its log), where
-    it failed or where every job of the sweep has ended (jobs_ended) before it finished."""
+    it failed or where every job of the sweep has ended (jobs_ended) while it was running."""
     damage = None
     try:
         progress = read_advisory(sweep.preprocess_progress, PREPROCESS_PROGRESS)
     except DamagedFile as damaged:
         progress, damage = {}, damaged
     written = DAMAGED if damage else str(progress.get("state", "pending" if submitted else "not submitted")).upper()
-    if state is None and jobs_ended and written in ("PENDING", "RUNNING"):  # a local pool's workers, cancelled or killed
+    if state is None and jobs_ended and written == "RUNNING":  # a local pool's workers, cancelled or killed mid-build
         written, progress = "FAILED", {**progress, "error": "the workers that ran it ended before it finished"}
     shown = "COMPLETED" if written == "DONE" else state.state if state else written
     row = {"job_id": job, "state": shown, "node": state.node if state else "",
