@@ -500,7 +500,9 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
 
     Each gets a CANCELLED record first (on every backend: status says so, no local worker takes the run,
     and --resume reruns it), then its job is stopped: only the named runs' jobs, or every job of the
-    sweep, its preprocessing step among them."""
+    sweep, its preprocessing step among them. A run going on has no record (a resubmitted run's earlier
+    one is set aside), so one that has by then (it completed or failed since its state was read) keeps it,
+    and is not cancelled."""
     from harness.store.records import write_record
     from harness.training.record import failed_record
 
@@ -509,11 +511,12 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
         return []
     chosen = _chosen_runs(results, runs) if runs else [r.run_id for r in results.spec.runs]
     ended = {s.run_id for s in sweep_status(results)[0] if is_final(s)}
-    live = [rid for rid in chosen if rid in results.latest and rid not in ended]
-    for rid in live:
+    live = []
+    for rid in (rid for rid in chosen if rid in results.latest and rid not in ended):
         config = config_for(results.spec, results.spec.run(rid))
-        write_record(sweep.run(rid), failed_record(results.spec.sweep_id, rid, config, "cancelled by `harness cancel`",
-                                                   status="CANCELLED"))
+        record = failed_record(results.spec.sweep_id, rid, config, "cancelled by `harness cancel`", status="CANCELLED")
+        if write_record(sweep.run(rid), record, replace=False):  # not over a record the run wrote since
+            live.append(rid)
     jobs = {rid: results.latest[rid].tasks[rid] for rid in live}
     if runs:
         results.backend.cancel_runs(sweep, jobs)

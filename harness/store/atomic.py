@@ -43,10 +43,11 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object], replace: bool = True) -> bool:
     """Call write(tmp_path) on a temporary file beside path, flush it to disk, then rename it over path. The
     file keeps the mode of the one it replaces (a references file kept 600 stays 600), a new one takes the
-    umask's."""
+    umask's. replace=False: written only where path does not exist yet, at once (a link, not a rename);
+    returns whether it was written."""
     path = Path(path)
     refuse_symlink(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,19 +63,28 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         os.chmod(tmp, mode)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink()
         _fsync_folder(path.parent)
+        return True
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+def write_text_atomic(path: Path, text: str, replace: bool = True) -> bool:
+    return write_atomic(path, lambda tmp: tmp.write_text(text), replace)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+def write_json_atomic(path: Path, data: Any, replace: bool = True) -> bool:
+    return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n", replace)
 
 
 def read_json(path: Path) -> Any:

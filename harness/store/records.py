@@ -317,10 +317,11 @@ def read_completed(run: RunPaths) -> RunRecord | None:
     return record if isinstance(record, RunRecord) and record.completed else None
 
 
-def write_record(run: RunPaths, record: RunRecord) -> None:
+def write_record(run: RunPaths, record: RunRecord, replace: bool = True) -> bool:
+    """Write the run's record (replace=False: only where it has none yet); returns whether it was written."""
     if run.sweep_folder is not None:
         check_inside(run.result, run.sweep_folder)
-    write_json_atomic(run.result, record.to_json())
+    return write_json_atomic(run.result, record.to_json(), replace)
 
 
 PROGRESS = Keys({"epoch": Count | None, "epochs": Positive | None, "val_accuracy": Fraction | None, "state": str})

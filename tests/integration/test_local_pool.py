@@ -1,5 +1,6 @@
 """The local backend's pool: its workers share the sweep's runs, whoever is free taking the next. One run
 is cancelled alone while its worker goes on; a run whose worker dies is taken up by the worker left."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -161,3 +162,24 @@ def test_logs_follow_of_a_run_not_yet_taken_goes_on_to_its_own_log_and_ends_with
     assert followed.code == 0, followed.err
     assert "MobileNetV2-s1: taken by process" in followed.out and "epoch 2/2" in followed.out
     assert result(folder, "MobileNetV2-s1")["status"] == "COMPLETED"
+
+
+def test_a_run_that_completes_as_it_is_cancelled_keeps_its_result(cli, results, tiny_demo, monkeypatch):
+    """`cancel` reads the runs' states, then writes a CANCELLED record for each run still going: a run that
+    completes in between (its states read a moment before its record was written, here) keeps its record."""
+    import harness.sweeps
+    from harness.analysis.status import sweep_status
+
+    sweep = cli("sweep", *SWEEP, "--epochs", "1", "--dataset", tiny_demo, "--models", "MobileNetV2", "--results", results,
+                "--wait")
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+
+    def read_before_the_record(*args):
+        statuses, preprocess = sweep_status(*args)
+        return [dataclasses.replace(s, state="RUNNING") for s in statuses], preprocess
+
+    monkeypatch.setattr(harness.sweeps, "sweep_status", read_before_the_record)
+    cancelled = cli("cancel", folder.name, "--runs", "MobileNetV2", "--results", results)
+    assert cancelled.code == 0 and "nothing to cancel" in cancelled.err, cancelled.err
+    assert result(folder, "MobileNetV2-s0")["status"] == "COMPLETED"
