@@ -511,8 +511,10 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
         return []
     chosen = _chosen_runs(results, runs) if runs else [r.run_id for r in results.spec.runs]
     ended = {s.run_id for s in sweep_status(results)[0] if is_final(s)}
+    going = [rid for rid in chosen if rid in results.latest and rid not in ended]
+    results.backend.check_may_cancel(sweep, sorted({results.latest[rid].tasks[rid] for rid in going}))
     live = []
-    for rid in (rid for rid in chosen if rid in results.latest and rid not in ended):
+    for rid in going:
         config = config_for(results.spec, results.spec.run(rid))
         record = failed_record(results.spec.sweep_id, rid, config, "cancelled by `harness cancel`", status="CANCELLED")
         if write_record(sweep.run(rid), record, replace=False):  # not over a record the run wrote since

@@ -4,10 +4,15 @@ A wait for a job fails fast: it ends as soon as the job it waits on has left the
 was awaited, and whenever it fails it says what it waited for and what the scheduler said of the job
 (its state, its reason, the last line of its log)."""
 import json
+import os
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
+
+import pytest
 
 from harness.store.paths import list_sweeps
 
@@ -134,3 +139,16 @@ def run_of(folder: Path) -> str:
     """The run id of a sweep of one run (MobileNetV2-s0; MobileNetV2-x2-s0 on two ranks)."""
     (rid,) = [run["run_id"] for run in json.loads((folder / "sweep.json").read_text())["runs"]]
     return rid
+
+
+def as_another_user(command: list[str], home: Path) -> subprocess.CompletedProcess:
+    """`python -m harness COMMAND...` run as user nobody with root's access to files (the venv and the results
+    folder are open to it, as a shared results folder is to a group) but not root's right to signal another
+    user's processes or cancel its jobs; skips where this cannot be (not root, or no setpriv)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv (util-linux) to run a command as another user")
+    files = "+dac_override,+dac_read_search"
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", f"--inh-caps={files}",
+                           f"--ambient-caps={files}", sys.executable, "-m", "harness", *command],
+                          capture_output=True, text=True, env=env, timeout=120)

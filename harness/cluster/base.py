@@ -2,6 +2,7 @@
 settings they make, whether it is there, a check before anything is written, submission of the work
 the use cases hand it, the batch scripts, the states of jobs and runs, their logs, cancel; and, inside
 a job, where the job runs (JobEnvironment). Code outside cluster/ asks a backend; it never names one."""
+import pwd
 import re
 import signal
 from collections.abc import Callable, Iterator
@@ -22,6 +23,14 @@ ALIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMP
 
 
 LOG_TAIL_BYTES = 4096  # where a log's last line is looked for
+
+
+def user_name(uid: int) -> str:
+    """The name of the user with this uid, else the uid itself (a user the system does not name)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def last_line(path: Path | None) -> str:
@@ -236,6 +245,10 @@ class Backend(Protocol):
 
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         """The log that ends with the preprocessing step's error, if it failed."""
+
+    def check_may_cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
+        """UserError, before cancel writes any record, where this user may not stop one of these jobs (a
+        shared results folder, another user's sweep)."""
 
     def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
         """Stop these jobs of the sweep (queued or running); a job that is not provably the sweep's (an id

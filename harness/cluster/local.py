@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.base import STOP_RUN, JobEnvironment, JobState, NodeWatch, Option, Placement, SiteView, Work, last_line
+from harness.cluster.base import STOP_RUN, JobEnvironment, JobState, NodeWatch, Option, Placement, SiteView, Work, last_line, user_name
 from harness.errors import UserError
 from harness.gpus import has_nvidia_gpu, nvidia_gpus
 from harness.store.paths import SweepPaths
@@ -361,6 +361,24 @@ class LocalBackend:
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         pools = list(submission.tasks.values())
         return sweep.local_log(token_pid(worker_tokens(pools[0])[0])) if pools else None  # every worker runs the step first
+
+    def check_may_cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
+        """Each live worker of these pools is one this user may signal (signal 0 asks without sending)."""
+        for token in {token for job in job_ids for token in worker_tokens(job)}:
+            if worker_alive(token) and works_for(token, sweep):
+                try:
+                    os.kill(int(token_pid(token)), 0)
+                except PermissionError:
+                    pid = token_pid(token)
+                    try:
+                        owner = user_name(os.stat(f"/proc/{pid}").st_uid)
+                    except OSError:  # ended meanwhile
+                        continue
+                    raise UserError(f"sweep {sweep.sweep_id}: its worker, process {pid}, is user {owner}'s, which user "
+                                    f"{user_name(os.getuid())} may not signal: nothing cancelled (that user, or root, can "
+                                    "cancel it)") from None
+                except ProcessLookupError:  # ended meanwhile
+                    pass
 
     def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
         """SIGTERM to each worker of these pools that is provably one (worker_alive, and works_for this sweep), and

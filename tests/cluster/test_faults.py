@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from slurm_helpers import (
+    as_another_user,
     job_of,
     latest_sweep,
     progress_epoch,
@@ -146,3 +147,21 @@ def test_cancel_signals_only_the_sweeps_own_jobs(tmp_path):
         assert _queued({foreign}) == {foreign}
     finally:
         subprocess.run(["scancel", foreign, own], capture_output=True)
+
+
+def test_a_user_who_may_not_cancel_the_jobs_is_told_so_and_cancels_nothing(cli, results, tiny_demo, tmp_path):
+    """A shared results folder: another user, who may write the sweep's files but not cancel its jobs, gets one
+    line and exit 2, and no run is marked CANCELLED (before: each was, scancel refused, and the jobs went on)."""
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--models", "MobileNetV2", "--epochs", "50",
+                "--image-size", "32", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    job = submission(folder)["tasks"][RID]
+    try:
+        cancel = as_another_user(["cancel", folder.name, "--results", str(results)], tmp_path)
+        assert cancel.returncode == 2 and cancel.stderr.count("\n") == 1, cancel.stderr
+        assert "is user root's, which user nobody may not cancel: nothing cancelled" in cancel.stderr, cancel.stderr
+        assert not (folder / "runs" / RID / "result.json").exists()
+        assert _queued({job}) == {job}
+    finally:
+        assert cli("cancel", folder.name, "--results", results).code == 0

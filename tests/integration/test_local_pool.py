@@ -4,13 +4,14 @@ import dataclasses
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harness.cluster.local import worker_alive
 
 from patience import HUNG_S
-from slurm_helpers import latest_sweep, progress_epoch, result, wait_until
+from slurm_helpers import as_another_user, latest_sweep, progress_epoch, result, wait_until
 
 # Small inputs and ten epochs: the runs last long enough to be caught mid-training.
 SWEEP = ("--cluster", "local", "--max-parallel", "2", "--epochs", "10", "--image-size", "32")
@@ -77,8 +78,6 @@ def test_ctrl_c_while_waiting_says_the_runs_go_on_and_how_to_follow_or_cancel_th
     """`sweep --wait` stopped with Ctrl-C: exit 130, one line on stderr saying the runs go on in the background
     and how to follow or cancel them; they do go on, and `--resume` finds the code snapshot its jobs ran as
     it was submitted (the bytecode they compiled there aside)."""
-    import subprocess
-    import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
@@ -183,3 +182,21 @@ def test_a_run_that_completes_as_it_is_cancelled_keeps_its_result(cli, results, 
     cancelled = cli("cancel", folder.name, "--runs", "MobileNetV2", "--results", results)
     assert cancelled.code == 0 and "nothing to cancel" in cancelled.err, cancelled.err
     assert result(folder, "MobileNetV2-s0")["status"] == "COMPLETED"
+
+
+def test_a_user_who_may_not_signal_the_worker_is_told_so_and_cancels_nothing(cli, results, tiny_demo, tmp_path):
+    """A shared results folder: another user, who may write the sweep's files but not signal its worker,
+    gets one line and exit 2, and no run is marked CANCELLED (before: it was, and the worker trained on)."""
+    sweep = cli("sweep", *SWEEP, "--max-parallel", "1", "--epochs", "200", "--dataset", tiny_demo, "--models", "MobileNetV2",
+                "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    try:
+        wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 1, 300, "MobileNetV2 to train an epoch")
+        cancel = as_another_user(["cancel", folder.name, "--results", str(results)], tmp_path)
+        assert cancel.returncode == 2 and cancel.stderr.count("\n") == 1, cancel.stderr
+        assert "is user root's, which user nobody may not signal: nothing cancelled" in cancel.stderr, cancel.stderr
+        assert not (folder / "runs" / "MobileNetV2-s0" / "result.json").exists()
+        assert _status(cli, results)["MobileNetV2-s0"]["state"] == "RUNNING"
+    finally:
+        assert cli("cancel", folder.name, "--results", results).code == 0

@@ -9,6 +9,7 @@ only to submit: reading states costs one sacct call and no heavy import.
 """
 import contextlib
 import io
+import os
 import re
 import shlex
 import shutil
@@ -20,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.cluster.base import JobState, Option, Placement, SiteView, Work
+from harness.cluster.base import JobState, Option, Placement, SiteView, Work, user_name
 from harness.cluster.slurm import options
 from harness.cluster.slurm.accounting import job_states
 from harness.cluster.slurm.environment import SlurmJobEnvironment, slurm_environment
@@ -339,6 +340,27 @@ class SlurmBackend:
 
     def preprocess_log(self, sweep: SweepPaths, submission: Submission) -> Path | None:
         return job_log(sweep, submission.preprocess_job, "err") if submission.preprocess_job else None
+
+    def check_may_cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
+        """A job still queued that is another user's, where this user is neither root nor a Slurm operator
+        or administrator (sacctmgr's AdminLevel), is refused: scancel would refuse it (an account's
+        coordinator, who may cancel it, is told to use scancel). A query that fails refuses nothing."""
+        me = os.getuid()
+        if not job_ids or me == 0:
+            return
+        jobs = sorted({job.split("_")[0] for job in job_ids})  # an array's tasks are its owner's
+        user = user_name(me)
+        try:
+            owners = _run(["squeue", "-h", "-j", ",".join(jobs), "-o", "%i|%U|%u"]).stdout.splitlines()
+            others = [(job, name) for job, uid, name in (o.split("|", 2) for o in owners if o.count("|") == 2) if uid != str(me)]
+            if not others or _run(["sacctmgr", "-n", "-P", "show", "user", user, "format=AdminLevel"]).stdout.strip() in (
+                    "Operator", "Administrator"):
+                return
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        job, owner = others[0]
+        raise UserError(f"sweep {sweep.sweep_id}: its job {job} is user {owner}'s, which user {user} may not cancel: nothing "
+                        "cancelled (that user or a Slurm operator can cancel it; an account's coordinator, with scancel)")
 
     def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
         """scancel, restricted to the jobs named as this sweep's (_executors): Slurm signals a listed id
