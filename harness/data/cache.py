@@ -8,14 +8,13 @@ whole cache or none.
 
 Builders of one cache take turns under a POSIX record lock (fcntl.lockf), which belongs to the
 builder's process alone: its decoding workers do not hold it, so a builder killed with SIGKILL
-releases it even while orphaned workers linger, and the next builder clears the dead one's
-temporary folder.
+releases it at once (its workers end within a second: data.pool), and the next builder clears the dead
+one's temporary folder.
 """
 import fcntl
 import hashlib
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +25,7 @@ from PIL import Image
 
 from harness.data.images import UndecodableImage, decode_bytes, read_image_file
 from harness.data.manifest import LABELS, SPLITS, manifest_digest, read_manifest
+from harness.data.pool import decoding_pool
 from harness.errors import UserError
 from harness.store.atomic import read_json, write_json_atomic
 from harness.store.staging import staging_folder
@@ -118,7 +118,7 @@ def _write_split(folder: Path, split: str, rows: pd.DataFrame, resize: Resize, w
     paths, digests = rows["path"].tolist(), rows["sha256"].tolist()
     chunks = [(paths[i:i + CHUNK], digests[i:i + CHUNK], resize) for i in range(0, len(paths), CHUNK)]
     kept, skipped, cursor = [], [], 0
-    with ProcessPoolExecutor(workers) as pool:
+    with decoding_pool(workers) as pool:
         for chunk_start, decoded in zip(range(0, len(paths), CHUNK), pool.map(_decode_chunk, chunks)):
             for offset, item in enumerate(decoded):
                 if isinstance(item, str):

@@ -10,7 +10,6 @@ import hashlib
 import io
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from PIL import Image, ImageFilter
 
 from harness.data.cache import CHUNK, resize_image
 from harness.data.images import UndecodableImage, decode_bytes, read_image_file
+from harness.data.pool import decoding_pool
 
 Perturbation = Callable[[Image.Image], Image.Image]
 
@@ -81,7 +81,7 @@ def perturbed_copies(paths: Sequence[str], digests: Sequence[str | None], pertur
     if workers == 1 or len(chunks) == 1:
         done = [_perturb_chunk(chunk) for chunk in chunks]
     else:
-        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
+        with decoding_pool(min(workers, len(chunks))) as pool:
             done = list(pool.map(_perturb_chunk, chunks))
     copies = [item for chunk in done for item in chunk]
     if problem := next((item for item in copies if isinstance(item, str)), None):

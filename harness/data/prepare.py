@@ -5,7 +5,6 @@ import io
 import os
 import shutil
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 from harness.data.groups import GroupSource, group_summary
 from harness.data.images import ImageInfo, decode, find_images, inspect_image
 from harness.data.manifest import COLUMNS, LABELS, MANIFEST_NAME, write_manifest
+from harness.data.pool import decoding_pool
 from harness.errors import UserError
 from harness.progress import progress_bar
 from harness.store.user_files import check_output
@@ -67,7 +67,7 @@ def parse_reencode(text: str | None) -> tuple[str, int] | None:
 def _inspect_all(paths: list[Path], description: str, perceptual_hash: bool) -> list[ImageInfo]:
     workers = max(1, len(os.sched_getaffinity(0)))
     inspect = functools.partial(inspect_image, perceptual_hash=perceptual_hash)
-    with ProcessPoolExecutor(workers) as pool, progress_bar() as progress:
+    with decoding_pool(workers) as pool, progress_bar() as progress:
         task = progress.add_task(description, total=len(paths))
         infos = []
         try:
