@@ -499,10 +499,11 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     """Cancel the sweep's runs that have not ended (only the named runs, when given); returns their ids.
 
     Each gets a CANCELLED record first (on every backend: status says so, no local worker takes the run,
-    and --resume reruns it), then its job is stopped: only the named runs' jobs, or every job of the
-    sweep, its preprocessing step among them. A run going on has no record (a resubmitted run's earlier
-    one is set aside), so one that has by then (it completed or failed since its state was read) keeps it,
-    and is not cancelled."""
+    and --resume reruns it), then its jobs are stopped, in every submission that holds it (an earlier job
+    that a --resume --force left running may be the one that trains it), each by its own backend: only the
+    named runs' jobs, or every job of the sweep, its preprocessing steps among them. A run going on has no
+    record (a resubmitted run's earlier one is set aside), so one that has by then (it completed or failed
+    since its state was read) keeps it, and is not cancelled."""
     from harness.store.records import write_record
     from harness.training.record import failed_record
 
@@ -512,18 +513,24 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     chosen = _chosen_runs(results, runs) if runs else [r.run_id for r in results.spec.runs]
     ended = {s.run_id for s in sweep_status(results)[0] if is_final(s)}
     going = [rid for rid in chosen if rid in results.latest and rid not in ended]
-    results.backend.check_may_cancel(sweep, sorted({results.latest[rid].tasks[rid] for rid in going}))
+
+    def jobs(submission: Submission, rids: list[str]) -> dict[str, str]:
+        return {rid: submission.tasks[rid] for rid in rids if rid in submission.tasks}
+
+    for submission in results.submissions:
+        get_backend(submission.executor).check_may_cancel(sweep, sorted(set(jobs(submission, going).values())))
     live = []
     for rid in going:
         config = config_for(results.spec, results.spec.run(rid))
         record = failed_record(results.spec.sweep_id, rid, config, "cancelled by `harness cancel`", status="CANCELLED")
         if write_record(sweep.run(rid), record, replace=False):  # not over a record the run wrote since
             live.append(rid)
-    jobs = {rid: results.latest[rid].tasks[rid] for rid in live}
-    if runs:
-        results.backend.cancel_runs(sweep, jobs)
-    elif live:
-        results.backend.cancel(sweep, sorted(set(jobs.values())) + [s.preprocess_job for s in results.submissions if s.preprocess_job])
+    for submission in results.submissions if live else []:
+        backend, held = get_backend(submission.executor), jobs(submission, live)
+        if runs:
+            backend.cancel_runs(sweep, held)
+        else:
+            backend.cancel(sweep, sorted(set(held.values())) + ([submission.preprocess_job] if submission.preprocess_job else []))
     return live
 
 

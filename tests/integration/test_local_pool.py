@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -198,5 +199,27 @@ def test_a_user_who_may_not_signal_the_worker_is_told_so_and_cancels_nothing(cli
         assert "is user root's, which user nobody may not signal: nothing cancelled" in cancel.stderr, cancel.stderr
         assert not (folder / "runs" / "MobileNetV2-s0" / "result.json").exists()
         assert _status(cli, results)["MobileNetV2-s0"]["state"] == "RUNNING"
+    finally:
+        assert cli("cancel", folder.name, "--results", results).code == 0
+
+
+def test_cancel_after_a_forced_resume_ends_the_earlier_worker_that_still_trains(cli, results, tiny_demo):
+    """`sweep --resume --force` of a run still training: the new pool finds it held and leaves it to the
+    earlier worker. `cancel` (of the run, then of the sweep) reaches that worker, not only the latest pool."""
+    sweep = cli("sweep", *SWEEP, "--max-parallel", "1", "--epochs", "200", "--dataset", tiny_demo, "--models", "MobileNetV2",
+                "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    try:
+        wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 1, 300, "MobileNetV2 to train an epoch")
+        earlier = (folder / "runs" / "MobileNetV2-s0" / ".holder").read_text().strip()
+        resumed = cli("sweep", "--resume", folder.name, "--force", "--results", results)
+        assert resumed.code == 0, resumed.err
+        assert cli("cancel", folder.name, "--runs", "MobileNetV2", "--results", results).code == 0
+        epoch = progress_epoch(folder, "MobileNetV2-s0")
+        time.sleep(5)  # an epoch of the tiny demo takes well under a second
+        assert progress_epoch(folder, "MobileNetV2-s0") == epoch, "the earlier worker trained on"
+        assert _status(cli, results)["MobileNetV2-s0"]["state"] == "CANCELLED"
+        wait_until(lambda: not worker_alive(earlier), 60, "the earlier worker to end, the sweep's one run cancelled")
     finally:
         assert cli("cancel", folder.name, "--results", results).code == 0
