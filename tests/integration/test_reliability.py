@@ -196,8 +196,11 @@ def test_a_checkpoint_cut_short_is_set_aside_and_the_run_resumes(cli, results, s
     folder, job = train_until(cli, results, 40, 4, dataset=small_demo, name="checkpoint-cut")
     sh("scontrol", "requeue", job)  # Slurm holds the requeued job a while: time to damage its checkpoint
     wait_until(lambda: sh("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING", 120, "the job to stop")
-    state = folder / "runs" / "MobileNetV2-s0" / "state.pt"
-    state.write_bytes(state.read_bytes()[:1000])
+    run = folder / "runs" / "MobileNetV2-s0"
+    # state.pt, or where the kill fell between the checkpoint's two renames, the whole state.prev.pt it left
+    newest = next((path for path in (run / "state.pt", run / "state.prev.pt") if path.exists()), None)
+    assert newest is not None, f"no checkpoint to cut: {sorted(p.name for p in run.iterdir())}"
+    (run / "state.pt").write_bytes(newest.read_bytes()[:1000])
     assert wait_for_result(folder, "MobileNetV2-s0", "the resumed run")["status"] == "COMPLETED"
     assert list((folder / "runs" / "MobileNetV2-s0").glob("state.pt.damaged-*"))
     logs = "".join(p.read_text() for p in (folder / "logs").glob("*_log.out"))
