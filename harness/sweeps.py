@@ -517,8 +517,11 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     def jobs(submission: Submission, rids: list[str]) -> dict[str, str]:
         return {rid: submission.tasks[rid] for rid in rids if rid in submission.tasks}
 
+    held: dict[str, set[str]] = {}  # each backend's jobs that hold a run going on
     for submission in results.submissions:
-        get_backend(submission.executor).check_may_cancel(sweep, sorted(set(jobs(submission, going).values())))
+        held.setdefault(submission.executor, set()).update(jobs(submission, going).values())
+    for executor, job_ids in held.items():
+        get_backend(executor).check_may_cancel(sweep, sorted(job_ids))
     live = []
     for rid in going:
         config = config_for(results.spec, results.spec.run(rid))
@@ -526,11 +529,11 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
         if write_record(sweep.run(rid), record, replace=False):  # not over a record the run wrote since
             live.append(rid)
     for submission in results.submissions if live else []:
-        backend, held = get_backend(submission.executor), jobs(submission, live)
+        backend, taken = get_backend(submission.executor), jobs(submission, live)
         if runs:
-            backend.cancel_runs(sweep, held)
+            backend.cancel_runs(sweep, taken)
         else:
-            backend.cancel(sweep, sorted(set(held.values())) + ([submission.preprocess_job] if submission.preprocess_job else []))
+            backend.cancel(sweep, sorted(set(taken.values())) + ([submission.preprocess_job] if submission.preprocess_job else []))
     return live
 
 

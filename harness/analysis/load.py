@@ -65,6 +65,27 @@ class SweepResults:
         ids = {s.tasks[rid] for rid, s in self.latest.items()} | {s.preprocess_job for s in self.submissions if s.preprocess_job}
         return self.backend.states(sorted(ids)) if ids else {}
 
+    @functools.cached_property
+    def earlier_job_states(self) -> dict[str, JobState]:
+        """The states of each run's jobs before its latest, one query per backend: asked only where a run's
+        latest job has ended without a record (earlier_live_job)."""
+        ids: dict[str, set[str]] = {}
+        for submission in self.submissions:
+            for rid, job in submission.tasks.items():
+                if self.latest[rid] is not submission:
+                    ids.setdefault(submission.executor, set()).add(job)
+        return {job: state for executor, jobs in ids.items() for job, state in get_backend(executor).states(sorted(jobs)).items()}
+
+    def earlier_live_job(self, run_id: str) -> tuple[Backend, JobState] | None:
+        """The run's latest earlier job that has not ended, with its backend: one that a `--resume --force`
+        left running holds the run, and the new job, finding it held, ends without a record."""
+        for submission in reversed(self.submissions):
+            if run_id in submission.tasks and submission is not self.latest[run_id]:
+                state = self.earlier_job_states.get(submission.tasks[run_id])
+                if state is not None and not state.final:
+                    return get_backend(submission.executor), state
+        return None
+
     def completed(self) -> dict[str, list[RunRecord]]:
         """The completed records by leaderboard row (the architecture, and its variant), in the spec's
         order; a row whose runs have none is there, empty."""

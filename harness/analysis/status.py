@@ -152,8 +152,11 @@ def run_statuses(results: SweepResults, preprocess: dict[str, Any]) -> list[RunS
         checked, job_id = results.checked[run.run_id], results.job_of(run.run_id)
         state = states.get(job_id or "")
         completed = checked.state == "COMPLETED"
+        backend = results.backend
+        if state is not None and state.final and checked.state is None and (earlier := results.earlier_live_job(run.run_id)):
+            backend, state = earlier  # a --resume --force's new job found the run held by this one, which goes on
         if state is not None and not completed:  # the run's own state, where its job holds several runs
-            state = results.backend.run_state(sweep, run.run_id, state)
+            state = backend.run_state(sweep, run.run_id, state)
             job_id = state.job_id
         progress = checked.progress if completed else read_progress(sweep.run(run.run_id))
         statuses.append(run_status(run, checked, progress, job_id, state, preprocess, results.spec.sweep_id))

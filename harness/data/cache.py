@@ -8,8 +8,8 @@ whole cache or none.
 
 Builders of one cache take turns under a POSIX record lock (fcntl.lockf), which belongs to the
 builder's process alone: its decoding workers do not hold it, so a builder killed with SIGKILL
-releases it at once (its workers end within a second: data.pool), and the next builder clears the dead
-one's temporary folder.
+releases it at once (its workers, which end a second or so later: data.pool, have no part in it), and the
+next builder clears the dead one's temporary folder.
 """
 import fcntl
 import hashlib

@@ -1,6 +1,7 @@
 """Safe writes: a reader sees the old file or the new one, never half of one; nothing is written
 through a symbolic link; new files and folders honour the user's umask (a results folder shared by a
 group stays readable by the group), a file replaced keeps its mode."""
+import errno
 import fcntl
 import json
 import os
@@ -65,18 +66,34 @@ def write_atomic(path: Path, write: Callable[[Path], object], replace: bool = Tr
             os.fsync(handle.fileno())
         if replace:
             os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            finally:
-                tmp.unlink()
+        elif not _link_new(tmp, path):
+            return False
         _fsync_folder(path.parent)
         return True
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _link_new(tmp: Path, path: Path) -> bool:
+    """Give tmp's file the name path where no file has it yet, at once (a hard link; tmp's name goes);
+    whether it was given. On NFS a link retried after a lost reply says "exists" though it was made: the
+    file's link count tells. Where the file system has no hard links, a rename where path is absent (two
+    writers at once could then both write)."""
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return os.stat(tmp).st_nlink > 1
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: Path, text: str, replace: bool = True) -> bool:

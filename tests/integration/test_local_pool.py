@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harness.cluster.local import worker_alive
 
 from patience import HUNG_S
-from slurm_helpers import as_another_user, latest_sweep, progress_epoch, result, wait_until
+from slurm_helpers import as_another_user, latest_sweep, progress_epoch, result, submission, wait_until
 
 # Small inputs and ten epochs: the runs last long enough to be caught mid-training.
 SWEEP = ("--cluster", "local", "--max-parallel", "2", "--epochs", "10", "--image-size", "32")
@@ -203,23 +202,26 @@ def test_a_user_who_may_not_signal_the_worker_is_told_so_and_cancels_nothing(cli
         assert cli("cancel", folder.name, "--results", results).code == 0
 
 
-def test_cancel_after_a_forced_resume_ends_the_earlier_worker_that_still_trains(cli, results, tiny_demo):
-    """`sweep --resume --force` of a run still training: the new pool finds it held and leaves it to the
-    earlier worker. `cancel` (of the run, then of the sweep) reaches that worker, not only the latest pool."""
-    sweep = cli("sweep", *SWEEP, "--max-parallel", "1", "--epochs", "200", "--dataset", tiny_demo, "--models", "MobileNetV2",
-                "--results", results)
+def test_a_run_a_forced_resume_left_to_its_earlier_worker_is_shown_running_and_cancelled_there(cli, results, tiny_demo):
+    """`sweep --resume --force` of a run still training: the new pool's worker finds it held and ends, and the
+    earlier worker trains on. status shows that worker's run RUNNING, and `cancel` ends it there (before: the
+    run was FAILED, "the local workers ended without a result", and cancel had nothing to cancel)."""
+    sweep = cli("sweep", *SWEEP, "--max-parallel", "1", "--epochs", "1000", "--dataset", tiny_demo, "--models",
+                "MobileNetV2", "--results", results)
     assert sweep.code == 0, sweep.err
     folder = latest_sweep(results)
     try:
         wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 1, 300, "MobileNetV2 to train an epoch")
-        earlier = (folder / "runs" / "MobileNetV2-s0" / ".holder").read_text().strip()
-        resumed = cli("sweep", "--resume", folder.name, "--force", "--results", results)
-        assert resumed.code == 0, resumed.err
-        assert cli("cancel", folder.name, "--runs", "MobileNetV2", "--results", results).code == 0
-        epoch = progress_epoch(folder, "MobileNetV2-s0")
-        time.sleep(5)  # an epoch of the tiny demo takes well under a second
-        assert progress_epoch(folder, "MobileNetV2-s0") == epoch, "the earlier worker trained on"
+        earlier = (folder / "runs" / "MobileNetV2-s0" / ".holder").read_text().strip()  # the worker's token
+        assert cli("sweep", "--resume", folder.name, "--force", "--results", results).code == 0
+        new_pool = submission(folder)["tasks"]["MobileNetV2-s0"].split("+")
+        wait_until(lambda: not any(worker_alive(token) for token in new_pool), 120, "the new pool's worker to find the run held")
+        row = _status(cli, results)["MobileNetV2-s0"]
+        assert row["state"] == "RUNNING" and row["job_id"] == earlier, row
+        cancelled = cli("cancel", folder.name, "--results", results)
+        assert cancelled.code == 0 and "cancelled 1 runs" in cancelled.err, cancelled.err
+        wait_until(lambda: not worker_alive(earlier), 60, "the earlier worker to end")
         assert _status(cli, results)["MobileNetV2-s0"]["state"] == "CANCELLED"
-        wait_until(lambda: not worker_alive(earlier), 60, "the earlier worker to end, the sweep's one run cancelled")
+        assert progress_epoch(folder, "MobileNetV2-s0") < 1000
     finally:
         assert cli("cancel", folder.name, "--results", results).code == 0

@@ -342,21 +342,29 @@ class SlurmBackend:
         return job_log(sweep, submission.preprocess_job, "err") if submission.preprocess_job else None
 
     def check_may_cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
-        """A job still queued that is another user's, where this user is neither root nor a Slurm operator
-        or administrator (sacctmgr's AdminLevel), is refused: scancel would refuse it (an account's
-        coordinator, who may cancel it, is told to use scancel). A query that fails refuses nothing."""
+        """A job of the sweep (its name the sweep's: an id reused since is not) still queued that is another
+        user's is refused, unless this user is root or a Slurm operator or administrator (sacctmgr's AdminLevel;
+        none where Slurm keeps no database): scancel would refuse it. An account's coordinator, who may cancel
+        it, is told to use scancel. Where squeue does not answer, or shows only one's own jobs (PrivateData),
+        nothing is refused here: scancel's refusal is then read (cancel)."""
         me = os.getuid()
         if not job_ids or me == 0:
             return
         jobs = sorted({job.split("_")[0] for job in job_ids})  # an array's tasks are its owner's
+        try:
+            listed = _run(["squeue", "-h", "-j", ",".join(jobs), "-o", "%i|%U|%u|%j"]).stdout.splitlines()
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        others = [(job, owner) for job, uid, owner, name in (line.split("|", 3) for line in listed if line.count("|") >= 3)
+                  if uid != str(me) and name in job_names(sweep)]
+        if not others:
+            return
         user = user_name(me)
         try:
-            owners = _run(["squeue", "-h", "-j", ",".join(jobs), "-o", "%i|%U|%u"]).stdout.splitlines()
-            others = [(job, name) for job, uid, name in (o.split("|", 2) for o in owners if o.count("|") == 2) if uid != str(me)]
-            if not others or _run(["sacctmgr", "-n", "-P", "show", "user", user, "format=AdminLevel"]).stdout.strip() in (
-                    "Operator", "Administrator"):
-                return
+            level = _run(["sacctmgr", "-n", "-P", "show", "user", user, "format=AdminLevel"]).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
+            level = ""
+        if level in ("Operator", "Administrator"):
             return
         job, owner = others[0]
         raise UserError(f"sweep {sweep.sweep_id}: its job {job} is user {owner}'s, which user {user} may not cancel: nothing "
@@ -367,7 +375,11 @@ class SlurmBackend:
         only where its name matches, so an id that is another job's is left alone."""
         if job_ids:
             for name in job_names(sweep):
-                _run(["scancel", f"--name={name}", *job_ids])
+                refused = [line for line in _run(["scancel", f"--name={name}", *job_ids]).stderr.splitlines()
+                           if "permission denied" in line.lower()]
+                if refused:  # where squeue hid the owner (check_may_cancel): the records are written already
+                    raise UserError(f"sweep {sweep.sweep_id}: {refused[0].strip()}: its runs are marked CANCELLED but "
+                                    "that job goes on (its owner or a Slurm operator can cancel it)")
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
         self.cancel(sweep, sorted(set(jobs.values())))
