@@ -1,5 +1,6 @@
 """The local backend's pool: its workers share the sweep's runs, whoever is free taking the next. One run
-is cancelled alone while its worker goes on; a run whose worker dies is taken up by the worker left."""
+is cancelled alone while its worker goes on; a run whose worker dies is taken up by the worker left; cancel
+meets a run that completes meanwhile, a user who may not signal the workers, and a forced resume's two pools."""
 import dataclasses
 import os
 import signal
