@@ -487,8 +487,12 @@ def statuses_until_final(sweep: SweepPaths, interval: float | None = None) -> It
 
 
 def _chosen_runs(results: SweepResults, runs: list[str]) -> list[str]:
-    """The run ids that names (run ids or architectures) choose, in the spec's order."""
+    """The run ids that names (run ids or architectures) choose, in the spec's order; none named is refused
+    (an empty `--runs "$RUNS"` must not mean every run)."""
     known = [r.run_id for r in results.spec.runs]
+    if not runs:
+        raise UserError(f"--runs names no run; sweep {results.sweep.sweep_id}'s runs: {', '.join(known)} (leave --runs out "
+                        "to cancel every run)")
     unknown = [name for name in runs if not any(name in (r.run_id, r.model) for r in results.spec.runs)]
     if unknown:
         raise UserError(f"sweep {results.sweep.sweep_id} has no run {unknown[0]!r}; its runs: {', '.join(known)}")
@@ -510,7 +514,7 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     results = SweepResults(sweep)
     if not results.submissions:
         return []
-    chosen = _chosen_runs(results, runs) if runs else [r.run_id for r in results.spec.runs]
+    chosen = [r.run_id for r in results.spec.runs] if runs is None else _chosen_runs(results, runs)
     ended = {s.run_id for s in sweep_status(results)[0] if is_final(s)}
     going = [rid for rid in chosen if rid in results.latest and rid not in ended]
 
@@ -530,7 +534,7 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
             live.append(rid)
     for submission in results.submissions if live else []:
         backend, taken = get_backend(submission.executor), jobs(submission, live)
-        if runs:
+        if runs is not None:
             backend.cancel_runs(sweep, taken)
         else:
             backend.cancel(sweep, sorted(set(taken.values())) + ([submission.preprocess_job] if submission.preprocess_job else []))

@@ -1185,7 +1185,10 @@ CASES: list[Case] = [
     Case("pid-bare-status", results("status", "jobs-pid-bare"), words=("jobs.json", "'1'", "local")),
     Case("pid-bare-cancel", results("cancel", "jobs-pid-bare"), words=("jobs.json", "job id")),
     Case("local-slurm-id-cancel", results("cancel", "jobs-local-slurm-id"), words=("jobs.json", "'123_4'")),
-    Case("cancel-finished-sweep", results("cancel", "done"), code=0, words=("nothing to cancel", "every run has ended")),
+    Case("cancel-finished-sweep", results("cancel", "done"), code=0, words=("nothing to cancel", "every run ended")),
+    # an empty `--runs "$RUNS"` in a script: no run named, not every run (it cancelled the whole sweep)
+    *[Case(f"cancel-runs-{name}", results("cancel", "running", "--runs", given), words=("--runs names no run", f"{MODEL}-s0"))
+      for name, given in (("empty", ""), ("commas", ","), ("blank", " "))],
     Case("cancel-finished-run", results("cancel", "done", "--runs", MODEL), code=0, words=("nothing to cancel", "those runs")),
     # --- manifests (an image in two splits, sizes that overflowed, digests that are none) ---
     Case("manifest-same-file-in-train-and-test", dry("--dataset", "{D}/same-file-twice"), words=("is not listed once", "line")),
@@ -1446,7 +1449,7 @@ CASES += [
     *[Case(f"status-{name}-{kind}", status_of("running"), code=0, words=(f"{MODEL}-s0",), setup=put_in_place(f"running/{file}", kind))
       for name, file in (("progress", f"{RUN}/progress.json"), ("holder", f"{RUN}/.holder"),
                          ("preprocess-progress", "preprocess/progress.json")) for kind in KINDS],
-    Case("cancel-run-holder-fifo", results("cancel", "running", "--runs", f"{MODEL}-s0"), code=0, words=("cancelled 1 runs",), changes=True,
+    Case("cancel-run-holder-fifo", results("cancel", "running", "--runs", f"{MODEL}-s0"), code=0, words=("cancelled 1 run ",), changes=True,
          setup=put_in_place(f"running/{RUN}/.holder", "fifo")),
     *[Case(f"record-in-place-of-result-{kind}", status_of("done", "--format", "json"), code=0, words=("DAMAGED", words),
            setup=put_in_place(f"done/{RUN}/result.json", kind)) for kind, words in {**KINDS, "folder": "is a folder"}.items()],

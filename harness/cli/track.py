@@ -150,13 +150,13 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from harness.store.paths import find_sweep
 
     sweep = find_sweep(args.results, args.sweep)
-    runs = [r.strip() for r in args.runs.split(",") if r.strip()] if args.runs else None
+    runs = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
     cancelled = sweeps.cancel(sweep, runs)
     if cancelled:
-        say(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} runs ({', '.join(cancelled)})")
+        say(f"sweep {sweep.sweep_id}: cancelled {len(cancelled)} run{'s' * (len(cancelled) > 1)} ({', '.join(cancelled)})")
     else:
-        say(f"sweep {sweep.sweep_id}: nothing to cancel, {'those runs have' if runs else 'every run has'} ended "
-            "or was never submitted")
+        say(f"sweep {sweep.sweep_id}: nothing to cancel, {'those runs' if runs else 'every run'} ended or never "
+            "submitted")
     return 0
 
 

@@ -220,7 +220,7 @@ def test_a_run_a_forced_resume_left_to_its_earlier_worker_is_shown_running_and_c
         row = _status(cli, results)["MobileNetV2-s0"]
         assert row["state"] == "RUNNING" and row["job_id"] == earlier, row
         cancelled = cli("cancel", folder.name, "--results", results)
-        assert cancelled.code == 0 and "cancelled 1 runs" in cancelled.err, cancelled.err
+        assert cancelled.code == 0 and "cancelled 1 run " in cancelled.err, cancelled.err
         wait_until(lambda: not worker_alive(earlier), 60, "the earlier worker to end")
         assert _status(cli, results)["MobileNetV2-s0"]["state"] == "CANCELLED"
         assert progress_epoch(folder, "MobileNetV2-s0") < 1000
