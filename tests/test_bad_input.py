@@ -261,6 +261,7 @@ def build_world(root: Path) -> Path:
     sweep = _write_sweep(results, "running", jobs=_jobs({f"{MODEL}-s0": "PID", f"{MODEL}-s1": "PID"}))
     (sweep / "runs" / f"{MODEL}-s0").mkdir(parents=True)
     (sweep / "runs" / f"{MODEL}-s0" / "progress.json").write_text(json.dumps({"epoch": 1, "epochs": 2, "state": "training"}))
+    (sweep / "runs" / f"{MODEL}-s0" / ".holder").write_text("PID")  # taken by that worker
     _run_folder(sweep, 1, record={**_completed("running", f"{MODEL}-s1", 1), "status": "FAILED", "error": "boom",
                                   "test": None, "val": None})
     (results / "not-a-sweep").mkdir()
@@ -476,9 +477,10 @@ class SharedResults:
                             copy_function=lambda src, dst: os.link(src, dst) if src.endswith(".pt") else shutil.copy2(src, dst))
         else:
             shutil.copy2(source, target)
-        running = self.folder / "running" / "jobs.json"  # its runs' worker is this process
-        if target in (self.folder, running.parent):
-            running.write_text(running.read_text().replace("PID", worker_token(os.getpid())))
+        running = self.folder / "running"  # its runs' worker is this process
+        if target in (self.folder, running):
+            for file in (running / "jobs.json", running / "runs" / f"{MODEL}-s0" / ".holder"):
+                file.write_text(file.read_text().replace("PID", worker_token(os.getpid())))
 
     def put_back(self) -> None:
         changed = set(snapshot(self.folder).items()) ^ set(self.pristine.items())
@@ -1203,7 +1205,7 @@ CASES: list[Case] = [
     # --- links along the path (a run folder, runs/, a log leading out of the sweep) ---
     Case("link-run-folder-cancel", results("cancel", "running", "--runs", MODEL),
          words=("symbolic link", f"{MODEL}-s0"), setup=moved_behind_link(f"running/runs/{MODEL}-s0", "run-elsewhere"),
-         check=unchanged_folder("run-elsewhere", ("progress.json",))),
+         check=unchanged_folder("run-elsewhere", (".holder", "progress.json"))),
     Case("link-runs-folder-resume", results("sweep", "--resume", "all-damaged"), words=("symbolic link", "runs"),
          setup=moved_behind_link("all-damaged/runs", "runs-elsewhere"),
          check=unchanged_folder("runs-elsewhere", (f"{MODEL}-s0", f"{MODEL}-s1"))),

@@ -23,7 +23,6 @@ from harness.cluster.base import STOP_RUN, JobEnvironment, JobState, NodeWatch, 
 from harness.errors import UserError
 from harness.gpus import has_nvidia_gpu, nvidia_gpus
 from harness.store.paths import SweepPaths
-from harness.store.records import read_progress
 from harness.store.regular import Unreadable, read_regular
 from harness.store.schema import parse_json
 from harness.store.submissions import Submission
@@ -116,10 +115,10 @@ def worker_of_run(sweep: SweepPaths, rid: str, job_id: str) -> str | None:
     return pid if pid in worker_tokens(job_id) else None
 
 
-def pool_run_state(sweep: SweepPaths, rid: str, pool: JobState) -> JobState:
-    """A run's job in its pool: the worker that took it while that worker lives; else the pool, PENDING
-    where the run's worker died but others live on (a worker's second round takes such a run up)."""
-    worker = worker_of_run(sweep, rid, pool.job_id)
+def pool_run_state(pool: JobState, worker: str | None) -> JobState:
+    """A run's job in its pool: the worker of the pool that took it (worker_of_run) while that worker lives;
+    else the pool, PENDING where the run's worker died but others live on (a worker's second round takes
+    such a run up)."""
     if worker is None:
         return pool
     if worker_alive(worker):
@@ -339,11 +338,13 @@ class LocalBackend:
                 for job in set(job_ids)}
 
     def run_state(self, sweep: SweepPaths, run_id: str, job: JobState) -> JobState:
-        """The run's worker's state (pool_run_state); PENDING while no worker has started it. Not where the
-        preprocessing step failed: every worker runs the step first, and one still running may yet get
-        past it and take the run, so the run is not CANCELLED (final) while its pool lives."""
-        state = pool_run_state(sweep, run_id, job)
-        if state.state == "RUNNING" and not read_progress(sweep.run(run_id)) and not preprocessing_failed(sweep):
+        """The run's worker's state (pool_run_state); PENDING while no worker of the pool has taken it (its
+        .holder, not its progress file, which an earlier attempt's may be). Not where the preprocessing step
+        failed: every worker runs the step first, and one still running may yet get past it and take the
+        run, so the run is not CANCELLED (final) while its pool lives."""
+        worker = worker_of_run(sweep, run_id, job.job_id)
+        state = pool_run_state(job, worker)
+        if worker is None and state.state == "RUNNING" and not preprocessing_failed(sweep):
             return JobState(state.job_id, "PENDING", reason="waiting for its worker")
         said = last_line(self._log(sweep, run_id, job.job_id)) if state.final else ""
         return replace(state, reason=f"{state.reason}; its log ends: {said:.300}") if said else state

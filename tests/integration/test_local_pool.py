@@ -226,3 +226,27 @@ def test_a_run_a_forced_resume_left_to_its_earlier_worker_is_shown_running_and_c
         assert progress_epoch(folder, "MobileNetV2-s0") < 1000
     finally:
         assert cli("cancel", folder.name, "--results", results).code == 0
+
+
+def test_a_resumed_run_no_worker_has_taken_yet_is_pending_whatever_its_earlier_progress_says(cli, results, tiny_demo):
+    """Cancelled mid-training, then resumed with one worker: the run the worker has not taken yet is PENDING,
+    though its progress file, its cancelled attempt's, says an epoch (before: RUNNING, and `--resume` said so)."""
+    sweep = cli("sweep", *SWEEP, "--max-parallel", "1", "--epochs", "200", "--seeds", "2", "--dataset", tiny_demo,
+                "--models", "MobileNetV2", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    try:
+        wait_until(lambda: progress_epoch(folder, "MobileNetV2-s0") >= 1, 300, "seed 0 to train an epoch")
+        assert cli("cancel", folder.name, "--runs", "MobileNetV2-s0", "--results", results).code == 0
+        wait_until(lambda: progress_epoch(folder, "MobileNetV2-s1") >= 1, 300, "seed 1 to train an epoch")
+        worker = (folder / "runs" / "MobileNetV2-s1" / ".holder").read_text().strip()
+        assert cli("cancel", folder.name, "--results", results).code == 0
+        wait_until(lambda: not worker_alive(worker), 60, "the worker to end")
+        assert cli("sweep", "--resume", folder.name, "--results", results).code == 0
+        pool = submission(folder)["tasks"]["MobileNetV2-s0"].split("+")
+        wait_until(lambda: (folder / "runs" / "MobileNetV2-s0" / ".holder").read_text().strip() in pool, 300,
+                   "the new worker to take seed 0")
+        states = {rid: row["state"] for rid, row in _status(cli, results).items()}
+        assert states == {"MobileNetV2-s0": "RUNNING", "MobileNetV2-s1": "PENDING"}, states
+    finally:
+        assert cli("cancel", folder.name, "--results", results).code == 0

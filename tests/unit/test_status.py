@@ -8,7 +8,7 @@ import pytest
 
 from harness.analysis.status import DAMAGED, is_final, preprocess_status, run_status
 from harness.cluster.base import FINAL_STATES, JobState
-from harness.cluster.local import LocalBackend, pool_run_state, worker_alive, worker_token
+from harness.cluster.local import LocalBackend, pool_run_state, worker_alive, worker_of_run, worker_token
 from harness.cluster.slurm.accounting import SACCT_FIELDS, parse_sacct
 from harness.store.paths import SweepPaths
 from harness.store.record_checks import Checked
@@ -88,7 +88,18 @@ def test_a_local_run_waiting_for_its_worker_is_pending_and_a_dead_worker_failed(
             sweep.run(RUN.run_id).progress.write_text(json.dumps(progress))
         return status(job_id="4242", job=local.run_state(sweep, RUN.run_id, job), progress=progress)
     assert local_status(JobState("4242", "RUNNING")).state == "PENDING"
-    assert local_status(JobState("4242", "RUNNING"), progress={"epoch": 1}).state == "RUNNING"
+    # an earlier attempt's progress, and no worker of this pool has taken the run: still waiting for one
+    assert local_status(JobState("4242", "RUNNING"), progress={"epoch": 1}).state == "PENDING"
+    worker = subprocess.Popen(["sleep", str(HUNG_S)])
+    try:
+        token = worker_token(worker.pid)
+        sweep.run(RUN.run_id).worker.write_text(token)  # taken, before its first epoch's progress
+        sweep.run(RUN.run_id).progress.unlink()
+        assert local_status(JobState(token, "RUNNING")).state == "RUNNING"
+        sweep.run(RUN.run_id).worker.unlink()
+    finally:
+        worker.kill()
+        worker.wait()
     dead = local_status(JobState("4242", "FAILED", reason="the local worker ended without a result"))
     assert dead.state == "FAILED" and "worker ended" in dead.reason
     # what the worker said last, where the user would otherwise have to open its log to find it
@@ -156,19 +167,22 @@ def test_a_pooled_run_is_its_workers_job_and_pending_again_when_that_worker_died
     pool = f"{dead_token}+{alive_token}"
     running, ended = JobState(pool, "RUNNING"), JobState(pool, "FAILED", reason="the local workers ended")
 
+    def state_in(pool_state: JobState) -> JobState:
+        return pool_run_state(pool_state, worker_of_run(sweep, "A-s0", pool_state.job_id))
+
     def held_by(pid) -> None:
         sweep.run("A-s0").folder.mkdir(parents=True, exist_ok=True)
         sweep.run("A-s0").worker.write_text(str(pid))
     try:
-        assert pool_run_state(sweep, "A-s0", running) == running  # not taken yet: the pool's
+        assert state_in(running) == running  # not taken yet: the pool's
         held_by(alive_token)
-        assert pool_run_state(sweep, "A-s0", running) == JobState(alive_token, "RUNNING")
+        assert state_in(running) == JobState(alive_token, "RUNNING")
         held_by(dead_token)
-        pending = pool_run_state(sweep, "A-s0", running)
+        pending = state_in(running)
         assert pending.state == "PENDING" and f"worker {dead_token} died" in pending.reason
-        assert pool_run_state(sweep, "A-s0", ended).state == "FAILED"
+        assert state_in(ended).state == "FAILED"
         held_by("999999999@1")  # an earlier pool's worker is not this pool's
-        assert pool_run_state(sweep, "A-s0", running) == running
+        assert state_in(running) == running
     finally:
         alive.kill()
         alive.wait()
