@@ -567,12 +567,14 @@ def clean(sweep: SweepPaths, results: Path, cache: bool = False) -> tuple[str, i
 
 
 def log_path(sweep: SweepPaths, run: str, stream: str = "out") -> Path:
-    """The log of a run's latest job, as its backend names it (the run named by its id or architecture)."""
+    """The log of the job that stands for a run now (SweepResults.current_job: its latest, or an earlier one
+    that still holds it), as its backend names it (the run named by its id or architecture)."""
     results = SweepResults(sweep)
     rid = _chosen_runs(results, [run])[0]
     if rid not in results.latest:
         raise UserError(f"run {rid} of sweep {sweep.sweep_id} was never submitted: it has no log")
-    return results.backend_of(rid).log_path(sweep, rid, results.latest[rid], stream)
+    submission, _ = results.current_job(rid)
+    return results.backend_for(submission).log_path(sweep, rid, submission, stream)
 
 
 LOG_CHUNK_BYTES = 1 << 20  # a log is read and shown this much at a time

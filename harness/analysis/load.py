@@ -41,7 +41,11 @@ class SweepResults:
 
     def backend_of(self, run_id: str) -> Backend:
         """The backend of the run's latest job."""
-        return get_backend(self.latest[run_id].executor)
+        return self.backend_for(self.latest[run_id])
+
+    def backend_for(self, submission: Submission) -> Backend:
+        """The backend a submission went to."""
+        return get_backend(submission.executor)
 
     def job_of(self, run_id: str) -> str | None:
         """The run's latest job id; None when it was never submitted."""
@@ -61,30 +65,41 @@ class SweepResults:
 
     @functools.cached_property
     def job_states(self) -> dict[str, JobState]:
-        """The state of every job of the sweep's latest submissions, from one scheduler query."""
-        ids = {s.tasks[rid] for rid, s in self.latest.items()} | {s.preprocess_job for s in self.submissions if s.preprocess_job}
-        return self.backend.states(sorted(ids)) if ids else {}
+        """The state of every job of the sweep's latest submissions, and of its preprocessing steps: one
+        scheduler query, one per backend where a resume went elsewhere."""
+        ids: dict[str, set[str]] = {}
+        for rid, submission in self.latest.items():
+            ids.setdefault(submission.executor, set()).add(submission.tasks[rid])
+        for submission in self.submissions:
+            if submission.preprocess_job:
+                ids.setdefault(submission.executor, set()).add(submission.preprocess_job)
+        return _states(ids)
 
     @functools.cached_property
     def earlier_job_states(self) -> dict[str, JobState]:
         """The states of each run's jobs before its latest, one query per backend: asked only where a run's
-        latest job has ended without a record (earlier_live_job)."""
+        latest job has ended without a record, or waits (current_job)."""
         ids: dict[str, set[str]] = {}
         for submission in self.submissions:
             for rid, job in submission.tasks.items():
                 if self.latest[rid] is not submission:
                     ids.setdefault(submission.executor, set()).add(job)
-        return {job: state for executor, jobs in ids.items() for job, state in get_backend(executor).states(sorted(jobs)).items()}
+        return _states(ids)
 
-    def earlier_live_job(self, run_id: str) -> tuple[Backend, JobState] | None:
-        """The run's latest earlier job that has not ended, with its backend: one that a `--resume --force`
-        left running holds the run, and the new job, finding it held, ends without a record."""
-        for submission in reversed(self.submissions):
-            if run_id in submission.tasks and submission is not self.latest[run_id]:
-                state = self.earlier_job_states.get(submission.tasks[run_id])
-                if state is not None and not state.final:
-                    return get_backend(submission.executor), state
-        return None
+    def current_job(self, run_id: str) -> tuple[Submission, JobState | None]:
+        """The submission whose job stands for a submitted run now, and that job's state (None: unknown to the
+        scheduler): its latest, unless that job has ended without a record, or waits, while an earlier job
+        that holds the run goes on (a `--resume --force`'s new job finds the run held and ends, or waits
+        behind its preprocessing step). Asks the scheduler (job_states; the earlier jobs only then)."""
+        latest = self.latest[run_id]
+        state = self.job_states.get(latest.tasks[run_id])
+        if state is not None and (state.final or state.state == "PENDING") and self.checked[run_id].state is None:
+            for submission in reversed(self.submissions):
+                if run_id in submission.tasks and submission is not latest:
+                    earlier = self.earlier_job_states.get(submission.tasks[run_id])
+                    if earlier is not None and (earlier.state == "RUNNING" or (state.final and not earlier.final)):
+                        return submission, earlier
+        return latest, state
 
     def completed(self) -> dict[str, list[RunRecord]]:
         """The completed records by leaderboard row (the architecture, and its variant), in the spec's
@@ -96,3 +111,8 @@ class SweepResults:
             if isinstance(record, RunRecord) and record.completed:
                 groups[run.label].append(record)
         return groups
+
+
+def _states(jobs: dict[str, set[str]]) -> dict[str, JobState]:
+    """The states of these jobs (by the name of the backend they went to), one query per backend."""
+    return {job: state for executor, ids in jobs.items() for job, state in get_backend(executor).states(sorted(ids)).items()}

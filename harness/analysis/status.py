@@ -146,18 +146,17 @@ def sweep_status(results: SweepResults) -> tuple[list[RunStatus], dict[str, Any]
 
 def run_statuses(results: SweepResults, preprocess: dict[str, Any]) -> list[RunStatus]:
     """Each run's status, in the spec's order (preprocess: the step's row)."""
-    sweep, states = results.sweep, results.job_states
+    sweep = results.sweep
     statuses = []
     for run in results.spec.runs:
-        checked, job_id = results.checked[run.run_id], results.job_of(run.run_id)
-        state = states.get(job_id or "")
+        checked, job_id, state = results.checked[run.run_id], None, None
         completed = checked.state == "COMPLETED"
-        backend = results.backend
-        if state is not None and state.final and checked.state is None and (earlier := results.earlier_live_job(run.run_id)):
-            backend, state = earlier  # a --resume --force's new job found the run held by this one, which goes on
-        if state is not None and not completed:  # the run's own state, where its job holds several runs
-            state = backend.run_state(sweep, run.run_id, state)
-            job_id = state.job_id
+        if run.run_id in results.latest:
+            submission, state = results.current_job(run.run_id)
+            job_id = submission.tasks[run.run_id]
+            if state is not None and not completed:  # the run's own state, where its job holds several runs
+                state = results.backend_for(submission).run_state(sweep, run.run_id, state)
+                job_id = state.job_id
         progress = checked.progress if completed else read_progress(sweep.run(run.run_id))
         statuses.append(run_status(run, checked, progress, job_id, state, preprocess, results.spec.sweep_id))
     flag_collapsed(statuses, results)

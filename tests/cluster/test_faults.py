@@ -9,6 +9,7 @@ import pytest
 
 from slurm_helpers import (
     as_another_user,
+    job_in_queue,
     job_of,
     latest_sweep,
     progress_epoch,
@@ -165,3 +166,24 @@ def test_a_user_who_may_not_cancel_the_jobs_is_told_so_and_cancels_nothing(cli, 
         assert _queued({job}) == {job}
     finally:
         assert cli("cancel", folder.name, "--results", results).code == 0
+
+
+def test_a_forced_resume_of_a_running_run_keeps_it_shown_and_logged_under_the_job_that_trains_it(cli, results, small_demo):
+    """`sweep --resume --force` while the run trains: the new task waits behind its own preprocessing job, then
+    finds the run held and stops. Meanwhile and after, status shows the run RUNNING under the job that trains it,
+    and logs is that job's (before: PENDING for the waiting copy, then FAILED, and the stopped copy's log)."""
+    folder, job = train_until(cli, results, 200, 1, dataset=small_demo, name="forced-while-running")
+    try:
+        assert cli("sweep", "--resume", folder.name, "--force", "--results", results).code == 0
+        copy = submission(folder)["tasks"][RID]
+        assert copy != job
+        row = cli("status", folder.name, "--format", "json", "--results", results).json()[0]
+        assert row["state"] == "RUNNING" and row["job_id"] == job, row  # the copy still waits
+        wait_until(lambda: job_in_queue(copy) is None, 300, "the copy to find the run held and stop")
+        row = cli("status", folder.name, "--format", "json", "--results", results).json()[0]
+        assert row["state"] == "RUNNING" and row["job_id"] == job, row
+        log = cli("logs", f"{folder.name}/{RID}", "--results", results)
+        assert log.code == 0 and "taken by process" in log.out and "this copy stops" not in log.out + log.err, log.out[-500:]
+    finally:
+        assert cli("cancel", folder.name, "--results", results).code == 0
+    wait_until(lambda: job_in_queue(job) is None, 60, "the job that trained the run to end")

@@ -193,8 +193,10 @@ def test_a_run_never_submitted():
     assert row.state == "NOT SUBMITTED" and is_final(row)
 
 
+@pytest.mark.usefixtures("slurm_cluster")  # which job stands for a resubmitted run is the schedulers' to say
 def test_a_runs_log_is_named_by_the_backend_that_ran_it(tmp_path):
-    """A sweep resumed on another cluster: each run's log comes from the backend of its own latest job."""
+    """A sweep resumed on another cluster: each run's log comes from the backend of its own latest job (its
+    earlier one, a local pool's, has ended)."""
     from harness import sweeps
     from harness.store.records import write_spec
     from harness.store.submissions import Submission, record_submission
