@@ -361,22 +361,26 @@ def start(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any) -
 
 
 def resubmit(sweep: SweepPaths, spec: SweepSpec, backend: Backend, settings: Any, run_ids: list[str]) -> Submission:
-    """Submit these runs of a sweep again (--resume), their earlier records set aside."""
+    """Submit these runs of a sweep again (--resume), their earlier records set aside; called with the sweep's
+    jobs lock held since the runs were chosen (runs_to_resume), so that a second resume at once waits, then
+    finds them queued."""
     runs = placements(spec, run_ids)
     backend.preflight(sweep, settings, runs, run_devices(spec), run_precisions(spec))
     set_aside_records(sweep, run_ids)
-    return submit(sweep, backend, settings, runs, spec.synthetic)
+    return submit(sweep, backend, settings, runs, spec.synthetic, lock_held=True)
 
 
-def submit(sweep: SweepPaths, backend: Backend, settings: Any, runs: dict[str, Placement], synthetic: bool) -> Submission:
+def submit(sweep: SweepPaths, backend: Backend, settings: Any, runs: dict[str, Placement], synthetic: bool,
+           lock_held: bool = False) -> Submission:
     """Queue the runs (run id -> where its ranks go; synthetic: a sweep of synthetic inputs, which has no
     preprocessing step), recording every job in jobs.json as soon as it is queued: a submission that fails
-    part-way leaves its queued part tracked (status, cancel), and --resume submits only the rest."""
+    part-way leaves its queued part tracked (status, cancel), and --resume submits only the rest.
+    lock_held: this process holds the sweep's jobs lock (record_submission)."""
     submission = Submission(backend.name, None, {})
     run_ids = list(runs)
     try:
         for submission in backend.submit(sweep, settings, runs, jobs.work(sweep.folder, synthetic)):
-            record_submission(sweep, submission)
+            record_submission(sweep, submission, lock_held)
     except UserError as err:
         if not (submission.preprocess_job or submission.tasks):
             raise

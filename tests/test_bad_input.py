@@ -83,6 +83,7 @@ def _write_sweep(results: Path, name: str, seeds: int = 2, executor: str = "loca
     (folder / "sweep.json").write_text(json.dumps(data, indent=2))
     if jobs is not None:
         (folder / "jobs.json").write_text(jobs if isinstance(jobs, str) else json.dumps(jobs))
+    (folder / ".jobs.lock").touch()  # as a sweep's submission leaves it (record_submission)
     return folder
 
 

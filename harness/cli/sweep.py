@@ -2,6 +2,7 @@
 declared once, in their own group, and read into a SweepRequest in one place; the cluster's options
 (each backend declares its own) make its settings; --resume may change the second kind only."""
 import argparse
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -224,6 +225,7 @@ def resume_sweep(args: argparse.Namespace) -> int:
     from harness.cli.render import say
     from harness.cli.track import watch
     from harness.cluster import chosen_backend, get_backend
+    from harness.store.atomic import locked
     from harness.store.paths import find_sweep
     from harness.store.records import read_spec
 
@@ -240,17 +242,23 @@ def resume_sweep(args: argparse.Namespace) -> int:
     backend = get_backend(cluster)
     settings = backend_settings(args, cluster, stored if cluster == stored_cluster else None)
     sweeps.check_resumable(sweep, spec, args.trust_code)
-    run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
-    for status in alive:
-        say(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)")
-    if not run_ids:
-        say(f"sweep {spec.sweep_id}: no run to resubmit")
-        print(spec.sweep_id, flush=True)
+    # a second resume at once waits, then finds these runs queued (a preview writes nothing, not even a lock)
+    with nullcontext() if args.dry_run or args.check else locked(sweep.jobs_lock):
+        run_ids, alive = sweeps.runs_to_resume(sweep, force=args.force)
+        for status in alive:
+            say(f"{status.run_id} is {status.state} (job {status.job_id}): not resubmitted (--force to)")
+        submission = None
+        if not run_ids:
+            say(f"sweep {spec.sweep_id}: no run to resubmit")
+            print(spec.sweep_id, flush=True)
+        else:
+            settings = backend.resolve(settings)
+            if args.dry_run or args.check:
+                return shown(sweeps.preview(sweep, spec, backend, settings, run_ids, ask=args.check), args.check)
+            submission = sweeps.resubmit(sweep, spec, backend, settings, run_ids)
+    if submission is None:
         return watch(sweep, args.interval) if args.wait else 0
-    settings = backend.resolve(settings)
-    if args.dry_run or args.check:
-        return shown(sweeps.preview(sweep, spec, backend, settings, run_ids, ask=args.check), args.check)
-    return submitted(args, sweep, cluster, run_ids, sweeps.resubmit(sweep, spec, backend, settings, run_ids))
+    return submitted(args, sweep, cluster, run_ids, submission)
 
 
 def shown(lines: list[str], asked: bool) -> int:

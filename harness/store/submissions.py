@@ -1,5 +1,6 @@
 """jobs.json: each submission of a sweep's jobs (a resumed sweep has several; a run's latest counts). The
 form of a job id is its backend's to check (cluster.check_submission), where the sweep is read."""
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -40,9 +41,11 @@ def read_submissions(sweep: SweepPaths) -> list[Submission]:
     return jobs.submissions
 
 
-def record_submission(sweep: SweepPaths, submission: Submission) -> None:
+def record_submission(sweep: SweepPaths, submission: Submission, lock_held: bool = False) -> None:
     """Add a submission to jobs.json, or replace the one it grew from (the same `submitted` stamp): a
-    submission is recorded after each of its sbatch calls. Under a lock: two resumes at once lose none."""
-    with locked(sweep.jobs_lock):
+    submission is recorded after each of its sbatch calls. Under the sweep's jobs lock (lock_held: this
+    process holds it already, a resume from choosing its runs on; taking it again, on another descriptor,
+    would let it go when that one closes, as POSIX record locks do)."""
+    with nullcontext() if lock_held else locked(sweep.jobs_lock):
         previous = [s for s in read_submissions(sweep) if s.submitted != submission.submitted]
         write_json_atomic(sweep.jobs, {"submissions": [asdict(s) for s in [*previous, submission]]})

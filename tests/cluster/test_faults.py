@@ -2,6 +2,7 @@
 running, a truncated result.json. Each ends with nothing hung, nothing run twice, nothing lost."""
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -187,3 +188,22 @@ def test_a_forced_resume_of_a_running_run_keeps_it_shown_and_logged_under_the_jo
     finally:
         assert cli("cancel", folder.name, "--results", results).code == 0
     wait_until(lambda: job_in_queue(job) is None, 60, "the job that trained the run to end")
+
+
+def test_two_resumes_at_once_submit_the_runs_once(cli, results, tiny_demo):
+    """Two `sweep --resume` of a cancelled sweep started together: one submits the run; the other waits for it,
+    then finds the run queued (before: both submitted, and the second copy held a GPU to stop at once)."""
+    sweep = cli("sweep", "--partition", "gpu", "--dataset", tiny_demo, "--models", "MobileNetV2", "--epochs", "50",
+                "--image-size", "32", "--results", results)
+    assert sweep.code == 0, sweep.err
+    folder = latest_sweep(results)
+    try:
+        assert cli("cancel", folder.name, "--results", results).code == 0
+        command = [sys.executable, "-m", "harness", "sweep", "--resume", folder.name, "--results", str(results)]
+        both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outcomes = [p.communicate(timeout=120) for p in both]
+        assert [p.returncode for p in both] == [0, 0], outcomes
+        assert len(json.loads((folder / "jobs.json").read_text())["submissions"]) == 2, outcomes  # the sweep's, one resume's
+        assert sum(f"{RID} is PENDING" in err for _, err in outcomes) == 1, outcomes
+    finally:
+        assert cli("cancel", folder.name, "--results", results).code == 0
