@@ -516,9 +516,9 @@ def cancel(sweep: SweepPaths, runs: list[str] | None = None) -> list[str]:
     from harness.training.record import failed_record
 
     results = SweepResults(sweep)
+    chosen = [r.run_id for r in results.spec.runs] if runs is None else _chosen_runs(results, runs)
     if not results.submissions:
         return []
-    chosen = [r.run_id for r in results.spec.runs] if runs is None else _chosen_runs(results, runs)
     ended = {s.run_id for s in sweep_status(results)[0] if is_final(s)}
     going = [rid for rid in chosen if rid in results.latest and rid not in ended]
 

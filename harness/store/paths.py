@@ -142,6 +142,7 @@ class SweepPaths:
     @property
     def jobs_lock(self) -> Path:
         return self.folder / ".jobs.lock"
+
     @property
     def logs(self) -> Path:
         return self.folder / "logs"
