@@ -585,7 +585,7 @@ LOG_CHUNK_BYTES = 1 << 20  # a log is read and shown this much at a time
 
 
 def read_log(sweep: SweepPaths, run: str, stream: str = "out", follow: bool = False) -> Iterator[str]:
-    """The log of a run's latest job (log_path), a chunk at a time; with follow, what is appended to it until
+    """The log of the job that stands for a run (log_path), a chunk at a time; with follow, what is appended to it until
     the run has ended, and the log its job names next from its start (a local run's own log once a worker
     takes it, after its pool's preprocessing step's; a log begun again, as Slurm truncates it on a requeue).
     UserError where the log is no regular file (a FIFO would hang the reader, /dev/zero fill its memory)."""

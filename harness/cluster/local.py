@@ -90,6 +90,23 @@ def stop_group(pid: int, how: signal.Signals = signal.SIGTERM) -> None:
         pass
 
 
+def _signalled(sweep: SweepPaths, tokens: set[str]) -> list[str]:
+    """Those of the tokens that name a live worker of this sweep (worker_alive and works_for): the only
+    processes cancel signals, whatever jobs.json names."""
+    return [token for token in tokens if worker_alive(token) and works_for(token, sweep)]
+
+
+def _may_signal(pid: int) -> bool:
+    """Whether this user may signal the process (signal 0 asks without sending); True where it has ended."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return False
+    except ProcessLookupError:
+        pass
+    return True
+
+
 def worker_tokens(job_id: str) -> list[str]:
     """The worker tokens of a pool's job id."""
     return job_id.split("+")
@@ -365,37 +382,30 @@ class LocalBackend:
 
     def check_may_cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
         """Each live worker of these pools is one this user may signal (signal 0 asks without sending)."""
-        for token in {token for job in job_ids for token in worker_tokens(job)}:
-            if worker_alive(token) and works_for(token, sweep):
-                try:
-                    os.kill(int(token_pid(token)), 0)
-                except PermissionError:
-                    pid = token_pid(token)
-                    try:
-                        owner = user_name(os.stat(f"/proc/{pid}").st_uid)
-                    except OSError:  # ended meanwhile
-                        continue
-                    raise UserError(f"sweep {sweep.sweep_id}: its worker, process {pid}, is user {owner}'s, which user "
-                                    f"{user_name(os.getuid())} may not signal: nothing cancelled (that user, or root, can "
-                                    "cancel it)") from None
-                except ProcessLookupError:  # ended meanwhile
-                    pass
+        for token in _signalled(sweep, {token for job in job_ids for token in worker_tokens(job)}):
+            pid = token_pid(token)
+            if _may_signal(int(pid)):
+                continue
+            try:
+                owner = user_name(os.stat(f"/proc/{pid}").st_uid)
+            except OSError:  # ended meanwhile
+                continue
+            raise UserError(f"sweep {sweep.sweep_id}: its worker, process {pid}, is user {owner}'s, which user "
+                            f"{user_name(os.getuid())} may not signal: nothing cancelled (that user, or root, can cancel it)")
 
     def cancel(self, sweep: SweepPaths, job_ids: list[str]) -> None:
-        """SIGTERM to each worker of these pools that is provably one (worker_alive, and works_for this sweep), and
-        to what it started: a worker leads its own session and process group (start_new_session)."""
-        for token in {token for job in job_ids for token in worker_tokens(job)}:
-            if worker_alive(token) and works_for(token, sweep):
-                stop_group(int(token_pid(token)))
+        """SIGTERM to each worker of these pools that is provably one (_signalled), and to what it started: a
+        worker leads its own session and process group (start_new_session)."""
+        for token in _signalled(sweep, {token for job in job_ids for token in worker_tokens(job)}):
+            stop_group(int(token_pid(token)))
 
     def cancel_runs(self, sweep: SweepPaths, jobs: dict[str, str]) -> None:
         """The pool's workers share the sweep's runs, so a run is stopped alone: the worker that took it, if
         one did, is asked to stop it (STOP_RUN) and goes on with its next run, as the pool's other workers
         do; the run's CANCELLED record, written before, keeps every worker from taking it again."""
-        for token in {worker for rid, job in jobs.items() if (worker := worker_of_run(sweep, rid, job))}:
-            if worker_alive(token) and works_for(token, sweep):
-                try:
-                    os.kill(int(token_pid(token)), STOP_RUN)
-                    os.kill(int(token_pid(token)), signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
+        for token in _signalled(sweep, {worker for rid, job in jobs.items() if (worker := worker_of_run(sweep, rid, job))}):
+            try:
+                os.kill(int(token_pid(token)), STOP_RUN)
+                os.kill(int(token_pid(token)), signal.SIGCONT)
+            except ProcessLookupError:
+                pass
