@@ -39,10 +39,6 @@ class SweepResults:
         """The backend of the latest submission: it answers for the sweep's jobs (a resume may go elsewhere)."""
         return get_backend(self.submissions[-1].executor if self.submissions else self.spec.executor)
 
-    def backend_of(self, run_id: str) -> Backend:
-        """The backend of the run's latest job."""
-        return self.backend_for(self.latest[run_id])
-
     def backend_for(self, submission: Submission) -> Backend:
         """The backend a submission went to."""
         return get_backend(submission.executor)
