@@ -15,8 +15,10 @@ from harness.stats.collapse import DIVERGED, collapsed_runs, run_score
 from harness.stats.crossed import (
     MIN_SEEDS,
     MIN_UNITS,
+    UNITS_AS_TRIALS,
     Replicates,
     Spread,
+    accuracy_bounds,
     accuracy_replicates,
     auc_replicates,
     crossed_paired_test,
@@ -142,13 +144,15 @@ def fixed_split_interval(scored: ScoredRuns, population: str) -> dict[str, Any]:
         reason = None if bounds["accuracy"] else "every seed scored the same on this test set: no spread to estimate"
         return _interval_fields(bounds, "this test set", "Wilson with a design effect over the seeds, conditional on this "
                                 "test set (--population new-test-set counts the test units too)", reason, seeds - 1.0)
-    spread = crossed_spread(scored.replicates("accuracy"))
-    bounds["accuracy"] = _bounds("accuracy", spread, len(scored.labels))
+    accuracy = accuracy_bounds(scored.correct, scored.units)
+    bounds["accuracy"] = (accuracy.low, accuracy.high)
     if both:
         bounds["auc"] = _bounds("auc", crossed_spread(scored.replicates("auc"), correlation=1.0), None)
     method = (f"Wilson with a design effect over the {word}; 1 seed: seed variance not counted" if seeds == 1 else
               f"Wilson with a design effect over seeds x {word} crossed (two-way random effects)")
-    return _interval_fields(bounds, f"new {word}", method + "; AUC on the logit scale" if both else method, None, spread.df)
+    if accuracy.units_as_trials:
+        method += "; " + UNITS_AS_TRIALS.format(unit=word)
+    return _interval_fields(bounds, f"new {word}", method + "; AUC on the logit scale" if both else method, None, accuracy.df)
 
 
 def architecture_interval(sweep: SweepPaths, records: list[RunRecord], population: str) -> dict[str, Any]:

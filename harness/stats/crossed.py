@@ -129,7 +129,7 @@ def seed_spread(per_seed: np.ndarray) -> Spread:
     return Spread(mean, float(((values - mean) ** 2).sum()) / (len(values) * (len(values) - 1)), len(values) - 1.0)
 
 
-def proportion_interval(spread: Spread, images: int | None, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def proportion_interval(spread: Spread, images: float | None, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson's interval with a design effect (Korn and Graubard 1998): Wilson's over the effective number
     of images the variance implies, at Student's t for its degrees of freedom; images: the binomial floor
     (never more effective images than there are; None: no floor, as for a fixed test set)."""
@@ -138,6 +138,39 @@ def proportion_interval(spread: Spread, images: int | None, confidence: float = 
         raise ValueError("no spread and no binomial floor: an interval would have zero width")
     effective = min(mean * (1 - mean) / variance if variance > 0 else math.inf, math.inf if images is None else float(images))
     return wilson_interval(mean, effective, t_quantile((1 + confidence) / 2, df))
+
+
+class AccuracyBounds(NamedTuple):
+    """An accuracy's interval, the degrees of freedom of its t, and whether each unit was counted as one trial."""
+    low: float
+    high: float
+    df: float
+    units_as_trials: bool
+
+
+# What a caption says where accuracy_bounds counted each unit as one trial
+UNITS_AS_TRIALS = "errors in fewer than two {unit}: each one trial"
+
+
+def accuracy_bounds(correct: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE) -> AccuracyBounds:
+    """The mean accuracy's interval over new seeds and new units (correct: S x N, whether each seed got each
+    test image right; units: each image's unit, 0..G-1): Wilson's with a design effect (proportion_interval)
+    of the crossed variance (crossed_spread). Where the wrong answers of all the seeds together fall in
+    fewer than two units that hold several images, how errors cluster by unit cannot be estimated: a
+    variance between units needs two that differ, and a test set with no error, or all in one photograph,
+    looks the same whether errors are spread thin or concentrated in photographs it does not hold (then
+    the variance reads near binomial and the interval lies above the truth: benchmarks/interval_coverage.py's
+    concentrated regime, docs/science.md). Each unit then counts as one trial (units weighing by their
+    size: (sum n)^2 / sum n^2 trials), the largest design effect, at Student's t on G - 1 degrees of freedom."""
+    correct = np.atleast_2d(np.asarray(correct, dtype=bool))
+    replicates = accuracy_replicates(correct, units)
+    spread, sizes, trials = crossed_spread(replicates), replicates.sizes, float(correct.shape[1])
+    units_as_trials = bool(sizes.max() > 1 and len(np.unique(units[~correct.all(axis=0)])) < 2)
+    if units_as_trials:
+        trials = float(sizes.sum() ** 2 / (sizes ** 2).sum())
+        spread = Spread(spread.mean, spread.mean * (1 - spread.mean) / trials, len(sizes) - 1.0)
+    low, high = proportion_interval(spread, trials, confidence)
+    return AccuracyBounds(low, high, spread.df, units_as_trials)
 
 
 def logit_interval(spread: Spread, confidence: float = CONFIDENCE) -> tuple[float, float] | None:

@@ -13,21 +13,22 @@ import numpy as np
 from harness.stats.crossed import (
     CONFIDENCE,
     MIN_UNITS,
-    accuracy_replicates,
+    accuracy_bounds,
     auc_replicates,
     crossed_spread,
     logit_interval,
-    proportion_interval,
 )
 
 
 class MetricInterval(NamedTuple):
     """An interval of a test metric and the degrees of freedom of its t; low, high and df None with the
-    reason where there is no honest one."""
+    reason where there is no honest one; units_as_trials where each unit counted as one trial
+    (crossed.accuracy_bounds)."""
     low: float | None
     high: float | None
     reason: str | None
     df: float | None
+    units_as_trials: bool = False
 
 
 def _counts_above(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,16 +133,17 @@ def too_few_units(count: int) -> str | None:
 def accuracy_interval(labels: np.ndarray, scores: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE,
                       threshold: float = 0.5) -> MetricInterval:
     """The accuracy of scores >= threshold and its interval over independent units (units: each image's),
-    one run: seed variance is not counted. Wilson's interval with a design effect (crossed.proportion_interval):
+    one run: seed variance is not counted. Wilson's interval with a design effect (crossed.accuracy_bounds):
     the variance between units, Wilson's interval over the effective number of images it implies (never
-    more than there are), at Student's t for the units' degrees of freedom (crossed.unit_degrees_of_freedom).
-    With one image per unit this is Wilson's interval over the images."""
+    more than there are), at Student's t for the units' degrees of freedom (crossed.unit_degrees_of_freedom);
+    each unit one trial where the errors fall in fewer than two. With one image per unit this is Wilson's
+    interval over the images."""
     correct = (np.asarray(scores, dtype=np.float64) >= threshold) == np.asarray(labels).astype(bool)
     reason = too_few_units(int(units.max()) + 1)
     if reason:
         return MetricInterval(None, None, reason, None)
-    spread = crossed_spread(accuracy_replicates(correct[None], units))
-    return MetricInterval(*proportion_interval(spread, len(correct), confidence), None, spread.df)
+    bounds = accuracy_bounds(correct, units, confidence)
+    return MetricInterval(bounds.low, bounds.high, None, bounds.df, bounds.units_as_trials)
 
 
 def auc_interval(labels: np.ndarray, scores: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE) -> MetricInterval:

@@ -11,6 +11,7 @@ import pandas as pd
 from harness.data.cache import CachedSplit
 from harness.data.perturb import PERTURBATIONS, perturbed_copies
 from harness.measure.meters import GpuSampler, StepMeter, synchronize
+from harness.stats.crossed import UNITS_AS_TRIALS
 from harness.stats.metrics import accuracy_interval, auc_interval, detection_metrics
 from harness.training import distributed
 from harness.training.trainer import EVAL_BATCH, DeviceSplit, Trainer, generator_subset
@@ -83,7 +84,10 @@ def image_intervals(labels: Any, probs: Any, groups: np.ndarray | None) -> dict[
     accuracy, auc = accuracy_interval(labels, probs, units), auc_interval(labels, probs, units)
 
     def method(name: str, found: Any) -> str | None:
-        return None if found.df is None else f"{name} over {count} {unit} (t, {found.df:.1f} df); 1 run: seed variance not counted"
+        if found.df is None:
+            return None
+        trials = "; " + UNITS_AS_TRIALS.format(unit=unit) if found.units_as_trials else ""
+        return f"{name} over {count} {unit} (t, {found.df:.1f} df){trials}; 1 run: seed variance not counted"
 
     return {"accuracy_interval": None if accuracy.low is None else [accuracy.low, accuracy.high],
             "accuracy_interval_method": method("Wilson with a design effect", accuracy),

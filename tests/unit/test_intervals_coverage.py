@@ -37,7 +37,7 @@ def accuracy_coverage(groups: int, per_group: int, mu: float, kappa: float | Non
     units = np.repeat(np.arange(groups), per_group) if grouped else np.arange(groups * per_group)
     covered = 0
     for _ in range(DRAWS):
-        low, high, _, _ = accuracy_interval(labels, clustered_correct(rng, groups, per_group, mu, kappa) * 1.0, units)
+        low, high, _, _, _ = accuracy_interval(labels, clustered_correct(rng, groups, per_group, mu, kappa) * 1.0, units)
         covered += low <= mu <= high
     return covered / DRAWS
 
@@ -70,7 +70,7 @@ def auc_coverage(groups: int, per_group: int, spread: float) -> float:
     covered = 0
     for _ in range(DRAWS):
         scores = labels * (1.5 + rng.normal(0, spread, groups)[units]) + rng.normal(size=len(labels))
-        low, high, _, _ = auc_interval(labels, scores, units)
+        low, high, _, _, _ = auc_interval(labels, scores, units)
         covered += low <= truth <= high
     return covered / DRAWS
 
@@ -191,6 +191,15 @@ def test_over_seeds_and_test_groups_the_interval_covers_new_test_sets():
     centre = regime.centre()
     cover = benchmark.coverage(np.random.default_rng(0), regime, centre, regime.population(centre), 10, 5, SWEEPS)
     assert 0.90 <= cover <= 0.99
+
+
+def test_where_errors_concentrate_in_a_few_photographs_the_interval_still_covers():
+    """Accuracy 0.98, each photograph's ~ Beta(4.9, 0.1): most test sets of 10 photographs hold none of the few
+    that carry the errors. Taking each photograph as one trial where errors fall in fewer than two took this
+    cell from 88-90% (the design effect the test set shows) into the band."""
+    regime = benchmark.Regime(0.98, "concentration 5", "normal")
+    centre = regime.centre()
+    assert 0.93 <= benchmark.coverage(np.random.default_rng(0), regime, centre, regime.population(centre), 10, 3, SWEEPS) <= 0.99
 
 
 def test_the_crossed_test_rarely_separates_equal_architectures():

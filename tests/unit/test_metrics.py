@@ -140,7 +140,7 @@ def wilson(p: float, n: float, z: float) -> tuple[float, float]:
 def test_over_independent_images_the_accuracy_interval_is_wilsons():
     labels, a, _ = two_runs(n=300)
     accuracy = np.mean((a >= 0.5) == labels)
-    low, high, reason, df = accuracy_interval(labels, a, np.arange(300))
+    low, high, reason, df, _ = accuracy_interval(labels, a, np.arange(300))
     # the variance between 300 one-image units is p(1 - p) / 299: Wilson over 299 images, at t with 299 df
     assert (low, high) == pytest.approx(wilson(accuracy, 299, stats.t.ppf(0.975, 299))) and reason is None and df == 299
     assert high - low == pytest.approx(2 * 1.96 * math.sqrt(accuracy * (1 - accuracy) / 300), rel=0.05)
@@ -150,8 +150,8 @@ def test_images_of_one_source_count_as_one_unit():
     # ten crops of each photograph, scored alike: 30 photographs, not 300 independent images
     labels, a, _ = two_runs(n=30, seed=2)
     labels, a, groups = np.repeat(labels, 10), np.repeat(a, 10), np.repeat(np.arange(30), 10)
-    low_images, high_images, _, _ = accuracy_interval(labels, a, np.arange(300))
-    low_sources, high_sources, _, df = accuracy_interval(labels, a, groups)
+    low_images, high_images, _, _, _ = accuracy_interval(labels, a, np.arange(300))
+    low_sources, high_sources, _, df, _ = accuracy_interval(labels, a, groups)
     assert (high_sources - low_sources) > 2.5 * (high_images - low_images)  # about sqrt(10) times wider
     accuracy = np.mean((a >= 0.5) == labels)
     # the design effect is 10: Wilson over the 30 photographs' worth of images, at t with 29 df (30 units alike)
@@ -159,11 +159,30 @@ def test_images_of_one_source_count_as_one_unit():
         30 / 29 * np.sum((np.bincount(groups, (a >= 0.5) == labels) - 10 * accuracy) ** 2) / 300 ** 2), stats.t.ppf(0.975, 29)))
 
 
+def test_with_errors_in_fewer_than_two_photographs_each_photograph_counts_as_one_trial():
+    """No error in 10 photographs of 32 crops, or all in one of them: how errors cluster by photograph cannot be
+    told, so the interval is Wilson's over the 10 photographs (at t with 9 df), not over 320 images; errors in
+    two photographs give the design effect they show; one image a unit, Wilson's over the images."""
+    labels, groups = np.array([0, 1] * 160, dtype=bool), np.repeat(np.arange(10), 32)
+    right = labels * 0.9 + 0.05
+    for wrong, accuracy in (([], 1.0), ([35, 40, 60], 317 / 320)):  # none wrong; three crops of photograph 1
+        scores = right.copy()
+        scores[wrong] = 1 - scores[wrong]
+        interval = accuracy_interval(labels, scores, groups)
+        assert interval.units_as_trials and interval.df == 9
+        assert (interval.low, interval.high) == pytest.approx(wilson(accuracy, 10, stats.t.ppf(0.975, 9)))
+    scores = right.copy()
+    scores[[3, 40]] = 1 - scores[[3, 40]]  # photographs 0 and 1
+    spread = accuracy_interval(labels, scores, groups)
+    assert not spread.units_as_trials and spread.low > wilson(318 / 320, 10, stats.t.ppf(0.975, 9))[0]
+    assert not accuracy_interval(labels, right, np.arange(320)).units_as_trials
+
+
 def test_the_accuracy_interval_stays_in_the_unit_interval_and_is_never_of_zero_width():
     labels = np.array([0, 1] * 30, dtype=bool)
-    low, high, _, _ = accuracy_interval(labels, labels * 0.9, np.repeat(np.arange(6), 10))  # all right
+    low, high, _, _, _ = accuracy_interval(labels, labels * 0.9, np.repeat(np.arange(6), 10))  # all right
     assert 0.0 < low < high == 1.0
-    low, high, _, _ = accuracy_interval(labels, 1 - labels * 0.9, np.arange(60))  # all wrong
+    low, high, _, _, _ = accuracy_interval(labels, 1 - labels * 0.9, np.arange(60))  # all wrong
     assert low == 0.0 < high < 1.0
 
 
@@ -177,7 +196,7 @@ def test_with_too_few_groups_there_is_no_interval_and_a_reason():
 
 def test_a_perfect_auc_has_no_interval_rather_than_one_of_zero_width():
     labels = np.array([0, 1] * 30, dtype=bool)
-    low, high, reason, _ = auc_interval(labels, labels * 0.8 + 0.1, np.arange(60))
+    low, high, reason, _, _ = auc_interval(labels, labels * 0.8 + 0.1, np.arange(60))
     assert low is None and high is None and "AUC of 1" in reason
     assert auc_interval(np.ones(10, dtype=bool), np.ones(10), np.arange(10)).reason.endswith("it has no AUC")
 
@@ -185,7 +204,7 @@ def test_a_perfect_auc_has_no_interval_rather_than_one_of_zero_width():
 def test_the_auc_interval_over_images_is_delongs_on_the_logit_scale():
     labels, a, _ = two_runs(n=400)
     aucs, cov = delong_covariance(labels, a)
-    low, high, _, df = auc_interval(labels, a, np.arange(400))
+    low, high, _, df, _ = auc_interval(labels, a, np.arange(400))
     auc = aucs[0]
     assert 0 < low < auc < high < 1 and df == 399
     logit_half = (math.log(high / (1 - high)) - math.log(low / (1 - low))) / 2
