@@ -165,7 +165,7 @@ def demo_settings(request: SweepRequest, folder: Path) -> tuple[dict[str, Any], 
     from harness.data.manifest import MANIFEST_NAME
 
     if not (folder / MANIFEST_NAME).is_file():
-        from harness.data.demo import photograph_folders
+        from harness.data.photographs import photograph_folders
 
         photograph_folders()
     train = {**request.train, "robustness_images": DEMO_ROBUSTNESS_IMAGES}

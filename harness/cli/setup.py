@@ -70,6 +70,9 @@ def cmd_data_demo(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from harness.cli.render import err, table
+    from harness.data.photographs import photograph_folders
+
+    photograph_folders()  # a Python without the demo's photographs refused before torch is imported
     from harness.data.demo import make_demo
 
     generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())

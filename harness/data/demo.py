@@ -10,7 +10,6 @@ apart, and tests/unit/test_demo_shortcuts.py checks that no simple per-image sta
 Train, val and test are split by source photograph, so no photograph feeds two splits.
 """
 import fcntl
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,42 +24,15 @@ from PIL import Image
 from harness.data import DEMO
 from harness.data.images import decode, sha256_of
 from harness.data.manifest import MANIFEST_NAME, write_manifest
+from harness.data.photographs import PHOTOGRAPH_COUNT, PHOTOGRAPHS, photograph_folders
 from harness.errors import UserError
 from harness.progress import progress_bar
 from harness.store.staging import staging_folder
 from harness.store.user_files import check_output_place
 
-# Photographs inside the wheels of packages the harness installs (nothing fetched over the network;
-# scikit-image, which serves the demo alone, with the `demo` extra):
-# each package, its folder of sample data, and the photographs taken from it. Not the Hubble deep field:
-# its crops are mostly black, and a gain pattern on black pixels leaves no fingerprint to learn.
-PHOTOGRAPHS = {
-    "skimage": ("data", (
-        "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "retina.jpg",
-        "ihc.png", "camera.png", "brick.png", "grass.png", "gravel.png", "moon.png",
-        "coins.png", "page.png", "cell.png", "clock_motion.png", "text.png", "microaneurysms.png")),
-    "sklearn": ("datasets/images", ("china.jpg", "flower.jpg")),
-    "matplotlib": ("mpl-data/sample_data", ("grace_hopper.jpg",)),
-}
-DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn"}  # what pip calls the packages imported above
-PHOTOGRAPH_COUNT = sum(len(names) for _, names in PHOTOGRAPHS.values())
 # Photographs per split, the rest train. Ten test photographs: the test split's images are clustered by
 # photograph, and an interval over fewer groups cannot reach its nominal coverage.
 PHOTOGRAPHS_PER_SPLIT = (("test", 10), ("val", 2))
-
-
-def photograph_folders() -> dict[str, Path]:
-    """Each package's folder of sample photographs; a package this Python lacks (scikit-image comes with the
-    `demo` extra alone) refused in one line, before anything is written."""
-    folders = {}
-    for package, (folder, _) in PHOTOGRAPHS.items():
-        spec = importlib.util.find_spec(package)  # found, not imported: matplotlib's import costs a second
-        if spec is None or spec.origin is None:
-            raise UserError(f"the built-in demo is made from photographs that ship with {DISTRIBUTIONS.get(package, package)}, "
-                            "which this Python lacks: install harness's demo extra, `python -m pip install -e '.[demo]'` in "
-                            "the checkout (or `pip install 'harness[demo]'`)")
-        folders[package] = Path(spec.origin).parent / folder
-    return folders
 
 
 def _photographs() -> dict[str, np.ndarray]:
