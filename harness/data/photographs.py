@@ -17,7 +17,7 @@ PHOTOGRAPHS = {
     "sklearn": ("datasets/images", ("china.jpg", "flower.jpg")),
     "matplotlib": ("mpl-data/sample_data", ("grace_hopper.jpg",)),
 }
-DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn"}  # what pip calls the packages imported above
+DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn"}  # what pip calls the packages named above
 PHOTOGRAPH_COUNT = sum(len(names) for _, names in PHOTOGRAPHS.values())
 
 

@@ -141,34 +141,41 @@ def proportion_interval(spread: Spread, images: float | None, confidence: float 
 
 
 class AccuracyBounds(NamedTuple):
-    """An accuracy's interval, the degrees of freedom of its t, and whether each unit was counted as one trial."""
+    """An accuracy's interval, the degrees of freedom of its t, and whether its units were taken as trials."""
     low: float
     high: float
     df: float
     units_as_trials: bool
 
 
-# What a caption says where accuracy_bounds counted each unit as one trial
-UNITS_AS_TRIALS = "errors in fewer than two {unit}: each one trial"
+# What a caption says where accuracy_bounds took the units as trials
+UNITS_AS_TRIALS = "accuracy with its {unit} as trials (its errors, or its right answers, in fewer than two)"
 
 
 def accuracy_bounds(correct: np.ndarray, units: np.ndarray, confidence: float = CONFIDENCE) -> AccuracyBounds:
     """The mean accuracy's interval over new seeds and new units (correct: S x N, whether each seed got each
     test image right; units: each image's unit, 0..G-1): Wilson's with a design effect (proportion_interval)
-    of the crossed variance (crossed_spread). Where the wrong answers of all the seeds together fall in
-    fewer than two units that hold several images, how errors cluster by unit cannot be estimated: a
-    variance between units needs two that differ, and a test set with no error, or all in one photograph,
-    looks the same whether errors are spread thin or concentrated in photographs it does not hold (then
-    the variance reads near binomial and the interval lies above the truth: benchmarks/interval_coverage.py's
-    concentrated regime, docs/science.md). Each unit then counts as one trial (units weighing by their
-    size: (sum n)^2 / sum n^2 trials), the largest design effect, at Student's t on G - 1 degrees of freedom."""
+    of the crossed variance (crossed_spread).
+
+    Where units hold several images and the wrong answers of all the seeds together fall in fewer than two
+    of them (or the right answers do), how errors cluster by unit cannot be estimated: the variance between
+    units rests on one unit that holds errors, or none, and such a test set looks the same whether errors
+    are spread thin or concentrated in photographs it does not hold (the variance then reads near binomial
+    and the interval lies above the truth: benchmarks/interval_coverage.py's concentrated regime,
+    docs/science.md). The units are then taken as trials: the variance is at least that of a proportion over
+    (sum n)^2 / sum n^2 trials (each unit wholly right or wrong), at Student's t on no more degrees of freedom
+    than such units give (unit_degrees_of_freedom at correlation 1: G - 1 for units of equal size). A
+    threshold, not a blend: with a second unit holding errors the estimate is used again, and may be narrower."""
     correct = np.atleast_2d(np.asarray(correct, dtype=bool))
     replicates = accuracy_replicates(correct, units)
     spread, sizes, trials = crossed_spread(replicates), replicates.sizes, float(correct.shape[1])
-    units_as_trials = bool(sizes.max() > 1 and len(np.unique(units[~correct.all(axis=0)])) < 2)
+    holding = min(len(np.unique(units[~correct.all(axis=0)])), len(np.unique(units[correct.any(axis=0)])))
+    units_as_trials = bool(sizes.max() > 1 and holding < 2)
     if units_as_trials:
         trials = float(sizes.sum() ** 2 / (sizes ** 2).sum())
-        spread = Spread(spread.mean, spread.mean * (1 - spread.mean) / trials, len(sizes) - 1.0)
+        floor = spread.mean * (1 - spread.mean) / trials
+        spread = Spread(spread.mean, max(spread.variance, floor),
+                        min(spread.df, unit_degrees_of_freedom(np.zeros(len(sizes)), sizes, 1.0)))
     low, high = proportion_interval(spread, trials, confidence)
     return AccuracyBounds(low, high, spread.df, units_as_trials)
 

@@ -81,7 +81,7 @@ def test_the_interval_counts_the_seeds_and_the_test_groups_together(tmp_path):
     assert (row["f1_lo"], row["f1_hi"]) == pytest.approx(f1[1:])
 
 
-def test_seeds_without_an_error_count_each_test_photograph_as_one_trial_and_say_so(tmp_path):
+def test_seeds_without_an_error_take_the_test_photographs_as_trials_and_say_so(tmp_path):
     """Three seeds, none wrong on 12 photographs of 20 crops: no spread between photographs to read, so the
     interval is Wilson's over the 12 photographs (at t with 11 df), not over 240 images."""
     from harness.analysis.leaderboard import interval_lines
@@ -92,8 +92,8 @@ def test_seeds_without_an_error_count_each_test_photograph_as_one_trial_and_say_
     assert row["accuracy"] == 1.0 and row["interval_df"] == 11 and row["accuracy_hi"] == 1.0
     assert row["accuracy_lo"] == pytest.approx(12 / (12 + z * z))  # Wilson's lower bound at 100%: n / (n + z^2)
     assert interval_lines([row]) == ["acc 95% CI over new test groups: Wilson with a design effect over seeds x test groups "
-                                     "crossed (two-way random effects); errors in fewer than two test groups: each one trial; AUC on "
-                                     "the logit scale"]
+                                     "crossed (two-way random effects); accuracy with its test groups as trials (its errors, or its "
+                                     "right answers, in fewer than two); AUC on the logit scale"]
 
 
 def test_over_this_test_set_the_interval_is_the_seeds_alone_and_says_so(tmp_path):

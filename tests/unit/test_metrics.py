@@ -159,23 +159,32 @@ def test_images_of_one_source_count_as_one_unit():
         30 / 29 * np.sum((np.bincount(groups, (a >= 0.5) == labels) - 10 * accuracy) ** 2) / 300 ** 2), stats.t.ppf(0.975, 29)))
 
 
-def test_with_errors_in_fewer_than_two_photographs_each_photograph_counts_as_one_trial():
-    """No error in 10 photographs of 32 crops, or all in one of them: how errors cluster by photograph cannot be
-    told, so the interval is Wilson's over the 10 photographs (at t with 9 df), not over 320 images; errors in
-    two photographs give the design effect they show; one image a unit, Wilson's over the images."""
+def test_with_errors_in_fewer_than_two_photographs_the_photographs_are_taken_as_trials():
+    """No error in 10 photographs of 32 crops: how errors cluster by photograph cannot be told, so the
+    interval is Wilson's over the 10 photographs (at t with 9 df), not over 320 images; with all three errors
+    in one photograph, at least as wide as that, on no more degrees of freedom; errors in two photographs
+    give the design effect they show; one image a unit, Wilson's over the images. Units of unequal size
+    count as (sum n)^2 / sum n^2 trials, on the degrees of freedom of units weighing their size squared."""
     labels, groups = np.array([0, 1] * 160, dtype=bool), np.repeat(np.arange(10), 32)
     right = labels * 0.9 + 0.05
-    for wrong, accuracy in (([], 1.0), ([35, 40, 60], 317 / 320)):  # none wrong; three crops of photograph 1
-        scores = right.copy()
-        scores[wrong] = 1 - scores[wrong]
-        interval = accuracy_interval(labels, scores, groups)
-        assert interval.units_as_trials and interval.df == 9
-        assert (interval.low, interval.high) == pytest.approx(wilson(accuracy, 10, stats.t.ppf(0.975, 9)))
-    scores = right.copy()
-    scores[[3, 40]] = 1 - scores[[3, 40]]  # photographs 0 and 1
-    spread = accuracy_interval(labels, scores, groups)
-    assert not spread.units_as_trials and spread.low > wilson(318 / 320, 10, stats.t.ppf(0.975, 9))[0]
+    none_wrong = accuracy_interval(labels, right, groups)
+    assert none_wrong.units_as_trials and none_wrong.df == 9
+    assert (none_wrong.low, none_wrong.high) == pytest.approx(wilson(1.0, 10, stats.t.ppf(0.975, 9)))
+    in_one = right.copy()
+    in_one[[35, 40, 60]] = 1 - in_one[[35, 40, 60]]  # three crops of photograph 1
+    one = accuracy_interval(labels, in_one, groups)
+    assert one.units_as_trials and one.df <= 9 and one.low <= wilson(317 / 320, 10, stats.t.ppf(0.975, 9))[0]
+    in_two = right.copy()
+    in_two[[3, 40]] = 1 - in_two[[3, 40]]  # photographs 0 and 1
+    two = accuracy_interval(labels, in_two, groups)
+    assert not two.units_as_trials and two.low > wilson(318 / 320, 10, stats.t.ppf(0.975, 9))[0]
     assert not accuracy_interval(labels, right, np.arange(320)).units_as_trials
+    all_wrong = accuracy_interval(labels, 1 - right, groups)  # the right answers in no photograph: the same
+    assert all_wrong.units_as_trials and all_wrong.low == 0.0 and all_wrong.high == pytest.approx(1 - none_wrong.low)
+    sizes = np.array([100] + [10] * 9)  # one large photograph among small ones
+    unequal = accuracy_interval(np.ones(190, dtype=bool), np.ones(190), np.repeat(np.arange(10), sizes))
+    trials, df = 190 ** 2 / (sizes ** 2).sum(), 9 * (sizes ** 2).sum() ** 2 / (10 * (sizes ** 4).sum())
+    assert unequal.df == pytest.approx(df) and (unequal.low, unequal.high) == pytest.approx(wilson(1.0, trials, stats.t.ppf(0.975, df)))
 
 
 def test_the_accuracy_interval_stays_in_the_unit_interval_and_is_never_of_zero_width():
