@@ -22,7 +22,7 @@ from harness.stats.crossed import (
 
 class MetricInterval(NamedTuple):
     """An interval of a test metric and the degrees of freedom of its t; low, high and df None with the
-    reason where there is no honest one; units_as_trials where each unit counted as one trial
+    reason where there is no honest one; units_as_trials where the units were taken as trials
     (crossed.accuracy_bounds)."""
     low: float | None
     high: float | None
@@ -136,8 +136,8 @@ def accuracy_interval(labels: np.ndarray, scores: np.ndarray, units: np.ndarray,
     one run: seed variance is not counted. Wilson's interval with a design effect (crossed.accuracy_bounds):
     the variance between units, Wilson's interval over the effective number of images it implies (never
     more than there are), at Student's t for the units' degrees of freedom (crossed.unit_degrees_of_freedom);
-    each unit one trial where the errors fall in fewer than two. With one image per unit this is Wilson's
-    interval over the images."""
+    the units taken as trials where the errors, or the right answers, fall in fewer than two. With one image
+    per unit this is Wilson's interval over the images."""
     correct = (np.asarray(scores, dtype=np.float64) >= threshold) == np.asarray(labels).astype(bool)
     reason = too_few_units(int(units.max()) + 1)
     if reason:
