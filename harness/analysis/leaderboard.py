@@ -214,8 +214,12 @@ def separability_caption(rows: list[dict[str, Any]]) -> str:
 def interval_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The caption's lines on the accuracy's interval: what it is about and how it was made, why a row has
     none, and the runs left out of the means, intervals and tests."""
-    made = sorted({f"acc 95% CI over {r['interval_population']}: {r['interval_method']}" for r in rows
-                   if r.get("accuracy_lo") is not None})
+    by_method: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("accuracy_lo") is not None:
+            by_method.setdefault(f"acc 95% CI over {r['interval_population']}: {r['interval_method']}", []).append(r["model"])
+    # where the rows' intervals were made in more than one way, each way names its rows
+    made = sorted(by_method if len(by_method) < 2 else (f"{way} ({', '.join(models)})" for way, models in by_method.items()))
     missing = sorted({r["interval_reason"] for r in rows if r.get("accuracy_lo") is None and r.get("interval_reason")})
     left = [entry for r in rows for entry in (r.get("left_out") or [])]
     return made + ([f"no acc 95% CI where {'; '.join(missing)}"] if missing else []) + \

@@ -96,6 +96,16 @@ def test_seeds_without_an_error_take_the_test_photographs_as_trials_and_say_so(t
                                      "right answers, in fewer than two); AUC on the logit scale"]
 
 
+def test_where_rows_intervals_were_made_in_two_ways_the_caption_names_the_rows_of_each(tmp_path):
+    from harness.analysis.leaderboard import interval_lines
+
+    groups, rng = np.repeat(np.arange(12), 20), np.random.default_rng(5)
+    right = {"ResNet50": [np.ones(240, dtype=bool)] * 3, "VGG16": [rng.random(240) < 0.9 for _ in range(3)]}
+    lines = interval_lines(leaderboard(SweepResults(crossed_sweep(tmp_path, right, groups))))
+    assert len(lines) == 2 and lines[0].endswith("AUC on the logit scale (VGG16)")
+    assert "as trials" in lines[1] and lines[1].endswith("(ResNet50)")
+
+
 def test_over_this_test_set_the_interval_is_the_seeds_alone_and_says_so(tmp_path):
     rng = np.random.default_rng(1)
     groups = np.repeat(np.arange(10), 20)
